@@ -1,0 +1,130 @@
+"""Requests sent to a run's orchestrator; imperative, decided into events or rejected.
+
+Commands share the events' envelope (`seq` stays 0: only the orchestrator sequences a run)
+and travel on the commands topic keyed by `run_id`, so one run's commands stay in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from bend.core.events import Envelope, json_field
+
+__all__ = [
+    "Command", "COMMAND_TYPES", "StartRun", "CancelRun", "CancelStep", "ReportStepStarted",
+    "CompleteStep", "FailStep", "FireTimer", "RecordLlmCall", "RecordToolCall",
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Command(Envelope):
+    """A request to change a run; `run_id` is required."""
+
+    topic_kind: ClassVar[str] = "commands"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StartRun(Command):
+    """Start a run of `workflow_id` at `workflow_version` with `input`."""
+
+    input: Any = json_field()
+    idempotency_key: str | None = None
+    trigger_id: str | None = None
+    parent_run_id: str | None = None
+    parent_step_id: str | None = None
+    forked_from_run_id: str | None = None
+    fork_step_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CancelRun(Command):
+    """Cancel the run and every step still open in it."""
+
+    reason: str = ""
+    requested_by: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CancelStep(Command):
+    """Cancel one open step."""
+
+    step_id: str
+    reason: str = ""
+    requested_by: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReportStepStarted(Command):
+    """An executor began the step's attempt."""
+
+    step_id: str
+    attempt: int = 1
+    worker_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CompleteStep(Command):
+    """An executor finished the step's attempt with `output`."""
+
+    step_id: str
+    attempt: int = 1
+    output: Any = json_field()
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FailStep(Command):
+    """An executor's attempt failed; `retryable` is false for errors no retry can fix."""
+
+    step_id: str
+    attempt: int = 1
+    error_type: str
+    message: str
+    retryable: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FireTimer(Command):
+    """A durable timer of the run came due."""
+
+    timer_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordLlmCall(Command):
+    """Record one chat-completions call made by an agent step."""
+
+    step_id: str
+    attempt: int = 1
+    call_index: int
+    model: str
+    request: Any = json_field()
+    response: Any = json_field()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordToolCall(Command):
+    """Record one tool call made by an agent step."""
+
+    step_id: str
+    attempt: int = 1
+    call_index: int
+    tool_call_id: str
+    tool_name: str
+    arguments: Any = json_field()
+    result: Any = json_field()
+    error: str | None = None
+    latency_ms: int = 0
+
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    cls.__name__: cls
+    for cls in (
+        StartRun, CancelRun, CancelStep, ReportStepStarted, CompleteStep, FailStep,
+        FireTimer, RecordLlmCall, RecordToolCall,
+    )
+}

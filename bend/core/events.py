@@ -1,0 +1,328 @@
+"""Every fact Bend records, as frozen values; each class has one Avro schema of the same name.
+
+A record's envelope (ids, sequence, time, tenant) is shared by all of them. Fields marked
+`json_field()` hold JSON values (step inputs, outputs, payloads) and travel as JSON text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, ClassVar
+
+__all__ = [
+    "ENVELOPE_FIELDS", "Envelope", "Event", "EVENT_TYPES", "json_field", "json_fields",
+    "WorkflowRegistered", "WorkflowVersioned", "WorkflowActivated", "WorkflowPaused",
+    "WorkflowDeleted", "RunRequested", "RunStarted", "RunCompleted", "RunFailed",
+    "RunCancelled", "StepScheduled", "StepStarted", "StepSucceeded", "StepFailed",
+    "StepRetryScheduled", "StepTimedOut", "StepSkipped", "StepCancelled", "TimerSet",
+    "TimerFired", "TriggerFired", "AgentLlmCallRecorded", "AgentToolCallRecorded",
+    "DeadLettered",
+]
+
+
+def json_field(default: Any = None) -> Any:
+    """A field holding a JSON value (dict, list, str, number, bool or None)."""
+    return field(default=default, metadata={"json": True})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Envelope:
+    """What every record carries: identity, position in its run, time, causality, tenancy."""
+
+    event_id: str
+    run_id: str | None = None
+    workflow_id: str
+    workflow_version: int = 0
+    seq: int = 0  # position within the run (or workflow); 0 on records not yet sequenced
+    occurred_at: datetime
+    causation_id: str | None = None
+    correlation_id: str | None = None
+    tenant: str = "default"
+    project: str = "default"
+
+    @property
+    def event_type(self) -> str:
+        """The record's type name, which is also its Avro schema's name."""
+        return type(self).__name__
+
+
+ENVELOPE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Envelope))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Event(Envelope):
+    """A fact that happened; past tense."""
+
+    topic_kind: ClassVar[str] = "runs"
+
+
+def json_fields(cls: type) -> frozenset[str]:
+    """Names of the fields of `cls` that hold JSON values."""
+    return frozenset(f.name for f in fields(cls) if f.metadata.get("json"))
+
+
+# --- workflows (keyed by workflow_id) -------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkflowRegistered(Event):
+    """A new workflow was created with its first version."""
+
+    topic_kind: ClassVar[str] = "workflows"
+    name: str
+    description: str = ""
+    definition: Any = json_field()
+    definition_hash: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkflowVersioned(Event):
+    """A workflow got a new immutable version (`workflow_version`)."""
+
+    topic_kind: ClassVar[str] = "workflows"
+    definition: Any = json_field()
+    definition_hash: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkflowActivated(Event):
+    """A workflow's triggers may start runs."""
+
+    topic_kind: ClassVar[str] = "workflows"
+    actor: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkflowPaused(Event):
+    """A workflow's triggers start no runs until it is activated again."""
+
+    topic_kind: ClassVar[str] = "workflows"
+    actor: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkflowDeleted(Event):
+    """A workflow was deleted; its runs and history stay readable."""
+
+    topic_kind: ClassVar[str] = "workflows"
+    actor: str = ""
+
+
+# --- runs (keyed by run_id) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunRequested(Event):
+    """A run was asked for, pinned to `workflow_version`, with its input."""
+
+    input: Any = json_field()
+    idempotency_key: str | None = None
+    trigger_id: str | None = None
+    parent_run_id: str | None = None
+    parent_step_id: str | None = None
+    forked_from_run_id: str | None = None
+    fork_step_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunStarted(Event):
+    """The run began executing its first steps."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunCompleted(Event):
+    """Every step the run needed has finished; `output` is the run's result."""
+
+    output: Any = json_field()
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunFailed(Event):
+    """The run stopped on an error it cannot recover from."""
+
+    error_type: str
+    message: str
+    step_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunCancelled(Event):
+    """The run was cancelled; no further step starts."""
+
+    reason: str = ""
+    requested_by: str = ""
+
+
+# --- steps ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepScheduled(Event):
+    """A step's attempt is ready for an executor; `idempotency_key` goes to every side effect."""
+
+    step_id: str
+    node_type: str
+    attempt: int = 1
+    input: Any = json_field()
+    idempotency_key: str = ""
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepStarted(Event):
+    """An executor picked up the step's attempt."""
+
+    step_id: str
+    attempt: int = 1
+    worker_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepSucceeded(Event):
+    """The step's attempt produced `output`."""
+
+    step_id: str
+    attempt: int = 1
+    output: Any = json_field()
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepFailed(Event):
+    """The step's attempt failed; `retryable` says whether its policy may try again."""
+
+    step_id: str
+    attempt: int = 1
+    error_type: str
+    message: str
+    retryable: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepRetryScheduled(Event):
+    """A failed step will be tried again as `next_attempt` at `retry_at`."""
+
+    step_id: str
+    next_attempt: int
+    retry_at: datetime
+    delay_ms: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepTimedOut(Event):
+    """The step's attempt ran past its timeout."""
+
+    step_id: str
+    attempt: int = 1
+    timeout_ms: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepSkipped(Event):
+    """The step will not run (an untaken branch, or its inputs were skipped)."""
+
+    step_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepCancelled(Event):
+    """The step was cancelled before it finished."""
+
+    step_id: str
+    reason: str = ""
+
+
+# --- timers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TimerSet(Event):
+    """A durable timer: `purpose` is delay, retry, step_timeout or run_timeout."""
+
+    timer_id: str
+    purpose: str
+    fire_at: datetime
+    step_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TimerFired(Event):
+    """A durable timer came due."""
+
+    timer_id: str
+    purpose: str
+    step_id: str | None = None
+
+
+# --- triggers, agents, dead letters ---------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TriggerFired(Event):
+    """A trigger fired once for `dedupe_key` (schedule + due time, topic/partition/offset, …)."""
+
+    topic_kind: ClassVar[str] = "triggers"
+    trigger_id: str
+    trigger_type: str
+    dedupe_key: str
+    due_at: datetime | None = None
+    input: Any = json_field()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AgentLlmCallRecorded(Event):
+    """One chat-completions call of an agent step, recorded so replay never calls the model."""
+
+    step_id: str
+    attempt: int = 1
+    call_index: int
+    model: str
+    request: Any = json_field()
+    response: Any = json_field()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AgentToolCallRecorded(Event):
+    """One tool call an agent step made, with its arguments and result."""
+
+    step_id: str
+    attempt: int = 1
+    call_index: int
+    tool_call_id: str
+    tool_name: str
+    arguments: Any = json_field()
+    result: Any = json_field()
+    error: str | None = None
+    latency_ms: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeadLettered(Event):
+    """A record no processor could handle, kept whole with the reason."""
+
+    topic_kind: ClassVar[str] = "dead_letters"
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    error_type: str
+    reason: str
+    key: bytes | None = None
+    payload: bytes = b""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        WorkflowRegistered, WorkflowVersioned, WorkflowActivated, WorkflowPaused,
+        WorkflowDeleted, RunRequested, RunStarted, RunCompleted, RunFailed, RunCancelled,
+        StepScheduled, StepStarted, StepSucceeded, StepFailed, StepRetryScheduled,
+        StepTimedOut, StepSkipped, StepCancelled, TimerSet, TimerFired, TriggerFired,
+        AgentLlmCallRecorded, AgentToolCallRecorded, DeadLettered,
+    )
+}

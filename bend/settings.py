@@ -1,0 +1,93 @@
+"""Typed configuration: one `Settings` read from `BEND_*` variables, with local defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class KafkaSettings(BaseModel):
+    """How Bend reaches Kafka (`BEND_KAFKA__BOOTSTRAP=127.0.0.1:19092`)."""
+
+    bootstrap: str = "127.0.0.1:19092"
+    client_id: str = "bend"
+    schema_registry_url: str | None = None
+    topic_prefix: str = "bend"
+    default_partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+
+class DatabaseSettings(BaseModel):
+    """Postgres for projections; `url` unset means the embedded Postgres of `bend dev up`."""
+
+    url: str | None = None
+    min_pool: int = 1
+    max_pool: int = 10
+
+
+class DevSettings(BaseModel):
+    """The local stack started by `bend dev up` (no Docker)."""
+
+    state_dir: Path = PROJECT_ROOT / ".bend"
+    kafka_version: str = "3.9.2"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "512m"
+    postgres_port: int = 55432
+    postgres_user: str = "bend"
+    postgres_password: str = "bend"
+    postgres_db: str = "bend"
+    start_timeout_s: float = 90.0
+
+
+class LogSettings(BaseModel):
+    """Structured logs: JSON in services, readable in a terminal."""
+
+    level: str = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class ApiSettings(BaseModel):
+    """The REST API process."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Settings(BaseSettings):
+    """All of Bend's configuration; nested sections use `__` (`BEND_DEV__KAFKA_PORT`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BEND_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    tenant: str = "default"
+    project: str = "default"
+    kafka: KafkaSettings = KafkaSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    dev: DevSettings = DevSettings()
+    log: LogSettings = LogSettings()
+    api: ApiSettings = ApiSettings()
+
+    # Flat aliases for the two settings users set most (BEND_DATABASE_URL, BEND_KAFKA_BOOTSTRAP).
+    database_url: str | None = None
+    kafka_bootstrap: str | None = None
+
+    def model_post_init(self, __context: object) -> None:
+        """Let the flat aliases win over the nested defaults."""
+        if self.database_url:
+            self.database.url = self.database_url
+        if self.kafka_bootstrap:
+            self.kafka.bootstrap = self.kafka_bootstrap
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()
