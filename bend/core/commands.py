@@ -26,9 +26,10 @@ class Command(Envelope):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StartRun(Command):
-    """Start a run of `workflow_id` at `workflow_version` with `input`."""
+    """Start a run of `workflow_id` at `workflow_version` (`definition`, whole) with `input`."""
 
     input: Any = json_field()
+    definition: Any = json_field()
     idempotency_key: str | None = None
     trigger_id: str | None = None
     parent_run_id: str | None = None

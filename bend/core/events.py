@@ -114,9 +114,10 @@ class WorkflowDeleted(Event):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunRequested(Event):
-    """A run was asked for, pinned to `workflow_version`, with its input."""
+    """A run was asked for, pinned to `workflow_version`; `definition` is that version, whole."""
 
     input: Any = json_field()
+    definition: Any = json_field()
     idempotency_key: str | None = None
     trigger_id: str | None = None
     parent_run_id: str | None = None
