@@ -60,6 +60,16 @@ class ApiSettings(BaseModel):
     port: int = 8000
 
 
+class WorkerSettings(BaseModel):
+    """Faust workers (orchestrator, executors): group timing and executor concurrency."""
+
+    session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 1.0
+    commit_interval_s: float = 1.0
+    executor_concurrency: int = Field(default=32, ge=1)
+    worker_id: str | None = None
+
+
 class Settings(BaseSettings):
     """All of Bend's configuration; nested sections use `__` (`BEND_DEV__KAFKA_PORT`)."""
 
@@ -74,6 +84,7 @@ class Settings(BaseSettings):
     dev: DevSettings = DevSettings()
     log: LogSettings = LogSettings()
     api: ApiSettings = ApiSettings()
+    workers: WorkerSettings = WorkerSettings()
 
     # Flat aliases for the two settings users set most (BEND_DATABASE_URL, BEND_KAFKA_BOOTSTRAP).
     database_url: str | None = None
