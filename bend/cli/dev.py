@@ -1,0 +1,64 @@
+"""`bend dev up|down|status`: the local Kafka and Postgres, without Docker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from bend.core.errors import BendError
+from bend.devstack import stack
+from bend.settings import get_settings
+
+__all__ = ["dev"]
+
+
+def _clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a BendError into click's one-line error and exit code 1, whoever runs the command."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BendError as exc:
+            raise click.ClickException(exc.message) from exc
+
+    return wrapper
+
+
+@click.group()
+def dev() -> None:
+    """Run the local stack (Kafka, Postgres) from the project's state dir."""
+
+
+@dev.command()
+@_clear_errors
+def up() -> None:
+    """Start Kafka and Postgres (a no-op for what already runs)."""
+    started = time.monotonic()
+    settings = get_settings()
+    for outcome in stack.up(settings):
+        click.echo(outcome.describe())
+    click.echo(f"stack up in {time.monotonic() - started:.1f} s (state in {settings.dev.state_dir})")
+
+
+@dev.command()
+@_clear_errors
+def down() -> None:
+    """Stop Kafka and Postgres by the PIDs `up` recorded."""
+    for outcome in stack.down(get_settings()):
+        click.echo(outcome.describe())
+
+
+@dev.command()
+@_clear_errors
+def status() -> None:
+    """Show whether Kafka and Postgres run and answer; exit code 1 if either does not."""
+    statuses = stack.status(get_settings())
+    for service in statuses:
+        click.echo(service.describe())
+    if not all(s.running and s.answering for s in statuses):
+        click.get_current_context().exit(1)
