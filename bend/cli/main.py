@@ -1,7 +1,8 @@
-"""The `bend` command: one group, a module per subcommand family."""
+"""The `bend` command: one group, a module per subcommand family, imported when used."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -13,25 +14,34 @@ from bend.settings import get_settings
 
 __all__ = ["cli", "main"]
 
+# name -> "module:attribute"; a family is imported only when its command runs.
+SUBCOMMANDS: dict[str, str] = {
+    "dev": "bend.cli.dev:dev",
+    "demo": "bend.cli.demo:demo",
+    "worker": "bend.cli.worker:worker",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use, so one broken family breaks no other."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bend")
 def cli() -> None:
     """Bend: an event-sourced orchestrator for AI-agent workflows on Kafka."""
     settings = get_settings()
     configure_logging(settings.log.level, settings.log.format)
-
-
-def _register() -> None:
-    """Attach every subcommand family that is installed."""
-    import importlib
-
-    for module, name in (("bend.cli.dev", "dev"), ("bend.cli.demo", "demo"),
-                         ("bend.cli.worker", "worker")):
-        cli.add_command(getattr(importlib.import_module(module), name))
-
-
-_register()
 
 
 def main() -> None:
