@@ -42,7 +42,8 @@ def up() -> None:
     settings = get_settings()
     for outcome in stack.up(settings):
         click.echo(outcome.describe())
-    click.echo(f"stack up in {time.monotonic() - started:.1f} s (state in {settings.dev.state_dir})")
+    seconds = time.monotonic() - started
+    click.echo(f"stack up in {seconds:.1f} s (state in {settings.dev.state_dir})")
 
 
 @dev.command()

@@ -70,7 +70,8 @@ class DownloadFailed(DevStackError):
     def __init__(self, tail: str) -> None:
         super().__init__(
             "downloading the Kafka jars with Maven failed; Maven Central "
-            "(repo.maven.apache.org) must be reachable. mvn said:\n" + tail
+            "(repo.maven.apache.org) must be reachable and BEND_DEV__KAFKA_VERSION must be "
+            "a released version. mvn said:\n" + tail
         )
         self.tail = tail
 

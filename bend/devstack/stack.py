@@ -71,7 +71,8 @@ def _postgres_up(settings: Settings, pid: int | None) -> Outcome:
     url = postgres.database_url(settings)
     if settings.database.url:
         postgres.check_external(settings)
-        return Outcome("postgres", "external", time.monotonic() - started, address=postgres.redacted(url))
+        seconds = time.monotonic() - started
+        return Outcome("postgres", "external", seconds, address=postgres.redacted(url))
     if pid is not None:
         return Outcome("postgres", "already running", 0.0, pid=pid, address=url)
     pid = postgres.start(settings)
