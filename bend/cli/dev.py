@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from bend.core.errors import BendError
-from bend.devstack import stack
+from bend.devstack import kafka, stack
 from bend.settings import get_settings
 
 __all__ = ["dev"]
@@ -44,6 +44,13 @@ def up() -> None:
         click.echo(outcome.describe())
     seconds = time.monotonic() - started
     click.echo(f"stack up in {seconds:.1f} s (state in {settings.dev.state_dir})")
+    if settings.kafka.bootstrap != kafka.bootstrap(settings):
+        click.secho(
+            f"note: clients use BEND_KAFKA__BOOTSTRAP={settings.kafka.bootstrap}, not this "
+            f"broker at {kafka.bootstrap(settings)}; set it to match",
+            fg="yellow",
+            err=True,
+        )
 
 
 @dev.command()
@@ -62,4 +69,5 @@ def status() -> None:
     for service in statuses:
         click.echo(service.describe())
     if not all(s.running and s.answering for s in statuses):
-        click.get_current_context().exit(1)
+        # An error, not ctx.exit(1): click returns (not raises) Exit codes when not standalone.
+        raise click.ClickException("the stack is not fully up; start it with `bend dev up`")

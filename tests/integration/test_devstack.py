@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -162,6 +164,27 @@ def test_missing_maven_is_a_typed_error_when_the_jars_must_be_downloaded(
         stack.up(scratch, env=env)
     assert "apt-get install maven" in caught.value.message
     assert _nothing_runs(scratch)
+
+
+def test_bend_dev_up_reports_a_typed_error_in_one_line_with_a_failing_exit_code(
+    scratch: Settings,
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {
+            **os.environ,
+            "BEND_DEV__STATE_DIR": str(scratch.dev.state_dir),
+            "BEND_DEV__KAFKA_PORT": str(port),
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", "from bend.cli.main import main; main()", "dev", "up"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode != 0
+    assert f"port {port}" in done.stderr and "BEND_DEV__KAFKA_PORT" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
 
 
 @pytest.mark.timeout(60)
