@@ -57,7 +57,7 @@ def up(settings: Settings, env: Mapping[str, str] | None = None) -> list[Outcome
 
         pg_outcome = _postgres_up(settings, pg_pid)
 
-        # Waits even when it already ran: a broker launched by a concurrent `up` may still boot.
+        # Waits even when it already ran: an earlier `up` that timed out may have left it booting.
         kafka.wait_ready(settings, kafka_pid, settings.dev.start_timeout_s)
         seconds = 0.0 if launched_at is None else time.monotonic() - launched_at
         address = kafka.bootstrap(settings)
