@@ -47,7 +47,7 @@ def cli() -> None:
 def main() -> None:
     """Console entry point: typed errors become one clear line and exit code 1."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -59,3 +59,4 @@ def main() -> None:
     except BendError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
