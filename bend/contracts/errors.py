@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from bend.core.errors import BendError
 
 __all__ = [
-    "ContractError", "CorruptPayload", "IncompatibleSchema", "RegistryUnavailable",
-    "SchemaViolation", "TopicMismatch", "UnknownEventType", "UnknownSchema",
-    "UnrecordedSchema",
+    "ContractError", "CorruptPayload", "IncompatibleSchema", "KafkaAdminFailed", "MissingKey",
+    "RegistryUnavailable", "SchemaViolation", "TopicMismatch", "UnknownEventType",
+    "UnknownSchema", "UnrecordedSchema",
 ]
 
 _RECORD = "python -m bend.contracts.history record"
@@ -134,3 +134,30 @@ class TopicMismatch(ContractError):
             "BEND_KAFKA__TOPIC_PREFIX), then start again"
         )
         self.differences = tuple(differences)
+
+
+class MissingKey(ContractError):
+    """A record without the id its topic is keyed by."""
+
+    code = "missing_key"
+
+    def __init__(self, record_type: str, event_id: str, key_field: str) -> None:
+        super().__init__(
+            f"{record_type} {event_id} has no {key_field}, which its topic is keyed by; set it "
+            "when building the record (records of one key stay in order on one partition)"
+        )
+        self.record_type = record_type
+        self.event_id = event_id
+
+
+class KafkaAdminFailed(ContractError):
+    """Kafka did not answer or refused a topic request."""
+
+    code = "kafka_admin_failed"
+
+    def __init__(self, bootstrap: str, detail: str) -> None:
+        super().__init__(
+            f"Kafka at {bootstrap} failed a topic request: {detail}; start the local one with "
+            "`bend dev up`, or point BEND_KAFKA__BOOTSTRAP at a running cluster"
+        )
+        self.bootstrap = bootstrap

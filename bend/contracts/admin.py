@@ -1,0 +1,131 @@
+"""Create Bend's topics if missing and verify existing ones; a mismatch is an error, never ignored."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+from bend.contracts.errors import KafkaAdminFailed, TopicMismatch
+from bend.contracts.topics import TopicSpec, topic_specs
+from bend.settings import Settings
+
+__all__ = ["TopicReport", "ensure_topics"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicReport:
+    """What `ensure_topics` did: topics it created, and all it verified."""
+
+    created: tuple[str, ...]
+    verified: tuple[str, ...]
+
+
+def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] | None = None,
+                  timeout_s: float = 30.0) -> TopicReport:
+    """Create the missing topics (idempotent), then verify every one; TopicMismatch lists all
+    differences in partition count, cleanup.policy, retention.ms and extra configs."""
+    specs = topic_specs(settings) if specs is None else tuple(specs)
+    bootstrap = settings.kafka.bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": settings.kafka.client_id})
+    existing = _topics(admin, bootstrap, timeout_s)
+    created = _create(admin, [s for s in specs if s.name not in existing], bootstrap, timeout_s)
+    differences = _verify(admin, specs, bootstrap, timeout_s)
+    if differences:
+        raise TopicMismatch(differences)
+    log.info("topics_ready", created=list(created), verified=len(specs))
+    return TopicReport(tuple(created), tuple(s.name for s in specs))
+
+
+def _topics(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str, int]:
+    """Existing topic -> partition count."""
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException as err:
+        raise KafkaAdminFailed(bootstrap, f"no metadata in {timeout_s:g} s ({err})") from err
+    return {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
+
+
+def _create(admin: AdminClient, missing: list[TopicSpec], bootstrap: str,
+            timeout_s: float) -> list[str]:
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(s.name, s.partitions, s.replication_factor, config=s.all_configs())
+         for s in missing],
+        operation_timeout=timeout_s, request_timeout=timeout_s,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as err:
+            # Another process created it between our look and our request: verified below.
+            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise KafkaAdminFailed(bootstrap, f"creating {name}: {err}") from err
+    return created
+
+
+def _verify(admin: AdminClient, specs: Sequence[TopicSpec], bootstrap: str,
+            timeout_s: float) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    partitions = _topics(admin, bootstrap, timeout_s)
+    while any(s.name not in partitions for s in specs) and time.monotonic() < deadline:
+        time.sleep(0.2)  # a topic just created shows in metadata a moment later
+        partitions = _topics(admin, bootstrap, timeout_s)
+    configs = _configs(admin, [s.name for s in specs if s.name in partitions], bootstrap,
+                       timeout_s)
+    out = []
+    for spec in specs:
+        if spec.name not in partitions:
+            out.append(f"{spec.name} does not exist after creating it; check the broker's log")
+            continue
+        have = partitions[spec.name]
+        if have != spec.partitions:
+            out.append(
+                f"{spec.name} has {have} partitions, Bend needs {spec.partitions} (records of "
+                "one key must land on the same partition number in every topic): recreate it "
+                f"empty with {spec.partitions}, or set BEND_KAFKA__DEFAULT_PARTITIONS={have} "
+                "if every Bend topic has that many"
+            )
+        for key, want in spec.all_configs().items():
+            got = configs[spec.name].get(key)
+            if not _same(key, got, want):
+                out.append(
+                    f"{spec.name} has {key}={got}, Bend needs {key}={want}: run kafka-configs.sh "
+                    f"--bootstrap-server {bootstrap} --alter --entity-type topics --entity-name "
+                    f"{spec.name} --add-config {key}={want}"
+                )
+    return out
+
+
+def _configs(admin: AdminClient, names: list[str], bootstrap: str,
+             timeout_s: float) -> dict[str, dict[str, str | None]]:
+    if not names:
+        return {}
+    futures = admin.describe_configs(
+        [ConfigResource(ResourceType.TOPIC, name) for name in names], request_timeout=timeout_s
+    )
+    out = {}
+    for resource, future in futures.items():
+        try:
+            entries = future.result()
+        except KafkaException as err:
+            raise KafkaAdminFailed(bootstrap, f"describing {resource.name}: {err}") from err
+        out[resource.name] = {k: e.value for k, e in entries.items()}
+    return out
+
+
+def _same(key: str, got: str | None, want: str) -> bool:
+    if got is None:
+        return False
+    if key == "cleanup.policy":  # "compact,delete" == "delete,compact"
+        return set(got.replace(" ", "").split(",")) == set(want.split(","))
+    return got == want
