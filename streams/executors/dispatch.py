@@ -1,0 +1,45 @@
+"""Run a scheduled step with the executor of its node type, within the step's timeout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from bend.core.events import StepScheduled
+from streams.executors import agent, http, tool
+from streams.executors.context import ExecutionContext
+from streams.executors.errors import RetryableStepError, StepTimeout, UnknownNodeType
+from streams.executors.outcome import StepOutcome
+
+__all__ = ["EXECUTORS", "execute"]
+
+log = structlog.get_logger(__name__)
+
+Executor = Callable[[StepScheduled, ExecutionContext], Awaitable[StepOutcome]]
+
+EXECUTORS: dict[str, Executor] = {
+    "agent": agent.execute,
+    "http": http.execute,
+    "tool": tool.execute,
+}
+
+
+async def execute(task: StepScheduled, ctx: ExecutionContext) -> StepOutcome:
+    """The step's outcome; never raises for the step's own failures (bugs become retryable)."""
+    run = EXECUTORS.get(task.node_type)
+    if run is None:
+        return StepOutcome.failure(UnknownNodeType(task.node_type, sorted(EXECUTORS)))
+    timeout_s = task.timeout_ms / 1000 if task.timeout_ms else None
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await run(task, ctx)
+    except TimeoutError:
+        return StepOutcome.failure(StepTimeout(f"the {task.node_type} step", timeout_s or 0))
+    except Exception as exc:  # an executor bug must not kill the worker; the policy retries
+        log.exception("executor_crashed", node_type=task.node_type)
+        error = RetryableStepError(f"the {task.node_type} executor crashed with "
+                                   f"{type(exc).__name__}: {exc}; this is a Bend bug, report it")
+        return StepOutcome(succeeded=False, error_type=type(exc).__name__,
+                           message=error.message, retryable=True)

@@ -1,0 +1,94 @@
+"""The http executor: one request per attempt, carrying the step's idempotency key."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from bend.core.events import StepScheduled
+from streams.executors.circuits import target_of
+from streams.executors.context import ExecutionContext
+from streams.executors.errors import StepError, StepTimeout, TargetFailed, TargetRejected
+from streams.executors.inputs import parse_input
+from streams.executors.outcome import StepOutcome
+
+__all__ = ["HttpInput", "execute", "parse"]
+
+log = structlog.get_logger(__name__)
+
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+_SNIPPET = 300
+
+
+class HttpInput(BaseModel):
+    """An http node's evaluated configuration."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    body: Any = None
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+def parse(value: Any) -> HttpInput:
+    """The task's input as an `HttpInput`."""
+    if isinstance(value, dict) and isinstance(value.get("method"), str):
+        value = {**value, "method": value["method"].upper()}
+    return parse_input(HttpInput, "http", value)
+
+
+def _body(response: httpx.Response) -> Any:
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            return response.json()
+        except ValueError:
+            pass  # a server lying about its content type: hand back the text
+    return response.text
+
+
+async def _send(spec: HttpInput, idempotency_key: str, ctx: ExecutionContext) -> httpx.Response:
+    headers = dict(spec.headers)
+    if idempotency_key and not any(k.lower() == "idempotency-key" for k in headers):
+        headers["Idempotency-Key"] = idempotency_key
+    content = spec.body if isinstance(spec.body, (str, bytes)) else None
+    json_body = spec.body if content is None and spec.body is not None else None
+    where = f"{spec.method} {spec.url.split('?', 1)[0]}"
+    try:
+        response = await ctx.http.request(
+            spec.method, spec.url, headers=headers, params=spec.query or None,
+            content=content, json=json_body, timeout=spec.timeout_s,
+        )
+    except httpx.TimeoutException as exc:
+        raise StepTimeout(where, spec.timeout_s) from exc
+    except httpx.TransportError as exc:
+        raise TargetFailed(f"{where} could not be sent ({type(exc).__name__}: {exc}); "
+                           "it is retried, check that the target is up") from exc
+    if response.is_success:
+        return response
+    snippet = response.text[:_SNIPPET]
+    said = f"{where} answered {response.status_code}: {snippet}"
+    if response.status_code >= 500 or response.status_code in _RETRYABLE_STATUS:
+        raise TargetFailed(f"{said}; it is retried")
+    raise TargetRejected(f"{said}; the request must change (a retry gets the same answer)")
+
+
+async def execute(task: StepScheduled, ctx: ExecutionContext) -> StepOutcome:
+    """Send the step's request; 2xx → {status, headers, body}, else a typed failure."""
+    try:
+        spec = parse(task.input)
+        async with ctx.circuits.guard(target_of(spec.url), ctx.clock):
+            response = await _send(spec, task.idempotency_key, ctx)
+    except StepError as exc:
+        return StepOutcome.failure(exc)
+    log.debug("http_step_answered", status=response.status_code)
+    return StepOutcome.success({
+        "status": response.status_code,
+        "headers": dict(response.headers),
+        "body": _body(response),
+    })
