@@ -27,6 +27,7 @@ class DatabaseSettings(BaseModel):
     """Postgres for projections; `url` unset means the embedded Postgres of `bend dev up`."""
 
     url: str | None = None
+    schema_name: str = "bend"  # the read models' schema (a rebuild fills another, then swaps)
     min_pool: int = 1
     max_pool: int = 10
 
