@@ -124,6 +124,8 @@ def read_body(data: bytes, start: int, writer: dict[str, Any], reader: dict[str,
 
 
 def _bad_header(data: bytes) -> str:
+    if not data:
+        return "the value is empty (a tombstone?)"
     if data[:1] == b"\x00":
         return ("it starts with 0x00, the schema-registry wire format; set "
                 "BEND_KAFKA__SCHEMA_REGISTRY_URL to read it")

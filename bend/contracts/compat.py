@@ -3,10 +3,12 @@
 Follows "Schema Resolution" of the Avro specification: records match by unqualified name or a
 reader alias, reader fields missing from the writer need a default, writer fields missing from
 the reader are skipped, enums keep the writer's symbols (or have a default), fixed sizes match,
-arrays and maps resolve their items and values, int->long->float->double and string<->bytes
+arrays and maps resolve their items and values, int->long->float->double and string->bytes
 are promotions, and unions resolve branch by branch (a reader union takes the first branch
-that matches). Stricter than the spec in one way: a changed logical type (timestamp-micros ->
-timestamp-millis) is reported, since the bytes still decode but their meaning changed.
+that matches). Stricter than the spec in two ways: bytes->string is reported (bytes that are
+not UTF-8 fail to read as a string: the spec's promotion breaks on real data), and so is a
+changed logical type (timestamp-micros -> timestamp-millis: the bytes decode, their meaning
+changed).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ _PROMOTIONS = {
     "long": {"float", "double"},
     "float": {"double"},
     "string": {"bytes"},
-    "bytes": {"string"},
 }
 
 
@@ -158,7 +159,8 @@ def _check(r: _Node, w: _Node, path: str, seen: set[tuple[int, int]],
         _check(match, w, path, seen, out)
         return
     if not _matches(r, w):
-        out.append(f"{path}: writer's {w.describe()} cannot be read as {r.describe()}")
+        why = " (bytes need not be UTF-8)" if (w.type, r.type) == ("bytes", "string") else ""
+        out.append(f"{path}: writer's {w.describe()} cannot be read as {r.describe()}{why}")
         return
     if r.logical != w.logical or r.attrs != w.attrs:
         out.append(f"{path}: logical type changed from {w.logical or 'none'} "

@@ -23,8 +23,8 @@ from bend.contracts.schemas import (
 )
 
 __all__ = [
-    "HISTORY_DIR", "RecordedVersion", "check_compatible", "main", "record", "recorded",
-    "unrecorded", "writer_schemas",
+    "HISTORY_DIR", "RecordedVersion", "check_compatible", "main", "problems_in", "record",
+    "recorded", "unrecorded", "writer_schemas",
 ]
 
 HISTORY_DIR = SCHEMA_DIR / "history"
@@ -43,6 +43,8 @@ class RecordedVersion:
 def recorded(history_dir: Path = HISTORY_DIR) -> dict[str, list[RecordedVersion]]:
     """Every recorded version of every type, oldest first."""
     out: dict[str, list[RecordedVersion]] = {}
+    if not history_dir.is_dir():
+        return out
     for folder in sorted(p for p in history_dir.iterdir() if p.is_dir()):
         versions = []
         for path in folder.glob("v*.avsc"):
@@ -92,7 +94,7 @@ def record(names: Sequence[str] = (), schema_dir: Path = SCHEMA_DIR,
     from bend.contracts.schemas import load_folder
 
     current = load_folder(schema_dir)
-    history = recorded(history_dir) if history_dir.exists() else {}
+    history = recorded(history_dir)
     changed = [n for n in unrecorded(current, history) if not names or n in names]
     for name in changed:
         reasons = check_compatible(current[name], history.get(name, ()))
@@ -105,7 +107,8 @@ def record(names: Sequence[str] = (), schema_dir: Path = SCHEMA_DIR,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(current[name].expanded, indent=2, ensure_ascii=False) + "\n")
         written.append(str(path.relative_to(history_dir.parent)))
-    _write_lock(sorted(current), history_dir)
+    if written:
+        _write_lock(sorted(current), history_dir)
     return written
 
 
@@ -120,27 +123,52 @@ def _write_lock(names: Sequence[str], history_dir: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`record [NAME...]` records changed schemas; `check` lists unrecorded or broken ones."""
+    """`record [NAME...]` records changed schemas; `check` lists unrecorded or broken ones.
+
+    `--schemas DIR` works on another schema folder (its history in DIR/history).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    schema_dir = SCHEMA_DIR
+    if "--schemas" in args:
+        at = args.index("--schemas")
+        schema_dir = Path(args[at + 1])
+        del args[at:at + 2]
     command, names = (args[0], args[1:]) if args else ("check", [])
+    history_dir = schema_dir / "history"
     if command == "record":
         try:
-            written = record(names)
+            written = record(names, schema_dir, history_dir)
         except IncompatibleSchema as err:
             print(f"refused: {err}", file=sys.stderr)
             return 1
         print("\n".join(f"recorded {w}" for w in written) or "nothing changed")
         return 0
     if command == "check":
-        current, history = current_schemas(), recorded()
-        problems = [f"{n}: changed without a recorded version" for n in unrecorded(current,
-                                                                                     history)]
-        for name, info in current.items():
-            problems += [f"{name}: {r}" for r in check_compatible(info, history.get(name, ()))]
-        print("\n".join(problems) or f"{len(current)} schemas recorded and compatible")
+        problems = problems_in(schema_dir, history_dir)
+        print("\n".join(problems) or "every schema is recorded and reads all its versions")
         return 1 if problems else 0
-    print("usage: python -m bend.contracts.history record [NAME...] | check", file=sys.stderr)
+    print("usage: python -m bend.contracts.history [--schemas DIR] record [NAME...] | check",
+          file=sys.stderr)
     return 2
+
+
+def problems_in(schema_dir: Path = SCHEMA_DIR, history_dir: Path = HISTORY_DIR) -> list[str]:
+    """Unrecorded changes, broken compatibility and a stale lock file, one line each."""
+    from bend.contracts.schemas import load_folder
+
+    current = load_folder(schema_dir)
+    history = recorded(history_dir)
+    problems = [f"{n}: changed without a recorded version; run `python -m "
+                "bend.contracts.history record`" for n in unrecorded(current, history)]
+    for name, info in current.items():
+        problems += [f"{name}: {r}" for r in check_compatible(info, history.get(name, ()))]
+    lock_path = history_dir / "lock.json"
+    lock = json.loads(lock_path.read_text()) if lock_path.exists() else {}
+    for name, versions in history.items():
+        want = {"version": versions[-1].version, "fingerprint": f"{versions[-1].fingerprint:016x}"}
+        if name in current and lock.get(name) != want:
+            problems.append(f"{name}: lock.json says {lock.get(name)}, history has {want}")
+    return problems
 
 
 if __name__ == "__main__":
