@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +71,28 @@ class WorkerSettings(BaseModel):
     worker_id: str | None = None
 
 
+class SecuritySettings(BaseModel):
+    """API keys, tokens, secrets at rest, limits and webhook checks (`BEND_SECURITY__JWT_SECRET`).
+
+    Unset keys are generated once into `<dev.state_dir>/security/` (0600) for local use; several
+    API processes on different machines must share them, so set them there.
+    """
+
+    jwt_secret: SecretStr | None = None  # >= 32 bytes; unset: security/jwt.key
+    jwt_issuer: str = "bend"
+    jwt_audience: str = "bend-api"
+    token_ttl_s: int = Field(default=900, ge=1)
+    api_key_pepper: SecretStr | None = None  # unset: security/api_key_pepper.key
+    secrets_key: SecretStr | None = None  # base64 of 32 bytes (AES-256-GCM); unset: the key file
+    secrets_key_path: Path | None = None  # unset: security/secrets.key
+    key_rate_per_s: float = Field(default=20.0, gt=0)
+    key_burst: int = Field(default=40, ge=1)
+    ip_rate_per_s: float = Field(default=50.0, gt=0)
+    ip_burst: int = Field(default=100, ge=1)
+    body_limit_bytes: int = Field(default=1_048_576, ge=1)
+    webhook_tolerance_s: int = Field(default=300, ge=1)
+
+
 class Settings(BaseSettings):
     """All of Bend's configuration; nested sections use `__` (`BEND_DEV__KAFKA_PORT`)."""
 
@@ -86,6 +108,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     api: ApiSettings = ApiSettings()
     workers: WorkerSettings = WorkerSettings()
+    security: SecuritySettings = SecuritySettings()
 
     # Flat aliases for the two settings users set most (BEND_DATABASE_URL, BEND_KAFKA_BOOTSTRAP).
     database_url: str | None = None
