@@ -60,8 +60,10 @@ async def _send(spec: HttpInput, idempotency_key: str, ctx: ExecutionContext) ->
     json_body = spec.body if content is None and spec.body is not None else None
     where = f"{spec.method} {spec.url.split('?', 1)[0]}"
     try:
+        # Merge, not replace: the URL's own query string stays (httpx `params=` would drop it).
+        url = httpx.URL(spec.url).copy_merge_params(spec.query) if spec.query else spec.url
         response = await ctx.http.request(
-            spec.method, spec.url, headers=headers, params=spec.query or None,
+            spec.method, url, headers=headers,
             content=content, json=json_body, timeout=spec.timeout_s,
         )
     except httpx.TimeoutException as exc:
