@@ -1,4 +1,4 @@
-"""Create Bend's topics if missing and verify existing ones; a mismatch is an error, never ignored."""
+"""Create Bend's missing topics and verify existing ones; a mismatch is an error, never ignored."""
 
 from __future__ import annotations
 

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from bend.contracts.registry import RegistryCodec
     from bend.settings import Settings
 
-__all__ = ["MAGIC", "Codec", "RECORD_TYPES", "codec_for", "decode", "encode"]
+__all__ = [
+    "MAGIC", "RECORD_TYPES", "Codec", "ReadPlan", "codec_for", "decode", "encode", "read_body",
+]
 
 MAGIC = b"\xc3\x01"
 _HEADER = len(MAGIC) + 8
@@ -35,7 +37,7 @@ RECORD_TYPES: Mapping[str, type[Event] | type[Command]] = {**EVENT_TYPES, **COMM
 
 
 @dataclass(frozen=True, slots=True)
-class _Reader:
+class ReadPlan:
     """How to read one writer schema: its parsed form, the reader's (None: same), the type."""
 
     writer: dict[str, Any]
@@ -51,7 +53,7 @@ class Codec:
         self._schemas = current_schemas() if schemas is None else schemas
         self._writers = writer_schemas() if writers is None else writers
         self._shapes: dict[type, tuple[_datum.Shape, bytes]] = {}
-        self._readers: dict[int, _Reader] = {}
+        self._readers: dict[int, ReadPlan] = {}
 
     def encode(self, record: Event | Command) -> bytes:
         """The record as single-object-encoded Avro."""
@@ -94,7 +96,7 @@ class Codec:
         self._shapes[cls] = entry
         return entry
 
-    def _reader(self, fp: int) -> _Reader:
+    def _reader(self, fp: int) -> ReadPlan:
         known = self._writers.get(fp)
         if known is None:
             raise UnknownSchema(f"fingerprint {fp:016x}", self.known_schemas)
@@ -102,7 +104,7 @@ class Codec:
         shape = self.shape_named(name)
         current = shape.info
         writer = current.parsed if fp == current.fingerprint else parse(expanded)
-        entry = _Reader(writer, None if writer is current.parsed else current.parsed, shape)
+        entry = ReadPlan(writer, None if writer is current.parsed else current.parsed, shape)
         self._readers[fp] = entry
         return entry
 

@@ -16,7 +16,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from bend.contracts import datum as _datum
-from bend.contracts.codec import MAGIC, Codec, _Reader, read_body
+from bend.contracts.codec import MAGIC, Codec, ReadPlan, read_body
 from bend.contracts.errors import (
     CorruptPayload, RegistryUnavailable, UnknownSchema,
 )
@@ -43,7 +43,7 @@ class RegistryCodec:
         self._codec = codec
         self._client = SchemaRegistryClient({"url": url, "timeout": timeout_s, "max.retries": 2})
         self._headers: dict[type, bytes] = {}
-        self._readers: dict[int, _Reader] = {}
+        self._readers: dict[int, ReadPlan] = {}
         self._lock = Lock()  # producers may share one codec across threads
 
     def encode(self, record: Event | Command) -> bytes:
@@ -76,7 +76,7 @@ class RegistryCodec:
             self._headers[shape.cls] = header
         return header
 
-    def _fetch(self, schema_id: int) -> _Reader:
+    def _fetch(self, schema_id: int) -> ReadPlan:
         with self._lock:
             try:
                 found = self._client.get_schema(schema_id)
@@ -92,7 +92,7 @@ class RegistryCodec:
             shape = self._codec.shape_named(name)  # UnknownEventType for foreign records
             writer = parse(writer_json)
             same = fingerprint_of(writer_json) == shape.info.fingerprint
-            entry = _Reader(shape.info.parsed if same else writer,
+            entry = ReadPlan(shape.info.parsed if same else writer,
                             None if same else shape.info.parsed, shape)
             self._readers[schema_id] = entry
             return entry

@@ -52,7 +52,8 @@ def load_folder(folder: Path) -> dict[str, SchemaInfo]:
                 del pending[stem]
                 progress = True
         if not progress:
-            missing = sorted(set().union(*(_references(s) for s in pending.values())) - named.keys())
+            refs = set().union(*(_references(s) for s in pending.values()))
+            missing = sorted(refs - named.keys())
             raise ValueError(f"schemas in {folder} refer to undefined types: {missing}")
     referenced = set().union(*(_references(s) for s in raw.values())) if raw else set()
     out: dict[str, SchemaInfo] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import time
 import typing
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta, timezone
@@ -207,3 +208,14 @@ def test_data_written_with_an_older_schema_decodes_with_the_current_one() -> Non
     old = MAGIC + fp.to_bytes(8, "little") + body.getvalue()
     assert codec.decode(old) == _step(attempt=3, duration_ms=0)
     assert codec.decode(new) == _step(attempt=3)
+
+
+def test_encode_and_decode_stay_cheap_per_record() -> None:
+    # A schema parsed per call costs milliseconds; the cached path costs tens of microseconds.
+    record = _step(output={"text": "hello world " * 10, "tokens": 123, "items": [1, 2, 3]})
+    count = 2000
+    started = time.perf_counter()
+    for _ in range(count):
+        decode(encode(record))
+    per_record_us = (time.perf_counter() - started) / count * 1e6
+    assert per_record_us < 400, f"encode+decode took {per_record_us:.0f} us per record"
