@@ -1,0 +1,33 @@
+"""Typed errors of the Kafka edges; each says what to do."""
+
+from __future__ import annotations
+
+from bend.core.errors import BendError
+
+__all__ = ["InvalidPosition", "KafkaUnavailable"]
+
+
+class KafkaUnavailable(BendError):
+    """Kafka did not answer or refused a produce or metadata request."""
+
+    code = "kafka_unavailable"
+
+    def __init__(self, bootstrap: str, detail: str) -> None:
+        super().__init__(
+            f"Kafka at {bootstrap} failed: {detail}; start the local one with `bend dev up`, "
+            "or point BEND_KAFKA__BOOTSTRAP at a running cluster, then retry"
+        )
+        self.bootstrap = bootstrap
+
+
+class InvalidPosition(BendError):
+    """A `topic:partition:offset` token that does not parse."""
+
+    code = "invalid_position"
+
+    def __init__(self, token: str) -> None:
+        super().__init__(
+            f"{token!r} is not a log position; pass `topic:partition:offset` as a command "
+            "response gave it (e.g. bend.workflows:2:17)"
+        )
+        self.token = token

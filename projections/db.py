@@ -1,0 +1,71 @@
+"""Connections to the read models' Postgres: JSONB as Python values, search_path on one schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import asyncpg
+
+from bend.settings import Settings
+from projections.errors import DatabaseUnavailable, InvalidSchemaName
+
+__all__ = ["check_schema", "connect", "create_pool", "database_url"]
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_schema(name: str) -> str:
+    """`name` if it is a safe schema identifier (it is interpolated into SQL), else an error."""
+    if not _IDENTIFIER.match(name):
+        raise InvalidSchemaName(name)
+    return name
+
+
+def database_url(settings: Settings) -> str:
+    """The Postgres URL of the settings (BEND_DATABASE_URL, or `bend dev up`'s embedded one)."""
+    from bend.devstack.postgres import database_url as _url
+
+    return _url(settings)
+
+
+async def _init(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _server_settings(schema: str) -> dict[str, str]:
+    return {"search_path": check_schema(schema), "application_name": "bend"}
+
+
+def _where(url: str) -> str:
+    from bend.devstack.postgres import redacted
+
+    return redacted(url)
+
+
+async def connect(url: str, schema: str) -> asyncpg.Connection:
+    """One connection whose unqualified names resolve in `schema`."""
+    try:
+        conn = await asyncpg.connect(url, server_settings=_server_settings(schema), timeout=10)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as err:
+        raise DatabaseUnavailable(_where(url), f"cannot connect ({err})") from err
+    await _init(conn)
+    return conn
+
+
+async def create_pool(url: str, schema: str, *, min_size: int = 1,
+                      max_size: int = 10) -> asyncpg.Pool:
+    """A pool of connections whose unqualified names resolve in `schema`."""
+    try:
+        return await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=_init, timeout=10,
+            server_settings=_server_settings(schema),
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as err:
+        raise DatabaseUnavailable(_where(url), f"cannot connect ({err})") from err
