@@ -136,9 +136,9 @@ class ApiKeyStore:
             f"SELECT {_COLUMNS}, secret_hash FROM sec_api_keys WHERE key_id = $1", parsed.key_id
         )
         # Whether the key exists, is revoked or expired is told only to holders of its secret.
-        if not secret_matches(self._pepper, parsed, row["secret_hash"] if row else _NO_HASH):
+        stored = row["secret_hash"] if row is not None else _NO_HASH
+        if not secret_matches(self._pepper, parsed, stored) or row is None:
             raise InvalidApiKey()
-        assert row is not None  # the dummy hash matches no HMAC
         now = self._clock()
         if row["revoked_at"] is not None:
             raise RevokedApiKey(parsed.key_id)

@@ -71,8 +71,14 @@ def redaction_processor(
 ) -> Callable[[object, str, dict[str, Any]], dict[str, Any]]:
     """A structlog processor masking the values `secrets()` returns in every log field."""
 
+    cache: dict[frozenset[str], Redactor] = {}
+
     def _process(_logger: object, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        redactor = Redactor(secrets())
+        current = frozenset(secrets())
+        redactor = cache.get(current)
+        if redactor is None:  # secrets changed: compile once, not on every log line
+            cache.clear()
+            redactor = cache[current] = Redactor(current)
         return {key: redactor(value) for key, value in event_dict.items()}
 
     return _process
