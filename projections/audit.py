@@ -1,60 +1,62 @@
-"""Projects who-did-what into `audit`: workflow lifecycle, runs asked for and cancelled."""
+"""Projects who-did-what into `audit`, with the rows `bend.security.audit.audit_row` gives."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
-from bend.core.events import (
-    Event, RunCancelled, RunRequested, WorkflowActivated, WorkflowDeleted, WorkflowPaused,
-    WorkflowRegistered, WorkflowVersioned,
-)
+from bend.core.events import Event
+from bend.security.audit import AUDITED, audit_row
+from projections.writes import Write
 
-__all__ = ["AUDITED", "project"]
+__all__ = ["AUDITED", "COLUMNS", "gate", "row_args", "writes"]
 
-_ACTIONS: dict[type, str] = {
-    WorkflowRegistered: "workflow.registered",
-    WorkflowVersioned: "workflow.versioned",
-    WorkflowActivated: "workflow.activated",
-    WorkflowPaused: "workflow.paused",
-    WorkflowDeleted: "workflow.deleted",
-    RunRequested: "run.requested",
-    RunCancelled: "run.cancelled",
-}
-AUDITED = frozenset(_ACTIONS)
+COLUMNS = ("event_id, occurred_at, actor, action, workflow_id, workflow_version, run_id, "
+           "tenant, project, detail")
 
-_INSERT = """
-INSERT INTO audit (event_id, occurred_at, actor, action, workflow_id, workflow_version, run_id,
-                   tenant, project, detail)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+_INSERT = f"""
+INSERT INTO audit ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (event_id) DO NOTHING
-RETURNING 1
+"""
+
+_GATE = f"""
+INSERT INTO audit ({COLUMNS})
+SELECT event_id, occurred_at, actor, action, workflow_id, workflow_version, run_id, tenant,
+       project, detail::jsonb
+FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::integer[],
+            $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY
+     AS u (event_id, occurred_at, actor, action, workflow_id, workflow_version, run_id, tenant,
+           project, detail, ord)
+ORDER BY ord
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
 """
 
 
-async def project(conn: asyncpg.Connection, ev: Event) -> bool:
-    """Record one audited event; False if it was already recorded (a redelivery)."""
-    actor, detail = _actor_and_detail(ev)
-    added = await conn.fetchval(_INSERT, ev.event_id, ev.occurred_at, actor,
-                                _ACTIONS[type(ev)], ev.workflow_id, ev.workflow_version,
-                                ev.run_id, ev.tenant, ev.project, detail)
-    return added == 1
+def row_args(ev: Event) -> tuple[Any, ...] | None:
+    """The audit columns' values for `ev`, in COLUMNS order; None if it is not audited."""
+    row = audit_row(ev)
+    if row is None:
+        return None
+    r = row.as_row()
+    return (r["event_id"], r["occurred_at"], r["actor"], r["action"], r["workflow_id"],
+            r["workflow_version"], r["run_id"], r["tenant"], r["project"], r["detail"])
 
 
-def _actor_and_detail(ev: Event) -> tuple[str, dict[str, Any]]:
-    match ev:
-        case WorkflowActivated() | WorkflowPaused() | WorkflowDeleted():
-            return ev.actor, {}
-        case WorkflowRegistered():
-            return "", {"name": ev.name, "definition_hash": ev.definition_hash}
-        case WorkflowVersioned():
-            return "", {"definition_hash": ev.definition_hash}
-        case RunRequested():
-            actor = f"trigger:{ev.trigger_id}" if ev.trigger_id else ""
-            return actor, {"idempotency_key": ev.idempotency_key,
-                           "parent_run_id": ev.parent_run_id,
-                           "forked_from_run_id": ev.forked_from_run_id}
-        case RunCancelled():
-            return ev.requested_by, {"reason": ev.reason}
-    return "", {}
+async def gate(conn: asyncpg.Connection, events: Sequence[Event]) -> set[str]:
+    """Record audited events; the ids of those not recorded before (the rest are redeliveries)."""
+    rows = [args for ev in events if (args := row_args(ev)) is not None]
+    if not rows:
+        return set()
+    columns = [list(c) for c in zip(*rows)]
+    columns[9] = [json.dumps(d, separators=(",", ":")) for d in columns[9]]
+    return {r["event_id"] for r in await conn.fetch(_GATE, *columns)}
+
+
+def writes(ev: Event) -> list[Write]:
+    """The audit row of `ev`, if it is audited."""
+    args = row_args(ev)
+    return [] if args is None else [Write(("audit", ev.event_id), _INSERT, args)]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from bend.core.events import DeadLettered
+from projections.writes import Write
 
-__all__ = ["project"]
+__all__ = ["writes"]
 
 _INSERT = """
 INSERT INTO dead_letters (event_id, source_topic, source_partition, source_offset, error_type,
@@ -16,8 +15,8 @@ ON CONFLICT (event_id) DO NOTHING
 """
 
 
-async def project(conn: asyncpg.Connection, ev: DeadLettered) -> None:
+def writes(ev: DeadLettered) -> list[Write]:
     """Keep the dead letter whole."""
-    await conn.execute(_INSERT, ev.event_id, ev.source_topic, ev.source_partition,
-                       ev.source_offset, ev.error_type, ev.reason, ev.key, ev.payload,
-                       ev.occurred_at)
+    return [Write(("dead_letter", ev.event_id), _INSERT,
+                  (ev.event_id, ev.source_topic, ev.source_partition, ev.source_offset,
+                   ev.error_type, ev.reason, ev.key, ev.payload, ev.occurred_at))]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from bend.core.events import AgentLlmCallRecorded
+from projections.writes import Write
 
-__all__ = ["project"]
+__all__ = ["writes"]
 
 # Sums are safe because the run gate lets each call event through once.
 _ADD = """
@@ -21,7 +20,8 @@ ON CONFLICT (run_id, model) DO UPDATE SET
 """
 
 
-async def project(conn: asyncpg.Connection, ev: AgentLlmCallRecorded) -> None:
+def writes(ev: AgentLlmCallRecorded) -> list[Write]:
     """Add one call to its run's and model's totals."""
-    await conn.execute(_ADD, ev.run_id, ev.model, ev.workflow_id, ev.prompt_tokens,
-                       ev.completion_tokens, ev.latency_ms)
+    return [Write(("llm", ev.run_id, ev.model), _ADD,
+                  (ev.run_id, ev.model, ev.workflow_id, ev.prompt_tokens, ev.completion_tokens,
+                   ev.latency_ms))]

@@ -5,27 +5,30 @@ from __future__ import annotations
 import base64
 from dataclasses import fields
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from bend.core.events import Envelope
 
-__all__ = ["jsonable", "payload_of"]
+__all__ = ["payload_of"]
 
 
-def jsonable(value: Any) -> Any:
-    """`value` with datetimes and bytes turned into JSON-friendly strings."""
-    match value:
-        case datetime():
-            return value.isoformat()
-        case bytes():
-            return base64.b64encode(value).decode()
-        case dict():
-            return {str(k): jsonable(v) for k, v in value.items()}
-        case list() | tuple():
-            return [jsonable(v) for v in value]
-    return value
+@cache
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 def payload_of(record: Envelope) -> dict[str, Any]:
-    """Every field of `record` (envelope included) as a JSON object."""
-    return {f.name: jsonable(getattr(record, f.name)) for f in fields(record)}
+    """Every field of `record` (envelope included) as a JSON object.
+
+    JSON-valued fields already hold JSON values; only typed fields can be datetimes or bytes.
+    """
+    out = {}
+    for name in _names(type(record)):
+        value = getattr(record, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, bytes):
+            value = base64.b64encode(value).decode()
+        out[name] = value
+    return out

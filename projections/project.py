@@ -1,8 +1,13 @@
-"""Applies consumed records to the read models: one record, or one batch with its offsets."""
+"""Applies consumed records to the read models: a batch and its offsets in one transaction.
+
+Run events pass the run gate (`runs.gate`: appended to `run_events` unless already there)
+and workflow events the audit gate; only what a gate lets through is projected further, so a
+redelivered or re-emitted record changes nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -19,10 +24,11 @@ from bend.kafka.position import Position
 from bend.settings import Settings
 from projections import audit, checkpoint, dead_letters, llm_usage, runs, steps, timers
 from projections import triggers, workflows
+from projections.writes import Write, execute_in_order, execute_in_waves
 
 __all__ = [
     "PROJECTED_KINDS", "BatchResult", "Consumed", "Unprojectable", "apply_batch",
-    "apply_isolating", "project_record", "projected_topics",
+    "apply_isolating", "projected_topics", "writes_for",
 ]
 
 log = structlog.get_logger(__name__)
@@ -32,9 +38,8 @@ log = structlog.get_logger(__name__)
 # the orchestrator has taken it.
 PROJECTED_KINDS = ("workflows", "runs", "commands", "triggers", "dead_letters")
 
-_RUN_LIFECYCLE = (RunRequested, RunStarted, RunCompleted, RunFailed, RunCancelled)
-
 Decode = Callable[[bytes], Event | Command]
+Record = Event | Command
 
 
 def projected_topics(settings: Settings) -> list[str]:
@@ -73,45 +78,67 @@ class Unprojectable(BendError):
     code = "unprojectable"
 
 
-async def project_record(conn: asyncpg.Connection, record: Event | Command,
-                         pos: Position) -> bool:
-    """Apply one record; False if it changed nothing (a duplicate, or a type not projected)."""
+def _is_run_event(record: Record) -> bool:
+    return isinstance(record, Event) and record.topic_kind == "runs"
+
+
+def _is_workflow_event(record: Record) -> bool:
+    return isinstance(record, Event) and record.topic_kind == "workflows"
+
+
+def writes_for(record: Record) -> list[Write]:
+    """The writes a record makes once past its gate (none for commands not projected)."""
     match record:
-        case StartRun():
-            await runs.queue(conn, record)
-        case CancelRun():
-            await runs.cancel_requested(conn, record)
+        case StartRun() | CancelRun():
+            return runs.writes(record)
         case Command():
-            return False
+            return []
         case TriggerFired():
-            await triggers.project(conn, record)
+            return triggers.writes(record)
         case DeadLettered():
-            await dead_letters.project(conn, record)
+            return [*dead_letters.writes(record), *audit.writes(record)]
         case Event() if record.topic_kind == "workflows":
-            if not await audit.project(conn, record):
-                return False
-            await workflows.project(conn, record)
-        case Event() if record.run_id is None:
-            raise Unprojectable(f"{record.event_type} {record.event_id} on a run topic has no "
-                                "run_id; fix its producer, then re-drive it")
-        case Event():
-            if not await runs.record(conn, record, pos):
-                return False
-            await _project_run_event(conn, record)
-    return True
+            return workflows.writes(record)
+        case RunRequested() | RunStarted() | RunCompleted() | RunFailed() | RunCancelled():
+            return [*runs.writes(record), *audit.writes(record)]
+        case TimerSet() | TimerFired():
+            return timers.writes(record)
+        case AgentLlmCallRecorded():
+            return llm_usage.writes(record)
+        case Event() if getattr(record, "step_id", None) is not None:
+            return steps.writes(record)
+    return []
 
 
-async def _project_run_event(conn: asyncpg.Connection, ev: Event) -> None:
-    if isinstance(ev, _RUN_LIFECYCLE):
-        await runs.project(conn, ev)
-        if type(ev) in audit.AUDITED:
-            await audit.project(conn, ev)
-    elif isinstance(ev, (TimerSet, TimerFired)):
-        await timers.project(conn, ev)
-    elif isinstance(ev, AgentLlmCallRecorded):
-        await llm_usage.project(conn, ev)
-    elif getattr(ev, "step_id", None) is not None:
-        await steps.project(conn, ev)
+Execute = Callable[[asyncpg.Connection, Sequence[Write]], Awaitable[object]]
+
+
+async def _project(conn: asyncpg.Connection, pending: Sequence[tuple[Consumed, Record]],
+                   execute: Execute) -> int:
+    """Gate, then write; the number of records that changed the read models."""
+    for _, record in pending:
+        if _is_run_event(record) and record.run_id is None:
+            raise Unprojectable(f"{record.event_type} {record.event_id} on the run topic has "
+                                "no run_id; fix its producer, then re-drive the record")
+    fresh = await runs.gate(conn, [(r, c.position) for c, r in pending if _is_run_event(r)])
+    fresh |= await audit.gate(conn, [r for _, r in pending if _is_workflow_event(r)])
+    planned: list[Write] = []
+    newest: dict[str, Event] = {}
+    applied = 0
+    for _, record in pending:
+        gated = _is_run_event(record) or _is_workflow_event(record)
+        if gated and record.event_id not in fresh:
+            continue
+        planned.extend(record_writes := writes_for(record))
+        applied += bool(gated or record_writes)
+        if _is_run_event(record):
+            best = newest.get(record.run_id or "")
+            if best is None or record.seq > best.seq:
+                newest[record.run_id or ""] = record
+    planned.extend(runs.bump(run_id, ev.seq, ev.occurred_at)
+                   for run_id, ev in newest.items() if ev.seq > 0)
+    await execute(conn, planned)
+    return applied
 
 
 async def apply_batch(conn: asyncpg.Connection, records: Sequence[Consumed], decode: Decode,
@@ -119,34 +146,34 @@ async def apply_batch(conn: asyncpg.Connection, records: Sequence[Consumed], dec
     """Apply `records` and advance their partitions' offsets in ONE transaction.
 
     Records below a partition's stored offset were applied before and are skipped. With
-    `isolate`, each record runs in a savepoint and one that fails is recorded in
+    `isolate`, each record runs alone in a savepoint and one that fails is recorded in
     `projection_errors` instead of failing the batch.
     """
     applied = failed = 0
     async with conn.transaction():
         stored = await checkpoint.lock(conn, {(r.topic, r.partition) for r in records})
         next_offsets: dict[tuple[str, int], int] = {}
+        pending: list[tuple[Consumed, Record]] = []
         for rec in records:
             tp = (rec.topic, rec.partition)
-            expected = next_offsets.get(tp, stored[tp])
-            if rec.offset < expected:
+            if rec.offset < next_offsets.get(tp, stored[tp]):
                 continue
             next_offsets[tp] = rec.offset + 1
             try:
-                record = decode(rec.value or b"")
+                pending.append((rec, decode(rec.value or b"")))
             except BendError as err:  # an undecodable record never becomes decodable
                 await _skip(conn, rec, err)
                 failed += 1
-                continue
-            if not isolate:
-                applied += await project_record(conn, record, rec.position)
-                continue
-            try:
-                async with conn.transaction():  # a savepoint
-                    applied += await project_record(conn, record, rec.position)
-            except (asyncpg.PostgresError, BendError, TypeError, ValueError) as err:
-                await _skip(conn, rec, err)
-                failed += 1
+        if not isolate:
+            applied = await _project(conn, pending, execute_in_waves)
+        else:
+            for item in pending:
+                try:
+                    async with conn.transaction():  # a savepoint
+                        applied += await _project(conn, [item], execute_in_order)
+                except (asyncpg.PostgresError, BendError, TypeError, ValueError) as err:
+                    await _skip(conn, item[0], err)
+                    failed += 1
         if next_offsets:
             await checkpoint.advance(conn, next_offsets)
             await checkpoint.notify(conn, schema)

@@ -1,11 +1,14 @@
 """Projects run events into `runs` and `run_events`; queued and cancel-requested runs from commands.
 
-`record` is the gate every run event passes first: it appends the event to `run_events` unless
-the run already holds that event id or that seq, so a redelivered or re-emitted event is
-never applied twice.
+`gate` is what every run event passes first: it appends the events to `run_events` unless the
+run already holds that event id or that seq, so a redelivered or re-emitted event is never
+applied twice. Only the events it lets through are projected further.
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -15,24 +18,33 @@ from bend.core.events import (
 )
 from bend.kafka.position import Position
 from projections.payload import payload_of
+from projections.writes import Write
 
-__all__ = ["cancel_requested", "project", "queue", "record"]
+__all__ = ["bump", "gate", "lane", "writes"]
 
-_RECORD = """
-WITH fresh AS (
+_GATE = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                         $6::timestamptz[], $7::text[], $8::text[], $9::integer[], $10::bigint[])
+        WITH ORDINALITY AS u (event_id, run_id, seq, event_type, step_id, occurred_at, payload,
+                              topic, partition, "offset", ord)
+), fresh AS (
     INSERT INTO run_events (event_id, run_id, seq, event_type, step_id, occurred_at, payload,
                             topic, partition, "offset")
-    SELECT $1, $2, $3::bigint, $4, $5, $6, $7, $8, $9, $10
-    WHERE $3::bigint = 0
-       OR NOT EXISTS (SELECT 1 FROM runs WHERE run_id = $2 AND last_seq >= $3::bigint)
+    SELECT event_id, run_id, seq, event_type, step_id, occurred_at, payload::jsonb, topic,
+           partition, "offset"
+    FROM input i
+    WHERE i.seq = 0
+       OR NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = i.run_id AND r.last_seq >= i.seq)
+    ORDER BY ord
     ON CONFLICT DO NOTHING
-    RETURNING run_id, seq, occurred_at
-), bumped AS (
-    UPDATE runs SET last_seq = greatest(runs.last_seq, fresh.seq),
-                    last_event_at = fresh.occurred_at
-    FROM fresh WHERE runs.run_id = fresh.run_id
+    RETURNING event_id
 )
-SELECT count(*) FROM fresh
+SELECT event_id FROM fresh
+"""
+
+_BUMP = """
+UPDATE runs SET last_seq = $2, last_event_at = $3 WHERE run_id = $1 AND last_seq < $2
 """
 
 # A StartRun seen before its RunRequested shows the run as queued; RunRequested overwrites
@@ -48,8 +60,8 @@ ON CONFLICT (run_id) DO NOTHING
 _REQUESTED = """
 INSERT INTO runs (run_id, workflow_id, workflow_version, status, input, definition,
                   idempotency_key, trigger_id, parent_run_id, parent_step_id, forked_from_run_id,
-                  fork_step_id, tenant, project, requested_at, last_seq, last_event_at)
-VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14)
+                  fork_step_id, tenant, project, requested_at)
+VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (run_id) DO UPDATE SET
     workflow_id = EXCLUDED.workflow_id, workflow_version = EXCLUDED.workflow_version,
     status = CASE WHEN runs.status = 'queued' THEN 'pending' ELSE runs.status END,
@@ -57,8 +69,7 @@ ON CONFLICT (run_id) DO UPDATE SET
     idempotency_key = EXCLUDED.idempotency_key, trigger_id = EXCLUDED.trigger_id,
     parent_run_id = EXCLUDED.parent_run_id, parent_step_id = EXCLUDED.parent_step_id,
     forked_from_run_id = EXCLUDED.forked_from_run_id, fork_step_id = EXCLUDED.fork_step_id,
-    tenant = EXCLUDED.tenant, project = EXCLUDED.project, requested_at = EXCLUDED.requested_at,
-    last_seq = greatest(runs.last_seq, EXCLUDED.last_seq), last_event_at = EXCLUDED.last_event_at
+    tenant = EXCLUDED.tenant, project = EXCLUDED.project, requested_at = EXCLUDED.requested_at
 """
 
 _STARTED = """
@@ -94,44 +105,54 @@ WHERE run_id = $1 AND cancel_requested_at IS NULL
 """
 
 
-async def record(conn: asyncpg.Connection, ev: Event, pos: Position) -> bool:
-    """Append `ev` to its run's log; False if the run already has it (then apply nothing)."""
-    step_id = getattr(ev, "step_id", None)
-    added = await conn.fetchval(
-        _RECORD, ev.event_id, ev.run_id, ev.seq, ev.event_type, step_id, ev.occurred_at,
-        payload_of(ev), pos.topic, pos.partition, pos.offset)
-    return added == 1
+def lane(run_id: str | None) -> tuple[str, str | None]:
+    """The lane of writes to one run's `runs` row."""
+    return ("run", run_id)
 
 
-async def project(conn: asyncpg.Connection, ev: Event) -> None:
-    """Apply one run-lifecycle event to its `runs` row."""
-    match ev:
-        case RunRequested():
-            await conn.execute(
-                _REQUESTED, ev.run_id, ev.workflow_id, ev.workflow_version, ev.input,
-                ev.definition, ev.idempotency_key, ev.trigger_id, ev.parent_run_id,
-                ev.parent_step_id, ev.forked_from_run_id, ev.fork_step_id, ev.tenant,
-                ev.project, ev.occurred_at, ev.seq)
+async def gate(conn: asyncpg.Connection, items: Sequence[tuple[Event, Position]]) -> set[str]:
+    """Append run events to their runs' logs; the ids of those not already there."""
+    if not items:
+        return set()
+    rows = await conn.fetch(
+        _GATE,
+        [ev.event_id for ev, _ in items], [ev.run_id for ev, _ in items],
+        [ev.seq for ev, _ in items], [ev.event_type for ev, _ in items],
+        [getattr(ev, "step_id", None) for ev, _ in items],
+        [ev.occurred_at for ev, _ in items],
+        [json.dumps(payload_of(ev), separators=(",", ":")) for ev, _ in items],
+        [p.topic for _, p in items], [p.partition for _, p in items],
+        [p.offset for _, p in items])
+    return {r["event_id"] for r in rows}
+
+
+def bump(run_id: str, seq: int, occurred_at: object) -> Write:
+    """Move a run's `last_seq` (and `last_event_at`) to the newest event applied."""
+    return Write(lane(run_id), _BUMP, (run_id, seq, occurred_at))
+
+
+def writes(record: Event | StartRun | CancelRun) -> list[Write]:
+    """The writes one run-lifecycle event, StartRun or CancelRun makes to its `runs` row."""
+    ln = lane(record.run_id)
+    match record:
+        case RunRequested() | StartRun():
+            sql = _REQUESTED if isinstance(record, RunRequested) else _QUEUE
+            return [Write(ln, sql, (
+                record.run_id, record.workflow_id, record.workflow_version, record.input,
+                record.definition, record.idempotency_key, record.trigger_id,
+                record.parent_run_id, record.parent_step_id, record.forked_from_run_id,
+                record.fork_step_id, record.tenant, record.project, record.occurred_at))]
         case RunStarted():
-            await conn.execute(_STARTED, ev.run_id, ev.occurred_at)
+            return [Write(ln, _STARTED, (record.run_id, record.occurred_at))]
         case RunCompleted():
-            await conn.execute(_COMPLETED, ev.run_id, ev.occurred_at, ev.output, ev.duration_ms)
+            return [Write(ln, _COMPLETED, (record.run_id, record.occurred_at, record.output,
+                                           record.duration_ms))]
         case RunFailed():
-            await conn.execute(_FAILED, ev.run_id, ev.occurred_at, ev.error_type, ev.message,
-                               ev.step_id)
+            return [Write(ln, _FAILED, (record.run_id, record.occurred_at, record.error_type,
+                                        record.message, record.step_id))]
         case RunCancelled():
-            await conn.execute(_CANCELLED, ev.run_id, ev.occurred_at, ev.reason)
-
-
-async def queue(conn: asyncpg.Connection, cmd: StartRun) -> None:
-    """Show a run asked for through the commands topic as queued until the orchestrator takes it."""
-    await conn.execute(
-        _QUEUE, cmd.run_id, cmd.workflow_id, cmd.workflow_version, cmd.input, cmd.definition,
-        cmd.idempotency_key, cmd.trigger_id, cmd.parent_run_id, cmd.parent_step_id,
-        cmd.forked_from_run_id, cmd.fork_step_id, cmd.tenant, cmd.project, cmd.occurred_at)
-
-
-async def cancel_requested(conn: asyncpg.Connection, cmd: CancelRun) -> None:
-    """Note the first cancel request of a run (its outcome comes as RunCancelled)."""
-    await conn.execute(_CANCEL_REQUESTED, cmd.run_id, cmd.occurred_at, cmd.requested_by,
-                       cmd.reason)
+            return [Write(ln, _CANCELLED, (record.run_id, record.occurred_at, record.reason))]
+        case CancelRun():
+            return [Write(ln, _CANCEL_REQUESTED, (record.run_id, record.occurred_at,
+                                                  record.requested_by, record.reason))]
+    return []

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from bend.core.events import (
     Event, StepCancelled, StepFailed, StepRetryScheduled, StepScheduled, StepSkipped,
     StepStarted, StepSucceeded, StepTimedOut,
 )
+from projections.writes import Write
 
-__all__ = ["project"]
+__all__ = ["writes"]
 
 # A new attempt clears the previous attempt's outcome from the step's row; the attempt rows
 # keep every outcome.
@@ -87,29 +86,34 @@ ON CONFLICT (run_id, step_id) DO UPDATE SET
 """
 
 
-async def project(conn: asyncpg.Connection, ev: Event) -> None:
-    """Apply one step event."""
+def writes(ev: Event) -> list[Write]:
+    """The writes one step event makes to its step's rows."""
+    ln = ("step", ev.run_id, getattr(ev, "step_id", None))
     match ev:
         case StepScheduled():
-            await conn.execute(_SCHEDULED, ev.run_id, ev.step_id, ev.node_type, ev.attempt,
-                               ev.input, ev.timeout_ms, ev.idempotency_key, ev.occurred_at)
+            args: tuple = (ev.run_id, ev.step_id, ev.node_type, ev.attempt, ev.input,
+                           ev.timeout_ms, ev.idempotency_key, ev.occurred_at)
+            return [Write(ln, _SCHEDULED, args)]
         case StepStarted():
-            await conn.execute(_STARTED, ev.run_id, ev.step_id, ev.attempt, ev.occurred_at,
-                               ev.worker_id)
+            args = (ev.run_id, ev.step_id, ev.attempt, ev.occurred_at, ev.worker_id)
+            return [Write(ln, _STARTED, args)]
         case StepSucceeded():
-            await conn.execute(_SUCCEEDED, ev.run_id, ev.step_id, ev.attempt, ev.occurred_at,
-                               ev.output, ev.duration_ms)
+            args = (ev.run_id, ev.step_id, ev.attempt, ev.occurred_at, ev.output, ev.duration_ms)
+            return [Write(ln, _SUCCEEDED, args)]
         case StepFailed():
-            await conn.execute(_FAILED, ev.run_id, ev.step_id, ev.attempt, ev.occurred_at,
-                               ev.error_type, ev.message, ev.retryable)
+            args = (ev.run_id, ev.step_id, ev.attempt, ev.occurred_at, ev.error_type,
+                    ev.message, ev.retryable)
+            return [Write(ln, _FAILED, args)]
         case StepTimedOut():
-            await conn.execute(_TIMED_OUT, ev.run_id, ev.step_id, ev.attempt, ev.occurred_at,
-                               f"attempt {ev.attempt} ran past {ev.timeout_ms} ms")
+            args = (ev.run_id, ev.step_id, ev.attempt, ev.occurred_at,
+                    f"attempt {ev.attempt} ran past {ev.timeout_ms} ms")
+            return [Write(ln, _TIMED_OUT, args)]
         case StepRetryScheduled():
-            await conn.execute(_RETRYING, ev.run_id, ev.step_id, ev.retry_at)
+            return [Write(ln, _RETRYING, (ev.run_id, ev.step_id, ev.retry_at))]
         case StepSkipped():
-            await conn.execute(_CLOSED, ev.run_id, ev.step_id, "skipped", ev.occurred_at,
-                               ev.reason)
+            args = (ev.run_id, ev.step_id, "skipped", ev.occurred_at, ev.reason)
+            return [Write(ln, _CLOSED, args)]
         case StepCancelled():
-            await conn.execute(_CLOSED, ev.run_id, ev.step_id, "cancelled", ev.occurred_at,
-                               ev.reason)
+            args = (ev.run_id, ev.step_id, "cancelled", ev.occurred_at, ev.reason)
+            return [Write(ln, _CLOSED, args)]
+    return []

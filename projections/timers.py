@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from bend.core.events import Event, TimerFired, TimerSet
+from projections.writes import Write
 
-__all__ = ["project"]
+__all__ = ["writes"]
 
 _SET = """
 INSERT INTO timers (timer_id, run_id, step_id, purpose, status, fire_at, set_at)
@@ -23,12 +22,14 @@ ON CONFLICT (timer_id) DO UPDATE SET status = 'fired', fired_at = EXCLUDED.fired
 """
 
 
-async def project(conn: asyncpg.Connection, ev: Event) -> None:
-    """Apply one timer event."""
+def writes(ev: Event) -> list[Write]:
+    """The write one timer event makes to its timer's row."""
+    ln = ("timer", getattr(ev, "timer_id", None))
     match ev:
         case TimerSet():
-            await conn.execute(_SET, ev.timer_id, ev.run_id, ev.step_id, ev.purpose, ev.fire_at,
-                               ev.occurred_at)
+            return [Write(ln, _SET, (ev.timer_id, ev.run_id, ev.step_id, ev.purpose, ev.fire_at,
+                                     ev.occurred_at))]
         case TimerFired():
-            await conn.execute(_FIRED, ev.timer_id, ev.run_id, ev.step_id, ev.purpose,
-                               ev.occurred_at)
+            return [Write(ln, _FIRED, (ev.timer_id, ev.run_id, ev.step_id, ev.purpose,
+                                       ev.occurred_at))]
+    return []

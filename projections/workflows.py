@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from bend.core.events import (
     Event, WorkflowActivated, WorkflowDeleted, WorkflowPaused, WorkflowRegistered,
     WorkflowVersioned,
 )
+from projections.writes import Write
 
-__all__ = ["project"]
+__all__ = ["writes"]
 
 _REGISTER = """
 INSERT INTO workflows (workflow_id, name, description, status, latest_version, tenant, project,
@@ -23,17 +22,21 @@ INSERT INTO workflow_versions (workflow_id, version, definition, definition_hash
                                event_id)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (workflow_id, version) DO NOTHING
-RETURNING version
 """
 
 # A new version may rename or re-describe the workflow through its definition.
-_LATEST = """
+_VERSIONED = """
+WITH added AS (
+    INSERT INTO workflow_versions (workflow_id, version, definition, definition_hash,
+                                   created_at, event_id)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (workflow_id, version) DO NOTHING
+    RETURNING version
+)
 UPDATE workflows
-SET latest_version = greatest(latest_version, $2),
-    name = coalesce($3, name),
-    description = coalesce($4, description),
-    updated_at = $5
-WHERE workflow_id = $1
+SET latest_version = greatest(latest_version, $2), name = coalesce($7, name),
+    description = coalesce($8, description), updated_at = $5
+WHERE workflow_id = $1 AND EXISTS (SELECT 1 FROM added)
 """
 
 # Deleted is final: a late activate or pause does not revive a workflow.
@@ -46,25 +49,26 @@ WHERE workflow_id = $1 AND status <> 'deleted'
 _STATUSES = {WorkflowActivated: "active", WorkflowPaused: "paused", WorkflowDeleted: "deleted"}
 
 
-async def project(conn: asyncpg.Connection, ev: Event) -> None:
-    """Apply one workflow event."""
+def writes(ev: Event) -> list[Write]:
+    """The writes one workflow event makes to its workflow's rows."""
+    ln = ("workflow", ev.workflow_id)
     match ev:
         case WorkflowRegistered():
             version = max(ev.workflow_version, 1)
-            await conn.execute(_REGISTER, ev.workflow_id, ev.name, ev.description, version,
-                               ev.tenant, ev.project, ev.occurred_at)
-            await conn.fetchval(_VERSION, ev.workflow_id, version, ev.definition or {},
-                                ev.definition_hash, ev.occurred_at, ev.event_id)
+            return [
+                Write(ln, _REGISTER, (ev.workflow_id, ev.name, ev.description, version,
+                                      ev.tenant, ev.project, ev.occurred_at)),
+                Write(ln, _VERSION, (ev.workflow_id, version, ev.definition or {},
+                                     ev.definition_hash, ev.occurred_at, ev.event_id)),
+            ]
         case WorkflowVersioned():
-            added = await conn.fetchval(_VERSION, ev.workflow_id, ev.workflow_version,
-                                        ev.definition or {}, ev.definition_hash, ev.occurred_at,
-                                        ev.event_id)
-            if added is not None:
-                name, description = _named(ev.definition)
-                await conn.execute(_LATEST, ev.workflow_id, ev.workflow_version, name,
-                                   description, ev.occurred_at)
+            name, description = _named(ev.definition)
+            return [Write(ln, _VERSIONED, (ev.workflow_id, ev.workflow_version,
+                                           ev.definition or {}, ev.definition_hash,
+                                           ev.occurred_at, ev.event_id, name, description))]
         case WorkflowActivated() | WorkflowPaused() | WorkflowDeleted():
-            await conn.execute(_STATUS, ev.workflow_id, _STATUSES[type(ev)], ev.occurred_at)
+            return [Write(ln, _STATUS, (ev.workflow_id, _STATUSES[type(ev)], ev.occurred_at))]
+    return []
 
 
 def _named(definition: object) -> tuple[str | None, str | None]:
