@@ -36,7 +36,7 @@ class LlmConfig(BaseModel):
 
 
 class AgentInput(BaseModel):
-    """An agent node's evaluated configuration."""
+    """An agent node's evaluated configuration (bend.core.definitions.AgentStep's fields)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -46,12 +46,16 @@ class AgentInput(BaseModel):
     tools: list[str] = Field(default_factory=list)
     max_iterations: int = Field(default=10, ge=1, le=100)
     temperature: float | None = Field(default=None, ge=0, le=2)
-    llm: LlmConfig
+    llm: LlmConfig | None = None  # the orchestrator fills in the workflow's `llm` if unset
 
 
 def parse(value: Any) -> AgentInput:
-    """The task's input as an `AgentInput`."""
-    return parse_input(AgentInput, "agent", value)
+    """The task's input as an `AgentInput`; it must name an LLM endpoint."""
+    spec = parse_input(AgentInput, "agent", value)
+    if spec.llm is None:
+        raise InvalidStepInput("agent", "no LLM endpoint; set `llm: {base_url, api_key_secret}` "
+                                        "on the step or on the workflow")
+    return spec
 
 
 def openai_tools(components: list[Component]) -> list[dict[str, Any]]:
@@ -117,6 +121,7 @@ async def _run_tool(call: dict[str, Any], tools: dict[str, Component], task: Ste
 
 async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder) -> Any:
     spec = parse(task.input)
+    assert spec.llm is not None  # parse() refuses a step without one
     tools = _tools(spec, ctx)
     api_key = ctx.secrets.resolve(spec.llm.api_key_secret) if spec.llm.api_key_secret else None
     endpoint = LlmEndpoint(spec.llm.base_url, api_key, spec.llm.timeout_s or ctx.llm_timeout_s)

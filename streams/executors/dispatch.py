@@ -17,6 +17,8 @@ __all__ = ["EXECUTORS", "execute"]
 
 log = structlog.get_logger(__name__)
 
+_GRACE_S = 0.5
+
 Executor = Callable[[StepScheduled, ExecutionContext], Awaitable[StepOutcome]]
 
 EXECUTORS: dict[str, Executor] = {
@@ -33,7 +35,9 @@ async def execute(task: StepScheduled, ctx: ExecutionContext) -> StepOutcome:
         return StepOutcome.failure(UnknownNodeType(task.node_type, sorted(EXECUTORS)))
     timeout_s = task.timeout_ms / 1000 if task.timeout_ms else None
     try:
-        async with asyncio.timeout(timeout_s):
+        # A backstop: calls time out on their own first (an http request gets the step's
+        # timeout), so their breaker counts the timeout; this catches the rest.
+        async with asyncio.timeout(timeout_s + _GRACE_S if timeout_s else None):
             return await run(task, ctx)
     except TimeoutError:
         return StepOutcome.failure(StepTimeout(f"the {task.node_type} step", timeout_s or 0))

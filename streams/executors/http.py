@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bend.core.events import StepScheduled
 from streams.executors.circuits import target_of
@@ -20,27 +21,44 @@ __all__ = ["HttpInput", "execute", "parse"]
 log = structlog.get_logger(__name__)
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
+_DEFAULT_TIMEOUT_S = 30.0
 _SNIPPET = 300
 
 
+def _text(value: Any) -> str:
+    # Header and query values come from expressions: numbers and booleans are sent as JSON.
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+_Texts = Annotated[dict[str, str], BeforeValidator(
+    lambda v: {k: _text(x) for k, x in v.items()} if isinstance(v, dict) else v)]
+_Query = Annotated[dict[str, str | list[str]], BeforeValidator(
+    lambda v: {k: [_text(i) for i in x] if isinstance(x, list) else _text(x)
+               for k, x in v.items()} if isinstance(v, dict) else v)]
+
+
 class HttpInput(BaseModel):
-    """An http node's evaluated configuration."""
+    """An http node's evaluated configuration (bend.core.definitions.HttpStep's fields)."""
 
     model_config = ConfigDict(extra="ignore")
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
     url: str = Field(pattern=r"^https?://")
-    headers: dict[str, str] = Field(default_factory=dict)
-    query: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    headers: _Texts = Field(default_factory=dict)
+    query: _Query = Field(default_factory=dict)
     body: Any = None
-    timeout_s: float = Field(default=30.0, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0)  # else the step's timeout, else 30 s
 
 
-def parse(value: Any) -> HttpInput:
-    """The task's input as an `HttpInput`."""
+def parse(value: Any, timeout_ms: int | None = None) -> HttpInput:
+    """The task's input as an `HttpInput`; the request times out with the step."""
     if isinstance(value, dict) and isinstance(value.get("method"), str):
         value = {**value, "method": value["method"].upper()}
-    return parse_input(HttpInput, "http", value)
+    spec = parse_input(HttpInput, "http", value)
+    if spec.timeout_s is None:
+        spec = spec.model_copy(update={"timeout_s": timeout_ms / 1000 if timeout_ms else
+                                       _DEFAULT_TIMEOUT_S})
+    return spec
 
 
 def _body(response: httpx.Response) -> Any:
@@ -67,7 +85,7 @@ async def _send(spec: HttpInput, idempotency_key: str, ctx: ExecutionContext) ->
             content=content, json=json_body, timeout=spec.timeout_s,
         )
     except httpx.TimeoutException as exc:
-        raise StepTimeout(where, spec.timeout_s) from exc
+        raise StepTimeout(where, spec.timeout_s or 0) from exc
     except httpx.TransportError as exc:
         raise TargetFailed(f"{where} could not be sent ({type(exc).__name__}: {exc}); "
                            "it is retried, check that the target is up") from exc
@@ -83,7 +101,7 @@ async def _send(spec: HttpInput, idempotency_key: str, ctx: ExecutionContext) ->
 async def execute(task: StepScheduled, ctx: ExecutionContext) -> StepOutcome:
     """Send the step's request; 2xx → {status, headers, body}, else a typed failure."""
     try:
-        spec = parse(task.input)
+        spec = parse(task.input, task.timeout_ms)
         async with ctx.circuits.guard(target_of(spec.url), ctx.clock):
             response = await _send(spec, task.idempotency_key, ctx)
     except StepError as exc:

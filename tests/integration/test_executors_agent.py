@@ -147,6 +147,12 @@ async def test_an_unregistered_tool_fails_permanently_before_calling_the_model(l
     assert "translate@1" in (out.message or "") and stats(llm)["requests"] == 0
 
 
+async def test_an_agent_without_an_llm_endpoint_says_where_to_set_one(llm, ctx) -> None:
+    out = await execute(agent_step(llm, llm=None), ctx)
+    assert (out.error_type, out.retryable) == ("InvalidStepInput", False)
+    assert "on the step or on the workflow" in (out.message or "")
+
+
 async def test_an_agent_without_tools_gets_a_direct_answer_in_one_call(llm, ctx) -> None:
     out = await execute(agent_step(llm, tools=[]), ctx)
     assert out.succeeded and out.output["iterations"] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from dataclasses import replace
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -141,6 +142,20 @@ async def test_a_request_past_its_timeout_fails_retryably(target, ctx) -> None:
     out = await execute(http_step(url=f"{target.url}/slow?s=1", timeout_s=0.1), ctx)
     assert (out.error_type, out.retryable) == ("StepTimeout", True)
     assert "0.1 s" in (out.message or "")
+
+
+async def test_without_its_own_timeout_a_request_times_out_with_the_step(target, ctx) -> None:
+    out = await execute(replace(http_step(url=f"{target.url}/slow?s=1.5"), timeout_ms=200), ctx)
+    assert (out.error_type, out.retryable) == ("StepTimeout", True)
+    assert "GET " in (out.message or ""), "the request's own timeout should fire first"
+    assert ctx.circuits.breaker(target.url).consecutive_failures == 1
+
+
+async def test_header_and_query_values_from_expressions_are_sent_as_text(target, ctx) -> None:
+    out = await execute(http_step(url=f"{target.url}/echo", headers={"X-Trace": 7},
+                                  query={"n": 3, "ok": True, "tags": ["a", "b"]}), ctx)
+    assert out.output["body"]["trace"] == "7"
+    assert out.output["body"]["query"] == {"n": "3", "ok": "true", "tags": "b"}
 
 
 async def test_an_unreachable_target_fails_retryably(ctx) -> None:
