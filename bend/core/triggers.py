@@ -1,0 +1,289 @@
+"""Trigger definitions (schedule, webhook, kafka, polling, manual) and their state, folded from TriggerFired.
+
+A definition is refused when it is created (`parse_trigger`), with every reason: a bad cron
+field, an unknown time zone (with close names), a JMESPath expression that does not parse
+(with the position), a window that is empty. JMESPath expressions are only compiled here;
+the edges evaluate them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import jmespath
+from jmespath import exceptions as jmespath_errors
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from bend.core.events import TriggerFired
+from bend.core.schedule_errors import InvalidTrigger, TriggerMismatch
+from bend.core.schedule_spec import ScheduleSpec
+from bend.core.schedules import next_due
+
+__all__ = [
+    "Backoff", "CursorChange", "HashChange", "KafkaTrigger", "ManualTrigger", "PollingTrigger",
+    "RECENT_KEYS", "ScheduleTrigger", "TRIGGER_TYPES", "TriggerDefinition", "TriggerState",
+    "WebhookTrigger", "apply", "fold", "initial_state", "parse_schedule", "parse_trigger",
+    "record_error",
+]
+
+TRIGGER_TYPES: tuple[str, ...] = ("schedule", "webhook", "kafka", "polling", "manual")
+RECENT_KEYS = 64  # dedupe keys a state remembers; the projection's unique key covers the rest
+
+
+def _compiles(expression: str) -> str:
+    try:
+        jmespath.compile(expression)
+    except jmespath_errors.EmptyExpressionError:
+        raise PydanticCustomError(
+            "jmespath", "the JMESPath expression is empty; give one (e.g. 'body') or leave it out"
+        ) from None
+    except jmespath_errors.ParseError as exc:  # LexerError and IncompleteExpressionError too
+        if isinstance(exc, jmespath_errors.LexerError):
+            reason = str(exc.message).lower()
+        elif isinstance(exc, jmespath_errors.IncompleteExpressionError):
+            reason = "it ends too early"
+        else:
+            reason = f"{exc.msg} {exc.token_value!r}"
+        raise PydanticCustomError(
+            "jmespath",
+            "JMESPath {expression} does not parse at position {position}: {reason}; fix it "
+            "(see https://jmespath.org/specification.html)",
+            {"expression": repr(expression), "position": exc.lex_position, "reason": reason},
+        ) from None
+    return expression
+
+
+def _pattern(regex: str, what: str, example: str) -> AfterValidator:
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise PydanticCustomError(
+                "pattern", "{value} is not a valid {what}; use something like {example}",
+                {"value": repr(value), "what": what, "example": repr(example)},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+JmesPath = Annotated[str, AfterValidator(_compiles)]
+Slug = Annotated[str, _pattern(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", "path slug",
+                               "orders-created")]
+SecretName = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}", "secret name",
+                                     "GITHUB_WEBHOOK_SECRET")]
+TopicName = Annotated[str, _pattern(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}", "Kafka topic name",
+                                    "orders.created")]
+_HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+class _Definition(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ScheduleTrigger(_Definition):
+    """Starts a run at each due time of `schedule`, with `input` as the run's input."""
+
+    type: Literal["schedule"] = "schedule"
+    schedule: ScheduleSpec
+    input: Any = None
+
+
+class WebhookTrigger(_Definition):
+    """Starts a run per accepted HTTP request to /hooks/<path>."""
+
+    type: Literal["webhook"] = "webhook"
+    path: Slug
+    secret_name: SecretName | None = None  # the NAME of the HMAC secret, never its value
+    required_headers: dict[str, str | None] = {}  # name -> exact value, or None: must be present
+    input_mapping: JmesPath | None = None  # over {headers, query, body}; None passes the body
+
+    @field_validator("required_headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        bad = [name for name in value if not _HEADER.fullmatch(name)]
+        if bad:
+            raise PydanticCustomError(
+                "header_name", "{bad} are not HTTP header names; use names like 'X-Event-Type'",
+                {"bad": ", ".join(repr(b) for b in bad)},
+            )
+        return {name.lower(): v for name, v in value.items()}  # HTTP names ignore case
+
+
+class KafkaTrigger(_Definition):
+    """Starts a run per record on `topic` that passes `filter` (a truthy JMESPath result)."""
+
+    type: Literal["kafka"] = "kafka"
+    topic: TopicName
+    format: Literal["json", "avro"] = "json"
+    filter: JmesPath | None = None  # over the decoded value; None lets every record through
+    input_mapping: JmesPath | None = None  # None passes the decoded value
+
+
+class HashChange(_Definition):
+    """A poll is new when the response body's hash differs from the last one."""
+
+    mode: Literal["hash"] = "hash"
+
+
+class CursorChange(_Definition):
+    """A poll is new when the `cursor` field (JMESPath over the body) moved past the last one."""
+
+    mode: Literal["cursor"] = "cursor"
+    cursor: JmesPath
+
+
+class Backoff(_Definition):
+    """How long polling waits after failed polls: initial, times multiplier each, up to max."""
+
+    initial_seconds: float = Field(default=1.0, gt=0)
+    max_seconds: float = Field(default=300.0, gt=0)
+    multiplier: float = Field(default=2.0, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Backoff:
+        if self.initial_seconds > self.max_seconds:
+            raise PydanticCustomError(
+                "backoff", "backoff initial_seconds {i} exceeds max_seconds {m}; lower it",
+                {"i": self.initial_seconds, "m": self.max_seconds},
+            )
+        return self
+
+
+class PollingTrigger(_Definition):
+    """Polls `url` every `interval_seconds` and starts a run when the response changed."""
+
+    type: Literal["polling"] = "polling"
+    url: str
+    interval_seconds: int = Field(ge=1)
+    change_detection: Annotated[HashChange | CursorChange, Field(discriminator="mode")] = (
+        HashChange()
+    )
+    max_requests_per_minute: int | None = Field(default=None, ge=1)
+    backoff: Backoff = Backoff()
+    input_mapping: JmesPath | None = None  # over the response body; None passes the body
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+            raise PydanticCustomError(
+                "url", "{value} is not an http(s) URL; give one like 'https://api.example.com/items'",
+                {"value": repr(value)},
+            )
+        return value
+
+
+class ManualTrigger(_Definition):
+    """Starts a run when a user asks (UI, API or bulk); `default_input` fills a missing input."""
+
+    type: Literal["manual"] = "manual"
+    default_input: Any = None
+
+
+TriggerDefinition = Annotated[
+    ScheduleTrigger | WebhookTrigger | KafkaTrigger | PollingTrigger | ManualTrigger,
+    Field(discriminator="type"),
+]
+_TRIGGER: TypeAdapter[Any] = TypeAdapter(TriggerDefinition)
+
+
+def _problems(exc: ValidationError, tag: object = None) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        if tag is not None and loc[:1] == [str(tag)]:
+            loc = loc[1:]  # the union's tag repeats the type the caller already gave
+        message = error["msg"]
+        if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            message = f"give a type, one of {', '.join(TRIGGER_TYPES)}"
+        problems.append(f"{'.'.join(loc)}: {message}" if loc else message)
+    return problems
+
+
+def parse_trigger(data: Mapping[str, Any]) -> Any:
+    """A `TriggerDefinition` from JSON-like data, or InvalidTrigger listing every problem."""
+    try:
+        return _TRIGGER.validate_python(data)
+    except ValidationError as exc:
+        tag = data.get("type") if isinstance(data, Mapping) else None
+        raise InvalidTrigger(_problems(exc, tag)) from None
+
+
+def parse_schedule(data: Mapping[str, Any]) -> ScheduleSpec:
+    """A `ScheduleSpec` from JSON-like data, or InvalidTrigger listing every problem."""
+    try:
+        return ScheduleSpec.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidTrigger(_problems(exc)) from None
+
+
+class TriggerState(BaseModel):
+    """What a trigger has done: firings, last and next due time, last error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trigger_id: str
+    fire_count: int = 0
+    last_fired_at: datetime | None = None  # occurred_at of the latest firing
+    last_due_at: datetime | None = None  # latest due time fired (schedules)
+    next_due_at: datetime | None = None  # schedules only; None when paused or finished
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    recent_keys: tuple[str, ...] = ()  # the last RECENT_KEYS dedupe keys, oldest first
+
+
+def initial_state(trigger_id: str, trigger: Any, now: datetime) -> TriggerState:
+    """The state of a trigger created at `now`: a schedule's first due time, nothing fired."""
+    upcoming = next_due(trigger.schedule, None, now) if isinstance(trigger, ScheduleTrigger) else None
+    return TriggerState(trigger_id=trigger_id, next_due_at=upcoming)
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def apply(state: TriggerState, event: TriggerFired, schedule: ScheduleSpec | None = None) -> TriggerState:
+    """The state after `event`; a dedupe key seen among the recent ones counts once.
+
+    Several schedulers may each record the same firing; they share its dedupe key, so the
+    copies change nothing. Given the trigger's `schedule`, `next_due_at` moves past the
+    firing (backfilled past due times never move `last_due_at` back).
+    """
+    if event.trigger_id != state.trigger_id:
+        raise TriggerMismatch(state.trigger_id, event.trigger_id)
+    if event.dedupe_key in state.recent_keys:
+        return state
+    last_due = _later(state.last_due_at, event.due_at)
+    upcoming = state.next_due_at
+    if schedule is not None:
+        upcoming = next_due(schedule, last_due, event.occurred_at)
+    return state.model_copy(update={
+        "fire_count": state.fire_count + 1,
+        "last_fired_at": _later(state.last_fired_at, event.occurred_at),
+        "last_due_at": last_due,
+        "next_due_at": upcoming,
+        "recent_keys": (*state.recent_keys, event.dedupe_key)[-RECENT_KEYS:],
+    })
+
+
+def fold(
+    trigger_id: str, events: Iterable[TriggerFired], schedule: ScheduleSpec | None = None
+) -> TriggerState:
+    """The state of `trigger_id` after its TriggerFired events, in log order."""
+    state = TriggerState(trigger_id=trigger_id)
+    for event in events:
+        state = apply(state, event, schedule)
+    return state
+
+
+def record_error(state: TriggerState, error: str, at: datetime) -> TriggerState:
+    """The state with `error` as its last error (kept across later firings until the next one)."""
+    return state.model_copy(update={"last_error": error, "last_error_at": at})
