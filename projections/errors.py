@@ -63,7 +63,7 @@ class ProjectionBehind(ProjectionError):
     code = "projection_behind"
 
     def __init__(self, token: str, waited_s: float, applied: int | None) -> None:
-        at = "nothing yet" if applied is None else f"offset {applied - 1}"
+        at = "nothing yet" if applied is None or applied <= 0 else f"offset {applied - 1}"
         super().__init__(
             f"the read models had not applied {token} after {waited_s:g} s (they are at {at} "
             "of that partition); retry the request, and check that the projector runs "

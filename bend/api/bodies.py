@@ -1,0 +1,49 @@
+"""Workflow definitions from request bodies: JSON or YAML, every problem with its location."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import Request
+
+from bend.api.problems import UnreadableBody
+from bend.core.definitions import WorkflowDefinition, load_definition, parse_definition
+from bend.core.problems import InvalidDefinition, Problem
+
+__all__ = ["DEFINITION_BODY", "read_definition"]
+
+_JSON = ("application/json",)
+_YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+
+# The request body as OpenAPI shows it (the route reads the raw body itself).
+DEFINITION_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A workflow definition (name, steps, ...), as JSON or YAML.",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    },
+}
+
+
+async def read_definition(request: Request) -> WorkflowDefinition:
+    """The definition in the body; InvalidDefinition (422) listing every problem."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type and media_type not in _JSON + _YAML:
+        raise UnreadableBody(media_type, [*_JSON, "application/yaml"])
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidDefinition([Problem("(document)", f"the body is not UTF-8 text ({err})",
+                                         "syntax")]) from None
+    if media_type in _JSON:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InvalidDefinition([Problem(f"line {err.lineno}, column {err.colno}",
+                                             f"not valid JSON: {err.msg}", "syntax")]) from None
+        return parse_definition(data)
+    return load_definition(text)

@@ -1,0 +1,53 @@
+"""Server-sent events that follow a run's log as the read models apply it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from bend.api.context import ApiContext
+from projections.queries import runs as queries
+
+__all__ = ["SSE_MEDIA_TYPE", "follow_run"]
+
+SSE_MEDIA_TYPE = "text/event-stream"
+_KEEPALIVE_S = 15.0
+
+
+def _frame(seq: int, event: str, data: str) -> str:
+    return f"id: {seq}\nevent: {event}\ndata: {data}\n\n"
+
+
+async def follow_run(ctx: ApiContext, run_id: str, after_seq: int,
+                     render: Callable[[dict[str, Any]], BaseModel], *,
+                     max_s: float) -> AsyncIterator[str]:
+    """Frames of the run's events after `after_seq` (each rendered), until the run finishes
+    and its log is drained, or `max_s` passes; then an `end` frame."""
+    deadline = time.monotonic() + max_s
+    last_beat = time.monotonic()
+    while True:
+        rows = await queries.events(ctx.pool, run_id, after_seq=after_seq, limit=500)
+        for row in rows:
+            after_seq = row["seq"]
+            yield _frame(after_seq, row["event_type"], render(row).model_dump_json())
+        if rows:
+            last_beat = time.monotonic()
+            continue
+        status = await ctx.pool.fetchval("SELECT status FROM runs WHERE run_id = $1", run_id)
+        last_seq = await ctx.pool.fetchval(
+            "SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = $1", run_id)
+        if status in queries.FINISHED and after_seq >= last_seq:
+            yield _frame(after_seq, "end", json.dumps({"run_id": run_id, "status": status}))
+            return
+        now = time.monotonic()
+        if now >= deadline:
+            yield _frame(after_seq, "timeout", json.dumps({"run_id": run_id, "status": status}))
+            return
+        if now - last_beat >= _KEEPALIVE_S:
+            last_beat = now
+            yield ": keep-alive\n\n"
+        await ctx.watcher.changed(min(1.0, deadline - now))

@@ -1,0 +1,1 @@
+"""Request and response bodies of the REST API (pydantic), one module per resource."""

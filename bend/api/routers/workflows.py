@@ -1,0 +1,224 @@
+"""/api/workflows: create, list, read, version, delete, activate, pause and execute workflows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from bend.api import records
+from bend.api.bodies import DEFINITION_BODY, read_definition
+from bend.api.deps import Context, consistent, permit
+from bend.api.errors import problem_responses
+from bend.api.inputs import check_inputs
+from bend.api.models.common import LogPosition
+from bend.api.models.workflows import (
+    BulkExecuteRequest, BulkExecutionAccepted, ExecuteRequest, ExecutionAccepted,
+    VersionInfo, WorkflowDetail, WorkflowPage, WorkflowStatusChanged, WorkflowSummary,
+    WorkflowWritten,
+)
+from bend.api.paging import after_cursor, next_cursor
+from bend.api.problems import (
+    IdempotencyConflict, UnknownVersion, UnknownWorkflow, WorkflowDeleted,
+)
+from bend.core.definitions import definition_hash
+from bend.security.roles import Principal
+from projections.queries import runs as run_queries
+from projections.queries import workflows as queries
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/workflows", tags=["workflows"],
+                   dependencies=[Depends(consistent)],
+                   responses=problem_responses(400, 403, 422, 503))
+
+Reader = Annotated[Principal, Depends(permit("workflows:read"))]
+Writer = Annotated[Principal, Depends(permit("workflows:write"))]
+Executor = Annotated[Principal, Depends(permit("workflows:execute"))]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def _workflow(ctx: Context, principal: Principal, workflow_id: str, *,
+                    live: bool = False) -> dict[str, Any]:
+    row = await queries.get_workflow(ctx.pool, principal.project, workflow_id)
+    if row is None:
+        raise UnknownWorkflow(workflow_id)
+    if live and row["status"] == "deleted":
+        raise WorkflowDeleted(workflow_id)
+    return row
+
+
+@router.post("", status_code=201, response_model=WorkflowWritten, openapi_extra=DEFINITION_BODY,
+             responses=problem_responses(415))
+async def create_workflow(request: Request, response: Response, ctx: Context,
+                          principal: Writer) -> WorkflowWritten:
+    """Create a workflow from a JSON or YAML definition (422 lists every problem)."""
+    defn = await read_definition(request)
+    workflow_id = records.new_id()
+    event = records.registered(defn, workflow_id, ctx.settings.tenant, principal, _now())
+    position = await ctx.producer.send(event)
+    response.headers["Location"] = f"/api/workflows/{workflow_id}"
+    response.headers["X-Bend-Position"] = position.token
+    return WorkflowWritten(workflow_id=workflow_id, version=1,
+                           definition_hash=event.definition_hash, changed=True,
+                           position=LogPosition.of(position))
+
+
+@router.get("", response_model=WorkflowPage)
+async def list_workflows(
+    ctx: Context, principal: Reader,
+    q: Annotated[str | None, Query(max_length=200, description="Search name and description")]
+    = None,
+    status: Annotated[list[str] | None, Query(description="active, paused, deleted")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> WorkflowPage:
+    """Workflows of the caller's project, newest first (deleted ones only if `status` asks)."""
+    rows = await queries.list_workflows(ctx.pool, principal.project, search=q, statuses=status,
+                                        after=after_cursor(cursor), limit=limit + 1)
+    page = rows[:limit]
+    return WorkflowPage(
+        items=[WorkflowSummary.model_validate(r) for r in page],
+        next_cursor=next_cursor(rows, limit, "created_at", "workflow_id"))
+
+
+@router.get("/{workflow_id}", response_model=WorkflowDetail, responses=problem_responses(404))
+async def get_workflow(ctx: Context, principal: Reader, workflow_id: str,
+                       version: Annotated[int | None, Query(ge=1)] = None) -> WorkflowDetail:
+    """A workflow with its latest definition (or `version`'s) and its versions."""
+    row = await _workflow(ctx, principal, workflow_id)
+    wanted = version or row["latest_version"]
+    found = await queries.get_version(ctx.pool, workflow_id, wanted)
+    if found is None:
+        raise UnknownVersion(workflow_id, wanted, row["latest_version"])
+    history = await queries.versions(ctx.pool, workflow_id)
+    return WorkflowDetail(**row, version=wanted, definition=found["definition"],
+                          definition_hash=found["definition_hash"],
+                          versions=[VersionInfo.model_validate(v) for v in history])
+
+
+@router.put("/{workflow_id}", response_model=WorkflowWritten, openapi_extra=DEFINITION_BODY,
+            responses=problem_responses(404, 409, 415))
+async def update_workflow(request: Request, response: Response, ctx: Context,
+                          principal: Writer, workflow_id: str) -> WorkflowWritten:
+    """Give the workflow a new version (none if the definition equals the latest)."""
+    defn = await read_definition(request)
+    digest = definition_hash(defn)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        # One version number per update, even with several API processes: take turns, and
+        # hold the turn until the read models show this version.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                           f"bend.workflow.version:{workflow_id}")
+        row = await _workflow(ctx, principal, workflow_id, live=True)
+        latest = await queries.get_version(conn, workflow_id, row["latest_version"])
+        if latest is not None and latest["definition_hash"] == digest:
+            return WorkflowWritten(workflow_id=workflow_id, version=row["latest_version"],
+                                   definition_hash=digest, changed=False)
+        version = row["latest_version"] + 1
+        event = records.versioned(defn, workflow_id, version, ctx.settings.tenant, principal,
+                                  _now())
+        position = await ctx.producer.send(event)
+        await ctx.watcher.wait_for([position], timeout_s=10.0)
+    response.headers["X-Bend-Position"] = position.token
+    return WorkflowWritten(workflow_id=workflow_id, version=version, definition_hash=digest,
+                           changed=True, position=LogPosition.of(position))
+
+
+async def _set_status(ctx: Context, principal: Principal, response: Response,
+                      workflow_id: str, status: str) -> WorkflowStatusChanged:
+    row = await _workflow(ctx, principal, workflow_id, live=True)
+    if row["status"] == status:
+        return WorkflowStatusChanged(workflow_id=workflow_id, status=status, changed=False)
+    event = records.status_changed(status, workflow_id, row["latest_version"],
+                                   ctx.settings.tenant, principal, _now())
+    position = await ctx.producer.send(event)
+    response.headers["X-Bend-Position"] = position.token
+    return WorkflowStatusChanged(workflow_id=workflow_id, status=status, changed=True,
+                                 position=LogPosition.of(position))
+
+
+@router.delete("/{workflow_id}", response_model=WorkflowStatusChanged,
+               responses=problem_responses(404, 409))
+async def delete_workflow(response: Response, ctx: Context, principal: Writer,
+                          workflow_id: str) -> WorkflowStatusChanged:
+    """Delete the workflow; its runs and history stay readable."""
+    return await _set_status(ctx, principal, response, workflow_id, "deleted")
+
+
+@router.post("/{workflow_id}/activate", response_model=WorkflowStatusChanged,
+             responses=problem_responses(404, 409))
+async def activate_workflow(response: Response, ctx: Context, principal: Writer,
+                            workflow_id: str) -> WorkflowStatusChanged:
+    """Let the workflow's triggers start runs."""
+    return await _set_status(ctx, principal, response, workflow_id, "active")
+
+
+@router.post("/{workflow_id}/pause", response_model=WorkflowStatusChanged,
+             responses=problem_responses(404, 409))
+async def pause_workflow(response: Response, ctx: Context, principal: Writer,
+                         workflow_id: str) -> WorkflowStatusChanged:
+    """Stop the workflow's triggers from starting runs (manual runs still start)."""
+    return await _set_status(ctx, principal, response, workflow_id, "paused")
+
+
+async def _pinned(ctx: Context, principal: Principal, workflow_id: str,
+                  version: int | None) -> tuple[int, dict[str, Any]]:
+    row = await _workflow(ctx, principal, workflow_id, live=True)
+    wanted = version or row["latest_version"]
+    found = await queries.get_version(ctx.pool, workflow_id, wanted)
+    if found is None:
+        raise UnknownVersion(workflow_id, wanted, row["latest_version"])
+    return wanted, found["definition"]
+
+
+@router.post("/{workflow_id}/execute", status_code=202, response_model=ExecutionAccepted,
+             responses={**problem_responses(404, 409),
+                        200: {"model": ExecutionAccepted,
+                              "description": "The idempotency key named a run already asked for"}})
+async def execute_workflow(body: ExecuteRequest, response: Response, ctx: Context,
+                           principal: Executor, workflow_id: str) -> ExecutionAccepted:
+    """Start a run with `input`; the same `idempotency_key` always gives the same run."""
+    version, definition = await _pinned(ctx, principal, workflow_id, body.version)
+    check_inputs(workflow_id, definition, [body.input], ["input"])
+    run_id = records.run_id_for(workflow_id, body.idempotency_key)
+    if body.idempotency_key is not None:
+        existing = await run_queries.get_run(ctx.pool, principal.project, run_id)
+        if existing is not None:
+            if existing["input"] != body.input or existing["workflow_version"] != version:
+                raise IdempotencyConflict(body.idempotency_key, run_id)
+            response.status_code = 200
+            return ExecutionAccepted(run_id=run_id, workflow_id=workflow_id,
+                                     workflow_version=version, status=existing["status"])
+    command = records.start_run(run_id, workflow_id, version, definition, body.input,
+                                body.idempotency_key, ctx.settings.tenant, principal, _now())
+    position = await ctx.producer.send(command)
+    response.headers["Location"] = f"/api/executions/{run_id}"
+    response.headers["X-Bend-Position"] = position.token
+    return ExecutionAccepted(run_id=run_id, workflow_id=workflow_id, workflow_version=version,
+                             position=LogPosition.of(position))
+
+
+@router.post("/{workflow_id}/execute/bulk", status_code=202, response_model=BulkExecutionAccepted,
+             responses=problem_responses(404, 409))
+async def execute_workflow_bulk(body: BulkExecuteRequest, ctx: Context, principal: Executor,
+                                workflow_id: str) -> BulkExecutionAccepted:
+    """Start one run per input (at most 1000); run i's key is `<idempotency_key>:<i>`."""
+    version, definition = await _pinned(ctx, principal, workflow_id, body.version)
+    check_inputs(workflow_id, definition, body.inputs,
+                 [f"inputs[{i}]" for i in range(len(body.inputs))])
+    now = _now()
+    commands = []
+    for i, run_input in enumerate(body.inputs):
+        key = None if body.idempotency_key is None else f"{body.idempotency_key}:{i}"
+        commands.append(records.start_run(records.run_id_for(workflow_id, key), workflow_id,
+                                          version, definition, run_input, key,
+                                          ctx.settings.tenant, principal, now))
+    positions = await ctx.producer.send_many(commands)
+    return BulkExecutionAccepted(count=len(commands), runs=[
+        ExecutionAccepted(run_id=c.run_id or "", workflow_id=workflow_id,
+                          workflow_version=version, position=LogPosition.of(p))
+        for c, p in zip(commands, positions)])

@@ -1,0 +1,92 @@
+"""Reads of `runs`, `steps`, `step_attempts`, `run_events` and `llm_usage`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+__all__ = [
+    "FINISHED", "attempts", "events", "get_run", "list_runs", "steps", "usage",
+]
+
+FINISHED = frozenset({"completed", "failed", "cancelled"})
+
+Db = asyncpg.Pool | asyncpg.Connection
+
+_SUMMARY = """run_id, workflow_id, workflow_version, status, error_type, error_message,
+              failed_step_id, idempotency_key, trigger_id, parent_run_id, forked_from_run_id,
+              cancel_requested_at, requested_at, started_at, finished_at, duration_ms,
+              last_seq, last_event_at"""
+
+
+async def get_run(db: Db, project: str, run_id: str) -> dict[str, Any] | None:
+    """One run of `project` with its input, output and pinned definition, or None."""
+    row = await db.fetchrow("SELECT * FROM runs WHERE run_id = $1 AND project = $2",
+                            run_id, project)
+    return dict(row) if row else None
+
+
+async def list_runs(db: Db, project: str, *, workflow_id: str | None = None,
+                    statuses: list[str] | None = None, since: datetime | None = None,
+                    until: datetime | None = None, after: tuple[datetime, str] | None = None,
+                    limit: int = 50) -> list[dict[str, Any]]:
+    """Runs of `project`, newest request first, filtered, after the cursor's row."""
+    where = ["project = $1"]
+    args: list[Any] = [project]
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if workflow_id:
+        where.append(f"workflow_id = {arg(workflow_id)}")
+    if statuses:
+        where.append(f"status = ANY({arg(statuses)}::text[])")
+    if since is not None:
+        where.append(f"requested_at >= {arg(since)}")
+    if until is not None:
+        where.append(f"requested_at < {arg(until)}")
+    if after is not None:
+        where.append(f"(requested_at, run_id) < ({arg(after[0])}, {arg(after[1])})")
+    rows = await db.fetch(
+        f"SELECT {_SUMMARY} FROM runs WHERE {' AND '.join(where)} "
+        f"ORDER BY requested_at DESC, run_id DESC LIMIT {arg(limit)}", *args)
+    return [dict(r) for r in rows]
+
+
+async def steps(db: Db, run_id: str) -> list[dict[str, Any]]:
+    """The run's steps, in the order they were first scheduled."""
+    rows = await db.fetch("SELECT * FROM steps WHERE run_id = $1 "
+                          "ORDER BY scheduled_at NULLS LAST, step_id", run_id)
+    return [dict(r) for r in rows]
+
+
+async def attempts(db: Db, run_id: str) -> list[dict[str, Any]]:
+    """Every attempt of every step of the run."""
+    rows = await db.fetch("SELECT * FROM step_attempts WHERE run_id = $1 "
+                          "ORDER BY scheduled_at NULLS LAST, step_id, attempt", run_id)
+    return [dict(r) for r in rows]
+
+
+async def events(db: Db, run_id: str, *, after_seq: int = 0, types: list[str] | None = None,
+                 limit: int = 1000) -> list[dict[str, Any]]:
+    """The run's events with seq above `after_seq`, in seq order."""
+    where, args = "run_id = $1 AND seq > $2", [run_id, after_seq]
+    if types:
+        args.append(types)
+        where += " AND event_type = ANY($3::text[])"
+    args.append(limit)
+    rows = await db.fetch(
+        f"SELECT seq, event_id, event_type, step_id, occurred_at, payload, topic, partition, "
+        f"\"offset\" FROM run_events WHERE {where} ORDER BY seq, occurred_at, event_id "
+        f"LIMIT ${len(args)}", *args)
+    return [dict(r) for r in rows]
+
+
+async def usage(db: Db, run_id: str) -> list[dict[str, Any]]:
+    """LLM calls, tokens and latency per model of the run."""
+    rows = await db.fetch("SELECT model, calls, prompt_tokens, completion_tokens, latency_ms "
+                          "FROM llm_usage WHERE run_id = $1 ORDER BY model", run_id)
+    return [dict(r) for r in rows]
