@@ -83,9 +83,10 @@ _TITLES = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "N
 def _problem(request: Request, status: int, code: str, detail: str,
              extra: dict[str, Any] | None = None,
              headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"type": f"urn:bend:problem:{code}", "title": code.replace("_", " ").capitalize(),
-            "status": status, "detail": detail, "instance": request.url.path, "error": code,
-            **(extra or {})}
+    # The standard members win over an error's own attributes of the same name.
+    body = {**(extra or {}), "type": f"urn:bend:problem:{code}",
+            "title": code.replace("_", " ").capitalize(), "status": status, "detail": detail,
+            "instance": request.url.path, "error": code}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -73,7 +73,7 @@ class RunFinished(ApiError):
     def __init__(self, run_id: str, status: str) -> None:
         super().__init__(f"run {run_id} already finished ({status}); nothing to cancel")
         self.run_id = run_id
-        self.status = status
+        self.run_status = status
 
 
 class IdempotencyConflict(ApiError):

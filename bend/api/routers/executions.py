@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from bend.api import records
@@ -34,6 +34,8 @@ router = APIRouter(prefix="/api/executions", tags=["executions"],
 Reader = Annotated[Principal, Depends(permit("runs:read"))]
 Canceller = Annotated[Principal, Depends(permit("runs:cancel"))]
 AfterSeq = Annotated[int, Query(ge=0, description="Only events with a higher seq")]
+LastEventId = Annotated[str | None, Header(
+    description="Sent by reconnecting SSE clients: resume after this seq")]
 Follow = Annotated[bool, Query(description="Stream as server-sent events until the run ends")]
 FollowFor = Annotated[float, Query(gt=0, le=3600, description="Longest a stream stays open, s")]
 
@@ -92,6 +94,13 @@ async def cancel_execution(response: Response, ctx: Context, principal: Cancelle
     return CancelAccepted(run_id=run_id, position=LogPosition.of(position))
 
 
+def _resume(after_seq: int, last_event_id: str | None) -> int:
+    """Where a stream resumes: after `after_seq`, or after the SSE client's last event id."""
+    if last_event_id and last_event_id.strip().isdigit():
+        return max(after_seq, int(last_event_id.strip()))
+    return after_seq
+
+
 def _event_view(row: dict[str, Any]) -> EventView:
     position = Position(row["topic"], row["partition"], row["offset"])
     return EventView(**{k: row[k] for k in ("seq", "event_id", "event_type", "step_id",
@@ -104,9 +113,11 @@ def _event_view(row: dict[str, Any]) -> EventView:
 async def get_execution_events(ctx: Context, principal: Reader, run_id: str,
                                after_seq: AfterSeq = 0, follow: Follow = False,
                                limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-                               follow_s: FollowFor = 300.0) -> Any:
+                               follow_s: FollowFor = 300.0,
+                               last_event_id: LastEventId = None) -> Any:
     """The run's event log in seq order; `follow=true` streams it as server-sent events."""
     await _run(ctx, principal, run_id)
+    after_seq = _resume(after_seq, last_event_id)
     if follow:
         return StreamingResponse(follow_run(ctx, run_id, after_seq, _event_view, max_s=follow_s),
                                  media_type=SSE_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
@@ -124,9 +135,11 @@ async def get_execution_logs(ctx: Context, principal: Reader, run_id: str,
                              = "info",
                              step_id: str | None = None,
                              limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-                             follow_s: FollowFor = 300.0) -> Any:
+                             follow_s: FollowFor = 300.0,
+                             last_event_id: LastEventId = None) -> Any:
     """The run's log lines (one per event) in seq order; `follow=true` streams them."""
     await _run(ctx, principal, run_id)
+    after_seq = _resume(after_seq, last_event_id)
     if follow:
         return StreamingResponse(follow_run(ctx, run_id, after_seq, log_line, max_s=follow_s),
                                  media_type=SSE_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
