@@ -146,7 +146,9 @@ class ScheduleSpec(BaseModel):
         try:
             zone(value)
         except ValueError as exc:
-            raise PydanticCustomError("unknown_timezone", "{reason}", {"reason": str(exc)}) from None
+            raise PydanticCustomError(
+                "unknown_timezone", "{reason}", {"reason": str(exc)}
+            ) from None
         return value
 
     @field_validator("start_at", "end_at")
@@ -175,7 +177,9 @@ class ScheduleSpec(BaseModel):
                     "widen the window or change the cron's hours and minutes"
                 )
         if problems:
-            raise PydanticCustomError("invalid_schedule", "{reason}", {"reason": "; ".join(problems)})
+            raise PydanticCustomError(
+                "invalid_schedule", "{reason}", {"reason": "; ".join(problems)}
+            )
         return self
 
     @property

@@ -1,4 +1,4 @@
-"""When schedule triggers are due: next due time, missed runs after an outage, backfill, dedupe keys.
+"""When schedules are due: the next due time, missed runs after an outage, backfill, dedupe keys.
 
 Everything here is pure: the current time comes in as `now`. The daylight-saving and window
 rules live in `bend.core.schedule_calendar` (its docstring states them). A firing is an event

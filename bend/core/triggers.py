@@ -1,4 +1,4 @@
-"""Trigger definitions (schedule, webhook, kafka, polling, manual) and their state, folded from TriggerFired.
+"""Trigger definitions (schedule, webhook, kafka, polling, manual) and their state from firings.
 
 A definition is refused when it is created (`parse_trigger`), with every reason: a bad cron
 field, an unknown time zone (with close names), a JMESPath expression that does not parse
@@ -175,7 +175,7 @@ class PollingTrigger(_Definition):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
             raise PydanticCustomError(
-                "url", "{value} is not an http(s) URL; give one like 'https://api.example.com/items'",
+                "url", "{value} is not an http(s) URL; give one like 'https://example.com/items'",
                 {"value": repr(value)},
             )
         return value
@@ -242,7 +242,9 @@ class TriggerState(BaseModel):
 
 def initial_state(trigger_id: str, trigger: Any, now: datetime) -> TriggerState:
     """The state of a trigger created at `now`: a schedule's first due time, nothing fired."""
-    upcoming = next_due(trigger.schedule, None, now) if isinstance(trigger, ScheduleTrigger) else None
+    upcoming = None
+    if isinstance(trigger, ScheduleTrigger):
+        upcoming = next_due(trigger.schedule, None, now)
     return TriggerState(trigger_id=trigger_id, next_due_at=upcoming)
 
 
@@ -250,7 +252,9 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def apply(state: TriggerState, event: TriggerFired, schedule: ScheduleSpec | None = None) -> TriggerState:
+def apply(
+    state: TriggerState, event: TriggerFired, schedule: ScheduleSpec | None = None
+) -> TriggerState:
     """The state after `event`; a dedupe key seen among the recent ones counts once.
 
     Several schedulers may each record the same firing; they share its dedupe key, so the
