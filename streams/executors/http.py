@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -10,6 +9,7 @@ import structlog
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bend.core.events import StepScheduled
+from bend.core.expressions import as_text
 from streams.executors.circuits import target_of
 from streams.executors.context import ExecutionContext
 from streams.executors.errors import StepError, StepTimeout, TargetFailed, TargetRejected
@@ -25,15 +25,11 @@ _DEFAULT_TIMEOUT_S = 30.0
 _SNIPPET = 300
 
 
-def _text(value: Any) -> str:
-    # Header and query values come from expressions: numbers and booleans are sent as JSON.
-    return value if isinstance(value, str) else json.dumps(value)
-
-
+# Header and query values come from templates: non-strings are sent as templates render them.
 _Texts = Annotated[dict[str, str], BeforeValidator(
-    lambda v: {k: _text(x) for k, x in v.items()} if isinstance(v, dict) else v)]
+    lambda v: {k: as_text(x) for k, x in v.items()} if isinstance(v, dict) else v)]
 _Query = Annotated[dict[str, str | list[str]], BeforeValidator(
-    lambda v: {k: [_text(i) for i in x] if isinstance(x, list) else _text(x)
+    lambda v: {k: [as_text(i) for i in x] if isinstance(x, list) else as_text(x)
                for k, x in v.items()} if isinstance(v, dict) else v)]
 
 
