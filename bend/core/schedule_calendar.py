@@ -72,19 +72,22 @@ def resolve(naive: datetime, tz: ZoneInfo, wall_clock: bool) -> tuple[datetime |
 def _local_floor(after: datetime, tz: ZoneInfo) -> datetime:
     """The earliest local reading of any instant from `after` on (clocks may step back)."""
     base = after.astimezone(UTC).replace(tzinfo=None)
-    offsets = []
+    offsets = [_offset(after, tz) or timedelta(0)]
     # Offsets change on whole hours or, rarely, half hours, and never twice in two days.
-    for probe in [after - _SECOND, *(after + timedelta(hours=h) for h in range(49))]:
+    for step in (-_SECOND, *(timedelta(hours=h) for h in range(1, 49))):
         try:
-            offsets.append(_offset(probe, tz) or timedelta(0))
+            offsets.append(_offset(after + step, tz) or timedelta(0))
         except OverflowError:
-            break
+            continue  # the ends of the calendar
     return base + min(offsets)
 
 
 def _cron_instants(plan: CronPlan, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
     floor = _local_floor(after, tz)
-    days = croniter(plan.day_expression, datetime.combine(floor.date(), time()) - _SECOND)
+    try:
+        days = croniter(plan.day_expression, datetime.combine(floor.date(), time()) - _SECOND)
+    except OverflowError:
+        return  # the first day of the calendar; no schedule reaches back there
     repeats: list[datetime] = []  # second occurrences, which come after later readings
     last: datetime | None = None
     while True:
@@ -122,8 +125,8 @@ def _anchor(spec: ScheduleSpec) -> datetime:
 def _interval_instants(spec: ScheduleSpec, after: datetime) -> Iterator[datetime]:
     step = timedelta(seconds=spec.interval_seconds or 1)
     anchor = _anchor(spec)
-    at = anchor + step * -((anchor - after) // step)  # the first grid point >= after
     try:
+        at = anchor + step * -((anchor - after) // step)  # the first grid point >= after
         while True:
             yield at
             at += step

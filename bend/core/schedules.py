@@ -43,9 +43,18 @@ class MissedRuns:
     dropped: int = 0
 
 
+_EARLIEST = datetime(2, 1, 1, tzinfo=timezone.utc)  # a day's margin from datetime's ends,
+_LATEST = datetime(9998, 12, 31, tzinfo=timezone.utc)  # where local times cannot be formed
+
+
 def _aware(name: str, value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise NaiveDatetime(name, value)
+    if not _EARLIEST <= value <= _LATEST:
+        raise InvalidTimeRange(
+            f"{name} {value.isoformat()} lies outside the years 2-9998 schedules cover; "
+            "give a time within them"
+        )
     return value.astimezone(timezone.utc)
 
 
@@ -64,7 +73,11 @@ def next_due(spec: ScheduleSpec, last_due: datetime | None, now: datetime) -> da
     lower = _aware("now", now) - spec.grace
     if last_due is not None:
         lower = max(lower, _aware("last_due", last_due) + _TICK)
-    return next(iter_due(spec, lower, lower + HORIZON), None)
+    try:
+        until = lower + HORIZON
+    except OverflowError:
+        until = datetime.max.replace(tzinfo=timezone.utc)
+    return next(iter_due(spec, lower, until), None)
 
 
 def missed(spec: ScheduleSpec, last_due: datetime | None, now: datetime) -> MissedRuns:

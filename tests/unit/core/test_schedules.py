@@ -299,3 +299,11 @@ def test_due_times_can_be_limited_and_come_back_in_utc() -> None:
     assert got == [utc(2026, 1, 1, 3, 30), utc(2026, 1, 2, 3, 30)]
     assert all(t.tzinfo is UTC for t in got)
     assert due_times(spec, utc(2026, 1, 1) + timedelta(days=1), utc(2026, 1, 1)) == []
+
+
+def test_times_at_the_ends_of_the_calendar_are_refused_not_overflowed() -> None:
+    spec = ScheduleSpec(cron="0 0 * * *", timezone="America/New_York")
+    with pytest.raises(InvalidTimeRange, match="outside the years 2-9998"):
+        due_times(spec, datetime(1, 1, 1, tzinfo=UTC), utc(2026, 1, 1))
+    assert next_due(spec, None, datetime(9998, 12, 30, tzinfo=UTC)) == datetime(
+        9998, 12, 30, 5, tzinfo=UTC)
