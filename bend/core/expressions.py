@@ -26,7 +26,7 @@ from jmespath.parser import ParsedResult
 from bend.core.errors import BendError
 
 __all__ = [
-    "ExpressionError", "Names", "compile_expression", "evaluate", "expression_names",
+    "ExpressionError", "as_text", "Names", "compile_expression", "evaluate", "expression_names",
     "render", "template_expressions", "truthy",
 ]
 
@@ -154,7 +154,7 @@ def render(value: Any, context: dict[str, Any]) -> Any:
             return evaluate(parts[0][0], context)
         if not any(isinstance(p, tuple) for p in parts):
             return "".join(p for p in parts if isinstance(p, str))
-        return "".join(p if isinstance(p, str) else _text(evaluate(p[0], context)) for p in parts)
+        return "".join(p if isinstance(p, str) else as_text(evaluate(p[0], context)) for p in parts)
     if isinstance(value, dict):
         return {key: render(item, context) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -162,7 +162,8 @@ def render(value: Any, context: dict[str, Any]) -> Any:
     return value
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A JSON value as template text: strings as is, null as "", the rest as compact JSON."""
     if value is None:
         return ""
     if isinstance(value, str):

@@ -18,7 +18,7 @@ from bend.core.references import Shape, read_shape
 if TYPE_CHECKING:
     from bend.core.definitions import WorkflowDefinition
 
-__all__ = ["Analysis", "Plan", "analyze", "plan_of"]
+__all__ = ["Analysis", "Plan", "analyze", "compile_definition", "plan_of"]
 
 Phase = tuple[str, str]  # (step_id, "start" | "end")
 _CONTAINERS_WITH_START = ("parallel", "loop")
@@ -33,6 +33,7 @@ class Plan:
     scope: FrozenMap[str, str | None]  # step id -> innermost enclosing loop
     deps: FrozenMap[str, tuple[str, ...]]  # waits for these to finish (a loop: its body's too)
     gate: FrozenMap[str, tuple[str, str]]  # arm or branch member -> (container, slot)
+    owner: FrozenMap[str, str]  # member -> the condition, parallel or loop listing it
     order: FrozenMap[str | None, tuple[Phase, ...]]  # scope -> its phases, topologically
     roots: FrozenMap[str, tuple[str, ...]]  # loop -> body steps that begin each iteration
     scope_steps: FrozenMap[str | None, tuple[str, ...]]  # scope -> its steps
@@ -233,9 +234,21 @@ def _plan(defn: WorkflowDefinition, shape: Shape, edges: dict[Phase, list[Phase]
         scope=FrozenMap(shape.scope),
         deps=FrozenMap(deps),
         gate=FrozenMap(gate),
+        owner=FrozenMap((m, owner[0]) for m, owner in shape.owner.items()),
         order=FrozenMap((sc, tuple(p for p in order if shape.scope[p[0]] == sc)) for sc in scopes),
         roots=FrozenMap(roots),
         scope_steps=FrozenMap(scope_steps),
         sinks=FrozenMap(sinks),
         downstream=FrozenMap((s, tuple(v)) for s, v in downstream.items()),
     )
+
+
+def compile_definition(data: Any) -> tuple[WorkflowDefinition, Plan]:
+    """The definition in JSON data and its plan; InvalidDefinition listing every problem."""
+    from bend.core.definitions import InvalidDefinition, parse_shape
+
+    defn = parse_shape(data)
+    analysis = analyze(defn)
+    if analysis.plan is None:
+        raise InvalidDefinition(analysis.problems)
+    return defn, analysis.plan

@@ -1,0 +1,107 @@
+"""What a step's expressions see, and the evaluated input a step's attempt is scheduled with.
+
+A step sees `input`, `run`, and under `steps` only the steps it depends on (in `after` or read
+by its expressions), each as `{output, status}`; inside a loop also `item` and `index` of the
+innermost iteration. Skipped and cancelled steps read as `{output: null, status: ...}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bend.core.definitions import WorkflowDefinition
+from bend.core.expressions import as_text, render
+from bend.core.graph import Plan
+from bend.core.ids import instance_id
+from bend.core.state import RunState
+
+__all__ = ["iteration_context", "resolve", "run_context", "step_context", "step_input"]
+
+
+def resolve(plan: Plan, step_id: str, indices: tuple[int, ...]) -> str:
+    """The instance of `step_id` that a step in iteration `indices` sees."""
+    return instance_id(step_id, indices[:plan.depth(step_id)])
+
+
+def _base(state: RunState) -> dict[str, Any]:
+    return {
+        "input": state.input,
+        "run": {"run_id": state.run_id, "workflow_id": state.workflow_id,
+                "workflow_version": state.workflow_version},
+        "steps": {},
+    }
+
+
+def _add_steps(ctx: dict[str, Any], state: RunState, plan: Plan, step_ids: Any,
+               indices: tuple[int, ...]) -> None:
+    for dep in step_ids:
+        st = state.step(resolve(plan, dep, indices))
+        ctx["steps"][dep] = {"output": st.output, "status": st.status.value}
+
+
+def _loop_vars(ctx: dict[str, Any], state: RunState, plan: Plan, loop: str | None,
+               indices: tuple[int, ...]) -> None:
+    if loop is None or not indices:
+        return
+    loop_state = state.step(instance_id(loop, indices[:-1]))
+    items = loop_state.input.get("items") if isinstance(loop_state.input, dict) else None
+    ctx["index"] = indices[-1]
+    ctx["item"] = items[indices[-1]] if isinstance(items, list) and indices[-1] < len(items) \
+        else None
+
+
+def step_context(state: RunState, plan: Plan, step_id: str,
+                 indices: tuple[int, ...]) -> dict[str, Any]:
+    """The context of `step_id`'s own expressions in iteration `indices`."""
+    ctx = _base(state)
+    _add_steps(ctx, state, plan, plan.deps[step_id], indices)
+    _loop_vars(ctx, state, plan, plan.scope[step_id], indices)
+    return ctx
+
+
+def iteration_context(state: RunState, plan: Plan, loop: str,
+                      indices: tuple[int, ...]) -> dict[str, Any]:
+    """The context of a loop's `collect` in its iteration `indices` (the last index is its own)."""
+    ctx = _base(state)
+    _add_steps(ctx, state, plan, plan.deps[loop], indices[:-1])
+    _add_steps(ctx, state, plan, plan.scope_steps[loop], indices)
+    _loop_vars(ctx, state, plan, loop, indices)
+    return ctx
+
+
+def run_context(state: RunState, plan: Plan) -> dict[str, Any]:
+    """The context of the run's `output`: every step outside loops."""
+    ctx = _base(state)
+    _add_steps(ctx, state, plan, plan.scope_steps[None], ())
+    return ctx
+
+
+def step_input(defn: WorkflowDefinition, node: Any, ctx: dict[str, Any]) -> Any:
+    """The evaluated configuration an executor receives in StepScheduled.input.
+
+    The step's timeout travels beside it, in StepScheduled.timeout_ms.
+    """
+    if node.type == "agent":
+        llm = node.llm or defn.llm
+        return {
+            "model": node.model,
+            "prompt": as_text(render(node.prompt, ctx)),
+            "system_prompt": (as_text(render(node.system_prompt, ctx))
+                              if node.system_prompt is not None else None),
+            "tools": list(node.tools),
+            "max_iterations": node.max_iterations,
+            "temperature": node.temperature,
+            "llm": {"base_url": as_text(render(llm.base_url, ctx)),
+                    "api_key_secret": llm.api_key_secret, "timeout_s": llm.timeout_s},
+        }
+    if node.type == "tool":
+        return {"component": node.component, "inputs": render(node.inputs, ctx)}
+    if node.type == "http":
+        return {"method": node.method, "url": as_text(render(node.url, ctx)),
+                "headers": render(node.headers, ctx), "query": render(node.query, ctx),
+                "body": render(node.body, ctx)}
+    if node.type == "subworkflow":
+        return {"workflow_id": node.workflow, "version": node.version,
+                "input": render(node.input, ctx)}
+    raise ValueError(f"{node.type} steps are run by the engine, not scheduled with an input")
+

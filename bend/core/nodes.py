@@ -1,0 +1,272 @@
+"""Step node models: the configuration of each step type (frozen pydantic, unknown fields refused).
+
+Fields marked "template" may hold `${...}`; "expression" fields are plain JMESPath (see
+expressions.py). Retry and timeout apply to executor and subworkflow steps only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
+    field_validator, model_validator,
+)
+
+from bend.core.durations import parse_duration
+
+__all__ = [
+    "AgentStep", "ConditionStep", "DelayStep", "Duration", "FrozenModel", "HttpStep", "LlmEndpoint", "LoopStep",
+    "ParallelStep", "RetryPolicy", "StepBase", "ToolStep", "TransformStep",
+]
+
+
+def _duration_text(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value}s"  # bare numbers are seconds
+    return value
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, BeforeValidator(_duration_text), AfterValidator(_check_duration)]
+StepId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
+ComponentRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.-]*@[\w.-]+$")]
+
+
+class FrozenModel(BaseModel):
+    """Frozen, refuses unknown fields, accepts field names and aliases."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class RetryPolicy(FrozenModel):
+    """How often and how fast a failed step is tried again (`max_attempts` counts the first)."""
+
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    initial_interval: Duration = "1s"
+    backoff: float = Field(default=2.0, ge=1.0, le=10.0)
+    max_interval: Duration = "5m"
+    jitter: float = Field(default=0.1, ge=0.0, le=1.0)  # ± this fraction of each delay
+    retry_on: tuple[str, ...] | None = None  # only these error types retry (None: any)
+    non_retryable: tuple[str, ...] = ()  # these error types never retry
+
+
+class LlmEndpoint(FrozenModel):
+    """An OpenAI-compatible endpoint: its base URL and the NAME of the secret holding its key."""
+
+    base_url: str = Field(min_length=1)  # template (the workflow's reads only input and run)
+    api_key_secret: str | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class StepBase(FrozenModel):
+    """Fields every step has."""
+
+    id: StepId
+    description: str = ""
+    after: tuple[str, ...] = ()  # explicit dependencies, besides the steps expressions read
+    when: str | None = None  # guard expression: the step is skipped when it is false
+    retry: RetryPolicy | None = None  # executor and subworkflow steps only
+    timeout: Duration | None = None  # executor and subworkflow steps only
+
+    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
+        """`(location, "expression" | "template", value)` of every expression the step holds."""
+        if self.when is not None:
+            yield "when", "expression", self.when
+
+
+class AgentStep(StepBase):
+    """A model with tools in a loop (an executor step)."""
+
+    type: Literal["agent"]
+    model: str = Field(min_length=1)
+    system_prompt: str | None = None  # template
+    prompt: str  # template
+    tools: tuple[str, ...] = ()  # component refs `name@version`
+    max_iterations: int = Field(default=10, ge=1, le=100)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    llm: LlmEndpoint | None = None  # default: the workflow's `llm`
+
+    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
+        yield from super().fields_to_check()
+        if self.system_prompt is not None:
+            yield "system_prompt", "template", self.system_prompt
+        yield "prompt", "template", self.prompt
+        if self.llm is not None:
+            yield "llm.base_url", "template", self.llm.base_url
+
+
+class ToolStep(StepBase):
+    """One call of a registered component (an executor step)."""
+
+    type: Literal["tool"]
+    component: ComponentRef
+    inputs: dict[str, Any] = Field(default_factory=dict)  # templates
+
+    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
+        yield from super().fields_to_check()
+        yield "inputs", "template", self.inputs
+
+
+class HttpStep(StepBase):
+    """One HTTP request; a non-2xx answer fails the attempt (an executor step)."""
+
+    type: Literal["http"]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    url: str  # template
+    headers: dict[str, Any] = Field(default_factory=dict)  # templates
+    query: dict[str, Any] = Field(default_factory=dict)  # templates
+    body: Any = None  # template
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
+        yield from super().fields_to_check()
+        yield "url", "template", self.url
+        yield "headers", "template", self.headers
+        yield "query", "template", self.query
+        yield "body", "template", self.body
+
+
+class TransformStep(StepBase):
+    """Computes its output from an `expression`, or a `mapping` of names to expressions."""
+
+    type: Literal["transform"]
+    expression: str | None = None
+    mapping: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TransformStep:
+        if (self.expression is None) == (self.mapping is None):
+            raise ValueError("a transform needs exactly one of `expression` or `mapping`")
+        return self
+
+    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
+        yield from super().fields_to_check()
+        if self.expression is not None:
+            yield "expression", "expression", self.expression
+        for key, expr in (self.mapping or {}).items():
+            yield f"mapping.{key}", "expression", expr
+
+
+def _case_keys(value: Any) -> Any:
+    if isinstance(value, dict):  # YAML reads `1:` and `true:` as numbers and booleans
+        return {json.dumps(k) if not isinstance(k, str) else k: v for k, v in value.items()}
+    return value
+
+
+class ConditionStep(StepBase):
+    """if/else (`if`, `then`, `else`) or switch (`switch`, `cases`, `default`) over step ids."""
+
+    type: Literal["condition"]
+    if_: str | None = Field(default=None, alias="if")
+    then: tuple[str, ...] = ()
+    else_: tuple[str, ...] = Field(default=(), alias="else")
+    switch: str | None = None
+    cases: Annotated[dict[str, tuple[str, ...]], BeforeValidator(_case_keys)] = Field(
+        default_factory=dict)  # keys match the switch value's text ("a", "3", "true")
+    default: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ConditionStep:
+        if (self.if_ is None) == (self.switch is None):
+            raise ValueError("a condition needs exactly one of `if` or `switch`")
+        if self.if_ is not None and (self.cases or self.default):
+            raise ValueError("`cases` and `default` go with `switch`, not `if`")
+        if self.switch is not None and (self.then or self.else_):
+            raise ValueError("`then` and `else` go with `if`, not `switch`")
+        return self
+
+    def arms(self) -> dict[str, tuple[str, ...]]:
+        """Each arm's name (then, else, case:<key>, default) and its step ids."""
+        if self.if_ is not None:
+            return {"then": self.then, "else": self.else_}
+        return {**{f"case:{k}": v for k, v in self.cases.items()}, "default": self.default}
+
+    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
+        yield from super().fields_to_check()
+        if self.if_ is not None:
+            yield "if", "expression", self.if_
+        if self.switch is not None:
+            yield "switch", "expression", self.switch
+
+
+class LoopStep(StepBase):
+    """Runs its `body` steps once per item of `for_each`, or while `while` holds."""
+
+    type: Literal["loop"]
+    for_each: str | None = None
+    while_: str | None = Field(default=None, alias="while")  # reads index, last, results
+    body: tuple[str, ...] = Field(min_length=1)
+    concurrency: int = Field(default=4, ge=1, le=1000)  # for_each iterations at once
+    max_iterations: int = Field(default=1000, ge=1, le=100_000)
+    collect: str | None = None  # an iteration's result (default: its body sinks' outputs)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> LoopStep:
+        if (self.for_each is None) == (self.while_ is None):
+            raise ValueError("a loop needs exactly one of `for_each` or `while`")
+        return self
+
+    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
+        yield from super().fields_to_check()
+        if self.for_each is not None:
+            yield "for_each", "expression", self.for_each
+        if self.while_ is not None:
+            yield "while", "expression", self.while_
+        if self.collect is not None:
+            yield "collect", "expression", self.collect
+
+
+class ParallelStep(StepBase):
+    """Starts its `branches` together and finishes when `join` is met (all, any, first_n)."""
+
+    type: Literal["parallel"]
+    branches: tuple[tuple[str, ...], ...] = Field(min_length=1)
+    join: Literal["all", "any", "first_n"] = "all"
+    n: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _join(self) -> ParallelStep:
+        if self.join == "first_n" and self.n is None:
+            raise ValueError("join `first_n` needs `n`, the number of branches to wait for")
+        if self.join != "first_n" and self.n is not None:
+            raise ValueError("`n` goes with join `first_n`")
+        if self.n is not None and self.n > len(self.branches):
+            raise ValueError(f"`n` is {self.n} but there are {len(self.branches)} branches")
+        if any(not branch for branch in self.branches):
+            raise ValueError("every branch needs at least one step")
+        return self
+
+    @property
+    def needed(self) -> int:
+        """How many branches must finish before the join is met."""
+        return {"all": len(self.branches), "any": 1}.get(self.join, self.n or 1)
+
+
+class DelayStep(StepBase):
+    """Waits on a durable timer: `duration`, or `until` a timestamp expression."""
+
+    type: Literal["delay"]
+    duration: Duration | None = None
+    until: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> DelayStep:
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("a delay needs exactly one of `duration` or `until`")
+        return self
+
+    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
+        yield from super().fields_to_check()
+        if self.until is not None:
+            yield "until", "expression", self.until
