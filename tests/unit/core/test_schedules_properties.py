@@ -62,7 +62,7 @@ def _inside(spec: ScheduleSpec, at: datetime) -> bool:
         at.astimezone(ZoneInfo(spec.timezone)).replace(tzinfo=None))
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(specs(), ranges())
 def test_due_times_are_increasing_unique_in_range_and_inside_the_window(
     spec: ScheduleSpec, span: tuple[datetime, datetime]
@@ -74,7 +74,7 @@ def test_due_times_are_increasing_unique_in_range_and_inside_the_window(
     assert all(_inside(spec, t) for t in got)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(specs(), ranges(), st.integers(0, 3 * 86400))
 def test_due_times_of_a_range_are_those_of_its_two_halves(
     spec: ScheduleSpec, span: tuple[datetime, datetime], cut: int
@@ -85,7 +85,7 @@ def test_due_times_of_a_range_are_those_of_its_two_halves(
         due_times(spec, after, middle) + due_times(spec, middle, until))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(specs(), ranges())
 def test_walking_next_due_visits_exactly_the_due_times(
     spec: ScheduleSpec, span: tuple[datetime, datetime]
@@ -102,7 +102,7 @@ def test_walking_next_due_visits_exactly_the_due_times(
     assert walked == expected
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(specs(), ranges())
 def test_missed_never_exceeds_its_cap_and_accounts_for_every_missed_due_time(
     spec: ScheduleSpec, span: tuple[datetime, datetime]
@@ -116,7 +116,7 @@ def test_missed_never_exceeds_its_cap_and_accounts_for_every_missed_due_time(
     assert len(got.due) + got.dropped == len(every)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(specs(), ranges(), st.integers(1, 50))
 def test_backfill_is_the_due_times_of_its_range_when_within_the_cap(
     spec: ScheduleSpec, span: tuple[datetime, datetime], cap: int
@@ -136,7 +136,7 @@ def test_window_membership_across_midnight_is_the_opening_days_evening_and_next_
     assert not spec.window.contains(datetime(2026, 1, 4, 23, 0))  # Sunday evening
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(specs(), ranges())
 def test_a_window_drops_exactly_the_due_times_outside_it(
     spec: ScheduleSpec, span: tuple[datetime, datetime]
