@@ -57,7 +57,9 @@ def _transition(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(hi, UTC)
 
 
-def resolve(naive: datetime, tz: ZoneInfo, wall_clock: bool) -> tuple[datetime | None, ...]:
+def resolve(
+    naive: datetime, tz: ZoneInfo, wall_clock: bool
+) -> tuple[datetime | None, datetime | None]:
     """The instants a local wall time fires at: (first, repeat), per the module's rules."""
     early = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
     late = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
