@@ -123,7 +123,8 @@ async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder) 
     spec = parse(task.input)
     assert spec.llm is not None  # parse() refuses a step without one
     tools = _tools(spec, ctx)
-    api_key = ctx.secrets.resolve(spec.llm.api_key_secret) if spec.llm.api_key_secret else None
+    secret = spec.llm.api_key_secret
+    api_key = await ctx.secrets.resolve(secret, task.project) if secret else None
     endpoint = LlmEndpoint(spec.llm.base_url, api_key, spec.llm.timeout_s or ctx.llm_timeout_s)
     messages: list[dict[str, Any]] = []
     if spec.system_prompt:

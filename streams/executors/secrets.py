@@ -14,15 +14,18 @@ ENV_PREFIX = "BEND_SECRET_"
 
 
 class SecretResolver(Protocol):
-    """Turns a secret's name into its value, or raises `SecretNotFound`."""
+    """Turns a project's secret name into its value, or raises `SecretNotFound`.
 
-    def resolve(self, name: str) -> str:
-        """The value of secret `name`."""
+    Async so a store in Postgres (bend.security.secretstore) can back it.
+    """
+
+    async def resolve(self, name: str, project: str = "default") -> str:
+        """The value of secret `name` in `project`."""
         ...
 
 
 class DictSecrets:
-    """Secrets held in a dict (tests, local runs)."""
+    """Secrets held in a dict, the same for every project (tests, local runs)."""
 
     def __init__(self, values: Mapping[str, str] | None = None) -> None:
         self._values = dict(values or {})
@@ -34,7 +37,7 @@ class DictSecrets:
         env = os.environ if environ is None else environ
         return cls({k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)})
 
-    def resolve(self, name: str) -> str:
+    async def resolve(self, name: str, project: str = "default") -> str:
         """The value of secret `name` (exact name first, then lower-case)."""
         for key in (name, name.lower()):
             if key in self._values:

@@ -57,9 +57,11 @@ def test_a_failure_outcome_carries_the_errors_type_message_and_retryability() ->
     assert "raise max_iterations" in (out.message or "")
 
 
-def test_secrets_come_from_bend_secret_variables_and_a_missing_one_says_how_to_set_it() -> None:
+async def test_secrets_come_from_bend_secret_variables_and_a_missing_one_says_how_to_set_it(
+) -> None:
     secrets = DictSecrets.from_environ({"BEND_SECRET_OPENAI": "sk-1", "HOME": "/root"})
-    assert secrets.resolve("openai") == "sk-1" and secrets.resolve("OPENAI") == "sk-1"
+    assert await secrets.resolve("openai") == "sk-1"
+    assert await secrets.resolve("OPENAI", project="p1") == "sk-1"
     assert "sk-1" not in repr(secrets)
     with pytest.raises(SecretNotFound, match="BEND_SECRET_ANTHROPIC"):
-        secrets.resolve("anthropic")
+        await secrets.resolve("anthropic")
