@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
-import pytest
 
 from bend.components import ComponentContext, ComponentFailed, Registry, component
 from bend.components.builtin import BUILTIN_COMPONENTS
