@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import structlog
+from aiokafka import AIOKafkaConsumer
 
 from bend.contracts.topics import topic_name
 from bend.core.commands import CancelRun, Command, StartRun
@@ -28,7 +29,7 @@ from projections.writes import Write, execute_in_order, execute_in_waves
 
 __all__ = [
     "PROJECTED_KINDS", "BatchResult", "Consumed", "Unprojectable", "apply_batch",
-    "apply_isolating", "projected_topics", "writes_for",
+    "apply_isolating", "fetch_batch", "projected_topics", "writes_for",
 ]
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,22 @@ class Unprojectable(BendError):
     """A record the read models cannot hold as it is."""
 
     code = "unprojectable"
+
+
+async def fetch_batch(consumer: AIOKafkaConsumer, timeout_ms: int,
+                      max_records: int) -> list[Consumed]:
+    """Wait up to `timeout_ms` for records, then take what else is already fetched (up to
+    `max_records`): batches grow under load without adding latency when the log is quiet."""
+    out: list[Consumed] = []
+    wait = timeout_ms
+    while len(out) < max_records:
+        fetched = await consumer.getmany(timeout_ms=wait, max_records=max_records - len(out))
+        if not fetched:
+            break
+        out += [Consumed(tp.topic, tp.partition, m.offset, m.value)
+                for tp, messages in fetched.items() for m in messages]
+        wait = 0
+    return out
 
 
 def _is_run_event(record: Record) -> bool:

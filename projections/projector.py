@@ -20,7 +20,7 @@ from bend.settings import Settings
 from projections import checkpoint
 from projections.db import connect, database_url
 from projections.migrate import migrate
-from projections.project import Consumed, apply_isolating, projected_topics
+from projections.project import apply_isolating, fetch_batch, projected_topics
 
 __all__ = ["Projector"]
 
@@ -78,9 +78,7 @@ class Projector:
 
     async def _step(self) -> None:
         assert self._consumer is not None
-        fetched = await self._consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_batch)
-        records = [Consumed(tp.topic, tp.partition, m.offset, m.value)
-                   for tp, messages in fetched.items() for m in messages]
+        records = await fetch_batch(self._consumer, self.poll_ms, self.max_batch)
         if not records:
             return
         assert self._conn is not None
