@@ -1,0 +1,128 @@
+"""Start and stop Bend's worker processes (orchestrator, executor) for local runs and tests.
+
+Ready means Kafka says so: the role's consumer group is Stable with the expected members.
+Processes are stopped by the PIDs started here (SIGTERM, then SIGKILL), never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import ConsumerGroupState
+from confluent_kafka.admin import AdminClient
+
+from bend.core.errors import BendError
+from bend.settings import Settings
+
+__all__ = ["WorkerFailed", "WorkerProcess", "Workers"]
+
+
+class WorkerFailed(BendError):
+    """A worker process exited or did not join its consumer group in time."""
+
+    code = "worker_failed"
+
+    def __init__(self, role: str, detail: str, log_path: Path) -> None:
+        super().__init__(f"{role} worker {detail}; see its log at {log_path}")
+        self.role = role
+
+
+@dataclass
+class WorkerProcess:
+    """One running worker: its role, process and log file."""
+
+    role: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id."""
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the crash a test simulates."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `grace_s`."""
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+@dataclass
+class Workers:
+    """The worker processes started for one set of settings (`env` overrides BEND_* variables)."""
+
+    settings: Settings
+    env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    processes: list[WorkerProcess] = field(default_factory=list)
+
+    def start(self, role: str, wait: bool = True, timeout_s: float = 60.0) -> WorkerProcess:
+        """Start one `role` process; with `wait`, return once its group has it as a member."""
+        log_dir = self.log_dir or self.settings.dev.state_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        index = sum(1 for p in self.processes if p.role == role)
+        log_path = log_dir / f"{self.settings.kafka.topic_prefix}-{role}-{index}.log"
+        env = {**os.environ, **self.env, "BEND_LOG__FORMAT": "json"}
+        with log_path.open("ab") as log_file:
+            proc = subprocess.Popen([sys.executable, "-m", "streams.worker", role], env=env,
+                                    stdout=log_file, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        worker = WorkerProcess(role, proc, log_path)
+        self.processes.append(worker)
+        if wait:
+            self.wait_ready(role, timeout_s)
+        return worker
+
+    def wait_ready(self, role: str, timeout_s: float = 60.0) -> None:
+        """Block until `role`'s consumer group is Stable with every live process of the role."""
+        group = f"{self.settings.kafka.topic_prefix}-{role}"
+        want = sum(1 for p in self.processes if p.role == role and p.alive())
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap})
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for p in self.processes:
+                if p.role == role and not p.alive():
+                    raise WorkerFailed(role, f"exited with code {p.process.returncode}",
+                                       p.log_path)
+            try:
+                desc = admin.describe_consumer_groups([group])[group].result(timeout=5)
+                if desc.state == ConsumerGroupState.STABLE and len(desc.members) >= want:
+                    return
+            except Exception:  # the group does not exist until the first member joins
+                pass
+            time.sleep(0.2)
+        last = next(p for p in reversed(self.processes) if p.role == role)
+        raise WorkerFailed(role, f"did not join consumer group {group} in {timeout_s:.0f} s",
+                           last.log_path)
+
+    def stop(self) -> None:
+        """Stop every process started here."""
+        for p in self.processes:
+            p.stop()
+        self.processes.clear()
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

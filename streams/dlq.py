@@ -1,0 +1,37 @@
+"""The dead-letter topic: records no processor could handle, kept whole with the reason."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import faust
+import structlog
+
+from bend.contracts.codec import encode
+from bend.core.events import DeadLettered
+
+__all__ = ["DeadLetters"]
+
+log = structlog.get_logger(__name__)
+
+
+class DeadLetters:
+    """Sends `DeadLettered` events for records that failed, so they can be re-driven."""
+
+    def __init__(self, app: faust.App, topic: str) -> None:
+        self.topic = app.topic(topic)
+        self.count = 0
+
+    async def send(self, source_topic: str, partition: int, offset: int,
+                   key: bytes | None, payload: bytes, error: BaseException) -> None:
+        """Dead-letter one record with the error that stopped it."""
+        self.count += 1
+        event = DeadLettered(
+            event_id=str(uuid.uuid4()), workflow_id="", occurred_at=datetime.now(timezone.utc),
+            source_topic=source_topic, source_partition=partition, source_offset=offset,
+            error_type=type(error).__name__, reason=str(error)[:2000], key=key, payload=payload,
+        )
+        log.error("dead_lettered", source_topic=source_topic, partition=partition,
+                  error_type=event.error_type, reason=event.reason, event_id=event.event_id)
+        await self.topic.send(key=key, value=encode(event))

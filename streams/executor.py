@@ -1,0 +1,113 @@
+"""The executor agent: takes scheduled executor steps from the tasks topic, runs them, reports.
+
+Each task is a `StepScheduled` for an agent, tool or http node. The executor reports
+`ReportStepStarted`, every LLM and tool call it made (`RecordLlmCall`, `RecordToolCall`) and
+then `CompleteStep` or `FailStep`, all to the commands topic keyed by run_id. Delivery is
+at least once: a task can run twice after a crash, so side effects carry the step's
+idempotency key, and the orchestrator rejects the second report.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from bend.contracts.codec import decode, encode
+from bend.core.commands import Command, CompleteStep, FailStep, ReportStepStarted
+from bend.core.errors import BendError
+from bend.core.events import StepScheduled
+from bend.settings import Settings
+from streams.app import topic_names
+from streams.dlq import DeadLetters
+from streams.executors import ExecutionContext, execute
+
+__all__ = ["Executor"]
+
+log = structlog.get_logger(__name__)
+
+
+def _command_id(task: StepScheduled, what: str) -> str:
+    """Deterministic ids: a task run twice reports with the same ids."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{task.event_id}:{what}"))
+
+
+class Executor:
+    """Runs executor steps with bounded concurrency and reports their outcomes as commands."""
+
+    def __init__(self, app: faust.App, settings: Settings, worker_id: str) -> None:
+        names = topic_names(settings)
+        self.app = app
+        self.settings = settings
+        self.worker_id = worker_id
+        self.tasks = app.topic(names.tasks)
+        self.commands = app.topic(names.commands)
+        self.dead_letters = DeadLetters(app, names.dead_letters)
+        self.context: ExecutionContext | None = None
+        self.executed = 0
+
+    def register(self) -> None:
+        """Attach the agent (with the configured concurrency) and the context's lifecycle."""
+        self.app.agent(self.tasks, name="executor",
+                       concurrency=self.settings.workers.executor_concurrency)(self._agent)
+
+    async def _context(self) -> ExecutionContext:
+        if self.context is None:
+            self.context = ExecutionContext.create(self.settings, worker_id=self.worker_id)
+        return self.context
+
+    async def _agent(self, stream: faust.StreamT) -> Any:
+        async for event in stream.events():
+            message = event.message
+            await self.handle(message.partition, message.offset, message.value, message.key)
+            yield None
+
+    async def handle(self, partition: int, offset: int, raw: bytes, key: bytes | None) -> None:
+        """Run one task record and report its outcome."""
+        try:
+            task = decode(raw)
+            if not isinstance(task, StepScheduled):
+                raise TypeError(f"{type(task).__name__} is no StepScheduled task")
+        except (BendError, TypeError) as exc:
+            await self.dead_letters.send(self.tasks.get_topic_name(), partition, offset, key,
+                                         raw, exc)
+            return
+        with bound_contextvars(run_id=task.run_id, step_id=task.step_id, event_id=task.event_id):
+            await self._send(ReportStepStarted(**self._envelope(task, "started"),
+                                               step_id=task.step_id, attempt=task.attempt,
+                                               worker_id=self.worker_id))
+            started = time.perf_counter()
+            outcome = await execute(task, await self._context())
+            duration_ms = int((time.perf_counter() - started) * 1000)
+            for record in outcome.records:
+                await self._send(record)
+            if outcome.succeeded:
+                await self._send(CompleteStep(**self._envelope(task, "completed"),
+                                              step_id=task.step_id, attempt=task.attempt,
+                                              output=outcome.output, duration_ms=duration_ms))
+            else:
+                log.info("step_failed", error_type=outcome.error_type,
+                         retryable=outcome.retryable)
+                await self._send(FailStep(**self._envelope(task, "failed"),
+                                          step_id=task.step_id, attempt=task.attempt,
+                                          error_type=outcome.error_type or "StepError",
+                                          message=outcome.message or "",
+                                          retryable=outcome.retryable))
+            self.executed += 1
+
+    def _envelope(self, task: StepScheduled, what: str) -> dict[str, Any]:
+        return {
+            "event_id": _command_id(task, what), "run_id": task.run_id,
+            "workflow_id": task.workflow_id, "workflow_version": task.workflow_version,
+            "occurred_at": datetime.now(timezone.utc), "causation_id": task.event_id,
+            "correlation_id": task.correlation_id, "tenant": task.tenant,
+            "project": task.project,
+        }
+
+    async def _send(self, cmd: Command) -> None:
+        await self.commands.send(key=(cmd.run_id or "").encode(), value=encode(cmd))

@@ -1,0 +1,147 @@
+"""The orchestrator: per run (keyed by run_id), commands in, decided events out.
+
+One hop per decision: a command is decided against the run's folded state with the pure
+`decide`, its events are folded with `apply`, appended to the run log (same partition
+number as the command), executor steps are handed to the tasks topic, timers are armed,
+and commands for other runs (child runs, parents) go to the commands topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from bend.contracts.codec import decode, encode
+from bend.core.commands import Command
+from bend.core.decide import Accepted, Rejected, decide
+from bend.core.errors import BendError
+from bend.core.events import TimerSet
+from bend.settings import Settings
+from streams.app import topic_names
+from streams.dlq import DeadLetters
+from streams.runcache import PartitionRuns, RunCache
+from streams.scheduler import TimerQueue
+
+__all__ = ["Orchestrator"]
+
+log = structlog.get_logger(__name__)
+
+
+class Orchestrator:
+    """Decides each run's commands into events; owns the runs of its assigned partitions."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        names = topic_names(settings)
+        self.app = app
+        self.commands = app.topic(names.commands)
+        self.run_events = app.topic(names.run_events)
+        self.tasks = app.topic(names.tasks)
+        self.dead_letters = DeadLetters(app, names.dead_letters)
+        self.cache = RunCache(settings.kafka.bootstrap, names.run_events)
+        self.timers = TimerQueue(self._fire)
+        self.decided = 0
+        self.rejected = 0
+
+    def register(self) -> None:
+        """Attach the agent, the timer task and the rebalance hooks to the app."""
+        self.app.agent(self.commands, name="orchestrator")(self._agent)
+        self.app.task(self._timer_task)
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+
+    async def _agent(self, stream: faust.StreamT) -> Any:
+        async for event in stream.events():
+            message = event.message
+            await self.handle(message.partition, message.offset, message.timestamp,
+                              message.value, message.key)
+            yield None
+
+    async def handle(self, partition: int, offset: int, timestamp: float, raw: bytes,
+                     key: bytes | None = None) -> None:
+        """Decide one command record; bad records go to the dead-letter topic."""
+        try:
+            cmd = decode(raw)
+        except BendError as exc:
+            await self.dead_letters.send(self.commands.get_topic_name(), partition, offset, key,
+                                         raw, exc)
+            return
+        if not isinstance(cmd, Command) or not cmd.run_id:
+            await self.dead_letters.send(self.commands.get_topic_name(), partition, offset, key,
+                                         raw, TypeError(f"{type(cmd).__name__} is no command"))
+            return
+        runs = await self.cache.partition(partition)
+        with bound_contextvars(run_id=cmd.run_id, event_id=cmd.event_id):
+            if cmd.run_id in runs.finished:
+                self.rejected += 1
+                log.info("command_rejected", command=cmd.event_type,
+                         reason=f"run is {runs.finished[cmd.run_id]}")
+                return
+            now = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+            try:
+                decision = decide(runs.get(cmd.run_id), cmd, now)
+            except Exception as exc:  # a bug must not stop every other run
+                log.exception("decide_crashed", command=cmd.event_type)
+                await self.dead_letters.send(self.commands.get_topic_name(), partition, offset,
+                                             key, raw, exc)
+                return
+            if isinstance(decision, Rejected):
+                self.rejected += 1
+                log.info("command_rejected", command=cmd.event_type, reason=decision.reason)
+                return
+            self.decided += 1
+            await self._emit(runs, decision, partition)
+
+    async def _emit(self, runs: PartitionRuns, decision: Accepted, partition: int) -> None:
+        assert decision.state is not None
+        runs.accept(decision.state, decision.events)
+        open_tasks = {ev.event_id for ev in decision.tasks()}
+        for ev in decision.events:
+            key = (ev.run_id or "").encode()
+            payload = encode(ev)
+            await self.run_events.send(key=key, value=payload, partition=partition)
+            if ev.event_id in open_tasks:
+                await self.tasks.send(key=key, value=payload)
+            elif isinstance(ev, TimerSet) and not decision.state.is_finished:
+                self._arm(ev, partition)
+        for cmd in decision.outbox:
+            await self.commands.send(key=(cmd.run_id or "").encode(), value=encode(cmd))
+
+    def _arm(self, ev: TimerSet, partition: int) -> None:
+        self.timers.arm(run_id=ev.run_id or "", workflow_id=ev.workflow_id,
+                        workflow_version=ev.workflow_version, timer_id=ev.timer_id,
+                        fire_at=ev.fire_at, partition=partition)
+
+    async def _fire(self, cmd: Command, partition: int) -> None:
+        await self.commands.send(key=(cmd.run_id or "").encode(), value=encode(cmd),
+                                 partition=partition)
+
+    async def _timer_task(self) -> None:
+        await self.timers.run()
+
+    async def recover(self, partition: int) -> None:
+        """Rebuild a newly owned partition, re-arm its timers and hand out its open tasks."""
+        runs = await self.cache.partition(partition)
+        for ev in runs.timers.values():
+            self._arm(ev, partition)
+        for ev in list(runs.tasks.values()):  # executors dedupe by idempotency key
+            await self.tasks.send(key=(ev.run_id or "").encode(), value=encode(ev))
+        log.info("partition_recovered", partition=partition, open_runs=len(runs.open),
+                 timers=len(runs.timers), tasks_redispatched=len(runs.tasks))
+
+    def _commands_partitions(self, tps: Any) -> set[int]:
+        name = self.commands.get_topic_name()
+        return {tp.partition for tp in tps if tp.topic == name}
+
+    async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
+        for p in self._commands_partitions(assigned) - set(self.cache.owned()):
+            asyncio.ensure_future(self.recover(p))
+
+    async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
+        partitions = self._commands_partitions(revoked)
+        self.cache.drop(partitions)
+        self.timers.disarm_partitions(partitions)

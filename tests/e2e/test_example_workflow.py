@@ -1,0 +1,89 @@
+"""The example research workflow, end to end on the real stack: Kafka, worker processes, model."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+import yaml
+
+from bend.cli.demo import EXAMPLE
+from bend.core.events import (
+    AgentLlmCallRecorded, AgentToolCallRecorded, RunCancelled, RunCompleted, StepCancelled,
+    StepScheduled, StepSkipped, StepSucceeded, TimerFired, TimerSet,
+)
+from bend.kafka.producer import RecordProducer
+from bend.runwatch import RunWatcher
+from bend.devstack.engine import Engine, running_engine
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def engine(kafka_bootstrap: str) -> Iterator[Engine]:
+    with running_engine() as engine:
+        yield engine
+
+
+def _example() -> dict:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+async def _run(engine: Engine, definition: dict, input: dict, timeout_s: float = 60) -> tuple:
+    start = engine.start_run(definition, input)
+    async with RunWatcher(engine.settings) as watcher, RecordProducer(engine.settings) as producer:
+        await producer.send(start)
+        done = await watcher.wait_finished([start.run_id], timeout_s=timeout_s)
+    return done[start.run_id], watcher.events[start.run_id]
+
+
+async def test_the_example_research_workflow_completes_with_a_report(engine: Engine) -> None:
+    calls_before = engine.llm.state.requests
+    final, events = await _run(engine, _example(), {"topic": "durable execution",
+                                                    "llm_base_url": engine.llm.base_url})
+    assert isinstance(final, RunCompleted), final
+    succeeded = Counter(e.step_id for e in events if isinstance(e, StepSucceeded))
+    assert set(succeeded) == {"plan", "search", "found", "read_pages", "read_first",
+                              "read_second", "pause", "research", "report"}
+    assert all(n == 1 for n in succeeded.values()), succeeded
+    assert [e.step_id for e in events if isinstance(e, StepSkipped)] == ["nothing_found"]
+    assert final.output["topic"] == "durable execution"
+    assert final.output["summary"]
+    assert final.output["sources"]
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(1, len(events) + 1))
+    llm_calls = [e for e in events if isinstance(e, AgentLlmCallRecorded)]
+    calls = [e for e in events if isinstance(e, (AgentLlmCallRecorded, AgentToolCallRecorded))]
+    assert llm_calls and [c.call_index for c in calls] == list(range(len(calls)))
+    assert engine.llm.state.requests - calls_before == len(llm_calls)
+    assert all(c.prompt_tokens > 0 and c.completion_tokens > 0 for c in llm_calls)
+    assert any(isinstance(e, AgentToolCallRecorded) for e in events)
+
+
+async def test_the_delay_is_a_durable_timer_that_waits_its_duration(engine: Engine) -> None:
+    final, events = await _run(engine, _example(), {"topic": "timers",
+                                                    "llm_base_url": engine.llm.base_url})
+    assert isinstance(final, RunCompleted)
+    timer = next(e for e in events if isinstance(e, TimerSet) and e.purpose == "delay")
+    fired = next(e for e in events if isinstance(e, TimerFired) and e.timer_id == timer.timer_id)
+    assert (fired.occurred_at - timer.occurred_at).total_seconds() >= 2.0
+
+
+async def test_a_run_waiting_in_a_delay_can_be_cancelled(engine: Engine) -> None:
+    definition = {"name": "sleepy", "steps": [
+        {"id": "nap", "type": "delay", "duration": "1h"},
+        {"id": "after_nap", "type": "transform", "expression": "'woke'", "after": ["nap"]},
+    ]}
+    start = engine.start_run(definition, {})
+    async with RunWatcher(engine.settings) as watcher, RecordProducer(engine.settings) as producer:
+        await producer.send(start)
+        async for event in watcher.stream():
+            if isinstance(event, TimerSet) and event.run_id == start.run_id:
+                break
+        await producer.send(engine.cancel_run(start, "no longer needed"))
+        done = await watcher.wait_finished([start.run_id], timeout_s=30)
+    assert isinstance(done[start.run_id], RunCancelled)
+    events = watcher.events[start.run_id]
+    assert any(isinstance(e, StepCancelled) and e.step_id == "nap" for e in events)
+    assert not any(isinstance(e, StepScheduled) and e.step_id == "after_nap" for e in events)
