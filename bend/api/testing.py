@@ -41,8 +41,9 @@ def isolated_settings(base: Settings, prefix: str | None = None, partitions: int
     return settings
 
 
-async def drop_isolated(settings: Settings) -> None:
-    """Delete the prefix's topics and every schema named after it."""
+async def drop_isolated(settings: Settings, *, topics: bool = True) -> None:
+    """Drop every schema named after the prefix, and delete its topics (unless `topics` is
+    False: other processes, like a test engine's workers, still use them)."""
     prefix = settings.kafka.topic_prefix
     conn = await asyncpg.connect(database_url(settings))
     try:
@@ -51,6 +52,8 @@ async def drop_isolated(settings: Settings) -> None:
             await conn.execute(f'DROP SCHEMA "{row["nspname"]}" CASCADE')
     finally:
         await conn.close()
+    if not topics:
+        return
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
     mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{prefix}.")]
     if mine:

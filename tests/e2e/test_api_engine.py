@@ -1,0 +1,100 @@
+"""The whole path as a user drives it: the REST API, the real orchestrator and executor processes,
+the projector. Create a workflow, run it, watch it finish through the API; cancel a waiting run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.devstack.engine import Engine, running_engine
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+GREETER: dict[str, Any] = {
+    "name": "greeter",
+    "input_schema": {"type": "object", "required": ["who"]},
+    "steps": [
+        {"id": "greet", "type": "transform", "expression": "join(' ', ['hello', input.who])"},
+        {"id": "shout", "type": "transform",
+         "mapping": {"text": "steps.greet.output", "who": "input.who"}},
+    ],
+}
+WAITER: dict[str, Any] = {
+    "name": "waiter",
+    "steps": [{"id": "nap", "type": "delay", "duration": "60s"},
+              {"id": "after_nap", "type": "transform", "expression": "'woke'",
+               "after": ["nap"]}],
+}
+
+
+@pytest.fixture(scope="module")
+def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
+    with running_engine() as engine:
+        yield engine
+
+
+@pytest.fixture()
+async def api(engine: Engine) -> AsyncIterator[RunningApi]:
+    kafka = engine.settings.kafka
+    settings = isolated_settings(engine.settings, prefix=kafka.topic_prefix,
+                                 partitions=kafka.default_partitions)
+    try:
+        async with running_api(settings) as running:
+            yield running
+    finally:
+        await drop_isolated(settings, topics=False)  # the engine's workers still use them
+
+
+async def run_of(api: RunningApi, definition: dict[str, Any], run_input: Any) -> str:
+    wf = (await api.client.post("/api/workflows", json=definition)).json()
+    r = await api.client.post(f"/api/workflows/{wf['workflow_id']}/execute",
+                              json={"input": run_input},
+                              params={"wait_for": wf["position"]["token"]})
+    assert r.status_code == 202, r.text
+    return r.json()["run_id"]
+
+
+async def until(api: RunningApi, run_id: str, statuses: set[str],
+                timeout_s: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = await api.client.get(f"/api/executions/{run_id}")
+        if r.status_code == 200 and r.json()["status"] in statuses:
+            return r.json()
+        assert time.monotonic() < deadline, f"run {run_id} not {statuses}: {r.text}"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_workflow_run_through_the_api_finishes_and_reads_back_whole(
+        api: RunningApi) -> None:
+    run_id = await run_of(api, GREETER, {"who": "ada"})
+    run = await until(api, run_id, {"completed", "failed"})
+    assert run["status"] == "completed", run
+    steps = {s["step_id"]: s for s in run["steps"]}
+    assert steps["greet"]["output"] == "hello ada"
+    assert steps["shout"]["output"] == {"text": "hello ada", "who": "ada"}
+    events = (await api.client.get(f"/api/executions/{run_id}/events")).json()["items"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["event_type"] == "RunRequested" and events[-1]["event_type"] == "RunCompleted"
+    logs = (await api.client.get(f"/api/executions/{run_id}/logs")).json()["items"]
+    assert logs[-1]["message"].startswith("run completed")
+    graph = (await api.client.get(f"/api/executions/{run_id}/graph")).json()
+    assert {n["id"]: n["status"] for n in graph["nodes"]} == {"greet": "succeeded",
+                                                              "shout": "succeeded"}
+
+
+async def test_a_waiting_run_cancelled_through_the_api_ends_cancelled(api: RunningApi) -> None:
+    run_id = await run_of(api, WAITER, {})
+    await until(api, run_id, {"running"})
+    r = await api.client.post(f"/api/executions/{run_id}/cancel", json={"reason": "enough"})
+    assert r.status_code == 202, r.text
+    run = await until(api, run_id, {"cancelled", "completed", "failed"}, timeout_s=30)
+    assert (run["status"], run["cancel_reason"]) == ("cancelled", "enough"), run
+    steps = {s["step_id"]: s["status"] for s in run["steps"]}
+    assert steps["nap"] == "cancelled"
+    assert steps.get("after_nap", "never scheduled") != "succeeded"
