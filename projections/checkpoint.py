@@ -1,4 +1,4 @@
-"""The projector's offsets in Postgres: locked, checked and advanced inside each batch's transaction.
+"""The projector's offsets in Postgres: locked, checked and advanced in each batch's transaction.
 
 A partition's row holds the next offset to apply (-1: nothing applied yet). Locking the rows
 of a batch's partitions serialises two projectors that briefly both hold a partition during a

@@ -18,7 +18,8 @@ def projector() -> None:
 
 
 @projector.command()
-@click.option("--schema", default=None, help="Postgres schema (default BEND_DATABASE__SCHEMA_NAME).")
+@click.option("--schema", default=None,
+              help="Postgres schema (default BEND_DATABASE__SCHEMA_NAME).")
 @click.option("--max-batch", default=1000, show_default=True, help="Records per transaction.")
 def run(schema: str | None, max_batch: int) -> None:
     """Consume every projected topic and keep the read models up to date, until stopped."""
@@ -43,7 +44,8 @@ def rebuild(schema: str) -> None:
 
 
 @projector.command()
-@click.option("--schema", default=None, help="Postgres schema (default BEND_DATABASE__SCHEMA_NAME).")
+@click.option("--schema", default=None,
+              help="Postgres schema (default BEND_DATABASE__SCHEMA_NAME).")
 def lag(schema: str | None) -> None:
     """Print, as JSON, how far the read models trail each projected partition."""
     click.echo(json.dumps(asyncio.run(_lag(schema)), indent=2))

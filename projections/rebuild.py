@@ -1,4 +1,4 @@
-"""Rebuild the read models from the beginning of the log into a fresh schema, for rebuild-and-swap."""
+"""Rebuild the read models from the start of the log into a fresh schema, for rebuild-and-swap."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The REST API: `create_app(settings)` builds the FastAPI app; its lifespan opens the connections."""
+"""The REST API: `create_app(settings)` builds the app; its lifespan opens the connections."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`bend api serve` (also `python -m bend.api`): the REST API under uvicorn, on 127.0.0.1 by default."""
+"""`bend api serve` (or `python -m bend.api serve`): the API under uvicorn, on 127.0.0.1."""
 
 from __future__ import annotations
 

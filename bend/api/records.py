@@ -14,8 +14,8 @@ from bend.core.events import (
 from bend.security.roles import Principal
 
 __all__ = [
-    "STATUS_EVENTS", "cancel_run", "new_id", "registered", "run_id_for", "start_run", "status_changed",
-    "versioned",
+    "STATUS_EVENTS", "cancel_run", "new_id", "registered", "run_id_for", "start_run",
+    "status_changed", "versioned",
 ]
 
 _RUNS = uuid.UUID("0b5e7c1a-3f7d-4b8e-a1c2-9d4e5f6a7b8c")  # namespace of idempotent run ids

@@ -1,4 +1,4 @@
-"""An async producer of Bend records: encodes with the codec, keys with `key_for`, returns positions.
+"""An async producer of Bend records: encoded with the codec, keyed by `key_for`; gives positions.
 
 aiokafka's default partitioner is murmur2 over the key bytes, like the Java client's and Faust's,
 so a run's commands land on the partition the orchestrator owns for that run.

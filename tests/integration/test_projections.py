@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from bench.projection_history import sample_history
 from bend.contracts.admin import ensure_topics
-from bend.contracts.codec import decode
+from bend.contracts.codec import decode, encode
 from bend.core.events import AgentLlmCallRecorded
 from bend.kafka.offsets import OffsetReader
 from bend.kafka.producer import RecordProducer
@@ -29,7 +29,7 @@ from bend.settings import DatabaseSettings, KafkaSettings, Settings, WorkerSetti
 from projections.db import connect
 from projections.errors import MigrationChanged
 from projections.lag import projection_lag
-from projections.migrate import Migration, migrate, migrations
+from projections.migrate import migrate, migrations
 from projections.project import Consumed, apply_batch, projected_topics
 from projections.projector import Projector
 from projections.rebuild import SchemaNotFresh, rebuild
@@ -163,7 +163,7 @@ async def test_a_run_asked_for_shows_as_queued_until_the_orchestrator_takes_it(
 async def test_a_redelivered_batch_changes_nothing(settings: Settings) -> None:
     schema = settings.database.schema_name
     history = sample_history(workflows=1, runs_per_workflow=4, steps=2, tag="redeliver")
-    records = [Consumed("t", 0, offset, _encode(r)) for offset, r in enumerate(history)]
+    records = [Consumed("t", 0, offset, encode(r)) for offset, r in enumerate(history)]
     conn = await connect(settings.database.url or "", schema)
     try:
         await migrate(conn, schema)
@@ -185,7 +185,7 @@ async def test_a_re_emitted_run_event_at_a_new_offset_is_not_applied_twice(
     call = next(r for r in history if isinstance(r, AgentLlmCallRecorded))
     # An orchestrator that crashed after producing re-decides: same seq, a new event id.
     twin = replace(call, event_id=str(uuid.uuid4()))
-    records = [Consumed("t", 0, offset, _encode(r)) for offset, r in enumerate([*history, twin])]
+    records = [Consumed("t", 0, offset, encode(r)) for offset, r in enumerate([*history, twin])]
     conn = await connect(settings.database.url or "", schema)
     try:
         await migrate(conn, schema)
@@ -286,11 +286,3 @@ async def test_an_edited_applied_migration_is_refused(settings: Settings,
     finally:
         await conn.close()
 
-
-def _encode(record: Any) -> bytes:
-    from bend.contracts.codec import encode
-
-    return encode(record)
-
-
-assert Migration  # the type the edited-migration test builds
