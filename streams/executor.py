@@ -25,6 +25,7 @@ from bend.core.events import StepScheduled
 from bend.settings import Settings
 from streams.app import topic_names
 from streams.dlq import DeadLetters
+from streams.produce import Producer
 from streams.executors import ExecutionContext, execute
 
 __all__ = ["Executor"]
@@ -47,6 +48,8 @@ class Executor:
         self.worker_id = worker_id
         self.tasks = app.topic(names.tasks)
         self.commands = app.topic(names.commands)
+        self.names = names
+        self.producer = Producer(app)
         self.dead_letters = DeadLetters(app, names.dead_letters)
         self.context: ExecutionContext | None = None
         self.executed = 0
@@ -110,4 +113,4 @@ class Executor:
         }
 
     async def _send(self, cmd: Command) -> None:
-        await self.commands.send(key=(cmd.run_id or "").encode(), value=encode(cmd))
+        await self.producer.send(self.names.commands, (cmd.run_id or "").encode(), encode(cmd))

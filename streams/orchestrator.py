@@ -24,6 +24,7 @@ from bend.core.events import TimerSet
 from bend.settings import Settings
 from streams.app import topic_names
 from streams.dlq import DeadLetters
+from streams.produce import Producer
 from streams.runcache import PartitionRuns, RunCache
 from streams.scheduler import TimerQueue
 
@@ -41,6 +42,8 @@ class Orchestrator:
         self.commands = app.topic(names.commands)
         self.run_events = app.topic(names.run_events)
         self.tasks = app.topic(names.tasks)
+        self.names = names
+        self.producer = Producer(app)
         self.dead_letters = DeadLetters(app, names.dead_letters)
         self.cache = RunCache(settings.kafka.bootstrap, names.run_events)
         self.timers = TimerQueue(self._fire)
@@ -103,13 +106,14 @@ class Orchestrator:
         for ev in decision.events:
             key = (ev.run_id or "").encode()
             payload = encode(ev)
-            await self.run_events.send(key=key, value=payload, partition=partition)
+            await self.producer.send(self.names.run_events, key, payload, partition)
             if ev.event_id in open_tasks:
-                await self.tasks.send(key=key, value=payload)
+                await self.producer.send(self.names.tasks, key, payload)
             elif isinstance(ev, TimerSet) and not decision.state.is_finished:
                 self._arm(ev, partition)
         for cmd in decision.outbox:
-            await self.commands.send(key=(cmd.run_id or "").encode(), value=encode(cmd))
+            await self.producer.send(self.names.commands, (cmd.run_id or "").encode(),
+                                     encode(cmd))
 
     def _arm(self, ev: TimerSet, partition: int) -> None:
         self.timers.arm(run_id=ev.run_id or "", workflow_id=ev.workflow_id,
@@ -117,8 +121,8 @@ class Orchestrator:
                         fire_at=ev.fire_at, partition=partition)
 
     async def _fire(self, cmd: Command, partition: int) -> None:
-        await self.commands.send(key=(cmd.run_id or "").encode(), value=encode(cmd),
-                                 partition=partition)
+        await self.producer.send(self.names.commands, (cmd.run_id or "").encode(), encode(cmd),
+                                 partition)
 
     async def _timer_task(self) -> None:
         await self.timers.run()
@@ -129,7 +133,7 @@ class Orchestrator:
         for ev in runs.timers.values():
             self._arm(ev, partition)
         for ev in list(runs.tasks.values()):  # executors dedupe by idempotency key
-            await self.tasks.send(key=(ev.run_id or "").encode(), value=encode(ev))
+            await self.producer.send(self.names.tasks, (ev.run_id or "").encode(), encode(ev))
         log.info("partition_recovered", partition=partition, open_runs=len(runs.open),
                  timers=len(runs.timers), tasks_redispatched=len(runs.tasks))
 

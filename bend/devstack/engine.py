@@ -70,8 +70,10 @@ def running_engine(executors: int = 1, orchestrators: int = 1, partitions: int |
             workers.start("orchestrator", wait=False)
         for _ in range(executors):
             workers.start("executor", wait=False)
-        workers.wait_ready("orchestrator")
-        workers.wait_ready("executor")
+        if orchestrators:
+            workers.wait_ready("orchestrator")
+        if executors:
+            workers.wait_ready("executor")
         yield Engine(settings, workers, llm, env)
     finally:
         workers.stop()
