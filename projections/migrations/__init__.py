@@ -1,0 +1,1 @@
+"""The read models' SQL migrations, NNNN_what.sql, applied in order by projections.migrate."""
