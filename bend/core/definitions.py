@@ -1,4 +1,4 @@
-"""Workflow definitions: frozen pydantic models of a workflow and its steps, loaded from YAML or JSON.
+"""Workflow definitions: frozen pydantic models of a workflow and its steps, from YAML or JSON.
 
 A workflow is a flat list of steps, each with a unique `id`. Containers name their members by
 id: a condition's `then`/`else`/`cases`, a parallel's `branches`, a loop's `body`. A step runs

@@ -1,4 +1,4 @@
-"""Durations as workflows write them: "500ms", "5s", "2m", "1h30m", "1d", ISO-8601 "PT5S", or seconds."""
+"""Durations as workflows write them: "500ms", "5s", "2m", "1h30m", "1d", "PT5S", or seconds."""
 
 from __future__ import annotations
 

@@ -18,8 +18,9 @@ from pydantic import (
 from bend.core.durations import parse_duration
 
 __all__ = [
-    "AgentStep", "ConditionStep", "DelayStep", "Duration", "FrozenModel", "HttpStep", "LlmEndpoint", "LoopStep",
-    "ParallelStep", "RetryPolicy", "StepBase", "ToolStep", "TransformStep",
+    "AgentStep", "ConditionStep", "DelayStep", "Duration", "FrozenModel", "HttpStep",
+    "LlmEndpoint", "LoopStep", "ParallelStep", "RetryPolicy", "StepBase", "ToolStep",
+    "TransformStep",
 ]
 
 

@@ -22,7 +22,7 @@ _NOT_RETRIED_CHILD_ERRORS = frozenset({"InvalidDefinition", "InvalidInput", "Run
 
 def fail_attempt(d: Draft, inst: str, error_type: str, message: str, retryable: bool, *,
                  timed_out_ms: int | None = None) -> None:
-    """End the open attempt of `inst` in failure; retry it if its policy allows, else fail the run."""
+    """End the open attempt of `inst` in failure; retry if its policy allows, else fail the run."""
     st = d.run.step(inst)
     node = d.plan.nodes[ids.split_instance(inst)[0]]
     defn = d.run.definition

@@ -34,6 +34,7 @@ class Run:
     now: datetime = T0
     log: list[Event] = field(default_factory=list)
     outbox: list[Command] = field(default_factory=list)
+    sent: list[Command] = field(default_factory=list)  # the commands accepted, in order
     state: RunState | None = None
     last: Accepted | Rejected | None = None
     _n: int = 0
@@ -54,6 +55,7 @@ class Run:
         decision = decide(self.state, cmd, self.now)
         self.last = decision
         if isinstance(decision, Accepted):
+            self.sent.append(cmd)
             self.log.extend(decision.events)
             self.outbox.extend(decision.outbox)
             self.state = fold(decision.events, self.state)

@@ -142,7 +142,8 @@ def test_agent_and_http_steps_are_scheduled_with_their_rendered_configuration() 
     run = Run.of(wf(
         "  - id: ask\n    type: agent\n    model: m\n    prompt: 'topic: ${input.topic}'\n"
         "    tools: [web_search@1]\n    timeout: 30s\n"
-        "  - id: call\n    type: http\n    method: post\n    url: 'https://x.example/${input.topic}'\n"
+        "  - id: call\n    type: http\n    method: post\n"
+        "    url: 'https://x.example/${input.topic}'\n"
         "    headers: {X-Topic: '${input.topic}'}\n    body: {about: '${input.topic}'}\n",
         extra="llm: {base_url: 'http://127.0.0.1:9/v1', api_key_secret: k}\n"),
         input={"topic": "sagas"})

@@ -1,0 +1,128 @@
+"""Recorded histories of the example workflow: JSON records of commands, events and final state.
+
+Regenerate the fixtures (only when a change of decide is intended, and say so in the commit):
+    .venv/bin/python tests/unit/core/histories.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).parents[3]
+FIXTURES = ROOT / "tests" / "fixtures" / "histories"
+EXAMPLE = ROOT / "examples" / "research_agent.yaml"
+sys.path.insert(0, str(Path(__file__).parent))
+
+from core_harness import Run  # noqa: E402
+
+from bend.core.commands import COMMAND_TYPES, RecordLlmCall  # noqa: E402
+from bend.core.events import EVENT_TYPES  # noqa: E402
+from bend.core.state import RunState  # noqa: E402
+
+
+def to_json(record: Any) -> dict[str, Any]:
+    """An event or command as JSON data, with its type name."""
+    data: dict[str, Any] = {"type": type(record).__name__}
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        data[f.name] = value.isoformat() if isinstance(value, datetime) else value
+    return data
+
+
+def from_json(data: dict[str, Any]) -> Any:
+    """The event or command `to_json` wrote."""
+    cls = EVENT_TYPES.get(data["type"]) or COMMAND_TYPES[data["type"]]
+    fields = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            if "datetime" in str(f.type) and isinstance(value, str):
+                value = datetime.fromisoformat(value)
+            fields[f.name] = value
+    return cls(**fields)
+
+
+def summary(state: RunState | None) -> dict[str, Any]:
+    """What a recorded history pins about the state it folds to."""
+    assert state is not None
+    return {
+        "status": state.status.value, "seq": state.seq, "output": state.output,
+        "error": dataclasses.asdict(state.error) if state.error else None,
+        "steps": {s.step_id: {"status": s.status.value, "attempt": s.attempt,
+                              "output": s.output, "reason": s.reason,
+                              "error": dataclasses.asdict(s.error) if s.error else None}
+                  for s in state.steps.values()},
+        "timers": sorted(state.timers),
+        "decided": len(state.decided),
+    }
+
+
+RESULTS = [{"url": "https://a.example", "title": "A"}, {"url": "https://b.example", "title": "B"}]
+
+
+def research_completed() -> Run:
+    """Search finds two pages; reading the second fails once and is retried; the agent answers."""
+    run = Run.of(EXAMPLE.read_text(), input={"topic": "sagas"}, run_id="hist-completed")
+    run.start()
+    run.started("search")
+    run.complete("search", {"query": "sagas", "results": RESULTS})
+    run.complete("read_first", {"url": "https://a.example", "title": "A", "text": "..."})
+    run.fail("read_second", error_type="Unavailable")
+    run.fire("retry", "read_second")
+    run.complete("read_second", {"url": "https://b.example", "title": "B", "text": "..."})
+    run.fire("delay", "pause")
+    run.started("research")
+    run.ok(RecordLlmCall(**run.envelope(), step_id="research", attempt=1, call_index=0,
+                         model="bend-scripted-researcher", request={"messages": []},
+                         response={"choices": []}, prompt_tokens=12, completion_tokens=30))
+    run.complete("research", {"answer": "Sagas coordinate long transactions."})
+    return run
+
+
+def research_nothing_found() -> Run:
+    """Search finds nothing: the else branch runs and the rest is skipped."""
+    run = Run.of(EXAMPLE.read_text(), input={"topic": "nothing"}, run_id="hist-nothing")
+    run.start()
+    run.complete("search", {"query": "nothing", "results": []})
+    return run
+
+
+def research_agent_timed_out() -> Run:
+    """The agent times out on every attempt; the run fails when its retries run out."""
+    run = Run.of(EXAMPLE.read_text(), input={"topic": "slow"}, run_id="hist-timeout")
+    run.start()
+    run.complete("search", {"query": "slow", "results": RESULTS[:1]})
+    run.complete("read_first", {"url": "https://a.example", "title": "A", "text": "..."})
+    run.fire("delay", "pause")
+    for _ in range(2):
+        run.fire("step_timeout", "research")
+        run.fire("retry", "research")
+    run.fire("step_timeout", "research")
+    return run
+
+
+SCENARIOS = {"research_completed": research_completed,
+             "research_nothing_found": research_nothing_found,
+             "research_agent_timed_out": research_agent_timed_out}
+
+
+def record(name: str) -> dict[str, Any]:
+    """The JSON record of one scenario, as the fixture holds it."""
+    run = SCENARIOS[name]()
+    commands = [to_json(cmd) for cmd in run.sent]
+    return {"description": SCENARIOS[name].__doc__, "workflow": EXAMPLE.name,
+            "commands": commands, "events": [to_json(e) for e in run.log],
+            "final_state": summary(run.state)}
+
+
+if __name__ == "__main__":
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    for scenario in SCENARIOS:
+        path = FIXTURES / f"{scenario}.json"
+        path.write_text(json.dumps(record(scenario), indent=1, sort_keys=True) + "\n")
+        print(f"wrote {path.relative_to(ROOT)}")

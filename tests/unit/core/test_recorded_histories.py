@@ -1,0 +1,54 @@
+"""Recorded histories of the example workflow replay to the state they were recorded with.
+
+A failure of the first test means `apply` now gives recorded events another meaning: keep the
+old applier and register a new version beside it instead. A failure of the second means
+`decide` no longer makes the recorded decisions; if that change is intended, regenerate the
+fixtures (`.venv/bin/python tests/unit/core/histories.py`) and say so in the commit.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from histories import FIXTURES, SCENARIOS, from_json, summary, to_json
+
+from bend.core.apply import fold
+from bend.core.decide import Accepted, decide
+
+NAMES = sorted(SCENARIOS)
+
+
+def load(name: str) -> dict:
+    """The recorded history `name`."""
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def test_every_scenario_has_a_recorded_history() -> None:
+    assert sorted(p.stem for p in FIXTURES.glob("*.json")) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_recorded_history_folds_to_its_recorded_final_state(name: str) -> None:
+    history = load(name)
+    state = fold([from_json(e) for e in history["events"]])
+    assert summary(state) == history["final_state"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deciding_the_recorded_commands_again_makes_the_recorded_events(name: str) -> None:
+    history = load(name)
+    state, made = None, []
+    for data in history["commands"]:
+        cmd = from_json(data)
+        decision = decide(state, cmd, cmd.occurred_at)
+        assert isinstance(decision, Accepted), decision
+        made += decision.events
+        state = decision.state
+    assert [to_json(e) for e in made] == history["events"]
+
+
+def test_the_recorded_histories_end_completed_completed_and_failed() -> None:
+    ends = {name: load(name)["final_state"]["status"] for name in NAMES}
+    assert ends == {"research_agent_timed_out": "failed", "research_completed": "completed",
+                    "research_nothing_found": "completed"}
