@@ -60,4 +60,6 @@ def create_app(role: str, settings: Settings) -> faust.App:
         broker_commit_interval=settings.workers.commit_interval_s,
         producer_acks=-1,
         producer_linger=0.0,
+        # A decision's events are one record batch (written whole); let large ones fit.
+        producer_max_batch_size=1_000_000,
     )

@@ -102,11 +102,12 @@ class Orchestrator:
     async def _emit(self, runs: PartitionRuns, decision: Accepted, partition: int) -> None:
         assert decision.state is not None
         runs.accept(decision.state, decision.events)
+        key = decision.state.run_id.encode()
+        encoded = [(ev, encode(ev)) for ev in decision.events]
+        await self.producer.send_atomic(self.names.run_events, partition,
+                                        [(key, payload) for _, payload in encoded])
         open_tasks = {ev.event_id for ev in decision.tasks()}
-        for ev in decision.events:
-            key = (ev.run_id or "").encode()
-            payload = encode(ev)
-            await self.producer.send(self.names.run_events, key, payload, partition)
+        for ev, payload in encoded:
             if ev.event_id in open_tasks:
                 await self.producer.send(self.names.tasks, key, payload)
             elif isinstance(ev, TimerSet) and not decision.state.is_finished:

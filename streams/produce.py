@@ -31,6 +31,27 @@ class Producer:
         future = await self.app.producer.send(topic, key, value, partition, None, None)
         future.add_done_callback(self._check)
 
+    async def send_atomic(self, topic: str, partition: int,
+                          records: list[tuple[bytes | None, bytes]]) -> None:
+        """Append `records` to one partition as ONE record batch, which Kafka writes whole.
+
+        A decision's events go together: a crash never leaves half a decision in the run log
+        (its command is then decided again, all or nothing). Only a decision larger than the
+        producer's batch size is split, and that is logged.
+        """
+        producer = self.app.producer._ensure_producer()  # noqa: SLF001 - aiokafka's batch API
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                log.warning("decision_split_across_batches", topic=topic, partition=partition,
+                            records=len(records))
+                future = await producer.send_batch(batch, topic, partition=partition)
+                future.add_done_callback(self._check)
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        future = await producer.send_batch(batch, topic, partition=partition)
+        future.add_done_callback(self._check)
+
     def _check(self, future: asyncio.Future[Any]) -> None:
         if future.cancelled():
             return
