@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, str] = {
     "dev": "bend.cli.dev:dev",
     "demo": "bend.cli.demo:demo",
     "worker": "bend.cli.worker:worker",
+    "projector": "projections.cli:projector",
+    "api": "bend.api.cli:api",
 }
 
 
