@@ -8,7 +8,9 @@ from types import MappingProxyType
 
 from bend.contracts.errors import MissingKey, UnknownEventType
 from bend.core.commands import Command
-from bend.core.events import DeadLettered, Envelope, Event, TriggerFired
+from bend.core.events import (
+    DeadLettered, Envelope, Event, TriggerFired, TriggerRegistered, TriggerRemoved, TriggerUpdated,
+)
 from bend.settings import Settings
 
 __all__ = [
@@ -87,7 +89,7 @@ def topic_for(record: Envelope | type[Envelope], settings: Settings) -> str:
 def key_for(record: Envelope) -> bytes:
     """The record key that keeps a record in order with its peers (same partition)."""
     match record:
-        case TriggerFired():
+        case TriggerFired() | TriggerRegistered() | TriggerUpdated() | TriggerRemoved():
             return record.trigger_id.encode()
         case DeadLettered():
             return record.key or b""

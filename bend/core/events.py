@@ -16,7 +16,8 @@ __all__ = [
     "WorkflowDeleted", "RunRequested", "RunStarted", "RunCompleted", "RunFailed",
     "RunCancelled", "StepScheduled", "StepStarted", "StepSucceeded", "StepFailed",
     "StepRetryScheduled", "StepTimedOut", "StepSkipped", "StepCancelled", "TimerSet",
-    "TimerFired", "TriggerFired", "AgentLlmCallRecorded", "AgentToolCallRecorded",
+    "TimerFired", "TriggerFired", "TriggerRegistered", "TriggerUpdated", "TriggerRemoved",
+    "ComponentRegistered", "AgentLlmCallRecorded", "AgentToolCallRecorded",
     "DeadLettered",
 ]
 
@@ -258,7 +259,55 @@ class TimerFired(Event):
     step_id: str | None = None
 
 
-# --- triggers, agents, dead letters ---------------------------------------------------------
+# --- triggers, components, agents, dead letters ---------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TriggerRegistered(Event):
+    """A trigger (schedule, webhook, Kafka event, polling, manual) was added to a workflow."""
+
+    topic_kind: ClassVar[str] = "triggers"
+    trigger_id: str
+    trigger_type: str
+    definition: Any = json_field()
+    actor: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TriggerUpdated(Event):
+    """A trigger's definition changed (or it was enabled or disabled)."""
+
+    topic_kind: ClassVar[str] = "triggers"
+    trigger_id: str
+    definition: Any = json_field()
+    enabled: bool = True
+    actor: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TriggerRemoved(Event):
+    """A trigger was removed; it fires no more."""
+
+    topic_kind: ClassVar[str] = "triggers"
+    trigger_id: str
+    actor: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ComponentRegistered(Event):
+    """A component version (`name@version`) was registered with its schemas.
+
+    Components travel on the workflows topic with `workflow_id` = `component:<name>`.
+    """
+
+    topic_kind: ClassVar[str] = "workflows"
+    name: str
+    version: str
+    description: str = ""
+    tags: Any = json_field()
+    input_schema: Any = json_field()
+    output_schema: Any = json_field()
+    actor: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -324,6 +373,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WorkflowDeleted, RunRequested, RunStarted, RunCompleted, RunFailed, RunCancelled,
         StepScheduled, StepStarted, StepSucceeded, StepFailed, StepRetryScheduled,
         StepTimedOut, StepSkipped, StepCancelled, TimerSet, TimerFired, TriggerFired,
+        TriggerRegistered, TriggerUpdated, TriggerRemoved, ComponentRegistered,
         AgentLlmCallRecorded, AgentToolCallRecorded, DeadLettered,
     )
 }
