@@ -152,10 +152,13 @@ def _step_applier(fold_step: StepApplier) -> RunApplier:
         new = fold_step(current, ev)
         if target is not None:
             new = replace(new, status=target)
-        timers = state.timers
+        timers, open_ids = state.timers, state.open_ids
         if new.status.finished or new.status is StepStatus.RETRY_WAIT:
             timers = timers.remove(*(t for t, tm in timers.items() if tm.step_id == ev.step_id))
-        return replace(state, steps=state.steps.set(ev.step_id, new), timers=timers)
+        if new.status.open != current.status.open:
+            open_ids = open_ids | {ev.step_id} if new.status.open else open_ids - {ev.step_id}
+        return replace(state, steps=state.steps.set(ev.step_id, new), timers=timers,
+                       open_ids=open_ids)
 
     return applier
 

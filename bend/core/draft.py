@@ -68,6 +68,7 @@ class Draft:
         self.state = state
         self.events: list[Event] = []
         self.outbox: list[Command] = []
+        self.touched: set[str] = set()  # step instances this decision changed
 
     @property
     def run(self) -> RunState:
@@ -100,6 +101,8 @@ class Draft:
         event = cls(**envelope, **fields)
         self.state = apply(state, event)
         self.events.append(event)
+        if "step_id" in fields and fields["step_id"]:
+            self.touched.add(fields["step_id"])
         return event
 
     def send(self, cls: type[Command], run_id: str, **fields: Any) -> Command:

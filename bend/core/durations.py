@@ -14,6 +14,13 @@ _ISO = re.compile(
     r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
 )
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LONGEST = timedelta(days=3660)  # ten years: longer is a typo, and overflows datetimes sooner
+
+
+def _bounded(value: object, duration: timedelta) -> timedelta:
+    if duration > _LONGEST:
+        raise ValueError(f"duration {value!r} is longer than ten years")
+    return duration
 
 
 def parse_duration(value: str | int | float) -> timedelta:
@@ -23,15 +30,17 @@ def parse_duration(value: str | int | float) -> timedelta:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError(f"duration {value!r} is negative")
-        return timedelta(seconds=value)
+        return _bounded(value, timedelta(seconds=min(value, 10**12)))
     text = value.strip()
     if _SHORT_ALL.match(text):
-        return timedelta(seconds=sum(float(n) * _UNIT_S[u] for n, u in _SHORT.findall(text)))
+        seconds = sum(float(n) * _UNIT_S[u] for n, u in _SHORT.findall(text))
+        return _bounded(value, timedelta(seconds=min(seconds, 10**12)))
     iso = _ISO.match(text.upper())
     if iso and text.upper() not in ("P", "PT") and not text.upper().endswith("T"):
-        parts = {k: float(v) for k, v in iso.groupdict().items() if v}
-        return timedelta(weeks=parts.get("w", 0), days=parts.get("d", 0), hours=parts.get("h", 0),
-                         minutes=parts.get("m", 0), seconds=parts.get("s", 0))
+        parts = {k: min(float(v), 10**6) for k, v in iso.groupdict().items() if v}
+        return _bounded(value, timedelta(
+            weeks=parts.get("w", 0), days=parts.get("d", 0), hours=parts.get("h", 0),
+            minutes=parts.get("m", 0), seconds=parts.get("s", 0)))
     raise ValueError(f"{value!r} is not a duration; write e.g. \"500ms\", \"5s\", \"2m\", "
                      "\"1h30m\", \"1d\" or ISO-8601 \"PT5S\"")
 

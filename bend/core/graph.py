@@ -39,19 +39,15 @@ class Plan:
     scope_steps: FrozenMap[str | None, tuple[str, ...]]  # scope -> its steps
     sinks: FrozenMap[str | None, tuple[str, ...]]  # scope -> steps nothing in it waits for
     downstream: FrozenMap[str, tuple[str, ...]]  # step -> steps that wait for it, directly
+    chains: FrozenMap[str, tuple[str, ...]]  # step -> the loops around it, outermost first
 
     def chain(self, step_id: str) -> tuple[str, ...]:
         """The loops around `step_id`, outermost first."""
-        loops: list[str] = []
-        loop = self.scope[step_id]
-        while loop is not None:
-            loops.append(loop)
-            loop = self.scope[loop]
-        return tuple(reversed(loops))
+        return self.chains[step_id]
 
     def depth(self, step_id: str) -> int:
         """How many loops enclose `step_id`."""
-        return len(self.chain(step_id))
+        return len(self.chains[step_id])
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +236,7 @@ def _plan(defn: WorkflowDefinition, shape: Shape, edges: dict[Phase, list[Phase]
         scope_steps=FrozenMap(scope_steps),
         sinks=FrozenMap(sinks),
         downstream=FrozenMap((s, tuple(v)) for s, v in downstream.items()),
+        chains=FrozenMap((s, shape.chain(s)) for s in ids),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from functools import lru_cache
 
 __all__ = [
     "child_run_id", "command_id", "event_id", "idempotency_key", "instance_id",
@@ -61,6 +62,7 @@ def instance_id(step_id: str, indices: tuple[int, ...] = ()) -> str:
     return step_id + "".join(f"[{i}]" for i in indices)
 
 
+@lru_cache(maxsize=65536)
 def split_instance(instance: str) -> tuple[str, tuple[int, ...]]:
     """`(step_id, indices)` of an instance id; ValueError if it is not one."""
     match = _INSTANCE.match(instance)

@@ -9,12 +9,16 @@ from bend.core.commands import CancelRun, CompleteStep, FailStep
 from bend.core.definitions import EXECUTOR_NODE_TYPES
 from bend.core.draft import Draft
 from bend.core.events import (
-    RunFailed, StepCancelled, StepFailed, StepRetryScheduled, StepTimedOut, TimerSet,
+    RunFailed, StepCancelled, StepFailed, StepRetryScheduled, StepScheduled, StepTimedOut,
+    TimerSet,
 )
 from bend.core.retry import backoff_delay, may_retry
 from bend.core.state import RunStatus, StepState
 
-__all__ = ["cancel_all_open", "cancel_instance", "fail_attempt", "fail_run", "notify_parent"]
+__all__ = [
+    "cancel_all_open", "cancel_instance", "engine_step_failed", "fail_attempt", "fail_run",
+    "notify_parent", "scheduled",
+]
 
 _RETRIED_TYPES = EXECUTOR_NODE_TYPES | {"subworkflow"}
 _NOT_RETRIED_CHILD_ERRORS = frozenset({"InvalidDefinition", "InvalidInput", "RunCancelled"})
@@ -100,3 +104,18 @@ def notify_parent(d: Draft) -> None:
         d.send(FailStep, run.parent_run_id, error_type=run.error.error_type,
                message=f"child run {run.run_id} {run.status.value}: {run.error.message}",
                retryable=run.error.error_type not in _NOT_RETRIED_CHILD_ERRORS, **common)
+
+
+def engine_step_failed(d: Draft, node: Any, inst: str, error_type: str, message: str) -> None:
+    """A step the engine evaluates failed: no retry can change a pure function's answer."""
+    if not d.run.step(inst).status.attempt_open:
+        scheduled(d, node, inst, 1, None)
+    fail_attempt(d, inst, error_type, message, retryable=False)
+
+
+def scheduled(d: Draft, node: Any, inst: str, attempt: int, input: Any,
+              timeout_ms: int | None = None) -> None:
+    """Record attempt `attempt` of `inst` as scheduled, with its idempotency key."""
+    d.emit(StepScheduled, step_id=inst, node_type=node.type, attempt=attempt, input=input,
+           idempotency_key=ids.idempotency_key(d.run.run_id, inst, attempt),
+           timeout_ms=timeout_ms)

@@ -138,6 +138,7 @@ class RunState:
     forked_from_run_id: str | None = None
     fork_step_id: str | None = None
     decided: frozenset[str] = frozenset()  # ids of the commands already decided (redeliveries)
+    open_ids: frozenset[str] = frozenset()  # instances begun and not finished (an index)
 
     @property
     def is_finished(self) -> bool:
@@ -151,4 +152,4 @@ class RunState:
 
     def open_steps(self) -> list[StepState]:
         """Instances that have begun and not finished, in the order they began."""
-        return [s for s in self.steps.values() if s.status.open]
+        return [s for s in self.steps.values() if s.step_id in self.open_ids]

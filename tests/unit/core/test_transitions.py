@@ -52,6 +52,10 @@ def event(name: str, seq: int, step: StepState | None = None, **over: Any) -> Ev
                                   "tool_call_id": "t", "tool_name": "x"},
         "WorkflowRegistered": {"name": "n"},
         "TriggerFired": {"trigger_id": "t", "trigger_type": "cron", "dedupe_key": "k"},
+        "TriggerRegistered": {"trigger_id": "t", "trigger_type": "schedule"},
+        "TriggerUpdated": {"trigger_id": "t"},
+        "TriggerRemoved": {"trigger_id": "t"},
+        "ComponentRegistered": {"name": "c", "version": "1"},
         "DeadLettered": {"source_topic": "x", "source_partition": 0, "source_offset": 0,
                          "error_type": "E", "reason": "r"},
     }
@@ -64,8 +68,9 @@ def run_in(status: RunStatus, step: StepState | None = None) -> RunState:
     """A run of DEFN at `status` (seq 5), holding `step` and a pending timer t-pending."""
     defn, plan = compile_definition(DEFN)
     steps = FrozenMap({"s": step}) if step is not None else FrozenMap()
+    open_ids = frozenset({"s"}) if step is not None and step.status.open else frozenset()
     return RunState(run_id="r", workflow_id="wf", status=status, seq=5, definition=defn,
-                    plan=plan, steps=steps,
+                    plan=plan, steps=steps, open_ids=open_ids,
                     timers=FrozenMap({"t-pending": Timer("t-pending", "delay", T0)}))
 
 
