@@ -21,6 +21,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from jsonschema.exceptions import best_match
+from jsonschema.validators import validator_for
+
 from bend.core.cascade import advance, schedule_attempt
 from bend.core.commands import (
     CancelRun, CancelStep, Command, CompleteStep, FailStep, FireTimer, RecordLlmCall,
@@ -84,7 +87,7 @@ def start_run(state: RunState | None, cmd: StartRun, now: datetime,
            idempotency_key=cmd.idempotency_key, trigger_id=cmd.trigger_id,
            parent_run_id=cmd.parent_run_id, parent_step_id=cmd.parent_step_id,
            forked_from_run_id=cmd.forked_from_run_id, fork_step_id=cmd.fork_step_id)
-    problem = _start_problem(cmd)
+    problem = _start_problem(cmd, d.run)
     if problem is not None:
         d.emit(RunFailed, error_type=problem[0], message=problem[1])
         notify_parent(d)
@@ -109,24 +112,25 @@ def _top_level_steps(definition: Any) -> set[str]:
     return set(plan.scope_steps[None])
 
 
-def _start_problem(cmd: StartRun) -> tuple[str, str] | None:
-    """Why the run cannot start (error type, message), or None."""
+def _start_problem(cmd: StartRun, run: RunState) -> tuple[str, str] | None:
+    """Why the requested run cannot start (error type, message), or None."""
     if cmd.definition is None:
         return ("InvalidDefinition", "StartRun carried no definition; the sender must attach "
                 "the workflow version's definition whole (runs are self-contained)")
-    try:
-        defn, _plan = compile_definition(cmd.definition)
-    except BendError as exc:
-        return ("InvalidDefinition", exc.message)
+    defn = run.definition
+    if defn is None:  # RunRequested folded without one: say why
+        try:
+            compile_definition(cmd.definition)
+        except BendError as exc:
+            return ("InvalidDefinition", exc.message)
+        raise AssertionError("a definition that compiles was not folded")
     if defn.input_schema is not None:
-        from jsonschema.validators import validator_for
-
-        validator = validator_for(defn.input_schema)(defn.input_schema)
-        errors = sorted(validator.iter_errors(cmd.input), key=lambda e: list(e.absolute_path))
-        if errors:
-            where = "/".join(str(p) for p in errors[0].absolute_path) or "(input)"
+        error = best_match(validator_for(defn.input_schema)(defn.input_schema)
+                           .iter_errors(cmd.input))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(input)"
             return ("InvalidInput", f"the input does not match the workflow's input_schema: "
-                    f"{where}: {errors[0].message}")
+                    f"{where}: {error.message}")
     return None
 
 

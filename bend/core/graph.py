@@ -8,8 +8,13 @@ u -> v means v waits for u. A cycle in this graph is a definition that could nev
 from __future__ import annotations
 
 import heapq
+import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 
 from bend.core.frozen import FrozenMap
 from bend.core.problems import Problem
@@ -96,9 +101,6 @@ def _check_options(defn: WorkflowDefinition, problems: list[Problem]) -> None:
             for p in analyze(node.definition).problems:
                 problems.append(Problem(f"steps[{i}].definition.{p.location}", p.message, p.code))
     if defn.input_schema is not None:
-        from jsonschema.exceptions import SchemaError
-        from jsonschema.validators import validator_for
-
         try:
             validator_for(defn.input_schema).check_schema(defn.input_schema)
         except SchemaError as exc:
@@ -240,12 +242,28 @@ def _plan(defn: WorkflowDefinition, shape: Shape, edges: dict[Phase, list[Phase]
     )
 
 
+_COMPILED: OrderedDict[str, tuple[WorkflowDefinition, Plan]] = OrderedDict()
+_COMPILED_MAX = 256
+
+
 def compile_definition(data: Any) -> tuple[WorkflowDefinition, Plan]:
-    """The definition in JSON data and its plan; InvalidDefinition listing every problem."""
+    """The definition in JSON data and its plan; InvalidDefinition listing every problem.
+
+    Both are immutable, so runs of the same definition share them (a bounded cache keyed by the
+    canonical JSON text: folding a partition's runs compiles each definition once).
+    """
     from bend.core.definitions import InvalidDefinition, parse_shape
 
+    key = json.dumps(data, sort_keys=True, separators=(",", ":"), default=repr)
+    found = _COMPILED.get(key)
+    if found is not None:
+        _COMPILED.move_to_end(key)
+        return found
     defn = parse_shape(data)
     analysis = analyze(defn)
     if analysis.plan is None:
         raise InvalidDefinition(analysis.problems)
+    _COMPILED[key] = (defn, analysis.plan)
+    if len(_COMPILED) > _COMPILED_MAX:
+        _COMPILED.popitem(last=False)
     return defn, analysis.plan

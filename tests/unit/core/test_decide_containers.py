@@ -276,3 +276,11 @@ def test_a_fork_records_seeded_steps_as_done_and_reruns_from_the_fork_step() -> 
     assert [t.step_id for t in decision.tasks()] == ["b"]
     assert decision.state.step("side").output == "S"
     assert decision.state.forked_from_run_id == "run-1"
+
+
+def test_a_fork_seed_naming_steps_the_definition_lacks_is_rejected() -> None:
+    fork = Run.of(wf(EXAMPLE_LIKE), run_id="run-2")
+    cmd = StartRun(**fork.envelope(), definition=fork.definition, forked_from_run_id="run-1",
+                   fork_step_id="b")
+    decision = start_fork(cmd, {"ghost": 1}, fork.now)
+    assert decision.code == "invalid" and "ghost" in decision.reason

@@ -225,3 +225,21 @@ def test_commands_for_a_run_that_does_not_exist_are_rejected() -> None:
     run.state = None
     decision = run.send(CompleteStep(**run.envelope(), step_id="a"))
     assert isinstance(decision, Rejected) and decision.code == "unknown_run"
+
+
+def test_timers_disarmed_within_the_same_decision_are_not_handed_out_to_arm() -> None:
+    run = Run.of(wf(f"  - {{id: a, {TOOL}, timeout: 1m}}\n"
+                    "  - {id: bad, type: transform, expression: 'length(`3`)'}\n"))
+    decision = run.start()
+    assert "TimerSet:a" in run.types() and "StepCancelled:a" in run.types()
+    assert decision.timers() == () and decision.tasks() == ()
+
+
+def test_a_subworkflow_step_timing_out_cancels_its_child_run() -> None:
+    run = Run.of(wf("  - id: child\n    type: subworkflow\n    workflow: inner\n"
+                    "    timeout: 1m\n    retry: {max_attempts: 1}\n"))
+    [start] = run.start().outbox
+    run.fire("step_timeout", "child")
+    [cancel] = run.last.outbox
+    assert cancel.event_type == "CancelRun" and cancel.run_id == start.run_id
+    assert run.state.status is RunStatus.FAILED

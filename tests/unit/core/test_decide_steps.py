@@ -224,3 +224,11 @@ def test_recorded_llm_and_tool_calls_become_events_of_the_open_step() -> None:
                                                     "AgentToolCallRecorded"]
     assert run.send(RecordLlmCall(**run.envelope(), step_id="a", attempt=2, call_index=0,
                                   model="m")).code == "stale"
+
+
+def test_input_schema_errors_name_where_in_the_input_they_are() -> None:
+    run = Run.of(wf("  - {id: a, type: transform, expression: input}\n",
+                    extra="input_schema: {type: object, properties: {items: {type: array, "
+                          "items: {type: integer}}}}\n"), input={"items": [1, "two"]})
+    run.start()
+    assert run.state.error.message.endswith("items/1: 'two' is not of type 'integer'")
