@@ -19,7 +19,7 @@ from bend.core.draft import Draft
 from bend.core.events import StepSucceeded
 from bend.core.expressions import ExpressionError, evaluate, truthy
 from bend.core.outcomes import cancel_instance, engine_step_failed, scheduled
-from bend.core.state import RunStatus
+from bend.core.state import RunStatus, StepStatus
 
 __all__ = ["begin_loop", "iterate_loop", "join_parallel"]
 
@@ -27,11 +27,16 @@ ScopePass = Callable[[Draft, str | None, tuple[int, ...]], bool]
 
 
 def join_parallel(d: Draft, node: Any, inst: str, indices: tuple[int, ...]) -> bool:
-    """Succeed the parallel once its join is met, cancelling what is still open in the rest."""
+    """Succeed the parallel once its join is met, cancelling what is still open in the rest.
+
+    A branch counts toward `any` and `first_n` when all its steps finished and one succeeded (a
+    branch skipped whole did no work); if every branch finishes first, the join is met anyway.
+    """
     members = [[ids.instance_id(m, indices) for m in branch] for branch in node.branches]
-    done = [b for b, branch in enumerate(members)
-            if all(d.run.step(m).status.finished for m in branch)]
-    if len(done) < node.needed:
+    finished = [all(d.run.step(m).status.finished for m in branch) for branch in members]
+    done = [b for b, branch in enumerate(members) if finished[b] and any(
+        d.run.step(m).status is StepStatus.SUCCEEDED for m in branch)]
+    if len(done) < node.needed and not all(finished):
         return False
     for b, branch in enumerate(members):
         if b not in done:

@@ -172,5 +172,8 @@ def _problems(exc: ValidationError) -> list[Problem]:
                        f"{', '.join(NODE_TYPES)}")
         elif error["type"] == "union_tag_not_found":
             message = f"a step needs a `type`: one of {', '.join(NODE_TYPES)}"
+        elif error["type"] == "string_type" and isinstance(error.get("input"), bool):
+            message += (f" (YAML read {error['input']!r} from an unquoted yes/no/on/off/true/"
+                        "false; quote it)")
         problems.append(Problem(where or "(document)", message, error["type"]))
     return problems

@@ -284,3 +284,23 @@ def test_a_fork_seed_naming_steps_the_definition_lacks_is_rejected() -> None:
                    fork_step_id="b")
     decision = start_fork(cmd, {"ghost": 1}, fork.now)
     assert decision.code == "invalid" and "ghost" in decision.reason
+
+
+def test_a_branch_skipped_whole_does_not_meet_a_join_any() -> None:
+    run = Run.of(wf("  - {id: p, type: parallel, join: any, branches: [[a], [b]]}\n"
+                    f"  - {{id: a, {TOOL}, when: input.go}}\n  - {{id: b, {TOOL}}}\n"),
+                 input={"go": False})
+    run.start()
+    assert run.status("a") is StepStatus.SKIPPED and run.status("b") is StepStatus.SCHEDULED
+    run.complete("b", "B")
+    assert run.st("p").output == {"completed": [1], "results": [None, {"b": "B"}]}
+
+
+def test_a_join_any_whose_branches_all_skip_still_finishes() -> None:
+    run = Run.of(wf("  - {id: p, type: parallel, join: any, branches: [[a], [b]]}\n"
+                    f"  - {{id: a, {TOOL}, when: input.go}}\n"
+                    f"  - {{id: b, {TOOL}, when: input.go}}\n"),
+                 input={"go": False})
+    run.start()
+    assert run.st("p").output == {"completed": [], "results": [None, None]}
+    assert run.state.status is RunStatus.COMPLETED

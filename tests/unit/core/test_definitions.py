@@ -93,6 +93,12 @@ def test_missing_and_extra_fields_are_named_with_their_location() -> None:
     assert any(p.startswith("steps[0].colour: Extra inputs") for p in found)
 
 
+def test_an_unquoted_yaml_boolean_where_a_step_id_belongs_says_to_quote_it() -> None:
+    [problem] = problems_of(wf("  - {id: c, type: condition, if: input, then: [yes]}\n"))
+    assert problem.startswith("steps[0].then[0]: Input should be a valid string")
+    assert "quote it" in problem
+
+
 def test_a_reference_to_a_missing_step_is_named_with_the_field_and_a_suggestion() -> None:
     found = problems_of(wf(
         "  - {id: search, type: transform, expression: input}\n"
