@@ -36,6 +36,8 @@ def _simple_step(draw: Any, sid: str, visible: list[str], in_loop: bool) -> dict
     via_after = draw(st.booleans())
     refs = {f"v{k}": f"steps.{d}.output" for k, d in enumerate(deps)} if not via_after else {}
     step: dict[str, Any] = {"id": sid, "type": kind}
+    if draw(st.integers(0, 4)) == 0:
+        step["when"] = f"input.flags[{draw(st.integers(0, 2))}]"
     if via_after and deps:
         step["after"] = deps
     if kind == "transform":
