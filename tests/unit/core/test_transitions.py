@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from dataclasses import replace
+from dataclasses import MISSING, replace
 from typing import Any
 
 import pytest
@@ -61,7 +62,14 @@ def event(name: str, seq: int, step: StepState | None = None, **over: Any) -> Ev
     }
     fields.update(per_type.get(name, {}))
     fields.update(over)
-    return EVENT_TYPES[name](**fields)
+    cls = EVENT_TYPES[name]
+    for f in dataclasses.fields(cls):  # events added later: any value of the field's type
+        if f.name not in fields and f.default is MISSING and f.default_factory is MISSING:
+            fields[f.name] = _DUMMIES.get(str(f.type).split(" |")[0], "x")
+    return cls(**fields)
+
+
+_DUMMIES: dict[str, Any] = {"int": 0, "bool": False, "bytes": b"", "datetime": T0}
 
 
 def run_in(status: RunStatus, step: StepState | None = None) -> RunState:
