@@ -60,18 +60,25 @@ class RunWatcher:
         await self.stop()
 
     async def stream(self) -> AsyncIterator[Event]:
-        """Every run event appended since `start()`, as it arrives."""
+        """Every run event appended since `start()`, as it arrives.
+
+        A fetched batch is recorded whole before any of it is yielded, so a caller that stops
+        iterating part-way loses nothing from `events`.
+        """
         assert self._consumer is not None, "call start() first"
         while True:
             batch = await self._consumer.getmany(timeout_ms=200, max_records=5000)
             now = time.perf_counter()
+            fresh: list[Event] = []
             for records in batch.values():
                 for record in records:
                     event = decode(record.value)
                     if isinstance(event, Event) and event.run_id:
                         self.events[event.run_id].append(event)
                         self.received_at[event.run_id].append(now)
-                        yield event
+                        fresh.append(event)
+            for event in fresh:
+                yield event
 
     async def wait_finished(self, run_ids: Iterable[str], timeout_s: float) -> dict[str, Event]:
         """Wait until every run has a terminal event; returns each run's terminal event."""

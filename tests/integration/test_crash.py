@@ -1,0 +1,67 @@
+"""kill -9 of the orchestrator and of an executor in the middle of runs loses no run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from bend.core.events import RunCompleted, StepSucceeded
+from bend.devstack.engine import running_engine
+from bend.kafka.producer import RecordProducer
+from bend.runwatch import RunWatcher
+
+pytestmark = pytest.mark.integration
+
+RUNS = 30
+WORKFLOW = {
+    "name": "crashy",
+    "defaults": {"retry": {"max_attempts": 3, "initial_interval": "200ms", "backoff": 2}},
+    "steps": [
+        {"id": "a", "type": "tool", "component": "noop@1", "inputs": {"n": "1"}},
+        {"id": "b", "type": "tool", "component": "flaky@1", "inputs": {"fail_attempts": "${`1`}"},
+         "after": ["a"]},
+        {"id": "nap", "type": "delay", "duration": "1s", "after": ["b"]},
+        {"id": "c", "type": "tool", "component": "noop@1", "inputs": {"n": "3"}, "after": ["nap"]},
+        {"id": "d", "type": "tool", "component": "noop@1", "inputs": {"n": "4"}, "after": ["c"]},
+        {"id": "e", "type": "transform", "expression": "steps.d.output", "after": ["d"]},
+    ],
+}
+STEPS = {"a", "b", "nap", "c", "d", "e"}
+
+
+async def _wait_for_successes(watcher: RunWatcher, count: int) -> None:
+    seen = 0
+    async for event in watcher.stream():
+        if isinstance(event, StepSucceeded):
+            seen += 1
+            if seen >= count:
+                return
+
+
+async def test_killing_the_orchestrator_and_an_executor_mid_run_loses_no_run(
+        kafka_bootstrap: str) -> None:
+    with running_engine() as engine:
+        starts = [engine.start_run(WORKFLOW, {}) for _ in range(RUNS)]
+        async with RunWatcher(engine.settings) as watcher, \
+                RecordProducer(engine.settings) as producer:
+            await producer.send_many(starts)
+            await asyncio.wait_for(_wait_for_successes(watcher, RUNS), timeout=60)
+            orchestrator = next(p for p in engine.workers.processes if p.role == "orchestrator")
+            orchestrator.kill()
+            engine.workers.start("orchestrator", wait=False)
+            await asyncio.wait_for(_wait_for_successes(watcher, RUNS // 2), timeout=90)
+            executor = next(p for p in engine.workers.processes
+                            if p.role == "executor" and p.alive())
+            executor.kill()
+            engine.workers.start("executor", wait=False)
+            done = await watcher.wait_finished([s.run_id for s in starts], timeout_s=150)
+    assert all(isinstance(e, RunCompleted) for e in done.values()), \
+        Counter(type(e).__name__ for e in done.values())
+    for start in starts:
+        events = watcher.events[start.run_id]
+        succeeded = Counter(e.step_id for e in events if isinstance(e, StepSucceeded))
+        assert set(succeeded) == STEPS and max(succeeded.values()) == 1, succeeded
+        seqs = sorted(e.seq for e in events)
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a gap or a duplicate"
