@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from bend import __version__
 from bend.api.context import open_context
 from bend.api.errors import install_error_handlers
-from bend.api.routers import executions, health, workflows
+from bend.api.routers import auth, executions, health, keys, secrets, workflows
+from bend.api.security import ProblemBodySizeLimit, document_auth, open_security
 from bend.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -22,8 +23,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_context(settings) as ctx:
+        async with open_context(settings) as ctx, open_security(settings) as security:
             app.state.bend = ctx
+            app.state.security = security
             yield
 
     app = FastAPI(title="Bend", version=__version__, lifespan=lifespan,
@@ -31,6 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "answer with the log position of what they produced; pass it "
                               "as `?wait_for=` to read your own writes.")
     install_error_handlers(app)
-    for router in (workflows.router, executions.router, health.router):
+    document_auth(app)
+    app.add_middleware(ProblemBodySizeLimit, max_bytes=settings.security.body_limit_bytes)
+    for router in (workflows.router, executions.router, health.router, auth.router, keys.router,
+                   secrets.router):
         app.include_router(router)
     return app

@@ -4,7 +4,8 @@
         r = await api.client.post("/api/workflows", json=definition)
 
 The app runs in-process behind httpx's ASGI transport (no socket); its lifespan opens the same
-connections as in production. Everything runs on the real Kafka and Postgres.
+connections as in production. Everything runs on the real Kafka and Postgres. The client sends
+an admin key of the settings' project; `await api.key(role, project)` makes others.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi import FastAPI
 
 from bend.api.app import create_app
 from bend.contracts.admin import ensure_topics
+from bend.security.roles import Role
 from bend.settings import Settings
 from projections.db import database_url
 from projections.projector import Projector
@@ -63,12 +65,24 @@ async def drop_isolated(settings: Settings, *, topics: bool = True) -> None:
 
 @dataclass(frozen=True, slots=True)
 class RunningApi:
-    """The app, a client bound to it, its settings and the projector feeding its read models."""
+    """The app, a client bound to it (with an admin key), its settings and the projector
+    feeding its read models."""
 
     app: FastAPI
     client: httpx.AsyncClient
     settings: Settings
     projector: Projector | None
+    admin_key: str
+
+    async def key(self, role: Role | str, project: str | None = None) -> str:
+        """A new API key's full text, of `project` (default: the settings') with `role`."""
+        issued = await self.app.state.security.keys.create(
+            project or self.settings.project, role, name="tests", created_by="tests")
+        return issued.key
+
+    def headers(self, key: str) -> dict[str, str]:
+        """Request headers authenticating with `key` (or a token)."""
+        return {"Authorization": f"Bearer {key}"}
 
 
 @contextlib.asynccontextmanager
@@ -81,10 +95,13 @@ async def running_api(settings: Settings, *, projector: bool = True) -> AsyncIte
         if feeder is not None:
             task = asyncio.create_task(feeder.run(), name="projector")
         try:
+            issued = await app.state.security.keys.create(settings.project, Role.ADMIN,
+                                                          name="tests", created_by="tests")
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bend.test",
+                                         headers={"Authorization": f"Bearer {issued.key}"},
                                          timeout=30) as client:
-                yield RunningApi(app, client, settings, feeder)
+                yield RunningApi(app, client, settings, feeder, issued.key)
         finally:
             if task is not None:
                 task.cancel()

@@ -249,7 +249,7 @@ async def test_cancel_puts_a_cancel_run_on_the_commands_topic(api: RunningApi) -
     commands = await consumed(api.settings, "commands", 2)
     cancel = next(c for _, _, c in commands if isinstance(c, CancelRun))
     assert (cancel.run_id, cancel.reason, cancel.requested_by) == (
-        run["run_id"], "changed my mind", "local")
+        run["run_id"], "changed my mind", f"key:{api.admin_key.split('_')[1]}")
     shown = (await api.client.get(f"/api/executions/{run['run_id']}",
                                   params={"wait_for": r.json()["position"]["token"]})).json()
     assert shown["cancel_reason"] == "changed my mind"

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from bend.api.deps import Context
+from bend.api.deps import Authenticated, Context
 from bend.api.errors import problem_responses
 from bend.core.errors import BendError
 from projections.lag import projection_lag
@@ -53,7 +53,7 @@ async def health() -> Health:
 @router.get("/ready", response_model=Readiness,
             responses={503: {"model": Readiness, "description": "Not ready; see `checks`"},
                        **problem_responses(500)})
-async def ready(ctx: Context) -> JSONResponse:
+async def ready(ctx: Context, _caller: Authenticated) -> JSONResponse:
     """Readiness: Postgres answers, Kafka answers, and the read models are not far behind."""
     checks: dict[str, Check] = {}
     lag: int | None = None

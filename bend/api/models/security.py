@@ -1,0 +1,102 @@
+"""Bodies of /api/tokens, /api/keys and /api/secrets (never a key's hash nor a secret's value)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from bend.security.keystore import ApiKeyInfo
+from bend.security.roles import Role
+from bend.security.secretstore import SecretInfo
+
+__all__ = [
+    "KeyCreated", "KeyInfo", "KeyList", "KeyRequest", "SecretList", "SecretMeta",
+    "SecretValue", "TokenIssued", "TokenRequest",
+]
+
+
+class TokenRequest(BaseModel):
+    """Exchange the API key in `Authorization` for an access token."""
+
+    ttl_s: int | None = Field(default=None, ge=1, le=86_400,
+                              description="Lifetime in seconds; at most the server's token TTL")
+
+
+class TokenIssued(BaseModel):
+    """A short-lived access token (JWT); send it as `Authorization: Bearer <access_token>`."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds from now")
+    expires_at: int = Field(description="Unix seconds")
+    project: str
+    role: Role
+
+
+class KeyRequest(BaseModel):
+    """A new API key of the caller's project."""
+
+    role: Role
+    name: str = Field(default="", max_length=200, description="What the key is for")
+    expires_at: datetime | None = Field(default=None, description="Default: never")
+
+
+class KeyInfo(BaseModel):
+    """What may be shown about a key: never its secret nor its hash."""
+
+    key_id: str
+    project: str
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    active: bool
+
+    @classmethod
+    def of(cls, info: ApiKeyInfo, now: datetime) -> KeyInfo:
+        """The body of a stored key."""
+        return cls(key_id=info.key_id, project=info.project, name=info.name, role=info.role,
+                   created_at=info.created_at, created_by=info.created_by,
+                   expires_at=info.expires_at, revoked_at=info.revoked_at,
+                   last_used_at=info.last_used_at, active=info.active(now))
+
+
+class KeyCreated(KeyInfo):
+    """A key just created; `key` is shown this once and never again."""
+
+    key: str = Field(description="The full key (`bend_<key_id>_<secret>`); store it now")
+
+
+class KeyList(BaseModel):
+    """Every key of the project, revoked and expired ones too, oldest first."""
+
+    items: list[KeyInfo]
+
+
+class SecretValue(BaseModel):
+    """A secret's value, sent once; the server keeps it encrypted and never returns it."""
+
+    value: str = Field(min_length=1, max_length=65_536)
+
+
+class SecretMeta(BaseModel):
+    """What may be shown about a secret: its name and times."""
+
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, info: SecretInfo) -> SecretMeta:
+        """The body of a stored secret."""
+        return cls(name=info.name, created_at=info.created_at, updated_at=info.updated_at)
+
+
+class SecretList(BaseModel):
+    """The project's secrets by name."""
+
+    items: list[SecretMeta]

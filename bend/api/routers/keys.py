@@ -1,0 +1,55 @@
+"""/api/keys: list, create and revoke the API keys of the caller's project (admins only)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Depends, Response
+
+from bend.api.deps import Sec, permit
+from bend.api.errors import problem_responses
+from bend.api.models.security import KeyCreated, KeyInfo, KeyList, KeyRequest
+from bend.security.roles import Principal
+
+__all__ = ["router"]
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/api/keys", tags=["keys"], responses=problem_responses(422))
+
+Admin = Annotated[Principal, Depends(permit("keys:admin"))]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@router.get("", response_model=KeyList)
+async def list_keys(caller: Admin, security: Sec) -> KeyList:
+    """Every key of the project (revoked and expired ones too), oldest first."""
+    now = _now()
+    return KeyList(items=[KeyInfo.of(k, now) for k in await security.keys.list(caller.project)])
+
+
+@router.post("", status_code=201, response_model=KeyCreated)
+async def create_key(body: KeyRequest, response: Response, caller: Admin,
+                     security: Sec) -> KeyCreated:
+    """A new key of the project with `role`; the response is the only time `key` is shown."""
+    issued = await security.keys.create(caller.project, body.role, name=body.name,
+                                        created_by=caller.subject, expires_at=body.expires_at)
+    log.info("api_key_created", key_id=issued.info.key_id, role=body.role.value,
+             project=caller.project, actor=caller.subject)
+    response.headers["Location"] = f"/api/keys/{issued.info.key_id}"
+    response.headers["Cache-Control"] = "no-store"
+    info = KeyInfo.of(issued.info, _now())
+    return KeyCreated(**info.model_dump(), key=issued.key)
+
+
+@router.delete("/{key_id}", response_model=KeyInfo, responses=problem_responses(404))
+async def revoke_key(key_id: str, caller: Admin, security: Sec) -> KeyInfo:
+    """Revoke the key and the tokens issued for it (again: no change)."""
+    info = await security.keys.revoke(caller.project, key_id)
+    log.info("api_key_revoked", key_id=key_id, project=caller.project, actor=caller.subject)
+    return KeyInfo.of(info, _now())

@@ -1,0 +1,65 @@
+"""/api/secrets: named secrets of the caller's project; values go in, never out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Depends, Path, Response
+
+from bend.api.deps import Sec, permit
+from bend.api.errors import problem_responses
+from bend.api.models.security import SecretList, SecretMeta, SecretValue
+from bend.security.errors import UnknownSecret
+from bend.security.roles import Principal
+from bend.security.secretstore import check_secret_name
+
+__all__ = ["router"]
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/api/secrets", tags=["secrets"], responses=problem_responses(422))
+
+Reader = Annotated[Principal, Depends(permit("secrets:read"))]
+Writer = Annotated[Principal, Depends(permit("secrets:write"))]
+Name = Annotated[str, Path(description="Letters, digits, `_`, `.`, `-`; at most 128",
+                           max_length=128)]
+
+
+@router.get("", response_model=SecretList)
+async def list_secrets(caller: Reader, security: Sec) -> SecretList:
+    """The project's secrets: names and times only."""
+    return SecretList(items=[SecretMeta.of(s) for s in await security.secrets.list(
+        caller.project)])
+
+
+@router.get("/{name}", response_model=SecretMeta, responses=problem_responses(404))
+async def get_secret(name: Name, caller: Reader, security: Sec) -> SecretMeta:
+    """Whether the secret is set, and when; its value is never returned."""
+    check_secret_name(name)
+    for info in await security.secrets.list(caller.project):
+        if info.name == name:
+            return SecretMeta.of(info)
+    raise UnknownSecret(name)
+
+
+@router.put("/{name}", response_model=SecretMeta,
+            responses={201: {"model": SecretMeta, "description": "The secret was created"}})
+async def put_secret(name: Name, body: SecretValue, response: Response, caller: Writer,
+                     security: Sec) -> SecretMeta:
+    """Set the secret (encrypted at rest), replacing any earlier value; 201 when new."""
+    info = await security.secrets.set(caller.project, name, body.value)
+    created = info.created_at == info.updated_at
+    response.status_code = 201 if created else 200
+    log.info("secret_set", name=name, project=caller.project, actor=caller.subject,
+             created=created)
+    return SecretMeta.of(info)
+
+
+@router.delete("/{name}", status_code=204, responses=problem_responses(404))
+async def delete_secret(name: Name, caller: Writer, security: Sec) -> Response:
+    """Delete the secret; steps and hooks that name it fail until it is set again."""
+    check_secret_name(name)
+    await security.secrets.delete(caller.project, name)
+    log.info("secret_deleted", name=name, project=caller.project, actor=caller.subject)
+    return Response(status_code=204)
