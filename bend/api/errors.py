@@ -21,6 +21,7 @@ from bend.api import problems as p
 from bend.contracts.errors import ContractError
 from bend.core.errors import BendError
 from bend.core.problems import InvalidDefinition
+from bend.core.schedule_errors import InvalidTrigger
 from bend.kafka.errors import InvalidPosition, KafkaUnavailable
 from projections.errors import DatabaseUnavailable, ProjectionBehind
 
@@ -35,7 +36,7 @@ PROBLEM_JSON = "application/problem+json"
 STATUSES: dict[type[BendError], int] = {
     p.UnknownWorkflow: 404, p.UnknownVersion: 404, p.UnknownRun: 404,
     p.WorkflowDeleted: 409, p.RunFinished: 409, p.IdempotencyConflict: 409,
-    p.InvalidInput: 422, InvalidDefinition: 422,
+    p.InvalidInput: 422, InvalidDefinition: 422, InvalidTrigger: 422,
     p.InvalidCursor: 400, InvalidPosition: 400, p.NotProjected: 400,
     p.UnreadableBody: 415,
     ProjectionBehind: 503, KafkaUnavailable: 503, DatabaseUnavailable: 503,
@@ -110,6 +111,10 @@ async def _bend_error(request: Request, err: Exception) -> JSONResponse:
                            for q in err.problems]
     elif isinstance(err, p.InvalidInput):
         extra["errors"] = [{"location": where, "message": what} for where, what in err.problems]
+    elif isinstance(err, InvalidTrigger):  # problems read `<location>: <message>`
+        extra["errors"] = [dict(zip(("location", "message"), q.split(": ", 1)))
+                           if ": " in q else {"location": "", "message": q}
+                           for q in err.problems]
     headers = dict(getattr(err, "headers", None) or {})
     for cls, after in _RETRY_AFTER.items():
         if isinstance(err, cls):

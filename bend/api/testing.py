@@ -23,6 +23,7 @@ from fastapi import FastAPI
 
 from bend.api.app import create_app
 from bend.contracts.admin import ensure_topics
+from bend.contracts.topics import topic_specs
 from bend.security.roles import Role
 from bend.settings import Settings
 from projections.db import database_url
@@ -83,6 +84,13 @@ class RunningApi:
     def headers(self, key: str) -> dict[str, str]:
         """Request headers authenticating with `key` (or a token)."""
         return {"Authorization": f"Bearer {key}"}
+
+    async def log_ends(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> end offset, for every topic of the settings: equal before and
+        after a request means it produced nothing."""
+        topics = [spec.name for spec in topic_specs(self.settings)]
+        bounds = await self.app.state.bend.offsets.bounds(topics)
+        return {tp: end for tp, (_, end) in bounds.items()}
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,111 @@
+"""POST /webhooks/{path}: a signed delivery fires its webhook trigger and starts a run.
+
+Authenticated by its signature, not by an API key: `X-Bend-Signature: t=<unix s>,v1=<hex
+HMAC-SHA256 of "<t>.<body>" under the trigger's secret>`. A delivery is refused, and nothing is
+produced, unless it names an enabled hook, carries the required headers, is signed within the
+tolerance window and was not accepted before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request, Response
+
+from bend.api import records, triggering
+from bend.api.deps import Context, Sec
+from bend.api.errors import problem_responses
+from bend.api.hooks import check_headers, document, run_input
+from bend.api.inputs import check_inputs
+from bend.api.models.common import LogPosition
+from bend.api.models.triggers import WebhookAccepted
+from bend.api.problems import UnknownVersion, WorkflowDeleted
+from bend.api.triggering import UnknownWebhook, WorkflowPaused
+from bend.core.triggers import WebhookTrigger, parse_trigger
+from bend.security.dependencies import client_ip
+from bend.security.errors import BadSignature, UnknownSecret
+from bend.security.roles import Principal, Role
+from bend.security.webhooks import sign, verify
+from projections.queries import triggers as queries
+from projections.queries import workflows as workflow_queries
+
+__all__ = ["router"]
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+_BODY = {"requestBody": {"required": False, "description": "Any payload; JSON when its "
+                         "Content-Type says so", "content": {"application/json": {
+                             "schema": {}}}}}
+
+
+async def _hook(ctx: Context, path: str) -> tuple[dict[str, Any], WebhookTrigger]:
+    row = await queries.webhook_by_path(ctx.pool, path)
+    if row is None or not row["enabled"]:
+        raise UnknownWebhook(path)
+    hook = parse_trigger(row["definition"])
+    if not isinstance(hook, WebhookTrigger) or hook.secret_name is None:
+        raise UnknownWebhook(path)
+    return row, hook
+
+
+async def _pinned(ctx: Context, row: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The workflow's latest version and its definition, as POST .../execute pins them."""
+    workflow = await workflow_queries.get_workflow(ctx.pool, row["project"], row["workflow_id"])
+    if workflow is None or workflow["status"] == "deleted":
+        raise WorkflowDeleted(row["workflow_id"])
+    if workflow["status"] == "paused":
+        raise WorkflowPaused(row["workflow_id"])
+    version = workflow["latest_version"]
+    found = await workflow_queries.get_version(ctx.pool, row["workflow_id"], version)
+    if found is None:
+        raise UnknownVersion(row["workflow_id"], version, version)
+    return version, found["definition"]
+
+
+@router.post("/{path}", status_code=202, response_model=WebhookAccepted, openapi_extra=_BODY,
+             responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503))
+async def receive(path: str, request: Request, response: Response, ctx: Context,
+                  security: Sec) -> WebhookAccepted:
+    """Verify a signed delivery, then record the firing and start the workflow's run."""
+    security.limits.check_ip(client_ip(request))
+    raw = await request.body()
+    row, hook = await _hook(ctx, path)
+    check_headers(hook, request.headers)
+    assert hook.secret_name is not None
+    try:
+        secret = await security.secrets.get(row["project"], hook.secret_name)
+    except UnknownSecret:
+        log.error("webhook_secret_missing", trigger_id=row["trigger_id"],
+                  secret_name=hook.secret_name, project=row["project"])
+        raise BadSignature(f"the hook's secret {hook.secret_name!r} is not set") from None
+    now = time.time()
+    timestamp = await verify(secret, request.headers, raw, now,
+                             security.settings.webhook_tolerance_s, security.webhook_guard,
+                             required_headers=hook.required_headers, scope=row["trigger_id"])
+    digest = sign(secret, timestamp, raw).rpartition("v1=")[2]  # the delivery's own v1
+    version, definition = await _pinned(ctx, row)
+    given = run_input(hook, document(request.headers, request.query_params, raw))
+    check_inputs(row["workflow_id"], definition, [given], ["input"])
+    key = f"webhook:{row['trigger_id']}:{digest}"
+    run_id = records.run_id_for(row["workflow_id"], key)
+    at = datetime.now(timezone.utc)
+    fired = triggering.fired(row, run_id, version, digest, given, at)
+    caller = Principal(subject=f"trigger:{row['trigger_id']}", project=row["project"],
+                       role=Role.OPERATOR)
+    start = dataclasses.replace(
+        records.start_run(run_id, row["workflow_id"], version, definition, given, key,
+                          row["tenant"], caller, at),
+        trigger_id=row["trigger_id"], causation_id=fired.event_id)
+    _, position = await ctx.producer.send_many([fired, start])
+    log.info("webhook_fired", trigger_id=row["trigger_id"], run_id=run_id, path=path)
+    response.headers["Location"] = f"/api/executions/{run_id}"
+    response.headers["X-Bend-Position"] = position.token
+    return WebhookAccepted(run_id=run_id, trigger_id=row["trigger_id"],
+                           workflow_id=row["workflow_id"], workflow_version=version,
+                           position=LogPosition.of(position))

@@ -1,0 +1,47 @@
+"""Reads of `triggers`: a project's triggers, its webhooks, and a webhook by its path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+__all__ = ["get_trigger", "list_triggers", "list_webhooks", "webhook_by_path"]
+
+Db = asyncpg.Pool | asyncpg.Connection
+
+_COLUMNS = """trigger_id, workflow_id, trigger_type, definition, enabled, tenant, project,
+              webhook_path, registered_at, updated_at, firings, first_fired_at, last_fired_at,
+              last_due_at, last_error, last_error_at"""
+# Rows a firing made without a registration have no definition: they are not the API's.
+_LIVE = "removed_at IS NULL AND definition IS NOT NULL"
+
+
+async def get_trigger(db: Db, project: str, trigger_id: str) -> dict[str, Any] | None:
+    """One trigger of `project` not removed, or None."""
+    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM triggers WHERE trigger_id = $1 "
+                            f"AND project = $2 AND {_LIVE}", trigger_id, project)
+    return dict(row) if row else None
+
+
+async def list_triggers(db: Db, project: str, workflow_id: str) -> list[dict[str, Any]]:
+    """The triggers of a workflow of `project`, oldest first."""
+    rows = await db.fetch(f"SELECT {_COLUMNS} FROM triggers WHERE project = $1 AND "
+                          f"workflow_id = $2 AND {_LIVE} ORDER BY registered_at, trigger_id",
+                          project, workflow_id)
+    return [dict(r) for r in rows]
+
+
+async def list_webhooks(db: Db, project: str) -> list[dict[str, Any]]:
+    """The webhook triggers of `project`, by path."""
+    rows = await db.fetch(f"SELECT {_COLUMNS} FROM triggers WHERE project = $1 AND "
+                          f"webhook_path IS NOT NULL AND {_LIVE} ORDER BY webhook_path, "
+                          "registered_at", project)
+    return [dict(r) for r in rows]
+
+
+async def webhook_by_path(db: Db, path: str) -> dict[str, Any] | None:
+    """The webhook trigger listening on `path` (of any project; the first registered), or None."""
+    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM triggers WHERE webhook_path = $1 AND "
+                            f"{_LIVE} ORDER BY registered_at, trigger_id LIMIT 1", path)
+    return dict(row) if row else None
