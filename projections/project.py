@@ -19,7 +19,8 @@ from bend.core.commands import CancelRun, Command, StartRun
 from bend.core.errors import BendError
 from bend.core.events import (
     AgentLlmCallRecorded, DeadLettered, Event, RunCancelled, RunCompleted, RunFailed,
-    RunRequested, RunStarted, TimerFired, TimerSet, TriggerFired,
+    RunRequested, RunStarted, TimerFired, TimerSet, TriggerFired, TriggerRegistered,
+    TriggerRemoved, TriggerUpdated,
 )
 from bend.kafka.position import Position
 from bend.settings import Settings
@@ -110,7 +111,7 @@ def writes_for(record: Record) -> list[Write]:
             return runs.writes(record)
         case Command():
             return []
-        case TriggerFired():
+        case TriggerFired() | TriggerRegistered() | TriggerUpdated() | TriggerRemoved():
             return triggers.writes(record)
         case DeadLettered():
             return [*dead_letters.writes(record), *audit.writes(record)]

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from bend import __version__
 from bend.api.context import open_context
 from bend.api.errors import install_error_handlers
-from bend.api.routers import auth, executions, health, keys, secrets, workflows
+from bend.api.routers import (
+    auth, executions, health, keys, secrets, triggers, webhooks, workflows,
+)
 from bend.api.security import ProblemBodySizeLimit, document_auth, open_security
 from bend.settings import Settings, get_settings
 
@@ -36,6 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_auth(app)
     app.add_middleware(ProblemBodySizeLimit, max_bytes=settings.security.body_limit_bytes)
     for router in (workflows.router, executions.router, health.router, auth.router, keys.router,
-                   secrets.router):
+                   secrets.router, triggers.router, webhooks.router):
         app.include_router(router)
     return app
