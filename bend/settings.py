@@ -68,6 +68,9 @@ class WorkerSettings(BaseModel):
     heartbeat_interval_s: float = 1.0
     commit_interval_s: float = 1.0
     executor_concurrency: int = Field(default=32, ge=1)
+    # A step still running after this long is reported started at once; a quicker one is
+    # reported only by its end (which carries its duration), halving its commands.
+    report_started_after_ms: int = Field(default=200, ge=0)
     worker_id: str | None = None
 
 

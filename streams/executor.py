@@ -1,14 +1,16 @@
 """The executor agent: takes scheduled executor steps from the tasks topic, runs them, reports.
 
 Each task is a `StepScheduled` for an agent, tool or http node. The executor reports
-`ReportStepStarted`, every LLM and tool call it made (`RecordLlmCall`, `RecordToolCall`) and
-then `CompleteStep` or `FailStep`, all to the commands topic keyed by run_id. Delivery is
+`ReportStepStarted` (only once a step has run for `report_started_after_ms`: a quicker step's
+end carries its duration instead), every LLM and tool call it made (`RecordLlmCall`,
+`RecordToolCall`) and then `CompleteStep` or `FailStep`, to the commands topic keyed by run_id. Delivery is
 at least once: a task can run twice after a crash, so side effects carry the step's
 idempotency key, and the orchestrator rejects the second report.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import datetime, timezone
@@ -52,6 +54,7 @@ class Executor:
         self.producer = Producer(app)
         self.dead_letters = DeadLetters(app, names.dead_letters)
         self.context: ExecutionContext | None = None
+        self.report_started_after_s = settings.workers.report_started_after_ms / 1000
         self.executed = 0
 
     def register(self) -> None:
@@ -81,11 +84,14 @@ class Executor:
                                          raw, exc)
             return
         with bound_contextvars(run_id=task.run_id, step_id=task.step_id, event_id=task.event_id):
-            await self._send(ReportStepStarted(**self._envelope(task, "started"),
-                                               step_id=task.step_id, attempt=task.attempt,
-                                               worker_id=self.worker_id))
             started = time.perf_counter()
-            outcome = await execute(task, await self._context())
+            running = asyncio.ensure_future(execute(task, await self._context()))
+            done, _ = await asyncio.wait({running}, timeout=self.report_started_after_s)
+            if not done:
+                await self._send(ReportStepStarted(**self._envelope(task, "started"),
+                                                   step_id=task.step_id, attempt=task.attempt,
+                                                   worker_id=self.worker_id))
+            outcome = await running
             duration_ms = int((time.perf_counter() - started) * 1000)
             for record in outcome.records:
                 await self._send(record)

@@ -110,8 +110,8 @@ class Orchestrator:
         for ev, payload in encoded:
             if ev.event_id in open_tasks:
                 await self.producer.send(self.names.tasks, key, payload)
-            elif isinstance(ev, TimerSet) and not decision.state.is_finished:
-                self._arm(ev, partition)
+        for timer in decision.timers():
+            self._arm(timer, partition)
         for cmd in decision.outbox:
             await self.producer.send(self.names.commands, (cmd.run_id or "").encode(),
                                      encode(cmd))

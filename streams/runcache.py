@@ -138,14 +138,17 @@ class RunCache:
         tp = TopicPartition(self._topic, partition)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
+            auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
         )
         await consumer.start()
         count = 0
         try:
             consumer.assign([tp])
+            begin = (await consumer.beginning_offsets([tp]))[tp]
             end = (await consumer.end_offsets([tp]))[tp]
-            await consumer.seek_to_beginning(tp)
+            # An explicit seek: seek_to_beginning() right after assign() can lose to the
+            # consumer's own first offset reset and leave it at the end (aiokafka 0.14).
+            consumer.seek(tp, begin)
             while await consumer.position(tp) < end:
                 batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
                 for record in batch.get(tp, []):

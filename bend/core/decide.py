@@ -18,7 +18,7 @@ Policy choices:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from jsonschema.exceptions import best_match
@@ -159,6 +159,7 @@ def _complete_step(state: RunState, cmd: CompleteStep, now: datetime) -> Decisio
     if refused:
         return refused
     d = Draft(cmd, now, state)
+    _started_unreported(d, cmd.step_id, cmd.attempt, now - timedelta(milliseconds=cmd.duration_ms))
     d.emit(StepSucceeded, step_id=cmd.step_id, attempt=cmd.attempt, output=cmd.output,
            duration_ms=cmd.duration_ms)
     advance(d)
@@ -170,9 +171,23 @@ def _fail_step(state: RunState, cmd: FailStep, now: datetime) -> Decision:
     if refused:
         return refused
     d = Draft(cmd, now, state)
+    _started_unreported(d, cmd.step_id, cmd.attempt, now)
     fail_attempt(d, cmd.step_id, cmd.error_type, cmd.message, cmd.retryable)
     advance(d)
     return d.accepted()
+
+
+def _started_unreported(d: Draft, step_id: str, attempt: int, started_at: datetime) -> None:
+    """Record the start of an attempt whose executor reported only its end (a quick step).
+
+    Executors report a start only for steps still running after a moment, which halves the
+    commands of short steps; the log still holds every attempt's StepStarted, at its time.
+    """
+    st = d.run.step(step_id)
+    if st.status is StepStatus.RUNNING or st.node_type not in EXECUTOR_NODE_TYPES:
+        return
+    at = max(started_at, st.scheduled_at) if st.scheduled_at else started_at
+    d.emit(StepStarted, at=min(at, d.now), step_id=step_id, attempt=attempt)
 
 
 def _step_started(state: RunState, cmd: ReportStepStarted, now: datetime) -> Decision:

@@ -82,8 +82,8 @@ class Draft:
         assert self.state is not None and self.state.plan is not None
         return self.state.plan
 
-    def emit(self, cls: type[Event], **fields: Any) -> Event:
-        """Make the next event of the run and fold it into the state."""
+    def emit(self, cls: type[Event], *, at: datetime | None = None, **fields: Any) -> Event:
+        """Make the next event of the run (at `now`, or `at`) and fold it into the state."""
         cmd, state = self.cmd, self.state
         envelope = {
             "event_id": ids.event_id(cmd.event_id, len(self.events)),
@@ -91,7 +91,7 @@ class Draft:
             "workflow_id": state.workflow_id if state else cmd.workflow_id,
             "workflow_version": state.workflow_version if state else cmd.workflow_version,
             "seq": (state.seq if state else 0) + 1,
-            "occurred_at": self.now,
+            "occurred_at": at or self.now,
             "causation_id": cmd.event_id,
             "correlation_id": (state.correlation_id if state
                                else cmd.correlation_id or cmd.run_id),

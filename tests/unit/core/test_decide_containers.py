@@ -144,7 +144,7 @@ def test_a_parallel_with_join_any_cancels_the_other_branches_once_one_finishes()
     run.start()
     run.complete("a1", "A1")
     run.complete("b", "B")
-    assert run.types() == ["StepSucceeded:b", "StepCancelled:a2", "StepSucceeded:p",
+    assert run.types() == ["StepStarted:b", "StepSucceeded:b", "StepCancelled:a2", "StepSucceeded:p",
                            "RunCompleted"]
     assert run.st("p").output == {"completed": [1], "results": [None, {"b": "B"}]}
 
@@ -157,7 +157,7 @@ def test_a_parallel_with_join_first_n_skips_branch_steps_that_never_began() -> N
     run.start()
     run.complete("a", 1)
     run.complete("b", 2)
-    assert run.types() == ["StepSucceeded:b", "StepCancelled:c1", "StepSucceeded:p",
+    assert run.types() == ["StepStarted:b", "StepSucceeded:b", "StepCancelled:c1", "StepSucceeded:p",
                            "StepSkipped:c2", "RunCompleted"]
 
 

@@ -25,8 +25,9 @@ def one_tool(extra_step: str = "", extra: str = "") -> Run:
 def test_a_retryable_failure_schedules_a_retry_with_backoff_and_a_timer() -> None:
     run = one_tool(RETRY)
     run.fail("a")
-    assert run.types() == ["StepFailed:a", "StepRetryScheduled:a", "TimerSet:a"]
-    failed, retry, timer = run.last.events
+    assert run.types() == ["StepStarted:a", "StepFailed:a", "StepRetryScheduled:a", "TimerSet:a"]
+    started, failed, retry, timer = run.last.events
+    assert started.occurred_at == run.now  # a quick step: its end reports its start
     assert failed.retryable is True and retry.next_attempt == 2 and retry.delay_ms == 2000
     assert timer.purpose == "retry" and timer.fire_at == run.now + timedelta(seconds=2)
     assert run.status("a") is StepStatus.RETRY_WAIT
@@ -49,11 +50,11 @@ def test_back_off_grows_by_the_multiplier_and_the_last_failure_fails_the_run() -
     run.fail("a")
     run.fire("retry", "a")
     run.fail("a")
-    assert run.last.events[1].delay_ms == 6000  # 2s * 3
+    assert run.last.events[2].delay_ms == 6000  # 2s * 3
     run.fire("retry", "a")
     run.fail("a", error_type="Boom", message="third time")
-    assert run.types() == ["StepFailed:a", "RunFailed:a"]
-    assert run.last.events[0].retryable is False
+    assert run.types() == ["StepStarted:a", "StepFailed:a", "RunFailed:a"]
+    assert run.last.events[1].retryable is False
     assert run.state.status is RunStatus.FAILED
     assert run.state.error.error_type == "Boom" and "third time" in run.state.error.message
 
@@ -61,7 +62,7 @@ def test_back_off_grows_by_the_multiplier_and_the_last_failure_fails_the_run() -
 def test_a_non_retryable_error_fails_the_run_at_once() -> None:
     run = one_tool(RETRY)
     run.fail("a", retryable=False)
-    assert run.types() == ["StepFailed:a", "RunFailed:a"]
+    assert run.types() == ["StepStarted:a", "StepFailed:a", "RunFailed:a"]
 
 
 def test_error_types_named_non_retryable_are_not_retried() -> None:
@@ -91,7 +92,7 @@ def test_a_failing_step_cancels_the_other_open_steps_before_the_run_fails() -> N
     run.start()
     run.complete("c", 1)
     run.fail("a")
-    assert run.types() == ["StepFailed:a", "StepCancelled:b", "RunFailed:a"]
+    assert run.types() == ["StepStarted:a", "StepFailed:a", "StepCancelled:b", "RunFailed:a"]
 
 
 def test_a_step_timeout_times_the_attempt_out_and_retries_it() -> None:
