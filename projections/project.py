@@ -18,14 +18,14 @@ from bend.contracts.topics import topic_name
 from bend.core.commands import CancelRun, Command, StartRun
 from bend.core.errors import BendError
 from bend.core.events import (
-    AgentLlmCallRecorded, DeadLettered, Event, RunCancelled, RunCompleted, RunFailed,
-    RunRequested, RunStarted, TimerFired, TimerSet, TriggerFired, TriggerRegistered,
-    TriggerRemoved, TriggerUpdated,
+    AgentLlmCallRecorded, ComponentRegistered, DeadLettered, Event, RunCancelled,
+    RunCompleted, RunFailed, RunRequested, RunStarted, TimerFired, TimerSet, TriggerFired,
+    TriggerRegistered, TriggerRemoved, TriggerUpdated,
 )
 from bend.kafka.position import Position
 from bend.settings import Settings
 from projections import audit, checkpoint, dead_letters, llm_usage, runs, steps, timers
-from projections import triggers, workflows
+from projections import components, triggers, workflows
 from projections.writes import Write, execute_in_order, execute_in_waves
 
 __all__ = [
@@ -101,7 +101,10 @@ def _is_run_event(record: Record) -> bool:
 
 
 def _is_workflow_event(record: Record) -> bool:
-    return isinstance(record, Event) and record.topic_kind == "workflows"
+    # Only audited events pass the audit gate; the others on the topic (ComponentRegistered)
+    # are kept idempotent by their own tables' keys.
+    return (isinstance(record, Event) and record.topic_kind == "workflows"
+            and type(record) in audit.AUDITED)
 
 
 def writes_for(record: Record) -> list[Write]:
@@ -115,6 +118,8 @@ def writes_for(record: Record) -> list[Write]:
             return triggers.writes(record)
         case DeadLettered():
             return [*dead_letters.writes(record), *audit.writes(record)]
+        case ComponentRegistered():
+            return components.writes(record)
         case Event() if record.topic_kind == "workflows":
             return workflows.writes(record)
         case RunRequested() | RunStarted() | RunCompleted() | RunFailed() | RunCancelled():

@@ -11,9 +11,9 @@ from bend import __version__
 from bend.api.context import open_context
 from bend.api.errors import install_error_handlers
 from bend.api.routers import (
-    auth, executions, health, keys, secrets, triggers, webhooks, workflows,
+    auth, components, executions, health, keys, secrets, triggers, webhooks, workflows,
 )
-from bend.api.security import ProblemBodySizeLimit, document_auth, open_security
+from bend.api.security import ProblemBodySizeLimit, RefuseNul, document_auth, open_security
 from bend.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -37,7 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     document_auth(app)
     app.add_middleware(ProblemBodySizeLimit, max_bytes=settings.security.body_limit_bytes)
+    app.add_middleware(RefuseNul)
     for router in (workflows.router, executions.router, health.router, auth.router, keys.router,
                    secrets.router, triggers.router, webhooks.router):
         app.include_router(router)
+    app.include_router(components.router)
     return app

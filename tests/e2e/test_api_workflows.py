@@ -15,7 +15,7 @@ from bend.api.testing import RunningApi, drop_isolated, isolated_settings, runni
 from bend.contracts.codec import decode
 from bend.contracts.topics import topic_name
 from bend.core.commands import CancelRun, StartRun
-from bend.core.events import WorkflowRegistered
+from bend.core.events import ComponentRegistered, WorkflowRegistered
 from bend.settings import Settings, get_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -64,8 +64,9 @@ async def consumed(settings: Settings, kind: str, count: int,
         async with asyncio.timeout(timeout_s):
             while len(out) < count:
                 batch = await consumer.getmany(timeout_ms=200)
-                out += [(m.key, m.partition, decode(m.value)) for ms in batch.values()
-                        for m in ms]
+                # The components the API registers at start share the workflows topic.
+                out += [(m.key, m.partition, record) for ms in batch.values() for m in ms
+                        if not isinstance(record := decode(m.value), ComponentRegistered)]
         return out
     finally:
         await consumer.stop()
