@@ -21,6 +21,12 @@ SUBCOMMANDS: dict[str, str] = {
     "worker": "bend.cli.worker:worker",
     "projector": "projections.cli:projector",
     "api": "bend.api.cli:api",
+    "workflows": "bend.cli.workflows:workflows",
+    "run": "bend.cli.runs:run",
+    "runs": "bend.cli.runs:runs",
+    "components": "bend.cli.components:components",
+    "triggers": "bend.cli.triggers:triggers",
+    "keys": "bend.cli.keys:keys",
 }
 
 

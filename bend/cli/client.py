@@ -1,0 +1,235 @@
+"""The CLI's client of Bend's REST API: problem+json answers become a typed error and exit code.
+
+    @click.command()
+    @api_command
+    def show(api: ApiClient, out: Output, run_id: str) -> None:
+        out.data(api.get(f"/api/executions/{run_id}"))
+
+Exit codes: 0 ok, 1 other, 2 usage (the request was wrong), 3 not found, 4 refused or conflict,
+5 server error or unavailable.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import click
+import httpx
+
+from bend import __version__
+from bend.cli.output import Output
+from bend.core.errors import BendError
+
+__all__ = [
+    "DEFAULT_API_URL", "ApiClient", "ApiFailure", "CliError", "ExitCode", "SseEvent",
+    "api_command",
+]
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
+class ExitCode(IntEnum):
+    """What a command's exit status means."""
+
+    OK = 0
+    OTHER = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    REFUSED = 4
+    UNAVAILABLE = 5
+
+
+class CliError(BendError, click.ClickException):
+    """A command could not do what it was asked; `exit_code` says which way it failed."""
+
+    code = "cli_error"
+
+    def __init__(self, message: str, exit_code: int = ExitCode.OTHER,
+                 problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = int(exit_code)
+        self.problems = problems or []
+
+    def show(self, file: Any = None) -> None:
+        """Print the error and each problem on its own line, to stderr."""
+        click.secho(f"error: {self.message}", fg="red", err=True)
+        for location, message in self.problems:
+            click.echo(f"  - {location}: {message}" if location else f"  - {message}", err=True)
+
+
+def _exit_code(status: int) -> ExitCode:
+    if status in (400, 413, 415, 422):
+        return ExitCode.USAGE
+    if status == 404:
+        return ExitCode.NOT_FOUND
+    if status in (401, 403, 409, 429):
+        return ExitCode.REFUSED
+    return ExitCode.UNAVAILABLE if status >= 500 else ExitCode.OTHER
+
+
+class ApiFailure(CliError):
+    """The API answered with an error; `problem` is its RFC 9457 body (or a stand-in)."""
+
+    code = "api_failure"
+
+    def __init__(self, status: int, problem: dict[str, Any], hint: str = "") -> None:
+        problems = [(str(p.get("location", "")), str(p.get("message", "")))
+                    for p in problem.get("errors") or [] if isinstance(p, dict)]
+        detail = str(problem.get("detail") or problem.get("title") or f"HTTP {status}")
+        super().__init__(detail + hint, _exit_code(status), problems)
+        self.status = status
+        self.error = str(problem.get("error", ""))
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    """One server-sent event: `event` is its type, `data` its JSON text, `id` its seq."""
+
+    event: str
+    data: str
+    id: str | None = None
+
+    def json(self) -> Any:
+        """The event's data, parsed."""
+        return json.loads(self.data) if self.data else None
+
+
+class ApiClient:
+    """A synchronous client of one Bend API, sending the API key as a bearer token."""
+
+    def __init__(self, base_url: str = DEFAULT_API_URL, api_key: str | None = None, *,
+                 timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.has_key = bool(api_key)
+        headers = {"User-Agent": f"bend-cli/{__version__}", "Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _fail(self, response: httpx.Response) -> ApiFailure:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            text = response.text.strip()[:300]
+            body = {"detail": f"HTTP {response.status_code} from {response.request.method} "
+                              f"{response.request.url.path}" + (f": {text}" if text else "")}
+        hint = ""
+        if response.status_code == 401 and not self.has_key:
+            hint = " (no API key was sent: set BEND_API_KEY or pass --api-key)"
+        return ApiFailure(response.status_code, body, hint)
+
+    def _unreachable(self, err: httpx.HTTPError) -> CliError:
+        return CliError(f"cannot reach the Bend API at {self.base_url} ({type(err).__name__}: "
+                        f"{err}); start it with `bend api serve`, or point BEND_API_URL "
+                        "(--api-url) at it", ExitCode.UNAVAILABLE)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one request; ApiFailure for an error answer, CliError if the API is down."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as err:
+            raise self._unreachable(err) from None
+        if response.status_code >= 400:
+            raise self._fail(response)
+        return response
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET `path` with query `params` (None values left out); the JSON answer."""
+        return self.request("GET", path, params=_query(params)).json()
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        """POST `body` as JSON (or pass `content=` and `headers=`); the JSON answer."""
+        if body is not None:
+            kwargs["json"] = body
+        return self.request("POST", path, **kwargs).json()
+
+    def put(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        """PUT `body` as JSON (or pass `content=` and `headers=`); the JSON answer."""
+        if body is not None:
+            kwargs["json"] = body
+        return self.request("PUT", path, **kwargs).json()
+
+    def delete(self, path: str) -> Any:
+        """DELETE `path`; the JSON answer (None if empty)."""
+        response = self.request("DELETE", path)
+        return response.json() if response.content else None
+
+    def events(self, path: str, params: dict[str, Any], last_event_id: str | None = None,
+               read_timeout_s: float = 60.0) -> Iterator[SseEvent]:
+        """The server-sent events of `path` until the server ends the stream."""
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        timeout = httpx.Timeout(10.0, read=read_timeout_s)
+        try:
+            with self._http.stream("GET", path, params=_query(params), headers=headers,
+                                   timeout=timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._fail(response)
+                yield from _parse_sse(response.iter_lines())
+        except httpx.HTTPError as err:
+            raise self._unreachable(err) from None
+
+
+def _query(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None and v != [] and v != ()}
+
+
+def _parse_sse(lines: Iterator[str]) -> Iterator[SseEvent]:
+    """Frames of an event stream (keep-alive comments are skipped)."""
+    event, data, event_id = "message", [], None
+    for line in lines:
+        if not line:
+            if data:
+                yield SseEvent(event, "\n".join(data), event_id)
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            event_id = value
+
+
+def api_command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command `--api-url`, `--api-key` and `--json`, and call it with `api` and `out`."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+    @click.option("--api-key", envvar="BEND_API_KEY", default=None, metavar="KEY",
+                  show_envvar=True, help="API key sent as `Authorization: Bearer`.")
+    @click.option("--api-url", envvar="BEND_API_URL", default=DEFAULT_API_URL, metavar="URL",
+                  show_default=True, show_envvar=True, help="Where the Bend API answers.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, api_url: str, api_key: str | None, as_json: bool,
+                **kwargs: Any) -> Any:
+        # httpx logs each request at INFO: noise in a terminal, and the CLI reports failures.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        with ApiClient(api_url, api_key) as api:
+            return fn(*args, api=api, out=Output(as_json), **kwargs)
+
+    return wrapper

@@ -1,0 +1,288 @@
+"""`bend run WORKFLOW` and `bend runs list|show|events|cancel|bulk`: runs through the REST API."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import click
+
+from bend.api.logs import log_line
+from bend.cli.bulk import bulk
+from bend.cli.client import ApiClient, CliError, ExitCode, api_command
+from bend.cli.output import Output, ago, duration, short_json, status_text, when
+from bend.cli.workflows import load_document, resolve_workflow
+
+__all__ = ["OUTCOME_EXIT", "TIMED_OUT_EXIT", "follow_run", "run", "runs"]
+
+OUTCOME_EXIT = {"completed": 0, "failed": 1, "cancelled": ExitCode.REFUSED}
+TIMED_OUT_EXIT = 124  # as timeout(1): the run was still going when --timeout passed
+_STATUSES = ["queued", "pending", "running", "completed", "failed", "cancelled"]
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def build_input(input_file: str | None, sets: tuple[str, ...]) -> Any:
+    """The run's input: the JSON/YAML of `input_file` (`-` is stdin), then each `key=value`."""
+    value = load_document(input_file) if input_file else None
+    if not sets:
+        return {} if value is None else value
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        raise CliError("--set needs the input to be an object (a mapping)", ExitCode.USAGE)
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--set {item!r} is not KEY=VALUE", ExitCode.USAGE)
+        *parents, leaf = key.split(".")
+        target = value
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise CliError(f"--set {key}: {part} is not an object", ExitCode.USAGE)
+        target[leaf] = _scalar(raw)
+    return value
+
+
+def follow_run(api: ApiClient, run_id: str, timeout_s: float, *, after: int = 0,
+               wait_for: str | None = None, on_event: Any = None) -> str | None:
+    """Follow the run's events after seq `after` until it finishes (its status) or `timeout_s`
+    passes (None); a dropped stream is resumed after the last event seen."""
+    deadline = time.monotonic() + timeout_s
+    last_id: str | None = str(after) if after else None
+    while (remaining := deadline - time.monotonic()) > 0:
+        params = {"follow": "true", "follow_s": round(min(max(remaining, 1.0), 3600.0), 1),
+                  "wait_for": wait_for}
+        try:
+            for ev in api.events(f"/api/executions/{run_id}/events", params, last_id):
+                if ev.event == "end":
+                    return str(ev.json()["status"])
+                if ev.event == "timeout":
+                    break
+                last_id = ev.id or last_id
+                if on_event is not None:
+                    on_event(ev.json())
+        except CliError as err:
+            if err.exit_code != ExitCode.UNAVAILABLE or deadline - time.monotonic() < 1:
+                raise
+            time.sleep(1.0)  # the stream dropped: resume after the last event
+    return None
+
+
+def _progress(out: Output) -> Any:
+    def show(event: dict[str, Any]) -> None:
+        line = log_line(event)
+        out.note(f"  {when(line.at)[11:]}  {line.message}")
+    return show
+
+
+def render_run(out: Output, run: dict[str, Any]) -> None:
+    """A run for people: its outcome, a timeline of its steps, LLM usage and output."""
+    out.fields([("run", run["run_id"]), ("workflow", f"{run['workflow_id']} "
+                                                     f"(version {run['workflow_version']})"),
+                ("status", status_text(run["status"])), ("requested", when(run["requested_at"])),
+                ("finished", when(run["finished_at"]) if run.get("finished_at") else None),
+                ("duration", duration(run.get("duration_ms")) if run.get("duration_ms")
+                 is not None else None),
+                ("idempotency key", run.get("idempotency_key")),
+                ("trigger", run.get("trigger_id"))])
+    out.line()
+    out.table(["step", "type", "status", "attempts", "duration", "started", "note"],
+              [[s["step_id"], s["node_type"], status_text(s["status"]), s["attempts"],
+                duration(s.get("duration_ms")), when(s.get("started_at"))[11:],
+                short_json(_note(s), 50) if _note(s) else "-"] for s in run["steps"]],
+              empty="(no steps yet)")
+    if run.get("usage"):
+        out.line()
+        out.table(["model", "calls", "prompt tokens", "completion tokens", "latency"],
+                  [[u["model"], u["calls"], u["prompt_tokens"], u["completion_tokens"],
+                    duration(u["latency_ms"])] for u in run["usage"]])
+    out.line()
+    match run["status"]:
+        case "completed":
+            out.line(f"run completed in {duration(run.get('duration_ms'))}; output:",
+                     fg="green")
+            out.line(json.dumps(run.get("output"), indent=2, ensure_ascii=False))
+        case "failed":
+            where = f" at step {run['failed_step_id']}" if run.get("failed_step_id") else ""
+            out.line(f"run failed{where}: {run.get('error_type')}: {run.get('error_message')}",
+                     fg="red")
+        case "cancelled":
+            out.line(f"run cancelled: {run.get('cancel_reason') or 'no reason given'}",
+                     fg="yellow")
+        case status:
+            out.line(f"run is {status}")
+
+
+def _note(step: dict[str, Any]) -> str | None:
+    if step.get("error_type"):
+        return f"{step['error_type']}: {step.get('error_message') or ''}"
+    return step.get("reason")
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--input", "input_file", default=None, metavar="FILE|-",
+              help="The input as JSON or YAML (`-` reads stdin).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Set an input field (dots reach into objects); VALUE is JSON if it parses, "
+                   "else text. Repeatable.")
+@click.option("--idempotency-key", default=None, help="The same key always names the same run.")
+@click.option("--version", type=click.IntRange(1), default=None, help="Default: the latest.")
+@click.option("--wait", is_flag=True, help="Follow the run to its end and print its timeline.")
+@click.option("--timeout", "timeout_s", default=600.0, show_default=True,
+              type=click.FloatRange(min=1), help="With --wait, the longest to wait, seconds.")
+@api_command
+def run(api: ApiClient, out: Output, workflow: str, input_file: str | None,
+        sets: tuple[str, ...], idempotency_key: str | None, version: int | None, wait: bool,
+        timeout_s: float) -> None:
+    """Start a run of WORKFLOW (id or name).
+
+    With --wait, exits 0 if the run completed, 1 if it failed, 4 if it was cancelled and 124
+    if it was still running when --timeout passed.
+    """
+    body = {"input": build_input(input_file, sets), "idempotency_key": idempotency_key,
+            "version": version}
+    wf = resolve_workflow(api, workflow)
+    accepted = api.post(f"/api/workflows/{wf['workflow_id']}/execute",
+                        {k: v for k, v in body.items() if v is not None})
+    run_id = accepted["run_id"]
+    token = (accepted.get("position") or {}).get("token")
+    if not wait:
+        if out.json_mode:
+            out.data(accepted)
+        else:
+            again = "" if accepted.get("position") else " (already started with this key)"
+            out.line(f"run {run_id} of {wf['name']} {accepted['status']}{again}")
+            out.note(f"follow it with `bend runs events {run_id} --follow`")
+        return
+    if not out.json_mode:
+        out.note(f"run {run_id} of {wf['name']} started; following it")
+    status = follow_run(api, run_id, timeout_s, wait_for=token,
+                        on_event=None if out.json_mode else _progress(out))
+    detail = api.get(f"/api/executions/{run_id}")
+    if out.json_mode:
+        out.data(detail)
+    else:
+        out.line()
+        render_run(out, detail)
+    if status is None:
+        if not out.json_mode:
+            out.note(f"still {detail['status']} after {timeout_s:g}s; keep following with "
+                     f"`bend runs events {run_id} --follow`")
+        raise click.exceptions.Exit(TIMED_OUT_EXIT)
+    raise click.exceptions.Exit(OUTCOME_EXIT.get(status, ExitCode.OTHER))
+
+
+@click.group()
+def runs() -> None:
+    """List, inspect, follow, cancel and bulk-start runs."""
+
+
+runs.add_command(bulk)
+
+
+def parse_since(text: str) -> str:
+    """`30m`, `2h`, `7d` ago, or an ISO time, as an ISO time for `?since=`."""
+    match = re.fullmatch(r"(\d+)\s*([smhd])", text.strip())
+    if match:
+        size = {"s": 1, "m": 60, "h": 3600, "d": 86_400}[match[2]]
+        return (datetime.now(timezone.utc) - timedelta(seconds=int(match[1]) * size)).isoformat()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--since {text!r} is neither like 30m, 2h, 7d nor an ISO time",
+                       ExitCode.USAGE) from None
+    return (moment if moment.tzinfo else moment.astimezone()).isoformat()
+
+
+@runs.command("list")
+@click.option("--workflow", default=None, help="Only runs of this workflow (id or name).")
+@click.option("--status", multiple=True, type=click.Choice(_STATUSES),
+              help="Only these statuses (repeatable).")
+@click.option("--since", default=None, help="Requested since: 30m, 2h, 7d or an ISO time.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 200))
+@api_command
+def list_(api: ApiClient, out: Output, workflow: str | None, status: tuple[str, ...],
+          since: str | None, limit: int) -> None:
+    """List runs, newest first."""
+    workflow_id = resolve_workflow(api, workflow, deleted=True)["workflow_id"] if workflow \
+        else None
+    page = api.get("/api/executions", workflow_id=workflow_id, status=list(status),
+                   since=parse_since(since) if since else None, limit=limit)
+    if out.json_mode:
+        out.data(page)
+        return
+    names = {w["workflow_id"]: w["name"] for w in api.get(
+        "/api/workflows", status=["active", "paused", "deleted"], limit=200)["items"]}
+    now = datetime.now(timezone.utc)
+    out.table(["run", "workflow", "status", "requested", "duration", "error"],
+              [[r["run_id"], names.get(r["workflow_id"], r["workflow_id"]),
+                status_text(r["status"]), ago(r["requested_at"], now),
+                duration(r.get("duration_ms")),
+                short_json(r.get("error_message"), 40) if r.get("error_message") else "-"]
+               for r in page["items"]], empty="no runs")
+
+
+@runs.command()
+@click.argument("run_id")
+@api_command
+def show(api: ApiClient, out: Output, run_id: str) -> None:
+    """Show a run: its outcome, steps (status, attempts, duration), LLM usage and output."""
+    detail = api.get(f"/api/executions/{run_id}")
+    if out.json_mode:
+        out.data(detail)
+    else:
+        render_run(out, detail)
+
+
+@runs.command()
+@click.argument("run_id")
+@click.option("--follow", "-f", is_flag=True, help="Stream new events until the run ends.")
+@click.option("--timeout", "timeout_s", default=3600.0, show_default=True,
+              type=click.FloatRange(min=1), help="With --follow, the longest to follow, s.")
+@api_command
+def events(api: ApiClient, out: Output, run_id: str, follow: bool, timeout_s: float) -> None:
+    """Print the run's events in order (--json: one JSON object per line)."""
+
+    def show(event: dict[str, Any]) -> None:
+        if out.json_mode:
+            out.json_line(event)
+            return
+        line = log_line(event)
+        step = line.step_id or "-"
+        click.echo(f"{line.seq:>4}  {when(line.at)}  {line.event_type:<22} {step:<14} "
+                   f"{line.message}")
+
+    after = 0
+    while True:  # the log so far, page by page
+        page = api.get(f"/api/executions/{run_id}/events", after_seq=after, limit=1000)
+        for event in page["items"]:
+            show(event)
+        if not page["items"]:
+            break
+        after = page["next_after_seq"]
+    if follow and follow_run(api, run_id, timeout_s, after=after, on_event=show) is None:
+        raise click.exceptions.Exit(TIMED_OUT_EXIT)
+
+
+@runs.command()
+@click.argument("run_id")
+@click.option("--reason", default="", help="Why; recorded with the cancellation.")
+@api_command
+def cancel(api: ApiClient, out: Output, run_id: str, reason: str) -> None:
+    """Cancel a run and its open steps."""
+    accepted = api.post(f"/api/executions/{run_id}/cancel", {"reason": reason})
+    if out.json_mode:
+        out.data(accepted)
+    else:
+        out.line(f"cancel of run {run_id} requested; it shows cancelled once the orchestrator "
+                 "has stopped it (`bend runs show`)")
