@@ -13,7 +13,7 @@ from bend.api.errors import install_error_handlers
 from bend.api.routers import (
     auth, components, executions, health, keys, secrets, triggers, webhooks, workflows,
 )
-from bend.api.security import ProblemBodySizeLimit, document_auth, open_security
+from bend.api.security import ProblemBodySizeLimit, RefuseNul, document_auth, open_security
 from bend.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     document_auth(app)
     app.add_middleware(ProblemBodySizeLimit, max_bytes=settings.security.body_limit_bytes)
+    app.add_middleware(RefuseNul)
     for router in (workflows.router, executions.router, health.router, auth.router, keys.router,
                    secrets.router, triggers.router, webhooks.router):
         app.include_router(router)

@@ -6,8 +6,11 @@ import json
 
 from fastapi import Request
 
+from bend.api.inputs import nul_locations
 from bend.api.problems import UnreadableBody
-from bend.core.definitions import WorkflowDefinition, load_definition, parse_definition
+from bend.core.definitions import (
+    WorkflowDefinition, definition_json, load_definition, parse_definition,
+)
 from bend.core.problems import InvalidDefinition, Problem
 
 __all__ = ["DEFINITION_BODY", "read_definition"]
@@ -30,6 +33,17 @@ DEFINITION_BODY = {
 
 async def read_definition(request: Request) -> WorkflowDefinition:
     """The definition in the body; InvalidDefinition (422) listing every problem."""
+    defn = await _read(request)
+    # Postgres stores no NUL in text or JSONB: such a definition could never be projected.
+    nuls = nul_locations(definition_json(defn))
+    if nuls:
+        raise InvalidDefinition([Problem(where.lstrip(".") or "(document)",
+                                         "holds a NUL character (\\u0000); remove it", "nul")
+                                 for where in nuls])
+    return defn
+
+
+async def _read(request: Request) -> WorkflowDefinition:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type and media_type not in _JSON + _YAML:
         raise UnreadableBody(media_type, [*_JSON, "application/yaml"])

@@ -27,7 +27,7 @@ from bend.security.schema import ensure_schema
 from bend.settings import Settings
 from projections.db import check_schema, create_pool, database_url
 
-__all__ = ["ProblemBodySizeLimit", "bootstrap_key", "document_auth", "open_security",
+__all__ = ["ProblemBodySizeLimit", "RefuseNul", "bootstrap_key", "document_auth", "open_security",
            "security_pool", "security_schema"]
 
 
@@ -88,12 +88,37 @@ class ProblemBodySizeLimit(BodySizeLimit):
         await send({"type": "http.response.body", "body": body})
 
 
+class RefuseNul:
+    """Answers 400 to a URL holding a NUL character (`%00`): Postgres stores no NUL in text, so
+    such an id or filter could only fail deeper down."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope.get("path", "")
+                                        or b"%00" in scope.get("query_string", b"")
+                                        or b"\x00" in scope.get("query_string", b"")):
+            body = json.dumps({
+                "type": "urn:bend:problem:nul_in_url", "title": "Nul in url", "status": 400,
+                "detail": "the URL holds a NUL character (%00) in its path or query; remove it",
+                "instance": scope.get("path", "").replace("\x00", "%00"),
+                "error": "nul_in_url"}).encode()
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", PROBLEM_JSON.encode()),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
 _AUTH_STATUSES = (401, 403, 429)
 
 
 def document_auth(app: FastAPI) -> None:
-    """Say in the OpenAPI document what every authenticated operation may also answer: 401,
-    403 and 429, and 413 where it takes a body."""
+    """Say in the OpenAPI document what operations may answer besides their own: 400 (a URL
+    holding NUL, or an unparsable body), 401, 403 and 429 where authenticated, and 413 where
+    they take a body."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -102,7 +127,7 @@ def document_auth(app: FastAPI) -> None:
         spec = build()
         for operation in (op for ops in spec.get("paths", {}).values() for op in ops.values()):
             responses = operation.setdefault("responses", {})
-            statuses = [*_AUTH_STATUSES] if operation.get("security") else []
+            statuses = [400, *(_AUTH_STATUSES if operation.get("security") else ())]
             if "requestBody" in operation:
                 statuses.append(413)
             for status in statuses:

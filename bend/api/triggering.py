@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from bend.api.inputs import nul_locations
 from bend.api.problems import ApiError
 from bend.core.events import TriggerFired, TriggerRegistered, TriggerRemoved, TriggerUpdated
 from bend.core.schedule_errors import InvalidTrigger
@@ -75,7 +76,11 @@ def accepted(data: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         raise InvalidTrigger([
             "secret_name: a webhook trigger names the secret its deliveries are signed with; "
             "store one with PUT /api/secrets/{name} and give its name here"])
-    return trigger, trigger.model_dump(mode="json")
+    definition = trigger.model_dump(mode="json")
+    if nuls := nul_locations(definition):
+        raise InvalidTrigger([f"{where.lstrip('.')}: holds a NUL character (\\u0000), which "
+                              "cannot be stored; remove it" for where in nuls])
+    return trigger, definition
 
 
 def _envelope(workflow_id: str, version: int, tenant: str, principal: Principal,

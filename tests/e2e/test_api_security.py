@@ -186,3 +186,18 @@ async def test_keys_are_shown_once_and_secret_values_never(api: RunningApi) -> N
     assert (await api.client.delete("/api/secrets/OPENAI_API_KEY")).status_code == 204
     gone = await api.client.get("/api/secrets/OPENAI_API_KEY")
     assert (gone.status_code, gone.json()["error"]) == (404, "unknown_secret")
+
+
+async def test_nul_characters_are_refused_before_they_reach_postgres_or_kafka(
+        api: RunningApi, run: dict[str, Any]) -> None:
+    await refused(api, "GET", "/api/workflows?q=a%00b", None, 400, "nul_in_url")
+    await refused(api, "GET", "/api/executions/a%00b", None, 400, "nul_in_url")
+    named = {**WORKFLOW, "name": "bad\x00name"}
+    body = await refused(api, "POST", "/api/workflows", None, 422, "invalid_definition",
+                         json=named)
+    assert body["errors"][0]["location"] == "name"
+    await refused(api, "POST", f"/api/workflows/{run['workflow_id']}/execute", None, 422,
+                  "invalid_input", json={"input": {"text": "a\x00"}})
+    await refused(api, "POST", f"/api/workflows/{run['workflow_id']}/triggers", None, 422,
+                  "invalid_trigger",
+                  json={"definition": {"type": "manual", "default_input": {"k": "\x00"}}})

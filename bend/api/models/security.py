@@ -38,7 +38,8 @@ class KeyRequest(BaseModel):
     """A new API key of the caller's project."""
 
     role: Role
-    name: str = Field(default="", max_length=200, description="What the key is for")
+    name: str = Field(default="", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
+                      description="What the key is for (printable text)")
     expires_at: datetime | None = Field(default=None, description="Default: never")
 
 

@@ -15,6 +15,8 @@ __all__ = [
     "WorkflowSummary", "WorkflowWritten",
 ]
 
+MAX_VERSION = 2**31 - 1  # versions are Postgres integers
+
 
 class WorkflowSummary(BaseModel):
     """A workflow as listed."""
@@ -78,7 +80,8 @@ class ExecuteRequest(BaseModel):
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=200,
         description="The same key for the same workflow always names the same run")
-    version: int | None = Field(default=None, ge=1, description="Default: the latest version")
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION,
+                                description="Default: the latest version")
 
 
 class ExecutionAccepted(BaseModel):
@@ -99,7 +102,7 @@ class BulkExecuteRequest(BaseModel):
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=190,
         description="Run i gets the key `<idempotency_key>:<i>`")
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
 
 
 class BulkExecutionAccepted(BaseModel):

@@ -33,7 +33,8 @@ router = APIRouter(prefix="/api/executions", tags=["executions"],
 
 Reader = Annotated[Principal, Depends(permit("runs:read"))]
 Canceller = Annotated[Principal, Depends(permit("runs:cancel"))]
-AfterSeq = Annotated[int, Query(ge=0, description="Only events with a higher seq")]
+MAX_SEQ = 2**63 - 1  # seq is a Postgres bigint
+AfterSeq = Annotated[int, Query(ge=0, le=MAX_SEQ, description="Only events with a higher seq")]
 LastEventId = Annotated[str | None, Header(
     description="Sent by reconnecting SSE clients: resume after this seq")]
 Follow = Annotated[bool, Query(description="Stream as server-sent events until the run ends")]
@@ -97,7 +98,7 @@ async def cancel_execution(response: Response, ctx: Context, principal: Cancelle
 def _resume(after_seq: int, last_event_id: str | None) -> int:
     """Where a stream resumes: after `after_seq`, or after the SSE client's last event id."""
     if last_event_id and last_event_id.strip().isdigit():
-        return max(after_seq, int(last_event_id.strip()))
+        return max(after_seq, min(int(last_event_id.strip()), MAX_SEQ))
     return after_seq
 
 

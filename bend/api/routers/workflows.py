@@ -14,7 +14,7 @@ from bend.api.errors import problem_responses
 from bend.api.inputs import check_inputs
 from bend.api.models.common import LogPosition
 from bend.api.models.workflows import (
-    BulkExecuteRequest, BulkExecutionAccepted, ExecuteRequest, ExecutionAccepted,
+    MAX_VERSION, BulkExecuteRequest, BulkExecutionAccepted, ExecuteRequest, ExecutionAccepted,
     VersionInfo, WorkflowDetail, WorkflowPage, WorkflowStatusChanged, WorkflowSummary,
     WorkflowWritten,
 )
@@ -88,7 +88,8 @@ async def list_workflows(
 
 @router.get("/{workflow_id}", response_model=WorkflowDetail, responses=problem_responses(404))
 async def get_workflow(ctx: Context, principal: Reader, workflow_id: str,
-                       version: Annotated[int | None, Query(ge=1)] = None) -> WorkflowDetail:
+                       version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None
+                       ) -> WorkflowDetail:
     """A workflow with its latest definition (or `version`'s) and its versions."""
     row = await _workflow(ctx, principal, workflow_id)
     wanted = version or row["latest_version"]
