@@ -113,4 +113,5 @@ def bulk(api: ApiClient, out: Output, workflow: str, file: str, fmt: str | None,
         return
     out.table(["line", "run", "status"],
               [[r["line"], r["run_id"], status_text(r["status"])] for r in results])
+    out.line()
     out.line(f"started {len(results)} runs of {wf['name']}")

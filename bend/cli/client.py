@@ -73,6 +73,38 @@ def _exit_code(status: int) -> ExitCode:
     return ExitCode.UNAVAILABLE if status >= 500 else ExitCode.OTHER
 
 
+def _summary(detail: str, problems: list[tuple[str, str]]) -> str:
+    """The detail without the problems it lists inline (they are printed one a line)."""
+    if not problems:
+        return detail
+    first = detail.split("\n", 1)[0]
+    location, message = problems[0]
+    for listed in (f"{location}: {message}", f"{location}: "):
+        if location and listed in first:
+            return first[:first.index(listed)].rstrip(" :;(") or detail
+    return first.rstrip(" :")
+
+
+# Problems whose API wording points at HTTP endpoints, reworded for the command line.
+_CLI_WORDING = {
+    "unknown_run": "run {run_id} not found; list runs with `bend runs list`",
+    "unknown_workflow": "workflow {workflow_id} not found; list workflows with "
+                        "`bend workflows list`",
+    "unknown_component": "component {name} not found; list components with "
+                         "`bend components list`",
+    "workflow_deleted": "workflow {workflow_id} was deleted; its runs stay readable, but to run "
+                        "it again apply its definition anew (`bend workflows apply FILE`)",
+}
+
+
+def _worded(problem: dict[str, Any], detail: str) -> str:
+    template = _CLI_WORDING.get(str(problem.get("error", "")))
+    try:
+        return template.format_map(problem) if template else detail
+    except (KeyError, ValueError):
+        return detail
+
+
 class ApiFailure(CliError):
     """The API answered with an error; `problem` is its RFC 9457 body (or a stand-in)."""
 
@@ -82,7 +114,8 @@ class ApiFailure(CliError):
         problems = [(str(p.get("location", "")), str(p.get("message", "")))
                     for p in problem.get("errors") or [] if isinstance(p, dict)]
         detail = str(problem.get("detail") or problem.get("title") or f"HTTP {status}")
-        super().__init__(detail + hint, _exit_code(status), problems)
+        super().__init__(_summary(_worded(problem, detail), problems) + hint,
+                         _exit_code(status), problems)
         self.status = status
         self.error = str(problem.get("error", ""))
         self.problem = problem

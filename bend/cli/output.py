@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-__all__ = ["Output", "ago", "duration", "short_json", "status_text", "when"]
+__all__ = ["Output", "ago", "clock", "duration", "short_json", "status_text", "when"]
 
 _STATUS_COLOURS = {
     "completed": "green", "succeeded": "green", "active": "green",
@@ -65,7 +65,7 @@ class Output:
 
 
 def _cell(value: Any) -> str:
-    if value is None:
+    if value is None or value == "":
         return "-"
     return str(value)
 
@@ -94,6 +94,12 @@ def when(value: str | datetime | None) -> str:
     """A time in the local zone, to the second: `2026-11-23 21:06:01`."""
     moment = _parse(value)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def clock(value: str | datetime | None) -> str:
+    """The time of day in the local zone: `21:06:01` (`-` for none)."""
+    moment = _parse(value)
+    return moment.astimezone().strftime("%H:%M:%S") if moment else "-"
 
 
 def ago(value: str | datetime | None, now: datetime) -> str:

@@ -13,7 +13,7 @@ import click
 from bend.api.logs import log_line
 from bend.cli.bulk import bulk
 from bend.cli.client import ApiClient, CliError, ExitCode, api_command
-from bend.cli.output import Output, ago, duration, short_json, status_text, when
+from bend.cli.output import Output, ago, clock, duration, short_json, status_text, when
 from bend.cli.workflows import load_document, resolve_workflow
 
 __all__ = ["OUTCOME_EXIT", "TIMED_OUT_EXIT", "follow_run", "run", "runs"]
@@ -77,17 +77,27 @@ def follow_run(api: ApiClient, run_id: str, timeout_s: float, *, after: int = 0,
     return None
 
 
+# What `run --wait` shows as the run goes: outcomes, not the engine's bookkeeping.
+_PROGRESS = frozenset({"RunStarted", "StepSucceeded", "StepFailed", "StepRetryScheduled",
+                       "StepTimedOut", "StepSkipped", "StepCancelled", "AgentLlmCallRecorded",
+                       "AgentToolCallRecorded", "RunCompleted", "RunFailed", "RunCancelled"})
+
+
 def _progress(out: Output) -> Any:
     def show(event: dict[str, Any]) -> None:
-        line = log_line(event)
-        out.note(f"  {when(line.at)[11:]}  {line.message}")
+        kind = event["event_type"]
+        delay = kind in ("TimerSet", "TimerFired") and event["payload"].get("purpose") == "delay"
+        if kind in _PROGRESS or delay:
+            line = log_line(event)
+            out.note(f"  {clock(line.at)}  {line.message}")
     return show
 
 
-def render_run(out: Output, run: dict[str, Any]) -> None:
+def render_run(out: Output, run: dict[str, Any], workflow_name: str | None = None) -> None:
     """A run for people: its outcome, a timeline of its steps, LLM usage and output."""
-    out.fields([("run", run["run_id"]), ("workflow", f"{run['workflow_id']} "
-                                                     f"(version {run['workflow_version']})"),
+    named = f"{workflow_name} ({run['workflow_id']})" if workflow_name else run["workflow_id"]
+    out.fields([("run", run["run_id"]),
+                ("workflow", f"{named}, version {run['workflow_version']}"),
                 ("status", status_text(run["status"])), ("requested", when(run["requested_at"])),
                 ("finished", when(run["finished_at"]) if run.get("finished_at") else None),
                 ("duration", duration(run.get("duration_ms")) if run.get("duration_ms")
@@ -95,9 +105,9 @@ def render_run(out: Output, run: dict[str, Any]) -> None:
                 ("idempotency key", run.get("idempotency_key")),
                 ("trigger", run.get("trigger_id"))])
     out.line()
-    out.table(["step", "type", "status", "attempts", "duration", "started", "note"],
+    out.table(["step", "type", "status", "attempts", "duration", "began", "note"],
               [[s["step_id"], s["node_type"], status_text(s["status"]), s["attempts"],
-                duration(s.get("duration_ms")), when(s.get("started_at"))[11:],
+                duration(_took(s)), clock(s.get("started_at") or s.get("scheduled_at")),
                 short_json(_note(s), 50) if _note(s) else "-"] for s in run["steps"]],
               empty="(no steps yet)")
     if run.get("usage"):
@@ -120,6 +130,17 @@ def render_run(out: Output, run: dict[str, Any]) -> None:
                      fg="yellow")
         case status:
             out.line(f"run is {status}")
+
+
+def _took(step: dict[str, Any]) -> float | None:
+    """How long the step took from its start (or, for steps the engine runs itself, like a
+    delay, from being scheduled) to its end."""
+    begun = step.get("started_at") or step.get("scheduled_at")
+    if begun and step.get("finished_at"):
+        seconds = (datetime.fromisoformat(step["finished_at"])
+                   - datetime.fromisoformat(begun)).total_seconds()
+        return max(0.0, seconds * 1000)
+    return step.get("duration_ms")
 
 
 def _note(step: dict[str, Any]) -> str | None:
@@ -173,7 +194,7 @@ def run(api: ApiClient, out: Output, workflow: str, input_file: str | None,
         out.data(detail)
     else:
         out.line()
-        render_run(out, detail)
+        render_run(out, detail, wf["name"])
     if status is None:
         if not out.json_mode:
             out.note(f"still {detail['status']} after {timeout_s:g}s; keep following with "
@@ -241,7 +262,8 @@ def show(api: ApiClient, out: Output, run_id: str) -> None:
     if out.json_mode:
         out.data(detail)
     else:
-        render_run(out, detail)
+        wf = api.get(f"/api/workflows/{detail['workflow_id']}")
+        render_run(out, detail, wf["name"])
 
 
 @runs.command()

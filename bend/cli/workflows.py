@@ -164,7 +164,7 @@ def show(api: ApiClient, out: Output, workflow: str, version: int | None) -> Non
                 ("input", json.dumps(definition.get("input_schema"))
                  if definition.get("input_schema") else None)])
     out.line()
-    out.table(["step", "type", "waits for", "uses"],
+    out.table(["step", "type", "after", "uses"],
               [[s["id"], s["type"], ", ".join(s.get("after", [])) or "-", _uses(s)]
                for s in definition.get("steps", [])])
     out.line()
