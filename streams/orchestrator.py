@@ -17,12 +17,13 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from bend.contracts.codec import decode, encode
-from bend.core.commands import Command
+from bend.core.commands import Command, StartRun
 from bend.core.decide import Accepted, Rejected, decide
 from bend.core.errors import BendError
 from bend.core.events import TimerSet
 from bend.settings import Settings
 from streams.app import topic_names
+from streams.catalog import WorkflowCatalog
 from streams.dlq import DeadLetters
 from streams.produce import Producer
 from streams.runcache import PartitionRuns, RunCache
@@ -46,6 +47,7 @@ class Orchestrator:
         self.producer = Producer(app)
         self.dead_letters = DeadLetters(app, names.dead_letters)
         self.cache = RunCache(settings.kafka.bootstrap, names.run_events)
+        self.catalog = WorkflowCatalog(settings.kafka.bootstrap, names.workflows)
         self.timers = TimerQueue(self._fire)
         self.decided = 0
         self.rejected = 0
@@ -54,6 +56,7 @@ class Orchestrator:
         """Attach the agent, the timer task and the rebalance hooks to the app."""
         self.app.agent(self.commands, name="orchestrator")(self._agent)
         self.app.task(self._timer_task)
+        self.app.task(self._catalog_task)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
@@ -113,6 +116,8 @@ class Orchestrator:
         for timer in decision.timers():
             self._arm(timer, partition)
         for cmd in decision.outbox:
+            if isinstance(cmd, StartRun):  # a child run: pin the named workflow's definition
+                cmd = await self.catalog.complete(cmd)
             await self.producer.send(self.names.commands, (cmd.run_id or "").encode(),
                                      encode(cmd))
 
@@ -127,6 +132,9 @@ class Orchestrator:
 
     async def _timer_task(self) -> None:
         await self.timers.run()
+
+    async def _catalog_task(self) -> None:
+        await self.catalog.follow()
 
     async def recover(self, partition: int) -> None:
         """Rebuild a newly owned partition, re-arm its timers and hand out its open tasks."""

@@ -72,6 +72,14 @@ def _run_role(role: str, settings: Settings) -> None:
         Executor(app, settings, worker_id).register()
     else:
         raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
+    @app.timer(1.0)
+    async def _exit_when_crashed() -> None:
+        # A crashed Faust service keeps its partitions while it processes nothing; leave, so
+        # the group moves them and the supervisor (Kubernetes, `Workers`) starts a new one.
+        if app._crashed.is_set():  # noqa: SLF001 - mode's crash flag
+            log.error("worker_crashed_exiting", reason=repr(app.crash_reason))
+            os._exit(70)
+
     log.info("worker_starting", role=role, worker_id=worker_id, pid=os.getpid())
     worker = faust.Worker(app, loglevel="info", quiet=True, redirect_stdouts=False,
                           override_logging=False)

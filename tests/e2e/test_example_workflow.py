@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
+from datetime import datetime, timezone
 from collections.abc import Iterator
 
 import pytest
@@ -11,8 +13,9 @@ import yaml
 from bend.cli.demo import EXAMPLE
 from bend.core.events import (
     AgentLlmCallRecorded, AgentToolCallRecorded, RunCancelled, RunCompleted, StepCancelled,
-    StepScheduled, StepSkipped, StepSucceeded, TimerFired, TimerSet,
+    StepScheduled, StepSkipped, StepSucceeded, TimerFired, TimerSet, WorkflowRegistered,
 )
+from bend.core.definitions import definition_json, parse_definition
 from bend.kafka.producer import RecordProducer
 from bend.runwatch import RunWatcher
 from bend.devstack.engine import Engine, running_engine
@@ -87,3 +90,25 @@ async def test_a_run_waiting_in_a_delay_can_be_cancelled(engine: Engine) -> None
     events = watcher.events[start.run_id]
     assert any(isinstance(e, StepCancelled) and e.step_id == "nap" for e in events)
     assert not any(isinstance(e, StepScheduled) and e.step_id == "after_nap" for e in events)
+
+
+async def test_a_subworkflow_step_runs_the_registered_child_workflow_and_takes_its_output(
+        engine: Engine) -> None:
+    child = {"name": "shout", "steps": [
+        {"id": "loud", "type": "transform", "expression": "join('', [input.word, '!'])"}],
+        "output": "steps.loud.output"}
+    child_id = f"shout-{uuid.uuid4().hex[:6]}"
+    registered = WorkflowRegistered(
+        event_id=str(uuid.uuid4()), workflow_id=child_id, workflow_version=1, seq=1,
+        occurred_at=datetime.now(timezone.utc), name="shout",
+        definition=definition_json(parse_definition(child)))
+    parent = {"name": "parent", "steps": [
+        {"id": "call", "type": "subworkflow", "workflow": child_id,
+         "input": {"word": "${input.word}"}},
+        {"id": "done", "type": "transform", "expression": "steps.call.output"}],
+        "output": "steps.done.output"}
+    async with RecordProducer(engine.settings) as producer:
+        await producer.send(registered)
+    final, events = await _run(engine, parent, {"word": "hello"})
+    assert isinstance(final, RunCompleted), final
+    assert final.output == "hello!"
