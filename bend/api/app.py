@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from bend import __version__
 from bend.api.context import open_context
 from bend.api.errors import install_error_handlers
+from bend.api.guards import ProblemBodySizeLimit, RefuseNul, document_auth
 from bend.api.routers import (
     auth, components, executions, health, keys, secrets, triggers, webhooks, workflows,
 )
-from bend.api.security import ProblemBodySizeLimit, RefuseNul, document_auth, open_security
+from bend.api.security import open_security
 from bend.settings import Settings, get_settings
 
 __all__ = ["create_app"]
