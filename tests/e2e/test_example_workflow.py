@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
@@ -9,12 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bend.cli.demo import EXAMPLE
 from bend.core.events import (
-    AgentLlmCallRecorded, AgentToolCallRecorded, RunCancelled, RunCompleted, StepCancelled,
+    AgentLlmCallRecorded, AgentToolCallRecorded, DeadLettered, RunCancelled, RunCompleted, StepCancelled,
     StepScheduled, StepSkipped, StepSucceeded, TimerFired, TimerSet, WorkflowRegistered,
 )
+from bend.contracts.codec import decode
+from bend.contracts.topics import topic_name
 from bend.core.definitions import definition_json, parse_definition
 from bend.kafka.producer import RecordProducer
 from bend.runwatch import RunWatcher
@@ -112,3 +116,36 @@ async def test_a_subworkflow_step_runs_the_registered_child_workflow_and_takes_i
     final, events = await _run(engine, parent, {"word": "hello"})
     assert isinstance(final, RunCompleted), final
     assert final.output == "hello!"
+
+
+async def test_a_record_no_one_can_decode_is_dead_lettered_whole_with_the_reason(
+        engine: Engine) -> None:
+    garbage = b"\xc3\x01not-an-avro-body"
+    topic = topic_name("commands", engine.settings)
+    dead_letters = topic_name("dead_letters", engine.settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=engine.settings.kafka.bootstrap,
+                                group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(dead_letters, p)
+               for p in consumer.partitions_for_topic(dead_letters) or ()]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, ends[tp])
+        producer = AIOKafkaProducer(bootstrap_servers=engine.settings.kafka.bootstrap)
+        await producer.start()
+        try:
+            meta = await producer.send_and_wait(topic, garbage, key=b"some-run")
+        finally:
+            await producer.stop()
+        record = await asyncio.wait_for(consumer.getone(), timeout=30)
+    finally:
+        await consumer.stop()
+    letter = decode(record.value)
+    assert isinstance(letter, DeadLettered)
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == \
+        (topic, meta.partition, meta.offset)
+    assert letter.payload == garbage and letter.key == b"some-run"
+    assert letter.error_type == "UnknownSchema" and letter.reason
