@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
@@ -12,7 +13,7 @@ from bend.api.context import ApiContext
 from bend.api.problems import NotProjected
 from bend.kafka.position import Position
 from bend.security.dependencies import Security, authenticate, get_security
-from bend.security.errors import RevokedApiKey, UnknownApiKey
+from bend.security.errors import ExpiredApiKey, RevokedApiKey, UnknownApiKey
 from bend.security.roles import Permission, Principal, require
 
 __all__ = ["Authenticated", "Context", "Sec", "consistent", "context", "permit", "principal"]
@@ -43,8 +44,8 @@ async def principal(
 ) -> Principal:
     """The caller, from an API key or an access token (401 otherwise; 429 over a limit).
 
-    A token names the key it was exchanged for; once that key is revoked its tokens are
-    refused too, so revoking a key takes effect at once rather than when its tokens expire.
+    A token names the key it was exchanged for; once that key is revoked or expired its tokens
+    are refused too, so revoking a key takes effect at once rather than when its tokens expire.
     """
     caller = await authenticate(request)
     if caller.jti is not None and caller.key_id is not None:
@@ -54,6 +55,8 @@ async def principal(
             raise RevokedApiKey(caller.key_id) from None
         if info.revoked_at is not None:
             raise RevokedApiKey(caller.key_id)
+        if not info.active(datetime.now(timezone.utc)):
+            raise ExpiredApiKey(caller.key_id)
     return caller
 
 

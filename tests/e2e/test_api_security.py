@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -110,6 +111,21 @@ async def test_a_token_exchanged_for_a_key_works_until_it_expires_or_the_key_is_
     await refused(api, "POST", execute, api.headers(key), 401, "revoked_api_key",
                   json={"input": {}})
     await refused(api, "POST", execute, token, 401, "revoked_api_key", json={"input": {}})
+
+
+async def test_an_expired_key_and_the_tokens_issued_for_it_are_refused(
+        api: RunningApi, run: dict[str, Any]) -> None:
+    issued = await api.app.state.security.keys.create(
+        api.settings.project, Role.OPERATOR, expires_at=datetime.now(timezone.utc) - timedelta(
+            seconds=1))
+    url = f"/api/workflows/{run['workflow_id']}/execute"
+    await refused(api, "POST", url, api.headers(issued.key), 401, "expired_api_key",
+                  json={"input": {}})
+    key_id = issued.info.key_id
+    token = api.app.state.security.tokens.issue(
+        Principal(f"key:{key_id}", api.settings.project, Role.OPERATOR, key_id=key_id))
+    await refused(api, "POST", url, api.headers(token.token), 401, "expired_api_key",
+                  json={"input": {}})
 
 
 @pytest.mark.parametrize(("role", "method", "path", "body"), [
