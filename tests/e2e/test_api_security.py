@@ -115,9 +115,9 @@ async def test_a_token_exchanged_for_a_key_works_until_it_expires_or_the_key_is_
 
 async def test_an_expired_key_and_the_tokens_issued_for_it_are_refused(
         api: RunningApi, run: dict[str, Any]) -> None:
-    issued = await api.app.state.security.keys.create(
-        api.settings.project, Role.OPERATOR, expires_at=datetime.now(timezone.utc) - timedelta(
-            seconds=1))
+    expired_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    issued = await api.app.state.security.keys.create(api.settings.project, Role.OPERATOR,
+                                                      expires_at=expired_at)
     url = f"/api/workflows/{run['workflow_id']}/execute"
     await refused(api, "POST", url, api.headers(issued.key), 401, "expired_api_key",
                   json={"input": {}})
