@@ -33,6 +33,7 @@ from bend.api.security import bootstrap_key
 from bend.api.testing import drop_isolated, isolated_settings
 from bend.devstack.engine import running_engine
 from bend.devstack.workers import WorkerFailed, WorkerProcess
+from bend.log import configure_logging
 from bend.settings import Settings
 
 __all__ = ["ServedApi", "load", "served_api"]
@@ -228,6 +229,7 @@ def main() -> None:
     parser.add_argument("--url", help="load: the API's URL")
     parser.add_argument("--workflow-id", help="load: the workflow to start")
     args = parser.parse_args()
+    configure_logging("WARNING")  # stdout holds the JSON result only
     if args.mode == "load":
         key = os.environ["BEND_BENCH_KEY"]  # not in argv: process listings show argv
         print(json.dumps(asyncio.run(load(args.url, key, args.workflow_id, args.requests,
