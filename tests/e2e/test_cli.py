@@ -206,6 +206,22 @@ def test_runs_start_in_bulk_from_json_lines_and_a_bad_csv_line_starts_nothing(
     assert json.loads(waited.stdout)["output"] == {"greet": "hello ada"}
 
 
+def test_an_idempotency_key_names_one_run_and_refuses_another_input(served: ServedApi,
+                                                                    tmp_path: Path) -> None:
+    assert bend(served, "workflows", "apply", write(tmp_path, "g.json", json.dumps(GREETER))
+                ).exit_code == 0
+    first = bend(served, "run", "greeter", "--set", "who=ada", "--idempotency-key", "k1",
+                 "--json")
+    assert first.exit_code == 0, first.output
+    run_id = json.loads(first.stdout)["run_id"]
+    until_status(served, run_id, {"completed"})
+    again = bend(served, "run", "greeter", "--set", "who=ada", "--idempotency-key", "k1")
+    assert again.stdout.startswith(f"run {run_id} of greeter completed (already started with "
+                                   "this key)"), again.output
+    other = bend(served, "run", "greeter", "--set", "who=bob", "--idempotency-key", "k1")
+    assert other.exit_code == 4 and "use a new key" in other.stderr, other.output
+
+
 def test_an_invalid_workflow_file_lists_every_problem_with_its_location(
         served: ServedApi, tmp_path: Path) -> None:
     bad = write(tmp_path, "bad.yaml", """
