@@ -22,6 +22,7 @@ class TopicNames:
     tasks: str
     triggers: str
     dead_letters: str
+    circuits: str
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -33,6 +34,7 @@ def topic_names(settings: Settings) -> TopicNames:
         tasks=topic_name("tasks", settings),
         triggers=topic_name("triggers", settings),
         dead_letters=topic_name("dead_letters", settings),
+        circuits=topic_name("circuits", settings),
     )
 
 

@@ -23,12 +23,14 @@ from structlog.contextvars import bound_contextvars
 from bend.contracts.codec import decode, encode
 from bend.core.commands import Command, CompleteStep, FailStep, ReportStepStarted
 from bend.core.errors import BendError
-from bend.core.events import StepScheduled
+from bend.core.circuit import CircuitTransition
+from bend.core.events import CircuitStateChanged, StepScheduled
 from bend.settings import Settings
 from streams.app import topic_names
 from streams.dlq import DeadLetters
 from streams.produce import Producer
 from streams.executors import ExecutionContext, execute
+from streams.executors.circuits import CircuitBreakers
 
 __all__ = ["Executor"]
 
@@ -54,6 +56,7 @@ class Executor:
         self.producer = Producer(app)
         self.dead_letters = DeadLetters(app, names.dead_letters)
         self.context: ExecutionContext | None = None
+        self._transitions: list[CircuitTransition] = []
         self.report_started_after_s = settings.workers.report_started_after_ms / 1000
         self.executed = 0
 
@@ -64,8 +67,27 @@ class Executor:
 
     async def _context(self) -> ExecutionContext:
         if self.context is None:
-            self.context = ExecutionContext.create(self.settings, worker_id=self.worker_id)
+            self.context = ExecutionContext.create(
+                self.settings, worker_id=self.worker_id,
+                circuits=CircuitBreakers(on_transition=self._circuit_changed))
         return self.context
+
+    def _circuit_changed(self, t: CircuitTransition) -> None:
+        """Keep a breaker's change; it is produced as an event after the current step."""
+        self._transitions.append(t)
+
+    async def _record_circuits(self, task: StepScheduled) -> None:
+        while self._transitions:
+            t = self._transitions.pop(0)
+            log.warning("circuit_state_changed", target=t.target, to_state=t.to_state.value,
+                        failures=t.consecutive_failures)
+            event = CircuitStateChanged(
+                event_id=str(uuid.uuid4()), run_id=task.run_id, workflow_id="",
+                occurred_at=t.at, causation_id=task.event_id, target=t.target,
+                from_state=t.from_state.value, to_state=t.to_state.value,
+                consecutive_failures=t.consecutive_failures, open_until=t.open_until,
+                worker_id=self.worker_id)
+            await self.producer.send(self.names.circuits, t.target.encode(), encode(event))
 
     async def _agent(self, stream: faust.StreamT) -> Any:
         async for event in stream.events():
@@ -107,6 +129,7 @@ class Executor:
                                           error_type=outcome.error_type or "StepError",
                                           message=outcome.message or "",
                                           retryable=outcome.retryable))
+            await self._record_circuits(task)
             self.executed += 1
 
     def _envelope(self, task: StepScheduled, what: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from bend.contracts.errors import MissingKey, UnknownEventType
 from bend.core.commands import Command
 from bend.core.events import (
-    DeadLettered, Envelope, Event, TriggerFired, TriggerRegistered, TriggerRemoved, TriggerUpdated,
+    CircuitStateChanged, DeadLettered, Envelope, Event, TriggerFired, TriggerRegistered, TriggerRemoved, TriggerUpdated,
 )
 from bend.settings import Settings
 
@@ -29,6 +29,7 @@ TOPIC_KINDS: Mapping[str, str] = MappingProxyType({
     "triggers": "triggers",
     "dead_letters": "dead-letters",
     "timers": "timers",
+    "circuits": "circuits",
 })
 
 
@@ -75,6 +76,7 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
         spec("triggers", "trigger_id", FOREVER),
         spec("dead_letters", "the source record's key", 30 * _DAY_MS),
         spec("timers", "timer_id (pending durable timers)", FOREVER, "compact"),
+        spec("circuits", "target (circuit breaker state changes)", 7 * _DAY_MS),
     )
 
 
@@ -93,6 +95,8 @@ def key_for(record: Envelope) -> bytes:
             return record.trigger_id.encode()
         case DeadLettered():
             return record.key or b""
+        case CircuitStateChanged():
+            return record.target.encode()
         case Event() | Command() if record.topic_kind == "workflows":
             return record.workflow_id.encode()
         case Event() | Command() if record.run_id is not None:

@@ -17,7 +17,7 @@ __all__ = [
     "RunCancelled", "StepScheduled", "StepStarted", "StepSucceeded", "StepFailed",
     "StepRetryScheduled", "StepTimedOut", "StepSkipped", "StepCancelled", "TimerSet",
     "TimerFired", "TriggerFired", "TriggerRegistered", "TriggerUpdated", "TriggerRemoved",
-    "ComponentRegistered", "AgentLlmCallRecorded", "AgentToolCallRecorded",
+    "ComponentRegistered", "CircuitStateChanged", "AgentLlmCallRecorded", "AgentToolCallRecorded",
     "DeadLettered",
 ]
 
@@ -353,6 +353,23 @@ class AgentToolCallRecorded(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class CircuitStateChanged(Event):
+    """An executor's breaker for an external target changed state (closed, open, half_open).
+
+    Breakers belong to executors, not runs: `workflow_id` is empty and `run_id` names the run
+    whose step made the call that tipped it, when there was one.
+    """
+
+    topic_kind: ClassVar[str] = "circuits"
+    target: str
+    from_state: str
+    to_state: str
+    consecutive_failures: int = 0
+    open_until: datetime | None = None
+    worker_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeadLettered(Event):
     """A record no processor could handle, kept whole with the reason."""
 
@@ -374,6 +391,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepScheduled, StepStarted, StepSucceeded, StepFailed, StepRetryScheduled,
         StepTimedOut, StepSkipped, StepCancelled, TimerSet, TimerFired, TriggerFired,
         TriggerRegistered, TriggerUpdated, TriggerRemoved, ComponentRegistered,
-        AgentLlmCallRecorded, AgentToolCallRecorded, DeadLettered,
+        AgentLlmCallRecorded, AgentToolCallRecorded, CircuitStateChanged, DeadLettered,
     )
 }

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from fastapi import FastAPI, Response
 
 from bend.cli.demo import EXAMPLE
 from bend.core.events import (
-    AgentLlmCallRecorded, AgentToolCallRecorded, DeadLettered, RunCancelled, RunCompleted, StepCancelled,
+    AgentLlmCallRecorded, AgentToolCallRecorded, CircuitStateChanged, DeadLettered, RunCancelled,
+    RunFailed, StepFailed, RunCompleted, StepCancelled,
     StepScheduled, StepSkipped, StepSucceeded, TimerFired, TimerSet, WorkflowRegistered,
 )
 from bend.contracts.codec import decode
@@ -23,6 +25,7 @@ from bend.core.definitions import definition_json, parse_definition
 from bend.kafka.producer import RecordProducer
 from bend.runwatch import RunWatcher
 from bend.devstack.engine import Engine, running_engine
+from bend.devstack.llm_server import serve_in_background
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +152,42 @@ async def test_a_record_no_one_can_decode_is_dead_lettered_whole_with_the_reason
         (topic, meta.partition, meta.offset)
     assert letter.payload == garbage and letter.key == b"some-run"
     assert letter.error_type == "UnknownSchema" and letter.reason
+
+
+async def test_a_failing_target_opens_its_circuit_and_the_change_is_recorded_as_an_event(
+        engine: Engine) -> None:
+    down = FastAPI()
+
+    @down.get("/flaky")
+    async def flaky() -> Response:
+        return Response(status_code=503)
+
+    server = serve_in_background(down)
+    definition = {"name": "calls_a_down_service", "steps": [{
+        "id": "call", "type": "http", "method": "GET", "url": f"{server.url}/flaky",
+        "retry": {"max_attempts": 7, "initial_interval": "20ms", "backoff": 1},
+    }]}
+    circuits = topic_name("circuits", engine.settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=engine.settings.kafka.bootstrap,
+                                group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(circuits, p) for p in consumer.partitions_for_topic(circuits) or ()]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, ends[tp])
+        final, events = await _run(engine, definition, {})
+        record = await asyncio.wait_for(consumer.getone(), timeout=30)
+    finally:
+        await consumer.stop()
+        server.stop()
+    assert isinstance(final, RunFailed)
+    change = decode(record.value)
+    assert isinstance(change, CircuitStateChanged)
+    assert (change.from_state, change.to_state) == ("closed", "open")
+    assert change.target == server.url and change.consecutive_failures == 5
+    assert change.open_until is not None and change.run_id == final.run_id
+    failures = [e.error_type for e in events if isinstance(e, StepFailed)]
+    assert failures[:5] == ["TargetFailed"] * 5 and "CircuitOpen" in failures[5:]

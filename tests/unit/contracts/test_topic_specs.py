@@ -25,7 +25,8 @@ DAY_MS = 86_400_000
 def test_every_topic_takes_the_prefix_partitions_and_replication_from_the_settings() -> None:
     specs = {s.name: s for s in topic_specs(SETTINGS)}
     assert list(specs) == ["acme.workflows", "acme.run-events", "acme.commands", "acme.tasks",
-                           "acme.triggers", "acme.dead-letters", "acme.timers"]
+                           "acme.triggers", "acme.dead-letters", "acme.timers",
+                           "acme.circuits"]
     assert {(s.partitions, s.replication_factor) for s in specs.values()} == {(6, 3)}
 
 
@@ -37,6 +38,7 @@ def test_every_topic_takes_the_prefix_partitions_and_replication_from_the_settin
     ("acme.triggers", FOREVER, "delete"),
     ("acme.dead-letters", 30 * DAY_MS, "delete"),
     ("acme.timers", FOREVER, "compact"),
+    ("acme.circuits", 7 * DAY_MS, "delete"),
 ])
 def test_each_topic_keeps_its_records_as_long_as_bend_needs(
     name: str, retention_ms: int, policy: str
