@@ -103,6 +103,9 @@ async def test_registering_a_version_again_with_another_body_is_a_conflict(
     ({"input_schema": {"type": "string"}}, 'must describe an object'),
     ({"name": "has space"}, "the name must be"),
     ({"version": "v 1"}, "the version must be"),
+    ({"description": "nul\u0000here"}, "description holds a NUL character"),
+    ({"input_schema": {"type": "object", "properties": {"a\u0000": {}}}},
+     "holds a NUL character"),
 ])
 async def test_a_component_with_a_bad_declaration_is_refused_with_the_reason(
         api: RunningApi, change: dict[str, Any], says: str) -> None:

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from bend.api.context import ApiContext
 from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
+from bend.api.inputs import nul_locations
 from bend.api.models.common import LogPosition
 from bend.api.models.components import (
     ComponentDetail, ComponentPage, ComponentRequest, ComponentSummary, ComponentVersion,
@@ -98,6 +99,11 @@ def _catalogue_only(**_: Any) -> None:
 
 def _checked(body: ComponentRequest) -> Component:
     # The same rules as `@component`, so a registered entry could be declared in Python too.
+    nuls = nul_locations(body.model_dump(), "")
+    if nuls:
+        raise InvalidComponentBody(f"{body.name}@{body.version}".replace("\x00", "\\u0000"),
+                                   f"{nuls[0].lstrip('.')} holds a NUL character (\\u0000), "
+                                   "which cannot be stored; remove it")
     try:
         return Component(name=body.name, version=body.version, fn=_catalogue_only,
                          description=body.description, tags=tuple(body.tags),
