@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "dev": "bend.cli.dev:dev",
     "demo": "bend.cli.demo:demo",
     "worker": "bend.cli.worker:worker",
+    "serve": "bend.cli.serve:serve",
     "projector": "projections.cli:projector",
     "api": "bend.api.cli:api",
     "workflows": "bend.cli.workflows:workflows",
