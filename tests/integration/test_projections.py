@@ -38,8 +38,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 READ_MODELS = (
     "workflows", "workflow_versions", "runs", "run_events", "steps", "step_attempts", "timers",
-    "triggers", "trigger_firings", "dead_letters", "llm_usage", "audit", "projection_offsets",
-    "projection_errors",
+    "triggers", "trigger_firings", "dead_letters", "llm_usage", "audit", "components",
+    "projection_offsets", "projection_errors",
 )
 
 
