@@ -74,6 +74,13 @@ class WorkerSettings(BaseModel):
     worker_id: str | None = None
 
 
+class TriggerSettings(BaseModel):
+    """The `triggers` worker: how often schedules are checked, and a clock offset for tests."""
+
+    tick_s: float = Field(default=0.5, gt=0)
+    clock_offset_s: float = 0.0  # added to the wall clock; tests simulate an outage with it
+
+
 class SecuritySettings(BaseModel):
     """API keys, tokens, secrets at rest, limits and webhook checks (`BEND_SECURITY__JWT_SECRET`).
 
@@ -112,6 +119,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     workers: WorkerSettings = WorkerSettings()
     security: SecuritySettings = SecuritySettings()
+    triggers: TriggerSettings = TriggerSettings()
 
     # Flat aliases for the two settings users set most (BEND_DATABASE_URL, BEND_KAFKA_BOOTSTRAP).
     database_url: str | None = None

@@ -1,4 +1,4 @@
-"""Run Bend's Faust roles (orchestrator, executor) in this process until stopped."""
+"""Run Bend's Faust roles (orchestrator, executor, triggers) in this process until stopped."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from bend.settings import Settings
 
 __all__ = ["ROLES", "run_worker"]
 
-ROLES = ("orchestrator", "executor")
+ROLES = ("orchestrator", "executor", "triggers")
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +70,10 @@ def _run_role(role: str, settings: Settings) -> None:
         from streams.executor import Executor
 
         Executor(app, settings, worker_id).register()
+    elif role == "triggers":
+        from streams.triggers.service import Triggers
+
+        Triggers(app, settings).register()
     else:
         raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
     @app.timer(1.0)

@@ -10,9 +10,10 @@ __all__ = ["worker"]
 
 
 @click.command("worker")
-@click.argument("roles", nargs=-1, type=click.Choice(["orchestrator", "executor", "all"]))
+@click.argument("roles", nargs=-1,
+                type=click.Choice(["orchestrator", "executor", "triggers", "all"]))
 def worker(roles: tuple[str, ...]) -> None:
-    """Run the orchestrator and/or executor agents in this process (default: all)."""
+    """Run the orchestrator, executor and/or triggers agents in this process (default: all)."""
     from streams.worker import ROLES, run_worker
 
     chosen = ROLES if not roles or "all" in roles else roles

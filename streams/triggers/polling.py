@@ -1,0 +1,79 @@
+"""Polling triggers: GET the URL every interval, fire when the body (or its cursor) changed.
+
+The last value seen travels in the firing's dedupe key (`<trigger_id>#<n>:<marker>`), so a
+restarted poller reads it back from the triggers topic and neither misses nor repeats a change.
+Failed polls back off (initial × multiplier each, up to max) and are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Any
+
+import httpx
+import jmespath
+import structlog
+
+from bend.core.triggers import CursorChange, PollingTrigger
+from streams.triggers.book import Trigger, TriggerBook
+from streams.triggers.firing import Firer
+
+__all__ = ["last_marker", "marker", "poll_forever"]
+
+log = structlog.get_logger(__name__)
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def marker(trigger: PollingTrigger, response: httpx.Response) -> str | None:
+    """What identifies this response's content: the body's hash or the cursor's; None: no cursor."""
+    if isinstance(trigger.change_detection, CursorChange):
+        cursor = jmespath.search(trigger.change_detection.cursor, _body(response))
+        if cursor is None:
+            return None
+        return hashlib.sha256(json.dumps(cursor, sort_keys=True).encode()).hexdigest()[:32]
+    return hashlib.sha256(response.content).hexdigest()[:32]
+
+
+def last_marker(trigger: Trigger) -> str | None:
+    """The marker of the trigger's latest firing, from its dedupe key."""
+    if trigger.last_fired is None:
+        return None
+    return trigger.last_fired.dedupe_key[len(trigger.trigger_id) + 1:].partition(":")[2]
+
+
+async def poll_forever(trigger_id: str, book: TriggerBook, firer: Firer) -> None:
+    """Poll one trigger until it is removed or disabled (the caller cancels on changes)."""
+    delay = 0.0
+    async with httpx.AsyncClient(timeout=10.0, follow_redirects=True) as client:
+        while (trigger := book.triggers.get(trigger_id)) is not None and trigger.enabled:
+            spec: PollingTrigger = trigger.definition
+            every = float(spec.interval_seconds)
+            if spec.max_requests_per_minute:
+                every = max(every, 60.0 / spec.max_requests_per_minute)
+            try:
+                response = await client.get(spec.url)
+                response.raise_for_status()
+                seen = marker(spec, response)
+            except (httpx.HTTPError, jmespath.exceptions.JMESPathError) as exc:
+                delay = min(spec.backoff.max_seconds, delay * spec.backoff.multiplier
+                            if delay else spec.backoff.initial_seconds)
+                log.warning("poll_failed", trigger_id=trigger_id, url=spec.url,
+                            error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                continue
+            delay = 0.0
+            if seen is not None and seen != last_marker(trigger):
+                key = f"{trigger_id}#{trigger.state.fire_count + 1}:{seen}"
+                body = _body(response)
+                run_input = (jmespath.search(spec.input_mapping, body)
+                             if spec.input_mapping else body)
+                await firer.fire(trigger, key, run_input)
+            await asyncio.sleep(every)

@@ -1,0 +1,259 @@
+"""The `triggers` worker on the real stack: schedules, missed runs, polling and Kafka triggers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from bend.api import records, triggering
+from bend.contracts.codec import decode
+from bend.contracts.topics import topic_name
+from bend.core.commands import StartRun
+from bend.core.definitions import parse_definition
+from bend.core.events import RunCompleted, RunStarted, TriggerFired
+from bend.core.schedules import ScheduleSpec, dedupe_key, due_times
+from bend.devstack.engine import Engine, running_engine
+from bend.devstack.workers import Workers
+from bend.kafka.producer import RecordProducer
+from bend.runwatch import RunWatcher
+from bend.security.roles import Principal, Role
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+
+WORKFLOW: dict[str, Any] = {
+    "name": "triggered",
+    "steps": [{"id": "echo", "type": "transform", "expression": "input"}],
+}
+ADMIN = Principal(subject="test", project="default", role=Role.ADMIN)
+
+
+@pytest.fixture(scope="module")
+def engine(kafka_bootstrap: str) -> Iterator[Engine]:
+    with running_engine(executors=0, partitions=2) as engine:
+        yield engine
+
+
+@pytest.fixture
+def triggers(engine: Engine) -> Iterator[Workers]:
+    workers = Workers(engine.settings, env=dict(engine.env),
+                      log_dir=engine.workers.log_dir or engine.settings.dev.state_dir / "logs")
+    try:
+        yield workers
+    finally:
+        workers.stop()
+
+
+async def _register(engine: Engine, definition: dict[str, Any]) -> tuple[str, str]:
+    """A fresh workflow and a trigger on it; (workflow_id, trigger_id)."""
+    workflow_id, trigger_id = f"wf-{uuid.uuid4().hex[:8]}", f"tr-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(timezone.utc)
+    async with RecordProducer(engine.settings) as producer:
+        await producer.send(records.registered(parse_definition(WORKFLOW), workflow_id,
+                                               "default", ADMIN, now))
+        await producer.send(triggering.registered(trigger_id, definition, workflow_id, 1,
+                                                  "default", ADMIN, now))
+    return workflow_id, trigger_id
+
+
+async def _remove(engine: Engine, workflow_id: str, trigger_id: str) -> None:
+    row = {"workflow_id": workflow_id, "trigger_id": trigger_id}
+    async with RecordProducer(engine.settings) as producer:
+        await producer.send(triggering.removed(row, "default", ADMIN,
+                                               datetime.now(timezone.utc)))
+
+
+async def _read(engine: Engine, kind: str) -> list[Any]:
+    """Every record of the `kind` topic, decoded, from its start to its current end."""
+    topic = topic_name(kind, engine.settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=engine.settings.kafka.bootstrap,
+                                group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topics
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            batch = await consumer.getmany(timeout_ms=500)
+            out.extend(decode(r.value) for rs in batch.values() for r in rs)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def _fired(engine: Engine, trigger_id: str) -> list[TriggerFired]:
+    return [e for e in await _read(engine, "triggers")
+            if isinstance(e, TriggerFired) and e.trigger_id == trigger_id]
+
+
+async def _started(engine: Engine, trigger_id: str) -> list[StartRun]:
+    return [c for c in await _read(engine, "commands")
+            if isinstance(c, StartRun) and c.trigger_id == trigger_id]
+
+
+async def _until(check: Any, timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.5)
+
+
+async def test_an_interval_schedule_fires_and_its_run_completes(
+        engine: Engine, triggers: Workers) -> None:
+    triggers.start("triggers")
+    async with RunWatcher(engine.settings) as watcher:
+        workflow_id, trigger_id = await _register(engine, {
+            "type": "schedule", "schedule": {"interval_seconds": 2}, "input": {"n": 1}})
+        fired = await _until(lambda: _fired(engine, trigger_id), 20)
+        assert fired, "no TriggerFired within 20 s"
+        first = fired[0]
+        assert first.dedupe_key == dedupe_key(trigger_id, first.due_at)
+        done = await watcher.wait_finished([first.run_id], timeout_s=30)
+    await _remove(engine, workflow_id, trigger_id)
+    assert isinstance(done[first.run_id], RunCompleted)
+    assert done[first.run_id].output == {"echo": {"n": 1}}
+    assert first.due_at.timestamp() % 2 == 0
+
+
+async def test_two_scheduler_processes_fire_each_due_time_exactly_once(
+        engine: Engine, triggers: Workers) -> None:
+    triggers.start("triggers", wait=False)
+    triggers.start("triggers", wait=False)
+    triggers.wait_ready("triggers")
+    workflow_id, trigger_id = await _register(engine, {
+        "type": "schedule", "schedule": {"interval_seconds": 1}})
+    await asyncio.sleep(8)
+    triggers.processes[0].kill()  # the survivor takes over its partitions
+    await asyncio.sleep(10)
+    await _remove(engine, workflow_id, trigger_id)
+    await asyncio.sleep(2)
+    fired = await _fired(engine, trigger_id)
+    starts = await _started(engine, trigger_id)
+    keys = Counter(e.dedupe_key for e in fired)
+    run_ids = {e.run_id for e in fired}
+    started = Counter(e.run_id for e in await _read(engine, "runs")
+                      if isinstance(e, RunStarted) and e.run_id in run_ids)
+    dues = sorted(e.due_at for e in fired)
+    assert len(keys) >= 12, keys
+    assert set(started) == run_ids and set(started.values()) == {1}, started
+    assert {s.run_id for s in starts} == run_ids
+    gaps = {(b - a).total_seconds() for a, b in zip(sorted(set(dues)), sorted(set(dues))[1:])}
+    assert gaps == {1.0}, f"a due time was skipped: {sorted(gaps)}"
+    print(f"due times {len(keys)}, TriggerFired records {len(fired)}, "
+          f"StartRun records {len(starts)}, runs started {len(started)}")
+
+
+async def test_after_an_outage_catch_up_fires_the_latest_missed_runs_up_to_its_cap(
+        engine: Engine, triggers: Workers) -> None:
+    # Due every minute from 30 s after now: the worker, started with its clock 10 minutes
+    # ahead, finds ten due times passed (the next is 30 s away on its clock).
+    start_at = (datetime.now(timezone.utc) + timedelta(seconds=30)).replace(microsecond=0)
+    spec = {"interval_seconds": 60, "start_at": start_at.isoformat(),
+            "missed_policy": "catch_up", "max_catch_up": 3, "grace_seconds": 5}
+    workflow_id, trigger_id = await _register(engine, {"type": "schedule", "schedule": spec})
+    triggers.env["BEND_TRIGGERS__CLOCK_OFFSET_S"] = "600"
+    triggers.start("triggers")
+    await _until(lambda: _until_count(engine, trigger_id, 3), 20)
+    await asyncio.sleep(3)
+    fired = await _fired(engine, trigger_id)
+    await _remove(engine, workflow_id, trigger_id)
+    passed = due_times(ScheduleSpec.model_validate(spec), start_at,
+                       start_at + timedelta(seconds=600))
+    assert len(passed) == 10
+    assert [e.due_at for e in fired] == passed[-3:], fired
+
+
+class _Feed(BaseHTTPRequestHandler):
+    body = b'{"items": [1]}'
+    hits = 0
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        type(self).hits += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def feed() -> Iterator[tuple[str, type[_Feed]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/items", _Feed
+    finally:
+        server.shutdown()
+
+
+async def test_a_polling_trigger_fires_only_when_the_content_changes(
+        engine: Engine, triggers: Workers, feed: tuple[str, type[_Feed]]) -> None:
+    url, handler = feed
+    triggers.start("triggers")
+    workflow_id, trigger_id = await _register(engine, {
+        "type": "polling", "url": url, "interval_seconds": 1, "input_mapping": "items"})
+    assert await _until(lambda: _fired(engine, trigger_id), 20)
+    await asyncio.sleep(3)
+    assert len(await _fired(engine, trigger_id)) == 1
+    hits = handler.hits
+    handler.body = b'{"items": [1, 2]}'
+    fired = await _until(lambda: _until_count(engine, trigger_id, 2), 15)
+    await asyncio.sleep(3)
+    fired = await _fired(engine, trigger_id)
+    await _remove(engine, workflow_id, trigger_id)
+    assert handler.hits - hits >= 3  # it kept polling
+    assert [e.input for e in fired] == [[1], [1, 2]]
+
+
+async def _until_count(engine: Engine, trigger_id: str, n: int) -> bool:
+    return len(await _fired(engine, trigger_id)) >= n
+
+
+async def test_a_kafka_trigger_fires_once_per_matching_record(
+        engine: Engine, triggers: Workers) -> None:
+    topic = f"{engine.settings.kafka.topic_prefix}.orders"
+    admin = AdminClient({"bootstrap.servers": engine.settings.kafka.bootstrap})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(timeout=15)
+    triggers.start("triggers")
+    async with RunWatcher(engine.settings) as watcher:
+        workflow_id, trigger_id = await _register(engine, {
+            "type": "kafka", "topic": topic, "filter": "kind == 'order'",
+            "input_mapping": "{id: id}"})
+        await asyncio.sleep(3)  # let it subscribe (it starts where the trigger took effect)
+        producer = AIOKafkaProducer(bootstrap_servers=engine.settings.kafka.bootstrap)
+        await producer.start()
+        try:
+            for i, kind in enumerate(["order", "refund", "order", "order", "ping"]):
+                await producer.send_and_wait(topic, json.dumps({"id": i, "kind": kind}).encode(),
+                                             key=str(i).encode())
+            await producer.send_and_wait(topic, b"not json", key=b"x")
+        finally:
+            await producer.stop()
+        fired = await _until(lambda: _until_count(engine, trigger_id, 3), 20)
+        await asyncio.sleep(3)
+        fired = await _fired(engine, trigger_id)
+        done = await watcher.wait_finished([e.run_id for e in fired], timeout_s=30)
+    await _remove(engine, workflow_id, trigger_id)
+    assert sorted(e.input["id"] for e in fired) == [0, 2, 3]
+    assert len({e.dedupe_key for e in fired}) == 3
+    assert all(isinstance(d, RunCompleted) for d in done.values())
