@@ -36,6 +36,7 @@ class StartRun(Command):
     parent_step_id: str | None = None
     forked_from_run_id: str | None = None
     fork_step_id: str | None = None
+    seed: Any = json_field()  # a fork's reused outputs by step id (bend.core.fork.fork_seed)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

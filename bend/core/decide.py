@@ -51,8 +51,8 @@ _REPORTED_TYPES = EXECUTOR_NODE_TYPES | {"subworkflow"}
 
 def decide(state: RunState | None, cmd: Command, now: datetime) -> Decision:
     """The events `cmd` leads to in the run `state` (None: no such run yet), or why none."""
-    if isinstance(cmd, StartRun):
-        return start_run(state, cmd, now)
+    if isinstance(cmd, StartRun):  # a fork's StartRun carries its seed (bend.core.fork)
+        return start_run(state, cmd, now, seed=cmd.seed if cmd.forked_from_run_id else None)
     if state is None:
         return Rejected(f"run {cmd.run_id} does not exist; start it first", "unknown_run")
     if state.is_finished:
