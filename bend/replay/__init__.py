@@ -1,0 +1,1 @@
+"""Replay tooling: read a run's recorded events, fold them, archive them, fork a run."""

@@ -1,0 +1,114 @@
+"""Recorded events read back from the run-events topic, with their topic, partition and offset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from bend.contracts.codec import decode
+from bend.contracts.topics import topic_name
+from bend.core.errors import BendError
+from bend.core.events import Event
+from bend.settings import Settings
+
+__all__ = ["KafkaUnavailable", "Recorded", "read_log", "run_events_of"]
+
+
+class KafkaUnavailable(BendError):
+    """The broker could not be reached to read the run log."""
+
+    code = "kafka_unavailable"
+
+    def __init__(self, bootstrap: str, detail: str) -> None:
+        super().__init__(f"cannot read the run log from Kafka at {bootstrap} ({detail}); start "
+                         "it with `bend dev up` or set BEND_KAFKA__BOOTSTRAP")
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One event as the log holds it: where it sits and its encoded bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    raw: bytes
+    event: Event
+
+
+async def read_log(settings: Settings, *, run_ids: Iterable[str] | None = None,
+                   partitions: Iterable[int] | None = None, since: datetime | None = None,
+                   until: datetime | None = None) -> list[Recorded]:
+    """Events of the run-events topic up to its current end, filtered by run and time."""
+    wanted = set(run_ids) if run_ids is not None else None
+    topic = topic_name("runs", settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                max_partition_fetch_bytes=8 * 1024 * 1024)
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        raise KafkaUnavailable(settings.kafka.bootstrap, str(exc)) from exc
+    out: list[Recorded] = []
+    try:
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return out
+        consumer.assign(tps)
+        begins = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            # An explicit seek: seek_to_beginning() right after assign() can lose to the
+            # consumer's own first offset reset and leave it at the end (aiokafka 0.14).
+            consumer.seek(tp, begins[tp])
+        pending = {tp for tp in tps if begins[tp] < ends[tp]}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        break
+                    kept = _keep(record, wanted, since, until)
+                    if kept is not None:
+                        out.append(Recorded(tp.topic, tp.partition, record.offset,
+                                            record.value, kept))
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def _keep(record: object, wanted: set[str] | None, since: datetime | None,
+          until: datetime | None) -> Event | None:
+    key = getattr(record, "key", None)
+    if wanted is not None and key is not None and key.decode(errors="replace") not in wanted:
+        return None  # skip decoding other runs' records: the key is the run id
+    try:
+        event = decode(getattr(record, "value"))
+    except BendError:
+        return None  # undecodable records are the dead-letter tooling's business
+    if not isinstance(event, Event) or not event.run_id:
+        return None
+    if wanted is not None and event.run_id not in wanted:
+        return None
+    if since is not None and event.occurred_at < since:
+        return None
+    if until is not None and event.occurred_at >= until:
+        return None
+    return event
+
+
+async def run_events_of(settings: Settings, run_id: str,
+                        partition: int | None = None) -> list[Recorded]:
+    """The run's events in seq order, from `partition` if known, else from every partition."""
+    found = await read_log(settings, run_ids=[run_id],
+                           partitions=None if partition is None else [partition])
+    return sorted(found, key=lambda r: (r.event.seq, r.offset))
