@@ -21,7 +21,7 @@ from bend.core.schedule_errors import InvalidTrigger
 from bend.core.triggers import ScheduleTrigger, TriggerState, apply, parse_trigger
 from streams.catalog import WorkflowCatalog
 
-__all__ = ["Trigger", "TriggerBook", "WorkflowBook", "follow_all"]
+__all__ = ["Trigger", "TriggerBook", "WorkflowBook", "follow_all", "partitions"]
 
 log = structlog.get_logger(__name__)
 
@@ -125,6 +125,18 @@ class WorkflowBook(WorkflowCatalog):
         return self._caught_up
 
 
+async def partitions(consumer: AIOKafkaConsumer, topic: str,
+                     wait_s: float = 10.0) -> list[TopicPartition]:
+    """The topic's partitions; metadata can lag a fresh consumer, so ask again for `wait_s`."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topics
+        found = consumer.partitions_for_topic(topic)
+        if found or asyncio.get_running_loop().time() > deadline:
+            return [TopicPartition(topic, p) for p in sorted(found or ())]
+        await asyncio.sleep(0.2)
+
+
 async def follow_all(bootstrap: str, topic: str, book: TriggerBook,
                      caught_up: asyncio.Event) -> None:
     """Fold `topic` (every partition) into `book` from its start; set `caught_up` at its end."""
@@ -132,8 +144,10 @@ async def follow_all(bootstrap: str, topic: str, book: TriggerBook,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topics
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = await partitions(consumer, topic, wait_s=60.0)
+        if not tps:
+            raise RuntimeError(f"topic {topic} has no partitions; create the topics with "
+                               "`bend dev up`")
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)

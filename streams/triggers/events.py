@@ -14,7 +14,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bend.core.triggers import KafkaTrigger
-from streams.triggers.book import TriggerBook
+from streams.triggers.book import TriggerBook, partitions
 from streams.triggers.firing import Firer
 
 __all__ = ["consume_forever"]
@@ -49,12 +49,10 @@ async def consume_forever(trigger_id: str, book: TriggerBook, firer: Firer, pref
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topics
-        tps = [TopicPartition(spec.topic, p)
-               for p in sorted(consumer.partitions_for_topic(spec.topic) or ())]
-        if not tps:
+        tps = await partitions(consumer, spec.topic)
+        if not tps:  # the supervisor starts this again on its next tick
             log.error("kafka_trigger_topic_missing", trigger_id=trigger_id, topic=spec.topic,
-                      hint="create the topic, then update the trigger")
+                      hint="create the topic; the trigger subscribes once it exists")
             return
         consumer.assign(tps)
         await _start_positions(consumer, tps, int(trigger.since.timestamp() * 1000))

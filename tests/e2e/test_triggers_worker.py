@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bend.api import records, triggering
@@ -29,6 +29,7 @@ from bend.devstack.workers import Workers
 from bend.kafka.producer import RecordProducer
 from bend.runwatch import RunWatcher
 from bend.security.roles import Principal, Role
+from streams.triggers.book import partitions
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
@@ -81,8 +82,8 @@ async def _read(engine: Engine, kind: str) -> list[Any]:
                                 group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topics
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        tps = await partitions(consumer, topic)
+        assert tps, f"topic {topic} not found"
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
@@ -179,6 +180,47 @@ async def test_after_an_outage_catch_up_fires_the_latest_missed_runs_up_to_its_c
     assert [e.due_at for e in fired] == passed[-3:], fired
 
 
+async def test_a_cron_schedule_fires_at_the_minute(engine: Engine, triggers: Workers) -> None:
+    now = datetime.now(timezone.utc)
+    minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    # The worker's clock runs 3 s before the next minute, so the test does not wait for it.
+    offset = (minute - now).total_seconds() - 3
+    triggers.env["BEND_TRIGGERS__CLOCK_OFFSET_S"] = str(offset)
+    workflow_id, trigger_id = await _register(engine, {
+        "type": "schedule", "schedule": {"cron": "* * * * *"}, "input": {"cron": True}})
+    triggers.start("triggers")
+    async with RunWatcher(engine.settings) as watcher:
+        fired = await _until(lambda: _fired(engine, trigger_id), 20)
+        assert fired, "no TriggerFired within 20 s"
+        done = await watcher.wait_finished([fired[0].run_id], timeout_s=30)
+    await _remove(engine, workflow_id, trigger_id)
+    assert [e.due_at for e in fired] == [minute]
+    assert isinstance(done[fired[0].run_id], RunCompleted)
+
+
+async def test_paused_schedules_and_paused_workflows_start_no_runs(
+        engine: Engine, triggers: Workers) -> None:
+    triggers.start("triggers")
+    quiet_wf, quiet = await _register(engine, {
+        "type": "schedule", "schedule": {"interval_seconds": 1, "paused": True}})
+    paused_wf, on_paused = await _register(engine, {
+        "type": "schedule", "schedule": {"interval_seconds": 1}})
+    async with RecordProducer(engine.settings) as producer:
+        await producer.send(records.status_changed("paused", paused_wf, 1, "default", ADMIN,
+                                                   datetime.now(timezone.utc)))
+    await asyncio.sleep(5)
+    assert await _fired(engine, quiet) == []
+    before = await _fired(engine, on_paused)  # at most the due time before the pause landed
+    await asyncio.sleep(3)
+    assert await _fired(engine, on_paused) == before and len(before) <= 1
+    async with RecordProducer(engine.settings) as producer:
+        await producer.send(records.status_changed("active", paused_wf, 1, "default", ADMIN,
+                                                   datetime.now(timezone.utc)))
+    assert await _until(lambda: _until_count(engine, on_paused, len(before) + 1), 10)
+    await _remove(engine, quiet_wf, quiet)
+    await _remove(engine, paused_wf, on_paused)
+
+
 class _Feed(BaseHTTPRequestHandler):
     body = b'{"items": [1]}'
     hits = 0
@@ -217,11 +259,14 @@ async def test_a_polling_trigger_fires_only_when_the_content_changes(
     assert len(await _fired(engine, trigger_id)) == 1
     hits = handler.hits
     handler.body = b'{"items": [1, 2]}'
-    fired = await _until(lambda: _until_count(engine, trigger_id, 2), 15)
-    await asyncio.sleep(3)
+    await _until(lambda: _until_count(engine, trigger_id, 2), 15)
+    triggers.stop()  # a restarted poller reads the last body's hash back: no repeat
+    triggers.processes.clear()
+    triggers.start("triggers")
+    await asyncio.sleep(4)
     fired = await _fired(engine, trigger_id)
     await _remove(engine, workflow_id, trigger_id)
-    assert handler.hits - hits >= 3  # it kept polling
+    assert handler.hits - hits >= 4  # it kept polling, before and after the restart
     assert [e.input for e in fired] == [[1], [1, 2]]
 
 
