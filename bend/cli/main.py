@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "components": "bend.cli.components:components",
     "triggers": "bend.cli.triggers:triggers",
     "keys": "bend.cli.keys:keys",
+    "replay": "bend.cli.replay:replay",
 }
 
 
