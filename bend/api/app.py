@@ -12,7 +12,7 @@ from bend.api.context import open_context
 from bend.api.errors import install_error_handlers
 from bend.api.guards import ProblemBodySizeLimit, RefuseNul, document_auth
 from bend.api.routers import (
-    auth, components, executions, health, keys, secrets, triggers, webhooks, workflows,
+    auth, components, executions, health, keys, replay, secrets, triggers, webhooks, workflows,
 )
 from bend.api.security import open_security
 from bend.settings import Settings, get_settings
@@ -43,4 +43,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    secrets.router, triggers.router, webhooks.router):
         app.include_router(router)
     app.include_router(components.router)
+    app.include_router(replay.router)
     return app

@@ -1,0 +1,47 @@
+"""`GET /api/executions/{run_id}/replay` (fold vs projection) and `POST .../fork`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from bend.api.deps import Context, permit
+from bend.api.errors import problem_responses
+from bend.replay.fork import fork_run
+from bend.replay.replay import replay_run
+from bend.security.roles import Principal
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/executions", tags=["replay"],
+                   responses=problem_responses(400, 403, 422, 503))
+
+Reader = Annotated[Principal, Depends(permit("runs:read"))]
+Starter = Annotated[Principal, Depends(permit("runs:replay"))]
+
+
+class ForkRequest(BaseModel):
+    """Where to fork from, and what to change in the input."""
+
+    from_step: str = Field(description="The step to run again; earlier outputs are reused")
+    set: dict[str, Any] = Field(default_factory=dict, description="Input keys to change")
+    input: Any = Field(default=None, description="A whole new input (null: the source's)")
+
+
+@router.get("/{run_id}/replay", responses=problem_responses(404))
+async def replay_execution(ctx: Context, principal: Reader, run_id: str) -> dict[str, Any]:
+    """The run's events folded with the engine's `apply`, and where the projection differs."""
+    report = await replay_run(ctx.settings, run_id)
+    return report.as_dict()
+
+
+@router.post("/{run_id}/fork", status_code=202, responses=problem_responses(404))
+async def fork_execution(ctx: Context, principal: Starter, run_id: str,
+                         body: ForkRequest) -> dict[str, Any]:
+    """Start a run reusing `run_id`'s outputs before `from_step`; its id."""
+    cmd = await fork_run(ctx.settings, run_id, body.from_step, input=body.input,
+                         overrides=body.set or None)
+    return {"run_id": cmd.run_id, "forked_from_run_id": run_id,
+            "fork_step_id": body.from_step, "reused": sorted(cmd.seed)}
