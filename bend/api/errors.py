@@ -20,9 +20,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bend.api import problems as p
 from bend.contracts.errors import ContractError
 from bend.core.errors import BendError
+from bend.core.fork import UnknownStep
 from bend.core.problems import InvalidDefinition
 from bend.core.schedule_errors import InvalidTrigger
 from bend.kafka.errors import InvalidPosition, KafkaUnavailable
+from bend.replay.errors import NoEvents, ReplayDiverged
+from bend.replay.fork import ForkRefused
 from projections.errors import DatabaseUnavailable, ProjectionBehind
 
 __all__ = ["PROBLEM_JSON", "Problem", "install_error_handlers", "problem_responses",
@@ -41,6 +44,7 @@ STATUSES: dict[type[BendError], int] = {
     p.UnreadableBody: 415,
     ProjectionBehind: 503, KafkaUnavailable: 503, DatabaseUnavailable: 503,
     ContractError: 500,
+    NoEvents: 404, UnknownStep: 404, ForkRefused: 409, ReplayDiverged: 409,
 }
 _RETRY_AFTER = {ProjectionBehind: "1", KafkaUnavailable: "5", DatabaseUnavailable: "5"}
 
