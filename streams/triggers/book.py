@@ -149,19 +149,23 @@ async def follow_all(bootstrap: str, topic: str, book: TriggerBook,
             raise RuntimeError(f"topic {topic} has no partitions; create the topics with "
                                "`bend dev up`")
         consumer.assign(tps)
+        begins = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
+        # Partitions still to read to their end (counted by the records, not by position()).
+        behind = {tp.partition: ends[tp] for tp in tps if ends[tp] > begins[tp]}
         while True:
             batch = await consumer.getmany(timeout_ms=200, max_records=2000)
-            for records in batch.values():
+            for tp, records in batch.items():
                 for record in records:
                     try:
                         book.fold(decode(record.value), record.partition)
                     except BendError as exc:
                         log.error("undecodable_trigger_event", partition=record.partition,
                                   offset=record.offset, error=str(exc))
-            if not caught_up.is_set() and all(
-                    [await consumer.position(tp) >= ends[tp] for tp in tps]):
+                if records and records[-1].offset + 1 >= behind.get(tp.partition, 0):
+                    behind.pop(tp.partition, None)
+            if not behind and not caught_up.is_set():
                 caught_up.set()
                 log.info("trigger_book_ready", triggers=len(book.triggers))
     finally:
