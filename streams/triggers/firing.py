@@ -69,8 +69,8 @@ class Firer:
                               trigger.tenant, caller, at),
             trigger_id=trigger.trigger_id, causation_id=fired.event_id)
         assert self.producer is not None, "start the producer before firing"
-        self.book.fired(fired)  # at once, so the next tick does not fire it again
-        await self.producer.send_many([fired, start])
+        await self.producer.send_many([fired, start])  # KafkaUnavailable: tried again later
+        self.book.fired(fired)  # at once, not when the topic echoes it: no second firing
         log.info("trigger_fired", trigger_id=trigger.trigger_id, run_id=run_id,
                  dedupe_key=dedupe_key)
         return run_id

@@ -62,10 +62,12 @@ class Scheduler:
         return produced
 
     async def _fire(self, trigger: Trigger, due_at: datetime) -> int:
+        key = dedupe_key(trigger.trigger_id, due_at)
+        run_id = None
+        if key not in trigger.state.recent_keys:
+            # A failed send raises before the due time is marked: the next tick tries again.
+            run_id = await self.firer.fire(trigger, key, trigger.definition.input, due_at)
+        # Fired, fired elsewhere or skipped (paused workflow): not tried again here.
         self._handled[trigger.trigger_id] = max(due_at, self._handled.get(trigger.trigger_id,
                                                                           due_at))
-        key = dedupe_key(trigger.trigger_id, due_at)
-        if key in trigger.state.recent_keys:
-            return 0
-        run_id = await self.firer.fire(trigger, key, trigger.definition.input, due_at)
         return int(run_id is not None)

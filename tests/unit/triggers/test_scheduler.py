@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
+
 from bend.core.events import TriggerFired, TriggerRegistered, WorkflowPaused, WorkflowRegistered
 from bend.core.schedules import dedupe_key
 from streams.triggers.book import Trigger, TriggerBook, WorkflowBook
@@ -114,3 +116,27 @@ def test_a_repeated_firing_is_folded_once() -> None:
     assert book.fired(event) is True
     assert book.fired(event) is False
     assert book.triggers["tr"].state.fire_count == 1
+
+
+class FailingFirer(RecordingFirer):
+    """The first send fails, as when Kafka does not answer."""
+
+    failures = 1
+
+    async def fire(self, trigger: Trigger, key: str, run_input: Any,
+                   due_at: datetime | None = None) -> str | None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("kafka is down")
+        return await super().fire(trigger, key, run_input, due_at)
+
+
+async def test_a_due_time_whose_firing_failed_is_fired_on_the_next_tick() -> None:
+    book, firer, _ = _setup({"interval_seconds": 10})
+    failing = FailingFirer(book, firer.workflows)
+    scheduler = Scheduler(book, failing, owns=lambda partition: partition == 0)
+    failing.now = T0 + timedelta(seconds=10)
+    with pytest.raises(ConnectionError):
+        await scheduler.tick()
+    await scheduler.tick()
+    assert failing.fired == [T0 + timedelta(seconds=10)]
