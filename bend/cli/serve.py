@@ -22,7 +22,7 @@ __all__ = ["serve"]
 @click.option("--model/--no-model", default=True, show_default=True,
               help="Also serve the scripted OpenAI-compatible model on 127.0.0.1:8700.")
 def serve(executors: int, model: bool) -> None:
-    """Run the orchestrator, executors, projector and API (and the scripted model) locally."""
+    """Run the orchestrator, executors, triggers, projector, API (and scripted model) locally."""
     settings = get_settings()
     ensure_topics(settings)
     log_dir = settings.dev.state_dir / "logs" / "serve"
@@ -52,10 +52,12 @@ def serve(executors: int, model: bool) -> None:
         workers.start("orchestrator", wait=False)
         for _ in range(executors):
             workers.start("executor", wait=False)
+        workers.start("triggers", wait=False)
         start("projector", "projections", "run")
-        workers.wait_ready("orchestrator")
-        workers.wait_ready("executor")
-        click.echo(f"orchestrator and {executors} executor(s) ready; logs in {log_dir}")
+        for role in ("orchestrator", "executor", "triggers"):
+            workers.wait_ready(role)
+        click.echo(f"orchestrator, {executors} executor(s) and the trigger scheduler ready; "
+                   f"logs in {log_dir}")
         api = subprocess.Popen([sys.executable, "-m", "bend.api", "serve"],
                                env={**os.environ, **env})  # its first admin key shows here
         others.append(("api", api))
