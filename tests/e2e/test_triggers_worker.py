@@ -194,10 +194,10 @@ async def test_a_cron_schedule_fires_at_the_minute(engine: Engine, triggers: Wor
     # The worker's clock runs 3 s before the next minute, so the test does not wait for it.
     offset = (minute - now).total_seconds() - 3
     triggers.env["BEND_TRIGGERS__CLOCK_OFFSET_S"] = str(offset)
-    workflow_id, trigger_id = await _register(engine, {
-        "type": "schedule", "schedule": {"cron": "* * * * *"}, "input": {"cron": True}})
-    triggers.start("triggers")
-    async with RunWatcher(engine.settings) as watcher:
+    async with RunWatcher(engine.settings) as watcher:  # before the run can start and end
+        workflow_id, trigger_id = await _register(engine, {
+            "type": "schedule", "schedule": {"cron": "* * * * *"}, "input": {"cron": True}})
+        triggers.start("triggers")
         fired = await _until(lambda: _fired(engine, trigger_id), 20)
         assert fired, "no TriggerFired within 20 s"
         done = await watcher.wait_finished([fired[0].run_id], timeout_s=30)
