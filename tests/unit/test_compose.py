@@ -13,8 +13,9 @@ from bend.settings import PROJECT_ROOT, KafkaSettings, Settings
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
-BEND = {"api": "bend serve api", "orchestrator": "bend worker orchestrator",
-        "executor": "bend worker executor", "projector": "bend worker projector"}
+BEND = {"api": "bend api serve", "orchestrator": "bend worker orchestrator",
+        "executor": "bend worker executor", "triggers": "bend worker triggers",
+        "projector": "bend projector run"}
 
 
 def _env(service: str) -> dict[str, str]:
@@ -121,3 +122,13 @@ def test_the_host_listener_is_published_where_bend_looks_by_default() -> None:
     advertised = _listeners(_env("kafka")["KAFKA_ADVERTISED_LISTENERS"])
     assert default in advertised.values()
     assert any(str(m).startswith(f"{default}:") for m in SERVICES["kafka"]["ports"])
+
+
+@pytest.mark.parametrize("service, command", BEND.items())
+def test_each_service_command_is_a_real_bend_command(service: str, command: str) -> None:
+    from click.testing import CliRunner
+
+    from bend.cli.main import cli
+
+    result = CliRunner().invoke(cli, [*command.split()[1:], "--help"])
+    assert result.exit_code == 0, (service, result.output)
