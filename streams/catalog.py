@@ -18,6 +18,7 @@ from bend.contracts.codec import decode
 from bend.core.commands import StartRun
 from bend.core.errors import BendError
 from bend.core.events import WorkflowDeleted, WorkflowRegistered, WorkflowVersioned
+from bend.kafka.fromstart import seek_to_start
 
 __all__ = ["WorkflowCatalog"]
 
@@ -72,11 +73,7 @@ class WorkflowCatalog:
             await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topics
             tps = [TopicPartition(self._topic, p)
                    for p in sorted(consumer.partitions_for_topic(self._topic) or ())]
-            consumer.assign(tps)
-            begins = await consumer.beginning_offsets(tps)
-            ends = await consumer.end_offsets(tps)
-            for tp in tps:
-                consumer.seek(tp, begins[tp])
+            _, ends = await seek_to_start(consumer, tps)
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=2000)
                 for records in batch.values():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-import faust
 import structlog
 
 from bend.contracts.codec import encode
 from bend.core.events import DeadLettered
+from streams.produce import Producer
 
 __all__ = ["DeadLetters"]
 
@@ -19,8 +19,9 @@ log = structlog.get_logger(__name__)
 class DeadLetters:
     """Sends `DeadLettered` events for records that failed, so they can be re-driven."""
 
-    def __init__(self, app: faust.App, topic: str) -> None:
-        self.topic = app.topic(topic)
+    def __init__(self, producer: Producer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
         self.count = 0
 
     async def send(self, source_topic: str, partition: int, offset: int,
@@ -34,4 +35,4 @@ class DeadLetters:
         )
         log.error("dead_lettered", source_topic=source_topic, partition=partition,
                   error_type=event.error_type, reason=event.reason, event_id=event.event_id)
-        await self.topic.send(key=key, value=encode(event))
+        await self.producer.send(self.topic, key, encode(event))

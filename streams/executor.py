@@ -50,11 +50,10 @@ class Executor:
         self.app = app
         self.settings = settings
         self.worker_id = worker_id
-        self.tasks = app.topic(names.tasks)
-        self.commands = app.topic(names.commands)
+        self.tasks = app.topic(names.tasks)  # the agent's source
         self.names = names
         self.producer = Producer(app)
-        self.dead_letters = DeadLetters(app, names.dead_letters)
+        self.dead_letters = DeadLetters(self.producer, names.dead_letters)
         self.context: ExecutionContext | None = None
         self._transitions: list[CircuitTransition] = []
         self.report_started_after_s = settings.workers.report_started_after_ms / 1000

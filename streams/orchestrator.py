@@ -40,12 +40,10 @@ class Orchestrator:
     def __init__(self, app: faust.App, settings: Settings) -> None:
         names = topic_names(settings)
         self.app = app
-        self.commands = app.topic(names.commands)
-        self.run_events = app.topic(names.run_events)
-        self.tasks = app.topic(names.tasks)
+        self.commands = app.topic(names.commands)  # the agent's source
         self.names = names
         self.producer = Producer(app)
-        self.dead_letters = DeadLetters(app, names.dead_letters)
+        self.dead_letters = DeadLetters(self.producer, names.dead_letters)
         self.cache = RunCache(settings.kafka.bootstrap, names.run_events)
         self.catalog = WorkflowCatalog(settings.kafka.bootstrap, names.workflows)
         self.timers = TimerQueue(self._fire)

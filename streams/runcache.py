@@ -23,6 +23,7 @@ from bend.core.events import (
     TimerFired, TimerSet,
 )
 from bend.core.state import RunState
+from bend.kafka.fromstart import seek_to_start
 
 __all__ = ["PartitionRuns", "RunCache"]
 
@@ -143,12 +144,8 @@ class RunCache:
         await consumer.start()
         count = 0
         try:
-            consumer.assign([tp])
-            begin = (await consumer.beginning_offsets([tp]))[tp]
-            end = (await consumer.end_offsets([tp]))[tp]
-            # An explicit seek: seek_to_beginning() right after assign() can lose to the
-            # consumer's own first offset reset and leave it at the end (aiokafka 0.14).
-            consumer.seek(tp, begin)
+            _, ends = await seek_to_start(consumer, [tp])
+            end = ends[tp]
             while await consumer.position(tp) < end:
                 batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
                 for record in batch.get(tp, []):

@@ -9,6 +9,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from bend.kafka.fromstart import seek_to_start
 from bend.contracts.codec import decode
 from bend.contracts.topics import topic_name
 from bend.core.errors import BendError
@@ -60,13 +61,7 @@ async def read_log(settings: Settings, *, run_ids: Iterable[str] | None = None,
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
             return out
-        consumer.assign(tps)
-        begins = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            # An explicit seek: seek_to_beginning() right after assign() can lose to the
-            # consumer's own first offset reset and leave it at the end (aiokafka 0.14).
-            consumer.seek(tp, begins[tp])
+        begins, ends = await seek_to_start(consumer, tps)
         pending = {tp for tp in tps if begins[tp] < ends[tp]}
         while pending:
             batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bend.kafka.fromstart import seek_to_start
 from bend.contracts.codec import decode
 from bend.core.errors import BendError
 from bend.core.events import (
@@ -148,10 +149,7 @@ async def follow_all(bootstrap: str, topic: str, book: TriggerBook,
         if not tps:
             raise RuntimeError(f"topic {topic} has no partitions; create the topics with "
                                "`bend dev up`")
-        consumer.assign(tps)
-        begins = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
+        begins, ends = await seek_to_start(consumer, tps)
         # Partitions still to read to their end (counted by the records, not by position()).
         behind = {tp.partition: ends[tp] for tp in tps if ends[tp] > begins[tp]}
         while True:
