@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test test-unit up down status lint bench clean
+.PHONY: install browser demo test test-unit up down status lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,23 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# The web UI's tests drive Debian's Chromium through its chromedriver (never a downloaded
+# browser). Installed with apt-get when missing; fails loudly when that is not possible.
+BROWSER_PKGS := chromium chromium-driver fonts-dejavu-core
+
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "Chromium is missing: run 'sudo apt-get install $(BROWSER_PKGS)' (or 'make browser' as root); the browser tests need /usr/bin/chromium and /usr/bin/chromedriver" >&2; \
+		exit 1; \
+	fi; \
+	echo "installing $(BROWSER_PKGS) with apt-get"; \
+	{ apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PKGS) >/dev/null; } || \
+		{ echo "apt-get could not install $(BROWSER_PKGS); the browser tests need them" >&2; exit 1; }; \
+	[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || \
+		{ echo "apt-get ran but /usr/bin/chromium or /usr/bin/chromedriver is still missing" >&2; exit 1; }
 
 up: install
 	$(BIN)/bend dev up
@@ -29,7 +46,7 @@ demo: up
 lint: install
 	$(BIN)/lint-imports
 
-test: up lint
+test: up lint browser
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: install
