@@ -9,7 +9,8 @@ from types import MappingProxyType
 from bend.contracts.errors import MissingKey, UnknownEventType
 from bend.core.commands import Command
 from bend.core.events import (
-    CircuitStateChanged, DeadLettered, Envelope, Event, TriggerFired, TriggerRegistered, TriggerRemoved, TriggerUpdated,
+    CircuitStateChanged, DeadLettered, Envelope, Event, TriggerFailed, TriggerFired,
+    TriggerRegistered, TriggerRemoved, TriggerReplayRequested, TriggerUpdated,
 )
 from bend.settings import Settings
 
@@ -91,7 +92,8 @@ def topic_for(record: Envelope | type[Envelope], settings: Settings) -> str:
 def key_for(record: Envelope) -> bytes:
     """The record key that keeps a record in order with its peers (same partition)."""
     match record:
-        case TriggerFired() | TriggerRegistered() | TriggerUpdated() | TriggerRemoved():
+        case (TriggerFired() | TriggerRegistered() | TriggerUpdated() | TriggerRemoved()
+              | TriggerFailed() | TriggerReplayRequested()):
             return record.trigger_id.encode()
         case DeadLettered():
             return record.key or b""

@@ -17,6 +17,7 @@ __all__ = [
     "RunCancelled", "StepScheduled", "StepStarted", "StepSucceeded", "StepFailed",
     "StepRetryScheduled", "StepTimedOut", "StepSkipped", "StepCancelled", "TimerSet",
     "TimerFired", "TriggerFired", "TriggerRegistered", "TriggerUpdated", "TriggerRemoved",
+    "TriggerFailed", "TriggerReplayRequested",
     "ComponentRegistered", "CircuitStateChanged", "AgentLlmCallRecorded", "AgentToolCallRecorded",
     "DeadLettered",
 ]
@@ -323,6 +324,35 @@ class TriggerFired(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class TriggerFailed(Event):
+    """A trigger could not poll, read, decode, filter or start a run; `stage` says which."""
+
+    topic_kind: ClassVar[str] = "triggers"
+    trigger_id: str
+    trigger_type: str
+    stage: str  # poll, subscribe, decode, filter, map, start
+    error: str
+    source: str | None = None  # the URL polled or the record (topic/partition/offset)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TriggerReplayRequested(Event):
+    """Re-read a Kafka trigger's topic from an offset or a time; `force` fires fired records again.
+
+    `partition` None means every partition (from `from_offset` each, or from `from_time`).
+    """
+
+    topic_kind: ClassVar[str] = "triggers"
+    trigger_id: str
+    replay_id: str
+    partition: int | None = None
+    from_offset: int | None = None
+    from_time: datetime | None = None
+    force: bool = False
+    actor: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AgentLlmCallRecorded(Event):
     """One chat-completions call of an agent step, recorded so replay never calls the model."""
 
@@ -390,7 +420,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WorkflowDeleted, RunRequested, RunStarted, RunCompleted, RunFailed, RunCancelled,
         StepScheduled, StepStarted, StepSucceeded, StepFailed, StepRetryScheduled,
         StepTimedOut, StepSkipped, StepCancelled, TimerSet, TimerFired, TriggerFired,
-        TriggerRegistered, TriggerUpdated, TriggerRemoved, ComponentRegistered,
+        TriggerRegistered, TriggerUpdated, TriggerRemoved, TriggerFailed, TriggerReplayRequested,
+        ComponentRegistered,
         AgentLlmCallRecorded, AgentToolCallRecorded, CircuitStateChanged, DeadLettered,
     )
 }

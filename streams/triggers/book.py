@@ -44,7 +44,7 @@ class Trigger:
     last_fired: TriggerFired | None = None
 
     def row(self) -> dict[str, Any]:
-        """The trigger as `bend.api.triggering.fired` takes it (a `triggers` row)."""
+        """The trigger as `bend.triggering.events.fired` takes it (a `triggers` row)."""
         return {"trigger_id": self.trigger_id, "trigger_type": self.trigger_type,
                 "workflow_id": self.workflow_id, "tenant": self.tenant, "project": self.project}
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import structlog
 
-from bend.api import records, triggering
 from bend.kafka.producer import RecordProducer
 from bend.security.roles import Principal, Role
+from bend.triggering import events as trigger_events
+from bend.triggering import records
 from streams.triggers.book import Trigger, TriggerBook, WorkflowBook
 
 __all__ = ["Clock", "Firer", "clock_with_offset"]
@@ -60,7 +61,7 @@ class Firer:
         key = f"{trigger.trigger_type}:{dedupe_key}"
         run_id = records.run_id_for(trigger.workflow_id, key)
         at = self.clock()
-        fired = triggering.fired(trigger.row(), run_id, version, dedupe_key, run_input, at)
+        fired = trigger_events.fired(trigger.row(), run_id, version, dedupe_key, run_input, at)
         fired = dataclasses.replace(fired, due_at=due_at)
         caller = Principal(subject=f"trigger:{trigger.trigger_id}", project=trigger.project,
                            role=Role.OPERATOR)

@@ -17,7 +17,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bend.api import records, triggering
 from bend.contracts.codec import decode
 from bend.contracts.topics import topic_name
 from bend.core.commands import StartRun
@@ -29,6 +28,8 @@ from bend.devstack.workers import Workers
 from bend.kafka.producer import RecordProducer
 from bend.runwatch import RunWatcher
 from bend.security.roles import Principal, Role
+from bend.triggering import events as triggering
+from bend.triggering import records
 from streams.triggers.book import partitions
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]

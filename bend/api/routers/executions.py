@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from bend.api import records
+from bend.triggering import records
 from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
 from bend.api.follow import SSE_MEDIA_TYPE, follow_run

@@ -26,6 +26,7 @@ from bend.core.schedules import next_due
 from bend.core.triggers import ScheduleTrigger, WebhookTrigger, parse_trigger
 from bend.kafka.position import Position
 from bend.security.roles import Principal
+from bend.triggering import events as trigger_events
 from projections.queries import triggers as queries
 from projections.queries import workflows as workflow_queries
 
@@ -131,14 +132,14 @@ async def create_trigger(body: TriggerWrite, request: Request, response: Respons
     workflow = await _workflow(ctx, principal, workflow_id, live=True)
     trigger, definition = triggering.accepted(body.definition)
     trigger_id = str(uuid.uuid4())
-    event: Event = triggering.registered(trigger_id, definition, workflow_id,
+    event: Event = trigger_events.registered(trigger_id, definition, workflow_id,
                                          workflow["latest_version"], ctx.settings.tenant,
                                          principal, _now())
     async with _path_claimed(ctx, trigger, trigger_id):
         position = await _send(ctx, response, event,
                                wait=isinstance(trigger, WebhookTrigger) or not body.enabled)
         if not body.enabled:  # registered enabled; disabling is the next event
-            event = triggering.updated({"trigger_id": trigger_id, "workflow_id": workflow_id},
+            event = trigger_events.updated({"trigger_id": trigger_id, "workflow_id": workflow_id},
                                        definition, False, ctx.settings.tenant, principal, _now())
             position = await _send(ctx, response, event, wait=False)
     response.headers["Location"] = f"/api/triggers/{trigger_id}"
@@ -169,7 +170,7 @@ async def update_trigger(body: TriggerWrite, request: Request, response: Respons
                              webhook_url=_hook_url(request, path) if path else None)
     if definition == row["definition"] and body.enabled == row["enabled"]:
         return written
-    event = triggering.updated(row, definition, body.enabled, ctx.settings.tenant, principal,
+    event = trigger_events.updated(row, definition, body.enabled, ctx.settings.tenant, principal,
                                _now())
     async with _path_claimed(ctx, trigger, trigger_id):
         moved = path is not None and path != row["webhook_path"]
@@ -183,7 +184,7 @@ async def delete_trigger(response: Response, ctx: Context, principal: Writer,
                          trigger_id: str) -> TriggerWritten:
     """Remove the trigger; it fires no more (its firings stay in the log and the audit)."""
     row = await _trigger(ctx, principal, trigger_id)
-    event = triggering.removed(row, ctx.settings.tenant, principal, _now())
+    event = trigger_events.removed(row, ctx.settings.tenant, principal, _now())
     position = await _send(ctx, response, event, wait=False)
     return TriggerWritten(trigger_id=trigger_id, workflow_id=row["workflow_id"],
                           type=row["trigger_type"], enabled=False, changed=True, removed=True,

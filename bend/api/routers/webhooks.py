@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Request, Response
 
-from bend.api import records, triggering
+from bend.api import triggering
 from bend.api.deps import Context, Sec
 from bend.api.errors import problem_responses
 from bend.api.hooks import check_headers, document, run_input
@@ -30,6 +30,8 @@ from bend.security.dependencies import client_ip
 from bend.security.errors import BadSignature, UnknownSecret
 from bend.security.roles import Principal, Role
 from bend.security.webhooks import sign, verify
+from bend.triggering import events as trigger_events
+from bend.triggering import records
 from projections.queries import triggers as queries
 from projections.queries import workflows as workflow_queries
 
@@ -95,7 +97,7 @@ async def receive(path: str, request: Request, response: Response, ctx: Context,
     key = f"webhook:{row['trigger_id']}:{digest}"
     run_id = records.run_id_for(row["workflow_id"], key)
     at = datetime.now(timezone.utc)
-    fired = triggering.fired(row, run_id, version, digest, given, at)
+    fired = trigger_events.fired(row, run_id, version, digest, given, at)
     caller = Principal(subject=f"trigger:{row['trigger_id']}", project=row["project"],
                        role=Role.OPERATOR)
     start = dataclasses.replace(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from bend.api import records
+from bend.triggering import records
 from bend.api.bodies import DEFINITION_BODY, read_definition
 from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses

@@ -11,7 +11,7 @@ from bend.api.inputs import check_inputs
 from bend.api.logs import log_line
 from bend.api.paging import after_cursor, next_cursor
 from bend.api.problems import InvalidCursor, InvalidInput
-from bend.api.records import run_id_for
+from bend.triggering.records import run_id_for
 from bend.kafka.errors import InvalidPosition
 from bend.kafka.position import Position
 

@@ -1,4 +1,5 @@
-"""The events and commands API requests produce; ids and time arrive as arguments."""
+"""The events and commands that start and stop runs and register workflows; ids and time arrive
+as arguments (the API and the trigger workers build them alike)."""
 
 from __future__ import annotations
 
