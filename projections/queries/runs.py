@@ -31,8 +31,12 @@ async def get_run(db: Db, project: str, run_id: str) -> dict[str, Any] | None:
 async def list_runs(db: Db, project: str, *, workflow_id: str | None = None,
                     statuses: list[str] | None = None, since: datetime | None = None,
                     until: datetime | None = None, after: tuple[datetime, str] | None = None,
-                    limit: int = 50) -> list[dict[str, Any]]:
-    """Runs of `project`, newest request first, filtered, after the cursor's row."""
+                    limit: int = 50, trigger_id: str | None = None,
+                    before: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
+    """Runs of `project`, newest request first, filtered, after the cursor's row.
+
+    With `before` (paging back), the `limit` runs just newer than that row, still newest first.
+    """
     where = ["project = $1"]
     args: list[Any] = [project]
 
@@ -48,12 +52,19 @@ async def list_runs(db: Db, project: str, *, workflow_id: str | None = None,
         where.append(f"requested_at >= {arg(since)}")
     if until is not None:
         where.append(f"requested_at < {arg(until)}")
+    if trigger_id:
+        where.append(f"trigger_id = {arg(trigger_id)}")
     if after is not None:
         where.append(f"(requested_at, run_id) < ({arg(after[0])}, {arg(after[1])})")
+    order = "DESC"
+    if before is not None:
+        where.append(f"(requested_at, run_id) > ({arg(before[0])}, {arg(before[1])})")
+        order = "ASC"
     rows = await db.fetch(
         f"SELECT {_SUMMARY} FROM runs WHERE {' AND '.join(where)} "
-        f"ORDER BY requested_at DESC, run_id DESC LIMIT {arg(limit)}", *args)
-    return [dict(r) for r in rows]
+        f"ORDER BY requested_at {order}, run_id {order} LIMIT {arg(limit)}", *args)
+    found = [dict(r) for r in rows]
+    return found[::-1] if before is not None else found
 
 
 async def steps(db: Db, run_id: str) -> list[dict[str, Any]]:
