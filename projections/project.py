@@ -20,7 +20,7 @@ from bend.core.errors import BendError
 from bend.core.events import (
     AgentLlmCallRecorded, ComponentRegistered, DeadLettered, Event, RunCancelled,
     RunCompleted, RunFailed, RunRequested, RunStarted, TimerFired, TimerSet, TriggerFired,
-    TriggerRegistered, TriggerRemoved, TriggerUpdated,
+    TriggerFailed, TriggerRegistered, TriggerRemoved, TriggerUpdated,
 )
 from bend.kafka.position import Position
 from bend.settings import Settings
@@ -114,7 +114,8 @@ def writes_for(record: Record) -> list[Write]:
             return runs.writes(record)
         case Command():
             return []
-        case TriggerFired() | TriggerRegistered() | TriggerUpdated() | TriggerRemoved():
+        case (TriggerFired() | TriggerRegistered() | TriggerUpdated() | TriggerRemoved()
+              | TriggerFailed()):
             return triggers.writes(record)
         case DeadLettered():
             return [*dead_letters.writes(record), *audit.writes(record)]

@@ -1,11 +1,14 @@
-"""Projects trigger events into `triggers` (definition, enabled, firing state) and TriggerFired
-into `trigger_firings` (one per dedupe key) and `audit`."""
+"""Projects trigger events into `triggers` (definition, enabled, firing and error state),
+TriggerFired into `trigger_firings` (one per dedupe key) and `audit`, and TriggerFailed into
+`trigger_errors`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bend.core.events import Event, TriggerFired, TriggerRegistered, TriggerRemoved, TriggerUpdated
+from bend.core.events import (
+    Event, TriggerFailed, TriggerFired, TriggerRegistered, TriggerRemoved, TriggerUpdated,
+)
 from projections.audit import COLUMNS, row_args
 from projections.writes import Write
 
@@ -32,6 +35,29 @@ ON CONFLICT (trigger_id) DO UPDATE SET
     first_fired_at = least(triggers.first_fired_at, EXCLUDED.first_fired_at),
     last_fired_at = greatest(triggers.last_fired_at, EXCLUDED.last_fired_at),
     last_due_at = greatest(triggers.last_due_at, EXCLUDED.last_due_at)
+"""
+
+# A failure read twice (one event id) counts once; the latest failure is the last error, as
+# `<stage>: <error>` (the way bend.core.triggers.apply folds it).
+_FAILED = """
+WITH failure AS (
+    INSERT INTO trigger_errors (event_id, trigger_id, stage, error, source, failed_at)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+INSERT INTO triggers (trigger_id, workflow_id, trigger_type, tenant, project, error_count,
+                      last_error, last_error_at, last_error_stage)
+SELECT $2, $7, $8, $9, $10, 1, $11, $6, $3 WHERE EXISTS (SELECT 1 FROM failure)
+ON CONFLICT (trigger_id) DO UPDATE SET
+    error_count = triggers.error_count + 1,
+    last_error = CASE WHEN triggers.last_error_at IS NULL
+                        OR EXCLUDED.last_error_at >= triggers.last_error_at
+                      THEN EXCLUDED.last_error ELSE triggers.last_error END,
+    last_error_stage = CASE WHEN triggers.last_error_at IS NULL
+                              OR EXCLUDED.last_error_at >= triggers.last_error_at
+                            THEN EXCLUDED.last_error_stage ELSE triggers.last_error_stage END,
+    last_error_at = greatest(triggers.last_error_at, EXCLUDED.last_error_at)
 """
 
 # A row a firing made before the registration was read takes the definition; a registration
@@ -84,6 +110,11 @@ def writes(ev: Event) -> list[Write]:
             return [Write(lane, _FIRED,
                           (ev.event_id, ev.trigger_id, ev.dedupe_key, ev.workflow_id, ev.run_id,
                            ev.due_at, ev.occurred_at, ev.input, ev.trigger_type, *audit))]
+        case TriggerFailed():
+            return [Write(lane, _FAILED,
+                          (ev.event_id, ev.trigger_id, ev.stage, ev.error, ev.source,
+                           ev.occurred_at, ev.workflow_id, ev.trigger_type, ev.tenant,
+                           ev.project, f"{ev.stage}: {ev.error}"))]
         case TriggerRegistered():
             return [Write(lane, _REGISTERED,
                           (ev.trigger_id, ev.workflow_id, ev.trigger_type, ev.definition,

@@ -6,13 +6,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
+
 from bend.api.inputs import nul_locations
-from bend.api.problems import ApiError
+from bend.api.problems import ApiError, UnknownVersion, WorkflowDeleted
 from bend.core.schedule_errors import InvalidTrigger
 from bend.core.triggers import WebhookTrigger, parse_trigger
+from projections.queries import workflows as workflow_queries
 
 __all__ = [
-    "UnknownTrigger", "UnknownWebhook", "WebhookPathTaken", "WorkflowPaused", "accepted",
+    "InvalidBackfill", "TriggerTypeMismatch", "UnknownTrigger", "UnknownWebhook",
+    "WebhookPathTaken", "WorkflowPaused", "accepted", "pinned",
 ]
 
 
@@ -62,6 +66,44 @@ class WorkflowPaused(ApiError):
         super().__init__(f"workflow {workflow_id} is paused, so its triggers start no runs; "
                          "activate it with POST /api/workflows/{workflow_id}/activate")
         self.workflow_id = workflow_id
+
+
+class TriggerTypeMismatch(ApiError):
+    """The action is for another type of trigger (backfill: schedules; replay: Kafka)."""
+
+    code = "trigger_type_mismatch"
+    status = 409
+
+    def __init__(self, trigger_id: str, trigger_type: str, wanted: str, action: str) -> None:
+        super().__init__(f"trigger {trigger_id} is a {trigger_type} trigger; only {wanted} "
+                         f"triggers can {action}")
+        self.trigger_id = trigger_id
+
+
+class InvalidBackfill(ApiError):
+    """A backfill range that is reversed, in the future or holds more due times than allowed."""
+
+    code = "invalid_backfill"
+    status = 422
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+
+
+async def pinned(db: asyncpg.Pool | asyncpg.Connection,
+                 row: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The trigger's (a `triggers` row) workflow's latest version and definition, as
+    POST .../execute pins them; 409 when the workflow is deleted or paused."""
+    workflow = await workflow_queries.get_workflow(db, row["project"], row["workflow_id"])
+    if workflow is None or workflow["status"] == "deleted":
+        raise WorkflowDeleted(row["workflow_id"])
+    if workflow["status"] == "paused":
+        raise WorkflowPaused(row["workflow_id"])
+    version = workflow["latest_version"]
+    found = await workflow_queries.get_version(db, row["workflow_id"], version)
+    if found is None:
+        raise UnknownVersion(row["workflow_id"], version, version)
+    return version, found["definition"]
 
 
 def accepted(data: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""`bend triggers list|show|add|update|remove`: what starts a workflow's runs, through the API."""
+"""`bend triggers list|show|add|update|remove|errors|backfill|replay`: what starts a workflow's
+runs, through the API."""
 
 from __future__ import annotations
 
@@ -60,9 +61,11 @@ def list_(api: ApiClient, out: Output, workflow: str) -> None:
         out.data(page)
         return
     now = datetime.now(timezone.utc)
-    out.table(["id", "type", "enabled", "fired", "last fired", "next due", "fires on", "error"],
+    out.table(["id", "type", "enabled", "fired", "errors", "last fired", "next due", "fires on",
+               "error"],
               [[t["trigger_id"], t["type"], "yes" if t["enabled"] else "no",
-                t["state"]["fire_count"], ago(t["state"]["last_fired_at"], now),
+                t["state"]["fire_count"], t["state"].get("error_count", 0),
+                ago(t["state"]["last_fired_at"], now),
                 when(t["state"]["next_due_at"]), _what(t),
                 short_json(t["state"]["last_error"], 40) if t["state"]["last_error"] else "-"]
                for t in page["items"]],
@@ -83,7 +86,9 @@ def show(api: ApiClient, out: Output, trigger_id: str) -> None:
                 ("enabled", "yes" if t["enabled"] else "no"), ("webhook url", t["webhook_url"]),
                 ("fired", state["fire_count"]), ("last fired", when(state["last_fired_at"])),
                 ("next due", when(state["next_due_at"]) if state["next_due_at"] else None),
-                ("last error", state["last_error"]), ("registered", when(t["registered_at"]))])
+                ("last error", state["last_error"]),
+                ("last error at", when(state["last_error_at"]) if state["last_error_at"] else None),
+                ("errors", state.get("error_count", 0)), ("registered", when(t["registered_at"]))])
     out.line("definition:")
     out.line(json.dumps(t["definition"], indent=2, ensure_ascii=False))
 
@@ -150,3 +155,71 @@ def remove(api: ApiClient, out: Output, trigger_id: str) -> None:
         out.data(written)
     else:
         out.line(f"removed {written['type']} trigger {written['trigger_id']}")
+
+
+@triggers.command()
+@click.argument("trigger_id")
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@api_command
+def errors(api: ApiClient, out: Output, trigger_id: str, limit: int) -> None:
+    """List a trigger's latest failures (polls, records it could not read, runs it could not
+    start), newest first."""
+    page = api.get(f"/api/triggers/{quote(trigger_id, safe='')}/errors", limit=limit)
+    if out.json_mode:
+        out.data(page)
+        return
+    out.table(["when", "stage", "source", "error"],
+              [[when(e["failed_at"]), e["stage"], e["source"] or "-", e["error"]]
+               for e in page["items"]], empty="no failures recorded")
+
+
+@triggers.command("backfill")
+@click.argument("trigger_id")
+@click.argument("start", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z",
+                                             "%Y-%m-%d %H:%M:%S%z"]))
+@click.argument("end", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z",
+                                           "%Y-%m-%d %H:%M:%S%z"]))
+@click.option("--max-runs", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Refuse a range holding more due times than this.")
+@api_command
+def backfill_(api: ApiClient, out: Output, trigger_id: str, start: datetime, end: datetime,
+              max_runs: int) -> None:
+    """Fire schedule TRIGGER_ID's due times from START to END (ISO 8601 with an offset, e.g.
+    2026-03-01T00:00:00+01:00; END excluded) that have not fired yet."""
+    done = api.post(f"/api/triggers/{quote(trigger_id, safe='')}/backfill",
+                    {"start": start.isoformat(), "end": end.isoformat(), "max_runs": max_runs})
+    if out.json_mode:
+        out.data(done)
+        return
+    out.table(["due", "run", "status"],
+              [[when(r["due_at"]), r["run_id"], r["status"].replace("_", " ")]
+               for r in done["runs"]], empty="no due times in that range")
+    out.line(f"started {done['started']} runs; {done['already_fired']} had fired before")
+
+
+@triggers.command()
+@click.argument("trigger_id")
+@click.option("--from-offset", type=click.IntRange(0), default=None,
+              help="Re-read from this offset (of --partition, else of every partition).")
+@click.option("--from-time", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+              default=None, help="Re-read the records written at or after this time.")
+@click.option("--partition", type=click.IntRange(0), default=None)
+@click.option("--force", is_flag=True,
+              help="Fire records that fired before again (new runs); by default they start "
+                   "nothing.")
+@api_command
+def replay(api: ApiClient, out: Output, trigger_id: str, from_offset: int | None,
+           from_time: datetime | None, partition: int | None, force: bool) -> None:
+    """Re-read Kafka trigger TRIGGER_ID's topic from an offset or a time."""
+    if (from_offset is None) == (from_time is None):
+        raise CliError("give one of --from-offset and --from-time", ExitCode.USAGE)
+    body: dict[str, Any] = {"partition": partition, "force": force, "from_offset": from_offset,
+                            "from_time": from_time.isoformat() if from_time else None}
+    done = api.post(f"/api/triggers/{quote(trigger_id, safe='')}/replay", body)
+    if out.json_mode:
+        out.data(done)
+        return
+    start = f"offset {from_offset}" if from_offset is not None else f"{when(from_time)}"
+    where = f"partition {partition}" if partition is not None else "every partition"
+    out.line(f"replay {done['replay_id']} of trigger {trigger_id}: re-reading {where} from "
+             f"{start}" + (" (forced: records fired before fire again)" if force else ""))

@@ -14,13 +14,15 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import fastavro
 import jmespath
+from fastavro.schema import SchemaParseException, UnknownType
 from jmespath import exceptions as jmespath_errors
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic import field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from bend.core.events import TriggerFired
+from bend.core.events import TriggerFailed, TriggerFired
 from bend.core.schedule_errors import InvalidTrigger, TriggerMismatch
 from bend.core.schedule_spec import ScheduleSpec
 from bend.core.schedules import next_due
@@ -116,14 +118,60 @@ class WebhookTrigger(_Definition):
         return {name.lower(): v for name, v in value.items()}  # HTTP names ignore case
 
 
+def _avro_schema(value: Any) -> Any:
+    try:
+        fastavro.parse_schema(value)
+    except (SchemaParseException, UnknownType, ValueError, TypeError, KeyError,
+            AttributeError) as exc:
+        reason = (f"unknown type {exc.name!r}" if isinstance(exc, UnknownType)
+                  else str(exc) or type(exc).__name__)
+        raise PydanticCustomError(
+            "avro_schema", "the Avro schema does not parse: {reason}; give a schema as JSON "
+            "(see https://avro.apache.org/docs/current/specification/)",
+            {"reason": reason},
+        ) from None
+    return value
+
+
+def _http(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        raise PydanticCustomError(
+            "url", "{value} is not an http(s) URL; give one like 'https://example.com/items'",
+            {"value": repr(value)},
+        )
+    return value
+
+
+AvroSchema = Annotated[Any, AfterValidator(_avro_schema)]
+HttpUrl = Annotated[str, AfterValidator(_http)]
+
+
 class KafkaTrigger(_Definition):
-    """Starts a run per record on `topic` that passes `filter` (a truthy JMESPath result)."""
+    """Starts a run per record on `topic` that passes `filter` (a truthy JMESPath result).
+
+    Avro records are read in the Confluent wire format (the writer's schema from the registry:
+    `schema_registry_url`, else the one Bend is configured with), in Avro single-object encoding
+    (`avro_schema` must be that writer's schema, matched by fingerprint), or as bare Avro binary
+    written with `avro_schema`. Given with a registry, `avro_schema` is the reader's schema.
+    """
 
     type: Literal["kafka"] = "kafka"
     topic: TopicName
     format: Literal["json", "avro"] = "json"
     filter: JmesPath | None = None  # over the decoded value; None lets every record through
     input_mapping: JmesPath | None = None  # None passes the decoded value
+    avro_schema: AvroSchema = None
+    schema_registry_url: HttpUrl | None = None
+
+    @model_validator(mode="after")
+    def _avro_only(self) -> KafkaTrigger:
+        if self.format == "json" and (self.avro_schema is not None
+                                      or self.schema_registry_url is not None):
+            raise PydanticCustomError(
+                "format", "avro_schema and schema_registry_url are for format 'avro'; set "
+                "format: avro or leave them out", {})
+        return self
 
 
 class HashChange(_Definition):
@@ -172,13 +220,7 @@ class PollingTrigger(_Definition):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
-            raise PydanticCustomError(
-                "url", "{value} is not an http(s) URL; give one like 'https://example.com/items'",
-                {"value": repr(value)},
-            )
-        return value
+        return _http(value)
 
 
 class ManualTrigger(_Definition):
@@ -237,6 +279,7 @@ class TriggerState(BaseModel):
     next_due_at: datetime | None = None  # schedules only; None when paused or finished
     last_error: str | None = None
     last_error_at: datetime | None = None
+    error_count: int = 0  # TriggerFailed events
     recent_keys: tuple[str, ...] = ()  # the last RECENT_KEYS dedupe keys, oldest first
 
 
@@ -253,9 +296,11 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 def apply(
-    state: TriggerState, event: TriggerFired, schedule: ScheduleSpec | None = None
+    state: TriggerState, event: TriggerFired | TriggerFailed, schedule: ScheduleSpec | None = None
 ) -> TriggerState:
     """The state after `event`; a dedupe key seen among the recent ones counts once.
+
+    A TriggerFailed counts as an error and becomes the last error (the latest by time).
 
     Several schedulers may each record the same firing; they share its dedupe key, so the
     copies change nothing. Given the trigger's `schedule`, `next_due_at` moves past the
@@ -263,6 +308,11 @@ def apply(
     """
     if event.trigger_id != state.trigger_id:
         raise TriggerMismatch(state.trigger_id, event.trigger_id)
+    if isinstance(event, TriggerFailed):
+        failed = state.model_copy(update={"error_count": state.error_count + 1})
+        if state.last_error_at is not None and event.occurred_at < state.last_error_at:
+            return failed
+        return record_error(failed, f"{event.stage}: {event.error}", event.occurred_at)
     if event.dedupe_key in state.recent_keys:
         return state
     last_due = _later(state.last_due_at, event.due_at)
@@ -279,9 +329,10 @@ def apply(
 
 
 def fold(
-    trigger_id: str, events: Iterable[TriggerFired], schedule: ScheduleSpec | None = None
+    trigger_id: str, events: Iterable[TriggerFired | TriggerFailed],
+    schedule: ScheduleSpec | None = None,
 ) -> TriggerState:
-    """The state of `trigger_id` after its TriggerFired events, in log order."""
+    """The state of `trigger_id` after its TriggerFired and TriggerFailed events, in log order."""
     state = TriggerState(trigger_id=trigger_id)
     for event in events:
         state = apply(state, event, schedule)

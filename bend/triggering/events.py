@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -11,9 +12,13 @@ from bend.core.events import (
     TriggerFailed, TriggerFired, TriggerRegistered, TriggerRemoved, TriggerReplayRequested,
     TriggerUpdated,
 )
-from bend.security.roles import Principal
+from bend.core.commands import StartRun
+from bend.security.roles import Principal, Role
+from bend.triggering import records
 
-__all__ = ["failed", "fired", "registered", "removed", "replay_requested", "updated"]
+__all__ = [
+    "failed", "fired", "firing", "registered", "removed", "replay_requested", "updated",
+]
 
 
 def _envelope(workflow_id: str, version: int, tenant: str, principal: Principal,
@@ -74,3 +79,25 @@ def replay_requested(row: Mapping[str, Any], replay_id: str, *, partition: int |
                                   trigger_id=row["trigger_id"], replay_id=replay_id,
                                   partition=partition, from_offset=from_offset,
                                   from_time=from_time, force=force, actor=principal.subject)
+
+
+def firing(row: Mapping[str, Any], dedupe_key: str, version: int, definition: dict[str, Any],
+           run_input: Any, now: datetime, due_at: datetime | None = None,
+           ) -> tuple[TriggerFired, StartRun]:
+    """One firing of a trigger (a `triggers` row): TriggerFired and the StartRun it causes.
+
+    The run id comes from the workflow and `<type>:<dedupe_key>`, so whoever fires the same key
+    (a second scheduler, a backfill, a redelivered webhook) sends the same StartRun, which the
+    orchestrator rejects as a duplicate.
+    """
+    key = f"{row['trigger_type']}:{dedupe_key}"
+    run_id = records.run_id_for(row["workflow_id"], key)
+    event = dataclasses.replace(fired(row, run_id, version, dedupe_key, run_input, now),
+                                due_at=due_at)
+    caller = Principal(subject=f"trigger:{row['trigger_id']}", project=row["project"],
+                       role=Role.OPERATOR)
+    start = dataclasses.replace(
+        records.start_run(run_id, row["workflow_id"], version, definition, run_input, key,
+                          row["tenant"], caller, now),
+        trigger_id=row["trigger_id"], causation_id=event.event_id)
+    return event, start

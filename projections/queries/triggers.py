@@ -6,13 +6,16 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["get_trigger", "list_triggers", "list_webhooks", "webhook_by_path"]
+__all__ = [
+    "fired_keys", "get_trigger", "list_errors", "list_triggers", "list_webhooks",
+    "webhook_by_path",
+]
 
 Db = asyncpg.Pool | asyncpg.Connection
 
 _COLUMNS = """trigger_id, workflow_id, trigger_type, definition, enabled, tenant, project,
               webhook_path, registered_at, updated_at, firings, first_fired_at, last_fired_at,
-              last_due_at, last_error, last_error_at"""
+              last_due_at, last_error, last_error_at, last_error_stage, error_count"""
 # Rows a firing made without a registration have no definition: they are not the API's.
 _LIVE = "removed_at IS NULL AND definition IS NOT NULL"
 
@@ -45,3 +48,18 @@ async def webhook_by_path(db: Db, path: str) -> dict[str, Any] | None:
     row = await db.fetchrow(f"SELECT {_COLUMNS} FROM triggers WHERE webhook_path = $1 AND "
                             f"{_LIVE} ORDER BY registered_at, trigger_id LIMIT 1", path)
     return dict(row) if row else None
+
+
+async def fired_keys(db: Db, trigger_id: str, keys: list[str]) -> dict[str, str | None]:
+    """Which of `keys` the trigger fired already: dedupe key -> the run it started."""
+    rows = await db.fetch("SELECT dedupe_key, run_id FROM trigger_firings WHERE trigger_id = $1 "
+                          "AND dedupe_key = ANY($2::text[])", trigger_id, keys)
+    return {r["dedupe_key"]: r["run_id"] for r in rows}
+
+
+async def list_errors(db: Db, trigger_id: str, limit: int) -> list[dict[str, Any]]:
+    """The trigger's latest failures, newest first."""
+    rows = await db.fetch("SELECT event_id, stage, error, source, failed_at FROM trigger_errors "
+                          "WHERE trigger_id = $1 ORDER BY failed_at DESC, event_id LIMIT $2",
+                          trigger_id, limit)
+    return [dict(r) for r in rows]

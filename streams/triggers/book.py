@@ -15,11 +15,11 @@ from bend.kafka.fromstart import seek_to_start
 from bend.contracts.codec import decode
 from bend.core.errors import BendError
 from bend.core.events import (
-    TriggerFired, TriggerRegistered, TriggerRemoved, TriggerUpdated, WorkflowActivated,
-    WorkflowDeleted, WorkflowPaused,
+    TriggerFailed, TriggerFired, TriggerRegistered, TriggerRemoved, TriggerReplayRequested,
+    TriggerUpdated, WorkflowActivated, WorkflowDeleted, WorkflowPaused,
 )
 from bend.core.schedule_errors import InvalidTrigger
-from bend.core.triggers import ScheduleTrigger, TriggerState, apply, parse_trigger
+from bend.core.triggers import KafkaTrigger, ScheduleTrigger, TriggerState, apply, parse_trigger
 from streams.catalog import WorkflowCatalog
 
 __all__ = ["Trigger", "TriggerBook", "WorkflowBook", "follow_all", "partitions"]
@@ -42,6 +42,13 @@ class Trigger:
     state: TriggerState
     partition: int = -1  # of the triggers topic: its owner in the `triggers` group fires it
     last_fired: TriggerFired | None = None
+    replays: list[TriggerReplayRequested] = field(default_factory=list)  # Kafka, in order
+    fired_keys: set[str] = field(default_factory=set)  # Kafka: every record key fired
+
+    @property
+    def replay(self) -> TriggerReplayRequested | None:
+        """The latest replay asked for (Kafka triggers), or None."""
+        return self.replays[-1] if self.replays else None
 
     def row(self) -> dict[str, Any]:
         """The trigger as `bend.triggering.events.fired` takes it (a `triggers` row)."""
@@ -75,6 +82,15 @@ class TriggerBook:
                 self.triggers.pop(event.trigger_id, None)
             case TriggerFired():
                 self.fired(event)
+            case TriggerFailed():
+                found = self.triggers.get(event.trigger_id)
+                if found is not None:
+                    found.state = apply(found.state, event)
+            case TriggerReplayRequested():
+                found = self.triggers.get(event.trigger_id)
+                if found is not None and all(r.replay_id != event.replay_id
+                                             for r in found.replays):
+                    found.replays.append(event)
 
     def fired(self, event: TriggerFired) -> bool:
         """Fold one firing; False when its dedupe key was seen already (a duplicate)."""
@@ -88,6 +104,8 @@ class TriggerBook:
         if found.state is before:
             return False
         found.last_fired = event
+        if isinstance(found.definition, KafkaTrigger):  # a forced replay's key and its record's
+            found.fired_keys.update({event.dedupe_key, event.dedupe_key.partition("#")[0]})
         return True
 
     def of_type(self, kind: type) -> list[Trigger]:

@@ -3,17 +3,15 @@ workflow's latest definition (the records the webhook receiver produces, from th
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import structlog
 
+from bend.core.errors import BendError
 from bend.kafka.producer import RecordProducer
-from bend.security.roles import Principal, Role
 from bend.triggering import events as trigger_events
-from bend.triggering import records
 from streams.triggers.book import Trigger, TriggerBook, WorkflowBook
 
 __all__ = ["Clock", "Firer", "clock_with_offset"]
@@ -45,6 +43,22 @@ class Firer:
             return None
         return self.workflows.resolve(trigger.workflow_id)
 
+    async def failed(self, trigger: Trigger, stage: str, error: str,
+                     source: str | None = None) -> None:
+        """Record that `trigger` failed at `stage` (poll, subscribe, decode, filter, map, start);
+        a failure to record it is logged, never raised (the trigger goes on)."""
+        event = trigger_events.failed(trigger.row(), stage, error, self.clock(), source)
+        log.warning("trigger_failed", trigger_id=trigger.trigger_id, stage=stage, error=error,
+                    source=source)
+        try:
+            assert self.producer is not None, "start the producer before recording failures"
+            await self.producer.send(event)
+        except BendError as exc:
+            log.error("trigger_failure_not_recorded", trigger_id=trigger.trigger_id,
+                      error=str(exc))
+            return
+        self.book.fold(event)
+
     async def fire(self, trigger: Trigger, dedupe_key: str, run_input: Any,
                    due_at: datetime | None = None) -> str | None:
         """Record one firing and start its run; the run id, or None if it could not start.
@@ -53,22 +67,18 @@ class Firer:
         sends the same StartRun, which the orchestrator rejects as a duplicate.
         """
         pinned = self.startable(trigger)
+        if pinned is None and trigger.workflow_id not in self.workflows.paused:
+            await self.failed(trigger, "start", f"workflow {trigger.workflow_id} has no version "
+                              "to start (unknown or deleted)", dedupe_key)
+            return None
         if pinned is None:
             log.info("trigger_skipped_workflow_not_startable", trigger_id=trigger.trigger_id,
                      workflow_id=trigger.workflow_id, dedupe_key=dedupe_key)
             return None
         version, definition = pinned
-        key = f"{trigger.trigger_type}:{dedupe_key}"
-        run_id = records.run_id_for(trigger.workflow_id, key)
-        at = self.clock()
-        fired = trigger_events.fired(trigger.row(), run_id, version, dedupe_key, run_input, at)
-        fired = dataclasses.replace(fired, due_at=due_at)
-        caller = Principal(subject=f"trigger:{trigger.trigger_id}", project=trigger.project,
-                           role=Role.OPERATOR)
-        start = dataclasses.replace(
-            records.start_run(run_id, trigger.workflow_id, version, definition, run_input, key,
-                              trigger.tenant, caller, at),
-            trigger_id=trigger.trigger_id, causation_id=fired.event_id)
+        fired, start = trigger_events.firing(trigger.row(), dedupe_key, version, definition,
+                                             run_input, self.clock(), due_at)
+        run_id = start.run_id or ""
         assert self.producer is not None, "start the producer before firing"
         await self.producer.send_many([fired, start])  # KafkaUnavailable: tried again later
         self.book.fired(fired)  # at once, not when the topic echoes it: no second firing

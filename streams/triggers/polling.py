@@ -2,7 +2,7 @@
 
 The last value seen travels in the firing's dedupe key (`<trigger_id>#<n>:<marker>`), so a
 restarted poller reads it back from the triggers topic and neither misses nor repeats a change.
-Failed polls back off (initial × multiplier each, up to max) and are logged.
+Failed polls back off (initial × multiplier each, up to max) and are recorded as TriggerFailed.
 """
 
 from __future__ import annotations
@@ -42,6 +42,12 @@ def marker(trigger: PollingTrigger, response: httpx.Response) -> str | None:
     return hashlib.sha256(response.content).hexdigest()[:32]
 
 
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code} from {exc.request.url}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 def last_marker(trigger: Trigger) -> str | None:
     """The marker of the trigger's latest firing, from its dedupe key."""
     if trigger.last_fired is None:
@@ -65,8 +71,8 @@ async def poll_forever(trigger_id: str, book: TriggerBook, firer: Firer) -> None
             except (httpx.HTTPError, jmespath.exceptions.JMESPathError) as exc:
                 delay = min(spec.backoff.max_seconds, delay * spec.backoff.multiplier
                             if delay else spec.backoff.initial_seconds)
-                log.warning("poll_failed", trigger_id=trigger_id, url=spec.url,
-                            error=repr(exc), retry_in_s=delay)
+                log.warning("poll_failed", trigger_id=trigger_id, url=spec.url, retry_in_s=delay)
+                await firer.failed(trigger, "poll", _reason(exc), spec.url)
                 await asyncio.sleep(delay)
                 continue
             delay = 0.0

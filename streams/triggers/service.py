@@ -85,12 +85,14 @@ class Triggers:
             if self.owns(trigger.partition):
                 wanted[trigger.trigger_id] = (trigger.definition, lambda t=trigger.trigger_id:
                                               poll_forever(t, self.book, self.firer))
+        kafka = self.settings.kafka
         for trigger in self.book.of_type(KafkaTrigger):
-            if self.owns(trigger.partition):
-                wanted[trigger.trigger_id] = (trigger.definition, lambda t=trigger.trigger_id:
-                                              consume_forever(t, self.book, self.firer,
-                                                              self.settings.kafka.topic_prefix,
-                                                              self.settings.kafka.bootstrap))
+            if self.owns(trigger.partition):  # a replay restarts the consumer in a new group
+                replay = trigger.replay.replay_id if trigger.replay else None
+                wanted[trigger.trigger_id] = ((trigger.definition, replay),
+                                              lambda t=trigger.trigger_id: consume_forever(
+                                                  t, self.book, self.firer, kafka.topic_prefix,
+                                                  kafka.bootstrap, kafka.schema_registry_url))
         for trigger_id, (definition, task) in list(self._tasks.items()):
             if wanted.get(trigger_id, (None,))[0] != definition or task.done():
                 task.cancel()

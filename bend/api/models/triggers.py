@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from bend.api.models.common import LogPosition
 
 __all__ = [
-    "TriggerList", "TriggerState", "TriggerView", "TriggerWrite", "TriggerWritten",
-    "WebhookAccepted", "WebhookList", "WebhookView",
+    "BACKFILL_CAP", "BackfillAccepted", "BackfillRequest", "BackfilledRun", "ReplayAccepted",
+    "ReplayRequest", "TriggerList", "TriggerState", "TriggerView", "TriggerWrite",
+    "TriggerErrorList", "TriggerErrorView", "TriggerWritten", "WebhookAccepted", "WebhookList",
+    "WebhookView",
 ]
 
 _DEFINITION = ("A trigger definition: `type` (schedule, webhook, kafka, polling, manual) and its "
@@ -36,8 +38,9 @@ class TriggerState(BaseModel):
     last_due_at: datetime | None = Field(description="The latest due time fired (schedules)")
     next_due_at: datetime | None = Field(
         description="Schedules: the next due time; none when disabled, paused or finished")
-    last_error: str | None
+    last_error: str | None = Field(description="The latest failure, as `<stage>: <error>`")
     last_error_at: datetime | None
+    error_count: int = Field(default=0, description="Failures recorded (TriggerFailed)")
 
 
 class TriggerView(BaseModel):
@@ -100,3 +103,73 @@ class WebhookAccepted(BaseModel):
     workflow_version: int
     status: str = "queued"
     position: LogPosition
+
+
+BACKFILL_CAP = 1000  # the most due times one backfill request may fire
+
+
+class BackfillRequest(BaseModel):
+    """Fire a schedule's due times in [start, end) that have not fired yet."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+    max_runs: int = Field(default=100, ge=1, le=BACKFILL_CAP,
+                          description="Refuse (422) a range holding more due times than this")
+
+
+class BackfilledRun(BaseModel):
+    """One due time of a backfill: the run it started, or the run it had started before."""
+
+    due_at: datetime
+    run_id: str
+    status: str = Field(description="started, or already_fired (nothing sent)")
+
+
+class BackfillAccepted(BaseModel):
+    """A backfill's due times, oldest first."""
+
+    trigger_id: str
+    started: int
+    already_fired: int
+    runs: list[BackfilledRun]
+
+
+class ReplayRequest(BaseModel):
+    """Re-read a Kafka trigger's topic from an offset or a time."""
+
+    from_offset: int | None = Field(default=None, ge=0)
+    from_time: AwareDatetime | None = None
+    partition: int | None = Field(default=None, ge=0,
+                                  description="The partition to re-read; none: every one")
+    force: bool = Field(default=False, description="Fire records that fired before again "
+                        "(new runs); otherwise they start nothing")
+
+    @model_validator(mode="after")
+    def _one_start(self) -> ReplayRequest:
+        if (self.from_offset is None) == (self.from_time is None):
+            raise ValueError("give exactly one of from_offset and from_time")
+        return self
+
+
+class ReplayAccepted(BaseModel):
+    """A replay recorded; the trigger's worker re-reads the topic from there."""
+
+    trigger_id: str
+    replay_id: str
+    position: LogPosition
+
+
+class TriggerErrorView(BaseModel):
+    """One failure of a trigger."""
+
+    event_id: str
+    stage: str = Field(description="poll, subscribe, decode, filter, map or start")
+    error: str
+    source: str | None = Field(description="The URL polled or the record (topic/partition/offset)")
+    failed_at: datetime
+
+
+class TriggerErrorList(BaseModel):
+    """A trigger's latest failures, newest first."""
+
+    items: list[TriggerErrorView]

@@ -9,21 +9,25 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from bend.api import triggering
 from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
 from bend.api.models.common import LogPosition
 from bend.api.models.triggers import (
-    TriggerList, TriggerState, TriggerView, TriggerWrite, TriggerWritten, WebhookList,
-    WebhookView,
+    BackfillAccepted, BackfilledRun, BackfillRequest, ReplayAccepted, ReplayRequest,
+    TriggerErrorList, TriggerErrorView, TriggerList, TriggerState, TriggerView, TriggerWrite,
+    TriggerWritten, WebhookList, WebhookView,
 )
 from bend.api.problems import UnknownWorkflow, WorkflowDeleted
-from bend.api.triggering import UnknownTrigger, WebhookPathTaken
+from bend.api.triggering import (
+    InvalidBackfill, TriggerTypeMismatch, UnknownTrigger, WebhookPathTaken,
+)
 from bend.core.events import Event
-from bend.core.schedules import next_due
-from bend.core.triggers import ScheduleTrigger, WebhookTrigger, parse_trigger
+from bend.core.schedule_errors import BackfillTooLarge, InvalidTimeRange
+from bend.core.schedules import backfill, dedupe_key, next_due
+from bend.core.triggers import KafkaTrigger, ScheduleTrigger, WebhookTrigger, parse_trigger
 from bend.kafka.position import Position
 from bend.security.roles import Principal
 from bend.triggering import events as trigger_events
@@ -58,7 +62,7 @@ def _state(row: dict[str, Any], now: datetime) -> TriggerState:
     return TriggerState(fire_count=row["firings"], first_fired_at=row["first_fired_at"],
                         last_fired_at=row["last_fired_at"], last_due_at=row["last_due_at"],
                         next_due_at=upcoming, last_error=row["last_error"],
-                        last_error_at=row["last_error_at"])
+                        last_error_at=row["last_error_at"], error_count=row["error_count"])
 
 
 def _view(request: Request, row: dict[str, Any], now: datetime) -> TriggerView:
@@ -202,3 +206,72 @@ async def list_webhooks(request: Request, ctx: Context, principal: Reader) -> We
                                  enabled=row["enabled"], secret_name=hook.secret_name,
                                  required_headers=hook.required_headers))
     return WebhookList(items=items)
+
+
+@router.get("/triggers/{trigger_id}/errors", response_model=TriggerErrorList,
+            responses=problem_responses(404))
+async def list_trigger_errors(ctx: Context, principal: Reader, trigger_id: str,
+                              limit: Annotated[int, Query(ge=1, le=500)] = 50
+                              ) -> TriggerErrorList:
+    """The trigger's latest failures (TriggerFailed), newest first."""
+    await _trigger(ctx, principal, trigger_id)
+    rows = await queries.list_errors(ctx.pool, trigger_id, limit)
+    return TriggerErrorList(items=[TriggerErrorView(**r) for r in rows])
+
+
+@router.post("/triggers/{trigger_id}/backfill", status_code=202,
+             response_model=BackfillAccepted, responses=problem_responses(404, 409))
+async def backfill_trigger(body: BackfillRequest, response: Response, ctx: Context,
+                           principal: Writer, trigger_id: str) -> BackfillAccepted:
+    """Fire a schedule's due times in [start, end) that have not fired yet, oldest first.
+
+    Each due time fires once whoever fires it (its key and run id are the scheduler's); one
+    fired already is reported as `already_fired` and not sent again.
+    """
+    row = await _trigger(ctx, principal, trigger_id)
+    trigger = parse_trigger(row["definition"])
+    if not isinstance(trigger, ScheduleTrigger):
+        raise TriggerTypeMismatch(trigger_id, row["trigger_type"], "schedule", "be backfilled")
+    now = _now()
+    try:
+        due = backfill(trigger.schedule, body.start, body.end, body.max_runs, now=now)
+    except (InvalidTimeRange, BackfillTooLarge) as exc:
+        raise InvalidBackfill(str(exc)) from None
+    version, definition = await triggering.pinned(ctx.pool, row)
+    keys = [dedupe_key(trigger_id, at) for at in due]
+    before = await queries.fired_keys(ctx.pool, trigger_id, keys)
+    runs, batch = [], []
+    for at, key in zip(due, keys):
+        fired, start = trigger_events.firing(row, key, version, definition, trigger.input, now,
+                                             at)
+        if key in before:
+            runs.append(BackfilledRun(due_at=at, run_id=before[key] or fired.run_id or "",
+                                      status="already_fired"))
+            continue
+        batch += [fired, start]
+        runs.append(BackfilledRun(due_at=at, run_id=start.run_id or "", status="started"))
+    if batch:
+        positions = await ctx.producer.send_many(batch)
+        response.headers["X-Bend-Position"] = positions[-1].token
+    started = sum(r.status == "started" for r in runs)
+    return BackfillAccepted(trigger_id=trigger_id, started=started,
+                            already_fired=len(runs) - started, runs=runs)
+
+
+@router.post("/triggers/{trigger_id}/replay", status_code=202, response_model=ReplayAccepted,
+             responses=problem_responses(404, 409))
+async def replay_trigger(body: ReplayRequest, response: Response, ctx: Context,
+                         principal: Writer, trigger_id: str) -> ReplayAccepted:
+    """Re-read a Kafka trigger's topic from an offset or a time.
+
+    Records that fired before start nothing unless `force` is set (then each fires once more,
+    as a new run, per replay); the others fire as they would have.
+    """
+    row = await _trigger(ctx, principal, trigger_id)
+    if not isinstance(parse_trigger(row["definition"]), KafkaTrigger):
+        raise TriggerTypeMismatch(trigger_id, row["trigger_type"], "kafka", "be replayed")
+    event = trigger_events.replay_requested(
+        row, str(uuid.uuid4()), partition=body.partition, from_offset=body.from_offset,
+        from_time=body.from_time, force=body.force, principal=principal, now=_now())
+    position = await _send(ctx, response, event, wait=False)
+    return ReplayAccepted(trigger_id=trigger_id, replay_id=event.replay_id, position=position)

@@ -23,8 +23,7 @@ from bend.api.hooks import check_headers, document, run_input
 from bend.api.inputs import check_inputs
 from bend.api.models.common import LogPosition
 from bend.api.models.triggers import WebhookAccepted
-from bend.api.problems import UnknownVersion, WorkflowDeleted
-from bend.api.triggering import UnknownWebhook, WorkflowPaused
+from bend.api.triggering import UnknownWebhook
 from bend.core.triggers import WebhookTrigger, parse_trigger
 from bend.security.dependencies import client_ip
 from bend.security.errors import BadSignature, UnknownSecret
@@ -33,7 +32,6 @@ from bend.security.webhooks import sign, verify
 from bend.triggering import events as trigger_events
 from bend.triggering import records
 from projections.queries import triggers as queries
-from projections.queries import workflows as workflow_queries
 
 __all__ = ["router"]
 
@@ -54,20 +52,6 @@ async def _hook(ctx: Context, path: str) -> tuple[dict[str, Any], WebhookTrigger
     if not isinstance(hook, WebhookTrigger) or hook.secret_name is None:
         raise UnknownWebhook(path)
     return row, hook
-
-
-async def _pinned(ctx: Context, row: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """The workflow's latest version and its definition, as POST .../execute pins them."""
-    workflow = await workflow_queries.get_workflow(ctx.pool, row["project"], row["workflow_id"])
-    if workflow is None or workflow["status"] == "deleted":
-        raise WorkflowDeleted(row["workflow_id"])
-    if workflow["status"] == "paused":
-        raise WorkflowPaused(row["workflow_id"])
-    version = workflow["latest_version"]
-    found = await workflow_queries.get_version(ctx.pool, row["workflow_id"], version)
-    if found is None:
-        raise UnknownVersion(row["workflow_id"], version, version)
-    return version, found["definition"]
 
 
 @router.post("/{path}", status_code=202, response_model=WebhookAccepted, openapi_extra=_BODY,
@@ -91,7 +75,7 @@ async def receive(path: str, request: Request, response: Response, ctx: Context,
                              security.settings.webhook_tolerance_s, security.webhook_guard,
                              required_headers=hook.required_headers, scope=row["trigger_id"])
     digest = sign(secret, timestamp, raw).rpartition("v1=")[2]  # the delivery's own v1
-    version, definition = await _pinned(ctx, row)
+    version, definition = await triggering.pinned(ctx.pool, row)
     given = run_input(hook, document(request.headers, request.query_params, raw))
     check_inputs(row["workflow_id"], definition, [given], ["input"])
     key = f"webhook:{row['trigger_id']}:{digest}"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bend.core.events import TriggerFired
+from bend.core.events import TriggerFailed, TriggerFired
 from bend.core.schedule_errors import InvalidTrigger, TriggerMismatch
 from bend.core.schedules import ScheduleSpec, dedupe_key
 from bend.core.triggers import (
@@ -189,3 +189,17 @@ def test_folding_firings_with_duplicates_counts_each_due_time_once(days: list[in
     if days:
         assert state.last_due_at == T0 + timedelta(days=max(days))
         assert state.next_due_at == T0 + timedelta(days=max(days) + 1)
+
+
+def _failed(stage: str, error: str, at: datetime) -> TriggerFailed:
+    return TriggerFailed(event_id=f"f-{at.isoformat()}", workflow_id="wf", occurred_at=at,
+                         trigger_id="nightly", trigger_type="kafka", stage=stage, error=error)
+
+
+def test_failures_count_and_the_latest_one_is_the_last_error() -> None:
+    later = T0 + timedelta(minutes=5)
+    state = fold("nightly", [_failed("decode", "not JSON", later),
+                             _failed("poll", "HTTP 503", T0)])
+    assert state.error_count == 2
+    assert state.last_error == "decode: not JSON" and state.last_error_at == later
+    assert state.fire_count == 0
