@@ -119,6 +119,8 @@ class WebhookTrigger(_Definition):
 
 
 def _avro_schema(value: Any) -> Any:
+    if value is None:  # none given (a stored definition holds the null)
+        return None
     try:
         fastavro.parse_schema(value)
     except (SchemaParseException, UnknownType, ValueError, TypeError, KeyError,

@@ -203,3 +203,17 @@ def test_failures_count_and_the_latest_one_is_the_last_error() -> None:
     assert state.error_count == 2
     assert state.last_error == "decode: not JSON" and state.last_error_at == later
     assert state.fire_count == 0
+
+
+def test_an_avro_kafka_trigger_checks_its_schema_and_reads_back_as_stored() -> None:
+    schema = {"type": "record", "name": "Order", "fields": [{"name": "id", "type": "int"}]}
+    trigger = parse_trigger({"type": "kafka", "topic": "orders", "format": "avro",
+                             "avro_schema": schema})
+    assert parse_trigger(trigger.model_dump(mode="json")) == trigger
+    plain = parse_trigger({"type": "kafka", "topic": "orders"})
+    assert parse_trigger(plain.model_dump(mode="json")) == plain
+    with pytest.raises(InvalidTrigger, match="unknown type 'nope'"):
+        parse_trigger({"type": "kafka", "topic": "orders", "format": "avro",
+                       "avro_schema": {**schema, "fields": [{"name": "id", "type": "nope"}]}})
+    with pytest.raises(InvalidTrigger, match="are for format 'avro'"):
+        parse_trigger({"type": "kafka", "topic": "orders", "avro_schema": schema})
