@@ -237,3 +237,20 @@ def cancel(api: ApiClient, out: Output, run_id: str, reason: str) -> None:
     else:
         out.line(f"cancel of run {run_id} requested; it shows cancelled once the orchestrator "
                  "has stopped it (`bend runs show`)")
+
+
+@runs.command()
+@click.argument("run_id")
+@api_command
+def explain(api: ApiClient, out: Output, run_id: str) -> None:
+    """Say why a run is not moving: timers, child runs, executors, lag, circuits, dead letters."""
+    found = api.get(f"/api/executions/{run_id}/explain")
+    if out.json_mode:
+        out.data(found)
+        return
+    out.line(f"run {run_id} is {status_text(found['status'])} (partition {found['partition']})")
+    for reason in found["reasons"]:
+        until = f" [until {when(reason['until'])}]" if reason.get("until") else ""
+        out.line(f"- {reason['kind']}{until}: {reason['message']}")
+    for note in found.get("notes", []):
+        out.note(note)

@@ -21,6 +21,7 @@ from bend.api.models.executions import (
 )
 from bend.api.paging import after_cursor, next_cursor
 from bend.api.problems import RunFinished, UnknownRun
+from bend.explain import Explanation, explain_run
 from bend.kafka.position import Position
 from bend.security.roles import Principal
 from projections.queries import runs as queries
@@ -107,6 +108,14 @@ def _event_view(row: dict[str, Any]) -> EventView:
     return EventView(**{k: row[k] for k in ("seq", "event_id", "event_type", "step_id",
                                             "occurred_at", "payload")},
                      position=LogPosition.of(position))
+
+
+@router.get("/{run_id}/explain", response_model=Explanation,
+            responses=problem_responses(404))
+async def explain_execution(ctx: Context, principal: Reader, run_id: str) -> Explanation:
+    """Why the run is not moving: timers, children, executors, lag, circuits, dead letters."""
+    await _run(ctx, principal, run_id)
+    return await explain_run(ctx.settings, run_id, pool=ctx.pool)
 
 
 @router.get("/{run_id}/events", response_model=EventPage,

@@ -1,0 +1,197 @@
+"""Live facts about a run's surroundings: consumer groups, offsets, topics, in-flight steps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition as AioPartition
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from bend.contracts.codec import decode
+from bend.core.definitions import EXECUTOR_NODE_TYPES
+from bend.core.errors import BendError
+from bend.core.events import CircuitStateChanged, DeadLettered
+from bend.core.explain import CircuitFacts, DeadLetterFacts, ExecutorLoad, PartitionFacts
+from bend.kafka.errors import KafkaUnavailable
+from bend.kafka.fromstart import seek_to_start
+from bend.settings import Settings
+
+__all__ = [
+    "Raw", "circuits", "dead_letters", "executor_loads", "group_facts", "partition_count",
+    "partition_of", "read_partitions",
+]
+
+_TIMEOUT_S = 10.0
+
+
+def partition_of(run_id: str, partitions: int) -> int:
+    """The partition a run's key lands on: murmur2 like aiokafka, Faust and the Java client."""
+    return (murmur2(run_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def _admin(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka.bootstrap,
+                        "client.id": f"{settings.kafka.client_id}-explain"})
+
+
+def _wait(future: Any, settings: Settings, what: str) -> Any:
+    try:
+        return future.result(timeout=_TIMEOUT_S)
+    except (KafkaException, TimeoutError) as exc:
+        raise KafkaUnavailable(settings.kafka.bootstrap, f"{what} ({exc})") from exc
+
+
+def partition_count(settings: Settings, topic: str) -> int:
+    """How many partitions `topic` has (blocking: call it in a thread)."""
+    try:
+        meta = _admin(settings).list_topics(topic, timeout=_TIMEOUT_S)
+    except KafkaException as exc:
+        raise KafkaUnavailable(settings.kafka.bootstrap, f"no metadata ({exc})") from exc
+    found = meta.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        raise KafkaUnavailable(settings.kafka.bootstrap, f"topic {topic} does not exist; "
+                               "create the topics with `bend dev up` or the workers")
+    return len(found.partitions)
+
+
+def group_facts(settings: Settings, role: str, group: str, topic: str,
+                partition: int) -> PartitionFacts:
+    """Who in `group` is assigned `topic`/`partition` and the group's lag there (blocking)."""
+    admin = _admin(settings)
+    tp = TopicPartition(topic, partition)
+    desc = _wait(admin.describe_consumer_groups([group], request_timeout=_TIMEOUT_S)[group],
+                 settings, f"describe group {group}")
+    members = tuple(m.member_id for m in desc.members
+                    if any(a.topic == topic and a.partition == partition
+                           for a in (m.assignment.topic_partitions if m.assignment else ())))
+    request = [ConsumerGroupTopicPartitions(group, [tp])]
+    listed = _wait(admin.list_consumer_group_offsets(request, request_timeout=_TIMEOUT_S)[group],
+                   settings, f"offsets of group {group}")
+    committed = listed.topic_partitions[0].offset if listed.topic_partitions else -1
+    specs = {TopicPartition(topic, partition): OffsetSpec.latest()}
+    end = _wait(next(iter(admin.list_offsets(specs).values())), settings,
+                f"end offset of {topic}").offset
+    if committed < 0:  # nothing committed yet: the group reads from the log's start
+        specs = {TopicPartition(topic, partition): OffsetSpec.earliest()}
+        committed = _wait(next(iter(admin.list_offsets(specs).values())), settings,
+                          f"start offset of {topic}").offset
+    state = getattr(desc.state, "name", str(desc.state)).lower()
+    return PartitionFacts(role=role, group=group, topic=topic, partition=partition,
+                          members=members, lag=max(end - committed, 0), group_state=state)
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """One record read back."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+async def read_partitions(settings: Settings, topic: str,
+                          partitions: Iterable[int] | None = None) -> list[Raw]:
+    """Every record of `topic` (or of its `partitions`) up to the end it has now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        await consumer.stop()
+        raise KafkaUnavailable(settings.kafka.bootstrap, f"cannot read {topic} ({exc})") from exc
+    out: list[Raw] = []
+    try:
+        if partitions is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - a fresh topic
+            partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        tps = [AioPartition(topic, p) for p in partitions]
+        if not tps:
+            return out
+        begins, ends = await seek_to_start(consumer, tps)
+        pending = {tp for tp in tps if begins[tp] < ends[tp]}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
+            for tp, records in batch.items():
+                out.extend(Raw(tp.partition, r.offset, r.key, r.value) for r in records
+                           if r.offset < ends[tp])
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def circuits(settings: Settings, topic: str) -> dict[str, CircuitFacts]:
+    """Each target's latest recorded breaker state, from the circuits topic."""
+    latest: dict[str, CircuitFacts] = {}
+    for raw in await read_partitions(settings, topic):
+        try:
+            ev = decode(raw.value)
+        except BendError:
+            continue
+        if not isinstance(ev, CircuitStateChanged):
+            continue
+        seen = latest.get(ev.target)
+        if seen is None or ev.occurred_at >= seen.changed_at:
+            latest[ev.target] = CircuitFacts(
+                target=ev.target, state=ev.to_state, changed_at=ev.occurred_at,
+                open_until=ev.open_until, worker_id=ev.worker_id,
+                consecutive_failures=ev.consecutive_failures)
+    return latest
+
+
+async def dead_letters(settings: Settings, topic: str, run_id: str,
+                       partitions: int) -> tuple[DeadLetterFacts, ...]:
+    """Dead letters keyed by the run (they land on the run key's partition)."""
+    key = run_id.encode()
+    out = []
+    for raw in await read_partitions(settings, topic, [partition_of(run_id, partitions)]):
+        if raw.key != key:
+            continue
+        try:
+            ev = decode(raw.value)
+        except BendError:
+            continue
+        if isinstance(ev, DeadLettered):
+            out.append(DeadLetterFacts(
+                event_id=ev.event_id, source_topic=ev.source_topic,
+                source_partition=ev.source_partition, source_offset=ev.source_offset,
+                error_type=ev.error_type, reason=ev.reason, occurred_at=ev.occurred_at))
+    return tuple(out)
+
+
+_RUNNING = """
+SELECT s.run_id, s.worker_id FROM steps s JOIN runs r USING (run_id)
+WHERE s.status = 'running' AND s.node_type = ANY($1::text[]) AND s.worker_id IS NOT NULL
+  AND s.worker_id <> '' AND r.status NOT IN ('completed', 'failed', 'cancelled')
+"""
+
+
+async def executor_loads(pool: asyncpg.Pool, partition: int, partitions: int,
+                         limit: int) -> tuple[ExecutorLoad, ...]:
+    """In-flight attempts of each executor seen running steps of the run's partition.
+
+    An executor process runs at most `worker.executor_concurrency` attempts at once over all
+    its partitions; the read model's running steps (reported started, with the worker's id)
+    say how many each one holds.
+    """
+    rows = await pool.fetch(_RUNNING, sorted(EXECUTOR_NODE_TYPES))
+    held = Counter(r["worker_id"] for r in rows)
+    owners = {r["worker_id"] for r in rows if partition_of(r["run_id"], partitions) == partition}
+    return tuple(ExecutorLoad(worker_id=w, in_flight=held[w], limit=limit)
+                 for w in sorted(owners))
+
+
+async def in_thread(fn: Any, *args: Any) -> Any:
+    """Run a blocking admin call off the event loop."""
+    return await asyncio.to_thread(fn, *args)
