@@ -81,6 +81,52 @@ class TriggerSettings(BaseModel):
     clock_offset_s: float = 0.0  # added to the wall clock; tests simulate an outage with it
 
 
+class LlmPrice(BaseModel):
+    """A model's price in US dollars per million tokens, for `bend_llm_cost_usd_total`."""
+
+    input_per_mtok: float = Field(default=0.0, ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+
+
+# List prices of common models (USD per million prompt/completion tokens); a model is priced by
+# its longest matching prefix (`gpt-4o-2024-08-06` as `gpt-4o`), an unknown one at 0.
+DEFAULT_LLM_PRICES: dict[str, LlmPrice] = {
+    name: LlmPrice(input_per_mtok=i, output_per_mtok=o) for name, i, o in (
+        ("gpt-4o", 2.50, 10.00), ("gpt-4o-mini", 0.15, 0.60), ("gpt-4.1", 2.00, 8.00),
+        ("gpt-4.1-mini", 0.40, 1.60), ("gpt-4.1-nano", 0.10, 0.40), ("o1", 15.00, 60.00),
+        ("o3", 2.00, 8.00), ("o3-mini", 1.10, 4.40), ("o4-mini", 1.10, 4.40),
+        ("gpt-3.5-turbo", 0.50, 1.50), ("claude-3-5-sonnet", 3.00, 15.00),
+        ("claude-3-7-sonnet", 3.00, 15.00), ("claude-sonnet-4", 3.00, 15.00),
+        ("claude-3-5-haiku", 0.80, 4.00), ("claude-3-haiku", 0.25, 1.25),
+        ("claude-opus-4", 15.00, 75.00), ("claude-3-opus", 15.00, 75.00),
+        ("gemini-1.5-pro", 1.25, 5.00), ("gemini-1.5-flash", 0.075, 0.30),
+        ("gemini-2.0-flash", 0.10, 0.40), ("mistral-large", 2.00, 6.00),
+    )
+}
+
+
+class OpsSettings(BaseModel):
+    """Each process's ops server: /metrics, /livez, /readyz (`BEND_OPS__HOST`, `BEND_OPS__PORT`).
+
+    Port 0 (the default) picks a free port and logs it (`ops_listening`), so several processes
+    on one machine never clash; a container sets a fixed one (and host 0.0.0.0).
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    check_timeout_s: float = Field(default=2.0, gt=0)  # each readiness check, run side by side
+    lag_interval_s: float = Field(default=5.0, gt=0)  # how often consumer lag is measured
+    stall_after_s: float = Field(default=30.0, gt=0)  # /livez fails if the loop stalled this long
+    # Overrides and additions to DEFAULT_LLM_PRICES:
+    # BEND_OPS__LLM_PRICES='{"my-model": {"input_per_mtok": 1, "output_per_mtok": 2}}'
+    llm_prices: dict[str, LlmPrice] = Field(default_factory=dict)
+
+    def prices(self) -> dict[str, LlmPrice]:
+        """The price table in force: the defaults, then these settings' entries."""
+        return {**DEFAULT_LLM_PRICES, **self.llm_prices}
+
+
 class SecuritySettings(BaseModel):
     """API keys, tokens, secrets at rest, limits and webhook checks (`BEND_SECURITY__JWT_SECRET`).
 
@@ -120,6 +166,7 @@ class Settings(BaseSettings):
     workers: WorkerSettings = WorkerSettings()
     security: SecuritySettings = SecuritySettings()
     triggers: TriggerSettings = TriggerSettings()
+    ops: OpsSettings = OpsSettings()
 
     # Flat aliases for the two settings users set most (BEND_DATABASE_URL, BEND_KAFKA_BOOTSTRAP).
     database_url: str | None = None
