@@ -59,6 +59,7 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    ui_session_ttl_s: int = Field(default=28_800, ge=60)  # a web UI sign-in lasts this long
 
 
 class WorkerSettings(BaseModel):

@@ -16,6 +16,7 @@ from bend.api.routers import (
 )
 from bend.api.security import open_security
 from bend.settings import Settings, get_settings
+from bend.web import install_ui
 
 __all__ = ["create_app"]
 
@@ -44,4 +45,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(components.router)
     app.include_router(replay.router)
+    install_ui(app)  # the web UI under /ui, last: its catch-all 404 must not hide API routes
     return app

@@ -1,0 +1,118 @@
+"""Templates, their filters, and how values are shown: redacted, pretty, truncated."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from starlette.templating import Jinja2Templates
+
+from bend.security.dependencies import get_security
+from bend.security.redact import MASK, Redactor
+
+__all__ = ["Shown", "duration", "page", "redactor_for", "show", "templates"]
+
+HERE = Path(__file__).parent
+PREVIEW_CHARS = 280
+WHOLE_CHARS = 1_000_000  # past this, even the expanded view is cut (the API has it all)
+SECRET_KEYS = frozenset({"authorization", "api_key", "apikey", "x-api-key", "password",
+                         "passwd", "secret", "client_secret", "token", "access_token",
+                         "refresh_token", "cookie", "set-cookie"})
+
+
+def duration(ms: float | int | None) -> str:
+    """`ms` for people: 850 ms, 1.2 s, 3 min 5 s."""
+    if ms is None:
+        return ""
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    minutes, seconds = divmod(int(ms // 1000), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def when(value: datetime | None) -> str:
+    """A time as UTC text."""
+    if value is None:
+        return ""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(value: datetime | None) -> str:
+    """A time as ISO 8601 (for `<time datetime>`)."""
+    return value.astimezone(timezone.utc).isoformat() if value else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A value as a page shows it: a short preview, and the whole text when it was cut."""
+
+    preview: str
+    whole: str
+    cut: bool
+    size: int
+
+
+def _mask_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (MASK if isinstance(k, str) and k.lower() in SECRET_KEYS and v not in
+                    (None, "") else _mask_keys(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_keys(v) for v in value]
+    return value
+
+
+def show(value: Any, redactor: Redactor | None = None, preview: int = PREVIEW_CHARS) -> Shown:
+    """`value` as pretty JSON with secrets masked, previewed in `preview` characters."""
+    value = _mask_keys(value)
+    if redactor is not None:
+        value = redactor(value)
+    text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str,
+                                                             ensure_ascii=False)
+    size = len(text)
+    whole = text if size <= WHOLE_CHARS else text[:WHOLE_CHARS] + "\n… (cut; read it whole " \
+                                                                  "from the API)"
+    if size <= preview:
+        return Shown(text, whole, False, size)
+    flat = " ".join(text.split())
+    return Shown(flat[:preview] + "…", whole, True, size)
+
+
+async def redactor_for(request: Request, project: str) -> Redactor:
+    """Masks the project's stored secrets and the executors' `BEND_SECRET_*` values."""
+    values = set(filter(None, (v for k, v in os.environ.items() if k.startswith("BEND_SECRET_"))))
+    try:
+        values |= set((await get_security(request).secrets.values(project)).values())
+    except Exception:  # noqa: BLE001 - an undecryptable secret must not hide the page
+        pass
+    return Redactor(sorted(values))
+
+
+def _status_word(status: str | None) -> str:
+    return (status or "").replace("_", " ")
+
+
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.filters.update(duration=duration, when=when, iso=iso, status_word=_status_word)
+templates.env.globals.update(show=show)
+templates.env.trim_blocks = True
+templates.env.lstrip_blocks = True
+
+
+def page(request: Request, name: str, context: dict[str, Any], status: int = 200,
+         headers: dict[str, str] | None = None) -> HTMLResponse:
+    """The rendered template `name` (its context has the request's session, if any)."""
+    ctx = {"session": getattr(request.state, "ui_session", None), **context}
+    response = templates.TemplateResponse(request, name, ctx, status_code=status,
+                                          headers=headers)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response

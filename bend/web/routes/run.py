@@ -1,0 +1,156 @@
+"""A run's page, its live stream, and its actions: cancel, fork from a step, retry a step."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+
+from bend.api.follow import SSE_MEDIA_TYPE
+from bend.api.models.executions import CancelRequest
+from bend.api.routers.executions import cancel_execution
+from bend.api.routers.replay import ForkRequest, fork_execution
+from bend.security.redact import Redactor
+from bend.web.errors import BadForm, NotFound
+from bend.web.render import page, redactor_for, templates
+from bend.web.routes.common import Ui, UiRoute, context, form_of, need
+from bend.web.runview import read_run_view
+from bend.web.session import Session
+from bend.web.streams import run_state
+from projections.queries import runs as queries
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/ui/runs", route_class=UiRoute, include_in_schema=False)
+
+_APPEAR_S = 10.0  # how long an action waits for a new run to reach the read models
+
+
+async def _run(request: Request, session: Session, run_id: str) -> dict[str, Any]:
+    need(session, "runs:read")
+    row = await queries.get_run(context(request).pool, session.principal.project, run_id)
+    if row is None:
+        raise NotFound(f"run {run_id} not found in project {session.principal.project}; "
+                       "it may not be projected yet, or the id is wrong")
+    return row
+
+
+@router.get("/{run_id}")
+async def run_page(request: Request, session: Ui, run_id: str) -> Response:
+    """Status, step graph, timeline, event log, step details, what it waits on, actions."""
+    run = await _run(request, session, run_id)
+    redactor = await redactor_for(request, session.principal.project)
+    view = await read_run_view(context(request), run, redactor)
+    return page(request, "run.html", {
+        "v": view, "run": run, "redactor": redactor,
+        "fork_input": json.dumps(redactor(run.get("input")), indent=2, default=str),
+        "finished": run["status"] in queries.FINISHED,
+    })
+
+
+def _parts() -> Any:
+    return templates.env.get_template("_run_parts.html").make_module({})
+
+
+@router.get("/{run_id}/stream")
+async def run_stream(request: Request, session: Ui, run_id: str, after_seq: int = 0,
+                     last_event_id: str | None = Header(default=None)) -> Response:
+    """Server-sent `state` frames: status, node statuses, new event rows, timeline, waiting."""
+    await _run(request, session, run_id)
+    if last_event_id and last_event_id.strip().isdigit():
+        after_seq = max(after_seq, int(last_event_id.strip()))
+    ctx = context(request)
+    redactor = await redactor_for(request, session.principal.project)
+    parts = _parts()
+
+    async def render(after: int) -> dict[str, Any]:
+        run = await queries.get_run(ctx.pool, session.principal.project, run_id) or {}
+        view = await read_run_view(ctx, run, redactor)
+        new = [e for e in view.events if e["seq"] > after]
+        return {
+            "status": run["status"], "last_seq": view.last_seq,
+            "nodes": {n.id: n.status if n.status != "not_started" else "pending"
+                      for n in view.graph.nodes},
+            "events_html": str(parts.event_rows(new, redactor)),
+            "timeline_html": str(parts.timeline(view.timeline)),
+            "waiting_html": str(parts.waiting(view.waiting, run["status"])),
+            "finished": run["status"] in queries.FINISHED,
+        }
+
+    return StreamingResponse(run_state(ctx, run_id, after_seq, render),
+                             media_type=SSE_MEDIA_TYPE,
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.post("/{run_id}/cancel")
+async def cancel(request: Request, session: Ui, run_id: str) -> Response:
+    """Ask the orchestrator to cancel the run (the API's cancel)."""
+    form = await form_of(request, session, "runs:cancel")
+    await _run(request, session, run_id)
+    reason = str(form.get("reason") or "").strip()[:2000] or f"cancelled in the web UI by " \
+                                                              f"{session.name}"
+    await cancel_execution(Response(), context(request), session.principal, run_id,
+                           CancelRequest(reason=reason))
+    return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
+
+
+async def _appeared(request: Request, session: Session, run_id: str) -> None:
+    """Wait (bounded) until a run just asked for shows in the read models."""
+    ctx = context(request)
+    deadline = time.monotonic() + _APPEAR_S
+    while await queries.get_run(ctx.pool, session.principal.project, run_id) is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return  # its page says it is not projected yet
+        await ctx.watcher.changed(min(left, 0.5))
+        await asyncio.sleep(0)
+
+
+async def _fork(request: Request, session: Session, run: dict[str, Any], step_id: str,
+                new_input: Any) -> Response:
+    if step_id not in _step_ids(run):
+        raise BadForm(f"run {run['run_id']} has no step {step_id!r}")
+    body = ForkRequest(from_step=step_id, input=new_input)
+    forked = await fork_execution(context(request), session.principal, run["run_id"], body)
+    await _appeared(request, session, forked["run_id"])
+    return RedirectResponse(f"/ui/runs/{forked['run_id']}", status_code=303)
+
+
+def _step_ids(run: dict[str, Any]) -> set[str]:
+    steps = (run.get("definition") or {}).get("steps") or []
+    return {s.get("id") for s in steps if isinstance(s, dict)}
+
+
+@router.post("/{run_id}/fork")
+async def fork(request: Request, session: Ui, run_id: str) -> Response:
+    """Start a new run from a chosen step with the form's input (earlier outputs reused)."""
+    form = await form_of(request, session, "runs:replay")
+    run = await _run(request, session, run_id)
+    text = str(form.get("input") or "").strip()
+    new_input = None
+    if text:
+        try:
+            new_input = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise BadForm(f"the input is not JSON: {err.msg} at line {err.lineno} column "
+                          f"{err.colno}") from None
+        if _unchanged(new_input, run.get("input"), await redactor_for(
+                request, session.principal.project)):
+            new_input = None  # the shown input, secrets masked: keep the real one
+    return await _fork(request, session, run, str(form.get("step_id") or ""), new_input)
+
+
+def _unchanged(sent: Any, original: Any, redactor: Redactor) -> bool:
+    return sent == original or sent == redactor(original)
+
+
+@router.post("/{run_id}/retry")
+async def retry(request: Request, session: Ui, run_id: str) -> Response:
+    """Retry a failed step: fork the run from that step with the same input."""
+    form = await form_of(request, session, "runs:replay")
+    run = await _run(request, session, run_id)
+    return await _fork(request, session, run, str(form.get("step_id") or ""), None)

@@ -1,0 +1,97 @@
+"""The runs list: filters, keyset paging both ways, and a status stream for live rows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from bend.api.follow import SSE_MEDIA_TYPE
+from bend.api.paging import after_cursor
+from bend.web.errors import BadForm
+from bend.web.render import page
+from bend.web.routes.common import Ui, UiRoute, context, need
+from bend.web.streams import run_statuses
+from projections.queries import runs as queries
+from projections.queries import workflows as workflow_queries
+from projections.queries.paging import encode_cursor
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/ui/runs", route_class=UiRoute, include_in_schema=False)
+
+PAGE = 50
+STATUSES = ("queued", "pending", "running", "completed", "failed", "cancelled")
+MAX_STREAMED = 200
+
+
+def parse_time(value: str | None, field: str) -> datetime | None:
+    """A filter's time: ISO 8601, or a browser's `datetime-local` value read as UTC."""
+    if not value or not value.strip():
+        return None
+    try:
+        at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadForm(f"{field} is not a time like 2025-01-31T14:00 (UTC): {value[:40]!r}") \
+            from None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def _cursor_of(row: dict[str, Any]) -> str:
+    return encode_cursor(row["requested_at"], row["run_id"])
+
+
+@router.get("")
+async def runs(request: Request, session: Ui, workflow: str | None = None,
+               status: str | None = None, trigger: str | None = None,
+               since: str | None = None, until: str | None = None,
+               cursor: str | None = None, before: str | None = None) -> Response:
+    """Runs of the caller's project, newest first, filtered, paged by keyset cursors."""
+    need(session, "runs:read")
+    ctx = context(request)
+    project = session.principal.project
+    if status and status not in STATUSES:
+        raise BadForm(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    filters = {"workflow": (workflow or "").strip(), "status": status or "",
+               "trigger": (trigger or "").strip(), "since": (since or "").strip(),
+               "until": (until or "").strip()}
+    back = after_cursor(before)
+    rows = await queries.list_runs(
+        ctx.pool, project, workflow_id=filters["workflow"] or None,
+        statuses=[status] if status else None, trigger_id=filters["trigger"] or None,
+        since=parse_time(since, "since"), until=parse_time(until, "until"),
+        after=None if back else after_cursor(cursor), before=back, limit=PAGE + 1)
+    kept = {k: v for k, v in filters.items() if v}
+    if back is not None:
+        more_newer = len(rows) > PAGE
+        shown = rows[1:] if more_newer else rows
+        prev_url = (f"?{urlencode({**kept, 'before': _cursor_of(shown[0])})}"
+                    if more_newer and shown else None)
+        next_url = f"?{urlencode({**kept, 'cursor': _cursor_of(shown[-1])})}" if shown else None
+    else:
+        shown = rows[:PAGE]
+        next_url = (f"?{urlencode({**kept, 'cursor': _cursor_of(shown[-1])})}"
+                    if len(rows) > PAGE else None)
+        prev_url = (f"?{urlencode({**kept, 'before': _cursor_of(shown[0])})}"
+                    if cursor and shown else None)
+    workflows = await workflow_queries.list_workflows(ctx.pool, project, limit=200)
+    names = {w["workflow_id"]: w["name"] for w in workflows}
+    return page(request, "runs.html", {
+        "rows": shown, "filters": filters, "statuses": STATUSES, "workflows": workflows,
+        "names": names, "next_url": next_url, "prev_url": prev_url,
+        "first_page": cursor is None and before is None,
+    })
+
+
+@router.get("/stream")
+async def stream(request: Request, session: Ui,
+                 run_id: Annotated[list[str] | None, Query()] = None) -> Response:
+    """Server-sent `status` events whenever one of the listed runs changes status."""
+    need(session, "runs:read")
+    ids = list(dict.fromkeys(run_id or []))[:MAX_STREAMED]
+    return StreamingResponse(run_statuses(context(request), session.principal.project, ids),
+                             media_type=SSE_MEDIA_TYPE,
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,96 @@
+// Bend web UI: live updates over server-sent events, and small conveniences. Pages work without it.
+
+const FINISHED = new Set(["completed", "failed", "cancelled"]);
+
+function setStatus(el, status) {
+  if (!el || !status) return;
+  el.dataset.status = status;
+  el.textContent = status.replace(/_/g, " ");
+}
+
+function formatDuration(ms) {
+  if (ms === null || ms === undefined) return "";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  const m = Math.floor(ms / 60000), s = Math.floor((ms % 60000) / 1000);
+  return m < 60 ? `${m} min ${s} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function liveRunsList() {
+  const rows = [...document.querySelectorAll("tr.run-row")];
+  const open = rows.filter((r) => !FINISHED.has(r.dataset.status)).map((r) => r.dataset.runId);
+  if (!open.length || !window.EventSource) return;
+  const query = open.map((id) => `run_id=${encodeURIComponent(id)}`).join("&");
+  const source = new EventSource(`/ui/runs/stream?${query}`);
+  const indicator = document.getElementById("live-indicator");
+  source.addEventListener("open", () => { if (indicator) indicator.hidden = false; });
+  source.addEventListener("status", (e) => {
+    const data = JSON.parse(e.data);
+    const row = document.querySelector(`tr.run-row[data-run-id="${CSS.escape(data.run_id)}"]`);
+    if (!row) return;
+    row.dataset.status = data.status;
+    setStatus(row.querySelector(".status-badge"), data.status);
+    const cell = row.querySelector(".run-duration");
+    if (cell && data.duration_ms !== null) cell.textContent = formatDuration(data.duration_ms);
+  });
+  source.addEventListener("end", () => { source.close(); if (indicator) indicator.hidden = true; });
+  source.addEventListener("error", () => { if (indicator) indicator.hidden = true; });
+}
+
+function liveRun() {
+  const status = document.getElementById("run-status");
+  const head = document.querySelector(".run-head");
+  if (!status || !head || FINISHED.has(status.dataset.status) || !window.EventSource) return;
+  const runId = head.dataset.runId;
+  const source = new EventSource(
+    `/ui/runs/${encodeURIComponent(runId)}/stream?after_seq=${head.dataset.lastSeq || 0}`);
+  source.addEventListener("state", (e) => {
+    const data = JSON.parse(e.data);
+    setStatus(status, data.status);
+    head.dataset.lastSeq = data.last_seq;
+    for (const [stepId, st] of Object.entries(data.nodes || {})) {
+      const node = document.querySelector(
+        `#run-graph g.graph-node[data-step-id="${CSS.escape(stepId)}"]`);
+      if (!node) continue;
+      node.dataset.status = st;
+      const label = node.querySelector(".node-status");
+      if (label) label.textContent = st.replace(/_/g, " ");
+    }
+    const body = document.querySelector("#event-log tbody");
+    if (body && data.events_html) body.insertAdjacentHTML("beforeend", data.events_html);
+    const box = document.getElementById("timeline-box");
+    if (box && data.timeline_html) box.innerHTML = data.timeline_html;
+    const waiting = document.getElementById("waiting-body");
+    if (waiting && data.waiting_html) waiting.innerHTML = data.waiting_html;
+    if (data.finished) {
+      document.getElementById("action-cancel")?.remove();
+      document.getElementById("waiting-on")?.classList.add("done");
+    }
+  });
+  source.addEventListener("end", () => source.close());
+}
+
+function filterWorkflows() {
+  const box = document.getElementById("workflow-search");
+  if (!box) return;
+  box.addEventListener("input", () => {
+    const words = box.value.toLowerCase().split(/\s+/).filter(Boolean);
+    for (const row of document.querySelectorAll("tr.workflow-row")) {
+      const text = row.textContent.toLowerCase();
+      row.hidden = !words.every((w) => text.includes(w));
+    }
+  });
+}
+
+function selectAll() {
+  const all = document.getElementById("select-all");
+  if (!all) return;
+  all.addEventListener("change", () => {
+    for (const box of document.querySelectorAll('input[name="event_id"]')) box.checked = all.checked;
+  });
+}
+
+liveRunsList();
+liveRun();
+filterWorkflows();
+selectAll();
