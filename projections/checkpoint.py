@@ -3,6 +3,10 @@
 A partition's row holds the next offset to apply (-1: nothing applied yet). Locking the rows
 of a batch's partitions serialises two projectors that briefly both hold a partition during a
 rebalance; the second sees the first's advance and skips what it already applied.
+
+Each batch first takes the schema's batch lock shared; switching a rebuilt schema in takes it
+exclusively (`projections.switch`), so no batch is half-way through the schema being swapped,
+and the batches after the switch resolve their tables in the new one.
 """
 
 from __future__ import annotations
@@ -11,10 +15,17 @@ from collections.abc import Iterable, Mapping
 
 import asyncpg
 
-__all__ = ["NOTHING_APPLIED", "advance", "lock", "notify", "record_error", "stored"]
+__all__ = [
+    "BATCH_LOCK_KEY", "NOTHING_APPLIED", "advance", "lock", "notify", "record_error", "stored",
+]
 
 NOTHING_APPLIED = -1
 CHANNEL = "bend_projection"
+
+# The advisory lock key of a schema's batches: `current_schema()` is the schema the batch's
+# connection writes to (its search_path), taken by name.
+BATCH_LOCK_KEY = "hashtextextended('bend.projections.batch:' || {schema}, 0)"
+_BATCH_LOCK = f"SELECT pg_advisory_xact_lock_shared({BATCH_LOCK_KEY.format(schema='current_schema()')})"
 
 _ENSURE = """
 INSERT INTO projection_offsets (topic, partition, next_offset)
@@ -53,6 +64,7 @@ def _columns(partitions: Iterable[Partition]) -> tuple[list[str], list[int]]:
 async def lock(conn: asyncpg.Connection, partitions: Iterable[Partition]) -> dict[Partition, int]:
     """Lock the partitions' rows for this transaction; their next offsets (-1: none applied)."""
     topics, numbers = _columns(partitions)
+    await conn.execute(_BATCH_LOCK)
     await conn.execute(_ENSURE, topics, numbers)
     rows = await conn.fetch(_LOCK, topics, numbers)
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}

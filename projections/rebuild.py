@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bend.contracts.codec import codec_for
+from bend.kafka.fromstart import seek_to_start
 from bend.settings import Settings
+from projections import checkpoint
 from projections.db import check_schema, connect, database_url
 from projections.errors import ProjectionError
 from projections.migrate import migrate
 from projections.project import apply_isolating, fetch_batch, projected_topics
 
-__all__ = ["RebuildReport", "SchemaNotFresh", "rebuild"]
+__all__ = ["Progress", "RebuildReport", "SchemaNotFresh", "catch_up", "rebuild"]
 
 log = structlog.get_logger(__name__)
 
@@ -50,8 +52,11 @@ class RebuildReport:
         return self.records / self.seconds if self.seconds else 0.0
 
 
+Progress = Callable[[int, int], None]  # (records read so far, records to read in all)
+
+
 async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | None = None,
-                  max_batch: int = 2000) -> RebuildReport:
+                  max_batch: int = 2000, progress: Progress | None = None) -> RebuildReport:
     """Project every record from the start of the log up to its end now into `schema`.
 
     `schema` must be new or empty; the live schema is not touched, so readers keep working
@@ -79,9 +84,8 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
         partitions = [TopicPartition(t, p) for t in topics
                       for p in sorted(cluster.partitions_for_topic(t) or ())]
         if partitions:
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
+            begins, ends = await seek_to_start(consumer, partitions)
+            total = sum(max(ends[tp] - begins[tp], 0) for tp in partitions)
             decode = codec_for(settings).decode
             while await _behind(consumer, ends):
                 batch = [r for r in await fetch_batch(consumer, 500, max_batch)
@@ -92,6 +96,8 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
                 records += len(batch)
                 applied += result.applied
                 failed += result.failed
+                if progress is not None:
+                    progress(records, total)
     finally:
         await consumer.stop()
         await conn.close()
@@ -106,3 +112,40 @@ async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
         if await consumer.position(tp) < end:
             return True
     return False
+
+
+async def catch_up(settings: Settings, schema: str, targets: Mapping[tuple[str, int], int], *,
+                   max_batch: int = 2000) -> int:
+    """Apply to `schema` the records between its stored offsets and `targets` (per partition,
+    the next offset to reach); how many records were read. Partitions already there are left."""
+    check_schema(schema)
+    conn = await connect(database_url(settings), schema)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+                                client_id=f"{settings.kafka.client_id}-catch-up",
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                max_poll_records=max_batch)
+    records = 0
+    started = False
+    try:
+        stored = await checkpoint.stored(conn, {t for t, _ in targets})
+        ends = {TopicPartition(t, p): n for (t, p), n in targets.items()
+                if n > stored.get((t, p), 0)}
+        if not ends:
+            return 0
+        await consumer.start()
+        started = True
+        begins, _ = await seek_to_start(consumer, list(ends))
+        for tp in ends:
+            consumer.seek(tp, max(stored.get((tp.topic, tp.partition), 0), begins[tp]))
+        decode = codec_for(settings).decode
+        while await _behind(consumer, ends):
+            batch = [r for r in await fetch_batch(consumer, 200, max_batch)
+                     if r.offset < ends[TopicPartition(r.topic, r.partition)]]
+            if batch:
+                await apply_isolating(conn, batch, decode, schema)
+                records += len(batch)
+    finally:
+        if started:
+            await consumer.stop()
+        await conn.close()
+    return records

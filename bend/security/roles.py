@@ -38,6 +38,7 @@ class Permission(StrEnum):
     SECRETS_WRITE = "secrets:write"
     KEYS_ADMIN = "keys:admin"
     AUDIT_READ = "audit:read"
+    PROJECTIONS_REBUILD = "projections:rebuild"  # rebuild the read model and switch it in
 
 
 _A, _E, _O, _V = Role.ADMIN, Role.EDITOR, Role.OPERATOR, Role.VIEWER
@@ -61,6 +62,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.SECRETS_WRITE: frozenset({_A}),
     Permission.KEYS_ADMIN: frozenset({_A}),
     Permission.AUDIT_READ: frozenset({_A}),
+    Permission.PROJECTIONS_REBUILD: frozenset({_A}),
 }
 
 
