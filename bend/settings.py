@@ -128,6 +128,20 @@ class OpsSettings(BaseModel):
         return {**DEFAULT_LLM_PRICES, **self.llm_prices}
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces (`BEND_TRACING__OTLP_ENDPOINT=http://collector:4318`); off when unset.
+
+    Off, no span is made and no `traceparent` header is written (see bend.tracing).
+    """
+
+    otlp_endpoint: str | None = None  # OTLP/HTTP base URL; /v1/traces is appended if missing
+    otlp_headers: dict[str, str] = Field(default_factory=dict)  # e.g. an API key of a vendor
+    service_name: str = "bend"  # each process reports `<service_name>-<role>`
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)  # of runs (the same in every process)
+    export_delay_ms: int = Field(default=5000, ge=1)  # how long spans wait to go out in a batch
+    export_timeout_s: float = Field(default=10.0, gt=0)
+
+
 class SecuritySettings(BaseModel):
     """API keys, tokens, secrets at rest, limits and webhook checks (`BEND_SECURITY__JWT_SECRET`).
 
@@ -168,6 +182,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     triggers: TriggerSettings = TriggerSettings()
     ops: OpsSettings = OpsSettings()
+    tracing: TracingSettings = TracingSettings()
 
     # Flat aliases for the two settings users set most (BEND_DATABASE_URL, BEND_KAFKA_BOOTSTRAP).
     database_url: str | None = None
