@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
     "triggers": "bend.cli.triggers:triggers",
     "keys": "bend.cli.keys:keys",
     "replay": "bend.cli.replay:replay",
+    "deploy": "bend.deploy.cli:deploy",
 }
 
 
