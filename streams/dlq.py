@@ -9,6 +9,7 @@ import structlog
 
 from bend.contracts.codec import encode
 from bend.core.events import DeadLettered
+from bend.ops.metrics import DEAD_LETTERS
 from streams.produce import Producer
 
 __all__ = ["DeadLetters"]
@@ -33,6 +34,7 @@ class DeadLetters:
             source_topic=source_topic, source_partition=partition, source_offset=offset,
             error_type=type(error).__name__, reason=str(error)[:2000], key=key, payload=payload,
         )
+        DEAD_LETTERS.labels(source_topic, event.error_type).inc()
         log.error("dead_lettered", source_topic=source_topic, partition=partition,
                   error_type=event.error_type, reason=event.reason, event_id=event.event_id)
         await self.producer.send(self.topic, key, encode(event))

@@ -23,8 +23,11 @@ from structlog.contextvars import bound_contextvars
 from bend.contracts.codec import decode, encode
 from bend.core.commands import Command, CompleteStep, FailStep, ReportStepStarted
 from bend.core.errors import BendError
-from bend.core.circuit import CircuitTransition
+from bend.core.circuit import CircuitState, CircuitTransition
 from bend.core.events import CircuitStateChanged, StepScheduled
+from bend.ops.metrics import (
+    CIRCUIT_TRANSITIONS, EXECUTOR_STEPS, observe_llm_calls, watch_circuits,
+)
 from bend.settings import Settings
 from streams.app import topic_names
 from streams.dlq import DeadLetters
@@ -58,6 +61,8 @@ class Executor:
         self._transitions: list[CircuitTransition] = []
         self.report_started_after_s = settings.workers.report_started_after_ms / 1000
         self.executed = 0
+        self.prices = settings.ops.prices()
+        watch_circuits(self._circuit_states)
 
     def register(self) -> None:
         """Attach the agent (with the configured concurrency) and the context's lifecycle."""
@@ -73,7 +78,12 @@ class Executor:
 
     def _circuit_changed(self, t: CircuitTransition) -> None:
         """Keep a breaker's change; it is produced as an event after the current step."""
+        CIRCUIT_TRANSITIONS.labels(t.target, t.to_state.value).inc()
         self._transitions.append(t)
+
+    def _circuit_states(self) -> list[tuple[str, CircuitState]]:
+        """Each target's breaker state, for `bend_circuit_state` (read at scrape time)."""
+        return [] if self.context is None else self.context.circuits.states()
 
     async def _record_circuits(self, task: StepScheduled) -> None:
         while self._transitions:
@@ -116,6 +126,9 @@ class Executor:
             duration_ms = int((time.perf_counter() - started) * 1000)
             for record in outcome.records:
                 await self._send(record)
+            observe_llm_calls(outcome.records, self.prices)
+            EXECUTOR_STEPS.labels(task.node_type,
+                                  "succeeded" if outcome.succeeded else "failed").inc()
             if outcome.succeeded:
                 await self._send(CompleteStep(**self._envelope(task, "completed"),
                                               step_id=task.step_id, attempt=task.attempt,

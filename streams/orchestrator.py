@@ -21,6 +21,8 @@ from bend.core.commands import Command, StartRun
 from bend.core.decide import Accepted, Rejected, decide
 from bend.core.errors import BendError
 from bend.core.events import TimerSet
+from bend.core.state import RunState
+from bend.ops.metrics import COMMANDS, observe_decision
 from bend.settings import Settings
 from streams.app import topic_names
 from streams.catalog import WorkflowCatalog
@@ -75,6 +77,7 @@ class Orchestrator:
                                          raw, exc)
             return
         if not isinstance(cmd, Command) or not cmd.run_id:
+            COMMANDS.labels(type(cmd).__name__, "dead_lettered").inc()
             await self.dead_letters.send(self.commands.get_topic_name(), partition, offset, key,
                                          raw, TypeError(f"{type(cmd).__name__} is no command"))
             return
@@ -82,23 +85,29 @@ class Orchestrator:
         with bound_contextvars(run_id=cmd.run_id, event_id=cmd.event_id):
             if cmd.run_id in runs.finished:
                 self.rejected += 1
+                COMMANDS.labels(cmd.event_type, "rejected").inc()
                 log.info("command_rejected", command=cmd.event_type,
                          reason=f"run is {runs.finished[cmd.run_id]}")
                 return
             now = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+            before = runs.get(cmd.run_id)
             try:
-                decision = decide(runs.get(cmd.run_id), cmd, now)
+                decision = decide(before, cmd, now)
             except Exception as exc:  # a bug must not stop every other run
                 log.exception("decide_crashed", command=cmd.event_type)
+                COMMANDS.labels(cmd.event_type, "dead_lettered").inc()
                 await self.dead_letters.send(self.commands.get_topic_name(), partition, offset,
                                              key, raw, exc)
                 return
             if isinstance(decision, Rejected):
                 self.rejected += 1
+                COMMANDS.labels(cmd.event_type, "rejected").inc()
                 log.info("command_rejected", command=cmd.event_type, reason=decision.reason)
                 return
             self.decided += 1
             await self._emit(runs, decision, partition)
+            COMMANDS.labels(cmd.event_type, "accepted").inc()
+            self._observe(before, decision)
 
     async def _emit(self, runs: PartitionRuns, decision: Accepted, partition: int) -> None:
         assert decision.state is not None
@@ -118,6 +127,15 @@ class Orchestrator:
                 cmd = await self.catalog.complete(cmd)
             await self.producer.send(self.names.commands, (cmd.run_id or "").encode(),
                                      encode(cmd))
+
+    @staticmethod
+    def _observe(before: RunState | None, decision: Accepted) -> None:
+        """Count the decided outcomes (runs, steps) once, here, where they are decided."""
+        try:
+            assert decision.state is not None
+            observe_decision(before, decision.state, decision.events)
+        except Exception:  # metrics never stop a run
+            log.exception("metrics_failed")
 
     def _arm(self, ev: TimerSet, partition: int) -> None:
         self.timers.arm(run_id=ev.run_id or "", workflow_id=ev.workflow_id,

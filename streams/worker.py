@@ -76,6 +76,10 @@ def _run_role(role: str, settings: Settings) -> None:
         Triggers(app, settings).register()
     else:
         raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
+    from streams.ops import attach_ops
+
+    attach_ops(app, role, settings)  # /metrics, /livez, /readyz on BEND_OPS__HOST:PORT
+
     @app.timer(1.0)
     async def _exit_when_crashed() -> None:
         # A crashed Faust service keeps its partitions while it processes nothing; leave, so

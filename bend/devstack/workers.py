@@ -6,6 +6,7 @@ Processes are stopped by the PIDs started here (SIGTERM, then SIGKILL), never by
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 from bend.core.errors import BendError
 from bend.settings import Settings
 
-__all__ = ["WorkerFailed", "WorkerProcess", "Workers"]
+__all__ = ["WorkerFailed", "WorkerProcess", "Workers", "ops_url_from_log"]
 
 
 class WorkerFailed(BendError):
@@ -49,6 +50,10 @@ class WorkerProcess:
     def alive(self) -> bool:
         """Whether the process is still running."""
         return self.process.poll() is None
+
+    def ops_url(self, timeout_s: float = 30.0) -> str:
+        """`http://host:port` of the worker's ops server (/metrics, /livez, /readyz)."""
+        return ops_url_from_log(self.log_path, self.process, self.role, timeout_s)
 
     def kill(self) -> None:
         """SIGKILL: the crash a test simulates."""
@@ -82,7 +87,8 @@ class Workers:
         log_dir.mkdir(parents=True, exist_ok=True)
         index = sum(1 for p in self.processes if p.role == role)
         log_path = log_dir / f"{self.settings.kafka.topic_prefix}-{role}-{index}.log"
-        env = {**os.environ, **self.env, "BEND_LOG__FORMAT": "json"}
+        # Port 0: each worker's ops server takes a free port and logs it (see ops_url).
+        env = {**os.environ, "BEND_OPS__PORT": "0", **self.env, "BEND_LOG__FORMAT": "json"}
         with log_path.open("ab") as log_file:
             proc = subprocess.Popen([sys.executable, "-m", "streams.worker", role], env=env,
                                     stdout=log_file, stderr=subprocess.STDOUT,
@@ -126,3 +132,26 @@ class Workers:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def ops_url_from_log(log_path: Path, process: subprocess.Popen[bytes], role: str,
+                     timeout_s: float = 30.0) -> str:
+    """The ops server address a Bend process logged (`ops_listening`, JSON logs) at start."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            lines = log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            if '"ops_listening"' in line:
+                try:
+                    return str(json.loads(line)["url"])
+                except (ValueError, KeyError):
+                    pass
+        if process.poll() is not None:
+            raise WorkerFailed(role, f"exited with code {process.returncode} before its ops "
+                               "server listened", log_path)
+        time.sleep(0.1)
+    raise WorkerFailed(role, f"logged no ops_listening in {timeout_s:.0f} s (BEND_OPS__ENABLED "
+                       "false?)", log_path)

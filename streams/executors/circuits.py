@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from bend.core.circuit import (
-    Breaker, CircuitPolicy, CircuitResult, CircuitTransition, admit, record_failure,
+    Breaker, CircuitPolicy, CircuitResult, CircuitState, CircuitTransition, admit, record_failure,
     record_success, release,
 )
 from streams.executors.errors import CircuitOpen, PermanentStepError, RetryableStepError
@@ -44,6 +44,11 @@ class CircuitBreakers:
     def breaker(self, target: str) -> Breaker:
         """The current breaker of `target` (closed if never used)."""
         return self._breakers.get(target) or Breaker(target=target)
+
+    def states(self) -> list[tuple[str, CircuitState]]:
+        """Every target used so far and its breaker's state (safe to read from another thread:
+        the copy is taken in one step)."""
+        return [(b.target, b.state) for b in list(self._breakers.values())]
 
     def _apply(self, result: CircuitResult) -> CircuitResult:
         self._breakers[result.breaker.target] = result.breaker

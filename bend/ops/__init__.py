@@ -1,0 +1,3 @@
+"""Operations: Prometheus metrics, liveness and readiness, and each process's ops server."""
+
+__all__ = ["health", "metrics", "server"]
