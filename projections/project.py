@@ -18,8 +18,9 @@ from bend.contracts.topics import topic_name
 from bend.core.commands import CancelRun, Command, StartRun
 from bend.core.errors import BendError
 from bend.core.events import (
-    AgentLlmCallRecorded, ComponentRegistered, DeadLettered, Event, RunCancelled,
-    RunCompleted, RunFailed, RunRequested, RunStarted, TimerFired, TimerSet, TriggerFired,
+    AgentLlmCallRecorded, ComponentRegistered, DeadLettered, DeadLetterRedriven, Event,
+    RunCancelled, RunCompleted, RunFailed, RunRequested, RunStarted, TimerFired, TimerSet,
+    TriggerFired,
     TriggerFailed, TriggerRegistered, TriggerRemoved, TriggerUpdated,
 )
 from bend.kafka.position import Position
@@ -119,6 +120,8 @@ def writes_for(record: Record) -> list[Write]:
             return triggers.writes(record)
         case DeadLettered():
             return [*dead_letters.writes(record), *audit.writes(record)]
+        case DeadLetterRedriven():
+            return dead_letters.writes(record)
         case ComponentRegistered():
             return components.writes(record)
         case Event() if record.topic_kind == "workflows":

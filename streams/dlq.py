@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 import structlog
 
@@ -12,7 +15,7 @@ from bend.core.events import DeadLettered
 from bend.ops.metrics import DEAD_LETTERS
 from streams.produce import Producer
 
-__all__ = ["DeadLetters"]
+__all__ = ["DeadLetters", "headers_json"]
 
 log = structlog.get_logger(__name__)
 
@@ -26,15 +29,27 @@ class DeadLetters:
         self.count = 0
 
     async def send(self, source_topic: str, partition: int, offset: int,
-                   key: bytes | None, payload: bytes, error: BaseException) -> None:
-        """Dead-letter one record with the error that stopped it."""
+                   key: bytes | None, payload: bytes, error: BaseException,
+                   headers: Any = None) -> None:
+        """Dead-letter one record (its key, bytes and headers) with the error that stopped it."""
         self.count += 1
         event = DeadLettered(
             event_id=str(uuid.uuid4()), workflow_id="", occurred_at=datetime.now(timezone.utc),
             source_topic=source_topic, source_partition=partition, source_offset=offset,
             error_type=type(error).__name__, reason=str(error)[:2000], key=key, payload=payload,
+            headers=headers_json(headers),
         )
         DEAD_LETTERS.labels(source_topic, event.error_type).inc()
         log.error("dead_lettered", source_topic=source_topic, partition=partition,
                   error_type=event.error_type, reason=event.reason, event_id=event.event_id)
         await self.producer.send(self.topic, key, encode(event))
+
+
+def headers_json(headers: Mapping[str, bytes | None] | Iterable[tuple[str, bytes | None]] | None
+                 ) -> list[dict[str, str | None]] | None:
+    """Kafka record headers as JSON: [{"key": name, "value": base64 or null}] (None: none)."""
+    if not headers:
+        return None
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return [{"key": str(k), "value": None if v is None else base64.b64encode(v).decode()}
+            for k, v in pairs]

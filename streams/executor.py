@@ -101,10 +101,12 @@ class Executor:
     async def _agent(self, stream: faust.StreamT) -> Any:
         async for event in stream.events():
             message = event.message
-            await self.handle(message.partition, message.offset, message.value, message.key)
+            await self.handle(message.partition, message.offset, message.value, message.key,
+                              message.headers)
             yield None
 
-    async def handle(self, partition: int, offset: int, raw: bytes, key: bytes | None) -> None:
+    async def handle(self, partition: int, offset: int, raw: bytes, key: bytes | None,
+                     headers: Any = None) -> None:
         """Run one task record and report its outcome."""
         try:
             task = decode(raw)
@@ -112,7 +114,7 @@ class Executor:
                 raise TypeError(f"{type(task).__name__} is no StepScheduled task")
         except (BendError, TypeError) as exc:
             await self.dead_letters.send(self.tasks.get_topic_name(), partition, offset, key,
-                                         raw, exc)
+                                         raw, exc, headers)
             return
         with bound_contextvars(run_id=task.run_id, step_id=task.step_id, event_id=task.event_id):
             started = time.perf_counter()

@@ -31,9 +31,21 @@ from streams.produce import Producer
 from streams.runcache import PartitionRuns, RunCache
 from streams.scheduler import TimerQueue
 
-__all__ = ["Orchestrator"]
+__all__ = ["Orchestrator", "UnknownWorkflowId"]
 
 log = structlog.get_logger(__name__)
+
+
+class UnknownWorkflowId(BendError):
+    """A StartRun without a definition names a workflow the catalog does not hold."""
+
+    code = "unknown_workflow"
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"StartRun names workflow {workflow_id!r}, which is not registered, "
+                         "and carries no definition; register the workflow, then re-drive "
+                         "this dead letter (`bend dead-letters redrive`)")
+        self.workflow_id = workflow_id
 
 
 class Orchestrator:
@@ -64,23 +76,32 @@ class Orchestrator:
         async for event in stream.events():
             message = event.message
             await self.handle(message.partition, message.offset, message.timestamp,
-                              message.value, message.key)
+                              message.value, message.key, message.headers)
             yield None
 
     async def handle(self, partition: int, offset: int, timestamp: float, raw: bytes,
-                     key: bytes | None = None) -> None:
+                     key: bytes | None = None, headers: Any = None) -> None:
         """Decide one command record; bad records go to the dead-letter topic."""
+        topic = self.commands.get_topic_name()
         try:
             cmd = decode(raw)
         except BendError as exc:
-            await self.dead_letters.send(self.commands.get_topic_name(), partition, offset, key,
-                                         raw, exc)
+            await self.dead_letters.send(topic, partition, offset, key, raw, exc, headers)
             return
         if not isinstance(cmd, Command) or not cmd.run_id:
             COMMANDS.labels(type(cmd).__name__, "dead_lettered").inc()
-            await self.dead_letters.send(self.commands.get_topic_name(), partition, offset, key,
-                                         raw, TypeError(f"{type(cmd).__name__} is no command"))
+            await self.dead_letters.send(topic, partition, offset, key, raw,
+                                         TypeError(f"{type(cmd).__name__} is no command"),
+                                         headers)
             return
+        if isinstance(cmd, StartRun) and cmd.definition is None and cmd.parent_run_id is None:
+            # A StartRun naming its workflow only (an outside producer): pin the definition,
+            # or keep the record until the workflow exists and it is re-driven.
+            cmd = await self.catalog.complete(cmd)
+            if cmd.definition is None:
+                await self.dead_letters.send(topic, partition, offset, key, raw,
+                                             UnknownWorkflowId(cmd.workflow_id), headers)
+                return
         runs = await self.cache.partition(partition)
         with bound_contextvars(run_id=cmd.run_id, event_id=cmd.event_id):
             if cmd.run_id in runs.finished:
@@ -96,8 +117,7 @@ class Orchestrator:
             except Exception as exc:  # a bug must not stop every other run
                 log.exception("decide_crashed", command=cmd.event_type)
                 COMMANDS.labels(cmd.event_type, "dead_lettered").inc()
-                await self.dead_letters.send(self.commands.get_topic_name(), partition, offset,
-                                             key, raw, exc)
+                await self.dead_letters.send(topic, partition, offset, key, raw, exc, headers)
                 return
             if isinstance(decision, Rejected):
                 self.rejected += 1

@@ -12,8 +12,8 @@ from bend.api.context import open_context
 from bend.api.errors import install_error_handlers
 from bend.api.guards import ProblemBodySizeLimit, RefuseNul, document_auth
 from bend.api.routers import (
-    auth, components, executions, health, keys, rebuilds, replay, secrets, triggers, webhooks,
-    workflows,
+    auth, components, dead_letters, executions, health, keys, rebuilds, replay, secrets,
+    triggers, webhooks, workflows,
 )
 from bend.api.security import open_security
 from bend.settings import Settings, get_settings
@@ -47,5 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(components.router)
     app.include_router(replay.router)
     app.include_router(rebuilds.router)
+    app.include_router(dead_letters.router)
     install_ui(app)  # the web UI under /ui, last: its catch-all 404 must not hide API routes
     return app

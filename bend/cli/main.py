@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
     "triggers": "bend.cli.triggers:triggers",
     "keys": "bend.cli.keys:keys",
     "replay": "bend.cli.replay:replay",
+    "dead-letters": "bend.cli.dead_letters:dead_letters",
     "deploy": "bend.deploy.cli:deploy",
 }
 

@@ -9,7 +9,8 @@ from types import MappingProxyType
 from bend.contracts.errors import MissingKey, UnknownEventType
 from bend.core.commands import Command
 from bend.core.events import (
-    CircuitStateChanged, DeadLettered, Envelope, Event, TriggerFailed, TriggerFired,
+    CircuitStateChanged, DeadLettered, DeadLetterRedriven, Envelope, Event, TriggerFailed,
+    TriggerFired,
     TriggerRegistered, TriggerRemoved, TriggerReplayRequested, TriggerUpdated,
 )
 from bend.settings import Settings
@@ -97,6 +98,8 @@ def key_for(record: Envelope) -> bytes:
             return record.trigger_id.encode()
         case DeadLettered():
             return record.key or b""
+        case DeadLetterRedriven():
+            return record.dead_letter_id.encode()
         case CircuitStateChanged():
             return record.target.encode()
         case Event() | Command() if record.topic_kind == "workflows":

@@ -19,6 +19,7 @@ __all__ = [
     "TimerFired", "TriggerFired", "TriggerRegistered", "TriggerUpdated", "TriggerRemoved",
     "TriggerFailed", "TriggerReplayRequested",
     "ComponentRegistered", "CircuitStateChanged", "AgentLlmCallRecorded", "AgentToolCallRecorded",
+    "DeadLetterRedriven",
     "DeadLettered",
 ]
 
@@ -411,6 +412,21 @@ class DeadLettered(Event):
     reason: str
     key: bytes | None = None
     payload: bytes = b""
+    # The record's headers as read: [{"key": name, "value": base64 or null}, ...].
+    headers: Any = json_field()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeadLetterRedriven(Event):
+    """A dead letter's record sent back to its source topic (key, headers and bytes as read)."""
+
+    topic_kind: ClassVar[str] = "dead_letters"
+    dead_letter_id: str  # the DeadLettered event's id
+    target_topic: str
+    target_partition: int
+    target_offset: int
+    actor: str
+    forced: bool = False  # sent although it had been re-driven before
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -423,5 +439,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TriggerRegistered, TriggerUpdated, TriggerRemoved, TriggerFailed, TriggerReplayRequested,
         ComponentRegistered,
         AgentLlmCallRecorded, AgentToolCallRecorded, CircuitStateChanged, DeadLettered,
+        DeadLetterRedriven,
     )
 }

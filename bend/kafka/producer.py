@@ -80,3 +80,16 @@ class RecordProducer:
             raise KafkaUnavailable(self.settings.kafka.bootstrap, f"produce failed ({err})") \
                 from err
         return [Position(m.topic, m.partition, m.offset) for m in metadata]
+
+    async def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
+                       headers: Sequence[tuple[str, bytes]] | None = None,
+                       partition: int | None = None) -> Position:
+        """Produce bytes as they are (a re-driven record) and wait for the ack; its position."""
+        try:
+            future = await self._producer.send(topic, value, key=key, partition=partition,
+                                               headers=list(headers) if headers else None)
+            m = await future
+        except KafkaError as err:
+            raise KafkaUnavailable(self.settings.kafka.bootstrap, f"produce failed ({err})") \
+                from err
+        return Position(m.topic, m.partition, m.offset)
