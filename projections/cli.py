@@ -23,10 +23,13 @@ def projector() -> None:
 @click.option("--max-batch", default=1000, show_default=True, help="Records per transaction.")
 def run(schema: str | None, max_batch: int) -> None:
     """Consume every projected topic and keep the read models up to date, until stopped."""
+    from projections.ops import run_with_ops
     from projections.projector import Projector
 
-    try:
-        asyncio.run(Projector(get_settings(), schema=schema, max_batch=max_batch).run())
+    settings = get_settings()
+    try:  # with its ops server: /metrics, /livez, /readyz on BEND_OPS__HOST:PORT
+        asyncio.run(run_with_ops(Projector(settings, schema=schema, max_batch=max_batch),
+                                 settings))
     except KeyboardInterrupt:
         pass
 

@@ -76,6 +76,12 @@ class Projector:
             await self._conn.close()
             log.info("projector_stopped", schema=self.schema, applied=self.applied)
 
+    def assignment(self) -> set[tuple[str, int]]:
+        """The (topic, partition) pairs this projector holds now (none before it joined)."""
+        if self._consumer is None:
+            return set()
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
     async def _step(self) -> None:
         assert self._consumer is not None
         records = await fetch_batch(self._consumer, self.poll_ms, self.max_batch)

@@ -11,6 +11,7 @@ from bend import __version__
 from bend.api.context import open_context
 from bend.api.errors import install_error_handlers
 from bend.api.guards import ProblemBodySizeLimit, RefuseNul, document_auth
+from bend.api.metrics import RequestMetrics
 from bend.api.routers import (
     auth, components, dead_letters, executions, health, keys, rebuilds, replay, secrets,
     triggers, webhooks, workflows,
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_auth(app)
     app.add_middleware(ProblemBodySizeLimit, max_bytes=settings.security.body_limit_bytes)
     app.add_middleware(RefuseNul)
+    app.add_middleware(RequestMetrics)  # outermost: counts refused requests too
     for router in (workflows.router, executions.router, health.router, auth.router, keys.router,
                    secrets.router, triggers.router, webhooks.router):
         app.include_router(router)

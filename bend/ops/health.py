@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass
 import asyncpg
 from aiokafka.client import AIOKafkaClient
 
+from bend.core.errors import BendError
+
 __all__ = [
-    "Check", "CheckResult", "Heartbeat", "Readiness", "assignment_check", "kafka_check",
-    "postgres_check", "run_checks",
+    "Check", "CheckResult", "Heartbeat", "NotReady", "Readiness", "assignment_check",
+    "kafka_check", "postgres_check", "run_checks",
 ]
 
 Check = Callable[[], Awaitable[str]]  # the detail when it passes; raises when it fails
@@ -59,7 +61,7 @@ async def _timed(check: Check, timeout_s: float) -> CheckResult:
         detail, ok = f"no answer in {timeout_s:g} s", False
     except Exception as err:  # any dependency's own error: report it, never crash the probe
         detail, ok = str(err) or type(err).__name__, False
-        if not isinstance(err, NotReady):
+        if not isinstance(err, (NotReady, BendError)):  # those say what to do already
             detail = f"{type(err).__name__}: {detail}"
     return CheckResult(ok, detail, round((time.perf_counter() - started) * 1000, 1))
 

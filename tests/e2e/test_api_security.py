@@ -60,13 +60,14 @@ async def test_requests_without_credentials_are_unauthenticated(
         api: RunningApi, run: dict[str, Any]) -> None:
     for method, url in (("GET", "/api/workflows"), ("POST", "/api/workflows"),
                         ("POST", f"/api/workflows/{run['workflow_id']}/execute"),
-                        ("GET", f"/api/executions/{run['run_id']}"), ("GET", "/api/keys"),
-                        ("GET", "/api/ready")):
+                        ("GET", f"/api/executions/{run['run_id']}"), ("GET", "/api/keys")):
         # An explicit empty Authorization replaces the client's admin key.
         body = await refused(api, method, url, {"Authorization": ""}, 401,
                              "missing_credentials", json={"input": {}})
         assert body["headers"]["www-authenticate"] == 'Bearer realm="bend"'
-    assert (await api.client.get("/api/health", headers={"Authorization": ""})).status_code == 200
+    # Probes carry no key: liveness, readiness and metrics answer without one.
+    for url in ("/api/health", "/api/ready", "/livez", "/readyz", "/metrics"):
+        assert (await api.client.get(url, headers={"Authorization": ""})).status_code == 200, url
 
 
 async def test_wrong_keys_and_foreign_tokens_are_refused(api: RunningApi,

@@ -1,25 +1,31 @@
-"""/api/health (the process answers) and /api/ready (Kafka, Postgres and projection lag)."""
+"""Probes and metrics of the API process, keyless for probes and scrapers.
+
+`/api/health` and `/livez`: the process answers. `/api/ready` and `/readyz`: Kafka and Postgres
+answer and the read models are not far behind (the same JSON as every Bend process's
+`/readyz`). `/metrics`: this process's Prometheus metrics.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
+from dataclasses import asdict
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel
 
-from bend.api.deps import Authenticated, Context
+from bend.api.deps import Context
 from bend.api.errors import problem_responses
-from bend.core.errors import BendError
+from bend.ops.health import NotReady, run_checks
+from bend.ops.server import LIVENESS_PATH, METRICS_PATH, READINESS_PATH
 from projections.lag import projection_lag
 
 __all__ = ["MAX_READY_LAG", "router"]
 
-router = APIRouter(prefix="/api", tags=["health"])
+router = APIRouter(tags=["health"])
 
 MAX_READY_LAG = 10_000  # records behind the log past which the API reports not ready
-_CHECK_S = 5.0
+_CHECK_S = 5.0  # the lag check reads every projected partition's end offset
 
 
 class Health(BaseModel):
@@ -44,18 +50,26 @@ class Readiness(BaseModel):
     projection_lag: int | None
 
 
-@router.get("/health", response_model=Health)
+@router.get("/api/health", response_model=Health)
 async def health() -> Health:
     """Liveness: the process answers (it checks nothing else)."""
     return Health()
 
 
-@router.get("/ready", response_model=Readiness,
+@router.get(LIVENESS_PATH, response_model=Health, include_in_schema=False)
+async def livez() -> Health:
+    """Liveness at the path every Bend process serves it on."""
+    return Health()
+
+
+@router.get("/api/ready", response_model=Readiness,
             responses={503: {"model": Readiness, "description": "Not ready; see `checks`"},
                        **problem_responses(500)})
-async def ready(ctx: Context, _caller: Authenticated) -> JSONResponse:
-    """Readiness: Postgres answers, Kafka answers, and the read models are not far behind."""
-    checks: dict[str, Check] = {}
+async def ready(ctx: Context) -> JSONResponse:
+    """Readiness: Postgres answers, Kafka answers, and the read models are not far behind.
+
+    No key needed: a load balancer's or Kubernetes' probe calls it.
+    """
     lag: int | None = None
 
     async def postgres() -> str:
@@ -66,24 +80,23 @@ async def ready(ctx: Context, _caller: Authenticated) -> JSONResponse:
         nonlocal lag
         lag = (await projection_lag(ctx.pool, ctx.offsets, ctx.projected)).total
         if lag > MAX_READY_LAG:
-            raise _Behind(f"read models are {lag} records behind (more than {MAX_READY_LAG}); "
-                          "is the projector running? (`bend projector run`)")
+            raise NotReady(f"read models are {lag} records behind (more than {MAX_READY_LAG}); "
+                           "is the projector running? (`bend projector run`)")
         return f"answers; read models {lag} records behind"
 
-    for name, check in (("postgres", postgres), ("kafka", kafka_and_lag)):
-        started = time.perf_counter()
-        try:
-            detail, ok = await asyncio.wait_for(check(), _CHECK_S), True
-        except (BendError, OSError, TimeoutError, _Behind) as err:
-            detail, ok = (str(err) or f"no answer in {_CHECK_S:g} s"), False
-        except Exception as err:  # a dependency's own error types: report, never crash
-            detail, ok = f"{type(err).__name__}: {err}", False
-        checks[name] = Check(ok=ok, detail=detail,
-                             ms=round((time.perf_counter() - started) * 1000, 1))
-    body = Readiness(ready=all(c.ok for c in checks.values()), checks=checks,
-                     projection_lag=lag)
+    report = await run_checks({"postgres": postgres, "kafka": kafka_and_lag}, _CHECK_S)
+    body = Readiness(ready=report.ready, projection_lag=lag,
+                     checks={name: Check(**asdict(c)) for name, c in report.checks.items()})
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 
-class _Behind(Exception):
-    """The read models trail the log by too much."""
+@router.get(READINESS_PATH, response_model=Readiness, include_in_schema=False)
+async def readyz(ctx: Context) -> JSONResponse:
+    """Readiness at the path every Bend process serves it on."""
+    return await ready(ctx)
+
+
+@router.get(METRICS_PATH, include_in_schema=False)
+async def metrics() -> Response:
+    """This process's Prometheus metrics (text exposition format)."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
