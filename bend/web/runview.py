@@ -87,9 +87,10 @@ def _ends(run: dict[str, Any], events: list[dict[str, Any]], now: datetime
     return start, end
 
 
-async def read_run_view(ctx: ApiContext, run: dict[str, Any], redactor: Redactor
-                        ) -> RunView:
-    """The run page's content for `run` (a `runs` row of the caller's project)."""
+async def read_run_view(ctx: ApiContext, run: dict[str, Any], redactor: Redactor, *,
+                        explain: bool = True) -> RunView:
+    """The run page's content for `run` (a `runs` row of the caller's project); `explain`
+    asks the explain service what an unfinished run waits on (else the read models tell)."""
     run_id = run["run_id"]
     steps = await queries.steps(ctx.pool, run_id)
     graph = run_graph(run, steps)
@@ -117,6 +118,7 @@ async def read_run_view(ctx: ApiContext, run: dict[str, Any], redactor: Redactor
         timeline=place(attempts_of(events), start, end),
         events=events, more_events=more, panels=list(panels.values()),
         usage=await queries.usage(ctx.pool, run_id),
-        waiting=await waiting_on(ctx.pool, run, steps, now),
+        waiting=await waiting_on(ctx.pool, run, steps, now,
+                                   ctx.settings if explain else None),
         failed_steps=[n.id for n in graph.nodes if n.status in ("failed", "timed_out")],
         step_ids=[n.id for n in graph.nodes])

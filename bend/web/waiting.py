@@ -1,23 +1,31 @@
 """Why a run is not moving: what an unfinished run waits on, told from its read models.
 
-`reasons(...)` is pure: the run, its steps, its pending timers and its open child runs in,
-reasons out. `waiting_on(...)` reads those rows; when the explain service (`bend.explain`) is
-installed it asks that instead, since it also knows circuits and workers.
+`waiting_on(...)` asks the explain service (`bend.explain`: it also knows circuits, workers and
+consumer lag); when that cannot answer in time, `reasons(...)` tells what the read models show
+(pure: the run, its steps, its pending timers and its open child runs in, reasons out).
 """
 
 from __future__ import annotations
 
-import importlib
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import structlog
+
+from bend.core.errors import BendError
+from bend.explain import explain_run
+from bend.settings import Settings
 
 __all__ = ["Reason", "reasons", "waiting_on"]
 
+log = structlog.get_logger(__name__)
+
 FINISHED = frozenset({"completed", "failed", "cancelled"})
+EXPLAIN_S = 5.0  # longest the page waits for the explain service
 STUCK_AFTER = timedelta(seconds=30)  # a step queued this long suggests no worker takes it
 
 
@@ -97,28 +105,35 @@ def reasons(run: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
     return found
 
 
-async def _explained(db: asyncpg.Pool, run_id: str) -> list[Reason] | None:
-    """The explain service's answer, if that package is installed (None otherwise)."""
+async def _explained(settings: Settings, db: asyncpg.Pool, run_id: str) -> list[Reason] | None:
+    """The explain service's reasons (None when it cannot answer in time: then the read
+    models answer)."""
     try:
-        explain = importlib.import_module("bend.explain")
-    except ImportError:
+        answer = await asyncio.wait_for(explain_run(settings, run_id, pool=db), EXPLAIN_S)
+    except (BendError, TimeoutError, OSError) as err:
+        log.info("ui_explain_unavailable", run_id=run_id, error=str(err)[:300])
         return None
-    ask = getattr(explain, "ui_reasons", None)
-    if ask is None:
-        return None
-    answer = await ask(db, run_id)
-    return [Reason(r.get("kind", "explain"), r.get("text", str(r)), r.get("step_id"),
-                   r.get("until"), r.get("link")) for r in answer]
+    found = []
+    for r in answer.reasons:
+        if r.kind == "run_finished":
+            continue
+        child = r.details.get("child_run_id")
+        found.append(Reason(r.kind, r.message, r.details.get("step_id"), r.until,
+                            f"/ui/runs/{child}" if child else None))
+    return found
 
 
 async def waiting_on(db: asyncpg.Pool, run: Mapping[str, Any],
-                     steps: Sequence[Mapping[str, Any]], now: datetime) -> list[Reason]:
-    """What the unfinished `run` waits on, from the explain service or the read models."""
+                     steps: Sequence[Mapping[str, Any]], now: datetime,
+                     settings: Settings | None = None) -> list[Reason]:
+    """What the unfinished `run` waits on: the explain service's answer when `settings` are
+    given and it answers in time, else what the read models tell."""
     if run["status"] in FINISHED:
         return []
-    explained = await _explained(db, run["run_id"])
-    if explained is not None:
-        return explained
+    if settings is not None:
+        explained = await _explained(settings, db, run["run_id"])
+        if explained:
+            return explained
     timers = [dict(r) for r in await db.fetch(
         "SELECT timer_id, step_id, purpose, fire_at FROM timers WHERE run_id = $1 "
         "AND status = 'set' ORDER BY fire_at", run["run_id"])]

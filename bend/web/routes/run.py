@@ -27,7 +27,8 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/ui/runs", route_class=UiRoute, include_in_schema=False)
 
-_APPEAR_S = 10.0  # how long an action waits for a new run to reach the read models
+_APPEAR_S = 10.0
+_EXPLAIN_EVERY_S = 10.0  # how long an action waits for a new run to reach the read models
 
 
 async def _run(request: Request, session: Session, run_id: str) -> dict[str, Any]:
@@ -66,10 +67,15 @@ async def run_stream(request: Request, session: Ui, run_id: str, after_seq: int 
     ctx = context(request)
     redactor = await redactor_for(request, session.principal.project)
     parts = _parts()
+    explained = [0.0]  # when the explain service was last asked (it reads Kafka: not each frame)
 
     async def render(after: int) -> dict[str, Any]:
         run = await queries.get_run(ctx.pool, session.principal.project, run_id) or {}
-        view = await read_run_view(ctx, run, redactor)
+        finished = run.get("status") in queries.FINISHED
+        explain = finished or time.monotonic() - explained[0] >= _EXPLAIN_EVERY_S
+        if explain:
+            explained[0] = time.monotonic()
+        view = await read_run_view(ctx, run, redactor, explain=explain)
         new = [e for e in view.events if e["seq"] > after]
         return {
             "status": run["status"], "last_seq": view.last_seq,
@@ -77,7 +83,8 @@ async def run_stream(request: Request, session: Ui, run_id: str, after_seq: int 
                       for n in view.graph.nodes},
             "events_html": str(parts.event_rows(new, redactor)),
             "timeline_html": str(parts.timeline(view.timeline)),
-            "waiting_html": str(parts.waiting(view.waiting, run["status"])),
+            # Between two asks of the explain service the page keeps what it last said.
+            "waiting_html": str(parts.waiting(view.waiting, run["status"])) if explain else None,
             "finished": run["status"] in queries.FINISHED,
         }
 
