@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install browser demo test test-unit up down status lint bench clean
+.PHONY: install browser kustomize demo test test-unit up down status lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ browser:
 	[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || \
 		{ echo "apt-get ran but /usr/bin/chromium or /usr/bin/chromedriver is still missing" >&2; exit 1; }
 
+# tests/unit/deploy renders deploy/k8s with kustomize: kubectl's embedded one, a kustomize on
+# PATH, or one built here from the Go module proxy into .bend/bin (about 3 minutes, once).
+KUSTOMIZE_VERSION := v5.5.0
+
+kustomize:
+	@if command -v kubectl >/dev/null || command -v kustomize >/dev/null || [ -x .bend/bin/kustomize ]; then exit 0; fi; \
+	command -v go >/dev/null || { echo "tests/unit/deploy need kustomize: install kubectl, kustomize or Go" >&2; exit 1; }; \
+	echo "building kustomize $(KUSTOMIZE_VERSION) into .bend/bin"; \
+	GOBIN="$(CURDIR)/.bend/bin" go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
 up: install
 	$(BIN)/bend dev up
 
@@ -46,7 +56,7 @@ demo: up
 lint: install
 	$(BIN)/lint-imports
 
-test: up lint browser
+test: up lint browser kustomize
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: install
