@@ -120,32 +120,31 @@ async def catch_up(settings: Settings, schema: str, targets: Mapping[tuple[str, 
     the next offset to reach); how many records were read. Partitions already there are left."""
     check_schema(schema)
     conn = await connect(database_url(settings), schema)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
-                                client_id=f"{settings.kafka.client_id}-catch-up",
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_poll_records=max_batch)
     records = 0
-    started = False
     try:
         stored = await checkpoint.stored(conn, {t for t, _ in targets})
         ends = {TopicPartition(t, p): n for (t, p), n in targets.items()
                 if n > stored.get((t, p), 0)}
         if not ends:
             return 0
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+                                    client_id=f"{settings.kafka.client_id}-catch-up",
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    max_poll_records=max_batch)
         await consumer.start()
-        started = True
-        begins, _ = await seek_to_start(consumer, list(ends))
-        for tp in ends:
-            consumer.seek(tp, max(stored.get((tp.topic, tp.partition), 0), begins[tp]))
-        decode = codec_for(settings).decode
-        while await _behind(consumer, ends):
-            batch = [r for r in await fetch_batch(consumer, 200, max_batch)
-                     if r.offset < ends[TopicPartition(r.topic, r.partition)]]
-            if batch:
-                await apply_isolating(conn, batch, decode, schema)
-                records += len(batch)
-    finally:
-        if started:
+        try:
+            begins, _ = await seek_to_start(consumer, list(ends))
+            for tp in ends:
+                consumer.seek(tp, max(stored.get((tp.topic, tp.partition), 0), begins[tp]))
+            decode = codec_for(settings).decode
+            while await _behind(consumer, ends):
+                batch = [r for r in await fetch_batch(consumer, 200, max_batch)
+                         if r.offset < ends[TopicPartition(r.topic, r.partition)]]
+                if batch:
+                    await apply_isolating(conn, batch, decode, schema)
+                    records += len(batch)
+        finally:
             await consumer.stop()
+    finally:
         await conn.close()
     return records
