@@ -157,22 +157,42 @@ def test_processes_listen_on_all_interfaces_of_the_pod(
     assert settings.ops.enabled and settings.ops.port > 0  # 0 would pick a random port
 
 
+def _probe_port(deployment: str, settings: Settings) -> int:
+    """Where a process serves /livez, /readyz and /metrics: the API on its own port, every
+    other process on its ops server (BEND_OPS__PORT)."""
+    return settings.api.port if deployment == "bend-api" else settings.ops.port
+
+
+def test_each_process_serves_the_probe_paths_where_the_manifests_look() -> None:
+    import inspect
+
+    import projections.cli
+    import streams.worker
+    from bend.api.routers.health import router
+
+    assert {LIVENESS_PATH, READINESS_PATH, METRICS_PATH} <= {r.path for r in router.routes}
+    assert "attach_ops(app, role, settings)" in inspect.getsource(streams.worker._run_role)
+    assert "run_with_ops(" in inspect.getsource(projections.cli.run.callback)
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_probes_and_scrapes_use_the_ops_servers_port_and_paths(
+def test_probes_and_scrapes_use_each_processs_port_and_paths(
         overlay: str, rendered: dict[str, Rendered]) -> None:
-    ops_port = rendered[overlay].settings().ops.port
+    settings = rendered[overlay].settings()
     for deployment in rendered[overlay].of("Deployment"):
+        name = deployment["metadata"]["name"]
+        port = _probe_port(name, settings)
         container = _container(deployment)
         for probe, path in (("startupProbe", LIVENESS_PATH), ("livenessProbe", LIVENESS_PATH),
                             ("readinessProbe", READINESS_PATH)):
             get = container[probe]["httpGet"]
-            assert get["path"] == path, (deployment["metadata"]["name"], probe)
-            assert _port(container, get["port"]) == ops_port, (deployment["metadata"]["name"],
-                                                               probe)
+            assert get["path"] == path, (name, probe)
+            assert _port(container, get["port"]) == port, (name, probe)
         notes = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert notes["prometheus.io/scrape"] == "true"
         assert notes["prometheus.io/path"] == METRICS_PATH
-        assert int(notes["prometheus.io/port"]) == ops_port
-    assert f"EXPOSE 8000 {ops_port}" in DOCKERFILE
+        assert int(notes["prometheus.io/port"]) == port, name
+    assert f"EXPOSE {settings.api.port} {settings.ops.port}" in DOCKERFILE
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
