@@ -1,0 +1,311 @@
+"""Fixtures of the browser tests: the real stack (Kafka, Postgres, the engine's worker processes,
+the projector, the API on a loopback port serving the UI at /ui), keys per role, and Debian's
+Chromium driven by Selenium through Debian's chromedriver (`make browser` installs both).
+
+One engine and one API serve the whole package; each test module has its own browser session.
+A missing Chromium FAILS the tests, like a missing Kafka or Postgres.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import yaml
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
+
+from bench.api_latency import served_api
+from bend.cli.demo import EXAMPLE
+from bend.devstack.engine import Engine, running_engine
+from bend.settings import Settings
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOTS = ROOT / ".bend" / "screenshots"  # gitignored; the tests write here every run
+DOCS_UI = ROOT / "docs" / "ui"  # committed copies for the README, with BEND_UPDATE_SCREENSHOTS=1
+README_SHOTS = {"run": "run.png", "runs": "runs.png"}
+WAIT_S = 20.0  # an explicit wait's bound
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage")
+WIDE = (1280, 900)
+NARROW = (390, 844)
+
+SLEEPY: dict[str, Any] = {
+    "name": "sleepy",
+    "description": "Naps for an hour, then wakes.",
+    "steps": [{"id": "nap", "type": "delay", "duration": "1h"},
+              {"id": "after_nap", "type": "transform", "expression": "'woke'",
+               "after": ["nap"]}],
+}
+BROKEN: dict[str, Any] = {
+    "name": "broken",
+    "description": "Calls a port nothing listens on, once.",
+    "steps": [{"id": "call", "type": "http", "method": "GET", "url": "http://127.0.0.1:9/none",
+               "retry": {"max_attempts": 1}}],
+}
+
+_written: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say where the screenshots went."""
+    if _written:
+        terminalreporter.write_line(f"browser screenshots ({len(_written)}): {SCREENSHOTS}")
+
+
+# --- the stack -----------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    """The served API (and UI) at `url`, an admin client on it, keys per role, the engine."""
+
+    url: str
+    engine: Engine
+    settings: Settings  # the API's: the engine's topics, a read-model schema of its own
+    client: httpx.Client
+    keys: dict[str, str]
+    workflows: dict[str, str] = field(default_factory=dict)  # name -> workflow_id
+
+    def register(self, definition: dict[str, Any]) -> str:
+        """Register `definition` (once per name) and wait until the read model shows it."""
+        name = definition["name"]
+        if name not in self.workflows:
+            r = self.client.post("/api/workflows", json=definition)
+            assert r.status_code in (200, 201), r.text
+            body = r.json()
+            seen = self.client.get(f"/api/workflows/{body['workflow_id']}",
+                                   params={"wait_for": body["position"]["token"]})
+            assert seen.status_code == 200, seen.text
+            self.workflows[name] = body["workflow_id"]
+        return self.workflows[name]
+
+    def start(self, workflow_id: str, run_input: Any) -> str:
+        """Start a run through the API; return its id once the read model has it."""
+        r = self.client.post(f"/api/workflows/{workflow_id}/execute", json={"input": run_input})
+        assert r.status_code == 202, r.text
+        body = r.json()
+        seen = self.client.get(f"/api/executions/{body['run_id']}",
+                               params={"wait_for": body["position"]["token"]})
+        assert seen.status_code == 200, seen.text
+        return body["run_id"]
+
+    def asleep(self) -> str:
+        """A new run of SLEEPY, once its 1 h delay's timer is set (the step shows `scheduled`)."""
+        run_id = self.start(self.register(SLEEPY), {})
+        self.until(run_id, {"running"}, step=("nap", "scheduled"))
+        return run_id
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """`GET /api/executions/{run_id}`."""
+        r = self.client.get(f"/api/executions/{run_id}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def until(self, run_id: str, statuses: set[str], timeout_s: float = 60.0,
+              step: tuple[str, str] | None = None) -> dict[str, Any]:
+        """Poll the run until its status is one of `statuses` (and `step` = (step_id, status)
+        holds, if given)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            run = self.run(run_id)
+            steps = {s["step_id"]: s["status"] for s in run["steps"]}
+            if run["status"] in statuses and (step is None or steps.get(step[0]) == step[1]):
+                return run
+            assert time.monotonic() < deadline, f"run {run_id} not {statuses} {step}: {run}"
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="package")
+def stack(kafka_bootstrap: str, database_url: str) -> Iterator[Stack]:
+    """The engine, the projector and the API processes, an operator and a viewer key."""
+    with running_engine() as engine, served_api(engine.settings) as served, \
+            httpx.Client(base_url=served.url, headers=served.headers, timeout=30) as client:
+        keys = {"admin": served.admin_key}
+        for role in ("operator", "viewer"):
+            r = client.post("/api/keys", json={"role": role, "name": f"browser {role}"})
+            assert r.status_code == 201, r.text
+            keys[role] = r.json()["key"]
+        yield Stack(served.url, engine, served.settings, client, keys)
+
+
+def example_definition() -> dict[str, Any]:
+    """The README's example workflow, as a mapping."""
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+@pytest.fixture(scope="package")
+def example_id(stack: Stack) -> str:
+    """The example research workflow, registered."""
+    return stack.register(example_definition())
+
+
+@pytest.fixture(scope="package")
+def example_run(stack: Stack, example_id: str) -> dict[str, Any]:
+    """A finished run of the example workflow (started through the API)."""
+    run_id = stack.start(example_id, {"topic": "durable execution",
+                                      "llm_base_url": stack.engine.llm.base_url})
+    run = stack.until(run_id, {"completed", "failed", "cancelled"})
+    assert run["status"] == "completed", run
+    return run
+
+
+@pytest.fixture(scope="package")
+def failed_run(stack: Stack) -> dict[str, Any]:
+    """A failed run: its only step called a closed port."""
+    run_id = stack.start(stack.register(BROKEN), {})
+    run = stack.until(run_id, {"completed", "failed", "cancelled"})
+    assert run["status"] == "failed", run
+    return run
+
+
+# --- the browser ---------------------------------------------------------------------------
+
+
+@dataclass
+class Browser:
+    """A Chromium session on the UI at `base_url`, with bounded waits."""
+
+    driver: webdriver.Chrome
+    base_url: str
+
+    def open(self, path: str) -> None:
+        """Load `path` (relative to the UI's origin) and wait for the document to be ready."""
+        self.driver.get(self.base_url + path)
+        self.wait(lambda: self.driver.execute_script("return document.readyState") == "complete",
+                  f"{path} to load")
+
+    def path(self) -> str:
+        """The current URL's path and query."""
+        url = self.driver.current_url
+        return url[len(self.base_url):] if url.startswith(self.base_url) else url
+
+    def wait(self, condition: Callable[[], T], what: str, timeout_s: float = WAIT_S) -> T:
+        """Wait until `condition()` is truthy and return it; fail saying `what` was awaited."""
+        try:
+            return WebDriverWait(self.driver, timeout_s, poll_frequency=0.1).until(
+                lambda _: condition())
+        except TimeoutException:
+            pytest.fail(f"waited {timeout_s:.0f} s for {what}; page {self.path()}", pytrace=True)
+
+    def one(self, css: str) -> WebElement:
+        """The element matching `css`, waited for."""
+        return self.wait(lambda: self.driver.find_element(By.CSS_SELECTOR, css), css)
+
+    def all(self, css: str) -> list[WebElement]:
+        """Every element matching `css` now (none is an empty list)."""
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def absent(self, css: str) -> bool:
+        """True when nothing in the DOM matches `css`."""
+        return not self.all(css)
+
+    def attr(self, css: str, name: str) -> str | None:
+        """Attribute `name` of the first element matching `css` (None if none)."""
+        found = self.all(css)
+        return found[0].get_attribute(name) if found else None
+
+    def sign_out_all(self) -> None:
+        """Forget every cookie of the UI's origin."""
+        if not self.driver.current_url.startswith(self.base_url):
+            self.driver.get(self.base_url + "/ui/login")
+        self.driver.delete_all_cookies()
+
+    def sign_in(self, key: str) -> None:
+        """Sign in with `key` through the login form; wait to leave it."""
+        self.sign_out_all()
+        self.open("/ui/login")
+        field_ = self.one("input#api-key")
+        field_.clear()
+        field_.send_keys(key)
+        self.one("button#sign-in").click()
+        self.wait(lambda: not self.path().startswith("/ui/login") or self.all("#login-error"),
+                  "the login form to answer")
+        errors = self.all("#login-error")
+        assert not errors, f"sign-in refused: {errors[0].text}"
+
+    def mark(self) -> None:
+        """Put a marker on the window: it survives live updates, not a reload."""
+        self.driver.execute_script("window.__bendMarker = 'kept';")
+
+    def marked(self) -> bool:
+        """True while the document marked by `mark()` is still the one shown."""
+        return self.driver.execute_script("return window.__bendMarker === 'kept';")
+
+    def accept_confirmation(self) -> None:
+        """Accept a `confirm()` dialog if the page opened one."""
+        try:
+            self.driver.switch_to.alert.accept()
+        except NoAlertPresentException:
+            pass
+
+    def set_width(self, size: tuple[int, int]) -> None:
+        """Resize the window to `size` (width, height)."""
+        self.driver.set_window_size(*size)
+
+    def screenshot(self, name: str) -> Path:
+        """Write the viewport to `.bend/screenshots/NAME.png` (and to `docs/ui/` for the
+        README's pictures when BEND_UPDATE_SCREENSHOTS=1)."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        target = SCREENSHOTS / f"{name}.png"
+        assert self.driver.get_screenshot_as_file(str(target)), f"no screenshot of {name}"
+        _written.append(target)
+        if os.environ.get("BEND_UPDATE_SCREENSHOTS") == "1" and name in README_SHOTS:
+            DOCS_UI.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(target, DOCS_UI / README_SHOTS[name])
+        return target
+
+
+def _chromium_options(profile: str) -> webdriver.ChromeOptions:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)  # never a browser Selenium Manager would fetch
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument(f"--window-size={WIDE[0]},{WIDE[1]}")
+    return options
+
+
+@pytest.fixture(scope="module")
+def browser(stack: Stack) -> Iterator[Browser]:
+    """Debian's Chromium through Debian's chromedriver; fails when they are not installed."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: install Debian's chromium and "
+                    "chromium-driver with `make browser` (as root)", pytrace=False)
+    log_dir = stack.engine.settings.dev.state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bend-chromium-") as profile:
+        service = Service(executable_path=str(CHROMEDRIVER),
+                          log_output=str(log_dir / f"chromedriver-{uuid.uuid4().hex[:6]}.log"))
+        driver = webdriver.Chrome(service=service, options=_chromium_options(profile))
+        try:
+            driver.set_page_load_timeout(30)
+            driver.set_script_timeout(10)
+            yield Browser(driver, stack.url)
+        finally:
+            driver.quit()
+
+
+def json_text(value: Any) -> str:
+    """`value` as the JSON a user types into a form."""
+    return json.dumps(value)

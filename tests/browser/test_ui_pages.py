@@ -1,0 +1,214 @@
+"""The web UI's other pages in real Chromium: workflows (search, the definition graph, triggers),
+dead letters, components; a narrow screen without sideways scrolling; the keyboard alone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+import pytest
+from confluent_kafka import Producer
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+
+from bend.contracts.topics import topic_name
+from projections.db import database_url
+from tests.browser.conftest import NARROW, SLEEPY, WIDE, Browser, Stack, example_definition
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+SCHEDULE = {"type": "schedule", "schedule": {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}}
+
+
+@pytest.fixture(scope="module")
+def operator(browser: Browser, stack: Stack) -> Browser:
+    """The module's browser, signed in as an operator."""
+    browser.sign_in(stack.keys["operator"])
+    return browser
+
+
+@pytest.fixture(scope="module")
+def schedule(stack: Stack) -> dict[str, Any]:
+    """A weekday-morning schedule on the sleepy workflow (no triggers worker fires it here)."""
+    workflow_id = stack.register(SLEEPY)
+    r = stack.client.post(f"/api/workflows/{workflow_id}/triggers", json={"definition": SCHEDULE})
+    assert r.status_code == 201, r.text
+    trigger_id = r.json()["trigger_id"]
+    deadline = time.monotonic() + 20
+    while True:
+        view = stack.client.get(f"/api/triggers/{trigger_id}")
+        if view.status_code == 200 and view.json()["state"]["next_due_at"]:
+            return view.json()
+        assert time.monotonic() < deadline, view.text
+        time.sleep(0.2)
+
+
+async def _dead_letter_id(stack: Stack, topic: str, offset: int) -> str | None:
+    conn = await asyncpg.connect(database_url(stack.settings))
+    try:
+        return await conn.fetchval(
+            f'SELECT event_id FROM "{stack.settings.database.schema_name}".dead_letters '
+            "WHERE source_topic = $1 AND source_offset = $2", topic, offset)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def dead_letter(stack: Stack) -> str:
+    """The event id of the dead letter of a record no one can decode, once projected."""
+    topic = topic_name("commands", stack.settings)
+    landed: list[Any] = []
+    producer = Producer({"bootstrap.servers": stack.settings.kafka.bootstrap})
+    producer.produce(topic, b"\xc3\x01not-an-avro-body", key=b"some-run",
+                     on_delivery=lambda err, msg: landed.append((err, msg)))
+    assert producer.flush(30) == 0 and landed and landed[0][0] is None, landed
+    offset = landed[0][1].offset()
+    deadline = time.monotonic() + 30
+    while (event_id := asyncio.run(_dead_letter_id(stack, topic, offset))) is None:
+        assert time.monotonic() < deadline, f"no dead letter of {topic}@{offset} projected"
+        time.sleep(0.3)
+    return event_id
+
+
+def _visible_rows(browser: Browser, css: str, attribute: str) -> set[str]:
+    return {row.get_attribute(attribute) for row in browser.all(css) if row.is_displayed()}
+
+
+def test_the_workflows_list_narrows_to_a_search(
+        operator: Browser, stack: Stack, example_id: str) -> None:
+    sleepy_id = stack.register(SLEEPY)
+    operator.open("/ui/workflows")
+    rows = "tr.workflow-row[data-workflow-id]"
+    assert {example_id, sleepy_id} <= _visible_rows(operator, rows, "data-workflow-id")
+    operator.screenshot("workflows")
+    search = operator.one("input#workflow-search")
+    search.send_keys("research")
+    search.send_keys(Keys.ENTER)
+    operator.wait(lambda: _visible_rows(operator, rows, "data-workflow-id") == {example_id},
+                  "the list to show only the research workflow")
+    operator.driver.find_element("css selector", f"{rows} a").click()
+    operator.wait(lambda: operator.path() == f"/ui/workflows/{example_id}",
+                  "the workflow's page")
+
+
+def test_the_workflow_page_draws_the_definition_and_its_schedule(
+        operator: Browser, stack: Stack, example_id: str, example_run: dict[str, Any],
+        schedule: dict[str, Any]) -> None:
+    operator.open(f"/ui/workflows/{example_id}")
+    operator.one("main#page-workflow")
+    assert operator.all(".version-row"), "no versions listed"
+    graph = operator.one("svg#definition-graph")
+    nodes = {n.get_attribute("data-step-id"): n.get_attribute("data-node-type")
+             for n in graph.find_elements("css selector", "g.graph-node[data-step-id]")}
+    assert nodes == {s["id"]: s["type"] for s in example_definition()["steps"]}
+    edges = {(e.get_attribute("data-from"), e.get_attribute("data-to"))
+             for e in graph.find_elements("css selector", "path.graph-edge")}
+    api = stack.client.get(f"/api/executions/{example_run['run_id']}/graph").json()
+    assert edges == {(e["source"], e["target"]) for e in api["edges"]}
+    operator.screenshot("workflow")
+
+    operator.open(f"/ui/workflows/{schedule['workflow_id']}")
+    row = operator.one(f"tr.trigger-row[data-trigger-id='{schedule['trigger_id']}']")
+    next_fire = row.find_element("css selector", ".next-fire")
+    shown = next_fire.text + " ".join(
+        t.get_attribute("datetime") or "" for t in next_fire.find_elements("css selector", "time"))
+    assert schedule["state"]["next_due_at"][:10] in shown, (shown, schedule["state"])
+
+
+def test_the_dead_letters_page_lists_a_record_no_one_could_decode(
+        operator: Browser, dead_letter: str) -> None:
+    operator.open("/ui/dead-letters")
+    operator.one("main#page-dead-letters")
+    row = operator.one(f"tr.dead-letter-row[data-event-id='{dead_letter}']")
+    assert "UnknownSchema" in row.text, row.text
+    assert operator.all(".action-redrive"), "an operator cannot re-drive"
+    operator.screenshot("dead-letters")
+    operator.open(f"/ui/dead-letters/{dead_letter}")
+    assert "UnknownSchema" in operator.one("main").text
+
+
+def test_the_components_page_lists_the_registry(operator: Browser, stack: Stack) -> None:
+    deadline = time.monotonic() + 20
+    while not (names := {c["name"] for c in
+                         stack.client.get("/api/components", params={"limit": 500})
+                         .json()["items"]}) >= {"web_search", "fetch_page"}:
+        assert time.monotonic() < deadline, names
+        time.sleep(0.3)
+    operator.open("/ui/components")
+    operator.one("main#page-components")
+    assert _visible_rows(operator, "tr.component-row[data-component]", "data-component") == names
+    row = operator.one("tr.component-row[data-component='web_search']")
+    schemas = row.get_attribute("textContent")  # schemas may sit folded in a <details>
+    assert '"query"' in schemas and '"results"' in schemas, "web_search's schemas are not shown"
+    operator.screenshot("components")
+
+
+def test_no_page_scrolls_sideways_on_a_narrow_screen(
+        operator: Browser, example_id: str, example_run: dict[str, Any], dead_letter: str) -> None:
+    pages = ["/ui/workflows", f"/ui/workflows/{example_id}", "/ui/runs",
+             f"/ui/runs/{example_run['run_id']}", "/ui/dead-letters", "/ui/components"]
+    operator.set_width(NARROW)
+    try:
+        wide: dict[str, tuple[int, int]] = {}
+        for page in pages:
+            operator.open(page)
+            operator.one("main")
+            scroll, client = operator.driver.execute_script(
+                "const d = document.documentElement; return [d.scrollWidth, d.clientWidth];")
+            if scroll > client:
+                wide[page] = (scroll, client)
+            if page.startswith("/ui/runs/"):
+                operator.screenshot("run-narrow")
+        assert wide == {}, f"pages wider than the {NARROW[0]} px window (scroll, client): {wide}"
+    finally:
+        operator.set_width(WIDE)
+
+
+_FOCUS = """
+const e = document.activeElement, s = getComputedStyle(e);
+return {id: e.id, tag: e.tagName.toLowerCase(), href: e.getAttribute('href'),
+        visible: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0)
+                 || s.boxShadow !== 'none'};
+"""
+
+
+def _tab_to(browser: Browser, element_id: str, limit: int = 80) -> list[dict[str, Any]]:
+    """Press Tab until `element_id` has the focus; the focus stops passed on the way."""
+    seen: list[dict[str, Any]] = []
+    for _ in range(limit):
+        ActionChains(browser.driver).send_keys(Keys.TAB).perform()
+        focus = browser.driver.execute_script(_FOCUS)
+        seen.append(focus)
+        if focus["id"] == element_id:
+            return seen
+    pytest.fail(f"{limit} Tabs never reached #{element_id}: {[f['id'] or f['tag'] for f in seen]}")
+
+
+def test_the_keyboard_reaches_the_skip_link_and_the_main_actions(
+        operator: Browser, stack: Stack, example_id: str) -> None:
+    operator.open(f"/ui/workflows/{example_id}")
+    operator.driver.execute_script("document.activeElement && document.activeElement.blur()")
+    first = _tab_to(operator, "skip-to-main", limit=1)[-1]
+    assert first["visible"], "the skip link shows no focus"
+    assert operator.one("a#skip-to-main").is_displayed(), "the focused skip link is hidden"
+    ActionChains(operator.driver).send_keys(Keys.ENTER).perform()
+    target = (first["href"] or "#").lstrip("#")
+    operator.wait(lambda: operator.driver.execute_script(
+        "const m = document.querySelector('main'), a = document.activeElement;"
+        "return location.hash === '#' + arguments[0] || m.contains(a) || a === m;", target),
+        "the skip link to move to the main content")
+    stops = _tab_to(operator, "start-run")
+    assert any(s["id"] == "run-input" for s in stops), "Tab skips the run's input"
+    assert all(s["visible"] for s in stops[-1:]), "the start button shows no focus"
+
+    run_id = stack.asleep()
+    operator.open(f"/ui/runs/{run_id}")
+    stops = _tab_to(operator, "cancel-run")
+    assert stops[0]["id"] == "skip-to-main", stops[0]
+    assert stops[-1]["visible"], "the cancel button shows no focus"
+    ActionChains(operator.driver).send_keys(Keys.ENTER).perform()  # the keyboard cancels too
+    operator.accept_confirmation()
+    operator.wait(lambda: operator.attr("#run-status", "data-status") == "cancelled",
+                  "the run cancelled from the keyboard", 30)
