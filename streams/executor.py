@@ -29,6 +29,7 @@ from bend.ops.metrics import (
     CIRCUIT_TRANSITIONS, EXECUTOR_STEPS, observe_llm_calls, watch_circuits,
 )
 from bend.settings import Settings
+from bend.tracing import kafka_headers, note_step_outcome, task_span
 from streams.app import topic_names
 from streams.dlq import DeadLetters
 from streams.produce import Producer
@@ -116,7 +117,8 @@ class Executor:
             await self.dead_letters.send(self.tasks.get_topic_name(), partition, offset, key,
                                          raw, exc, headers)
             return
-        with bound_contextvars(run_id=task.run_id, step_id=task.step_id, event_id=task.event_id):
+        with bound_contextvars(run_id=task.run_id, step_id=task.step_id, event_id=task.event_id), \
+                task_span(task, headers):
             started = time.perf_counter()
             running = asyncio.ensure_future(execute(task, await self._context()))
             done, _ = await asyncio.wait({running}, timeout=self.report_started_after_s)
@@ -125,6 +127,7 @@ class Executor:
                                                    step_id=task.step_id, attempt=task.attempt,
                                                    worker_id=self.worker_id))
             outcome = await running
+            note_step_outcome(outcome.succeeded, outcome.error_type, outcome.message)
             duration_ms = int((time.perf_counter() - started) * 1000)
             for record in outcome.records:
                 await self._send(record)
@@ -156,4 +159,5 @@ class Executor:
         }
 
     async def _send(self, cmd: Command) -> None:
-        await self.producer.send(self.names.commands, (cmd.run_id or "").encode(), encode(cmd))
+        await self.producer.send(self.names.commands, (cmd.run_id or "").encode(), encode(cmd),
+                                 headers=kafka_headers())

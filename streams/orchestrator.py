@@ -24,6 +24,7 @@ from bend.core.events import TimerSet
 from bend.core.state import RunState
 from bend.ops.metrics import COMMANDS, observe_decision
 from bend.settings import Settings
+from bend.tracing import command_span, kafka_headers, record_decision, task_headers
 from streams.app import topic_names
 from streams.catalog import WorkflowCatalog
 from streams.dlq import DeadLetters
@@ -103,7 +104,8 @@ class Orchestrator:
                                              UnknownWorkflowId(cmd.workflow_id), headers)
                 return
         runs = await self.cache.partition(partition)
-        with bound_contextvars(run_id=cmd.run_id, event_id=cmd.event_id):
+        with bound_contextvars(run_id=cmd.run_id, event_id=cmd.event_id), \
+                command_span(cmd, headers):
             if cmd.run_id in runs.finished:
                 self.rejected += 1
                 COMMANDS.labels(cmd.event_type, "rejected").inc()
@@ -128,6 +130,7 @@ class Orchestrator:
             await self._emit(runs, decision, partition)
             COMMANDS.labels(cmd.event_type, "accepted").inc()
             self._observe(before, decision)
+            record_decision(before, decision.state, decision.events)
 
     async def _emit(self, runs: PartitionRuns, decision: Accepted, partition: int) -> None:
         assert decision.state is not None
@@ -136,17 +139,18 @@ class Orchestrator:
         encoded = [(ev, encode(ev)) for ev in decision.events]
         await self.producer.send_atomic(self.names.run_events, partition,
                                         [(key, payload) for _, payload in encoded])
-        open_tasks = {ev.event_id for ev in decision.tasks()}
+        open_tasks = {ev.event_id: ev for ev in decision.tasks()}
         for ev, payload in encoded:
             if ev.event_id in open_tasks:
-                await self.producer.send(self.names.tasks, key, payload)
+                await self.producer.send(self.names.tasks, key, payload,
+                                         headers=task_headers(open_tasks[ev.event_id]))
         for timer in decision.timers():
             self._arm(timer, partition)
         for cmd in decision.outbox:
             if isinstance(cmd, StartRun):  # a child run: pin the named workflow's definition
                 cmd = await self.catalog.complete(cmd)
             await self.producer.send(self.names.commands, (cmd.run_id or "").encode(),
-                                     encode(cmd))
+                                     encode(cmd), headers=kafka_headers())
 
     @staticmethod
     def _observe(before: RunState | None, decision: Accepted) -> None:
@@ -178,7 +182,8 @@ class Orchestrator:
         for ev in runs.timers.values():
             self._arm(ev, partition)
         for ev in list(runs.tasks.values()):  # executors dedupe by idempotency key
-            await self.producer.send(self.names.tasks, (ev.run_id or "").encode(), encode(ev))
+            await self.producer.send(self.names.tasks, (ev.run_id or "").encode(), encode(ev),
+                                     headers=task_headers(ev))
         log.info("partition_recovered", partition=partition, open_runs=len(runs.open),
                  timers=len(runs.timers), tasks_redispatched=len(runs.tasks))
 

@@ -26,9 +26,10 @@ class Producer:
         self.app = app
 
     async def send(self, topic: str, key: bytes | None, value: bytes,
-                   partition: int | None = None) -> None:
-        """Queue one record; its delivery is checked when the broker answers."""
-        future = await self.app.producer.send(topic, key, value, partition, None, None)
+                   partition: int | None = None,
+                   headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Queue one record (and its trace headers); its delivery is checked when the broker answers."""
+        future = await self.app.producer.send(topic, key, value, partition, None, headers)
         future.add_done_callback(self._check)
 
     async def send_atomic(self, topic: str, partition: int,

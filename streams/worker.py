@@ -79,6 +79,9 @@ def _run_role(role: str, settings: Settings) -> None:
     from streams.ops import attach_ops
 
     attach_ops(app, role, settings)  # /metrics, /livez, /readyz on BEND_OPS__HOST:PORT
+    from bend.tracing import configure_tracing
+
+    configure_tracing(settings, role)  # traces to BEND_TRACING__OTLP_ENDPOINT when it is set
 
     @app.timer(1.0)
     async def _exit_when_crashed() -> None:

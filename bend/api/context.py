@@ -12,6 +12,7 @@ from bend.api.consistency import ProjectionWatcher
 from bend.kafka.offsets import OffsetReader
 from bend.kafka.producer import RecordProducer
 from bend.settings import Settings
+from bend.tracing import configure_tracing, shutdown_tracing
 from projections.db import create_pool, database_url
 from projections.migrate import migrate
 from projections.project import projected_topics
@@ -43,6 +44,8 @@ async def open_context(settings: Settings) -> AsyncIterator[ApiContext]:
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
             await migrate(conn, schema)
+        if configure_tracing(settings, "api"):  # commands it sends carry their run's trace
+            stack.callback(shutdown_tracing)
         producer = await stack.enter_async_context(RecordProducer(settings))
         offsets = await stack.enter_async_context(OffsetReader(settings))
         watcher = ProjectionWatcher(pool, schema)

@@ -19,6 +19,7 @@ from bend.core.events import Event
 from bend.kafka.errors import KafkaUnavailable
 from bend.kafka.position import Position
 from bend.settings import Settings
+from bend.tracing import record_headers
 
 __all__ = ["RecordProducer"]
 
@@ -72,7 +73,7 @@ class RecordProducer:
         try:
             futures = [
                 await self._producer.send(topic_for(r, self.settings), self._codec.encode(r),
-                                          key=key_for(r))
+                                          key=key_for(r), headers=record_headers(r))
                 for r in records
             ]
             metadata = await asyncio.gather(*futures)

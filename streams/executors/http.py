@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bend.core.events import StepScheduled
 from bend.core.expressions import as_text
+from bend.tracing import call_span, http_attributes, inject_http, note_http_status
 from streams.executors.circuits import target_of
 from streams.executors.context import ExecutionContext
 from streams.executors.errors import StepError, StepTimeout, TargetFailed, TargetRejected
@@ -77,9 +78,10 @@ async def _send(spec: HttpInput, idempotency_key: str, ctx: ExecutionContext) ->
         # Merge, not replace: the URL's own query string stays (httpx `params=` would drop it).
         url = httpx.URL(spec.url).copy_merge_params(spec.query) if spec.query else spec.url
         response = await ctx.http.request(
-            spec.method, url, headers=headers,
+            spec.method, url, headers=inject_http(headers),
             content=content, json=json_body, timeout=spec.timeout_s,
         )
+        note_http_status(response.status_code)
     except httpx.TimeoutException as exc:
         raise StepTimeout(where, spec.timeout_s or 0) from exc
     except httpx.TransportError as exc:
@@ -98,8 +100,9 @@ async def execute(task: StepScheduled, ctx: ExecutionContext) -> StepOutcome:
     """Send the step's request; 2xx → {status, headers, body}, else a typed failure."""
     try:
         spec = parse(task.input, task.timeout_ms)
-        async with ctx.circuits.guard(target_of(spec.url), ctx.clock):
-            response = await _send(spec, task.idempotency_key, ctx)
+        with call_span(spec.method, http_attributes(spec.method, spec.url)):
+            async with ctx.circuits.guard(target_of(spec.url), ctx.clock):
+                response = await _send(spec, task.idempotency_key, ctx)
     except StepError as exc:
         return StepOutcome.failure(exc)
     log.debug("http_step_answered", status=response.status_code)

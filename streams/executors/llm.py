@@ -10,6 +10,7 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from bend.tracing import call_span, http_attributes, inject_http, note_http_status, note_llm_usage
 from streams.executors.circuits import target_of
 from streams.executors.context import ExecutionContext
 from streams.executors.errors import (
@@ -56,7 +57,7 @@ async def _post(ctx: ExecutionContext, endpoint: LlmEndpoint,
                 request: dict[str, Any]) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
     try:
-        response = await ctx.http.post(endpoint.url, json=request, headers=headers,
+        response = await ctx.http.post(endpoint.url, json=request, headers=inject_http(headers),
                                        timeout=endpoint.timeout_s)
     except httpx.TimeoutException as exc:
         raise LlmUnavailable(f"the model at {endpoint.base_url} did not answer within "
@@ -65,6 +66,7 @@ async def _post(ctx: ExecutionContext, endpoint: LlmEndpoint,
         raise LlmUnavailable(f"the model at {endpoint.base_url} is unreachable "
                              f"({type(exc).__name__}); it is retried, check it is up") from exc
     status = response.status_code
+    note_http_status(status)
     if status >= 500 or status in _RETRYABLE_STATUS:
         raise LlmUnavailable(f"the model at {endpoint.base_url} answered {status}: "
                              f"{response.text[:200]}; it is retried")
@@ -88,6 +90,9 @@ async def chat(ctx: ExecutionContext, endpoint: LlmEndpoint, request: dict[str, 
                recorder: Recorder) -> dict[str, Any]:
     """POST `request`, retrying 5xx/429/timeouts a few times; record and return the response."""
     target = target_of(endpoint.base_url)
+    model = str(request.get("model") or "")
+    attributes = {**http_attributes("POST", endpoint.url), "gen_ai.operation.name": "chat",
+                  "gen_ai.request.model": model}
     retrying = AsyncRetrying(
         stop=stop_after_attempt(ctx.llm_call_attempts),
         wait=wait_exponential(multiplier=ctx.llm_retry_wait_s, max=5.0),
@@ -97,8 +102,10 @@ async def chat(ctx: ExecutionContext, endpoint: LlmEndpoint, request: dict[str, 
     async for try_ in retrying:
         with try_:
             started = time.perf_counter()
-            async with ctx.circuits.guard(target, ctx.clock):
-                response = await _post(ctx, endpoint, request)
+            with call_span(f"chat {model}", attributes):  # one span per try
+                async with ctx.circuits.guard(target, ctx.clock):
+                    response = await _post(ctx, endpoint, request)
+                note_llm_usage(response)
             latency_ms = int((time.perf_counter() - started) * 1000)
     usage = response.get("usage") or {}
     record = recorder.llm_call(

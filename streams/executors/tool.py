@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bend.components import Component, ComponentContext, ComponentError
 from bend.core.events import StepScheduled
+from bend.tracing import component_span
 from streams.executors.context import ExecutionContext
 from streams.executors.errors import StepError, ToolFailed
 from streams.executors.inputs import parse_input
@@ -45,7 +46,8 @@ async def invoke_component(comp: Component, inputs: dict[str, Any],
                            context: ComponentContext) -> Any:
     """Call `comp`; its failures become `ToolFailed` (retryable as the component says)."""
     try:
-        return await comp.invoke(inputs, context)
+        with component_span(comp.ref):
+            return await comp.invoke(inputs, context)
     except ComponentError as exc:
         raise ToolFailed(exc.message, retryable=exc.retryable,
                          error_type=type(exc).__name__) from exc
