@@ -80,6 +80,8 @@ class TriggerSettings(BaseModel):
 
     tick_s: float = Field(default=0.5, gt=0)
     clock_offset_s: float = 0.0  # added to the wall clock; tests simulate an outage with it
+    # Record keys each Kafka trigger remembers as fired; older ones are refused by run id.
+    kafka_fired_window: int = Field(default=10_000, ge=1)
 
 
 class LlmPrice(BaseModel):
