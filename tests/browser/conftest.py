@@ -262,12 +262,21 @@ class Browser:
         """Resize the window to `size` (width, height)."""
         self.driver.set_window_size(*size)
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, max_height: int | None = None) -> Path:
         """Write the viewport to `.bend/screenshots/NAME.png` (and to `docs/ui/` for the
-        README's pictures when BEND_UPDATE_SCREENSHOTS=1)."""
+        README's pictures when BEND_UPDATE_SCREENSHOTS=1); with `max_height`, the window first
+        grows to show the page down to that many pixels."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         target = SCREENSHOTS / f"{name}.png"
-        assert self.driver.get_screenshot_as_file(str(target)), f"no screenshot of {name}"
+        size = self.driver.get_window_size()
+        if max_height:
+            page = self.driver.execute_script("return document.documentElement.scrollHeight")
+            self.driver.set_window_size(size["width"], min(max(page, size["height"]), max_height))
+        try:
+            assert self.driver.get_screenshot_as_file(str(target)), f"no screenshot of {name}"
+        finally:
+            if max_height:
+                self.driver.set_window_size(size["width"], size["height"])
         _written.append(target)
         if os.environ.get("BEND_UPDATE_SCREENSHOTS") == "1" and name in README_SHOTS:
             DOCS_UI.mkdir(parents=True, exist_ok=True)

@@ -123,8 +123,8 @@ def test_the_dead_letters_page_lists_a_record_no_one_could_decode(
     operator.one("main#page-dead-letters")
     row = operator.one(f"tr.dead-letter-row[data-event-id='{dead_letter}']")
     assert "UnknownSchema" in row.text, row.text
-    assert operator.all(".action-redrive"), "an operator cannot re-drive"
     operator.screenshot("dead-letters")
+    assert operator.all(".action-redrive"), "an operator cannot re-drive"
     operator.open(f"/ui/dead-letters/{dead_letter}")
     assert "UnknownSchema" in operator.one("main").text
 

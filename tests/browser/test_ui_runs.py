@@ -104,7 +104,7 @@ def test_the_example_run_started_from_its_page_finishes_live_as_the_api_says(
     run = agree(browser, stack, run_id, step_ids)
     assert run["status"] == "completed", run
     assert browser.marked()
-    browser.screenshot("run")
+    browser.screenshot("run", max_height=1400)
 
     browser.open(f"/ui/runs/{run_id}")  # drawn from the read model alone, the same
     assert differences(stack.run(run_id), step_ids, drawn(browser)) == []
