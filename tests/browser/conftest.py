@@ -199,10 +199,11 @@ class Browser:
         url = self.driver.current_url
         return url[len(self.base_url):] if url.startswith(self.base_url) else url
 
-    def wait(self, condition: Callable[[], T], what: str, timeout_s: float = WAIT_S) -> T:
+    def wait(self, condition: Callable[[], T], what: str, timeout_s: float = WAIT_S,
+             poll_s: float = 0.1) -> T:
         """Wait until `condition()` is truthy and return it; fail saying `what` was awaited."""
         try:
-            return WebDriverWait(self.driver, timeout_s, poll_frequency=0.1).until(
+            return WebDriverWait(self.driver, timeout_s, poll_frequency=poll_s).until(
                 lambda _: condition())
         except TimeoutException:
             pytest.fail(f"waited {timeout_s:.0f} s for {what}; page {self.path()}", pytrace=True)

@@ -79,7 +79,8 @@ def agree(browser: Browser, stack: Stack, run_id: str, step_ids: list[str],
         return None if last else run
 
     try:
-        return browser.wait(same, f"the page to agree with the API on run {run_id}", timeout_s)
+        return browser.wait(same, f"the page to agree with the API on run {run_id}", timeout_s,
+                            poll_s=0.3)  # each try asks the API too: stay under its rate limit
     except pytest.fail.Exception:
         pytest.fail(f"run page differs from the API: {last}")
 
