@@ -21,6 +21,7 @@ from bend.core.events import (
 from bend.core.schedule_errors import InvalidTrigger
 from bend.core.triggers import KafkaTrigger, ScheduleTrigger, TriggerState, apply, parse_trigger
 from streams.catalog import WorkflowCatalog
+from streams.triggers.recent import DEFAULT_WINDOW, RecentKeys
 
 __all__ = ["Trigger", "TriggerBook", "WorkflowBook", "follow_all", "partitions"]
 
@@ -43,7 +44,8 @@ class Trigger:
     partition: int = -1  # of the triggers topic: its owner in the `triggers` group fires it
     last_fired: TriggerFired | None = None
     replays: list[TriggerReplayRequested] = field(default_factory=list)  # Kafka, in order
-    fired_keys: set[str] = field(default_factory=set)  # Kafka: every record key fired
+    # Kafka: the record keys fired lately (bounded; streams.triggers.recent says why enough)
+    fired_keys: RecentKeys = field(default_factory=RecentKeys)
 
     @property
     def replay(self) -> TriggerReplayRequested | None:
@@ -61,6 +63,7 @@ class TriggerBook:
     """trigger_id → Trigger, folded from TriggerRegistered/Updated/Removed/Fired records."""
 
     triggers: dict[str, Trigger] = field(default_factory=dict)
+    fired_window: int = DEFAULT_WINDOW  # record keys each Kafka trigger remembers
 
     def fold(self, event: object, partition: int = -1) -> None:
         """Take one triggers-topic event into the book; a duplicate firing changes nothing."""
@@ -71,7 +74,8 @@ class TriggerBook:
                     self.triggers[event.trigger_id] = Trigger(
                         event.trigger_id, event.trigger_type, event.workflow_id, event.tenant,
                         event.project, parsed, True, event.occurred_at,
-                        TriggerState(trigger_id=event.trigger_id), partition)
+                        TriggerState(trigger_id=event.trigger_id), partition,
+                        fired_keys=RecentKeys(self.fired_window))
             case TriggerUpdated():
                 found = self.triggers.get(event.trigger_id)
                 parsed = self._parse(event.trigger_id, event.definition)
@@ -105,7 +109,7 @@ class TriggerBook:
             return False
         found.last_fired = event
         if isinstance(found.definition, KafkaTrigger):  # a forced replay's key and its record's
-            found.fired_keys.update({event.dedupe_key, event.dedupe_key.partition("#")[0]})
+            found.fired_keys.update((event.dedupe_key.partition("#")[0], event.dedupe_key))
         return True
 
     def of_type(self, kind: type) -> list[Trigger]:

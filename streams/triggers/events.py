@@ -3,9 +3,10 @@ filter, and replays of the topic from an offset or a time.
 
 Each trigger reads with its own consumer group (`<prefix>-trigger-<trigger_id>`), committing
 after the firing is produced; a new group starts at the records written since the trigger
-took effect. The dedupe key is `topic/partition/offset`: a record whose key fired before (the
-book keeps every key a Kafka trigger fired) starts nothing, so a redelivery or a replay over
-records already fired starts no second run.
+took effect. The dedupe key is `topic/partition/offset`: a record whose key fired lately (the
+book keeps a bounded window of them, `streams.triggers.recent`) is skipped, and one fired
+longer ago gets the same run id, which the orchestrator refuses twice; so a redelivery or a
+replay over records already fired starts no second run.
 
 A replay (`TriggerReplayRequested`) moves the trigger to the group `<base>-replay-<replay_id>`,
 which starts at the requested offset (or the first record at or after the requested time) in

@@ -3,6 +3,8 @@
 The last value seen travels in the firing's dedupe key (`<trigger_id>#<n>:<marker>`), so a
 restarted poller reads it back from the triggers topic and neither misses nor repeats a change.
 Failed polls back off (initial × multiplier each, up to max) and are recorded as TriggerFailed.
+`max_requests_per_minute` holds for every request, failed ones and back-off included
+(`streams.triggers.pacing.RequestBudget`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import structlog
 from bend.core.triggers import CursorChange, PollingTrigger
 from streams.triggers.book import Trigger, TriggerBook
 from streams.triggers.firing import Firer
+from streams.triggers.pacing import RequestBudget, next_backoff
 
 __all__ = ["last_marker", "marker", "poll_forever"]
 
@@ -58,19 +61,26 @@ def last_marker(trigger: Trigger) -> str | None:
 async def poll_forever(trigger_id: str, book: TriggerBook, firer: Firer) -> None:
     """Poll one trigger until it is removed or disabled (the caller cancels on changes)."""
     delay = 0.0
+    loop = asyncio.get_running_loop()
+    budget = RequestBudget(None)
     async with httpx.AsyncClient(timeout=10.0, follow_redirects=True) as client:
         while (trigger := book.triggers.get(trigger_id)) is not None and trigger.enabled:
             spec: PollingTrigger = trigger.definition
             every = float(spec.interval_seconds)
             if spec.max_requests_per_minute:
                 every = max(every, 60.0 / spec.max_requests_per_minute)
+            budget.per_minute = spec.max_requests_per_minute
+            if (wait := budget.wait_s(loop.time())) > 0:
+                await asyncio.sleep(wait)
+                continue  # the definition may have changed meanwhile
+            budget.sent(loop.time())
             try:
                 response = await client.get(spec.url)
                 response.raise_for_status()
                 seen = marker(spec, response)
             except (httpx.HTTPError, jmespath.exceptions.JMESPathError) as exc:
-                delay = min(spec.backoff.max_seconds, delay * spec.backoff.multiplier
-                            if delay else spec.backoff.initial_seconds)
+                delay = next_backoff(delay, spec.backoff.initial_seconds,
+                                     spec.backoff.multiplier, spec.backoff.max_seconds)
                 log.warning("poll_failed", trigger_id=trigger_id, url=spec.url, retry_in_s=delay)
                 await firer.failed(trigger, "poll", _reason(exc), spec.url)
                 await asyncio.sleep(delay)

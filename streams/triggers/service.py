@@ -38,7 +38,7 @@ class Triggers:
         self.settings = settings
         self.names = topic_names(settings)
         self.triggers_topic = app.topic(self.names.triggers)
-        self.book = TriggerBook()
+        self.book = TriggerBook(fired_window=settings.triggers.kafka_fired_window)
         self.book_ready = asyncio.Event()
         self.workflows = WorkflowBook(settings.kafka.bootstrap, self.names.workflows)
         self.firer = Firer(None, self.book, self.workflows,

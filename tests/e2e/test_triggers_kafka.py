@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from confluent_kafka.admin import AdminClient, NewTopic
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from bend.core.events import TriggerFailed, TriggerFired
+from bend.core.events import RunStarted, TriggerFailed, TriggerFired
 from bend.devstack.engine import Engine, running_engine
 from bend.devstack.workers import Workers
 from bend.kafka.producer import RecordProducer
@@ -196,3 +196,38 @@ async def test_a_replay_re_reads_from_an_offset_and_fires_records_again_only_whe
     assert sorted(e.dedupe_key for e in fired) == [
         f"{topic}/0/0", f"{topic}/0/1", f"{topic}/0/2", f"{topic}/0/2#r2"]
     assert len({e.run_id for e in fired}) == 4
+
+
+async def test_records_fired_before_the_window_fire_again_but_start_no_second_run(
+        engine: Engine) -> None:
+    """The worker remembers 2 fired keys here: a replay over 4 fired records writes TriggerFired
+    again for the 2 it forgot, and the orchestrator refuses their StartRuns (same run ids)."""
+    workers = Workers(engine.settings, env={**engine.env,
+                                            "BEND_TRIGGERS__KAFKA_FIRED_WINDOW": "2"},
+                      log_dir=engine.workers.log_dir or engine.settings.dev.state_dir / "logs")
+    try:
+        workers.start("triggers")
+        topic = _topic(engine, "windowed")
+        workflow_id, trigger_id = await _register(engine, {"type": "kafka", "topic": topic})
+        row = {"trigger_id": trigger_id, "workflow_id": workflow_id, "tenant": "default",
+               "trigger_type": "kafka"}
+        await asyncio.sleep(3)
+        await _produce(engine, topic, [json.dumps({"n": n}).encode() for n in range(4)])
+        first = await _at_least(engine, trigger_id, TriggerFired, 4)
+        async with RecordProducer(engine.settings) as producer:
+            await producer.send(trigger_events.replay_requested(
+                row, "w1", partition=None, from_offset=0, from_time=None, force=False,
+                principal=ADMIN, now=datetime.now(timezone.utc)))
+        fired = await _at_least(engine, trigger_id, TriggerFired, 6)
+        await asyncio.sleep(3)  # records 2 and 3 are in the window: nothing more may follow
+        fired = await _of(engine, trigger_id, TriggerFired)
+        run_ids = {e.run_id for e in first}
+        started = [e.run_id for e in await _read(engine, "runs")
+                   if isinstance(e, RunStarted) and e.run_id in run_ids]
+        await _remove(engine, workflow_id, trigger_id)
+    finally:
+        workers.stop()
+    assert sorted(e.dedupe_key for e in fired) == sorted(
+        [f"{topic}/0/{o}" for o in (0, 1, 2, 3)] + [f"{topic}/0/0", f"{topic}/0/1"])
+    assert {e.run_id for e in fired} == run_ids and len(run_ids) == 4
+    assert sorted(started) == sorted(run_ids)  # each run started once
