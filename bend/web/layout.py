@@ -77,10 +77,22 @@ def _layers(ids: Sequence[str], edges: Sequence[tuple[str, str, str]]) -> dict[s
                 found |= {m} | inside(m, seen)
         return found
 
+    def ancestors(node: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [node]
+        while todo:
+            for p in parents[todo.pop()]:
+                if p not in seen:
+                    seen.add(p)
+                    todo.append(p)
+        return seen
+
     waits: dict[str, set[str]] = {i: set(ps) for i, ps in parents.items()}
     for source, target, kind in edges:
         if kind == "after" and source in members and target in waits:
-            waits[target] |= inside(source, {source}) - {target}
+            # A member that itself waits for `target` stays beside it (else a cycle).
+            waits[target] |= {m for m in inside(source, {source}) - {target}
+                              if target not in ancestors(m)}
     layer: dict[str, int] = {}
     visiting: set[str] = set()
 

@@ -16,7 +16,8 @@ from starlette.templating import Jinja2Templates
 from bend.security.dependencies import get_security
 from bend.security.redact import MASK, Redactor
 
-__all__ = ["Shown", "duration", "page", "redactor_for", "show", "templates"]
+__all__ = ["Shown", "duration", "masked", "page", "redactor_for", "show", "templates",
+           "unmask"]
 
 HERE = Path(__file__).parent
 PREVIEW_CHARS = 280
@@ -71,11 +72,30 @@ def _mask_keys(value: Any) -> Any:
     return value
 
 
+def masked(value: Any, redactor: Redactor | None = None) -> Any:
+    """`value` with secret values and the values of secret-named keys masked."""
+    value = _mask_keys(value)
+    return redactor(value) if redactor is not None else value
+
+
+def unmask(sent: Any, original: Any, redactor: Redactor | None = None) -> Any:
+    """`sent` (an edited copy of `masked(original)`) with each part still as masked shown
+    given back its real value, so only what was changed changes."""
+    if sent == masked(original, redactor):
+        return original
+    if isinstance(sent, dict) and isinstance(original, dict):
+        return {k: original[k] if k in original and sent[k] == MASK and isinstance(k, str)
+                and k.lower() in SECRET_KEYS else
+                unmask(v, original[k], redactor) if k in original else v
+                for k, v in sent.items()}
+    if isinstance(sent, list) and isinstance(original, list) and len(sent) == len(original):
+        return [unmask(v, o, redactor) for v, o in zip(sent, original)]
+    return sent
+
+
 def show(value: Any, redactor: Redactor | None = None, preview: int = PREVIEW_CHARS) -> Shown:
     """`value` as pretty JSON with secrets masked, previewed in `preview` characters."""
-    value = _mask_keys(value)
-    if redactor is not None:
-        value = redactor(value)
+    value = masked(value, redactor)
     text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str,
                                                              ensure_ascii=False)
     size = len(text)

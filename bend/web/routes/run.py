@@ -16,7 +16,7 @@ from bend.api.routers.executions import cancel_execution
 from bend.api.routers.replay import ForkRequest, fork_execution
 from bend.security.redact import Redactor
 from bend.web.errors import BadForm, NotFound
-from bend.web.render import page, redactor_for, templates
+from bend.web.render import masked, page, redactor_for, templates, unmask
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
 from bend.web.runview import read_run_view
 from bend.web.session import Session
@@ -48,7 +48,7 @@ async def run_page(request: Request, session: Ui, run_id: str) -> Response:
     view = await read_run_view(context(request), run, redactor)
     return page(request, "run.html", {
         "v": view, "run": run, "redactor": redactor,
-        "fork_input": json.dumps(redactor(run.get("input")), indent=2, default=str),
+        "fork_input": json.dumps(masked(run.get("input"), redactor), indent=2, default=str),
         "finished": run["status"] in queries.FINISHED,
     })
 
@@ -145,14 +145,14 @@ async def fork(request: Request, session: Ui, run_id: str) -> Response:
         except json.JSONDecodeError as err:
             raise BadForm(f"the input is not JSON: {err.msg} at line {err.lineno} column "
                           f"{err.colno}") from None
-        if _unchanged(new_input, run.get("input"), await redactor_for(
-                request, session.principal.project)):
-            new_input = None  # the shown input, secrets masked: keep the real one
+        # The form showed the input with secrets masked: masked parts left as shown get their
+        # real values back, so only what the user changed changes.
+        original = run.get("input")
+        new_input = unmask(new_input, original,
+                            await redactor_for(request, session.principal.project))
+        if new_input == original:
+            new_input = None
     return await _fork(request, session, run, str(form.get("step_id") or ""), new_input)
-
-
-def _unchanged(sent: Any, original: Any, redactor: Redactor) -> bool:
-    return sent == original or sent == redactor(original)
 
 
 @router.post("/{run_id}/retry")

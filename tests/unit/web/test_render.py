@@ -10,7 +10,7 @@ from bend.contracts.codec import encode
 from bend.core.commands import CancelRun
 from bend.security.redact import Redactor
 from bend.web.errors import BadForm
-from bend.web.render import duration, show
+from bend.web.render import duration, show, unmask
 from bend.web.routes.dead_letters import readable
 from bend.web.routes.runs import parse_time
 from bend.web.session import csrf_token, safe_next
@@ -65,3 +65,14 @@ def test_dead_letter_bytes_are_decoded_as_records_json_text_or_base64() -> None:
     assert readable(b"plain") == ("text", "plain")
     assert readable(b"\xff\xfe\x00") [0] == "base64"
     assert readable(None) == ("empty", "")
+
+
+def test_an_edited_masked_input_gets_its_secrets_back_and_keeps_the_edits() -> None:
+    redactor = Redactor(["tok-123"])
+    original = {"topic": "a", "password": "hunter2", "note": "uses tok-123", "list": [1, "tok-123"]}
+    shown = json.loads(show(original, redactor).whole)
+    assert shown == {"topic": "a", "password": "***", "note": "uses ***", "list": [1, "***"]}
+    assert unmask(shown, original, redactor) == original
+    edited = {**shown, "topic": "b", "extra": True}
+    assert unmask(edited, original, redactor) == {**original, "topic": "b", "extra": True}
+    assert unmask({**shown, "password": "new"}, original, redactor)["password"] == "new"

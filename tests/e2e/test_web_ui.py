@@ -1,0 +1,346 @@
+"""The web UI against the real API, engine and projector: pages show what the API serves, actions
+act through the API's own paths, roles and CSRF are enforced, secrets never reach a page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.devstack.engine import Engine, running_engine
+from tests.e2e.web_pages import Page, get_page, signed_in
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "research_agent.yaml"
+WAITER: dict[str, Any] = {
+    "name": "waiter",
+    "steps": [{"id": "nap", "type": "delay", "duration": "60s"},
+              {"id": "after_nap", "type": "transform", "expression": "'woke'",
+               "after": ["nap"]}],
+}
+FAILER: dict[str, Any] = {
+    "name": "failer",
+    "steps": [{"id": "wobbly", "type": "tool", "component": "flaky@1",
+               "inputs": {"fail_attempts": 9},
+               "retry": {"max_attempts": 2, "initial_interval": "200ms", "backoff": 1}}],
+}
+
+
+@pytest.fixture(scope="module")
+def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
+    with running_engine() as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+async def api(engine: Engine) -> AsyncIterator[RunningApi]:
+    kafka = engine.settings.kafka
+    settings = isolated_settings(engine.settings, prefix=kafka.topic_prefix,
+                                 partitions=kafka.default_partitions)
+    try:
+        async with running_api(settings) as running:
+            yield running
+    finally:
+        await drop_isolated(settings, topics=False)  # the engine's workers still use them
+
+
+@pytest.fixture(scope="module")
+async def operator(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
+    client = await signed_in(api, await api.key("operator"))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="module")
+async def viewer(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
+    client = await signed_in(api, await api.key("viewer"))
+    yield client
+    await client.aclose()
+
+
+async def _workflow(api: RunningApi, definition: dict[str, Any]) -> str:
+    r = await api.client.post("/api/workflows", json=definition)
+    assert r.status_code == 201, r.text
+    await api.client.get("/api/workflows", params={"wait_for": r.json()["position"]["token"]})
+    return r.json()["workflow_id"]
+
+
+async def _until(api: RunningApi, run_id: str, statuses: set[str],
+                 timeout_s: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = await api.client.get(f"/api/executions/{run_id}")
+        if r.status_code == 200 and r.json()["status"] in statuses:
+            return r.json()
+        assert time.monotonic() < deadline, f"run {run_id} not {statuses}: {r.text[:500]}"
+        await asyncio.sleep(0.2)
+
+
+async def _start_in_ui(client: httpx.AsyncClient, workflow_id: str, run_input: str) -> str:
+    page = await get_page(client, f"/ui/workflows/{workflow_id}")
+    assert page.status == 200 and page.by_id("action-start") is not None
+    r = await client.post(f"/ui/workflows/{workflow_id}/start",
+                          data={"csrf_token": page.csrf(), "input": run_input})
+    assert r.status_code == 303, r.text
+    match = re.fullmatch(r"/ui/runs/([0-9a-f-]+)", r.headers["location"])
+    assert match, r.headers["location"]
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+async def example_run(api: RunningApi, engine: Engine, operator: httpx.AsyncClient
+                      ) -> dict[str, Any]:
+    """The example workflow started from its page, finished; with its workflow id."""
+    workflow_id = await _workflow(api, yaml.safe_load(EXAMPLE.read_text()))
+    run_id = await _start_in_ui(operator, workflow_id, f'{{"topic": "event sourcing", '
+                                                       f'"llm_base_url": "{engine.llm.base_url}"}}')
+    run = await _until(api, run_id, {"completed", "failed", "cancelled"}, timeout_s=90)
+    assert run["status"] == "completed", run
+    return {**run, "workflow_id": workflow_id}
+
+
+async def test_a_wrong_credential_is_refused_with_a_reason_and_no_cookie(
+        api: RunningApi) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app),
+                                 base_url="http://bend.test") as client:
+        r = await client.get("/ui/runs/some-run")
+        assert r.status_code == 303
+        assert r.headers["location"] == "/ui/login?next=/ui/runs/some-run"
+        page = Page(await client.post("/ui/login", data={"credential": "bend_abc_wrong"}))
+        assert page.status == 401
+        error = page.by_id("login-error")
+        assert error is not None and "not valid" in error.inner_text
+        assert "bend_session" not in client.cookies
+        page = Page(await client.post("/ui/login", data={"credential": "not-a-token"}))
+        assert page.status == 401 and page.by_id("login-error") is not None
+
+
+async def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_clears_it(
+        api: RunningApi) -> None:
+    client = await signed_in(api, await api.key("viewer"))
+    try:
+        cookie = next(c for c in client.cookies.jar if c.name == "bend_session")
+        assert cookie.has_nonstandard_attr("HttpOnly")
+        assert cookie.get_nonstandard_attr("SameSite", "").lower() == "strict"
+        page = await get_page(client, "/ui/runs")
+        who = page.by_id("whoami")
+        assert who is not None and who.attrs["data-role"] == "viewer"
+        r = await client.post("/ui/logout", data={"csrf_token": page.csrf()})
+        assert r.status_code == 303
+        assert (await client.get("/ui/runs")).status_code == 303
+    finally:
+        await client.aclose()
+
+
+async def test_the_example_run_page_shows_what_the_api_serves(
+        api: RunningApi, operator: httpx.AsyncClient, example_run: dict[str, Any]) -> None:
+    run_id = example_run["run_id"]
+    page = await get_page(operator, f"/ui/runs/{run_id}")
+    assert page.status == 200 and page.by_id("page-run") is not None
+    assert page.by_id("run-status").attrs["data-status"] == "completed"
+
+    graph = (await api.client.get(f"/api/executions/{run_id}/graph")).json()
+    want = {n["id"]: ("pending" if n["status"] == "not_started" else n["status"])
+            for n in graph["nodes"]}
+    nodes = page.all("g", "graph-node")
+    assert {n.attrs["data-step-id"]: n.attrs["data-status"] for n in nodes} == want
+    assert want["nothing_found"] == "skipped" and want["research"] == "succeeded"
+    edges = {(e.attrs["data-from"], e.attrs["data-to"]) for e in page.all("path", "graph-edge")}
+    assert edges == {(e["source"], e["target"]) for e in graph["edges"]}
+
+    steps = {s["step_id"]: s for s in example_run["steps"]}
+    bars = page.all("g", "timeline-bar")
+    latest: dict[str, Any] = {}
+    for bar in bars:
+        latest[bar.attrs["data-step-id"]] = bar
+    assert {s: b.attrs["data-status"] for s, b in latest.items()} == \
+        {s: row["status"] for s, row in steps.items()}
+    assert all(int(b.attrs["data-attempt"]) == steps[s]["attempts"] for s, b in latest.items())
+
+    events = (await api.client.get(f"/api/executions/{run_id}/events")).json()["items"]
+    rows = page.all("tr", "event-row")
+    assert [(int(r.attrs["data-seq"]), r.attrs["data-type"]) for r in rows] == \
+        [(e["seq"], e["event_type"]) for e in events]
+    assert events[0]["position"]["topic"] in page.html
+
+    research = page.all("section", "step-detail", data_step_id="research")
+    assert research, "no detail panel for the agent step"
+    calls = [e for e in page.all("div", "llm-call")]
+    llm_events = [e for e in events if e["event_type"] == "AgentLlmCallRecorded"]
+    assert len(calls) == len(llm_events) > 0
+    assert "tokens" in calls[0].inner_text
+    waiting = page.by_id("waiting-on")
+    assert waiting is not None and "finished" in waiting.inner_text
+
+
+async def test_the_workflow_page_draws_the_definition_and_lists_versions(
+        api: RunningApi, operator: httpx.AsyncClient, example_run: dict[str, Any]) -> None:
+    workflow_id = example_run["workflow_id"]
+    page = await get_page(operator, "/ui/workflows?q=research")
+    assert [r.attrs["data-workflow-id"] for r in page.all("tr", "workflow-row")] == [workflow_id]
+    assert page.by_id("workflow-search") is not None
+    page = await get_page(operator, f"/ui/workflows/{workflow_id}")
+    detail = (await api.client.get(f"/api/workflows/{workflow_id}")).json()
+    types = {n.attrs["data-step-id"]: n.attrs["data-node-type"]
+             for n in page.all("g", "graph-node")}
+    assert types == {s["id"]: s["type"] for s in detail["definition"]["steps"]}
+    assert ("found", "read_pages") in {(e.attrs["data-from"], e.attrs["data-to"])
+                                       for e in page.all("path", "graph-edge")}
+    assert len(page.all("tr", "version-row")) == len(detail["versions"]) == 1
+    assert page.by_id("definition-graph") is not None
+    empty = await get_page(operator, "/ui/workflows?q=no-such-thing-here")
+    assert empty.all("tr", "workflow-row") == []
+
+
+async def test_a_viewer_finds_no_actions_and_is_refused_them(
+        api: RunningApi, viewer: httpx.AsyncClient, example_run: dict[str, Any]) -> None:
+    run_page = await get_page(viewer, f"/ui/runs/{example_run['run_id']}")
+    wf_page = await get_page(viewer, f"/ui/workflows/{example_run['workflow_id']}")
+    assert run_page.status == wf_page.status == 200
+    for page in (run_page, wf_page):
+        for action in ("action-start", "action-cancel", "action-fork", "action-retry"):
+            assert page.by_id(action) is None, action
+        assert page.all(cls="action-retry") == [] and page.all(cls="action-redrive") == []
+    assert "dead-letters" not in {a.attrs.get("href", "").rsplit("/", 1)[-1]
+                                  for a in run_page.all("a")}
+    before = await api.log_ends()
+    r = await viewer.post(f"/ui/runs/{example_run['run_id']}/fork",
+                          data={"csrf_token": run_page.csrf(), "step_id": "research"})
+    page = Page(r)
+    assert page.status == 403 and "viewer" in page.by_id("error-message").inner_text
+    assert await api.log_ends() == before  # nothing was produced
+
+
+async def test_a_form_without_the_sessions_csrf_token_is_refused(
+        api: RunningApi, operator: httpx.AsyncClient) -> None:
+    workflow_id = await _workflow(api, WAITER)
+    run_id = await _start_in_ui(operator, workflow_id, "{}")
+    await _until(api, run_id, {"running"})
+    for data in ({}, {"csrf_token": "0" * 64}):
+        page = Page(await operator.post(f"/ui/runs/{run_id}/cancel", data=data))
+        assert page.status == 403 and "CSRF" in page.by_id("error-message").inner_text
+    assert (await api.client.get(f"/api/executions/{run_id}")).json()["status"] == "running"
+    await api.client.post(f"/api/executions/{run_id}/cancel", json={"reason": "cleanup"})
+
+
+async def test_a_waiting_run_says_on_what_and_is_cancelled_from_its_page(
+        api: RunningApi, operator: httpx.AsyncClient) -> None:
+    workflow_id = await _workflow(api, WAITER)
+    run_id = await _start_in_ui(operator, workflow_id, "{}")
+    await _until(api, run_id, {"running"})
+    deadline = time.monotonic() + 20
+    while True:  # the timer row lands a moment after the run starts
+        page = await get_page(operator, f"/ui/runs/{run_id}")
+        timers = page.all("li", "reason", data_kind="timer")
+        if timers or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    assert timers and "nap" in timers[0].inner_text, page.by_id("waiting-on").inner_text
+    nap = page.all("g", "graph-node", data_step_id="nap")[0]
+    assert nap.attrs["data-status"] == "scheduled"
+    assert page.all("g", "graph-node", data_step_id="after_nap")[0].attrs["data-status"] == \
+        "pending"
+    assert page.by_id("cancel-run") is not None
+    r = await operator.post(f"/ui/runs/{run_id}/cancel", data={"csrf_token": page.csrf()})
+    assert (r.status_code, r.headers["location"]) == (303, f"/ui/runs/{run_id}")
+    run = await _until(api, run_id, {"cancelled", "completed", "failed"}, timeout_s=30)
+    assert run["status"] == "cancelled" and "web UI" in run["cancel_reason"]
+    page = await get_page(operator, f"/ui/runs/{run_id}")
+    assert page.by_id("run-status").attrs["data-status"] == "cancelled"
+    assert page.by_id("action-cancel") is None
+    stream = await operator.get(f"/ui/runs/{run_id}/stream")  # finished: state, then end
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    assert '"status": "cancelled"' in stream.text and "event: end" in stream.text
+
+
+async def test_a_fork_with_changed_input_and_a_retried_step_start_new_runs(
+        api: RunningApi, operator: httpx.AsyncClient, example_run: dict[str, Any]) -> None:
+    source = example_run["run_id"]
+    page = await get_page(operator, f"/ui/runs/{source}")
+    r = await operator.post(f"/ui/runs/{source}/fork", data={
+        "csrf_token": page.csrf(), "step_id": "research",
+        "input": '{"topic": "forks", "llm_base_url": "%s"}' % example_run["input"]["llm_base_url"]})
+    assert r.status_code == 303, r.text
+    forked = r.headers["location"].rsplit("/", 1)[-1]
+    run = await _until(api, forked, {"completed", "failed"}, timeout_s=90)
+    assert (run["forked_from_run_id"], run["input"]["topic"]) == (source, "forks")
+
+    workflow_id = await _workflow(api, FAILER)
+    failing = await _start_in_ui(operator, workflow_id, "{}")
+    await _until(api, failing, {"failed"}, timeout_s=60)
+    page = await get_page(operator, f"/ui/runs/{failing}")
+    bars = page.all("g", "timeline-bar", data_step_id="wobbly")
+    assert [(b.attrs["data-attempt"], b.attrs["data-status"]) for b in bars] == \
+        [("1", "failed"), ("2", "failed")]
+    assert page.html.count('class="seg seg-backoff"') == 1
+    retry = page.all("form", "action-retry", data_step_id="wobbly")
+    assert retry and page.by_id("action-fork") is not None
+    r = await operator.post(f"/ui/runs/{failing}/retry",
+                            data={"csrf_token": page.csrf(), "step_id": "wobbly"})
+    assert r.status_code == 303, r.text
+    again = await _until(api, r.headers["location"].rsplit("/", 1)[-1], {"failed", "completed"})
+    assert again["forked_from_run_id"] == failing
+    assert again["input"] == (await api.client.get(f"/api/executions/{failing}")).json()["input"]
+
+
+async def test_secrets_are_masked_and_long_values_are_cut_with_the_whole_behind_details(
+        api: RunningApi, operator: httpx.AsyncClient) -> None:
+    secret = "s3cr3t-value-that-must-not-show"
+    r = await api.client.put("/api/secrets/ui_test_secret", json={"value": secret})
+    assert r.status_code in (200, 201), r.text
+    workflow_id = await _workflow(api, {"name": "echo", "steps": [
+        {"id": "echo", "type": "transform", "expression": "input"}]})
+    long_text = "word " * 400
+    run_id = await _start_in_ui(operator, workflow_id, '{"note": "%s", "password": "hunter2", '
+                                                       '"long": "%s"}' % (secret, long_text))
+    await _until(api, run_id, {"completed"})
+    page = await get_page(operator, f"/ui/runs/{run_id}")
+    assert secret not in page.html and "hunter2" not in page.html
+    assert "***" in page.html
+    assert page.all("details") and long_text.strip() in page.html  # whole, behind <details>
+    assert "show all" in page.html
+
+
+async def test_the_runs_list_matches_the_api_and_its_stream_reports_statuses(
+        api: RunningApi, operator: httpx.AsyncClient, example_run: dict[str, Any]) -> None:
+    page = await get_page(operator, f"/ui/runs?workflow={example_run['workflow_id']}")
+    listed = (await api.client.get("/api/executions",
+                                   params={"workflow_id": example_run["workflow_id"]})).json()
+    rows = page.all("tr", "run-row")
+    assert [(r.attrs["data-run-id"], r.attrs["data-status"]) for r in rows] == \
+        [(i["run_id"], i["status"]) for i in listed["items"]]
+    assert page.by_id("run-filters") is not None
+    failed = await get_page(operator, "/ui/runs?status=failed")
+    assert {r.attrs["data-status"] for r in failed.all("tr", "run-row")} <= {"failed"}
+    stream = await operator.get("/ui/runs/stream", params={"run_id": example_run["run_id"]})
+    assert "event: status" in stream.text and '"completed"' in stream.text
+    assert "event: end" in stream.text
+    bad = await get_page(operator, "/ui/runs?since=yesterday")
+    assert bad.status == 422 and "since" in bad.by_id("error-message").inner_text
+
+
+async def test_unknown_pages_answer_404_pages(operator: httpx.AsyncClient) -> None:
+    for path in ("/ui/runs/no-such-run", "/ui/workflows/no-such-workflow", "/ui/nowhere"):
+        page = await get_page(operator, path)
+        assert page.status == 404 and page.by_id("page-error") is not None, path
+        assert "not found" in page.html.lower() or "no page" in page.html.lower()
+
+
+async def test_components_and_dead_letters_pages_list_their_rows(
+        api: RunningApi, operator: httpx.AsyncClient) -> None:
+    page = await get_page(operator, "/ui/components")
+    names = {r.attrs["data-component"] for r in page.all("tr", "component-row")}
+    listed = (await api.client.get("/api/components")).json()["items"]
+    assert names == {c["name"] for c in listed} and "web_search" in names
+    assert "input-schema" in page.html
+    page = await get_page(operator, "/ui/dead-letters")
+    assert page.status == 200 and page.by_id("page-dead-letters") is not None
