@@ -5,6 +5,7 @@ run's status live; a run waiting in a delay is cancelled from its page."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -179,3 +180,47 @@ def test_a_run_waiting_in_a_delay_is_cancelled_from_its_page(
     run = agree(browser, stack, pressed, step_ids)
     assert {s["step_id"]: s["status"] for s in run["steps"]}["nap"] == "cancelled"
     assert browser.absent("#action-cancel"), "a cancelled run still offers cancel"
+
+
+PAGER: dict[str, Any] = {
+    "name": "pager",
+    "steps": [{"id": "echo", "type": "transform", "mapping": {"n": "input.n"}}],
+}
+
+
+def _page_ids(browser: Browser) -> list[str]:
+    return [row.get_attribute("data-run-id") for row in browser.all("tr.run-row[data-run-id]")]
+
+
+def _follow(browser: Browser, link: str) -> list[str]:
+    before = browser.path()
+    browser.one(link).click()
+    browser.wait(lambda: browser.path() != before, f"{link} to open the page it names")
+    browser.one("main#page-runs")
+    return _page_ids(browser)
+
+
+def test_the_runs_list_pages_through_a_workflows_runs_both_ways(
+        browser: Browser, stack: Stack) -> None:
+    workflow_id = stack.register(PAGER)
+    r = stack.client.post(f"/api/workflows/{workflow_id}/execute/bulk",
+                          json={"inputs": [{"n": n} for n in range(110)]})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 60  # finished, so the order no longer moves
+    done = {"workflow_id": workflow_id, "status": "completed", "limit": 200}
+    while len(listed := stack.client.get("/api/executions", params=done).json()["items"]) < 110:
+        assert time.monotonic() < deadline, f"{len(listed)} of 110 runs completed"
+        time.sleep(0.5)
+    newest_first = [run["run_id"] for run in listed]
+    browser.sign_in(stack.keys["operator"])
+    browser.open(f"/ui/runs?workflow={workflow_id}")
+    first = _page_ids(browser)
+    assert browser.absent("a#prev-page")
+    second = _follow(browser, "a#next-page")
+    third = _follow(browser, "a#next-page")
+    assert browser.absent("a#next-page"), "a page after the last run"
+    assert [first, second, third] == [newest_first[:50], newest_first[50:100],
+                                      newest_first[100:]]
+    assert _follow(browser, "a#prev-page") == second
+    assert _follow(browser, "a#prev-page") == first
+    assert browser.absent("a#prev-page"), "a page before the newest run"
