@@ -224,3 +224,45 @@ def test_the_runs_list_pages_through_a_workflows_runs_both_ways(
     assert _follow(browser, "a#prev-page") == second
     assert _follow(browser, "a#prev-page") == first
     assert browser.absent("a#prev-page"), "a page before the newest run"
+
+
+def _new_run_page(browser: Browser, old_run_id: str) -> str:
+    match = browser.wait(
+        lambda: (m := re.fullmatch(r"/ui/runs/([0-9a-f-]{36})", browser.path()))
+        and m.group(1) != old_run_id and m, "the new run's page")
+    return match.group(1)
+
+
+def test_a_run_forked_from_a_step_with_new_input_runs_from_there(
+        browser: Browser, stack: Stack, example_run: dict[str, Any]) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    calls_before = stack.engine.llm.state.requests
+    browser.sign_in(stack.keys["operator"])
+    browser.open(f"/ui/runs/{example_run['run_id']}")
+    Select(browser.one("select#fork-step")).select_by_value("report")
+    fork_input = browser.one("textarea#fork-input")
+    fork_input.clear()
+    fork_input.send_keys(json_text({**example_run["input"], "topic": "forked topic"}))
+    browser.one("button#fork-run").click()
+    fork_id = _new_run_page(browser, example_run["run_id"])
+    browser.wait(lambda: drawn(browser)["status"] in FINISHED, "the fork to finish", 60)
+    fork = stack.until(fork_id, FINISHED)
+    assert (fork["status"], fork["forked_from_run_id"]) == ("completed", example_run["run_id"])
+    assert fork["output"]["topic"] == "forked topic"
+    assert fork["output"]["summary"] == example_run["output"]["summary"]  # research reused
+    assert stack.engine.llm.state.requests == calls_before, "the fork called the model again"
+
+
+def test_a_failed_step_is_retried_from_its_run_page(
+        browser: Browser, stack: Stack, failed_run: dict[str, Any]) -> None:
+    browser.sign_in(stack.keys["operator"])
+    browser.open(f"/ui/runs/{failed_run['run_id']}")
+    step = failed_run["failed_step_id"]
+    browser.one(f"form.action-retry[data-step-id='{step}'] button[type='submit']").click()
+    retry_id = _new_run_page(browser, failed_run["run_id"])
+    retried = stack.until(retry_id, FINISHED)
+    assert retried["forked_from_run_id"] == failed_run["run_id"]
+    assert retried["input"] == failed_run["input"]
+    assert {s["step_id"]: s["attempts"] for s in retried["steps"]} == {step: 1}
+    agree(browser, stack, retry_id, [step])
