@@ -13,23 +13,31 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from bend.core.events import StepScheduled
 from bend.tracing.ids import run_trace_id, step_context
 from bend.tracing.propagation import KafkaHeaders, extract_kafka
-from bend.tracing.provider import current
+from bend.tracing.provider import Tracing, current
 
 __all__ = ["call_span", "component_span", "http_attributes", "note_http_status", "note_llm_usage",
            "note_step_outcome", "task_span"]
 
 
-@contextlib.contextmanager
-def task_span(task: StepScheduled, headers: KafkaHeaders | None) -> Iterator[Span | None]:
+_OFF: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+def task_span(task: StepScheduled, headers: KafkaHeaders | None
+              ) -> contextlib.AbstractContextManager[Span | None]:
     """`execute <node type>` around one task: a child of the step attempt's span.
 
     The parent is the task record's `traceparent`; a record without one (an orchestrator with
     tracing off) gets the same parent derived from the task's ids.
     """
     tracing = current()
-    if tracing is None:
-        yield None
-        return
+    if tracing is None or not tracing.keeps(task.run_id or ""):
+        return _OFF  # tracing off costs a call and a check
+    return _task_span(tracing, task, headers)
+
+
+@contextlib.contextmanager
+def _task_span(tracing: Tracing, task: StepScheduled, headers: KafkaHeaders | None
+               ) -> Iterator[Span | None]:
     parent = extract_kafka(headers)
     remote = trace.get_current_span(parent).get_span_context()
     if not remote.is_valid or remote.trace_id != run_trace_id(task.run_id or ""):
@@ -44,20 +52,17 @@ def task_span(task: StepScheduled, headers: KafkaHeaders | None) -> Iterator[Spa
         yield span
 
 
-@contextlib.contextmanager
 def call_span(name: str, attributes: Mapping[str, Any] | None = None,
-              kind: SpanKind = SpanKind.CLIENT) -> Iterator[Span | None]:
+              kind: SpanKind = SpanKind.CLIENT) -> contextlib.AbstractContextManager[Span | None]:
     """A span around one call (LLM, tool, HTTP) under the current one; nothing while off.
 
     An exception leaving it marks the span failed and is recorded on it.
     """
     tracing = current()
     if tracing is None:
-        yield None
-        return
-    with tracing.tracer.start_as_current_span(name, kind=kind,
-                                              attributes=dict(attributes or {})) as span:
-        yield span
+        return _OFF
+    return tracing.tracer.start_as_current_span(name, kind=kind,
+                                                attributes=dict(attributes or {}))
 
 
 def component_span(ref: str) -> contextlib.AbstractContextManager[Span | None]:
@@ -79,6 +84,8 @@ def http_attributes(method: str, url: str) -> dict[str, Any]:
 
 def note_step_outcome(succeeded: bool, error_type: str | None, message: str | None) -> None:
     """Mark the current (execute) span failed when the step's attempt failed."""
+    if current() is None:
+        return
     span = trace.get_current_span()
     if not span.is_recording():
         return
@@ -89,6 +96,8 @@ def note_step_outcome(succeeded: bool, error_type: str | None, message: str | No
 
 def note_http_status(status: int) -> None:
     """Put a response's status on the current span; 4xx and 5xx mark a client span failed."""
+    if current() is None:
+        return
     span = trace.get_current_span()
     if not span.is_recording():
         return
@@ -99,6 +108,8 @@ def note_http_status(status: int) -> None:
 
 def note_llm_usage(response: Mapping[str, Any]) -> None:
     """Put a chat completion's model, tokens and finish reason on the current span."""
+    if current() is None:
+        return
     span = trace.get_current_span()
     if not span.is_recording():
         return

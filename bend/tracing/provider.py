@@ -27,7 +27,7 @@ from opentelemetry.util.types import Attributes
 
 from bend import __version__
 from bend.settings import Settings
-from bend.tracing.ids import is_sampled
+from bend.tracing.ids import is_sampled, run_trace_id
 
 __all__ = ["Tracing", "configure_tracing", "current", "pinned_ids", "shutdown_tracing",
            "traces_url"]
@@ -90,6 +90,10 @@ class Tracing:
     provider: TracerProvider
     tracer: Tracer
     ratio: float
+
+    def keeps(self, run_id: str) -> bool:
+        """Whether the run is sampled: an unsampled run gets no span and no header at all."""
+        return self.ratio >= 1.0 or is_sampled(run_trace_id(run_id), self.ratio)
 
 
 _current: Tracing | None = None

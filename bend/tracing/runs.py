@@ -80,7 +80,8 @@ def record_headers(record: Envelope) -> list[tuple[str, bytes]] | None:
     orchestrator's span for the command is its child. None while tracing is off.
     """
     tracing = current()
-    if tracing is None or not isinstance(record, Command) or not record.run_id:
+    if (tracing is None or not isinstance(record, Command) or not record.run_id
+            or not tracing.keeps(record.run_id)):
         return None
     parent, links = _in_run_trace(record.run_id, context_api.get_current(), tracing.ratio)
     span = tracing.tracer.start_span(f"send {record.event_type}", context=parent, links=links,
@@ -89,17 +90,26 @@ def record_headers(record: Envelope) -> list[tuple[str, bytes]] | None:
     return inject_kafka(trace.set_span_in_context(span)) or None
 
 
-@contextlib.contextmanager
-def command_span(cmd: Command, headers: KafkaHeaders | None) -> Iterator[None]:
+_OFF = contextlib.nullcontext()
+
+
+def command_span(cmd: Command, headers: KafkaHeaders | None
+                 ) -> contextlib.AbstractContextManager[object]:
     """The orchestrator's span `decide <Command>` around one command, in the command's run trace.
 
     Its parent is the record's `traceparent` when that is in the run's trace (the executor's
     step span, the API's send), else the run span (a timer, a sender with tracing off).
     """
     tracing = current()
-    if tracing is None or not cmd.run_id:
-        yield
-        return
+    if tracing is None or not cmd.run_id or not tracing.keeps(cmd.run_id):
+        return _OFF  # tracing off costs a call and a check
+    return _command_span(tracing, cmd, headers)
+
+
+@contextlib.contextmanager
+def _command_span(tracing: Tracing, cmd: Command, headers: KafkaHeaders | None
+                  ) -> Iterator[None]:
+    assert cmd.run_id is not None
     parent, links = _in_run_trace(cmd.run_id, extract_kafka(headers), tracing.ratio)
     with tracing.tracer.start_as_current_span(f"decide {cmd.event_type}", context=parent,
                                               links=links, kind=SpanKind.CONSUMER,
@@ -113,7 +123,7 @@ def task_headers(task: StepScheduled) -> list[tuple[str, bytes]] | None:
     Derived from the task alone, so a task re-dispatched after a restart carries the same.
     """
     tracing = current()
-    if tracing is None:
+    if tracing is None or not tracing.keeps(task.run_id or ""):
         return None
     return inject_kafka(_as_parent(step_context(task.run_id or "", task.step_id, task.attempt,
                                                 tracing.ratio)))
@@ -155,7 +165,7 @@ def record_decision(before: RunState | None, state: RunState | None,
                     events: tuple[Event, ...]) -> None:
     """Record the step attempt spans and the run span that the decided `events` end."""
     tracing = current()
-    if tracing is None or state is None:
+    if tracing is None or state is None or not tracing.keeps(state.run_id):
         return
     try:
         _record_decision(tracing, before, state, events)

@@ -14,9 +14,10 @@ from bend.core.decide import Accepted, decide
 from bend.core.definitions import definition_json, load_definition
 from bend.core.events import StepScheduled
 from bend.core.state import RunState
+from bend.settings import Settings, TracingSettings
 from bend.tracing import (
-    command_span, extract_kafka, inject_kafka, kafka_headers, record_decision, record_headers,
-    task_headers,
+    command_span, configure_tracing, extract_kafka, inject_kafka, kafka_headers, record_decision,
+    record_headers, shutdown_tracing, task_headers, task_span,
 )
 from bend.tracing.ids import (
     is_sampled, run_context, run_span_id, run_trace_id, step_context, step_span_id,
@@ -172,3 +173,23 @@ def test_task_headers_are_the_same_after_a_restart(spans: InMemorySpanExporter) 
     assert task_headers(task) == task_headers(task)
     assert dict(task_headers(task))["traceparent"].decode() == (
         f"00-{uuid.UUID(RUN).hex}-{step_span_id(RUN, 'a', 3):016x}-01")
+
+
+def test_a_run_left_out_by_the_sample_ratio_gets_no_span_and_no_header() -> None:
+    exporter = InMemorySpanExporter()
+    settings = Settings().model_copy(update={"tracing": TracingSettings(sample_ratio=0.5)})
+    configure_tracing(settings, "test", exporter=exporter)
+    try:
+        runs = [str(uuid.uuid4()) for _ in range(40)]
+        kept = [r for r in runs if is_sampled(run_trace_id(r), 0.5)]
+        dropped = [r for r in runs if r not in kept]
+        assert kept and dropped
+        for run_id in runs:
+            task = StepScheduled(event_id="e", run_id=run_id, workflow_id="wf", occurred_at=T0,
+                                 step_id="a", node_type="tool")
+            assert (task_headers(task) is None) == (run_id in dropped)
+            with task_span(task, None):
+                assert (kafka_headers() is None) == (run_id in dropped)
+        assert {s.attributes["bend.run_id"] for s in exporter.get_finished_spans()} == set(kept)
+    finally:
+        shutdown_tracing()
