@@ -1,4 +1,5 @@
-"""`bend runs bulk WORKFLOW FILE`: one run per line of a JSON-lines or CSV file."""
+"""`bend runs bulk WORKFLOW FILE`: one run per line of a JSON-lines or CSV file; with
+`--concurrency N`, at most N of them in flight, each followed to its outcome."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import csv
 import io
 import json
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import click
 from jsonschema.validators import validator_for
 
+from bend.cli.bulk_bounded import ItemResult, run_bounded
 from bend.cli.client import ApiClient, CliError, ExitCode, api_command
 from bend.cli.output import Output, status_text
 from bend.cli.workflows import resolve_workflow
@@ -78,13 +82,21 @@ def _problems(schema: dict[str, Any] | None,
               help="Run i of chunk c (1000 inputs each) gets the key KEY:c:i, so starting the "
                    "same file again starts nothing twice.")
 @click.option("--version", type=click.IntRange(1), default=None, help="Default: the latest.")
+@click.option("--concurrency", type=click.IntRange(1, 100), default=None, metavar="N",
+              help="Keep at most N runs in flight: start the next when one finishes, follow "
+                   "each to its end and print its outcome; exit 1 if any did not complete.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=3600.0,
+              show_default=True, help="With --concurrency: how long to wait for each run.")
 @api_command
 def bulk(api: ApiClient, out: Output, workflow: str, file: str, fmt: str | None,
-         idempotency_key: str | None, version: int | None) -> None:
+         idempotency_key: str | None, version: int | None, concurrency: int | None,
+         timeout_s: float) -> None:
     """Start one run of WORKFLOW per input in FILE (JSON lines, or CSV with a header row).
 
     Every input is checked against the workflow's input schema first: if any is wrong, each
-    problem is listed with its line and nothing is started.
+    problem is listed with its line and nothing is started. Without --concurrency, all are
+    started at once and the command ends; with it, at most N run at a time and the command
+    waits for each outcome.
     """
     items = read_inputs(file, fmt)
     if not items:
@@ -98,6 +110,9 @@ def bulk(api: ApiClient, out: Output, workflow: str, file: str, fmt: str | None,
         raise CliError(f"{bad} of {len(items)} inputs do not match {wf['name']}'s input schema; "
                        "nothing was started", ExitCode.USAGE,
                        [(f"line {n} {where}", what) for n, where, what in problems])
+    if concurrency is not None:
+        _bounded(api, out, wf, items, concurrency, idempotency_key, version, timeout_s)
+        return
     results = []
     for c, start in enumerate(range(0, len(items), CHUNK)):
         chunk = items[start:start + CHUNK]
@@ -115,3 +130,36 @@ def bulk(api: ApiClient, out: Output, workflow: str, file: str, fmt: str | None,
               [[r["line"], r["run_id"], status_text(r["status"])] for r in results])
     out.line()
     out.line(f"started {len(results)} runs of {wf['name']}")
+
+
+def _bounded(api: ApiClient, out: Output, wf: dict[str, Any], items: list[tuple[int, Any]],
+             concurrency: int, idempotency_key: str | None, version: int | None,
+             timeout_s: float) -> None:
+    """Run the items at most `concurrency` at a time; print each outcome; exit 1 on a failure."""
+    began = time.monotonic()
+
+    def progress(result: ItemResult) -> None:
+        if not out.json_mode:
+            click.echo(f"line {result.line}: {result.run_id or '-'} {result.status}", err=True)
+
+    results = run_bounded(api, wf["workflow_id"], items, concurrency=concurrency,
+                          idempotency_key=idempotency_key, version=version,
+                          timeout_s=timeout_s, on_result=progress)
+    took = time.monotonic() - began
+    counts = Counter(r.status for r in results)
+    if out.json_mode:
+        out.data({"workflow_id": wf["workflow_id"], "count": len(results),
+                  "concurrency": concurrency, "seconds": round(took, 3), "statuses": counts,
+                  "runs": [r.as_dict() for r in results]})
+    else:
+        out.table(["line", "run", "status", "seconds", "detail"],
+                  [[r.line, r.run_id or "-", status_text(r.status), f"{r.seconds:.1f}",
+                    r.reason or "-"] for r in results])
+        out.line()
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        out.line(f"{len(results)} runs of {wf['name']}, at most {concurrency} at once, in "
+                 f"{took:.1f} s: {summary}")
+    bad = sum(not r.ok for r in results)
+    if bad:
+        raise CliError(f"{bad} of {len(results)} runs did not complete; see the detail column "
+                       "(or `bend runs show RUN`)", ExitCode.OTHER)
