@@ -329,3 +329,70 @@ async def test_a_kafka_trigger_fires_once_per_matching_record(
     assert len({e.dedupe_key for e in fired}) == 4
     assert all(e.dedupe_key.startswith(f"{topic}/") for e in fired)
     assert all(isinstance(d, RunCompleted) for d in done.values())
+
+
+def _dst_cases() -> list[tuple[str, dict[str, Any], int]]:
+    """(name, schedule, due times expected) around each 2027 clock change in New York and
+    Berlin: hourly over the change's night, and daily at the hour that is skipped or repeated."""
+    from zoneinfo import ZoneInfo
+
+    cases = []
+    for zone, spring, fall, daily_fall in (("America/New_York", "2027-03-14", "2027-11-07",
+                                            "30 1 * * *"),
+                                           ("Europe/Berlin", "2027-03-28", "2027-10-31",
+                                            "30 2 * * *")):
+        tz = ZoneInfo(zone)
+        for kind, day, hourly_count, daily in (("spring", spring, 5, "30 2 * * *"),
+                                               ("fall", fall, 7, daily_fall)):
+            night = datetime.fromisoformat(day).replace(tzinfo=tz)
+            base = {"timezone": zone, "missed_policy": "catch_up", "max_catch_up": 100}
+            cases.append((f"{zone} {kind} hourly", {
+                **base, "cron": "0 * * * *", "start_at": night.isoformat(),
+                "end_at": night.replace(hour=6).isoformat()}, hourly_count))
+            cases.append((f"{zone} {kind} daily {daily}", {
+                **base, "cron": daily, "start_at": (night - timedelta(days=1)).isoformat(),
+                "end_at": (night + timedelta(days=2)).isoformat()}, 3))
+    return cases
+
+
+async def test_after_an_outage_catch_up_fires_each_due_time_across_dst_changes_once(
+        engine: Engine, triggers: Workers) -> None:
+    # The worker's clock stands after every change; the triggers took effect before them, so
+    # the whole window was missed (an outage) and catch-up fires all of it.
+    cases = _dst_cases()
+    registered = [(name, spec, count, await _register(engine, {"type": "schedule",
+                                                              "schedule": spec}))
+                  for name, spec, count in cases]
+    clock = datetime(2027, 11, 10, 12, tzinfo=timezone.utc)
+    triggers.env["BEND_TRIGGERS__CLOCK_OFFSET_S"] = str(
+        (clock - datetime.now(timezone.utc)).total_seconds())
+    triggers.start("triggers")
+    total = sum(count for _, _, count, _ in registered)
+
+    async def all_fired() -> list[TriggerFired]:
+        ids = {trigger_id for *_, (_, trigger_id) in registered}
+        fired = [e for e in await _read(engine, "triggers")
+                 if isinstance(e, TriggerFired) and e.trigger_id in ids]
+        return fired if len(fired) >= total else []
+
+    assert await _until(all_fired, 30), "not every due time fired within 30 s"
+    await asyncio.sleep(2)  # and nothing more follows
+    fired = await all_fired()
+    for *_, (workflow_id, trigger_id) in registered:
+        await _remove(engine, workflow_id, trigger_id)
+    for name, spec, count, (_, trigger_id) in registered:
+        dues = [e.due_at for e in fired if e.trigger_id == trigger_id]
+        parsed = ScheduleSpec.model_validate(spec)
+        expected = due_times(parsed, parsed.start_at, parsed.end_at)
+        assert sorted(dues) == expected and len(set(dues)) == len(dues) == count, (name, dues)
+        if "hourly" in name:  # absolute time: one each hour, none doubled or missing
+            assert {(b - a) for a, b in zip(expected, expected[1:])} == {timedelta(hours=1)}
+        else:  # one a local day, the shifted day's at its first instant after/at the hour
+            local = [d.astimezone(parsed.zone) for d in expected]
+            assert len({d.date() for d in local}) == 3, (name, local)
+            middle = local[1]
+            want = (3, 0) if "spring" in name else (int(spec["cron"].split()[1]), 30)
+            assert (middle.hour, middle.minute) == want, (name, local)
+            if "fall" in name:
+                assert middle.fold == 0 and middle.dst(), (name, local)  # the first 01:30
+    print(f"{len(cases)} schedules, {len(fired)} due times caught up across DST changes")
