@@ -46,7 +46,7 @@ class EdgeBox:
     target: str
     kind: str
     d: str
-
+    span: int = 1  # layers crossed
 
 @dataclass(frozen=True, slots=True)
 class GraphLayout:
@@ -146,17 +146,26 @@ def _order(ids: Sequence[str], layer: dict[str, int],
     return rows
 
 
-def _curve(a: NodeBox, b: NodeBox) -> str:
-    """A vertical cubic from the bottom of `a` to the top of `b` (sideways if same layer)."""
+def _ports(box: NodeBox, count: int) -> list[float]:
+    """`count` attachment points spread along the middle of a node's edge."""
+    if count <= 1:
+        return [box.cx]
+    span = box.w * 0.6
+    return [box.x + box.w * 0.2 + span * k / (count - 1) for k in range(count)]
+
+
+def _curve(a: NodeBox, b: NodeBox, x1: float, x2: float) -> str:
+    """A vertical cubic from the bottom of `a` (at x1) to the top of `b` (at x2); sideways
+    between nodes of one layer."""
     if b.layer > a.layer:
-        x1, y1, x2, y2 = a.cx, a.y + a.h, b.cx, b.y
-        mid = (y2 - y1) / 2
+        y1, y2 = a.y + a.h, b.y
+        mid = min((y2 - y1) / 2, NODE_H + GAP_Y)
         return f"M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + mid:.1f} {x2:.1f},{y2 - mid:.1f} {x2:.1f},{y2:.1f}"
-    x1, y1 = (a.x + a.w, a.y + a.h / 2) if b.x >= a.x else (a.x, a.y + a.h / 2)
-    x2, y2 = (b.x, b.y + b.h / 2) if b.x >= a.x else (b.x + b.w, b.y + b.h / 2)
+    sx, sy = (a.x + a.w, a.y + a.h / 2) if b.x >= a.x else (a.x, a.y + a.h / 2)
+    ex, ey = (b.x, b.y + b.h / 2) if b.x >= a.x else (b.x + b.w, b.y + b.h / 2)
     lift = 30.0
-    return (f"M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 - lift:.1f} {x2:.1f},{y2 - lift:.1f} "
-            f"{x2:.1f},{y2:.1f}")
+    return (f"M{sx:.1f},{sy:.1f} C{sx:.1f},{sy - lift:.1f} {ex:.1f},{ey - lift:.1f} "
+            f"{ex:.1f},{ey:.1f}")
 
 
 def layout(ids: Sequence[str], edges: Sequence[tuple[str, str, str]]) -> GraphLayout:
@@ -176,5 +185,22 @@ def layout(ids: Sequence[str], edges: Sequence[tuple[str, str, str]]) -> GraphLa
             boxes[node] = NodeBox(node, left + k * (NODE_W + GAP_X),
                                   PAD + depth_ * (NODE_H + GAP_Y), NODE_W, NODE_H, depth_)
     height = PAD * 2 + len(rows) * NODE_H + max(len(rows) - 1, 0) * GAP_Y
-    drawn = [EdgeBox(s, t, k, _curve(boxes[s], boxes[t])) for s, t, k in edges if s != t]
+    drawn_edges = [e for e in edges if e[0] != e[1]]
+    # Spread each node's edges over its bottom (out) and top (in), ordered by the other end.
+    outs: dict[str, list[tuple[str, str, str]]] = {}
+    ins: dict[str, list[tuple[str, str, str]]] = {}
+    for e in drawn_edges:
+        outs.setdefault(e[0], []).append(e)
+        ins.setdefault(e[1], []).append(e)
+    start_x: dict[tuple[str, str, str], float] = {}
+    end_x: dict[tuple[str, str, str], float] = {}
+    for node, group in outs.items():
+        group.sort(key=lambda e: (boxes[e[1]].cx, e[1]))
+        start_x.update(zip(group, _ports(boxes[node], len(group))))
+    for node, group in ins.items():
+        group.sort(key=lambda e: (boxes[e[0]].cx, e[0]))
+        end_x.update(zip(group, _ports(boxes[node], len(group))))
+    drawn = [EdgeBox(s, t, k, _curve(boxes[s], boxes[t], start_x[(s, t, k)], end_x[(s, t, k)]),
+                     boxes[t].layer - boxes[s].layer)
+             for s, t, k in drawn_edges]
     return GraphLayout(boxes, drawn, float(width), float(height))

@@ -145,6 +145,7 @@ class TimelineLayout:
     label_w: float
     row_h: float
     axis_y: float
+    now_x: float | None = None  # where "now" is, when the axis runs past it
 
 
 LABEL_W = 200.0
@@ -172,9 +173,13 @@ def _label(ms: float) -> str:
     return f"{ms / 3_600_000:g} h"
 
 
-def place(attempts: Sequence[Attempt], start: datetime, end: datetime,
-          width: float = 960.0) -> TimelineLayout:
-    """Bars of `attempts` on an axis from `start` to `end` (open attempts run to `end`)."""
+def place(attempts: Sequence[Attempt], start: datetime, now: datetime,
+          width: float = 1200.0) -> TimelineLayout:
+    """Bars of `attempts` on an axis from `start` to `now` (a finished run: its end), or on to
+    the latest pending timer or retry, so what the run waits for shows; open attempts run
+    to `now`."""
+    end = max([now, *(t.fire_at for a in attempts for t in a.timers if t.fired_at is None),
+               *(a.retry_at for a in attempts if a.status == "retrying" and a.retry_at)])
     span_ms = max((end - start).total_seconds() * 1000, 1.0)
     plot_w = width - LABEL_W - 8
 
@@ -189,7 +194,7 @@ def place(attempts: Sequence[Attempt], start: datetime, end: datetime,
         segs: list[Segment] = []
         begin = x(a.scheduled_at)
         run_from = x(a.started_at) if a.started_at else None
-        finish = x(a.ended_at) if a.ended_at else x(end)
+        finish = x(a.ended_at) if a.ended_at else x(now)
         if a.attempt == 0:
             segs.append(Segment("mark", begin, _MIN_W))
         elif run_from is None:
@@ -200,10 +205,10 @@ def place(attempts: Sequence[Attempt], start: datetime, end: datetime,
             segs.append(Segment("queue", begin, max(run_from - begin, 0.0)))
             segs.append(Segment("run", run_from, max(finish - run_from, _MIN_W)))
         if a.retry_at is not None and a.ended_at is not None:
-            back_to = min(x(a.retry_at), x(end)) if a.status == "retrying" else x(a.retry_at)
+            back_to = x(a.retry_at)
             segs.append(Segment("backoff", finish, max(back_to - finish, _MIN_W)))
         for t in a.timers:
-            t_end = x(t.fired_at) if t.fired_at else x(min(t.fire_at, end))
+            t_end = x(t.fired_at) if t.fired_at else x(t.fire_at)
             segs.append(Segment("timer", x(t.set_at), max(t_end - x(t.set_at), _MIN_W)))
         marks = tuple(x(t.fire_at) for t in a.timers if t.fire_at <= end)
         rows.append(Row(a, y, tuple(s for s in segs if s.w > 0), marks))
@@ -213,4 +218,5 @@ def place(attempts: Sequence[Attempt], start: datetime, end: datetime,
         ticks.append((LABEL_W + ms / span_ms * plot_w, _label(ms)))
         ms += step
     height = AXIS_H + len(rows) * ROW_H + 8
-    return TimelineLayout(tuple(rows), tuple(ticks), width, height, LABEL_W, ROW_H, AXIS_H)
+    return TimelineLayout(tuple(rows), tuple(ticks), width, height, LABEL_W, ROW_H, AXIS_H,
+                          x(now) if now < end else None)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
+from datetime import datetime, timezone
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,9 @@ import pytest
 import yaml
 
 from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.core.commands import StartRun
 from bend.devstack.engine import Engine, running_engine
+from bend.kafka.producer import RecordProducer
 from tests.e2e.web_pages import Page, get_page, signed_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -335,12 +339,58 @@ async def test_unknown_pages_answer_404_pages(operator: httpx.AsyncClient) -> No
         assert "not found" in page.html.lower() or "no page" in page.html.lower()
 
 
-async def test_components_and_dead_letters_pages_list_their_rows(
+async def test_the_components_page_lists_the_registry_with_schemas(
         api: RunningApi, operator: httpx.AsyncClient) -> None:
     page = await get_page(operator, "/ui/components")
     names = {r.attrs["data-component"] for r in page.all("tr", "component-row")}
     listed = (await api.client.get("/api/components")).json()["items"]
     assert names == {c["name"] for c in listed} and "web_search" in names
     assert "input-schema" in page.html
-    page = await get_page(operator, "/ui/dead-letters")
-    assert page.status == 200 and page.by_id("page-dead-letters") is not None
+
+
+async def test_a_dead_letter_is_listed_inspected_and_redriven_by_an_operator_only(
+        api: RunningApi, operator: httpx.AsyncClient, viewer: httpx.AsyncClient) -> None:
+    run_id = str(uuid.uuid4())
+    start = StartRun(event_id=str(uuid.uuid4()), run_id=run_id,
+                     workflow_id=f"wf-missing-{run_id[:8]}", workflow_version=0,
+                     occurred_at=datetime.now(timezone.utc), correlation_id=run_id,
+                     input={"n": 1})  # no definition, unknown workflow: dead-lettered
+    async with RecordProducer(api.settings) as producer:
+        await producer.send(start)
+    deadline = time.monotonic() + 45
+    while True:
+        page = await get_page(operator, "/ui/dead-letters?error_type=UnknownWorkflowId")
+        rows = page.all("tr", "dead-letter-row")
+        if rows or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    assert rows, "the StartRun was never dead-lettered"
+    letter = rows[0].attrs["data-event-id"]
+    assert rows[0].attrs["data-redriven"] == "false"
+    assert page.all("form", "action-redrive", data_event_id=letter)
+    detail = await get_page(operator, f"/ui/dead-letters/{letter}")
+    assert detail.status == 200 and run_id in detail.html and "StartRun" in detail.html
+    assert "register the workflow" in detail.html
+
+    viewer_page = await get_page(viewer, "/ui/dead-letters")
+    assert viewer_page.status == 403  # payloads may hold user data: not for viewers
+    editor = await signed_in(api, await api.key("editor"))
+    try:
+        seen = await get_page(editor, "/ui/dead-letters")
+        assert seen.all("tr", "dead-letter-row") and seen.all(cls="action-redrive") == []
+        refused = await editor.post(f"/ui/dead-letters/{letter}/redrive",
+                                    data={"csrf_token": seen.csrf()})
+        assert refused.status_code == 403
+    finally:
+        await editor.aclose()
+
+    r = await operator.post(f"/ui/dead-letters/{letter}/redrive",
+                            data={"csrf_token": page.csrf()})
+    assert (r.status_code, r.headers["location"]) == (303, f"/ui/dead-letters/{letter}")
+    detail = await get_page(operator, f"/ui/dead-letters/{letter}")
+    assert detail.by_id("dead-letter-detail").attrs["data-redriven"] == "true"
+    again = Page(await operator.post("/ui/dead-letters/redrive",
+                                     data={"csrf_token": page.csrf(), "event_id": letter}))
+    assert again.status == 409 and "force" in again.by_id("error-message").inner_text
+    shown = (await api.client.get(f"/api/dead-letters/{letter}")).json()
+    assert shown["redrive_count"] == 1

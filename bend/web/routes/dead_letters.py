@@ -1,34 +1,43 @@
-"""Dead letters: records no processor could handle, with why; each shown whole."""
+"""Dead letters: records no processor could handle, with why; inspect one, re-drive one or many.
+Reads and re-drives go through the dead-letter service (`bend.deadletters`), as the API's do."""
 
 from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
 
 from bend.api.paging import after_cursor
 from bend.contracts.codec import decode
 from bend.core.errors import BendError
-from bend.web.errors import NotFound
+from bend.deadletters import (
+    DeadLetterFilter, get_dead_letter, list_dead_letters, redrive_dead_letter,
+    redrive_dead_letters,
+)
+from bend.web.errors import BadForm
 from bend.web.render import page, redactor_for
-from bend.web.routes.common import Ui, UiRoute, context, need
+from bend.web.routes.common import Ui, UiRoute, context, form_of, need
+from bend.web.session import Session
 from projections.payload import payload_of
 from projections.queries.paging import encode_cursor
 
-__all__ = ["router"]
+__all__ = ["readable", "router"]
 
 router = APIRouter(prefix="/ui/dead-letters", route_class=UiRoute, include_in_schema=False)
 
 PAGE = 50
-_LIST = """SELECT event_id, source_topic, source_partition, source_offset, error_type, reason,
-                  occurred_at, length(payload) AS size FROM dead_letters"""
+MAX_SELECTED = 1000
+_WAIT_S = 10.0
 
 
 def readable(data: bytes | None) -> tuple[str, Any]:
-    """A dead letter's bytes as something to read: (`record`, the decoded record's fields),
-    (`json`, the parsed JSON), (`text`, ...) or (`base64`, ...)."""
+    """Bytes as something to read: (`record`, the decoded record's fields), (`json`, the
+    parsed JSON), (`text`, ...) or (`base64`, ...)."""
     if not data:
         return "empty", ""
     try:
@@ -45,38 +54,82 @@ def readable(data: bytes | None) -> tuple[str, Any]:
         return "text", text
 
 
+def _redriven_filter(value: str | None) -> bool | None:
+    return {"yes": True, "no": False}.get(value or "")
+
+
 @router.get("")
-async def dead_letters(request: Request, session: Ui, cursor: str | None = None) -> Response:
-    """Dead letters, newest first, with their reasons."""
+async def dead_letters(request: Request, session: Ui, cursor: str | None = None,
+                       error_type: str | None = None, source_topic: str | None = None,
+                       redriven: str | None = None, done: int | None = None) -> Response:
+    """Dead letters, newest first, with their reasons; filtered; paged by cursor."""
     need(session, "dead_letters:read")
-    ctx = context(request)
-    after = after_cursor(cursor)
-    if after is None:
-        rows = await ctx.pool.fetch(f"{_LIST} ORDER BY occurred_at DESC, event_id DESC "
-                                    "LIMIT $1", PAGE + 1)
-    else:
-        rows = await ctx.pool.fetch(f"{_LIST} WHERE (occurred_at, event_id) < ($1, $2) "
-                                    "ORDER BY occurred_at DESC, event_id DESC LIMIT $3",
-                                    after[0], after[1], PAGE + 1)
-    shown = [dict(r) for r in rows[:PAGE]]
-    nxt = encode_cursor(shown[-1]["occurred_at"], shown[-1]["event_id"]) \
-        if len(rows) > PAGE else None
-    return page(request, "dead_letters.html", {"rows": shown, "next_cursor": nxt,
-                                               "can_redrive": False})
+    filters = {"error_type": (error_type or "").strip(), "source_topic": (source_topic or "")
+               .strip(), "redriven": redriven if redriven in ("yes", "no") else ""}
+    rows = await list_dead_letters(
+        context(request).pool,
+        DeadLetterFilter(filters["source_topic"] or None, filters["error_type"] or None,
+                         redriven=_redriven_filter(filters["redriven"])),
+        limit=PAGE, before=after_cursor(cursor))
+    shown = rows[:PAGE]
+    kept = {k: v for k, v in filters.items() if v}
+    nxt = None
+    if len(rows) > PAGE and shown:
+        last = shown[-1]
+        nxt = "?" + urlencode({**kept, "cursor": encode_cursor(
+            datetime.fromisoformat(last["occurred_at"]), last["event_id"])})
+    return page(request, "dead_letters.html", {
+        "rows": shown, "next_url": nxt, "filters": filters, "done": done,
+        "can_redrive": session.can("dead_letters:redrive")})
 
 
 @router.get("/{event_id}")
 async def dead_letter(request: Request, session: Ui, event_id: str) -> Response:
-    """One dead letter: where it came from, why, its key and its record decoded if it can be."""
+    """One dead letter: where it came from, why, its key, headers and record (decoded if it
+    can be), and when it was re-driven."""
     need(session, "dead_letters:read")
-    row = await context(request).pool.fetchrow("SELECT * FROM dead_letters WHERE event_id = $1",
-                                               event_id)
-    if row is None:
-        raise NotFound(f"dead letter {event_id} not found; it may have been re-driven or "
-                       "never recorded")
-    kind, body = readable(row["payload"])
-    key_kind, key = readable(row["key"])
+    dl = await get_dead_letter(context(request).pool, event_id)
+    if dl["payload"] is not None:
+        kind, body = "record", dl["payload"]
+    else:
+        kind, body = readable(base64.b64decode(dl["payload_base64"]))
     redactor = await redactor_for(request, session.principal.project)
     return page(request, "dead_letter.html", {
-        "dl": dict(row), "kind": kind, "body": redactor(body), "key_kind": key_kind,
-        "key": redactor(key), "can_redrive": False})
+        "dl": dl, "kind": dl["payload_type"] or kind, "body": redactor(body),
+        "key": redactor(dl["key"]), "can_redrive": session.can("dead_letters:redrive")})
+
+
+async def _settled(request: Request, positions: list[Any]) -> None:
+    """Wait (bounded) until the read models show the re-drives, so the next page does."""
+    if positions:
+        await context(request).watcher.wait_for(positions, _WAIT_S)
+
+
+def _actor(session: Session) -> str:
+    return session.principal.subject
+
+
+@router.post("/redrive")
+async def redrive_selected(request: Request, session: Ui) -> Response:
+    """Re-drive the selected dead letters (those re-driven before only with force)."""
+    form = await form_of(request, session, "dead_letters:redrive")
+    ids = [str(v) for v in form.getlist("event_id")][:MAX_SELECTED]
+    if not ids:
+        raise BadForm("select at least one dead letter to re-drive")
+    done = await redrive_dead_letters(context(request).pool, context(request).producer,
+                                      event_ids=ids, actor=_actor(session),
+                                      force=form.get("force") == "on")
+    await _settled(request, [d.redrive_position for d in done])
+    return RedirectResponse(f"/ui/dead-letters?done={len(done)}", status_code=303)
+
+
+@router.post("/{event_id}/redrive")
+async def redrive_one(request: Request, session: Ui, event_id: str) -> Response:
+    """Send one dead letter's record back to its source topic."""
+    form = await form_of(request, session, "dead_letters:redrive")
+    done = await redrive_dead_letter(context(request).pool, context(request).producer, event_id,
+                                     actor=_actor(session), force=form.get("force") == "on")
+    await _settled(request, [done.redrive_position])
+    back = form.get("back")
+    target = "/ui/dead-letters?done=1" if back == "list" else f"/ui/dead-letters/{event_id}"
+    return RedirectResponse(target, status_code=303)
