@@ -1,6 +1,7 @@
 """Runs in the web UI, in real Chromium on the real engine: the example workflow started from its
 page finishes live, its step graph and timeline say what the API says; the runs list follows a
-run's status live; a run waiting in a delay is cancelled from its page."""
+run's status live and pages both ways; a run waiting in a delay is cancelled from its page; a
+run is forked from a step with new input, a failed step retried."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from selenium.webdriver.support.ui import Select
 
 from tests.browser.conftest import SLEEPY, Browser, Stack, example_definition, json_text
 
@@ -141,7 +143,6 @@ def test_the_runs_list_follows_a_runs_status_live(
     form = browser.one("form#run-filters")
     status = form.find_element("css selector", "[name='status']")
     if status.tag_name == "select":
-        from selenium.webdriver.support.ui import Select
         Select(status).select_by_value("completed")
     else:
         status.clear()
@@ -235,8 +236,6 @@ def _new_run_page(browser: Browser, old_run_id: str) -> str:
 
 def test_a_run_forked_from_a_step_with_new_input_runs_from_there(
         browser: Browser, stack: Stack, example_run: dict[str, Any]) -> None:
-    from selenium.webdriver.support.ui import Select
-
     calls_before = stack.engine.llm.state.requests
     browser.sign_in(stack.keys["operator"])
     browser.open(f"/ui/runs/{example_run['run_id']}")
