@@ -27,8 +27,15 @@ Design (why it holds across many records, processes and restarts):
   off breaks no trace: every parent it would have passed on is also derivable from ids, so the
   next traced process still attaches its spans to the run's trace, only one link shorter.
 - Sampling is per run: a hash of the trace id against `BEND_TRACING__SAMPLE_RATIO`, the same
-  decision in every process; spans with a parent follow the parent's sampled flag.
+  decision in every process, so a run left out gets no span and no header anywhere (its ids
+  are derivable, so nothing would be gained by propagating an unsampled flag).
 - Export: OTLP over HTTP/protobuf with a batch processor, flushed at the process's exit.
+  A span made in a process killed before its batch went out is lost (the run's events are not).
+- Cost (bench/tracing_overhead.py): off, the hooks add about 2 µs of CPU per step; on with
+  every run sampled, about 0.6 ms per step across the orchestrator and the executor, which on
+  a busy machine is visible in steps/s; a production setup samples.
+- Not traced: the projector (its batches span many runs) and the API's own requests (no
+  server instrumentation; its commands' `send` spans are in their runs' traces).
 """
 
 from bend.tracing.calls import (
