@@ -168,39 +168,103 @@ def _curve(a: NodeBox, b: NodeBox, x1: float, x2: float) -> str:
             f"{ex:.1f},{ey:.1f}")
 
 
-def layout(ids: Sequence[str], edges: Sequence[tuple[str, str, str]]) -> GraphLayout:
-    """Place `ids` (in definition order) and draw `edges` (source, target, kind)."""
+DUMMY_W = 12.0
+Edge = tuple[str, str, str]
+
+
+def _through(points: list[tuple[float, float]]) -> str:
+    """A path down through `points`: (bottom, top) pairs joined by vertical cubics; each
+    dummy's top and bottom by a straight line."""
+    (x0, y0), rest = points[0], points[1:]
+    d = [f"M{x0:.1f},{y0:.1f}"]
+    for k, (x, y) in enumerate(rest):
+        if k % 2 == 0:  # from a bottom to the next top
+            mid = (y - y0) / 2
+            d.append(f"C{x0:.1f},{y0 + mid:.1f} {x:.1f},{y - mid:.1f} {x:.1f},{y:.1f}")
+        else:  # down a dummy
+            d.append(f"L{x:.1f},{y:.1f}")
+        x0, y0 = x, y
+    return " ".join(d)
+
+
+def layout(ids: Sequence[str], edges: Sequence[Edge]) -> GraphLayout:
+    """Place `ids` (in definition order) and draw `edges` (source, target, kind).
+
+    An edge crossing several layers passes through a dummy point in each layer between, placed
+    and ordered like a node, so long edges go around the nodes rather than through them.
+    """
     ids = list(dict.fromkeys(ids))
     known = set(ids)
-    edges = [e for e in edges if e[0] in known and e[1] in known]
+    edges = [e for e in edges if e[0] in known and e[1] in known and e[0] != e[1]]
     layer = _layers(ids, edges)
-    rows = _order(ids, layer, edges)
-    widest = max((len(r) for r in rows), default=0)
-    width = PAD * 2 + widest * NODE_W + max(widest - 1, 0) * GAP_X
+    every, where = list(ids), dict(layer)
+    chains: dict[Edge, list[str]] = {}
+    hops: list[Edge] = []
+    for e in edges:
+        s, t, _ = e
+        if layer[t] - layer[s] > 1:
+            chain, prev = [], s
+            for depth in range(layer[s] + 1, layer[t]):
+                dummy = f"\0{s}\0{t}\0{e[2]}\0{depth}"
+                where[dummy] = depth
+                every.append(dummy)
+                chain.append(dummy)
+                hops.append((prev, dummy, "after"))
+                prev = dummy
+            hops.append((prev, t, "after"))
+            chains[e] = chain
+        else:
+            hops.append(e)
+    rows = _order(every, where, hops)
+
+    def w(node: str) -> float:
+        return NODE_W if node in known else DUMMY_W
+
+    def gap(a: str, b: str) -> float:
+        return GAP_X if a in known and b in known else GAP_X / 2
+
+    def row_width(row: list[str]) -> float:
+        return sum(map(w, row)) + sum(gap(a, b) for a, b in zip(row, row[1:]))
+
+    width = PAD * 2 + max((row_width(r) for r in rows), default=0.0)
     boxes: dict[str, NodeBox] = {}
-    for depth_, row in enumerate(rows):
-        row_w = len(row) * NODE_W + max(len(row) - 1, 0) * GAP_X
-        left = (width - row_w) / 2
+    for depth, row in enumerate(rows):
+        x = (width - row_width(row)) / 2
         for k, node in enumerate(row):
-            boxes[node] = NodeBox(node, left + k * (NODE_W + GAP_X),
-                                  PAD + depth_ * (NODE_H + GAP_Y), NODE_W, NODE_H, depth_)
+            if k:
+                x += gap(row[k - 1], node)
+            boxes[node] = NodeBox(node, x, PAD + depth * (NODE_H + GAP_Y), w(node), NODE_H,
+                                  depth)
+            x += w(node)
     height = PAD * 2 + len(rows) * NODE_H + max(len(rows) - 1, 0) * GAP_Y
-    drawn_edges = [e for e in edges if e[0] != e[1]]
-    # Spread each node's edges over its bottom (out) and top (in), ordered by the other end.
-    outs: dict[str, list[tuple[str, str, str]]] = {}
-    ins: dict[str, list[tuple[str, str, str]]] = {}
-    for e in drawn_edges:
+    # Spread each node's edges over its bottom (out) and top (in), ordered by the next hop.
+    first = {e: (chains.get(e) or [e[1]])[0] for e in edges}
+    last = {e: (chains.get(e) or [e[0]])[-1] for e in edges}
+    outs: dict[str, list[Edge]] = {}
+    ins: dict[str, list[Edge]] = {}
+    for e in edges:
         outs.setdefault(e[0], []).append(e)
         ins.setdefault(e[1], []).append(e)
-    start_x: dict[tuple[str, str, str], float] = {}
-    end_x: dict[tuple[str, str, str], float] = {}
+    start_x: dict[Edge, float] = {}
+    end_x: dict[Edge, float] = {}
     for node, group in outs.items():
-        group.sort(key=lambda e: (boxes[e[1]].cx, e[1]))
+        group.sort(key=lambda e: (boxes[first[e]].cx, e[1]))
         start_x.update(zip(group, _ports(boxes[node], len(group))))
     for node, group in ins.items():
-        group.sort(key=lambda e: (boxes[e[0]].cx, e[0]))
+        group.sort(key=lambda e: (boxes[last[e]].cx, e[0]))
         end_x.update(zip(group, _ports(boxes[node], len(group))))
-    drawn = [EdgeBox(s, t, k, _curve(boxes[s], boxes[t], start_x[(s, t, k)], end_x[(s, t, k)]),
-                     boxes[t].layer - boxes[s].layer)
-             for s, t, k in drawn_edges]
-    return GraphLayout(boxes, drawn, float(width), float(height))
+    drawn = []
+    for e in edges:
+        a, b = boxes[e[0]], boxes[e[1]]
+        if e in chains:
+            points = [(start_x[e], a.y + a.h)]
+            for dummy in chains[e]:
+                box = boxes[dummy]
+                points += [(box.cx, box.y), (box.cx, box.y + box.h)]
+            points.append((end_x[e], b.y))
+            d = _through(points)
+        else:
+            d = _curve(a, b, start_x[e], end_x[e])
+        drawn.append(EdgeBox(e[0], e[1], e[2], d, b.layer - a.layer))
+    placed = {n: boxes[n] for n in ids}
+    return GraphLayout(placed, drawn, float(width), float(height))

@@ -19,6 +19,8 @@ __all__ = ["Attempt", "Timer", "TimelineLayout", "attempts_of", "place"]
 _ENDS = {"StepSucceeded": "succeeded", "StepFailed": "failed", "StepTimedOut": "timed_out",
          "StepCancelled": "cancelled"}
 _OPEN = ("scheduled", "running", "retrying")
+# Timers a step waits on (drawn); a step's timeout timer is a deadline, told in the bar's title.
+_WAITS = ("delay", "retry")
 
 
 @dataclass(slots=True)
@@ -178,7 +180,8 @@ def place(attempts: Sequence[Attempt], start: datetime, now: datetime,
     """Bars of `attempts` on an axis from `start` to `now` (a finished run: its end), or on to
     the latest pending timer or retry, so what the run waits for shows; open attempts run
     to `now`."""
-    end = max([now, *(t.fire_at for a in attempts for t in a.timers if t.fired_at is None),
+    end = max([now, *(t.fire_at for a in attempts if a.open for t in a.timers
+                      if t.fired_at is None and t.purpose in _WAITS),
                *(a.retry_at for a in attempts if a.status == "retrying" and a.retry_at)])
     span_ms = max((end - start).total_seconds() * 1000, 1.0)
     plot_w = width - LABEL_W - 8
@@ -207,10 +210,13 @@ def place(attempts: Sequence[Attempt], start: datetime, now: datetime,
         if a.retry_at is not None and a.ended_at is not None:
             back_to = x(a.retry_at)
             segs.append(Segment("backoff", finish, max(back_to - finish, _MIN_W)))
-        for t in a.timers:
-            t_end = x(t.fired_at) if t.fired_at else x(t.fire_at)
-            segs.append(Segment("timer", x(t.set_at), max(t_end - x(t.set_at), _MIN_W)))
-        marks = tuple(x(t.fire_at) for t in a.timers if t.fire_at <= end)
+        waits = [t for t in a.timers if t.purpose in _WAITS]
+        for t in waits:
+            # A timer the attempt outlived (it ended first) stops with it.
+            due = t.fired_at or (t.fire_at if a.open else min(t.fire_at, a.ended_at or now))
+            segs.append(Segment("timer", x(t.set_at), max(x(due) - x(t.set_at), _MIN_W)))
+        marks = tuple(x(t.fire_at) for t in waits if t.fire_at <= end and
+                      (a.open or t.fired_at is not None))
         rows.append(Row(a, y, tuple(s for s in segs if s.w > 0), marks))
     step = _tick_step(span_ms)
     ticks, ms = [], 0.0

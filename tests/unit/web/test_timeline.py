@@ -50,9 +50,13 @@ def test_a_delay_steps_timer_rides_on_its_attempt() -> None:
                  fire_at=(T0 + timedelta(seconds=60)).isoformat())]
     (a,) = attempts_of(events)
     assert a.status == "scheduled" and a.timers[0].fired_at is None
-    row = place([a], T0, T0 + timedelta(seconds=10)).rows[0]
+    tl = place([a], T0, T0 + timedelta(seconds=10), width=1000)
+    row = tl.rows[0]
     assert [s.kind for s in row.segments] == ["run", "timer"]
-    assert row.marks == ()  # due after the axis ends
+    # The axis runs on to the timer's due time; the attempt itself runs until now.
+    assert row.marks == (1000 - 8,) and tl.now_x is not None and tl.now_x < row.marks[0]
+    run, timer = row.segments
+    assert abs(run.x + run.w - tl.now_x) < 0.01 and abs(timer.x + timer.w - row.marks[0]) < 0.01
     (a,) = attempts_of([*events, ev(60, "TimerFired", "nap", timer_id="t1", purpose="delay"),
                         ev(60, "StepSucceeded", "nap", attempt=1)])
     assert a.timers[0].fired_at == T0 + timedelta(seconds=60) and a.status == "succeeded"
@@ -78,3 +82,14 @@ def test_open_attempts_run_to_the_end_of_the_axis_and_ticks_cover_it() -> None:
     assert abs(run.x + run.w - (1000 - 8)) < 0.01
     assert tl.ticks[0][1] == "0 ms" and len(tl.ticks) >= 3
     assert tl.height > tl.axis_y
+
+
+def test_a_step_timeout_timer_neither_draws_nor_stretches_the_axis() -> None:
+    (a,) = attempts_of([ev(0, "StepScheduled", "s", attempt=1),
+                        ev(0, "TimerSet", "s", timer_id="t", purpose="step_timeout",
+                           fire_at=(T0 + timedelta(minutes=2)).isoformat()),
+                        ev(1, "StepStarted", "s", attempt=1),
+                        ev(2, "StepSucceeded", "s", attempt=1)])
+    tl = place([a], T0, T0 + timedelta(seconds=3), width=1000)
+    assert [s.kind for s in tl.rows[0].segments] == ["queue", "run"]
+    assert tl.ticks[-1][1] == "3 s" and tl.now_x is None
