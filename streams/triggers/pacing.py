@@ -24,7 +24,9 @@ class RequestBudget:
         self._sent: deque[float] = deque()
 
     def _forget(self, now: float) -> None:
-        while self._sent and self._sent[0] <= now - _WINDOW_S:
+        # One expression decides "still in the last minute" everywhere (t + 60 - now > 0), so
+        # float rounding can never count a request as gone here and as present in wait_s.
+        while self._sent and self._sent[0] + _WINDOW_S - now <= 0:
             self._sent.popleft()
 
     def wait_s(self, now: float) -> float:
