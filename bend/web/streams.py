@@ -24,10 +24,14 @@ def _frame(event: str, data: Any, event_id: int | None = None) -> str:
 
 
 async def run_statuses(ctx: ApiContext, project: str, run_ids: list[str], *,
+                       newer: Callable[[], Awaitable[int]] | None = None,
                        max_s: float = MAX_S) -> AsyncIterator[str]:
-    """A `status` frame per listed run whenever its status (or last seq) changes."""
+    """A `status` frame per listed run whenever its status (or last seq) changes; with
+    `newer` (how many runs are newer than the list's first), a `new` frame when that changes.
+    Ends once every listed run has finished, unless it watches for newer runs."""
     yield f"retry: {_RETRY_MS}\n\n"
     seen: dict[str, tuple[str, int]] = {}
+    fresh = 0
     deadline = time.monotonic() + max_s
     last_beat = time.monotonic()
     while True:
@@ -40,8 +44,13 @@ async def run_statuses(ctx: ApiContext, project: str, run_ids: list[str], *,
                 seen[row["run_id"]] = mark
                 yield _frame("status", dict(row))
                 last_beat = time.monotonic()
-        if rows and all(s in queries.FINISHED for s, _ in seen.values()) and \
-                len(seen) == len(run_ids):
+        if newer is not None:
+            count = await newer()
+            if count != fresh:
+                fresh = count
+                yield _frame("new", {"count": count})
+                last_beat = time.monotonic()
+        elif all(s in queries.FINISHED for s, _ in seen.values()) and len(seen) == len(run_ids):
             yield _frame("end", {"runs": len(seen)})
             return
         now = time.monotonic()
@@ -56,13 +65,15 @@ async def run_statuses(ctx: ApiContext, project: str, run_ids: list[str], *,
 
 async def run_state(ctx: ApiContext, run_id: str, after_seq: int,
                     render: Callable[[int], Awaitable[dict[str, Any]]], *,
+                    shown_status: str | None = None,
                     max_s: float = MAX_S) -> AsyncIterator[str]:
     """A `state` frame (what `render(after_seq)` builds) whenever the run gets events or
-    changes status; `end` once it has finished and every event was sent."""
+    changes status; `end` once it has finished and every event was sent. A page that shows
+    `shown_status` and events up to `after_seq` gets no first frame unless that changed."""
     yield f"retry: {_RETRY_MS}\n\n"
     deadline = time.monotonic() + max_s
     last_beat = time.monotonic()
-    mark: tuple[str, int] | None = None
+    mark: tuple[str, int] | None = (shown_status, after_seq) if shown_status else None
     while True:
         row = await ctx.pool.fetchrow("SELECT status, last_seq FROM runs WHERE run_id = $1",
                                       run_id)

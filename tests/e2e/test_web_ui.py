@@ -328,6 +328,18 @@ async def test_the_runs_list_matches_the_api_and_its_stream_reports_statuses(
     stream = await operator.get("/ui/runs/stream", params={"run_id": example_run["run_id"]})
     assert "event: status" in stream.text and '"completed"' in stream.text
     assert "event: end" in stream.text
+    first = await get_page(operator, "/ui/runs")
+    newest = first.by_id("run-table").attrs["data-newest"]
+    assert newest and first.by_id("new-runs") is not None
+    run = await api.client.post(f"/api/workflows/{example_run['workflow_id']}/execute",
+                                json={"input": {"topic": "new", "llm_base_url": "x"}})
+    await api.client.get("/api/executions", params={"wait_for": run.json()["position"]["token"]})
+    stream = await operator.get("/ui/runs/stream", params={"newest": newest, "follow_s": 1.5})
+    assert 'event: new\ndata: {"count": 1}' in stream.text, stream.text
+    assert "event: timeout" in stream.text
+    stream = await operator.get("/ui/runs/stream", params={
+        "newest": newest, "status": "cancelled", "follow_s": 1.0})
+    assert "event: new" not in stream.text  # the new run does not match the filter
     bad = await get_page(operator, "/ui/runs?since=yesterday")
     assert bad.status == 422 and "since" in bad.by_id("error-message").inner_text
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from bend.api.follow import SSE_MEDIA_TYPE
@@ -20,7 +20,7 @@ from bend.web.render import masked, page, redactor_for, templates, unmask
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
 from bend.web.runview import read_run_view
 from bend.web.session import Session
-from bend.web.streams import run_state
+from bend.web.streams import MAX_S, run_state
 from projections.queries import runs as queries
 
 __all__ = ["router"]
@@ -59,7 +59,9 @@ def _parts() -> Any:
 
 @router.get("/{run_id}/stream")
 async def run_stream(request: Request, session: Ui, run_id: str, after_seq: int = 0,
-                     last_event_id: str | None = Header(default=None)) -> Response:
+                     last_event_id: str | None = Header(default=None),
+                     follow_s: Annotated[float, Query(gt=0, le=3600)] = MAX_S,
+                     status: str | None = None) -> Response:
     """Server-sent `state` frames: status, node statuses, new event rows, timeline, waiting."""
     await _run(request, session, run_id)
     if last_event_id and last_event_id.strip().isdigit():
@@ -88,7 +90,8 @@ async def run_stream(request: Request, session: Ui, run_id: str, after_seq: int 
             "finished": run["status"] in queries.FINISHED,
         }
 
-    return StreamingResponse(run_state(ctx, run_id, after_seq, render),
+    return StreamingResponse(run_state(ctx, run_id, after_seq, render,
+                                       shown_status=status, max_s=follow_s),
                              media_type=SSE_MEDIA_TYPE,
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

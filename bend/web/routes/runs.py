@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -14,7 +15,7 @@ from bend.api.paging import after_cursor
 from bend.web.errors import BadForm
 from bend.web.render import page
 from bend.web.routes.common import Ui, UiRoute, context, need
-from bend.web.streams import run_statuses
+from bend.web.streams import MAX_S, run_statuses
 from projections.queries import runs as queries
 from projections.queries import workflows as workflow_queries
 from projections.queries.paging import encode_cursor
@@ -26,6 +27,7 @@ router = APIRouter(prefix="/ui/runs", route_class=UiRoute, include_in_schema=Fal
 PAGE = 50
 STATUSES = ("queued", "pending", "running", "completed", "failed", "cancelled")
 MAX_STREAMED = 200
+NEW_MAX = 100  # "100 new runs" at most: past that the count says 100+
 
 
 def parse_time(value: str | None, field: str) -> datetime | None:
@@ -80,7 +82,8 @@ async def runs(request: Request, session: Ui, workflow: str | None = None,
     workflows = await workflow_queries.list_workflows(ctx.pool, project, limit=200)
     names = {w["workflow_id"]: w["name"] for w in workflows}
     return page(request, "runs.html", {
-        "rows": shown, "filters": filters, "statuses": STATUSES, "workflows": workflows,
+        "rows": shown, "filters": filters, "kept": kept,
+        "newest": _cursor_of(shown[0]) if shown else "", "statuses": STATUSES, "workflows": workflows,
         "names": names, "next_url": next_url, "prev_url": prev_url,
         "first_page": cursor is None and before is None,
     })
@@ -88,10 +91,37 @@ async def runs(request: Request, session: Ui, workflow: str | None = None,
 
 @router.get("/stream")
 async def stream(request: Request, session: Ui,
-                 run_id: Annotated[list[str] | None, Query()] = None) -> Response:
-    """Server-sent `status` events whenever one of the listed runs changes status."""
+                 run_id: Annotated[list[str] | None, Query()] = None,
+                 newest: str | None = None, workflow: str | None = None,
+                 status: str | None = None, trigger: str | None = None,
+                 since: str | None = None, until: str | None = None,
+                 follow_s: Annotated[float, Query(gt=0, le=3600)] = MAX_S) -> Response:
+    """Server-sent `status` events whenever one of the listed runs changes status; with
+    `newest` (the cursor of a first page's top row) and that page's filters, `new` events
+    counting the runs that arrived since (up to 100)."""
     need(session, "runs:read")
+    ctx = context(request)
+    project = session.principal.project
     ids = list(dict.fromkeys(run_id or []))[:MAX_STREAMED]
-    return StreamingResponse(run_statuses(context(request), session.principal.project, ids),
+    count_newer: Callable[[], Awaitable[int]] | None = None
+    if newest is not None:
+        top = after_cursor(newest) if newest else None
+        if status and status not in STATUSES:
+            raise BadForm(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        filters = {"workflow_id": (workflow or "").strip() or None,
+                   "statuses": [status] if status else None,
+                   "trigger_id": (trigger or "").strip() or None,
+                   "since": parse_time(since, "since"), "until": parse_time(until, "until")}
+
+        async def _newer() -> int:
+            if top is None:  # the page was empty: every matching run is new
+                rows = await queries.list_runs(ctx.pool, project, limit=NEW_MAX, **filters)
+            else:
+                rows = await queries.list_runs(ctx.pool, project, before=top, limit=NEW_MAX,
+                                               **filters)
+            return len(rows)
+
+        count_newer = _newer
+    return StreamingResponse(run_statuses(ctx, project, ids, newer=count_newer, max_s=follow_s),
                              media_type=SSE_MEDIA_TYPE,
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -18,10 +18,24 @@ function formatDuration(ms) {
 
 function liveRunsList() {
   const rows = [...document.querySelectorAll("tr.run-row")];
+  const table = document.getElementById("run-table");
+  const watchNew = table && table.dataset.newest !== undefined;
   const open = rows.filter((r) => !FINISHED.has(r.dataset.status)).map((r) => r.dataset.runId);
-  if (!open.length || !window.EventSource) return;
-  const query = open.map((id) => `run_id=${encodeURIComponent(id)}`).join("&");
-  const source = new EventSource(`/ui/runs/stream?${query}`);
+  if ((!open.length && !watchNew) || !window.EventSource) return;
+  const params = open.map((id) => `run_id=${encodeURIComponent(id)}`);
+  if (watchNew) {
+    params.push(`newest=${encodeURIComponent(table.dataset.newest)}`);
+    if (table.dataset.filters) params.push(table.dataset.filters);
+  }
+  const source = new EventSource(`/ui/runs/stream?${params.join("&")}`);
+  source.addEventListener("new", (e) => {
+    const count = JSON.parse(e.data).count;
+    const banner = document.getElementById("new-runs");
+    if (!banner) return;
+    banner.hidden = count === 0;
+    banner.querySelector(".count").textContent =
+      `${count >= 100 ? "100+" : count} new run${count === 1 ? "" : "s"}`;
+  });
   const indicator = document.getElementById("live-indicator");
   source.addEventListener("open", () => { if (indicator) indicator.hidden = false; });
   source.addEventListener("status", (e) => {
@@ -43,7 +57,8 @@ function liveRun() {
   if (!status || !head || FINISHED.has(status.dataset.status) || !window.EventSource) return;
   const runId = head.dataset.runId;
   const source = new EventSource(
-    `/ui/runs/${encodeURIComponent(runId)}/stream?after_seq=${head.dataset.lastSeq || 0}`);
+    `/ui/runs/${encodeURIComponent(runId)}/stream?after_seq=${head.dataset.lastSeq || 0}` +
+    `&status=${encodeURIComponent(status.dataset.status)}`);
   source.addEventListener("state", (e) => {
     const data = JSON.parse(e.data);
     setStatus(status, data.status);
@@ -67,7 +82,26 @@ function liveRun() {
       document.getElementById("waiting-on")?.classList.add("done");
     }
   });
-  source.addEventListener("end", () => source.close());
+  source.addEventListener("end", () => {
+    source.close();
+    refreshSections(["run-io", "run-usage", "step-details"]);
+  });
+}
+
+// Swap sections for their current rendering (the run's output, usage and step details once
+// it has finished) without reloading the page.
+async function refreshSections(ids) {
+  try {
+    const response = await fetch(window.location.pathname, {credentials: "same-origin"});
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const id of ids) {
+      const now = document.getElementById(id), next = fresh.getElementById(id);
+      if (now && next) now.replaceWith(document.importNode(next, true));
+    }
+  } catch (err) {
+    console.warn("could not refresh the run's sections", err);
+  }
 }
 
 function filterWorkflows() {
