@@ -185,6 +185,12 @@ async def test_the_example_run_page_shows_what_the_api_serves(
     waiting = page.by_id("waiting-on")
     assert waiting is not None and "finished" in waiting.inner_text
 
+    replay = await get_page(operator, page.by_id("replay-link").attrs["href"])
+    assert replay.status == 200 and replay.by_id("page-replay") is not None
+    assert replay.by_id("replay-result").attrs["data-consistent"] == "true", replay.html[-3000:]
+    folded = {r.attrs["data-step-id"] for r in replay.all("tr", "replay-attempt")}
+    assert folded == set(steps)
+
 
 async def test_the_workflow_page_draws_the_definition_and_lists_versions(
         api: RunningApi, operator: httpx.AsyncClient, example_run: dict[str, Any]) -> None:

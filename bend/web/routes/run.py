@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from bend.api.follow import SSE_MEDIA_TYPE
 from bend.api.models.executions import CancelRequest
 from bend.api.routers.executions import cancel_execution
-from bend.api.routers.replay import ForkRequest, fork_execution
+from bend.api.routers.replay import ForkRequest, fork_execution, replay_execution
 from bend.security.redact import Redactor
 from bend.web.errors import BadForm, NotFound
 from bend.web.render import masked, page, redactor_for, templates, unmask
@@ -94,6 +94,16 @@ async def run_stream(request: Request, session: Ui, run_id: str, after_seq: int 
                                        shown_status=status, max_s=follow_s),
                              media_type=SSE_MEDIA_TYPE,
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/{run_id}/replay")
+async def replay_page(request: Request, session: Ui, run_id: str) -> Response:
+    """The run replayed: its events read from the log and folded with the engine's `apply`,
+    compared with the read models (the API's replay)."""
+    run = await _run(request, session, run_id)
+    report = await replay_execution(context(request), session.principal, run_id)
+    redactor = await redactor_for(request, session.principal.project)
+    return page(request, "replay.html", {"run": run, "report": report, "redactor": redactor})
 
 
 @router.post("/{run_id}/cancel")
