@@ -206,6 +206,18 @@ async def test_the_workflow_page_draws_the_definition_and_lists_versions(
     assert ("found", "read_pages") in {(e.attrs["data-from"], e.attrs["data-to"])
                                        for e in page.all("path", "graph-edge")}
     assert len(page.all("tr", "version-row")) == len(detail["versions"]) == 1
+    r = await api.client.post(f"/api/workflows/{workflow_id}/triggers", json={"definition": {
+        "type": "schedule", "schedule": {"cron": "30 2 * * *"}, "input": {"topic": "nightly"}}})
+    assert r.status_code == 201, r.text
+    trigger = (await api.client.get(f"/api/triggers/{r.json()['trigger_id']}",
+                                    params={"wait_for": r.json()["position"]["token"]})).json()
+    page = await get_page(operator, f"/ui/workflows/{workflow_id}")
+    (row,) = page.all("tr", "trigger-row", data_trigger_id=trigger["trigger_id"])
+    (fire,) = [e for e in page.all("td", "next-fire")]
+    due = trigger["state"]["next_due_at"].replace("Z", "+00:00")
+    assert any(e.attrs.get("datetime") == datetime.fromisoformat(due).isoformat()
+               for e in page.all("time")), (due, fire.inner_text)
+    assert "30 2 * * *" in row.inner_text
     assert page.by_id("definition-graph") is not None
     empty = await get_page(operator, "/ui/workflows?q=no-such-thing-here")
     assert empty.all("tr", "workflow-row") == []
