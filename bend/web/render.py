@@ -22,6 +22,14 @@ __all__ = ["Shown", "duration", "masked", "page", "redactor_for", "show", "templ
 HERE = Path(__file__).parent
 PREVIEW_CHARS = 280
 WHOLE_CHARS = 1_000_000  # past this, even the expanded view is cut (the API has it all)
+# Pages load only their own script and styles: an injected script or a framing page gets nothing.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 SECRET_KEYS = frozenset({"authorization", "api_key", "apikey", "x-api-key", "password",
                          "passwd", "secret", "client_secret", "token", "access_token",
                          "refresh_token", "cookie", "set-cookie"})
@@ -135,4 +143,5 @@ def page(request: Request, name: str, context: dict[str, Any], status: int = 200
     response = templates.TemplateResponse(request, name, ctx, status_code=status,
                                           headers=headers)
     response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.update(SECURITY_HEADERS)
     return response

@@ -151,6 +151,7 @@ async def test_the_example_run_page_shows_what_the_api_serves(
     page = await get_page(operator, f"/ui/runs/{run_id}")
     assert page.status == 200 and page.by_id("page-run") is not None
     assert page.by_id("run-status").attrs["data-status"] == "completed"
+    assert "script-src 'self'" in page.response.headers["content-security-policy"]
 
     graph = (await api.client.get(f"/api/executions/{run_id}/graph")).json()
     want = {n["id"]: ("pending" if n["status"] == "not_started" else n["status"])
