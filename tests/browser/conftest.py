@@ -23,7 +23,10 @@ import httpx
 import pytest
 import yaml
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (
+    NoAlertPresentException, NoSuchElementException, StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -181,6 +184,14 @@ def failed_run(stack: Stack) -> dict[str, Any]:
 # --- the browser ---------------------------------------------------------------------------
 
 
+_READ = """
+const [css, names, visibleOnly] = arguments;
+return Array.from(document.querySelectorAll(css))
+  .filter((e) => !visibleOnly || e.getClientRects().length > 0)
+  .map((e) => names.map((n) => n === 'text' ? e.innerText : e.getAttribute(n)));
+"""
+
+
 @dataclass
 class Browser:
     """A Chromium session on the UI at `base_url`, with bounded waits."""
@@ -203,7 +214,9 @@ class Browser:
              poll_s: float = 0.1) -> T:
         """Wait until `condition()` is truthy and return it; fail saying `what` was awaited."""
         try:
-            return WebDriverWait(self.driver, timeout_s, poll_frequency=poll_s).until(
+            return WebDriverWait(self.driver, timeout_s, poll_frequency=poll_s,
+                                 ignored_exceptions=(NoSuchElementException,
+                                                     StaleElementReferenceException)).until(
                 lambda _: condition())
         except TimeoutException:
             pytest.fail(f"waited {timeout_s:.0f} s for {what}; page {self.path()}", pytrace=True)
@@ -220,10 +233,20 @@ class Browser:
         """True when nothing in the DOM matches `css`."""
         return not self.all(css)
 
+    def read(self, css: str, *names: str, visible: bool = False) -> list[list[str | None]]:
+        """For each element matching `css` (shown ones only if `visible`), its attributes
+        `names` (`text` for its rendered text), read in one script: live updates may replace
+        elements between two WebDriver calls, never within one."""
+        return self.driver.execute_script(_READ, css, list(names), visible)
+
     def attr(self, css: str, name: str) -> str | None:
         """Attribute `name` of the first element matching `css` (None if none)."""
-        found = self.all(css)
-        return found[0].get_attribute(name) if found else None
+        found = self.read(css, name)
+        return found[0][0] if found else None
+
+    def text(self, css: str) -> str | None:
+        """The rendered text of the first element matching `css` (None if none)."""
+        return self.attr(css, "text")
 
     def sign_out_all(self) -> None:
         """Forget every cookie of the UI's origin."""

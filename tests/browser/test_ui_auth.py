@@ -79,8 +79,8 @@ def test_a_viewer_finds_no_actions_where_an_operator_finds_them(
     assert {"#action-cancel", "#action-fork"} <= set(operator[pages[1]]), operator
     assert ".action-retry" in operator[pages[2]], operator
     browser.open(pages[2])
-    retry = browser.all("form.action-retry[data-step-id]")
-    assert [f.get_attribute("data-step-id") for f in retry] == [failed_run["failed_step_id"]]
+    retry = browser.read("form.action-retry[data-step-id]", "data-step-id")
+    assert retry == [[failed_run["failed_step_id"]]], retry
 
     browser.sign_in(stack.keys["viewer"])
     assert "viewer" in browser.one("#whoami").text

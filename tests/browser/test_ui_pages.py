@@ -73,7 +73,7 @@ def dead_letter(stack: Stack) -> str:
 
 
 def _visible_rows(browser: Browser, css: str, attribute: str) -> set[str]:
-    return {row.get_attribute(attribute) for row in browser.all(css) if row.is_displayed()}
+    return {row[0] for row in browser.read(css, attribute, visible=True)}
 
 
 def test_the_workflows_list_narrows_to_a_search(

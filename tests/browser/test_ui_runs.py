@@ -112,11 +112,10 @@ def test_the_example_run_started_from_its_page_finishes_live_as_the_api_says(
 
     browser.open(f"/ui/runs/{run_id}")  # drawn from the read model alone, the same
     assert differences(stack.run(run_id), step_ids, drawn(browser)) == []
-    events = browser.all("table#event-log tr.event-row[data-seq]")
-    seqs = [int(row.get_attribute("data-seq")) for row in events]
+    events = browser.read("table#event-log tr.event-row[data-seq]", "data-seq", "data-type")
+    seqs = [int(seq or 0) for seq, _ in events]
     assert seqs == list(range(1, run["last_seq"] + 1)), seqs
-    assert events[0].get_attribute("data-type") == "RunRequested"
-    assert events[-1].get_attribute("data-type") == "RunCompleted"
+    assert (events[0][1], events[-1][1]) == ("RunRequested", "RunCompleted")
     research = browser.one("section.step-detail[data-step-id='research']")
     usage = {u["model"]: u["calls"] for u in run["usage"]}
     assert len(research.find_elements("css selector", ".llm-call")) == sum(usage.values())
@@ -136,7 +135,7 @@ def test_the_runs_list_follows_a_runs_status_live(
     assert r.status_code == 202, r.text
     browser.wait(lambda: browser.attr(row, "data-status") == "cancelled",
                  "the row to show the run cancelled")
-    browser.wait(lambda: "cancelled" in browser.one(row).text, "the row's status text")
+    browser.wait(lambda: "cancelled" in (browser.text(row) or ""), "the row's status text")
     assert browser.marked(), "the list reloaded to show the new status"
     browser.screenshot("runs")
 
@@ -149,9 +148,9 @@ def test_the_runs_list_follows_a_runs_status_live(
         status.send_keys("completed")
     form.submit()
     browser.wait(lambda: "status=completed" in browser.path(), "the filtered list")
-    rows = browser.all("tr.run-row[data-run-id]")
-    assert {r.get_attribute("data-status") for r in rows} == {"completed"}
-    assert example_run["run_id"] in {r.get_attribute("data-run-id") for r in rows}
+    rows = browser.read("tr.run-row[data-run-id]", "data-status", "data-run-id")
+    assert {status for status, _ in rows} == {"completed"}
+    assert example_run["run_id"] in {run_id for _, run_id in rows}
 
 
 def test_a_run_waiting_in_a_delay_is_cancelled_from_its_page(
@@ -163,7 +162,8 @@ def test_a_run_waiting_in_a_delay_is_cancelled_from_its_page(
     browser.open(f"/ui/runs/{watched}")  # cancelled elsewhere: the open page follows
     run = agree(browser, stack, watched, step_ids)
     fire_at = run["steps"][0]["input"]["fire_at"]
-    waiting = browser.one("#waiting-on").text
+    browser.one("#waiting-on")
+    waiting = browser.text("#waiting-on") or ""
     assert "nap" in waiting and fire_at[:10] in waiting and fire_at[11:16] in waiting, waiting
     browser.mark()
     r = stack.client.post(f"/api/executions/{watched}/cancel", json={"reason": "elsewhere"})
@@ -190,7 +190,7 @@ PAGER: dict[str, Any] = {
 
 
 def _page_ids(browser: Browser) -> list[str]:
-    return [row.get_attribute("data-run-id") for row in browser.all("tr.run-row[data-run-id]")]
+    return [row[0] for row in browser.read("tr.run-row[data-run-id]", "data-run-id")]
 
 
 def _follow(browser: Browser, link: str) -> list[str]:
