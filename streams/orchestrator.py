@@ -29,7 +29,7 @@ from streams.app import topic_names
 from streams.catalog import WorkflowCatalog
 from streams.dlq import DeadLetters
 from streams.produce import Producer
-from streams.runcache import PartitionRuns, RunCache
+from streams.runcache import Decided, PartitionRuns, RunCache
 from streams.scheduler import TimerQueue
 
 __all__ = ["Orchestrator", "UnknownWorkflowId"]
@@ -106,13 +106,17 @@ class Orchestrator:
         runs = await self.cache.partition(partition)
         with bound_contextvars(run_id=cmd.run_id, event_id=cmd.event_id), \
                 command_span(cmd, headers):
+            now = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+            decided = runs.decided.get(cmd.event_id)
+            if decided is not None:  # decided before a crash: its outbox may never have left
+                await self._resend_outbox(decided, cmd, now)
+                return
             if cmd.run_id in runs.finished:
                 self.rejected += 1
                 COMMANDS.labels(cmd.event_type, "rejected").inc()
                 log.info("command_rejected", command=cmd.event_type,
                          reason=f"run is {runs.finished[cmd.run_id]}")
                 return
-            now = datetime.fromtimestamp(timestamp, tz=timezone.utc)
             before = runs.get(cmd.run_id)
             try:
                 decision = decide(before, cmd, now)
@@ -146,11 +150,34 @@ class Orchestrator:
                                          headers=task_headers(open_tasks[ev.event_id]))
         for timer in decision.timers():
             self._arm(timer, partition)
-        for cmd in decision.outbox:
+        await self._send_outbox(decision.outbox)
+
+    async def _send_outbox(self, outbox: tuple[Command, ...]) -> None:
+        """Send the commands a decision owes other runs (child starts, cancels, parent reports)."""
+        for cmd in outbox:
             if isinstance(cmd, StartRun):  # a child run: pin the named workflow's definition
                 cmd = await self.catalog.complete(cmd)
             await self.producer.send(self.names.commands, (cmd.run_id or "").encode(),
                                      encode(cmd), headers=kafka_headers())
+
+    async def _resend_outbox(self, decided: Decided, cmd: Command, now: datetime) -> None:
+        """A command redelivered after a crash: its events are logged, its outbox maybe not.
+
+        The decision is made again from the state before it (decide is deterministic, and
+        `now` is the record's own time), checked against the logged first event, and its
+        outbox sent again with the same command ids; the receivers refuse what they already
+        have (a run started twice, a step reported twice). Tasks and timers are not sent
+        here: `recover` hands out every open task and re-arms every timer.
+        """
+        decision = decide(decided.before, cmd, now)
+        if not isinstance(decision, Accepted) or not decision.events \
+                or decision.events[0].event_id != decided.first_event_id:
+            log.error("redelivered_command_decides_differently", command=cmd.event_type,
+                      logged_first_event=decided.first_event_id)
+            return
+        await self._send_outbox(decision.outbox)
+        COMMANDS.labels(cmd.event_type, "redelivered").inc()
+        log.info("command_redelivered", command=cmd.event_type, outbox=len(decision.outbox))
 
     @staticmethod
     def _observe(before: RunState | None, decision: Accepted) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -25,9 +27,20 @@ from bend.core.events import (
 from bend.core.state import RunState
 from bend.kafka.fromstart import seek_to_start
 
-__all__ = ["PartitionRuns", "RunCache"]
+__all__ = ["Decided", "PartitionRuns", "RECENT_DECISIONS", "RunCache"]
 
 log = structlog.get_logger(__name__)
+
+# Decisions a rebuilt partition remembers (see `PartitionRuns.decided`). A crashed worker's
+# commands come back from its last committed offset, about a second's worth; this is ample.
+RECENT_DECISIONS = 4096
+
+
+class Decided(NamedTuple):
+    """A decision found in the log: the run's state before it and the id of its first event."""
+
+    before: RunState | None
+    first_event_id: str
 
 
 @dataclass(slots=True)
@@ -40,6 +53,10 @@ class PartitionRuns:
     # Work owed to the outside world, so a new owner can hand it out again after a crash:
     tasks: dict[tuple[str, str], StepScheduled] = field(default_factory=dict)
     timers: dict[str, TimerSet] = field(default_factory=dict)
+    # The last decisions folded from the log, by the event_id of the command decided: a command
+    # redelivered after a crash is recognised here, decided again from the state before it
+    # (decide is deterministic), and the commands it owes other runs are sent once more.
+    decided: OrderedDict[str, Decided] = field(default_factory=OrderedDict)
 
     def get(self, run_id: str) -> RunState | None:
         """The open run's state, or None for an unknown or finished run."""
@@ -88,15 +105,25 @@ class PartitionRuns:
             log.warning("duplicate_event_skipped", run_id=run_id, seq=event.seq,
                         event_type=event.event_type)
             return state
+        before = state
         try:
             state = apply(state, event)
         except BendError as exc:  # an illegal event in the log: keep going, report it
             log.error("illegal_event_in_log", run_id=run_id, seq=event.seq,
                       event_type=event.event_type, error=str(exc))
             return state
+        self._remember(event, before)
         self._track(event)
         self.put(state)
         return state
+
+    def _remember(self, event: Event, before: RunState | None) -> None:
+        """Keep the state before the first event of each decision (events share its cause)."""
+        cause = event.causation_id
+        if cause and cause not in self.decided:
+            self.decided[cause] = Decided(before, event.event_id)
+            if len(self.decided) > RECENT_DECISIONS:
+                self.decided.popitem(last=False)
 
 
 class RunCache:

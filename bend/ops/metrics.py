@@ -60,7 +60,8 @@ STEP_RETRIES = Counter("bend_step_retries", "Retries scheduled, by node type.", 
 STEP_TIMEOUTS = Counter("bend_step_timeouts", "Step attempts timed out, by node type.",
                         ["node_type"])
 COMMANDS = Counter("bend_commands", "Commands the orchestrator took, by type and result "
-                   "(accepted, rejected, dead_lettered).", ["command", "result"])
+                   "(accepted, rejected, dead_lettered, redelivered: decided before a crash, its "
+                   "outbox sent again).", ["command", "result"])
 
 # Executors: what they run and call.
 EXECUTOR_STEPS = Counter("bend_executor_steps", "Step attempts this executor ran, by node type "
