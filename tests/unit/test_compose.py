@@ -132,3 +132,16 @@ def test_each_service_command_is_a_real_bend_command(service: str, command: str)
 
     result = CliRunner().invoke(cli, [*command.split()[1:], "--help"])
     assert result.exit_code == 0, (service, result.output)
+
+
+@pytest.mark.parametrize("service", sorted(BEND))
+def test_each_service_is_checked_on_the_port_and_path_it_serves_readiness_on(
+        service: str) -> None:
+    from bend.ops.server import READINESS_PATH  # noqa: PLC0415 - only this test needs it
+
+    env = _env(service)
+    check = " ".join(SERVICES[service]["healthcheck"]["test"])
+    port = env["BEND_API__PORT"] if service == "api" else env["BEND_OPS__PORT"]
+    assert f"http://127.0.0.1:{port}{READINESS_PATH}" in check
+    if service != "api":
+        assert env["BEND_OPS__HOST"] == "0.0.0.0"  # reachable from the container's health check
