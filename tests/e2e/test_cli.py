@@ -244,7 +244,8 @@ steps:
 def test_errors_say_what_went_wrong_with_their_exit_codes(served: ServedApi,
                                                           tmp_path: Path) -> None:
     greeter = write(tmp_path, "g.json", json.dumps(GREETER))
-    assert bend(served, "workflows", "apply", greeter).exit_code == 0
+    applied = bend(served, "workflows", "apply", greeter)
+    assert applied.exit_code == 0, applied.output
     r = bend(served, "runs", "show", "no-such-run")
     assert r.exit_code == 3 and "run no-such-run not found" in r.stderr, r.output
     r = bend(served, "workflows", "show", "no_such_workflow")
