@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
@@ -138,13 +139,16 @@ class ApiClient:
     """A synchronous client of one Bend API, sending the API key as a bearer token."""
 
     def __init__(self, base_url: str = DEFAULT_API_URL, api_key: str | None = None, *,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
         self.has_key = bool(api_key)
         headers = {"User-Agent": f"bend-cli/{__version__}", "Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s,
+                                  transport=transport)
+        self._sleep = sleep
 
     def close(self) -> None:
         """Close the connections."""
@@ -176,11 +180,22 @@ class ApiClient:
                         "(--api-url) at it", ExitCode.UNAVAILABLE)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send one request; ApiFailure for an error answer, CliError if the API is down."""
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as err:
-            raise self._unreachable(err) from None
+        """Send one request; ApiFailure for an error answer, CliError if the API is down.
+
+        A 429 (rate limited) is refused before the API does anything, so it is sent again
+        after its Retry-After, up to RATE_LIMIT_RETRIES times and RATE_LIMIT_WAIT_S in all.
+        """
+        waited = 0.0
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.HTTPError as err:
+                raise self._unreachable(err) from None
+            wait = _retry_after_s(response)
+            if wait is None or attempt == RATE_LIMIT_RETRIES or waited + wait > RATE_LIMIT_WAIT_S:
+                break
+            self._sleep(wait)
+            waited += wait
         if response.status_code >= 400:
             raise self._fail(response)
         return response
@@ -222,6 +237,20 @@ class ApiClient:
                 yield from _parse_sse(response.iter_lines())
         except httpx.HTTPError as err:
             raise self._unreachable(err) from None
+
+
+RATE_LIMIT_RETRIES = 5
+RATE_LIMIT_WAIT_S = 30.0
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    """For a 429, how long to wait before sending again (at least 0.1 s); else None."""
+    if response.status_code != 429:
+        return None
+    try:
+        return max(0.1, float(response.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0
 
 
 def _query(params: dict[str, Any]) -> dict[str, Any]:
