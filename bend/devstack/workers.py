@@ -6,6 +6,7 @@ Processes are stopped by the PIDs started here (SIGTERM, then SIGKILL), never by
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -32,6 +33,16 @@ class WorkerFailed(BendError):
     def __init__(self, role: str, detail: str, log_path: Path) -> None:
         super().__init__(f"{role} worker {detail}; see its log at {log_path}")
         self.role = role
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the process that started it dies (Linux), even by SIGKILL,
+    so a test or bench killed mid-way leaves no worker behind consuming its topics."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -92,7 +103,7 @@ class Workers:
         with log_path.open("ab") as log_file:
             proc = subprocess.Popen([sys.executable, "-m", "streams.worker", role], env=env,
                                     stdout=log_file, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    start_new_session=True, preexec_fn=_die_with_parent)
         worker = WorkerProcess(role, proc, log_path)
         self.processes.append(worker)
         if wait:
