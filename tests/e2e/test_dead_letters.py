@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -133,7 +134,7 @@ async def test_a_dead_letter_is_shown_redriven_after_the_fix_and_then_processed(
                                        json={"force": True})
         assert forced.status_code == 202 and forced.json()["forced"] is True
 
-    env = {"PATH": "/usr/bin:/bin", "BEND_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+    env = {**os.environ, "BEND_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
            "BEND_DATABASE__SCHEMA_NAME": settings.database.schema_name, "BEND_LOG__LEVEL": "ERROR"}
     bend = str(Path(sys.executable).parent / "bend")
     out = await asyncio.to_thread(subprocess.run, [bend, "dead-letters", "list", "--redriven",
