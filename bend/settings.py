@@ -60,6 +60,10 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     ui_session_ttl_s: int = Field(default=28_800, ge=60)  # a web UI sign-in lasts this long
+    # Readiness fails when the read models are this many records behind the log. Unset (the
+    # default): the lag is reported but never fails it, so a projector backlog does not take
+    # every API replica out of its load balancer (commands are still accepted and kept).
+    ready_max_projection_lag: int | None = Field(default=None, ge=0)
 
 
 class WorkerSettings(BaseModel):

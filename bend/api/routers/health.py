@@ -20,11 +20,10 @@ from bend.ops.health import NotReady, run_checks
 from bend.ops.server import LIVENESS_PATH, METRICS_PATH, READINESS_PATH
 from projections.lag import projection_lag
 
-__all__ = ["MAX_READY_LAG", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["health"])
 
-MAX_READY_LAG = 10_000  # records behind the log past which the API reports not ready
 _CHECK_S = 5.0  # the lag check reads every projected partition's end offset
 
 
@@ -66,7 +65,7 @@ async def livez() -> Health:
             responses={503: {"model": Readiness, "description": "Not ready; see `checks`"},
                        **problem_responses(500)})
 async def ready(ctx: Context) -> JSONResponse:
-    """Readiness: Postgres answers, Kafka answers, and the read models are not far behind.
+    """Readiness: Postgres and Kafka answer; the read models' lag (a limit is optional).
 
     No key needed: a load balancer's or Kubernetes' probe calls it.
     """
@@ -79,9 +78,11 @@ async def ready(ctx: Context) -> JSONResponse:
     async def kafka_and_lag() -> str:
         nonlocal lag
         lag = (await projection_lag(ctx.pool, ctx.offsets, ctx.projected)).total
-        if lag > MAX_READY_LAG:
-            raise NotReady(f"read models are {lag} records behind (more than {MAX_READY_LAG}); "
-                           "is the projector running? (`bend projector run`)")
+        limit = ctx.settings.api.ready_max_projection_lag
+        if limit is not None and lag > limit:
+            raise NotReady(f"read models are {lag} records behind (more than {limit}, "
+                           "BEND_API__READY_MAX_PROJECTION_LAG); is the projector running? "
+                           "(`bend projector run`)")
         return f"answers; read models {lag} records behind"
 
     report = await run_checks({"postgres": postgres, "kafka": kafka_and_lag}, _CHECK_S)
