@@ -1,5 +1,8 @@
 """`/api/dead-letters`: list (filters, cursor paging), show one (payload decoded when it
-decodes), re-drive one, or many by ids or filter."""
+decodes), re-drive one, or many by ids or filter.
+
+Each caller sees only the dead letters of its project's runs; admins also those of no known run
+(records of workflow or trigger topics, undecodable keys). Others are unknown to it (404)."""
 
 from __future__ import annotations
 
@@ -9,19 +12,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from bend.api.deps import Context, permit
+from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
 from bend.api.paging import after_cursor
 from bend.deadletters.service import (
-    DeadLetterFilter, get_dead_letter, list_dead_letters, redrive_dead_letter,
+    DeadLetterFilter, DeadLetterScope, get_dead_letter, list_dead_letters, redrive_dead_letter,
     redrive_dead_letters,
 )
-from bend.security.roles import Principal
+from bend.security.roles import Principal, Role
 from projections.queries.paging import encode_cursor
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/dead-letters", tags=["dead-letters"],
+                   dependencies=[Depends(consistent)],  # `?wait_for=` reads your re-drives
                    responses=problem_responses(403, 422, 503))
 
 Reader = Annotated[Principal, Depends(permit("dead_letters:read"))]
@@ -45,6 +49,10 @@ class RedriveMany(BaseModel):
     force: bool = Field(default=False, description="Include those re-driven before")
 
 
+def _scope(ctx: Context, principal: Principal) -> DeadLetterScope:
+    return DeadLetterScope.of(ctx.settings, principal.project, admin=principal.role == Role.ADMIN)
+
+
 @router.get("")
 async def list_letters(
     ctx: Context, principal: Reader,
@@ -56,7 +64,7 @@ async def list_letters(
     """Dead letters, newest first, filtered by source topic, error type, time, re-driven."""
     rows = await list_dead_letters(
         ctx.pool, DeadLetterFilter(source_topic, error_type, since, until, redriven),
-        limit=limit, before=after_cursor(cursor))
+        limit=limit, before=after_cursor(cursor), scope=_scope(ctx, principal))
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None
@@ -68,7 +76,7 @@ async def list_letters(
 @router.get("/{event_id}", responses=problem_responses(404))
 async def show_letter(ctx: Context, principal: Reader, event_id: str) -> dict[str, Any]:
     """One dead letter: reason, error type, source position, key, headers, payload."""
-    return await get_dead_letter(ctx.pool, event_id)
+    return await get_dead_letter(ctx.pool, event_id, scope=_scope(ctx, principal))
 
 
 @router.post("/redrive", status_code=202, responses=problem_responses(404, 409))
@@ -78,7 +86,7 @@ async def redrive_letters(ctx: Context, principal: Redriver, body: RedriveMany) 
     done = await redrive_dead_letters(
         ctx.pool, ctx.producer, event_ids=body.event_ids,
         filter=DeadLetterFilter(body.source_topic, body.error_type, body.since, body.until),
-        actor=principal.subject, force=body.force)
+        actor=principal.subject, force=body.force, scope=_scope(ctx, principal))
     return {"redriven": [r.as_dict() for r in done], "count": len(done)}
 
 
@@ -88,5 +96,6 @@ async def redrive_letter(ctx: Context, principal: Redriver, event_id: str,
     """Send the record back to its source topic with its key and headers; recorded as
     DeadLetterRedriven (`position`: pass it as `?wait_for=` to read the marked row)."""
     done = await redrive_dead_letter(ctx.pool, ctx.producer, event_id,
-                                     actor=principal.subject, force=(body or RedriveOne()).force)
+                                     actor=principal.subject, force=(body or RedriveOne()).force,
+                                     scope=_scope(ctx, principal))
     return done.as_dict()
