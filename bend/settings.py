@@ -64,6 +64,16 @@ class ApiSettings(BaseModel):
     # default): the lag is reported but never fails it, so a projector backlog does not take
     # every API replica out of its load balancer (commands are still accepted and kept).
     ready_max_projection_lag: int | None = Field(default=None, ge=0)
+    # POST /api/workflows/{id}/execute/bulk: at most this many runs a request (the request body
+    # allows 1000), this many bytes of commands (each run carries its pinned definition and input)
+    # and this many records produced at once; over a limit the request is refused with 413.
+    bulk_max_runs: int = Field(default=1000, ge=1, le=1000)
+    bulk_max_bytes: int = Field(default=16 * 1_048_576, ge=1)
+    bulk_produce_concurrency: int = Field(default=100, ge=1)
+    # A projection rebuild records its progress in Postgres this often; one whose progress is
+    # older than `rebuild_abandoned_after_s` is reported `abandoned` (its process died).
+    rebuild_heartbeat_s: float = Field(default=1.0, gt=0)
+    rebuild_abandoned_after_s: float = Field(default=30.0, gt=0)
 
 
 class WorkerSettings(BaseModel):

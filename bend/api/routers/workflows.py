@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from bend.api.problems import (
     IdempotencyConflict, UnknownVersion, UnknownWorkflow, WorkflowDeleted,
 )
 from bend.core.definitions import definition_hash
+from bend.core.errors import BendError
 from bend.security.roles import Principal
 from projections.queries import runs as run_queries
 from projections.queries import workflows as queries
@@ -203,12 +205,52 @@ async def execute_workflow(body: ExecuteRequest, response: Response, ctx: Contex
                              position=LogPosition.of(position))
 
 
+class BulkTooManyRuns(BendError):
+    """A bulk execute asked for more runs than one request may start."""
+
+    code = "bulk_too_many_runs"
+    status = 413
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"{count} runs asked for in one request, at most {limit} are started "
+                         "at once (BEND_API__BULK_MAX_RUNS); split the inputs into several "
+                         "requests (`bend runs bulk` does)")
+        self.count, self.limit = count, limit
+
+
+class BulkTooLarge(BendError):
+    """A bulk execute would produce more bytes of commands than one request may."""
+
+    code = "bulk_too_large"
+    status = 413
+
+    def __init__(self, size: int, limit: int, count: int) -> None:
+        super().__init__(f"{count} runs would produce about {size} bytes of commands (each carries "
+                         f"the workflow's definition and its input), over the limit of {limit} "
+                         "(BEND_API__BULK_MAX_BYTES); send fewer runs per request")
+        self.bytes, self.limit, self.count = size, limit, count
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
+
+
 @router.post("/{workflow_id}/execute/bulk", status_code=202, response_model=BulkExecutionAccepted,
-             responses=problem_responses(404, 409))
+             responses=problem_responses(404, 409, 413))
 async def execute_workflow_bulk(body: BulkExecuteRequest, ctx: Context, principal: Executor,
                                 workflow_id: str) -> BulkExecutionAccepted:
-    """Start one run per input (at most 1000); run i's key is `<idempotency_key>:<i>`."""
+    """Start one run per input (at most `BEND_API__BULK_MAX_RUNS`, 1000 by default, and
+    `BEND_API__BULK_MAX_BYTES` of commands: 413 over either, before anything is sent); run i's
+    key is `<idempotency_key>:<i>`."""
+    limits = ctx.settings.api
+    if len(body.inputs) > limits.bulk_max_runs:
+        raise BulkTooManyRuns(len(body.inputs), limits.bulk_max_runs)
     version, definition = await _pinned(ctx, principal, workflow_id, body.version)
+    # Every command carries the pinned definition whole: a small request can fan out into a
+    # large produce, so its size is bounded, not just the request body's.
+    size = len(body.inputs) * _json_size(definition) + sum(map(_json_size, body.inputs))
+    if size > limits.bulk_max_bytes:
+        raise BulkTooLarge(size, limits.bulk_max_bytes, len(body.inputs))
     check_inputs(workflow_id, definition, body.inputs,
                  [f"inputs[{i}]" for i in range(len(body.inputs))])
     now = _now()
@@ -218,7 +260,10 @@ async def execute_workflow_bulk(body: BulkExecuteRequest, ctx: Context, principa
         commands.append(records.start_run(records.run_id_for(workflow_id, key), workflow_id,
                                           version, definition, run_input, key,
                                           ctx.settings.tenant, principal, now))
-    positions = await ctx.producer.send_many(commands)
+    positions = []
+    step = limits.bulk_produce_concurrency  # records in flight at once, in input order
+    for at in range(0, len(commands), step):
+        positions += await ctx.producer.send_many(commands[at:at + step])
     return BulkExecutionAccepted(count=len(commands), runs=[
         ExecutionAccepted(run_id=c.run_id or "", workflow_id=workflow_id,
                           workflow_version=version, position=LogPosition.of(p))
