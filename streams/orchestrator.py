@@ -206,6 +206,8 @@ class Orchestrator:
     async def recover(self, partition: int) -> None:
         """Rebuild a newly owned partition, re-arm its timers and hand out its open tasks."""
         runs = await self.cache.partition(partition)
+        if self.cache.owned().get(partition) is not runs:
+            return  # revoked while it was rebuilt: its timers and tasks are the new owner's
         for ev in runs.timers.values():
             self._arm(ev, partition)
         for ev in list(runs.tasks.values()):  # executors dedupe by idempotency key

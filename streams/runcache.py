@@ -127,13 +127,20 @@ class PartitionRuns:
 
 
 class RunCache:
-    """Per-partition run states, each rebuilt once from the log before it is used."""
+    """Per-partition run states, each rebuilt once from the log before it is used.
+
+    A partition revoked while its rebuild is under way is not kept when the rebuild ends: its
+    runs may be changed by the new owner from then on, so a later assignment rebuilds it again
+    from the log (kept, the stale states would decide commands and no recovery would hand out
+    its open tasks).
+    """
 
     def __init__(self, bootstrap: str, run_events_topic: str) -> None:
         self._bootstrap = bootstrap
         self._topic = run_events_topic
         self._partitions: dict[int, PartitionRuns] = {}
         self._loading: dict[int, asyncio.Task[PartitionRuns]] = {}
+        self._drops: dict[int, int] = {}  # times each partition was revoked
 
     def owned(self) -> dict[int, PartitionRuns]:
         """The partitions already rebuilt."""
@@ -144,6 +151,7 @@ class RunCache:
         runs = self._partitions.get(partition)
         if runs is not None:
             return runs
+        drops = self._drops.get(partition, 0)
         task = self._loading.get(partition)
         if task is None:
             task = asyncio.ensure_future(self._rebuild(partition))
@@ -151,14 +159,20 @@ class RunCache:
         try:
             runs = await task
         finally:
-            self._loading.pop(partition, None)
-        self._partitions[partition] = runs
+            if self._loading.get(partition) is task:
+                del self._loading[partition]
+        if self._drops.get(partition, 0) == drops:
+            self._partitions[partition] = runs
+        else:
+            log.info("partition_revoked_while_rebuilt", partition=partition)
         return runs
 
     def drop(self, partitions: set[int]) -> None:
         """Forget revoked partitions: another worker owns their runs now."""
         for p in partitions:
             self._partitions.pop(p, None)
+            self._loading.pop(p, None)  # a rebuild under way is not reused by a new assignment
+            self._drops[p] = self._drops.get(p, 0) + 1
 
     async def _rebuild(self, partition: int) -> PartitionRuns:
         started = time.perf_counter()
