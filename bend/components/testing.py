@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bend.components.component import ComponentContext, component
 from bend.core.errors import BendError
 
-__all__ = ["FlakyFailure", "flaky", "noop"]
+__all__ = ["FlakyFailure", "flaky", "noop", "sleep"]
 
 
 class FlakyFailure(BendError):
@@ -41,3 +42,18 @@ def flaky(fail_attempts: int = 1, context: ComponentContext | None = None) -> di
     if attempt <= fail_attempts:
         raise FlakyFailure(f"attempt {attempt} of {fail_attempts} planned failures")
     return {"attempt": attempt}
+
+
+@component(
+    "sleep", "1",
+    description="Wait `seconds`, then return them: a step that is still running when a test stops "
+                "its worker.",
+    tags=["testing"],
+    input_schema={"type": "object", "required": ["seconds"],
+                  "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": 300}}},
+    output_schema={"type": "object"},
+)
+async def sleep(seconds: float) -> dict[str, Any]:
+    """Sleeps without blocking the worker's loop."""
+    await asyncio.sleep(seconds)
+    return {"slept": seconds}
