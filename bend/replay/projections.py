@@ -7,11 +7,18 @@ offsets, compared table by table) -> switched (schemas renamed, or one projectio
 moved, in that same transaction), or refused (differences, and they were not accepted), or
 failed. The live projector needs no restart: its connection names the schema, so its next
 batch writes to the switched-in tables, from offsets they already hold.
+
+With a `RebuildRecorder`, the status lives in Postgres (`projection_rebuilds`), written by the
+process running the rebuild: claimed at the start (refused while another runs anywhere), beaten
+every `rebuild_heartbeat_s`, ended with the outcome. Any API replica reads it; a rebuild whose
+heartbeat stopped for `rebuild_abandoned_after_s` is reported `abandoned`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,9 +32,15 @@ from bend.settings import Settings
 from projections import switch
 from projections.db import check_schema, connect, database_url
 from projections.errors import ProjectionError
+from projections.queries import rebuilds as records
 from projections.rebuild import catch_up, rebuild
 
-__all__ = ["RebuildRefused", "RebuildStatus", "rebuild_projections"]
+__all__ = ["RebuildAbandoned", "RebuildInProgress", "RebuildRecorder", "RebuildRefused",
+           "RebuildStatus", "abandoned_detail", "rebuild_projections"]
+
+# Tables of the read-model schema that no projection writes: never compared, and carried over
+# to the schema a full rebuild switches in.
+NOT_PROJECTED = ("projection_rebuilds",)
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +56,31 @@ class RebuildRefused(ProjectionError):
         self.rebuild_id = rebuild_id
 
 
+class RebuildInProgress(BendError):
+    """Another rebuild is running (in this API process or another)."""
+
+    code = "rebuild_in_progress"
+    status = 409
+
+    def __init__(self, rebuild_id: str, owner: str | None = None) -> None:
+        where = f" in {owner}" if owner else ""
+        super().__init__(f"rebuild {rebuild_id} is still running{where}; wait for it "
+                         f"(GET /api/replay/projections/{rebuild_id})")
+        self.rebuild_id = rebuild_id
+
+
+class RebuildAbandoned(ProjectionError):
+    """The rebuild stopped reporting progress and another process took over its record."""
+
+    code = "rebuild_abandoned"
+    status = 409
+
+    def __init__(self, rebuild_id: str) -> None:
+        super().__init__(f"rebuild {rebuild_id} was marked abandoned (no progress for too long) "
+                         "and stopped before switching; start a new one")
+        self.rebuild_id = rebuild_id
+
+
 @dataclass(slots=True)
 class RebuildStatus:
     """Where a rebuild is, what it read, and what the verification found."""
@@ -50,7 +88,8 @@ class RebuildStatus:
     rebuild_id: str
     live: str
     only: str | None = None
-    phase: str = "queued"  # queued|rebuilding|catching_up|verifying|switched|refused|failed
+    # queued|rebuilding|catching_up|verifying|switched|refused|failed|abandoned
+    phase: str = "queued"
     records: int = 0
     total: int = 0
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -62,6 +101,9 @@ class RebuildStatus:
     differences: list[switch.TableDifference] = field(default_factory=list)
     retired: str | None = None
     error: str | None = None
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    finished_at: datetime | None = None
+    lost: bool = False  # its record was marked abandoned by another process
     _t0: float = field(default_factory=time.perf_counter)
 
     @property
@@ -77,8 +119,8 @@ class RebuildStatus:
 
     @property
     def done(self) -> bool:
-        """Whether the rebuild has ended (switched, refused or failed)."""
-        return self.phase in {"switched", "refused", "failed"}
+        """Whether the rebuild has ended (switched, refused, failed or abandoned)."""
+        return self.phase in records.TERMINAL
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -91,7 +133,9 @@ class RebuildStatus:
             "events_per_second": round(self.per_second, 1),
             "rebuild_seconds": round(self.rebuild_seconds, 3),
             "switch_ms": None if self.switch_ms is None else round(self.switch_ms, 1),
-            "started_at": self.started_at.isoformat(), "compared": self.compared,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": None if self.finished_at is None else self.finished_at.isoformat(),
+            "owner": self.owner, "compared": self.compared,
             "tables": self.tables, "note": self.note,
             "identical": self.compared and not self.differences,
             "differences": [d.as_dict() for d in self.differences], "error": self.error,
@@ -106,13 +150,97 @@ def new_status(settings: Settings, only: str | None = None) -> RebuildStatus:
                          only)
 
 
+class RebuildRecorder:
+    """Keeps a rebuild's status in `projection_rebuilds` (the live read-model schema of `pool`)."""
+
+    def __init__(self, pool: Any, *, heartbeat_s: float, abandoned_after_s: float) -> None:
+        self.pool = pool
+        self.heartbeat_s = heartbeat_s
+        self.abandoned_after_s = abandoned_after_s
+
+    @classmethod
+    def of(cls, pool: Any, settings: Settings) -> RebuildRecorder:
+        """A recorder over `pool` with the settings' heartbeat and abandon timeouts."""
+        return cls(pool, heartbeat_s=settings.api.rebuild_heartbeat_s,
+                   abandoned_after_s=settings.api.rebuild_abandoned_after_s)
+
+    async def claim(self, status: RebuildStatus) -> None:
+        """Record `status` as the running rebuild (RebuildInProgress while another one runs
+        anywhere; one silent for `abandoned_after_s` is marked abandoned first)."""
+        async with self.pool.acquire() as conn:
+            running = await records.claim(conn, status.as_dict(), self.abandoned_after_s)
+        if running is not None:
+            raise RebuildInProgress(running["rebuild_id"], running["owner"])
+
+    async def write(self, status: RebuildStatus, *, finished: bool = False) -> bool:
+        """Write the status (its heartbeat); False once another process marked it abandoned."""
+        return await records.record(self.pool, status.as_dict(), finished=finished)
+
+    async def read(self, rebuild_id: str) -> dict[str, Any] | None:
+        """The rebuild's status as any replica reports it (None if unknown): `abandoned`, with
+        what to do, when unfinished and silent for `abandoned_after_s`."""
+        row = await records.get_rebuild(self.pool, rebuild_id, self.abandoned_after_s)
+        if row is None:
+            return None
+        out = {**row["status"], "phase": row["phase"], "error": row["error"],
+               "finished_at": None if row["finished_at"] is None else
+               row["finished_at"].isoformat(),
+               "heartbeat_at": row["heartbeat_at"].isoformat(), "owner": row["owner"]}
+        if row["stale"] or row["phase"] == "abandoned":
+            out["phase"], out["last_phase"] = "abandoned", row["status"]["phase"]
+            out["abandoned"] = abandoned_detail(out, row["silent_s"], self.abandoned_after_s)
+        return out
+
+    async def _beat(self, status: RebuildStatus, worker: asyncio.Task[Any]) -> None:
+        """Write the status every heartbeat and as soon as its phase changes; cancel `worker`
+        once the record is taken over."""
+        written, at = status.phase, time.monotonic()
+        while True:
+            await asyncio.sleep(min(self.heartbeat_s, 0.05))
+            if status.phase == written and time.monotonic() - at < self.heartbeat_s:
+                continue
+            written, at = status.phase, time.monotonic()
+            try:
+                if not await self.write(status):
+                    status.lost = True
+                    worker.cancel()
+                    return
+            except Exception as exc:  # noqa: BLE001 - a database blip must not end the rebuild
+                log.warning("projections_rebuild_heartbeat_failed", rebuild_id=status.rebuild_id,
+                            error=f"{type(exc).__name__}: {exc}")
+
+
+def abandoned_detail(status: dict[str, Any], silent_s: float, after_s: float) -> str:
+    """What an abandoned rebuild means and what to do about it."""
+    return (f"the process running it ({status['owner']}) sent no progress for {silent_s:.0f} s "
+            f"(more than {after_s:g} s) in phase {status['last_phase']!r}: it died or was "
+            "stopped. If schema " f"{status['rebuilt_schema']} still exists, the read model was "
+            f"not switched: drop it (DROP SCHEMA {status['rebuilt_schema']} CASCADE) and start "
+            "a new rebuild (POST /api/replay/projections, which also ends this one); if it no "
+            "longer exists, the switch happened before the process stopped.")
+
+
 async def rebuild_projections(settings: Settings, status: RebuildStatus | None = None, *,
                               accept_differences: bool = False, drop_retired: bool = False,
-                              settle_s: float = 10.0) -> RebuildStatus:
-    """Rebuild, verify and switch; the final status (raises RebuildRefused when not switched)."""
+                              settle_s: float = 10.0,
+                              recorder: RebuildRecorder | None = None) -> RebuildStatus:
+    """Rebuild, verify and switch; the final status (raises RebuildRefused when not switched).
+
+    With `recorder`, the status (already claimed) is written every heartbeat and at the end.
+    """
     status = status or new_status(settings)
+    me = asyncio.current_task()
+    beat = (asyncio.create_task(recorder._beat(status, me), name="rebuild-heartbeat")
+            if recorder is not None and me is not None else None)
     try:
         await _run(settings, status, accept_differences, drop_retired, settle_s)
+    except asyncio.CancelledError:
+        if status.lost and me is not None:
+            me.uncancel()
+            status.phase, status.error = "abandoned", "marked abandoned by another process"
+            raise RebuildAbandoned(status.rebuild_id) from None
+        status.phase, status.error = "failed", "cancelled: the process running it stopped it"
+        raise
     except RebuildRefused as exc:
         status.phase, status.error = "refused", exc.message
         raise
@@ -123,6 +251,16 @@ async def rebuild_projections(settings: Settings, status: RebuildStatus | None =
         status.phase, status.error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        status.finished_at = datetime.now(timezone.utc)
+        if beat is not None:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+        if recorder is not None and not status.lost:
+            try:
+                await asyncio.shield(recorder.write(status, finished=True))
+            except Exception as exc:  # noqa: BLE001 - unrecorded, it reads as abandoned
+                log.warning("projections_rebuild_unrecorded", rebuild_id=status.rebuild_id,
+                            error=f"{type(exc).__name__}: {exc}")
         log.info("projections_rebuild_ended", **{k: v for k, v in status.as_dict().items()
                                                   if k not in {"differences", "tables"}})
     return status
@@ -164,6 +302,7 @@ async def _run(settings: Settings, status: RebuildStatus, accept_differences: bo
                         f"schema {rebuilt} is kept for inspection: accept the differences "
                         "to switch anyway (--accept-differences)")
             if status.only is None:
+                await _carry_not_projected(conn, live, rebuilt)
                 if exists:
                     await switch.switch_schema(conn, live, rebuilt, retired)
                 else:
@@ -206,7 +345,8 @@ async def _verify(settings: Settings, conn: Any, status: RebuildStatus) -> None:
     live_at = await switch.offsets(conn, live)
     await catch_up(settings, rebuilt, live_at)
     rebuilt_at = await switch.offsets(conn, rebuilt)
-    status.tables = list(await switch.tables_of(conn, rebuilt, status.only))
+    status.tables = [t for t in await switch.tables_of(conn, rebuilt, status.only)
+                     if t not in NOT_PROJECTED]
     ahead = {tp: (live_at.get(tp, 0), n) for tp, n in rebuilt_at.items()
              if n != live_at.get(tp, 0)}
     if ahead:
@@ -217,3 +357,12 @@ async def _verify(settings: Settings, conn: Any, status: RebuildStatus) -> None:
         return
     status.differences = await switch.compare(conn, live, rebuilt, status.tables)
     status.compared = True
+
+
+async def _carry_not_projected(conn: Any, live: str, rebuilt: str) -> None:
+    """Inside the switch's transaction: the tables no projection writes (the rebuilds' own
+    records, among them the running one's) move to the schema switched in."""
+    for table in NOT_PROJECTED:
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{live}.{table}"):
+            await conn.execute(f"DROP TABLE IF EXISTS {rebuilt}.{table}")
+            await conn.execute(f"ALTER TABLE {live}.{table} SET SCHEMA {rebuilt}")

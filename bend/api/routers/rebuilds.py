@@ -1,8 +1,11 @@
 """`POST /api/replay/projections` (rebuild the read model and switch it in; admin) and
 `GET /api/replay/projections/{rebuild_id}` (its phase, speed, progress and differences).
 
-A rebuild runs as a task of the API process that accepted it, which keeps its status; the API
-keeps serving from the live schema until the switch, and from the rebuilt one after.
+A rebuild runs as a task of the API process that accepted it; that process writes its status to
+Postgres (`projection_rebuilds`) as it goes, so every replica behind the load balancer answers
+for it, and refuses a second rebuild while one runs anywhere. A rebuild whose process died stops
+beating and is reported `abandoned`, with what to do. The API keeps serving from the live schema
+until the switch, and from the rebuilt one after.
 """
 
 from __future__ import annotations
@@ -10,16 +13,21 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from bend.api.deps import Context, permit
 from bend.api.errors import problem_responses
 from bend.core.errors import BendError
-from bend.replay.projections import RebuildStatus, new_status, rebuild_projections
+from bend.replay.projections import (
+    RebuildInProgress, RebuildRecorder, new_status, rebuild_projections,
+)
 from bend.security.roles import Principal
 
-__all__ = ["UnknownRebuild", "router"]
+__all__ = ["RebuildInProgress", "UnknownRebuild", "router"]
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/api/replay", tags=["replay"],
                    responses=problem_responses(403, 422, 503))
@@ -28,13 +36,13 @@ Admin = Annotated[Principal, Depends(permit("projections:rebuild"))]
 
 
 class UnknownRebuild(BendError):
-    """No rebuild has this id in this API process."""
+    """No rebuild of this read model has this id."""
 
     code = "unknown_rebuild"
     status = 404
 
     def __init__(self, rebuild_id: str) -> None:
-        super().__init__(f"no rebuild {rebuild_id} was started by this API process; start one "
+        super().__init__(f"no rebuild {rebuild_id} is recorded for this read model; start one "
                          "with POST /api/replay/projections")
         self.rebuild_id = rebuild_id
 
@@ -50,51 +58,46 @@ class RebuildRequest(BaseModel):
                                "switch (kept by default, for rollback)")
 
 
-def _jobs(request: Request) -> dict[str, tuple[RebuildStatus, asyncio.Task[Any]]]:
-    jobs = getattr(request.app.state, "rebuilds", None)
-    if jobs is None:
-        jobs = request.app.state.rebuilds = {}
-    return jobs
+def _tasks(request: Request) -> set[asyncio.Task[Any]]:
+    """The rebuilds this process runs (held so they are not garbage-collected mid-run)."""
+    tasks = getattr(request.app.state, "rebuild_tasks", None)
+    if tasks is None:
+        tasks = request.app.state.rebuild_tasks = set()
+    return tasks
 
 
 @router.post("/projections", status_code=202, responses=problem_responses(409))
 async def start_rebuild(ctx: Context, principal: Admin, request: Request,
                         body: RebuildRequest | None = None) -> dict[str, Any]:
-    """Start rebuilding the read model from the log's start; poll its status."""
+    """Start rebuilding the read model from the log's start; poll its status on any replica
+    (409 while another rebuild runs on any replica)."""
     body = body or RebuildRequest()
-    jobs = _jobs(request)
-    running = [s for s, _ in jobs.values() if not s.done]
-    if running:
-        raise RebuildInProgress(running[0].rebuild_id)
     status = new_status(ctx.settings, body.only)
+    recorder = RebuildRecorder.of(ctx.pool, ctx.settings)
+    await recorder.claim(status)
 
     async def _run() -> None:
         try:
-            await rebuild_projections(ctx.settings, status,
+            await rebuild_projections(ctx.settings, status, recorder=recorder,
                                       accept_differences=body.accept_differences,
                                       drop_retired=body.drop_retired)
-        except Exception:  # noqa: BLE001 - the status keeps what went wrong
+        except Exception:  # noqa: BLE001 - the recorded status keeps what went wrong
             pass
-    jobs[status.rebuild_id] = (status, asyncio.create_task(_run(), name="rebuild"))
+
+    tasks = _tasks(request)
+    task = asyncio.create_task(_run(), name=f"rebuild-{status.rebuild_id}")
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    log.info("projections_rebuild_started", rebuild_id=status.rebuild_id, only=body.only,
+             actor=principal.subject)
     return status.as_dict()
 
 
 @router.get("/projections/{rebuild_id}", responses=problem_responses(404))
-async def rebuild_status(principal: Admin, request: Request, rebuild_id: str) -> dict[str, Any]:
-    """The rebuild's phase, events/s, progress, and the tables that differ."""
-    job = _jobs(request).get(rebuild_id)
-    if job is None:
+async def rebuild_status(ctx: Context, principal: Admin, rebuild_id: str) -> dict[str, Any]:
+    """The rebuild's phase, events/s, progress, the tables that differ, and its last heartbeat
+    (`abandoned`, with what to do, once its process stopped reporting)."""
+    found = await RebuildRecorder.of(ctx.pool, ctx.settings).read(rebuild_id)
+    if found is None:
         raise UnknownRebuild(rebuild_id)
-    return job[0].as_dict()
-
-
-class RebuildInProgress(BendError):
-    """Another rebuild of this API process has not ended."""
-
-    code = "rebuild_in_progress"
-    status = 409
-
-    def __init__(self, rebuild_id: str) -> None:
-        super().__init__(f"rebuild {rebuild_id} is still running; wait for it "
-                         f"(GET /api/replay/projections/{rebuild_id})")
-        self.rebuild_id = rebuild_id
+    return found
