@@ -11,6 +11,7 @@ from bend.api.context import ApiContext
 from bend.api.graph import run_graph
 from bend.api.models.executions import Graph
 from bend.security.redact import Redactor
+from bend.web.edges import edge_roles
 from bend.web.layout import GraphLayout, layout
 from bend.web.timeline import TimelineLayout, attempts_of, place
 from bend.web.waiting import Reason, waiting_on
@@ -45,6 +46,7 @@ class RunView:
     waiting: list[Reason]
     failed_steps: list[str]
     step_ids: list[str]
+    edge_roles: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def last_seq(self) -> int:
@@ -121,4 +123,6 @@ async def read_run_view(ctx: ApiContext, run: dict[str, Any], redactor: Redactor
         waiting=await waiting_on(ctx.pool, run, steps, now,
                                    ctx.settings if explain else None),
         failed_steps=[n.id for n in graph.nodes if n.status in ("failed", "timed_out")],
-        step_ids=[n.id for n in graph.nodes])
+        step_ids=[n.id for n in graph.nodes],
+        edge_roles=edge_roles(run.get("definition"),
+                              [(e.source, e.target, e.kind) for e in graph.edges]))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Attempt", "Timer", "TimelineLayout", "attempts_of", "place"]
+__all__ = ["Attempt", "Timer", "TimelineLayout", "attempts_of", "describe", "place", "short_label"]
 
 _ENDS = {"StepSucceeded": "succeeded", "StepFailed": "failed", "StepTimedOut": "timed_out",
          "StepCancelled": "cancelled"}
@@ -128,12 +128,67 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One attempt on the axis."""
+    """One attempt on the axis: `label` is what its bar shows, `name` what a screen reader says."""
 
     attempt: Attempt
     y: float
     segments: tuple[Segment, ...]
     marks: tuple[float, ...]  # timer due times
+    label: str = ""
+    name: str = ""
+
+
+LABEL_CHARS = 24
+
+
+def _span(ms: float) -> str:
+    """`ms` for people, as the pages' `duration` filter says it."""
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    minutes, seconds = divmod(int(ms // 1000), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def _ms(a: datetime, b: datetime) -> float:
+    return max((b - a).total_seconds() * 1000, 0.0)
+
+
+def short_label(a: Attempt, chars: int = LABEL_CHARS) -> str:
+    """A bar's label: the step id, cut in the middle so a loop iteration's `[n]` stays, and
+    `#attempt` from the second attempt on."""
+    text, tail = a.step_id, f" #{a.attempt}" if a.attempt > 1 else ""
+    room = chars - len(tail)
+    if len(text) > room:
+        keep = text[text.rfind("["):] if text.endswith("]") and "[" in text else text[-5:]
+        keep = keep[-max(room // 2, 4):]
+        text = text[:max(room - len(keep) - 1, 1)] + "…" + keep
+    return text + tail
+
+
+def describe(a: Attempt, now: datetime) -> str:
+    """What a bar tells a screen reader: step, attempt, status and how long it took (or has
+    taken so far)."""
+    status = a.status.replace("_", " ")
+    if a.attempt == 0:
+        return f"{a.step_id}: {status}" + (f", {a.detail}" if a.detail else "")
+    parts = [f"{a.step_id}, attempt {a.attempt}: {status}"]
+    if a.scheduled_at and a.started_at:
+        parts.append(f"queued {_span(_ms(a.scheduled_at, a.started_at))}")
+    if a.started_at and a.ended_at:
+        parts.append(f"ran {_span(_ms(a.started_at, a.ended_at))}")
+    elif a.started_at:
+        parts.append(f"running for {_span(_ms(a.started_at, now))}")
+    elif a.scheduled_at and a.ended_at:
+        parts.append(f"took {_span(_ms(a.scheduled_at, a.ended_at))}")
+    elif a.scheduled_at:
+        parts.append(f"waiting for {_span(_ms(a.scheduled_at, now))}")
+    if a.retry_at is not None and a.open:
+        parts.append(f"retry in {_span(_ms(now, a.retry_at))}")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +203,15 @@ class TimelineLayout:
     row_h: float
     axis_y: float
     now_x: float | None = None  # where "now" is, when the axis runs past it
+    foot: bool = False  # the axis's labels repeated below the bars (a tall timeline)
 
 
 LABEL_W = 200.0
 ROW_H = 26.0
 AXIS_H = 24.0
 _MIN_W = 2.0
+FOOT_ROWS = 12  # past this many rows the axis is labelled below the bars too
+FOOT_H = 16.0
 
 
 def _tick_step(span_ms: float) -> float:
@@ -217,12 +275,14 @@ def place(attempts: Sequence[Attempt], start: datetime, now: datetime,
             segs.append(Segment("timer", x(t.set_at), max(x(due) - x(t.set_at), _MIN_W)))
         marks = tuple(x(t.fire_at) for t in waits if t.fire_at <= end and
                       (a.open or t.fired_at is not None))
-        rows.append(Row(a, y, tuple(s for s in segs if s.w > 0), marks))
+        rows.append(Row(a, y, tuple(s for s in segs if s.w > 0), marks, short_label(a),
+                        describe(a, now)))
     step = _tick_step(span_ms)
     ticks, ms = [], 0.0
     while ms <= span_ms + 1e-6:
         ticks.append((LABEL_W + ms / span_ms * plot_w, _label(ms)))
         ms += step
-    height = AXIS_H + len(rows) * ROW_H + 8
+    foot = len(rows) > FOOT_ROWS
+    height = AXIS_H + len(rows) * ROW_H + 8 + (FOOT_H if foot else 0.0)
     return TimelineLayout(tuple(rows), tuple(ticks), width, height, LABEL_W, ROW_H, AXIS_H,
-                          x(now) if now < end else None)
+                          x(now) if now < end else None, foot)

@@ -62,7 +62,8 @@ async def run_stream(request: Request, session: Ui, run_id: str, after_seq: int 
                      last_event_id: str | None = Header(default=None),
                      follow_s: Annotated[float, Query(gt=0, le=3600)] = MAX_S,
                      status: str | None = None) -> Response:
-    """Server-sent `state` frames: status, node statuses, new event rows, timeline, waiting."""
+    """Server-sent `state` frames: status, node statuses, new event rows, timeline, waiting,
+    and the step panels that changed."""
     await _run(request, session, run_id)
     if last_event_id and last_event_id.strip().isdigit():
         after_seq = max(after_seq, int(last_event_id.strip()))
@@ -70,6 +71,8 @@ async def run_stream(request: Request, session: Ui, run_id: str, after_seq: int 
     redactor = await redactor_for(request, session.principal.project)
     parts = _parts()
     explained = [0.0]  # when the explain service was last asked (it reads Kafka: not each frame)
+    sent_panels: dict[str, str] = {}  # step_id -> the panel HTML this stream last sent
+    can_retry = session.can("runs:replay")
 
     async def render(after: int) -> dict[str, Any]:
         run = await queries.get_run(ctx.pool, session.principal.project, run_id) or {}
@@ -79,11 +82,19 @@ async def run_stream(request: Request, session: Ui, run_id: str, after_seq: int 
             explained[0] = time.monotonic()
         view = await read_run_view(ctx, run, redactor, explain=explain)
         new = [e for e in view.events if e["seq"] > after]
+        panels = []  # [step_id, html] of the panels that changed since the last frame
+        for p in view.panels:
+            html = str(parts.step_panel(p, run_id, view.failed_steps, can_retry, session.csrf,
+                                        redactor))
+            if sent_panels.get(p.row["step_id"]) != html:
+                sent_panels[p.row["step_id"]] = html
+                panels.append([p.row["step_id"], html])
         return {
             "status": run["status"], "last_seq": view.last_seq,
             "nodes": {n.id: n.status if n.status != "not_started" else "pending"
                       for n in view.graph.nodes},
             "events_html": str(parts.event_rows(new, redactor)),
+            "panels": panels, "panel_order": [p.row["step_id"] for p in view.panels],
             "timeline_html": str(parts.timeline(view.timeline)),
             # Between two asks of the explain service the page keeps what it last said.
             "waiting_html": str(parts.waiting(view.waiting, run["status"])) if explain else None,

@@ -17,6 +17,7 @@ from bend.core.schedules import next_due
 from bend.core.triggers import ScheduleTrigger, parse_trigger
 from bend.kafka.position import Position
 from bend.web.errors import BadForm, NotFound
+from bend.web.edges import edge_roles
 from bend.web.layout import layout
 from bend.web.render import page
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
@@ -59,7 +60,8 @@ def definition_graph(definition: Any) -> dict[str, Any]:
     graph = run_graph({"run_id": "", "status": "", "definition": definition}, [])
     placed = layout([n.id for n in graph.nodes],
                     [(e.source, e.target, e.kind) for e in graph.edges])
-    return {"nodes": graph.nodes, "layout": placed}
+    roles = edge_roles(definition, [(e.source, e.target, e.kind) for e in graph.edges])
+    return {"nodes": graph.nodes, "layout": placed, "roles": roles}
 
 
 @router.get("/{workflow_id}")

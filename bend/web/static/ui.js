@@ -74,7 +74,8 @@ function liveRun() {
     const body = document.querySelector("#event-log tbody");
     if (body && data.events_html) body.insertAdjacentHTML("beforeend", data.events_html);
     const box = document.getElementById("timeline-box");
-    if (box && data.timeline_html) box.innerHTML = data.timeline_html;
+    if (box && data.timeline_html) replaceKeepingFocus(box, data.timeline_html);
+    if (data.panels) updatePanels(data.panels, data.panel_order || []);
     const waiting = document.getElementById("waiting-body");
     if (waiting && data.waiting_html) waiting.innerHTML = data.waiting_html;
     if (data.finished) {
@@ -84,8 +85,66 @@ function liveRun() {
   });
   source.addEventListener("end", () => {
     source.close();
-    refreshSections(["run-io", "run-usage", "step-details"]);
+    refreshSections(["run-io", "run-usage"]);
   });
+}
+
+// What the reader opened ("show all" of a value, an LLM call's prompt) stays open, and the focus
+// stays where it was, when a panel is swapped for a newer rendering of itself.
+function swapKeepingState(old, fresh) {
+  for (const details of old.querySelectorAll("details[data-key]")) {
+    const twin = fresh.querySelector(`details[data-key="${CSS.escape(details.dataset.key)}"]`);
+    if (twin) twin.open = details.open;
+  }
+  const focused = old.contains(document.activeElement) ? document.activeElement : null;
+  const holder = focused?.closest("[data-key]");
+  old.replaceWith(fresh);
+  if (holder) {
+    const twin = fresh.querySelector(`[data-key="${CSS.escape(holder.dataset.key)}"]`);
+    (twin?.querySelector("summary") || twin)?.focus({preventScroll: true});
+  }
+}
+
+// Step panels that changed since the last frame, swapped in place; new ones put in order.
+function updatePanels(panels, order) {
+  const list = document.getElementById("step-panels");
+  if (!list) return;
+  const panelOf = (id) => list.querySelector(
+    `:scope > section.step-detail[data-step-id="${CSS.escape(id)}"]`);
+  for (const [stepId, html] of panels) {
+    const holder = document.createElement("template");
+    holder.innerHTML = html.trim();
+    const fresh = holder.content.firstElementChild;
+    const old = panelOf(stepId);
+    if (old) swapKeepingState(old, fresh);
+    else list.append(fresh);
+  }
+  if (order.length) document.getElementById("no-steps-yet")?.remove();
+  let previous = null;
+  for (const stepId of order) {  // new panels went last; move them where the server has them
+    const panel = panelOf(stepId);
+    if (!panel) continue;
+    const expected = previous ? previous.nextElementSibling : list.firstElementChild;
+    if (expected !== panel && !panel.contains(document.activeElement)) {
+      if (previous) previous.after(panel); else list.prepend(panel);
+    }
+    previous = panel;
+  }
+}
+
+// The timeline redrawn; a focused bar keeps the focus (found again by step and attempt).
+function replaceKeepingFocus(box, html) {
+  const bar = box.contains(document.activeElement)
+    ? document.activeElement.closest("[data-step-id]") : null;
+  const key = bar ? [bar.dataset.stepId, bar.dataset.attempt] : null;
+  box.innerHTML = html;
+  if (!key) return;
+  for (const again of box.querySelectorAll("[data-step-id]")) {
+    if (again.dataset.stepId === key[0] && again.dataset.attempt === key[1]) {
+      (again.closest("a") || again).focus({preventScroll: true});
+      break;
+    }
+  }
 }
 
 // Swap sections for their current rendering (the run's output, usage and step details once
@@ -97,7 +156,7 @@ async function refreshSections(ids) {
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
     for (const id of ids) {
       const now = document.getElementById(id), next = fresh.getElementById(id);
-      if (now && next) now.replaceWith(document.importNode(next, true));
+      if (now && next) swapKeepingState(now, document.importNode(next, true));
     }
   } catch (err) {
     console.warn("could not refresh the run's sections", err);

@@ -93,3 +93,23 @@ def test_a_step_timeout_timer_neither_draws_nor_stretches_the_axis() -> None:
     tl = place([a], T0, T0 + timedelta(seconds=3), width=1000)
     assert [s.kind for s in tl.rows[0].segments] == ["queue", "run"]
     assert tl.ticks[-1][1] == "3 s" and tl.now_x is None
+
+
+def test_a_bars_label_keeps_a_loop_iterations_index_and_the_attempt() -> None:
+    from bend.web.timeline import Attempt, short_label
+    long_id = "step_with_a_quite_long_identifier"
+    labels = {short_label(Attempt(f"{long_id}[{n}]", 1, "succeeded")) for n in range(40)}
+    assert len(labels) == 40 and all(len(label) <= 24 for label in labels)
+    assert short_label(Attempt(f"{long_id}[7]", 3, "failed")).endswith("[7] #3")
+    assert short_label(Attempt("plan", 1, "succeeded")) == "plan"
+
+
+def test_a_bar_is_described_by_step_attempt_status_and_duration() -> None:
+    from bend.web.timeline import describe
+    first, second = attempts_of([
+        ev(0, "StepScheduled", "s", attempt=1), ev(1, "StepStarted", "s", attempt=1),
+        ev(3.5, "StepFailed", "s", attempt=1, message="boom"),
+        ev(4, "StepScheduled", "s", attempt=2), ev(4.2, "StepStarted", "s", attempt=2)])
+    now = T0 + timedelta(seconds=10)
+    assert describe(first, now) == "s, attempt 1: failed, queued 1.0 s, ran 2.5 s"
+    assert describe(second, now) == "s, attempt 2: running, queued 200 ms, running for 5.8 s"
