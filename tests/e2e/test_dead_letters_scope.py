@@ -125,3 +125,27 @@ async def test_a_caller_cannot_redrive_another_projects_dead_letters(api: Runnin
     r = await api.client.get(f"/api/dead-letters/{ids['b']}", params=wait,
                              headers=api.headers(await api.key("operator", "proj-b")))
     assert r.status_code == 200 and r.json()["redriven"] is False
+
+
+async def test_the_web_ui_scopes_dead_letters_as_the_api_does(api: RunningApi) -> None:
+    from tests.e2e.web_pages import get_page, signed_in
+
+    made = await _letters(api)
+    ids = made["ids"]
+    operator_a = await api.key("operator", "proj-a")
+    await _listed(api, operator_a, made["wait"])  # all projected
+    client = await signed_in(api, operator_a)
+    try:
+        page = await get_page(client, "/ui/dead-letters")
+        assert page.status == 200
+        assert {r.attrs["data-event-id"] for r in page.all("tr", "dead-letter-row")} == {ids["a"]}
+        assert (await client.get(f"/ui/dead-letters/{ids['a']}")).status_code == 200
+        assert (await client.get(f"/ui/dead-letters/{ids['b']}")).status_code == 404
+        before = await api.log_ends()
+        for path, form in ((f"/ui/dead-letters/{ids['b']}/redrive", {}),
+                           ("/ui/dead-letters/redrive", {"event_id": ids["b"]})):
+            r = await client.post(path, data={"csrf_token": page.csrf(), **form})
+            assert r.status_code == 404, r.text
+        assert await api.log_ends() == before
+    finally:
+        await client.aclose()

@@ -16,12 +16,13 @@ from bend.api.paging import after_cursor
 from bend.contracts.codec import decode
 from bend.core.errors import BendError
 from bend.deadletters import (
-    DeadLetterFilter, get_dead_letter, list_dead_letters, redrive_dead_letter,
+    DeadLetterFilter, DeadLetterScope, get_dead_letter, list_dead_letters, redrive_dead_letter,
     redrive_dead_letters,
 )
 from bend.web.errors import BadForm
 from bend.web.render import page, redactor_for
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
+from bend.security.roles import Role
 from bend.web.session import Session
 from projections.payload import payload_of
 from projections.queries.paging import encode_cursor
@@ -54,6 +55,12 @@ def readable(data: bytes | None) -> tuple[str, Any]:
         return "text", text
 
 
+def _scope(request: Request, session: Session) -> DeadLetterScope:
+    """Those of the caller's project's runs (admins: also those of no run), as in the API."""
+    who = session.principal
+    return DeadLetterScope.of(context(request).settings, who.project, admin=who.role == Role.ADMIN)
+
+
 def _redriven_filter(value: str | None) -> bool | None:
     return {"yes": True, "no": False}.get(value or "")
 
@@ -70,7 +77,7 @@ async def dead_letters(request: Request, session: Ui, cursor: str | None = None,
         context(request).pool,
         DeadLetterFilter(filters["source_topic"] or None, filters["error_type"] or None,
                          redriven=_redriven_filter(filters["redriven"])),
-        limit=PAGE, before=after_cursor(cursor))
+        limit=PAGE, before=after_cursor(cursor), scope=_scope(request, session))
     shown = rows[:PAGE]
     kept = {k: v for k, v in filters.items() if v}
     nxt = None
@@ -88,7 +95,7 @@ async def dead_letter(request: Request, session: Ui, event_id: str) -> Response:
     """One dead letter: where it came from, why, its key, headers and record (decoded if it
     can be), and when it was re-driven."""
     need(session, "dead_letters:read")
-    dl = await get_dead_letter(context(request).pool, event_id)
+    dl = await get_dead_letter(context(request).pool, event_id, scope=_scope(request, session))
     if dl["payload"] is not None:
         kind, body = "record", dl["payload"]
     else:
@@ -118,7 +125,8 @@ async def redrive_selected(request: Request, session: Ui) -> Response:
         raise BadForm("select at least one dead letter to re-drive")
     done = await redrive_dead_letters(context(request).pool, context(request).producer,
                                       event_ids=ids, actor=_actor(session),
-                                      force=form.get("force") == "on")
+                                      force=form.get("force") == "on",
+                                      scope=_scope(request, session))
     await _settled(request, [d.redrive_position for d in done])
     return RedirectResponse(f"/ui/dead-letters?done={len(done)}", status_code=303)
 
@@ -128,7 +136,8 @@ async def redrive_one(request: Request, session: Ui, event_id: str) -> Response:
     """Send one dead letter's record back to its source topic."""
     form = await form_of(request, session, "dead_letters:redrive")
     done = await redrive_dead_letter(context(request).pool, context(request).producer, event_id,
-                                     actor=_actor(session), force=form.get("force") == "on")
+                                     actor=_actor(session), force=form.get("force") == "on",
+                                     scope=_scope(request, session))
     await _settled(request, [done.redrive_position])
     back = form.get("back")
     target = "/ui/dead-letters?done=1" if back == "list" else f"/ui/dead-letters/{event_id}"
