@@ -37,8 +37,9 @@ __all__ = [
 Db = asyncpg.Pool | asyncpg.Connection
 MAX_REDRIVE = 1000
 # Topics whose record key is the run id (bend.contracts.topics.key_for): their dead letters
-# belong to that run, and so to its project.
+# belong to that run, and so to its project. Timers are keyed `<run_id>:<purpose>...`.
 RUN_KEYED_KINDS = ("runs", "commands", "tasks")
+TIMER_KIND = "timers"
 
 
 class UnknownDeadLetter(BendError):
@@ -96,12 +97,14 @@ class DeadLetterScope:
 
     project: str
     run_topics: tuple[str, ...]
+    timer_topic: str | None = None
     unowned: bool = False
 
     @classmethod
     def of(cls, settings: Settings, project: str, *, admin: bool) -> DeadLetterScope:
         """The scope of a caller of `project` (an admin also sees dead letters of no run)."""
-        return cls(project, tuple(topic_name(k, settings) for k in RUN_KEYED_KINDS), admin)
+        return cls(project, tuple(topic_name(k, settings) for k in RUN_KEYED_KINDS),
+                   topic_name(TIMER_KIND, settings), admin)
 
     def where(self, first: int = 1) -> tuple[str, list[Any]]:
         """SQL condition on `d` (dead_letters) LEFT JOIN `owner` (runs), numbered from `first`."""
@@ -113,8 +116,10 @@ class DeadLetterScope:
     def join(self, first: int) -> tuple[str, list[Any]]:
         """The LEFT JOIN finding each dead letter's run (keys are ASCII run ids; `escape`
         turns any other byte into a backslash sequence no run id holds)."""
-        return (f"LEFT JOIN runs owner ON d.source_topic = ANY(${first}::text[]) "
-                "AND owner.run_id = encode(d.key, 'escape')"), [list(self.run_topics)]
+        return ("LEFT JOIN runs owner ON owner.run_id = CASE "
+                f"WHEN d.source_topic = ANY(${first}::text[]) THEN encode(d.key, 'escape') "
+                f"WHEN d.source_topic = ${first + 1} THEN split_part(encode(d.key, 'escape'), "
+                "':', 1) END"), [list(self.run_topics), self.timer_topic]
 
 
 def _scoped(scope: DeadLetterScope | None, where: str, args: list[Any]) -> tuple[str, str,

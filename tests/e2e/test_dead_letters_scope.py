@@ -57,6 +57,9 @@ async def _letters(api: RunningApi) -> dict[str, Any]:
         "a": _dead(commands, start_a.run_id.encode(), encode(start_a)),
         "b": _dead(commands, start_b.run_id.encode(), encode(start_b)),
         "none": _dead(topic_name("workflows", api.settings), b"wf-gone", b"\x00junk"),
+        # A durable timer of run a (keyed `<run_id>:<purpose>:<step>:<attempt>`).
+        "timer_a": _dead(topic_name("timers", api.settings),
+                         f"{start_a.run_id}:delay:wait:1".encode(), b"\x00junk"),
     }
     async with RecordProducer(api.settings) as producer:
         positions = await producer.send_many([start_a, start_b, *letters.values()])
@@ -79,17 +82,17 @@ async def test_a_caller_sees_only_its_projects_dead_letters_and_admins_those_of_
     operator_a, operator_b = await api.key("operator", "proj-a"), await api.key("operator", "proj-b")
     admin_a, editor_a = await api.key("admin", "proj-a"), await api.key("editor", "proj-a")
 
-    assert await _listed(api, operator_a, wait) == {ids["a"]}
-    assert await _listed(api, editor_a, wait) == {ids["a"]}
+    assert await _listed(api, operator_a, wait) == {ids["a"], ids["timer_a"]}
+    assert await _listed(api, editor_a, wait) == {ids["a"], ids["timer_a"]}
     assert await _listed(api, operator_b, wait) == {ids["b"]}
-    assert await _listed(api, admin_a, wait) == {ids["a"], ids["none"]}
+    assert await _listed(api, admin_a, wait) == {ids["a"], ids["timer_a"], ids["none"]}
     # An admin of another project sees neither project's, only the record of no run.
     assert await _listed(api, api.admin_key, wait) == {ids["none"]}
 
     r = await api.client.get(f"/api/dead-letters/{ids['a']}", headers=api.headers(operator_a))
     assert r.status_code == 200 and r.json()["payload"]["run_id"] == made["runs"]["a"]
     for key, hidden in ((operator_a, "b"), (operator_a, "none"), (operator_b, "a"),
-                        (admin_a, "b")):
+                        (operator_b, "timer_a"), (admin_a, "b")):
         r = await api.client.get(f"/api/dead-letters/{ids[hidden]}", headers=api.headers(key))
         assert r.status_code == 404, (hidden, r.text)
         assert r.json()["error"] == "unknown_dead_letter"
@@ -116,10 +119,11 @@ async def test_a_caller_cannot_redrive_another_projects_dead_letters(api: Runnin
     r = await api.client.post("/api/dead-letters/redrive",
                               json={"error_type": "UnknownWorkflowId"}, headers=operator_a)
     assert r.status_code == 202, r.text
-    [redriven] = r.json()["redriven"]
-    assert redriven["event_id"] == ids["a"]
+    redriven = {d["event_id"]: d for d in r.json()["redriven"]}
+    assert set(redriven) == {ids["a"], ids["timer_a"]}
     r = await api.client.post(f"/api/dead-letters/{ids['a']}/redrive", json={"force": True},
-                              params={"wait_for": redriven["position"]}, headers=operator_a)
+                              params={"wait_for": redriven[ids["a"]]["position"]},
+                              headers=operator_a)
     assert r.status_code == 202 and r.json()["forced"] is True
     # Project b's is still there, never re-driven.
     r = await api.client.get(f"/api/dead-letters/{ids['b']}", params=wait,
@@ -138,7 +142,8 @@ async def test_the_web_ui_scopes_dead_letters_as_the_api_does(api: RunningApi) -
     try:
         page = await get_page(client, "/ui/dead-letters")
         assert page.status == 200
-        assert {r.attrs["data-event-id"] for r in page.all("tr", "dead-letter-row")} == {ids["a"]}
+        assert {r.attrs["data-event-id"] for r in page.all("tr", "dead-letter-row")} == {
+            ids["a"], ids["timer_a"]}
         assert (await client.get(f"/ui/dead-letters/{ids['a']}")).status_code == 200
         assert (await client.get(f"/ui/dead-letters/{ids['b']}")).status_code == 404
         before = await api.log_ends()
