@@ -56,12 +56,13 @@ async def _dead_letter_id(stack: Stack, topic: str, offset: int) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def dead_letter(stack: Stack) -> str:
-    """The event id of the dead letter of a record no one can decode, once projected."""
+def dead_letter(stack: Stack, failed_run: dict[str, Any]) -> str:
+    """The event id of the dead letter of a record no one can decode, once projected; keyed by
+    a run of the operator's project (dead letters are scoped by their run's project)."""
     topic = topic_name("commands", stack.settings)
     landed: list[Any] = []
     producer = Producer({"bootstrap.servers": stack.settings.kafka.bootstrap})
-    producer.produce(topic, b"\xc3\x01not-an-avro-body", key=b"some-run",
+    producer.produce(topic, b"\xc3\x01not-an-avro-body", key=failed_run["run_id"].encode(),
                      on_delivery=lambda err, msg: landed.append((err, msg)))
     assert producer.flush(30) == 0 and landed and landed[0][0] is None, landed
     offset = landed[0][1].offset()
