@@ -36,7 +36,9 @@ async def run_statuses(ctx: ApiContext, project: str, run_ids: list[str], *,
     last_beat = time.monotonic()
     while True:
         rows = await ctx.pool.fetch(
-            "SELECT run_id, status, last_seq, finished_at, duration_ms FROM runs "
+            "SELECT run_id, status, last_seq, finished_at, duration_ms, error_type, "
+            "failed_step_id, cancel_reason, "
+            "CASE WHEN status = 'cancelled' THEN error_message END AS cancel_message FROM runs "
             "WHERE run_id = ANY($1::text[]) AND project = $2", run_ids, project)
         for row in rows:
             mark = (row["status"], row["last_seq"])

@@ -207,6 +207,10 @@ def test_a_long_timeline_scrolls_in_its_box_and_never_widens_the_page(
         assert widths["page"][0] <= widths["page"][1], f"the page scrolls sideways: {widths}"
         assert widths["card"][0] <= widths["card"][1], widths
         assert widths["box"][0] > widths["box"][1], f"the timeline does not scroll: {widths}"
+        tick = operator.driver.execute_script(
+            "return document.querySelector('#run-timeline .tick-label')"
+            ".getBoundingClientRect().height;")
+        assert tick >= 11, f"the axis's labels are drawn {tick:.1f} px high: unreadable"
         operator.screenshot("timeline-narrow", max_height=2400)
     finally:
         operator.set_width(WIDE)
@@ -251,10 +255,16 @@ def test_step_panels_follow_a_running_run_and_keep_what_the_reader_opened(
 def test_the_runs_list_tells_a_cancellation_apart_from_a_failure(
         operator: Browser, stack: Stack, failed_run: dict[str, Any]) -> None:
     run_id = stack.asleep()
+    operator.open("/ui/runs")
+    operator.mark()
     r = stack.client.post(f"/api/executions/{run_id}/cancel",
                           json={"reason": "no longer needed"})
     assert r.status_code == 202, r.text
-    stack.until(run_id, {"cancelled"})
+    note = f"tr.run-row[data-run-id='{run_id}'] .run-note"
+    operator.wait(lambda: "no longer needed" in (operator.text(note) or ""),
+                  "the list to show the cancel reason live")
+    assert operator.marked(), "the list reloaded"
+    assert operator.attr(note, "class") == "run-note note-cancelled small"
     operator.open("/ui/runs")
     style = """
     const e = document.querySelector(arguments[0]);

@@ -16,6 +16,26 @@ function formatDuration(ms) {
   return m < 60 ? `${m} min ${s} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+// A finished run's note under its id, as the list draws it: a cancellation's reason in the
+// cancelled colour, a failure's error type in red.
+function showRunNote(row, data) {
+  const cell = row.querySelector("td");
+  if (!cell || cell.querySelector(".run-note")) return;
+  let note = null;
+  if (data.status === "cancelled" && (data.cancel_reason || data.cancel_message)) {
+    const why = data.cancel_reason || data.cancel_message;
+    note = document.createElement("span");
+    note.className = "run-note note-cancelled small";
+    note.title = why;
+    note.textContent = `Cancelled: ${why.length > 80 ? `${why.slice(0, 77)}...` : why}`;
+  } else if (data.status === "failed" && data.error_type) {
+    note = document.createElement("span");
+    note.className = "run-note note-failed text-error small";
+    note.textContent = data.error_type + (data.failed_step_id ? ` in ${data.failed_step_id}` : "");
+  }
+  if (note) cell.append(document.createElement("br"), note);
+}
+
 function liveRunsList() {
   const rows = [...document.querySelectorAll("tr.run-row")];
   const table = document.getElementById("run-table");
@@ -44,6 +64,7 @@ function liveRunsList() {
     if (!row) return;
     row.dataset.status = data.status;
     setStatus(row.querySelector(".status-badge"), data.status);
+    showRunNote(row, data);
     const cell = row.querySelector(".run-duration");
     if (cell && data.duration_ms !== null) cell.textContent = formatDuration(data.duration_ms);
   });
