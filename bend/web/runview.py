@@ -13,7 +13,7 @@ from bend.api.models.executions import Graph
 from bend.security.redact import Redactor
 from bend.web.edges import edge_roles
 from bend.web.layout import GraphLayout, layout
-from bend.web.timeline import TimelineLayout, attempts_of, place
+from bend.web.timeline import Attempt, TimelineLayout, attempts_of, place
 from bend.web.waiting import Reason, waiting_on
 from projections.queries import runs as queries
 
@@ -24,11 +24,12 @@ EVENT_LIMIT = 2000  # the page shows this many events; the API pages through the
 
 @dataclass(slots=True)
 class StepPanel:
-    """One step's detail: its latest attempt's row, LLM calls and tool calls."""
+    """One step's detail: its latest attempt's row, every attempt, LLM calls and tool calls."""
 
     row: dict[str, Any]
     llm_calls: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -102,6 +103,10 @@ async def read_run_view(ctx: ApiContext, run: dict[str, Any], redactor: Redactor
     now = datetime.now(timezone.utc)
     start, end = _ends(run, events, now)
     panels = {s["step_id"]: StepPanel(s) for s in steps}
+    attempts = attempts_of(events)
+    for a in attempts:
+        if a.attempt and a.step_id in panels:
+            panels[a.step_id].attempts.append(a)
     for e in events:
         panel = panels.get(e["step_id"] or "")
         if panel is None:
@@ -117,7 +122,7 @@ async def read_run_view(ctx: ApiContext, run: dict[str, Any], redactor: Redactor
         run=run, graph=graph,
         graph_layout=layout([n.id for n in graph.nodes],
                             [(e.source, e.target, e.kind) for e in graph.edges]),
-        timeline=place(attempts_of(events), start, end),
+        timeline=place(attempts, start, end),
         events=events, more_events=more, panels=list(panels.values()),
         usage=await queries.usage(ctx.pool, run_id),
         waiting=await waiting_on(ctx.pool, run, steps, now,

@@ -173,6 +173,15 @@ def test_timeline_bars_are_reached_by_tab_and_named_with_step_attempt_status_and
         assert _DURATION.search(name), f"no duration in {name!r}"
     assert "failed" in names[("flaky_call", "1")] and "succeeded" in names[("flaky_call", "2")]
 
+    attempts = "section.step-detail[data-step-id='flaky_call'] details[data-key='attempts']"
+    operator.one(f"{attempts} > summary").click()
+    rows = operator.read(f"{attempts} tr.attempt-row", "data-attempt", "data-status", "text",
+                         visible=True)
+    assert [(a, st) for a, st, _ in rows] == [("1", "failed"), ("2", "succeeded")], rows
+    assert "planned failures" in (rows[0][2] or ""), rows
+    driver.execute_script("arguments[0].scrollIntoView();", operator.one(attempts))
+    operator.screenshot("step-attempts")
+
     bar = driver.find_element("css selector",
                               "#run-timeline .timeline-bar[data-step-id='pause']")
     link = driver.execute_script("return arguments[0].closest('a');", bar)
