@@ -242,6 +242,9 @@ def test_step_panels_follow_a_running_run_and_keep_what_the_reader_opened(
         operator.one(f"{output} > summary").click()
         operator.wait(lambda: operator.attr(output, "open") is not None, "the value to open")
         operator.mark()
+        operator.driver.execute_script(  # a keyboard user on the timeline, as frames come
+            "document.querySelector(\"#run-timeline .timeline-bar[data-step-id='big']\")"
+            ".closest('a').focus();")
         woke = "section.step-detail[data-step-id='woke']"
         operator.wait(lambda: operator.attr(woke, "data-status") == "succeeded",
                       "the woke step's panel to appear while the run runs", 30)
@@ -251,6 +254,11 @@ def test_step_panels_follow_a_running_run_and_keep_what_the_reader_opened(
         assert operator.attr("#run-status", "data-status") == "running"
         assert operator.marked(), "the page reloaded"
         assert operator.attr(output, "open") is not None, "the opened value was closed"
+        focused = operator.driver.execute_script(
+            "const on = document.activeElement;"
+            "const bar = on.matches('#run-timeline a.bar-link') && on.querySelector('.timeline-bar');"
+            "return bar ? bar.dataset.stepId : on.tagName;")
+        assert focused == "big", f"the redrawn timeline lost the focus (now on {focused})"
         assert text.strip()[:40] in (operator.text(f"{output} pre.json") or "")
         panels = "#step-panels > section.step-detail"
         operator.one(f"{panels}[data-step-id='long_nap']")

@@ -119,11 +119,22 @@ function swapKeepingState(old, fresh) {
   }
   const focused = old.contains(document.activeElement) ? document.activeElement : null;
   const holder = focused?.closest("[data-key]");
-  old.replaceWith(fresh);
-  if (holder) {
-    const twin = fresh.querySelector(`[data-key="${CSS.escape(holder.dataset.key)}"]`);
-    (twin?.querySelector("summary") || twin)?.focus({preventScroll: true});
+  const path = [];  // child indexes from `old` down to the focused element
+  for (let e = focused; e && e !== old; e = e.parentElement) {
+    path.unshift([...e.parentElement.children].indexOf(e));
   }
+  old.replaceWith(fresh);
+  if (!focused) return;
+  let twin = null;
+  if (holder && old.contains(holder)) {
+    const same = fresh.querySelector(`[data-key="${CSS.escape(holder.dataset.key)}"]`);
+    twin = same && (focused === holder ? same : same.querySelector(focused.tagName));
+  }
+  if (!twin) {  // the same place in the new rendering, if it is the same kind of element
+    twin = path.reduce((e, k) => e && e.children[k], fresh);
+    if (twin && twin.tagName !== focused.tagName) twin = null;
+  }
+  twin?.focus({preventScroll: true});
 }
 
 // Step panels that changed since the last frame, swapped in place; new ones put in order.
@@ -155,8 +166,9 @@ function updatePanels(panels, order) {
 
 // The timeline redrawn; a focused bar keeps the focus (found again by step and attempt).
 function replaceKeepingFocus(box, html) {
-  const bar = box.contains(document.activeElement)
-    ? document.activeElement.closest("[data-step-id]") : null;
+  const on = document.activeElement;
+  const bar = box.contains(on)
+    ? on.closest("[data-step-id]") || on.querySelector(".timeline-bar[data-step-id]") : null;
   const key = bar ? [bar.dataset.stepId, bar.dataset.attempt] : null;
   box.innerHTML = html;
   if (!key) return;
