@@ -241,6 +241,8 @@ def test_step_panels_follow_a_running_run_and_keep_what_the_reader_opened(
         output = "section.step-detail[data-step-id='big'] details[data-key='output']"
         operator.one(f"{output} > summary").click()
         operator.wait(lambda: operator.attr(output, "open") is not None, "the value to open")
+        summary = operator.text(f"{output} > summary") or ""
+        assert "hide" in summary and "lorem" not in summary, f"opened, it still says {summary!r}"
         operator.mark()
         operator.driver.execute_script(  # a keyboard user on the timeline, as frames come
             "document.querySelector(\"#run-timeline .timeline-bar[data-step-id='big']\")"
@@ -249,6 +251,7 @@ def test_step_panels_follow_a_running_run_and_keep_what_the_reader_opened(
         operator.wait(lambda: operator.attr(woke, "data-status") == "succeeded",
                       "the woke step's panel to appear while the run runs", 30)
         assert "woke up" in (operator.text(woke) or "")
+        operator.screenshot("run-live", max_height=1800)
         operator.wait(lambda: operator.attr("section.step-detail[data-step-id='nap']",
                                             "data-status") == "succeeded", "nap's panel")
         assert operator.attr("#run-status", "data-status") == "running"
