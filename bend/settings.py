@@ -87,6 +87,11 @@ class WorkerSettings(BaseModel):
     # reported only by its end (which carries its duration), halving its commands.
     report_started_after_ms: int = Field(default=200, ge=0)
     worker_id: str | None = None
+    # A worker idle while a partition it holds has records unread and its committed offset has
+    # not moved for this long is stalled there (a Faust rebalance bug): it re-reads the partition
+    # from the committed offset (streams/stall.py). Checked every `stall_check_s`; 0 turns it off.
+    partition_stall_after_s: float = Field(default=20.0, gt=0)
+    stall_check_s: float = Field(default=5.0, ge=0)
 
 
 class TriggerSettings(BaseModel):

@@ -62,6 +62,7 @@ class Executor:
         self._transitions: list[CircuitTransition] = []
         self.report_started_after_s = settings.workers.report_started_after_ms / 1000
         self.executed = 0
+        self.in_flight = 0  # tasks being handled now (an idle executor has none)
         self.prices = settings.ops.prices()
         watch_circuits(self._circuit_states)
 
@@ -102,8 +103,12 @@ class Executor:
     async def _agent(self, stream: faust.StreamT) -> Any:
         async for event in stream.events():
             message = event.message
-            await self.handle(message.partition, message.offset, message.value, message.key,
-                              message.headers)
+            self.in_flight += 1
+            try:
+                await self.handle(message.partition, message.offset, message.value,
+                                  message.key, message.headers)
+            finally:
+                self.in_flight -= 1
             yield None
 
     async def handle(self, partition: int, offset: int, raw: bytes, key: bytes | None,

@@ -64,6 +64,7 @@ class Orchestrator:
         self.timers = TimerQueue(self._fire)
         self.decided = 0
         self.rejected = 0
+        self.in_flight = 0  # commands being decided now (an idle orchestrator has none)
 
     def register(self) -> None:
         """Attach the agent, the timer task and the rebalance hooks to the app."""
@@ -76,8 +77,12 @@ class Orchestrator:
     async def _agent(self, stream: faust.StreamT) -> Any:
         async for event in stream.events():
             message = event.message
-            await self.handle(message.partition, message.offset, message.timestamp,
-                              message.value, message.key, message.headers)
+            self.in_flight += 1
+            try:
+                await self.handle(message.partition, message.offset, message.timestamp,
+                                  message.value, message.key, message.headers)
+            finally:
+                self.in_flight -= 1
             yield None
 
     async def handle(self, partition: int, offset: int, timestamp: float, raw: bytes,

@@ -7,7 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 
@@ -65,11 +66,17 @@ def _run_role(role: str, settings: Settings) -> None:
     if role == "orchestrator":
         from streams.orchestrator import Orchestrator
 
-        Orchestrator(app, settings).register()
+        orchestrator = Orchestrator(app, settings)
+        orchestrator.register()
+        _watch_stalls(app, settings, orchestrator.commands.get_topic_name(),
+                      lambda: orchestrator.in_flight)
     elif role == "executor":
         from streams.executor import Executor
 
-        Executor(app, settings, worker_id).register()
+        executor = Executor(app, settings, worker_id)
+        executor.register()
+        _watch_stalls(app, settings, executor.tasks.get_topic_name(),
+                      lambda: executor.in_flight)
     elif role == "triggers":
         from streams.triggers.service import Triggers
 
@@ -95,6 +102,23 @@ def _run_role(role: str, settings: Settings) -> None:
     worker = faust.Worker(app, loglevel="info", quiet=True, redirect_stdouts=False,
                           override_logging=False)
     worker.execute_from_commandline()
+
+
+def _watch_stalls(app: Any, settings: Settings, topic: str, busy: Callable[[], int]) -> None:
+    """Re-read a partition the worker holds but stopped reading (see streams/stall.py)."""
+    if not settings.workers.stall_check_s:
+        return
+    from streams.stall import StallWatch
+
+    watch = StallWatch(app, app.conf.id, topic, busy, settings.kafka.bootstrap,
+                       settings.workers.partition_stall_after_s)
+
+    @app.timer(settings.workers.stall_check_s, name="stall-watch")
+    async def _check_stalls() -> None:
+        try:
+            await watch.check()
+        except Exception as err:  # rebalancing, Kafka away: look again next time
+            log.debug("stall_check_skipped", error=repr(err))
 
 
 if __name__ == "__main__":

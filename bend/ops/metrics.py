@@ -30,7 +30,7 @@ __all__ = [
     "CIRCUIT_STATE_VALUES", "COMMANDS", "CONSUMER_ASSIGNED", "CONSUMER_LAG", "DEAD_LETTERS",
     "EXECUTOR_STEPS", "HTTP_REQUESTS", "HTTP_REQUEST_DURATION", "INFO", "LLM_CALLS",
     "LLM_CALL_DURATION", "LLM_COST", "LLM_TOKENS", "PROJECTION_LAG", "RUNS_FINISHED",
-    "RUNS_STARTED", "STEP_DURATION", "STEP_OVERHEAD", "STEP_RETRIES", "STEP_TIMEOUTS",
+    "RUNS_STARTED", "STALLED_PARTITIONS", "STEP_DURATION", "STEP_OVERHEAD", "STEP_RETRIES", "STEP_TIMEOUTS",
     "llm_cost", "observe_decision", "observe_llm_calls", "price_of", "set_consumer_lag",
     "set_projection_lag", "watch_circuits",
 ]
@@ -84,6 +84,10 @@ CONSUMER_LAG = Gauge("bend_consumer_lag", "Records behind the end of each partit
                      ["group", "topic", "partition"])
 CONSUMER_ASSIGNED = Gauge("bend_consumer_assigned_partitions", "Partitions assigned to this "
                           "process, by consumer group.", ["group"])
+STALLED_PARTITIONS = Counter("bend_stalled_partitions", "Partitions this worker held without "
+                             "reading while records waited there, found and moved back to "
+                             "their committed offset (see streams/stall.py).",
+                             ["group", "topic"])
 PROJECTION_LAG = Gauge("bend_projection_lag", "Records in the log not yet applied to the read "
                        "models, for each partition this projector owns.", ["topic", "partition"])
 

@@ -58,15 +58,17 @@ async def _diagnose(engine: Engine, watcher: RunWatcher, stuck: list[str]) -> st
     return "\n".join(lines)
 
 
-async def _load_with_a_stop(how: str, orchestrators: int) -> None:
-    with running_engine(executors=3, orchestrators=orchestrators, partitions=6) as engine:
+async def _load_with_a_stop(how: str, orchestrators: int, executors: int = 3,
+                            role: str = "executor") -> None:
+    with running_engine(executors=executors, orchestrators=orchestrators,
+                        partitions=6) as engine:
         starts = [engine.start_run(WORKFLOW, {}) for _ in range(RUNS)]
         began = time.monotonic()
         async with RunWatcher(engine.settings) as watcher, \
                 RecordProducer(engine.settings) as producer:
             await producer.send_many(starts)
             await asyncio.wait_for(_succeeded(watcher, RUNS), timeout=60)
-            victim = next(p for p in engine.workers.processes if p.role == "executor")
+            victim = next(p for p in engine.workers.processes if p.role == role)
             victim.kill() if how == "kill" else victim.stop()
             try:
                 done = await watcher.wait_finished([s.run_id for s in starts], timeout_s=120)
@@ -76,8 +78,8 @@ async def _load_with_a_stop(how: str, orchestrators: int) -> None:
             stuck = [s.run_id for s in starts if s.run_id not in done]
             why = await _diagnose(engine, watcher, stuck) if stuck else ""
         took = time.monotonic() - began
-        survivors = [p for p in engine.workers.processes if p.role == "executor" and p.alive()]
-        assert len(survivors) == 2
+        survivors = [p for p in engine.workers.processes if p.role == role and p.alive()]
+        assert len(survivors) == (executors if role == "executor" else orchestrators) - 1
     assert not stuck, f"{len(stuck)} of {RUNS} runs did not finish:\n{why}"
     assert all(isinstance(e, RunCompleted) for e in done.values()), \
         Counter(type(e).__name__ for e in done.values())
@@ -95,6 +97,14 @@ async def test_three_executors_and_two_orchestrators_lose_nothing_when_one_execu
 
 async def test_three_executors_lose_nothing_when_one_is_killed(kafka_bootstrap: str) -> None:
     await _load_with_a_stop("kill", orchestrators=1)
+
+
+@pytest.mark.parametrize("how", ["term", "kill"])
+async def test_two_orchestrators_lose_nothing_when_one_is_stopped_mid_load(
+        kafka_bootstrap: str, how: str) -> None:
+    # The survivor takes the stopped one's partitions: it rebuilds their runs from the log,
+    # re-arms their timers and hands out their open tasks again.
+    await _load_with_a_stop(how, orchestrators=2, executors=2, role="orchestrator")
 
 
 SLOW = {"name": "slow", "steps": [

@@ -1,0 +1,116 @@
+"""Stalled partitions: a worker that is idle while a partition it holds has records unread.
+
+Faust can come out of a rebalance holding a partition it never fetches again (or whose
+records it drops as already read): the records wait forever, and so do their runs. An idle
+worker (nothing in flight) whose group's committed offset on an assigned partition has not
+moved for `stall_after_s` while the partition's log goes further is stalled there. The watch
+logs what the consumer holds for that partition and moves its position back to the committed
+offset, which makes Faust fetch and deliver the records again (each handler is idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import structlog
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from bend.ops.metrics import STALLED_PARTITIONS
+
+__all__ = ["StallWatch"]
+
+log = structlog.get_logger(__name__)
+
+_TIMEOUT_S = 10.0
+
+
+@dataclass(slots=True)
+class _Seen:
+    committed: int
+    since: float
+
+
+class StallWatch:
+    """Checks the partitions of `topic` a worker holds; repairs those it finds stalled."""
+
+    def __init__(self, app: faust.App, group: str, topic: str, busy: Callable[[], int],
+                 bootstrap: str, stall_after_s: float) -> None:
+        self.app = app
+        self.group = group
+        self.topic = topic
+        self.busy = busy
+        self.stall_after_s = stall_after_s
+        self.repaired = 0
+        self._admin = AdminClient({"bootstrap.servers": bootstrap,
+                                   "client.id": f"{group}-stallwatch"})
+        self._seen: dict[int, _Seen] = {}
+
+    async def check(self) -> list[int]:
+        """One look: the partitions found stalled (and repaired) this time."""
+        held = sorted(tp.partition for tp in self.app.consumer.assignment()
+                      if tp.topic == self.topic)
+        if not held or self.busy():
+            self._seen.clear()
+            return []
+        offsets = await asyncio.to_thread(self._offsets, held)
+        now = time.monotonic()
+        stalled = []
+        for partition, (committed, end) in offsets.items():
+            seen = self._seen.get(partition)
+            if committed >= end:
+                self._seen.pop(partition, None)
+            elif seen is None or seen.committed != committed:
+                self._seen[partition] = _Seen(committed, now)
+            elif now - seen.since >= self.stall_after_s:
+                stalled.append(partition)
+                await self._repair(partition, committed, end)
+                self._seen.pop(partition, None)
+        for partition in set(self._seen) - set(offsets):
+            del self._seen[partition]
+        return stalled
+
+    def _offsets(self, partitions: list[int]) -> dict[int, tuple[int, int]]:
+        """Committed and end offset of each partition (blocking: run in a thread)."""
+        tps = [TopicPartition(self.topic, p) for p in partitions]
+        listed = self._admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(self.group, tps)],
+            request_timeout=_TIMEOUT_S)[self.group].result(timeout=_TIMEOUT_S)
+        committed = {tp.partition: tp.offset for tp in listed.topic_partitions}
+        ends = self._admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                        request_timeout=_TIMEOUT_S)
+        result = {}
+        for tp, future in ends.items():
+            end = future.result(timeout=_TIMEOUT_S).offset
+            start = committed.get(tp.partition, -1)
+            if start >= 0:  # nothing committed yet: Faust reads from the start, nothing to judge
+                result[tp.partition] = (start, end)
+        return result
+
+    async def _repair(self, partition: int, committed: int, end: int) -> None:
+        consumer: Any = self.app.consumer
+        tp = next(tp for tp in consumer.assignment()
+                  if tp.topic == self.topic and tp.partition == partition)
+        facts: dict[str, Any] = {
+            "paused": tp in getattr(consumer, "_paused_partitions", ()),
+            "active": tp in (getattr(consumer, "_active_partitions", None) or ()),
+            "read_offset": getattr(consumer, "_read_offset", {}).get(tp),
+            "faust_committed": getattr(consumer, "_committed_offset", {}).get(tp),
+            "acked_head": list(getattr(consumer, "_acked", {}).get(tp, []))[:5],
+            "flow_active": getattr(consumer, "flow_active", None),
+        }
+        try:
+            facts["position"] = await consumer.position(tp)
+        except Exception as exc:  # noqa: BLE001 - a fact for the log, not a condition
+            facts["position"] = repr(exc)
+        STALLED_PARTITIONS.labels(self.group, self.topic).inc()
+        log.error("partition_stalled", topic=self.topic, partition=partition,
+                  committed=committed, end=end, idle_for_s=self.stall_after_s, **facts)
+        consumer.resume_partitions({tp})
+        await consumer.seek(tp, committed)  # also resets Faust's read offset for it
+        self.repaired += 1
