@@ -286,3 +286,54 @@ async def test_an_edited_applied_migration_is_refused(settings: Settings,
     finally:
         await conn.close()
 
+
+
+def _projector_process(settings: Settings, schema: str) -> subprocess.Popen:
+    env = {**os.environ, "BEND_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+           "BEND_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+           "BEND_KAFKA__DEFAULT_PARTITIONS": "3", "BEND_DATABASE_URL": settings.database.url,
+           "BEND_DATABASE__SCHEMA_NAME": schema, "BEND_LOG__LEVEL": "WARNING",
+           "BEND_OPS__PORT": "0"}
+    return subprocess.Popen([sys.executable, "-m", "projections", "run", "--max-batch", "20"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _group_members_with_partitions(settings: Settings) -> int:
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    group = f"{settings.kafka.topic_prefix}-projector"
+    desc = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return sum(1 for m in desc.members
+               if m.assignment and m.assignment.topic_partitions)
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+async def test_two_projectors_share_the_partitions_and_one_stopped_mid_stream_loses_nothing(
+        settings: Settings, how: signal.Signals) -> None:
+    schema = settings.database.schema_name
+    first = _projector_process(settings, schema)
+    second = _projector_process(settings, schema)
+    try:
+        deadline = time.monotonic() + 60
+        while _group_members_with_partitions(settings) < 2:
+            assert first.poll() is None and second.poll() is None, "a projector exited"
+            assert time.monotonic() < deadline, "the two projectors did not share partitions"
+            await asyncio.sleep(0.2)
+        history = sample_history(workflows=3, runs_per_workflow=60, steps=3, tag=how.name)
+        await produce(settings, history)
+        await _wait_for_some_offsets(settings, schema, first)
+        first.send_signal(how)
+        first.wait(timeout=30)
+        assert await lag(settings, schema) > 0, "the stop landed mid-stream"
+        await caught_up(settings, schema, timeout_s=90)  # the survivor took the partitions
+        assert second.poll() is None
+    finally:
+        for child in (first, second):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                child.wait(timeout=30)
+    report = await rebuild(settings, f"{settings.kafka.topic_prefix}_rebuilt")
+    assert report.records == len(history) and report.failed == 0
+    live = await snapshot(settings, schema)
+    rebuilt = await snapshot(settings, report.schema)
+    for table in READ_MODELS:
+        assert live[table] == rebuilt[table], f"{table} differs from its rebuild"
