@@ -1,5 +1,5 @@
-"""`bend replay run|export|import|fork|projections`: a run's recorded events folded, archived,
-forked; the read model rebuilt from the log and switched in."""
+"""`bend replay run|export|import|fork|projections|status`: a run's recorded events folded,
+archived, forked; the read model rebuilt from the log and switched in (bend/cli/rebuilds.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from bend.core.errors import BendError
+from bend.cli.rebuilds import projections, status
 from bend.replay.archive import read_archive, write_archive
 from bend.replay.fork import fork_run, parse_assignment
 from bend.replay.read import read_log
@@ -36,7 +37,7 @@ def _clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group()
 def replay() -> None:
-    """Inspect, archive and fork runs from their recorded events."""
+    """Inspect, archive and fork runs from their recorded events; rebuild the read model."""
 
 
 @replay.command("run")
@@ -152,57 +153,5 @@ def fork(run_id: str, from_step: str, assignments: tuple[str, ...], input_file: 
                    f"(reusing {', '.join(sorted(cmd.seed)) or 'nothing'})")
 
 
-@replay.command("projections")
-@click.option("--only", default=None, help="Rebuild and switch one projection's tables "
-              "(runs, steps, workflows, timers, triggers, dead_letters, llm_usage, audit, "
-              "components); default: the whole read model.")
-@click.option("--accept-differences", is_flag=True,
-              help="Switch even if the rebuilt tables differ from the live ones.")
-@click.option("--drop-retired", is_flag=True,
-              help="Drop the replaced schema (or tables) after the switch.")
-@click.option("--settle", "settle_s", default=10.0, show_default=True,
-              help="Seconds to let a running projector reach what the rebuild read.")
-@click.option("--json", "as_json", is_flag=True)
-@_clear_errors
-def projections(only: str | None, accept_differences: bool, drop_retired: bool,
-                settle_s: float, as_json: bool) -> None:
-    """Rebuild the read model from the log's start beside the live one, compare them table by
-    table, then switch atomically (the API and the projector keep running)."""
-    from bend.replay.projections import RebuildRefused, new_status, rebuild_projections
-
-    settings = get_settings()
-    status = new_status(settings, only)
-    click.echo(f"rebuilding {only or 'every projection'} of schema {status.live} into "
-               f"{status.rebuilt} ...", err=True)
-    try:
-        asyncio.run(rebuild_projections(settings, status, accept_differences=accept_differences,
-                                        drop_retired=drop_retired, settle_s=settle_s))
-    except RebuildRefused:
-        pass  # reported below, exit 1
-    if as_json:
-        click.echo(json.dumps(status.as_dict(), indent=2))
-    else:
-        _print_rebuild(status)
-    if status.phase != "switched":
-        raise SystemExit(1)
-
-
-def _print_rebuild(status: Any) -> None:
-    click.echo(f"read {status.records} records in {status.rebuild_seconds:.2f} s "
-               f"({status.per_second:.0f} events/s)")
-    if status.compared:
-        click.echo(f"compared {len(status.tables)} tables at the same offsets: "
-                   + ("identical" if not status.differences else
-                      f"{len(status.differences)} differ"))
-    elif status.note:
-        click.echo(status.note)
-    for d in status.differences:
-        click.echo(f"  - {d.table}: live {d.live_rows} rows, rebuilt {d.rebuilt_rows}; "
-                   f"{d.only_live} only live, {d.only_rebuilt} only rebuilt")
-        for sample in d.samples:
-            click.echo(f"      {sample}")
-    if status.phase == "switched":
-        kept = f"; the old one is kept as {status.retired}" if status.retired else ""
-        click.echo(f"switched in {status.switch_ms:.0f} ms{kept}")
-    else:
-        click.echo(f"{status.phase}: {status.error}")
+replay.add_command(projections)
+replay.add_command(status)
