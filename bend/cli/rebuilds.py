@@ -77,16 +77,16 @@ async def _rebuild(settings: Settings, status: RebuildStatus, *, accept_differen
                    drop_retired: bool, settle_s: float) -> dict[str, Any] | None:
     """Claim, run and record the rebuild; the recorded status when it was abandoned."""
     async with _recorder(settings, migrated=True) as recorder:
+        what = status.only or "every projection"
+        started = (f"rebuild {status.rebuild_id} ({status.owner}): {what} of schema "
+                   f"{status.live} into {status.rebuilt}")
         if recorder is None:
-            click.echo(f"schema {status.live} does not exist yet: rebuild {status.rebuild_id} "
+            click.echo(f"{started}; schema {status.live} does not exist yet: this rebuild "
                        "creates it and is not recorded (nothing serves that schema)", err=True)
         else:
             await _claim(recorder, status)
-        what = status.only or "every projection"
-        click.echo(f"rebuild {status.rebuild_id} ({status.owner}): {what} of schema "
-                   f"{status.live} into {status.rebuilt}; follow it with "
-                   f"`bend replay status {status.rebuild_id}` or "
-                   f"GET /api/replay/projections/{status.rebuild_id}", err=True)
+            click.echo(f"{started}; follow it with `bend replay status {status.rebuild_id}` or "
+                       f"GET /api/replay/projections/{status.rebuild_id}", err=True)
         try:
             await rebuild_projections(settings, status, recorder=recorder,
                                       accept_differences=accept_differences,

@@ -239,6 +239,26 @@ async def test_a_killed_cli_rebuild_is_reported_abandoned_with_what_to_do_and_a_
     assert (await _status(api, rebuild_id))["error"].endswith("presumed dead")
 
 
+async def test_an_interrupted_cli_rebuild_is_recorded_failed_and_the_next_may_start_at_once(
+        stack: Stack) -> None:
+    api, cli = stack.api, stack.cli
+    async with _batches_held(stack.settings):
+        process = await cli.start("replay", "projections")
+        try:
+            rebuild_id = await _rebuild_id_of(process)
+            await _until_phase(api, rebuild_id, {"verifying"})
+        finally:
+            process.send_signal(signal.SIGINT)  # Ctrl-C
+            await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 130
+    ended = await _status(api, rebuild_id)
+    assert ended["phase"] == "failed" and ended["finished_at"] is not None, ended
+    assert "stopped it" in ended["error"]
+    r = await api.client.post("/api/replay/projections", json={"only": "runs"})
+    assert r.status_code == 202, r.text  # no waiting for it to be presumed dead
+    assert (await _until_phase(api, r.json()["rebuild_id"], TERMINAL))["phase"] == "switched"
+
+
 async def test_the_status_of_an_unknown_rebuild_says_so_and_exits_non_zero(stack: Stack) -> None:
     code, out, err = await stack.cli.run("replay", "status", "nope")
     assert code != 0
