@@ -4,8 +4,9 @@ Faust can come out of a rebalance holding a partition it never fetches again (or
 records it drops as already read): the records wait forever, and so do their runs. An idle
 worker (nothing in flight) whose group's committed offset on an assigned partition has not
 moved for `stall_after_s` while the partition's log goes further is stalled there. The watch
-logs what the consumer holds for that partition and moves its position back to the committed
-offset, which makes Faust fetch and deliver the records again (each handler is idempotent).
+logs what the consumer holds for that partition and, if its fetch position is short of the end
+(records it never read), resumes it and moves its position back to the committed offset,
+which makes Faust fetch and deliver the records again (each handler is idempotent).
 """
 
 from __future__ import annotations
@@ -67,13 +68,25 @@ class StallWatch:
                 self._seen.pop(partition, None)
             elif seen is None or seen.committed != committed:
                 self._seen[partition] = _Seen(committed, now)
-            elif now - seen.since >= self.stall_after_s:
+            elif now - seen.since >= self.stall_after_s and await self._unfetched(partition, end):
                 stalled.append(partition)
                 await self._repair(partition, committed, end)
                 self._seen.pop(partition, None)
         for partition in set(self._seen) - set(offsets):
             del self._seen[partition]
         return stalled
+
+    async def _unfetched(self, partition: int, end: int) -> bool:
+        """Whether the consumer's fetch position is short of the end: records it never read.
+
+        Records fetched and handled whose offset Faust did not commit (its ack list can hold
+        duplicates and creep) are no stall: reading them again would run their steps again.
+        """
+        consumer: Any = self.app.consumer
+        tp = next(tp for tp in consumer.assignment()
+                  if tp.topic == self.topic and tp.partition == partition)
+        position = await consumer.position(tp)
+        return position is not None and position < end
 
     def _offsets(self, partitions: list[int]) -> dict[int, tuple[int, int]]:
         """Committed and end offset of each partition (blocking: run in a thread)."""

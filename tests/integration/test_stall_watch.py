@@ -28,6 +28,7 @@ class FakeConsumer:
     """What the watch uses of Faust's consumer: the assignment, resume and seek."""
 
     tps: set[TopicPartition]
+    positions: dict[int, int] = field(default_factory=dict)
     seeks: list[tuple[int, int]] = field(default_factory=list)
     resumed: list[int] = field(default_factory=list)
     _paused_partitions: set[Any] = field(default_factory=set)
@@ -42,7 +43,7 @@ class FakeConsumer:
         self.seeks.append((tp.partition, offset))
 
     async def position(self, tp: TopicPartition) -> int:
-        return 0
+        return self.positions.get(tp.partition, 0)
 
 
 @dataclass
@@ -90,6 +91,10 @@ async def test_an_idle_worker_re_reads_a_partition_it_holds_without_reading(
     await asyncio.sleep(0.4)
     assert await watch.check() == []  # 0.4 s without a move: not yet
     await asyncio.sleep(0.4)
+    consumer.positions[0] = 5  # fetched to the end, only not committed: no stall
+    assert await watch.check() == []
+    assert await watch.check() == []
+    consumer.positions[0] = 4  # never fetched past the committed offset
     assert await watch.check() == [0]  # 0.8 s idle, the offset still, a record waiting
     assert consumer.seeks == [(0, 4)] and consumer.resumed == [0]
     assert await watch.check() == []  # repaired: the clock starts again
