@@ -15,7 +15,7 @@ import structlog
 from bend.contracts.admin import ensure_topics
 from bend.settings import Settings
 
-__all__ = ["ROLES", "run_worker"]
+__all__ = ["ROLES", "run_worker", "watch_stalls"]
 
 ROLES = ("orchestrator", "executor", "triggers")
 
@@ -68,14 +68,14 @@ def _run_role(role: str, settings: Settings) -> None:
 
         orchestrator = Orchestrator(app, settings)
         orchestrator.register()
-        _watch_stalls(app, settings, orchestrator.commands.get_topic_name(),
+        watch_stalls(app, settings, orchestrator.commands.get_topic_name(),
                       lambda: orchestrator.in_flight)
     elif role == "executor":
         from streams.executor import Executor
 
         executor = Executor(app, settings, worker_id)
         executor.register()
-        _watch_stalls(app, settings, executor.tasks.get_topic_name(),
+        watch_stalls(app, settings, executor.tasks.get_topic_name(),
                       lambda: executor.in_flight)
     elif role == "triggers":
         from streams.triggers.service import Triggers
@@ -104,7 +104,7 @@ def _run_role(role: str, settings: Settings) -> None:
     worker.execute_from_commandline()
 
 
-def _watch_stalls(app: Any, settings: Settings, topic: str, busy: Callable[[], int]) -> None:
+def watch_stalls(app: Any, settings: Settings, topic: str, busy: Callable[[], int]) -> None:
     """Re-read a partition the worker holds but stopped reading (see streams/stall.py)."""
     if not settings.workers.stall_check_s:
         return

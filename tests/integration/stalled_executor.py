@@ -19,7 +19,7 @@ from bend.contracts.admin import ensure_topics
 from bend.settings import get_settings
 from streams.app import create_app
 from streams.executor import Executor
-from streams.worker import _watch_stalls
+from streams.worker import watch_stalls
 
 
 def main(limit: float) -> None:
@@ -29,7 +29,7 @@ def main(limit: float) -> None:
     executor = Executor(app, settings, "stalled-executor")
     executor.register()
     topic = executor.tasks.get_topic_name()
-    _watch_stalls(app, settings, topic, lambda: executor.in_flight)
+    watch_stalls(app, settings, topic, lambda: executor.in_flight)
 
     async def send(producer: AIOKafkaProducer, n: int) -> None:
         for i in range(n):  # not tasks: each is dead-lettered, which is handling it
