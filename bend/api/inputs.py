@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from jsonschema.validators import validator_for
+from pydantic import AfterValidator
 
 from bend.api.problems import InvalidInput
 
-__all__ = ["check_inputs", "nul_locations"]
+__all__ = ["NulFree", "check_inputs", "nul_locations"]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("holds a NUL character (\\u0000), which cannot be stored; remove it")
+    return value
+
+
+# A body's text field that reaches Postgres (an id, a filter): one holding NUL is a 422.
+NulFree = Annotated[str, AfterValidator(_no_nul)]
 
 
 def nul_locations(value: Any, where: str = "") -> list[str]:

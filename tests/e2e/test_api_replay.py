@@ -83,3 +83,7 @@ async def test_bad_replays_and_forks_are_refused_with_a_problem(api: RunningApi)
     assert 400 <= r.status_code < 500 and "ghost" in r.json()["detail"], r.text
     r = await api.client.post(f"/api/executions/{source}/fork", json={})
     assert r.status_code == 422, r.text
+    for body in ({"from_step": "sh\x00out"}, {"from_step": "shout", "set": {"who": "a\x00"}},
+                 {"from_step": "shout", "input": {"w\x00ho": "ada"}}):
+        r = await api.client.post(f"/api/executions/{source}/fork", json=body)
+        assert r.status_code == 422 and "NUL" in r.text, r.text

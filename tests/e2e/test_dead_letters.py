@@ -161,4 +161,7 @@ async def test_dead_letters_check_roles_and_ids(api: RunningApi) -> None:
     assert r.status_code == 404 and r.json()["error"] == "unknown_dead_letter"
     r = await api.client.post("/api/dead-letters/redrive", json={"event_ids": ["nope"]})
     assert r.status_code == 404
+    for body in ({"event_ids": ["a\x00b"]}, {"source_topic": "\x00"}, {"error_type": "x\x00"}):
+        r = await api.client.post("/api/dead-letters/redrive", json=body)  # found by the fuzzer
+        assert r.status_code == 422 and "NUL" in r.text, r.text
     assert (await api.client.get("/api/dead-letters")).json()["items"] == []

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
+from bend.api.inputs import NulFree
 from bend.api.paging import after_cursor
 from bend.deadletters.service import (
     DeadLetterFilter, DeadLetterScope, get_dead_letter, list_dead_letters, redrive_dead_letter,
@@ -41,9 +42,9 @@ class RedriveOne(BaseModel):
 class RedriveMany(BaseModel):
     """Which dead letters to re-drive: `event_ids`, or every one matching the filter."""
 
-    event_ids: list[str] | None = Field(default=None, max_length=1000)
-    source_topic: str | None = None
-    error_type: str | None = None
+    event_ids: list[NulFree] | None = Field(default=None, max_length=1000)
+    source_topic: NulFree | None = None
+    error_type: NulFree | None = None
     since: datetime | None = None
     until: datetime | None = None
     force: bool = Field(default=False, description="Include those re-driven before")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from bend.api.deps import Context, permit
 from bend.api.errors import problem_responses
+from bend.api.inputs import NulFree, nul_locations
 from bend.replay.fork import fork_run
 from bend.replay.replay import replay_run
 from bend.security.roles import Principal
@@ -25,9 +26,17 @@ Starter = Annotated[Principal, Depends(permit("runs:replay"))]
 class ForkRequest(BaseModel):
     """Where to fork from, and what to change in the input."""
 
-    from_step: str = Field(description="The step to run again; earlier outputs are reused")
+    from_step: NulFree = Field(description="The step to run again; earlier outputs are reused")
     set: dict[str, Any] = Field(default_factory=dict, description="Input keys to change")
     input: Any = Field(default=None, description="A whole new input (null: the source's)")
+
+    @model_validator(mode="after")
+    def _storable(self) -> ForkRequest:
+        nuls = nul_locations(self.set, "set") + nul_locations(self.input, "input")
+        if nuls:
+            raise ValueError(f"{', '.join(nuls)} holds a NUL character (\\u0000), which "
+                             "cannot be stored; remove it")
+        return self
 
 
 @router.get("/{run_id}/replay", responses=problem_responses(404))
