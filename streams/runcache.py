@@ -140,7 +140,6 @@ class RunCache:
         self._topic = run_events_topic
         self._partitions: dict[int, PartitionRuns] = {}
         self._loading: dict[int, asyncio.Task[PartitionRuns]] = {}
-        self._drops: dict[int, int] = {}  # times each partition was revoked
 
     def owned(self) -> dict[int, PartitionRuns]:
         """The partitions already rebuilt."""
@@ -151,7 +150,6 @@ class RunCache:
         runs = self._partitions.get(partition)
         if runs is not None:
             return runs
-        drops = self._drops.get(partition, 0)
         task = self._loading.get(partition)
         if task is None:
             task = asyncio.ensure_future(self._rebuild(partition))
@@ -159,11 +157,13 @@ class RunCache:
         try:
             runs = await task
         finally:
-            if self._loading.get(partition) is task:
+            # `drop` forgets the loading task of a revoked partition: not current any more.
+            current = self._loading.get(partition) is task
+            if current:
                 del self._loading[partition]
-        if self._drops.get(partition, 0) == drops:
+        if current:
             self._partitions[partition] = runs
-        else:
+        elif self._partitions.get(partition) is not runs:
             log.info("partition_revoked_while_rebuilt", partition=partition)
         return runs
 
@@ -171,8 +171,7 @@ class RunCache:
         """Forget revoked partitions: another worker owns their runs now."""
         for p in partitions:
             self._partitions.pop(p, None)
-            self._loading.pop(p, None)  # a rebuild under way is not reused by a new assignment
-            self._drops[p] = self._drops.get(p, 0) + 1
+            self._loading.pop(p, None)  # a rebuild under way is not kept, nor reused
 
     async def _rebuild(self, partition: int) -> PartitionRuns:
         started = time.perf_counter()

@@ -54,12 +54,12 @@ class StallWatch:
 
     async def check(self) -> list[int]:
         """One look: the partitions found stalled (and repaired) this time."""
-        held = sorted(tp.partition for tp in self.app.consumer.assignment()
-                      if tp.topic == self.topic)
+        held = {tp.partition: tp for tp in self.app.consumer.assignment()
+                if tp.topic == self.topic}
         if not held or self.busy():
             self._seen.clear()
             return []
-        offsets = await asyncio.to_thread(self._offsets, held)
+        offsets = await asyncio.to_thread(self._offsets, sorted(held))
         now = time.monotonic()
         stalled = []
         for partition, (committed, end) in offsets.items():
@@ -68,24 +68,22 @@ class StallWatch:
                 self._seen.pop(partition, None)
             elif seen is None or seen.committed != committed:
                 self._seen[partition] = _Seen(committed, now)
-            elif now - seen.since >= self.stall_after_s and await self._unfetched(partition, end):
+            elif now - seen.since >= self.stall_after_s and await self._unfetched(
+                    held[partition], end):
                 stalled.append(partition)
-                await self._repair(partition, committed, end)
+                await self._repair(held[partition], committed, end)
                 self._seen.pop(partition, None)
         for partition in set(self._seen) - set(offsets):
             del self._seen[partition]
         return stalled
 
-    async def _unfetched(self, partition: int, end: int) -> bool:
+    async def _unfetched(self, tp: Any, end: int) -> bool:
         """Whether the consumer's fetch position is short of the end: records it never read.
 
         Records fetched and handled whose offset Faust did not commit (its ack list can hold
         duplicates and creep) are no stall: reading them again would run their steps again.
         """
-        consumer: Any = self.app.consumer
-        tp = next(tp for tp in consumer.assignment()
-                  if tp.topic == self.topic and tp.partition == partition)
-        position = await consumer.position(tp)
+        position = await self.app.consumer.position(tp)
         return position is not None and position < end
 
     def _offsets(self, partitions: list[int]) -> dict[int, tuple[int, int]]:
@@ -105,10 +103,8 @@ class StallWatch:
                 result[tp.partition] = (start, end)
         return result
 
-    async def _repair(self, partition: int, committed: int, end: int) -> None:
+    async def _repair(self, tp: Any, committed: int, end: int) -> None:
         consumer: Any = self.app.consumer
-        tp = next(tp for tp in consumer.assignment()
-                  if tp.topic == self.topic and tp.partition == partition)
         facts: dict[str, Any] = {
             "paused": tp in getattr(consumer, "_paused_partitions", ()),
             "active": tp in (getattr(consumer, "_active_partitions", None) or ()),
@@ -122,7 +118,7 @@ class StallWatch:
         except Exception as exc:  # noqa: BLE001 - a fact for the log, not a condition
             facts["position"] = repr(exc)
         STALLED_PARTITIONS.labels(self.group, self.topic).inc()
-        log.error("partition_stalled", topic=self.topic, partition=partition,
+        log.error("partition_stalled", topic=self.topic, partition=tp.partition,
                   committed=committed, end=end, idle_for_s=self.stall_after_s, **facts)
         consumer.resume_partitions({tp})
         await consumer.seek(tp, committed)  # also resets Faust's read offset for it

@@ -10,12 +10,14 @@ from pydantic import AfterValidator
 
 from bend.api.problems import InvalidInput
 
-__all__ = ["NulFree", "check_inputs", "nul_locations"]
+__all__ = ["NUL_PROBLEM", "NulFree", "check_inputs", "nul_locations"]
+
+NUL_PROBLEM = "holds a NUL character (\\u0000), which cannot be stored; remove it"
 
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
-        raise ValueError("holds a NUL character (\\u0000), which cannot be stored; remove it")
+        raise ValueError(NUL_PROBLEM)
     return value
 
 
@@ -42,7 +44,7 @@ def nul_locations(value: Any, where: str = "") -> list[str]:
 def check_inputs(workflow_id: str, definition: dict[str, Any], inputs: Sequence[Any],
                  where: Sequence[str]) -> None:
     """Raise InvalidInput listing every problem of every input (`where[i]` names input i)."""
-    problems = [(loc, "holds a NUL character (\\u0000), which cannot be stored; remove it")
+    problems = [(loc, NUL_PROBLEM)
                 for label, value in zip(where, inputs) for loc in nul_locations(value, label)]
     schema = definition.get("input_schema")
     if schema:

@@ -15,6 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from bend.security.dependencies import get_security
 from bend.security.redact import MASK, Redactor
+from bend.web.timeline import human_ms
 
 __all__ = ["Shown", "duration", "masked", "page", "redactor_for", "show", "templates",
            "unmask"]
@@ -37,16 +38,7 @@ SECRET_KEYS = frozenset({"authorization", "api_key", "apikey", "x-api-key", "pas
 
 def duration(ms: float | int | None) -> str:
     """`ms` for people: 850 ms, 1.2 s, 3 min 5 s."""
-    if ms is None:
-        return ""
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.1f} s"
-    minutes, seconds = divmod(int(ms // 1000), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s"
-    return f"{minutes // 60} h {minutes % 60} min"
+    return "" if ms is None else human_ms(ms)
 
 
 def when(value: datetime | None) -> str:

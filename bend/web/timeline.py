@@ -141,8 +141,8 @@ class Row:
 LABEL_CHARS = 24
 
 
-def _span(ms: float) -> str:
-    """`ms` for people, as the pages' `duration` filter says it."""
+def human_ms(ms: float) -> str:
+    """`ms` for people: 850 ms, 1.2 s, 3 min 5 s (the pages' `duration` filter too)."""
     if ms < 1000:
         return f"{ms:.0f} ms"
     if ms < 60_000:
@@ -177,17 +177,17 @@ def describe(a: Attempt, now: datetime) -> str:
         return f"{a.step_id}: {status}" + (f", {a.detail}" if a.detail else "")
     parts = [f"{a.step_id}, attempt {a.attempt}: {status}"]
     if a.scheduled_at and a.started_at:
-        parts.append(f"queued {_span(_ms(a.scheduled_at, a.started_at))}")
+        parts.append(f"queued {human_ms(_ms(a.scheduled_at, a.started_at))}")
     if a.started_at and a.ended_at:
-        parts.append(f"ran {_span(_ms(a.started_at, a.ended_at))}")
+        parts.append(f"ran {human_ms(_ms(a.started_at, a.ended_at))}")
     elif a.started_at:
-        parts.append(f"running for {_span(_ms(a.started_at, now))}")
+        parts.append(f"running for {human_ms(_ms(a.started_at, now))}")
     elif a.scheduled_at and a.ended_at:
-        parts.append(f"took {_span(_ms(a.scheduled_at, a.ended_at))}")
+        parts.append(f"took {human_ms(_ms(a.scheduled_at, a.ended_at))}")
     elif a.scheduled_at:
-        parts.append(f"waiting for {_span(_ms(a.scheduled_at, now))}")
+        parts.append(f"waiting for {human_ms(_ms(a.scheduled_at, now))}")
     if a.retry_at is not None and a.open:
-        parts.append(f"retry in {_span(_ms(now, a.retry_at))}")
+        parts.append(f"retry in {human_ms(_ms(now, a.retry_at))}")
     return ", ".join(parts)
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from bend.api.deps import Context, permit
 from bend.api.errors import problem_responses
-from bend.api.inputs import NulFree, nul_locations
+from bend.api.inputs import NUL_PROBLEM, NulFree, nul_locations
 from bend.replay.fork import fork_run
 from bend.replay.replay import replay_run
 from bend.security.roles import Principal
@@ -34,8 +34,7 @@ class ForkRequest(BaseModel):
     def _storable(self) -> ForkRequest:
         nuls = nul_locations(self.set, "set") + nul_locations(self.input, "input")
         if nuls:
-            raise ValueError(f"{', '.join(nuls)} holds a NUL character (\\u0000), which "
-                             "cannot be stored; remove it")
+            raise ValueError(f"{', '.join(nuls)} {NUL_PROBLEM}")
         return self
 
 
