@@ -72,12 +72,18 @@ def fork_command(source: RunState, from_step: str, now: datetime, *,
 
 async def fork_run(settings: Settings, run_id: str, from_step: str, *, input: Any = None,
                    overrides: Mapping[str, Any] | None = None,
-                   partition: int | None = None) -> StartRun:
-    """Read `run_id`'s events, fold them, and send the fork's StartRun; the command sent."""
+                   partition: int | None = None, project: str | None = None) -> StartRun:
+    """Read `run_id`'s events, fold them, and send the fork's StartRun; the command sent.
+
+    With `project` (a caller's), a run of another project is unknown (NoEvents): a fork starts
+    in its source's project, so forking another project's run would act in that project.
+    """
     recorded = await run_events_of(settings, run_id, partition)
     if not recorded:
         raise NoEvents(run_id, "the run-events topic")
     source = fold_events([r.event for r in recorded])
+    if project is not None and source.project != project:
+        raise NoEvents(run_id, "the run-events topic")
     cmd = fork_command(source, from_step, datetime.now(timezone.utc), input=input,
                        overrides=overrides)
     async with RecordProducer(settings) as producer:

@@ -71,8 +71,12 @@ async def projection_of(settings: Settings,
 
 
 async def replay_run(settings: Settings, run_id: str, *, archive: Path | None = None,
-                     check_projection: bool = True) -> ReplayReport:
-    """Read the run's events (Kafka, or `archive`), fold them, compare with the projection."""
+                     check_projection: bool = True, project: str | None = None) -> ReplayReport:
+    """Read the run's events (Kafka, or `archive`), fold them, compare with the projection.
+
+    With `project` (a caller's), a run of another project is unknown (NoEvents), as if it had
+    no events: the API never tells one project what another's runs hold, or that they exist.
+    """
     projection = await projection_of(settings, run_id) if check_projection else None
     if archive is not None:
         recorded: list[Recorded] = [r for r in read_archive(archive) if r.event.run_id == run_id]
@@ -84,6 +88,8 @@ async def replay_run(settings: Settings, run_id: str, *, archive: Path | None = 
     if not recorded:
         raise NoEvents(run_id, where)
     report = fold_report(run_id, [r.event for r in recorded])
+    if project is not None and report.state.project != project:
+        raise NoEvents(run_id, where)
     if projection is not None:
         report.checked = True
         report.differences = differences(report.state, projection[0], projection[1])

@@ -35,6 +35,13 @@ router = APIRouter(prefix="/api/replay", tags=["replay"],
 Admin = Annotated[Principal, Depends(permit("projections:rebuild"))]
 
 
+def _installation(ctx: Context, principal: Principal) -> None:
+    """A rebuild is the installation's, not a project's: only admins of the installation's own
+    project (`BEND_PROJECT`) start or read one; to others' admins none exists."""
+    if principal.project != ctx.settings.project:
+        raise NotInstallationAdmin(principal.project)
+
+
 class UnknownRebuild(BendError):
     """No rebuild of this read model has this id."""
 
@@ -45,6 +52,19 @@ class UnknownRebuild(BendError):
         super().__init__(f"no rebuild {rebuild_id} is recorded for this read model; start one "
                          "with POST /api/replay/projections")
         self.rebuild_id = rebuild_id
+
+
+class NotInstallationAdmin(BendError):
+    """Rebuilds act on every project's read models: an admin of one project may not start them."""
+
+    code = "installation_admin_required"
+    status = 403
+
+    def __init__(self, project: str) -> None:
+        super().__init__(f"rebuilding the read models is for admins of the installation's own "
+                         f"project; a key of project {project!r} cannot; ask an installation "
+                         "admin, or use `bend replay projections` where Bend runs")
+        self.project = project
 
 
 class RebuildRequest(BaseModel):
@@ -71,6 +91,7 @@ async def start_rebuild(ctx: Context, principal: Admin, request: Request,
                         body: RebuildRequest | None = None) -> dict[str, Any]:
     """Start rebuilding the read model from the log's start; poll its status on any replica
     (409 while another rebuild runs on any replica)."""
+    _installation(ctx, principal)
     body = body or RebuildRequest()
     status = new_status(ctx.settings, body.only)
     recorder = RebuildRecorder.of(ctx.pool, ctx.settings)
@@ -97,7 +118,9 @@ async def start_rebuild(ctx: Context, principal: Admin, request: Request,
 async def rebuild_status(ctx: Context, principal: Admin, rebuild_id: str) -> dict[str, Any]:
     """The rebuild's phase, events/s, progress, the tables that differ, and its last heartbeat
     (`abandoned`, with what to do, once its process stopped reporting)."""
-    found = await RebuildRecorder.of(ctx.pool, ctx.settings).read(rebuild_id)
+    found = None
+    if principal.project == ctx.settings.project:
+        found = await RebuildRecorder.of(ctx.pool, ctx.settings).read(rebuild_id)
     if found is None:
         raise UnknownRebuild(rebuild_id)
     return found

@@ -40,16 +40,18 @@ class ForkRequest(BaseModel):
 
 @router.get("/{run_id}/replay", responses=problem_responses(404))
 async def replay_execution(ctx: Context, principal: Reader, run_id: str) -> dict[str, Any]:
-    """The run's events folded with the engine's `apply`, and where the projection differs."""
-    report = await replay_run(ctx.settings, run_id)
+    """The run's events folded with the engine's `apply`, and where the projection differs
+    (runs of the caller's project only)."""
+    report = await replay_run(ctx.settings, run_id, project=principal.project)
     return report.as_dict()
 
 
 @router.post("/{run_id}/fork", status_code=202, responses=problem_responses(404))
 async def fork_execution(ctx: Context, principal: Starter, run_id: str,
                          body: ForkRequest) -> dict[str, Any]:
-    """Start a run reusing `run_id`'s outputs before `from_step`; its id."""
+    """Start a run reusing `run_id`'s outputs before `from_step`; its id (runs of the caller's
+    project only)."""
     cmd = await fork_run(ctx.settings, run_id, body.from_step, input=body.input,
-                         overrides=body.set or None)
+                         overrides=body.set or None, project=principal.project)
     return {"run_id": cmd.run_id, "forked_from_run_id": run_id,
             "fork_step_id": body.from_step, "reused": sorted(cmd.seed)}
