@@ -185,6 +185,34 @@ class SecuritySettings(BaseModel):
     webhook_tolerance_s: int = Field(default=300, ge=1)
 
 
+class SecretsSettings(BaseModel):
+    """How executors find the secrets steps name (`BEND_SECRETS__CACHE_S`).
+
+    Secrets come from the encrypted store (`PUT /api/secrets/{name}`) of the run's project. A
+    name the store lacks falls back to `BEND_SECRET_<NAME>`, but only for runs of the projects
+    in `env_projects` (default: the installation's own, `BEND_PROJECT`; `*`: every project).
+    """
+
+    cache_s: float = Field(default=30.0, ge=0)  # a project's secrets are re-read this often
+    env_fallback: bool = True
+    env_projects: list[str] = Field(default_factory=list)  # empty: [BEND_PROJECT]
+    # Hosts each BEND_SECRET_<NAME> may be sent to, by lower-case name (as the store's
+    # `allowed_hosts`); a name not listed may be sent to any host its steps name.
+    env_allowed_hosts: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class EgressSettings(BaseModel):
+    """Where executors and pollers may connect (`BEND_EGRESS__ALLOWED_NETWORKS`).
+
+    Loopback, private, link-local (cloud metadata included), shared, multicast and reserved
+    addresses are refused unless a network here holds them; the address checked is the one
+    connected to, after DNS, so a name that resolves to such an address is refused too.
+    """
+
+    allow_private: bool = False  # true: no address is refused (a trusted, closed network)
+    allowed_networks: list[str] = Field(default_factory=list)  # e.g. ["127.0.0.0/8", "10.1.0.0/16"]
+
+
 class Settings(BaseSettings):
     """All of Bend's configuration; nested sections use `__` (`BEND_DEV__KAFKA_PORT`)."""
 
@@ -204,6 +232,8 @@ class Settings(BaseSettings):
     triggers: TriggerSettings = TriggerSettings()
     ops: OpsSettings = OpsSettings()
     tracing: TracingSettings = TracingSettings()
+    secrets: SecretsSettings = SecretsSettings()
+    egress: EgressSettings = EgressSettings()
 
     # Flat aliases for the two settings users set most (BEND_DATABASE_URL, BEND_KAFKA_BOOTSTRAP).
     database_url: str | None = None

@@ -9,43 +9,15 @@ schema is named after the installation's topic prefix (`bend` -> `bend_security`
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncIterator
 
-import asyncpg
-
+from bend.security.database import security_pool, security_schema
 from bend.security.dependencies import Security, build_security
 from bend.security.keyfiles import load_keys
 from bend.security.keystore import ApiKeyStore
-from bend.security.schema import ensure_schema
 from bend.settings import Settings
-from projections.db import check_schema, create_pool, database_url
 
 __all__ = ["bootstrap_key", "open_security", "security_pool", "security_schema"]
-
-
-def security_schema(settings: Settings) -> str:
-    """The schema holding the `sec_*` tables: `<topic prefix>_security`."""
-    prefix = re.sub(r"[^a-z0-9_]", "_", settings.kafka.topic_prefix.lower())
-    return check_schema(f"{prefix}_security"[:63])
-
-
-@contextlib.asynccontextmanager
-async def security_pool(settings: Settings, max_size: int = 4) -> AsyncIterator[asyncpg.Pool]:
-    """A small pool on the security schema (created, with its tables, if missing)."""
-    schema = security_schema(settings)
-    url = database_url(settings)
-    pool = await create_pool(url, schema, min_size=1, max_size=max_size)
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            # Processes starting together would race on CREATE SCHEMA IF NOT EXISTS.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                               f"bend.security.schema:{schema}")
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        await ensure_schema(pool)
-        yield pool
-    finally:
-        await pool.close()
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ import time
 import click
 
 from bend.contracts.admin import ensure_topics
-from bend.devstack.workers import Workers
+from bend.devstack.workers import Workers, local_env
 from bend.settings import get_settings
 
 __all__ = ["serve"]
@@ -27,7 +27,8 @@ def serve(executors: int, model: bool) -> None:
     ensure_topics(settings)
     log_dir = settings.dev.state_dir / "logs" / "serve"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {"BEND_SECRET_LLM_API_KEY": os.environ.get("BEND_SECRET_LLM_API_KEY", "local")}
+    env = {"BEND_SECRET_LLM_API_KEY": os.environ.get("BEND_SECRET_LLM_API_KEY", "local"),
+           **local_env()}  # the scripted model and the local stack are on loopback
     workers = Workers(settings, env=env, log_dir=log_dir)
     others: list[tuple[str, subprocess.Popen[bytes]]] = []
 

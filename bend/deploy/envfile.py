@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -77,5 +78,15 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         node = nested
         for section in sections:
             node = node.setdefault(section, {})
-        node[leaf] = value
+        node[leaf] = _complex(value)
     return _Only(**nested)
+
+
+def _complex(value: str) -> Any:
+    """A list or object value as JSON, as pydantic-settings reads it from the environment."""
+    if value.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass  # not JSON: let the field's validation say what is wrong
+    return value

@@ -83,6 +83,16 @@ class WorkerProcess:
             self.kill()
 
 
+# The local stack's processes may reach loopback (its scripted model, test servers): production
+# workers refuse it by default (bend.settings.EgressSettings). A value set by the user wins.
+LOCAL_EGRESS = {"BEND_EGRESS__ALLOWED_NETWORKS": '["127.0.0.0/8", "::1/128"]'}
+
+
+def local_env() -> dict[str, str]:
+    """What the local stack adds to its processes' environment, unless already set."""
+    return {k: v for k, v in LOCAL_EGRESS.items() if k not in os.environ}
+
+
 @dataclass
 class Workers:
     """The worker processes started for one set of settings (`env` overrides BEND_* variables)."""
@@ -99,7 +109,8 @@ class Workers:
         index = sum(1 for p in self.processes if p.role == role)
         log_path = log_dir / f"{self.settings.kafka.topic_prefix}-{role}-{index}.log"
         # Port 0: each worker's ops server takes a free port and logs it (see ops_url).
-        env = {**os.environ, "BEND_OPS__PORT": "0", **self.env, "BEND_LOG__FORMAT": "json"}
+        env = {**os.environ, **local_env(), "BEND_OPS__PORT": "0", **self.env,
+               "BEND_LOG__FORMAT": "json"}
         with log_path.open("ab") as log_file:
             proc = subprocess.Popen([sys.executable, "-m", "streams.worker", role], env=env,
                                     stdout=log_file, stderr=subprocess.STDOUT,

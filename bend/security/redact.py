@@ -30,6 +30,10 @@ class Redactor:
         ordered = sorted(forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
+    def __bool__(self) -> bool:
+        """Whether there is anything to mask."""
+        return self._pattern is not None
+
     def text(self, text: str) -> str:
         """`text` with every secret masked."""
         return self._pattern.sub(MASK, text) if self._pattern else text

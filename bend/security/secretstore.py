@@ -12,18 +12,63 @@ from bend.security.errors import InvalidSecretName, SecretUndecryptable, Unknown
 from bend.security.keystore import Clock, utcnow
 from bend.security.secretbox import SecretBox, Unsealable
 
-__all__ = ["SecretInfo", "SecretStore", "check_secret_name"]
+__all__ = ["SecretEntry", "SecretInfo", "SecretStore", "check_host_pattern",
+           "check_secret_name", "host_allowed"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+_HOST = re.compile(r"(\*|(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*"
+                   r"|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 
 @dataclass(frozen=True, slots=True)
 class SecretInfo:
-    """What may be listed about a secret: its name and times, never its value."""
+    """What may be listed about a secret: its name, times and hosts, never its value."""
 
     name: str
     created_at: datetime
     updated_at: datetime
+    allowed_hosts: tuple[str, ...] | None = None  # None: set before hosts existed (any host)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretEntry:
+    """A secret's value with the hosts it may be sent to (None: any host)."""
+
+    value: str
+    allowed_hosts: tuple[str, ...] | None
+
+
+def check_host_pattern(pattern: str) -> str:
+    """`pattern` (lower-cased) if it is a host, `*.domain`, `*` or `[v6]`, each with an optional
+    `:port`; else ValueError."""
+    if not _HOST.fullmatch(pattern):
+        raise ValueError(f"{pattern!r} is not a host name, `*.domain`, `*` or `[ipv6]` "
+                         "(with an optional :port)")
+    return pattern.lower()
+
+
+def host_allowed(host: str, port: int | None, patterns: tuple[str, ...] | None) -> bool:
+    """Whether `host:port` is one of `patterns` (None: any host)."""
+    if patterns is None:
+        return True
+    host = host.lower().strip("[]")
+    for pattern in patterns:
+        name, want_port = _split_host(pattern)
+        if want_port is not None and port != want_port:
+            continue
+        if name == "*" or name == host or (name.startswith("*.") and host.endswith(name[1:])):
+            return True
+    return False
+
+
+def _split_host(pattern: str) -> tuple[str, int | None]:
+    """`host[:port]` or `[v6][:port]` as (host, port or None)."""
+    if pattern.startswith("["):
+        end = pattern.index("]")
+        rest = pattern[end + 1:]
+        return pattern[1:end], int(rest[1:]) if rest else None
+    name, sep, port = pattern.partition(":")
+    return name, int(port) if sep else None
 
 
 def check_secret_name(name: str) -> str:
@@ -46,19 +91,37 @@ class SecretStore:
         self._box = SecretBox(key)
         self._clock = clock
 
-    async def set(self, project: str, name: str, value: str) -> SecretInfo:
-        """Store `value` as `name` of `project`, replacing any earlier value."""
+    async def set(self, project: str, name: str, value: str,
+                  allowed_hosts: list[str] | None = None) -> SecretInfo:
+        """Store `value` as `name` of `project`, replacing any earlier value. `allowed_hosts`
+        replaces the hosts it may be sent to; None keeps them (a new secret: none)."""
         check_secret_name(name)
+        hosts = None if allowed_hosts is None else [check_host_pattern(h) for h in allowed_hosts]
         now = self._clock()
         row = await self._pool.fetchrow(
             "INSERT INTO sec_secrets (project, name, ciphertext, key_fingerprint, created_at,"
-            " updated_at) VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (project, name) DO UPDATE"
+            " updated_at, allowed_hosts) VALUES ($1, $2, $3, $4, $5, $5, COALESCE($6::text[], '{}'))"
+            " ON CONFLICT (project, name) DO UPDATE"
             " SET ciphertext = EXCLUDED.ciphertext, key_fingerprint = EXCLUDED.key_fingerprint,"
-            " updated_at = EXCLUDED.updated_at RETURNING name, created_at, updated_at",
+            " updated_at = EXCLUDED.updated_at,"
+            " allowed_hosts = COALESCE($6::text[], sec_secrets.allowed_hosts)"
+            " RETURNING name, created_at, updated_at, allowed_hosts",
             project, name, self._box.seal(value, _context(project, name)),
-            self._box.fingerprint, now,
+            self._box.fingerprint, now, hosts,
         )
-        return SecretInfo(**dict(row))
+        return _info(row)
+
+    async def set_hosts(self, project: str, name: str, allowed_hosts: list[str]) -> SecretInfo:
+        """Replace the hosts `name` of `project` may be sent to (its value unchanged)."""
+        hosts = [check_host_pattern(h) for h in allowed_hosts]
+        row = await self._pool.fetchrow(
+            "UPDATE sec_secrets SET allowed_hosts = $3, updated_at = $4"
+            " WHERE project = $1 AND name = $2"
+            " RETURNING name, created_at, updated_at, allowed_hosts",
+            project, name, hosts, self._clock())
+        if row is None:
+            raise UnknownSecret(name)
+        return _info(row)
 
     async def get(self, project: str, name: str) -> str:
         """The value of `name` in `project`, or UnknownSecret / SecretUndecryptable."""
@@ -78,13 +141,23 @@ class SecretStore:
         )
         return {r["name"]: self._open(project, r["name"], r) for r in rows}
 
+    async def entries(self, project: str) -> dict[str, SecretEntry]:
+        """Every secret of `project` by name: its value and the hosts it may be sent to."""
+        rows = await self._pool.fetch(
+            "SELECT name, ciphertext, key_fingerprint, allowed_hosts FROM sec_secrets"
+            " WHERE project = $1", project)
+        return {r["name"]: SecretEntry(self._open(project, r["name"], r),
+                                       None if r["allowed_hosts"] is None
+                                       else tuple(r["allowed_hosts"]))
+                for r in rows}
+
     async def list(self, project: str) -> list[SecretInfo]:
         """The secrets of `project`, names and times only, by name."""
         rows = await self._pool.fetch(
-            "SELECT name, created_at, updated_at FROM sec_secrets WHERE project = $1 ORDER BY name",
-            project,
+            "SELECT name, created_at, updated_at, allowed_hosts FROM sec_secrets"
+            " WHERE project = $1 ORDER BY name", project,
         )
-        return [SecretInfo(**dict(r)) for r in rows]
+        return [_info(r) for r in rows]
 
     async def delete(self, project: str, name: str) -> None:
         """Delete `name` from `project`, or UnknownSecret."""
@@ -102,3 +175,9 @@ class SecretStore:
             return self._box.open(row["ciphertext"], _context(project, name))
         except Unsealable:
             raise SecretUndecryptable(name) from None
+
+
+def _info(row: asyncpg.Record) -> SecretInfo:
+    hosts = row["allowed_hosts"]
+    return SecretInfo(row["name"], row["created_at"], row["updated_at"],
+                      None if hosts is None else tuple(hosts))

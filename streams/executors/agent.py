@@ -124,7 +124,8 @@ async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder) 
     assert spec.llm is not None  # parse() refuses a step without one
     tools = _tools(spec, ctx)
     secret = spec.llm.api_key_secret
-    api_key = await ctx.secrets.resolve(secret, task.project) if secret else None
+    api_key = (await ctx.secrets.secret(secret, task.project)).for_url(spec.llm.base_url) \
+        if secret else None
     endpoint = LlmEndpoint(spec.llm.base_url, api_key, spec.llm.timeout_s or ctx.llm_timeout_s)
     messages: list[dict[str, Any]] = []
     if spec.system_prompt:

@@ -10,8 +10,9 @@ import httpx
 
 from bend.components import Registry, default_registry
 from bend.settings import Settings
+from streams.executors.egress import EgressPolicy, GuardedTransport
 from streams.executors.circuits import CircuitBreakers
-from streams.executors.secrets import DictSecrets, SecretResolver
+from streams.executors.secrets import DictSecrets, SecretResolver, StoreSecrets
 
 __all__ = ["ExecutionContext", "utc_now"]
 
@@ -39,23 +40,34 @@ class ExecutionContext:
     def create(cls, settings: Settings | None = None, *, worker_id: str = "",
                registry: Registry | None = None, secrets: SecretResolver | None = None,
                circuits: CircuitBreakers | None = None) -> ExecutionContext:
-        """A context with a pooled HTTP client, the installed components, `BEND_SECRET_*`."""
+        """A context with a pooled HTTP client that connects only where the egress policy
+        allows, the installed components and the secrets store of `settings` (without
+        settings: `BEND_SECRET_*` for every project, and no egress check)."""
         max_connections = 100
+        policy = EgressPolicy.open()
         if settings is not None:
             max_connections = max(10, settings.workers.executor_concurrency * 2)
+            policy = EgressPolicy.of(settings.egress)
+        limits = httpx.Limits(max_connections=max_connections)
         http = httpx.AsyncClient(
+            transport=GuardedTransport(policy, limits),
             follow_redirects=True,
-            limits=httpx.Limits(max_connections=max_connections),
             timeout=httpx.Timeout(30.0),
         )
+        if secrets is None:
+            secrets = StoreSecrets.of(settings) if settings is not None \
+                else DictSecrets.from_environ()
         return cls(
             http=http,
             registry=registry or default_registry(),
-            secrets=secrets or DictSecrets.from_environ(),
+            secrets=secrets,
             circuits=circuits or CircuitBreakers(),
             worker_id=worker_id,
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP client's connections."""
+        """Close the HTTP client's connections and the secrets store's pool."""
         await self.http.aclose()
+        closer = getattr(self.secrets, "aclose", None)
+        if closer is not None:
+            await closer()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 import structlog
 
+from bend.core.commands import Command, RecordLlmCall, RecordToolCall
 from bend.core.events import StepScheduled
+from bend.security.redact import Redactor
 from streams.executors import agent, http, tool
 from streams.executors.context import ExecutionContext
-from streams.executors.errors import RetryableStepError, StepTimeout, UnknownNodeType
+from streams.executors.errors import StepError, RetryableStepError, StepTimeout, UnknownNodeType
 from streams.executors.outcome import StepOutcome
 
 __all__ = ["EXECUTORS", "execute"]
@@ -29,6 +32,41 @@ EXECUTORS: dict[str, Executor] = {
 
 
 async def execute(task: StepScheduled, ctx: ExecutionContext) -> StepOutcome:
+    """The step's outcome with every secret value of the run's project masked (an upstream may
+    echo a key in an error or a body); never raises for the step's own failures."""
+    outcome = await _execute(task, ctx)
+    try:
+        redactor = await ctx.secrets.redactor(task.project)
+    except StepError as exc:  # nothing may leave unmasked: report no output, retry the step
+        log.warning("outcome_not_redactable", error=exc.message)
+        return StepOutcome.failure(exc)
+    return redacted(outcome, redactor)
+
+
+def _record(record: Command, redact: Redactor) -> Command:
+    match record:
+        case RecordLlmCall():
+            return dataclasses.replace(record, request=redact(record.request),
+                                       response=redact(record.response))
+        case RecordToolCall():
+            return dataclasses.replace(record, arguments=redact(record.arguments),
+                                       result=redact(record.result),
+                                       error=None if record.error is None
+                                       else redact.text(record.error))
+    return record
+
+
+def redacted(outcome: StepOutcome, redact: Redactor) -> StepOutcome:
+    """`outcome` with every value `redact` knows masked in its output, message and calls."""
+    if not redact:
+        return outcome
+    return dataclasses.replace(
+        outcome, output=redact(outcome.output),
+        message=None if outcome.message is None else redact.text(outcome.message),
+        records=tuple(_record(r, redact) for r in outcome.records))
+
+
+async def _execute(task: StepScheduled, ctx: ExecutionContext) -> StepOutcome:
     """The step's outcome; never raises for the step's own failures (bugs become retryable)."""
     run = EXECUTORS.get(task.node_type)
     if run is None:

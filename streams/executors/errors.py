@@ -70,8 +70,10 @@ class SecretNotFound(PermanentStepError):
     code = "secret_not_found"
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"secret {name!r} is not defined; define it (for the local secrets: "
-                         f"environment variable BEND_SECRET_{name.upper()}) and retry the run")
+        super().__init__(f"secret {name!r} is not defined for this run's project; set it with "
+                         f"PUT /api/secrets/{name} (with its allowed_hosts) or, for the "
+                         f"installation's own project, BEND_SECRET_{name.upper()} on the "
+                         "executors; then retry the run")
         self.name = name
 
 

@@ -1,7 +1,13 @@
-"""The http executor: one request per attempt, carrying the step's idempotency key."""
+"""The http executor: one request per attempt, carrying the step's idempotency key.
+
+Header values and the body may name secrets of the run's project as `{{ secrets.NAME }}`: the
+executor puts each value in just before sending, to a host the secret allows, and follows no
+redirect with it. The task (and so the run log) keeps the reference, never the value.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -13,7 +19,9 @@ from bend.core.expressions import as_text
 from bend.tracing import call_span, http_attributes, inject_http, note_http_status
 from streams.executors.circuits import target_of
 from streams.executors.context import ExecutionContext
-from streams.executors.errors import StepError, StepTimeout, TargetFailed, TargetRejected
+from streams.executors.errors import (
+    InvalidStepInput, StepError, StepTimeout, TargetFailed, TargetRejected,
+)
 from streams.executors.inputs import parse_input
 from streams.executors.outcome import StepOutcome
 
@@ -24,6 +32,7 @@ log = structlog.get_logger(__name__)
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _DEFAULT_TIMEOUT_S = 30.0
 _SNIPPET = 300
+SECRET_REFERENCE = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_.-]{0,127})\s*\}\}")
 
 
 # Header and query values come from templates: non-strings are sent as templates render them.
@@ -67,7 +76,44 @@ def _body(response: httpx.Response) -> Any:
     return response.text
 
 
-async def _send(spec: HttpInput, idempotency_key: str, ctx: ExecutionContext) -> httpx.Response:
+def _references(value: Any) -> set[str]:
+    """The secret names `{{ secrets.NAME }}` in the strings of `value`."""
+    if isinstance(value, str):
+        return set(SECRET_REFERENCE.findall(value))
+    if isinstance(value, dict):
+        return {n for v in value.values() for n in _references(v)}
+    if isinstance(value, list):
+        return {n for v in value for n in _references(v)}
+    return set()
+
+
+def _filled(value: Any, values: dict[str, str]) -> Any:
+    """`value` with each `{{ secrets.NAME }}` replaced by its value."""
+    if isinstance(value, str):
+        return SECRET_REFERENCE.sub(lambda m: values[m.group(1)], value)
+    if isinstance(value, dict):
+        return {k: _filled(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, values) for v in value]
+    return value
+
+
+async def with_secrets(spec: HttpInput, task: StepScheduled,
+                       ctx: ExecutionContext) -> tuple[HttpInput, bool]:
+    """`spec` with the secrets its headers and body name filled in, and whether any were."""
+    if _references(spec.url) or _references(spec.query):
+        raise InvalidStepInput("http", "secrets may be named in headers and the body only, not "
+                               "in the url or query (URLs are recorded and logged)")
+    names = _references(spec.headers) | _references(spec.body)
+    if not names:
+        return spec, False
+    values = {n: (await ctx.secrets.secret(n, task.project)).for_url(spec.url) for n in names}
+    return spec.model_copy(update={"headers": _filled(spec.headers, values),
+                                   "body": _filled(spec.body, values)}), True
+
+
+async def _send(spec: HttpInput, idempotency_key: str, ctx: ExecutionContext,
+                carries_secrets: bool = False) -> httpx.Response:
     headers = dict(spec.headers)
     if idempotency_key and not any(k.lower() == "idempotency-key" for k in headers):
         headers["Idempotency-Key"] = idempotency_key
@@ -80,6 +126,8 @@ async def _send(spec: HttpInput, idempotency_key: str, ctx: ExecutionContext) ->
         response = await ctx.http.request(
             spec.method, url, headers=inject_http(headers),
             content=content, json=json_body, timeout=spec.timeout_s,
+            # A redirect could take the secrets elsewhere: with them, the 3xx is the answer.
+            follow_redirects=not carries_secrets,
         )
         note_http_status(response.status_code)
     except httpx.TimeoutException as exc:
@@ -100,9 +148,10 @@ async def execute(task: StepScheduled, ctx: ExecutionContext) -> StepOutcome:
     """Send the step's request; 2xx → {status, headers, body}, else a typed failure."""
     try:
         spec = parse(task.input, task.timeout_ms)
+        sendable, carries_secrets = await with_secrets(spec, task, ctx)
         with call_span(spec.method, http_attributes(spec.method, spec.url)):
             async with ctx.circuits.guard(target_of(spec.url), ctx.clock):
-                response = await _send(spec, task.idempotency_key, ctx)
+                response = await _send(sendable, task.idempotency_key, ctx, carries_secrets)
     except StepError as exc:
         return StepOutcome.failure(exc)
     log.debug("http_step_answered", status=response.status_code)

@@ -57,8 +57,10 @@ async def _post(ctx: ExecutionContext, endpoint: LlmEndpoint,
                 request: dict[str, Any]) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
     try:
+        # With a key, never follow a redirect: the key goes to the host it allows, nowhere else.
         response = await ctx.http.post(endpoint.url, json=request, headers=inject_http(headers),
-                                       timeout=endpoint.timeout_s)
+                                       timeout=endpoint.timeout_s,
+                                       follow_redirects=not endpoint.api_key)
     except httpx.TimeoutException as exc:
         raise LlmUnavailable(f"the model at {endpoint.base_url} did not answer within "
                              f"{endpoint.timeout_s:g} s; it is retried") from exc

@@ -19,6 +19,8 @@ import jmespath
 import structlog
 
 from bend.core.triggers import CursorChange, PollingTrigger
+from bend.settings import EgressSettings
+from streams.executors.egress import EgressRefused, guarded_client
 from streams.triggers.book import Trigger, TriggerBook
 from streams.triggers.firing import Firer
 from streams.triggers.pacing import RequestBudget, next_backoff
@@ -46,6 +48,8 @@ def marker(trigger: PollingTrigger, response: httpx.Response) -> str | None:
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, EgressRefused):
+        return exc.message
     if isinstance(exc, httpx.HTTPStatusError):
         return f"HTTP {exc.response.status_code} from {exc.request.url}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -58,12 +62,15 @@ def last_marker(trigger: Trigger) -> str | None:
     return trigger.last_fired.dedupe_key[len(trigger.trigger_id) + 1:].partition(":")[2]
 
 
-async def poll_forever(trigger_id: str, book: TriggerBook, firer: Firer) -> None:
-    """Poll one trigger until it is removed or disabled (the caller cancels on changes)."""
+async def poll_forever(trigger_id: str, book: TriggerBook, firer: Firer,
+                       egress: EgressSettings | None = None) -> None:
+    """Poll one trigger until it is removed or disabled (the caller cancels on changes); its
+    URL is reached only where the egress policy allows (every address, without `egress`)."""
     delay = 0.0
     loop = asyncio.get_running_loop()
     budget = RequestBudget(None)
-    async with httpx.AsyncClient(timeout=10.0, follow_redirects=True) as client:
+    egress = egress or EgressSettings(allow_private=True)
+    async with guarded_client(egress, max_connections=2, timeout_s=10.0) as client:
         while (trigger := book.triggers.get(trigger_id)) is not None and trigger.enabled:
             spec: PollingTrigger = trigger.definition
             every = float(spec.interval_seconds)
@@ -78,7 +85,7 @@ async def poll_forever(trigger_id: str, book: TriggerBook, firer: Firer) -> None
                 response = await client.get(spec.url)
                 response.raise_for_status()
                 seen = marker(spec, response)
-            except (httpx.HTTPError, jmespath.exceptions.JMESPathError) as exc:
+            except (httpx.HTTPError, jmespath.exceptions.JMESPathError, EgressRefused) as exc:
                 delay = next_backoff(delay, spec.backoff.initial_seconds,
                                      spec.backoff.multiplier, spec.backoff.max_seconds)
                 log.warning("poll_failed", trigger_id=trigger_id, url=spec.url, retry_in_s=delay)

@@ -84,7 +84,8 @@ class Triggers:
         for trigger in self.book.of_type(PollingTrigger):
             if self.owns(trigger.partition):
                 wanted[trigger.trigger_id] = (trigger.definition, lambda t=trigger.trigger_id:
-                                              poll_forever(t, self.book, self.firer))
+                                              poll_forever(t, self.book, self.firer,
+                                                           self.settings.egress))
         kafka = self.settings.kafka
         for trigger in self.book.of_type(KafkaTrigger):
             if self.owns(trigger.partition):  # a replay restarts the consumer in a new group

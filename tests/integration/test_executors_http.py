@@ -85,11 +85,11 @@ async def ctx() -> AsyncIterator[ExecutionContext]:
                                clock=Clock())
 
 
-def http_step(**node: Any) -> StepScheduled:
-    """An http step of run-1 with `node` as its evaluated configuration."""
+def http_step(project: str = "default", **node: Any) -> StepScheduled:
+    """An http step of run-1 (of `project`) with `node` as its evaluated configuration."""
     return StepScheduled(event_id="ev-1", run_id="run-1", workflow_id="wf", occurred_at=T0,
                          step_id="call", node_type="http", input=node,
-                         idempotency_key="run-1:call:1")
+                         idempotency_key="run-1:call:1", project=project)
 
 
 async def test_a_2xx_json_answer_becomes_status_headers_and_parsed_body(target, ctx) -> None:

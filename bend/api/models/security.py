@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from bend.security.keystore import ApiKeyInfo
 from bend.security.roles import Role
-from bend.security.secretstore import SecretInfo
+from bend.security.secretstore import SecretInfo, check_host_pattern
 
 __all__ = [
     "KeyCreated", "KeyInfo", "KeyList", "KeyRequest", "SecretList", "SecretMeta",
@@ -78,23 +79,48 @@ class KeyList(BaseModel):
     items: list[KeyInfo]
 
 
-class SecretValue(BaseModel):
-    """A secret's value, sent once; the server keeps it encrypted and never returns it."""
+def _hosts(value: list[str] | None) -> list[str] | None:
+    return None if value is None else [check_host_pattern(h) for h in value]
 
-    value: str = Field(min_length=1, max_length=65_536)
+
+HostPatterns = Annotated[list[Annotated[str, Field(min_length=1, max_length=260)]] | None,
+                         Field(default=None, max_length=100, description=(
+                             "Hosts executors may send the secret to: `api.openai.com`, "
+                             "`*.example.com` (its subdomains), `host:port`, or `*` (any). "
+                             "Omitted: unchanged (a new secret: none, so steps cannot send it "
+                             "anywhere; webhooks may still verify with it)")),
+                         AfterValidator(_hosts)]
+
+
+class SecretValue(BaseModel):
+    """A secret's value, sent once (the server keeps it encrypted and never returns it), and
+    the hosts it may be sent to; either alone changes just that of an existing secret."""
+
+    value: str | None = Field(default=None, min_length=1, max_length=65_536)
+    allowed_hosts: HostPatterns = None
+
+    @model_validator(mode="after")
+    def _something(self) -> SecretValue:
+        if self.value is None and self.allowed_hosts is None:
+            raise ValueError("send `value`, `allowed_hosts` or both")
+        return self
 
 
 class SecretMeta(BaseModel):
-    """What may be shown about a secret: its name and times."""
+    """What may be shown about a secret: its name, times and allowed hosts."""
 
     name: str
     created_at: datetime
     updated_at: datetime
+    allowed_hosts: list[str] | None = Field(
+        description="Hosts steps may send it to; null: set before hosts existed (any host)")
 
     @classmethod
     def of(cls, info: SecretInfo) -> SecretMeta:
         """The body of a stored secret."""
-        return cls(name=info.name, created_at=info.created_at, updated_at=info.updated_at)
+        return cls(name=info.name, created_at=info.created_at, updated_at=info.updated_at,
+                   allowed_hosts=None if info.allowed_hosts is None else
+                   list(info.allowed_hosts))
 
 
 class SecretList(BaseModel):

@@ -42,15 +42,21 @@ async def get_secret(name: Name, caller: Reader, security: Sec) -> SecretMeta:
 
 
 @router.put("/{name}", response_model=SecretMeta,
-            responses={201: {"model": SecretMeta, "description": "The secret was created"}})
+            responses={**problem_responses(404), 201: {"model": SecretMeta, "description": "The secret was created"}})
 async def put_secret(name: Name, body: SecretValue, response: Response, caller: Writer,
                      security: Sec) -> SecretMeta:
-    """Set the secret (encrypted at rest), replacing any earlier value; 201 when new."""
-    info = await security.secrets.set(caller.project, name, body.value)
+    """Set the secret (encrypted at rest), replacing any earlier value, and/or the hosts it may
+    be sent to; 201 when new."""
+    if body.value is None:
+        assert body.allowed_hosts is not None  # the body's validator asks for one of them
+        info = await security.secrets.set_hosts(caller.project, name, body.allowed_hosts)
+    else:
+        info = await security.secrets.set(caller.project, name, body.value, body.allowed_hosts)
     created = info.created_at == info.updated_at
     response.status_code = 201 if created else 200
     log.info("secret_set", name=name, project=caller.project, actor=caller.subject,
-             created=created)
+             created=created, value_changed=body.value is not None,
+             allowed_hosts=info.allowed_hosts)
     return SecretMeta.of(info)
 
 
