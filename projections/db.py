@@ -18,7 +18,7 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 def check_schema(name: str) -> str:
     """`name` if it is a safe schema identifier (it is interpolated into SQL), else an error."""
-    if not _IDENTIFIER.match(name):
+    if not _IDENTIFIER.fullmatch(name):
         raise InvalidSchemaName(name)
     return name
 

@@ -38,7 +38,8 @@ async def read_definition(request: Request) -> WorkflowDefinition:
     nuls = nul_locations(definition_json(defn))
     if nuls:
         raise InvalidDefinition([Problem(where.lstrip(".") or "(document)",
-                                         "holds a NUL character (\\u0000); remove it", "nul")
+                                         "holds a NUL character (\\u0000) or an unpaired "
+                                         "surrogate; remove it", "nul")
                                  for where in nuls])
     return defn
 
@@ -56,6 +57,9 @@ async def _read(request: Request) -> WorkflowDefinition:
     if media_type in _JSON:
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise InvalidDefinition([Problem("(document)", "it nests too deeply to read; "
+                                             "flatten it", "depth")]) from None
         except json.JSONDecodeError as err:
             raise InvalidDefinition([Problem(f"line {err.lineno}, column {err.colno}",
                                              f"not valid JSON: {err.msg}", "syntax")]) from None

@@ -154,6 +154,13 @@ async def _unexpected(request: Request, err: Exception) -> JSONResponse:
                     "retry later or report it")
 
 
+async def _too_deep(request: Request, err: Exception) -> JSONResponse:
+    # json.loads and pydantic recurse once per level: a body nested ~1,000 deep gets here.
+    return _problem(request, 400, "body_too_deep",
+                    "the body nests objects or lists too deeply to read; flatten it (at most "
+                    "64 levels)")
+
+
 def _openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """OpenAPI where problem responses are application/problem+json only (FastAPI files a
     response model under the route's own media type, application/json)."""
@@ -181,4 +188,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BendError, _bend_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(Exception, _unexpected)

@@ -11,6 +11,7 @@ import jmespath
 from jmespath import exceptions as jmespath_errors
 
 from bend.api.problems import ApiError
+from bend.core.depth import MAX_DEPTH, deeper_than
 from bend.core.triggers import WebhookTrigger
 from bend.security.errors import MissingHeader, WebhookError
 from bend.security.webhooks import SIGNATURE_HEADER
@@ -84,10 +85,15 @@ def _body(raw: bytes, content_type: str) -> Any:
         raise UnreadableDelivery("it is not UTF-8") from None
     if media in _JSON_TYPES or media.endswith("+json"):
         try:
-            return json.loads(text)
+            body = json.loads(text)
+        except RecursionError:
+            raise UnreadableDelivery(f"it nests more than {MAX_DEPTH} levels deep") from None
         except json.JSONDecodeError as err:
             raise UnreadableDelivery(f"not valid JSON: {err.msg} at line {err.lineno}, "
                                      f"column {err.colno}") from None
+        if deeper_than(body):
+            raise UnreadableDelivery(f"it nests more than {MAX_DEPTH} levels deep")
+        return body
     return text
 
 

@@ -9,41 +9,62 @@ from jsonschema.validators import validator_for
 from pydantic import AfterValidator
 
 from bend.api.problems import InvalidInput
+from bend.core.depth import MAX_DEPTH, deeper_than
 
-__all__ = ["NUL_PROBLEM", "NulFree", "check_inputs", "nul_locations"]
+__all__ = ["NUL_PROBLEM", "NulFree", "check_inputs", "nul_locations", "unstorable"]
 
-NUL_PROBLEM = "holds a NUL character (\\u0000), which cannot be stored; remove it"
+NUL_PROBLEM = ("holds a NUL character (\\u0000) or an unpaired surrogate (\\ud800-\\udfff), "
+               "which cannot be stored; remove it")
+
+
+def unstorable(text: str) -> bool:
+    """Whether Postgres refuses `text` (in text or JSONB): a NUL, or a lone UTF-16 surrogate,
+    which is no Unicode character and has no UTF-8 form."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _no_nul(value: str) -> str:
-    if "\x00" in value:
+    if unstorable(value):
         raise ValueError(NUL_PROBLEM)
     return value
 
 
-# A body's text field that reaches Postgres (an id, a filter): one holding NUL is a 422.
+# A body's text field that reaches Postgres (an id, a filter): one Postgres cannot store is a 422.
 NulFree = Annotated[str, AfterValidator(_no_nul)]
 
 
 def nul_locations(value: Any, where: str = "") -> list[str]:
-    """Where `value` holds a NUL character (in a string or a key): Postgres stores no NUL in
-    text or JSONB, so a record holding one could never be projected."""
-    if isinstance(value, str):
-        return [where or "(value)"] if "\x00" in value else []
-    if isinstance(value, dict):
-        found = [f"{where}.{k!r}" for k in value if isinstance(k, str) and "\x00" in k]
-        for key, item in value.items():
-            found += nul_locations(item, f"{where}.{key}")
-        return found
-    if isinstance(value, list):
-        return [loc for i, item in enumerate(value)
-                for loc in nul_locations(item, f"{where}[{i}]")]
-    return []
+    """Where `value` holds a NUL character or a lone surrogate (in a string or a key): Postgres
+    stores neither in text or JSONB, so a record holding one could never be projected. Walked
+    iteratively: a value nested past the recursion limit is still checked, not crashed on."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, str):
+            if unstorable(item):
+                found.append(at or "(value)")
+        elif isinstance(item, dict):
+            found += [f"{at}.{k!r}" for k in item if isinstance(k, str) and unstorable(k)]
+            stack.extend((v, f"{at}.{k}") for k, v in reversed(list(item.items())))
+        elif isinstance(item, list):
+            stack.extend((v, f"{at}[{i}]") for i, v in reversed(list(enumerate(item))))
+    return found
 
 
 def check_inputs(workflow_id: str, definition: dict[str, Any], inputs: Sequence[Any],
                  where: Sequence[str]) -> None:
     """Raise InvalidInput listing every problem of every input (`where[i]` names input i)."""
+    problems = [(label, f"nests objects and lists more than {MAX_DEPTH} levels deep")
+                for label, value in zip(where, inputs) if deeper_than(value)]
+    if problems:  # what follows walks the value recursively
+        raise InvalidInput(workflow_id, problems)
     problems = [(loc, NUL_PROBLEM)
                 for label, value in zip(where, inputs) for loc in nul_locations(value, label)]
     schema = definition.get("input_schema")

@@ -66,10 +66,10 @@ class Component:
 
     def __post_init__(self) -> None:
         ref = f"{self.name}@{self.version}"
-        if not _NAME.match(self.name):
+        if not _NAME.fullmatch(self.name):
             raise InvalidComponent(ref, "the name must be letters, digits, `_` or `-` "
                                         "(at most 64, starting with a letter or `_`)")
-        if not _VERSION.match(self.version):
+        if not _VERSION.fullmatch(self.version):
             raise InvalidComponent(ref, "the version must be like `1` or `1.2.0`")
         if self.input_schema.get("type") != "object":
             raise InvalidComponent(ref, 'input_schema must describe an object ("type": "object")')

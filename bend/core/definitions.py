@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError
 
+from bend.core.depth import MAX_DEPTH, deeper_than
 from bend.core.durations import parse_duration
 from bend.core.nodes import (
     AgentStep, ConditionStep, DelayStep, Duration, HttpStep, LlmEndpoint, LoopStep, ParallelStep,
@@ -132,6 +133,9 @@ def parse_shape(data: Any) -> WorkflowDefinition:
 
 def parse_definition(data: Any) -> WorkflowDefinition:
     """The definition in JSON data; InvalidDefinition listing every problem if it is wrong."""
+    if deeper_than(data):
+        raise InvalidDefinition([Problem("(document)", f"it nests objects and lists more than "
+                                         f"{MAX_DEPTH} levels deep; flatten it", "depth")])
     defn = parse_shape(data)
     problems = validate(defn)
     if problems:
@@ -143,6 +147,9 @@ def load_definition(text: str) -> WorkflowDefinition:
     """The definition in YAML or JSON `text`; InvalidDefinition listing every problem."""
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise InvalidDefinition([Problem("(document)", f"it nests more than {MAX_DEPTH} levels "
+                                         "deep; flatten it", "depth")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(document)"

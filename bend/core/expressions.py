@@ -51,6 +51,9 @@ def compile_expression(expression: str) -> ParsedResult:
         return jmespath.compile(expression)
     except JMESPathError as exc:
         raise ExpressionError(expression, _one_line(exc)) from None
+    except RecursionError:  # the parser recurses once per nested parenthesis or bracket
+        raise ExpressionError(expression[:80] + "...", "it nests too deeply to parse; "
+                              "split it into steps") from None
 
 
 def evaluate(expression: str, context: dict[str, Any]) -> Any:

@@ -65,7 +65,7 @@ def instance_id(step_id: str, indices: tuple[int, ...] = ()) -> str:
 @lru_cache(maxsize=65536)
 def split_instance(instance: str) -> tuple[str, tuple[int, ...]]:
     """`(step_id, indices)` of an instance id; ValueError if it is not one."""
-    match = _INSTANCE.match(instance)
+    match = _INSTANCE.fullmatch(instance)
     if match is None:
         raise ValueError(f"{instance!r} is not a step instance id (like `fetch` or `fetch[3]`)")
     indices = tuple(int(i) for i in re.findall(r"\[(\d+)\]", match.group(2)))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bend.kafka.errors import InvalidPosition
 
 __all__ = ["Position"]
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -29,10 +32,13 @@ class Position:
         topic, sep2, partition = topic.rpartition(":")
         if not (sep and sep2 and topic):
             raise InvalidPosition(token)
+        if not (_DIGITS.fullmatch(partition) and _DIGITS.fullmatch(rest)):
+            raise InvalidPosition(token)
         try:
             position = cls(topic, int(partition), int(rest))
         except ValueError:
             raise InvalidPosition(token) from None
-        if position.partition < 0 or position.offset < 0:
+        # Kafka partitions are int32, offsets int64 (and Postgres columns the same).
+        if not (0 <= position.partition < 2**31 and 0 <= position.offset < 2**63):
             raise InvalidPosition(token)
         return position

@@ -98,6 +98,9 @@ def _at(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 
 
+_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
 def _parse(value: str) -> tuple[int, list[str]]:
     """The timestamp and v1 signatures of a header value, or BadSignature."""
     timestamp: int | None = None
@@ -105,7 +108,7 @@ def _parse(value: str) -> tuple[int, list[str]]:
     for part in value.split(","):
         name, _, item = part.strip().partition("=")
         if name == "t":
-            if not item.isdigit():
+            if not _SECONDS.fullmatch(item):  # ASCII digits only: int() takes "²" and 5,000 digits
                 raise BadSignature("t is not a whole number of seconds")
             timestamp = int(item)
         elif name == "v1" and _HEX64.fullmatch(item):

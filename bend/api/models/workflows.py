@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from bend.api.inputs import NulFree
 from bend.api.models.common import LogPosition
 
 __all__ = [
@@ -77,7 +78,7 @@ class ExecuteRequest(BaseModel):
     """Start one run."""
 
     input: Any = Field(default=None, description="The run's input (JSON)")
-    idempotency_key: str | None = Field(
+    idempotency_key: NulFree | None = Field(
         default=None, min_length=1, max_length=200,
         description="The same key for the same workflow always names the same run")
     version: int | None = Field(default=None, ge=1, le=MAX_VERSION,
@@ -99,7 +100,7 @@ class BulkExecuteRequest(BaseModel):
     """Start one run per input."""
 
     inputs: list[Any] = Field(min_length=1, max_length=1000)
-    idempotency_key: str | None = Field(
+    idempotency_key: NulFree | None = Field(
         default=None, min_length=1, max_length=190,
         description="Run i gets the key `<idempotency_key>:<i>`")
     version: int | None = Field(default=None, ge=1, le=MAX_VERSION)

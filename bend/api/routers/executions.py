@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -26,7 +27,7 @@ from bend.kafka.position import Position
 from bend.security.roles import Principal
 from projections.queries import runs as queries
 
-__all__ = ["router"]
+__all__ = ["resume_after", "router"]
 
 router = APIRouter(prefix="/api/executions", tags=["executions"],
                    dependencies=[Depends(consistent)],
@@ -35,6 +36,7 @@ router = APIRouter(prefix="/api/executions", tags=["executions"],
 Reader = Annotated[Principal, Depends(permit("runs:read"))]
 Canceller = Annotated[Principal, Depends(permit("runs:cancel"))]
 MAX_SEQ = 2**63 - 1  # seq is a Postgres bigint
+_SEQ = re.compile(r"[0-9]{1,19}")
 AfterSeq = Annotated[int, Query(ge=0, le=MAX_SEQ, description="Only events with a higher seq")]
 LastEventId = Annotated[str | None, Header(
     description="Sent by reconnecting SSE clients: resume after this seq")]
@@ -96,9 +98,10 @@ async def cancel_execution(response: Response, ctx: Context, principal: Cancelle
     return CancelAccepted(run_id=run_id, position=LogPosition.of(position))
 
 
-def _resume(after_seq: int, last_event_id: str | None) -> int:
-    """Where a stream resumes: after `after_seq`, or after the SSE client's last event id."""
-    if last_event_id and last_event_id.strip().isdigit():
+def resume_after(after_seq: int, last_event_id: str | None) -> int:
+    """Where a stream resumes: after `after_seq`, or after the SSE client's last event id (a
+    seq: ASCII digits; anything else, "²" or 5,000 digits, is ignored as no id)."""
+    if last_event_id and _SEQ.fullmatch(last_event_id.strip()):
         return max(after_seq, min(int(last_event_id.strip()), MAX_SEQ))
     return after_seq
 
@@ -127,7 +130,7 @@ async def get_execution_events(ctx: Context, principal: Reader, run_id: str,
                                last_event_id: LastEventId = None) -> Any:
     """The run's event log in seq order; `follow=true` streams it as server-sent events."""
     await _run(ctx, principal, run_id)
-    after_seq = _resume(after_seq, last_event_id)
+    after_seq = resume_after(after_seq, last_event_id)
     if follow:
         return StreamingResponse(follow_run(ctx, run_id, after_seq, _event_view, max_s=follow_s),
                                  media_type=SSE_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
@@ -149,7 +152,7 @@ async def get_execution_logs(ctx: Context, principal: Reader, run_id: str,
                              last_event_id: LastEventId = None) -> Any:
     """The run's log lines (one per event) in seq order; `follow=true` streams them."""
     await _run(ctx, principal, run_id)
-    after_seq = _resume(after_seq, last_event_id)
+    after_seq = resume_after(after_seq, last_event_id)
     if follow:
         return StreamingResponse(follow_run(ctx, run_id, after_seq, log_line, max_s=follow_s),
                                  media_type=SSE_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})

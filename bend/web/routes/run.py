@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 
 from bend.api.follow import SSE_MEDIA_TYPE
 from bend.api.models.executions import CancelRequest
-from bend.api.routers.executions import cancel_execution
+from bend.api.routers.executions import MAX_SEQ, cancel_execution, resume_after
 from bend.api.routers.replay import ForkRequest, fork_execution, replay_execution
 from bend.security.redact import Redactor
 from bend.web.errors import BadForm, NotFound
@@ -58,15 +58,15 @@ def _parts() -> Any:
 
 
 @router.get("/{run_id}/stream")
-async def run_stream(request: Request, session: Ui, run_id: str, after_seq: int = 0,
+async def run_stream(request: Request, session: Ui, run_id: str,
+                     after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
                      last_event_id: str | None = Header(default=None),
                      follow_s: Annotated[float, Query(gt=0, le=3600)] = MAX_S,
                      status: str | None = None) -> Response:
     """Server-sent `state` frames: status, node statuses, new event rows, timeline, waiting,
     and the step panels that changed."""
     await _run(request, session, run_id)
-    if last_event_id and last_event_id.strip().isdigit():
-        after_seq = max(after_seq, int(last_event_id.strip()))
+    after_seq = resume_after(after_seq, last_event_id)
     ctx = context(request)
     redactor = await redactor_for(request, session.principal.project)
     parts = _parts()
