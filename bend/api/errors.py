@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from bend.api import problems as p
 from bend.contracts.errors import ContractError
@@ -143,8 +144,22 @@ async def _http_error(request: Request, err: Exception) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
     detail = {404: f"no endpoint at {request.url.path}; see /docs for the API's paths",
               405: f"{request.method} is not allowed on {request.url.path}; see /docs"}
+    headers = err.headers
+    if err.status_code == 405:  # Starlette names the methods of the first route matched only
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed(request))}
     return _problem(request, err.status_code, code,
-                    detail.get(err.status_code, str(err.detail)), headers=err.headers)
+                    detail.get(err.status_code, str(err.detail)), headers=headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route of the app answers on the request's path (asked of the routes
+    themselves, so included routers are covered)."""
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                   for route in request.app.router.routes)]
 
 
 async def _unexpected(request: Request, err: Exception) -> JSONResponse:

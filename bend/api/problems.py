@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from bend.core.errors import BendError
 
 __all__ = [
-    "ApiError", "IdempotencyConflict", "InvalidCursor", "InvalidInput", "NotProjected",
+    "ApiError", "IdempotencyConflict", "InvalidCursor", "InvalidInput", "NotInstallationAdmin",
+    "NotProjected",
     "RunFinished", "UnknownRun", "UnknownVersion", "UnknownWorkflow", "UnreadableBody",
     "WorkflowDeleted",
 ]
@@ -17,6 +18,18 @@ class ApiError(BendError):
     """Root of the errors of requests the API cannot serve as asked."""
 
     code = "api_error"
+
+
+class NotInstallationAdmin(ApiError):
+    """Acting across projects is for admins of the installation's own project (BEND_PROJECT)."""
+
+    code = "installation_admin_required"
+    status = 403
+
+    def __init__(self, project: str, what: str) -> None:
+        super().__init__(f"only admins of the installation's own project may {what}; a key of "
+                         f"project {project!r} cannot: ask an installation admin")
+        self.project = project
 
 
 class UnknownWorkflow(ApiError):

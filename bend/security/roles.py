@@ -7,7 +7,8 @@ from enum import StrEnum
 
 from bend.security.errors import InvalidRole, PermissionDenied
 
-__all__ = ["Role", "Permission", "PERMISSIONS", "Principal", "parse_role", "allows", "require"]
+__all__ = ["Role", "Permission", "PERMISSIONS", "Principal", "parse_role", "allows", "require",
+           "installation_admin"]
 
 
 class Role(StrEnum):
@@ -108,3 +109,10 @@ def require(principal: Principal, permission: Permission | str) -> Principal:
         allowed = sorted(r.value for r in granted) or ["none"]
         raise PermissionDenied(principal.role.value, str(permission), allowed)
     return principal
+
+
+def installation_admin(principal: Principal, installation_project: str) -> bool:
+    """Whether `principal` administers the installation, not only its project: an admin of the
+    installation's own project (`BEND_PROJECT`). Such admins create other projects' keys,
+    rebuild the read models and see dead letters that belong to no run."""
+    return principal.role == Role.ADMIN and principal.project == installation_project

@@ -141,3 +141,41 @@ async def test_input_postgres_cannot_store_is_refused_at_the_door(api: RunningAp
                               headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
     assert await api.log_ends() == before  # nothing was accepted, so nothing can be lost
+
+
+async def test_a_405_names_every_method_the_path_answers(api: RunningApi) -> None:
+    r = await api.client.options("/api/components")
+    assert r.status_code == 405
+    assert set(r.headers["allow"].split(", ")) == {"GET", "POST"}
+
+
+@pytest.mark.parametrize("method, path, body, params", [
+    ("GET", "/api/executions", None, {"until": "0.5"}),
+    ("GET", "/api/executions", None, {"since": "1700000000"}),
+    ("POST", "/api/keys", {"role": "viewer", "expires_at": 0}, None),
+    ("POST", "/api/keys", {"role": "viewer", "expires_at": "2001-01-01T00:00:00Z"}, None),
+    ("POST", "/api/tokens", {"ttl_s": True}, None),
+    ("POST", "/api/replay/projections", {"accept_differences": 0}, None),
+    ("POST", "/api/dead-letters/redrive", {"error_type": "x", "force": 1}, None),
+    ("POST", "/api/dead-letters/redrive", {"error_type": "x", "since": 0}, None),
+])
+async def test_values_of_the_wrong_type_are_refused_not_coerced(
+        api: RunningApi, method: str, path: str, body: Any, params: Any) -> None:
+    r = await api.client.request(method, path, json=body, params=params)
+    assert r.status_code == 422, r.text
+
+
+async def test_installation_admins_create_keys_of_other_projects_and_no_one_else_does(
+        api: RunningApi) -> None:
+    r = await api.client.post("/api/keys", json={"role": "admin", "project": "proj-new"})
+    assert r.status_code == 201 and r.json()["project"] == "proj-new", r.text
+    new_admin = r.json()["key"]
+    r = await api.client.get("/api/keys", headers=api.headers(new_admin))
+    assert r.status_code == 200 and {k["project"] for k in r.json()["items"]} == {"proj-new"}
+    # An admin of that project manages its own keys, but cannot reach into another project.
+    r = await api.client.post("/api/keys", json={"role": "viewer"},
+                              headers=api.headers(new_admin))
+    assert r.status_code == 201 and r.json()["project"] == "proj-new", r.text
+    r = await api.client.post("/api/keys", json={"role": "admin", "project": "proj-other"},
+                              headers=api.headers(new_admin))
+    assert r.status_code == 403 and r.json()["error"] == "installation_admin_required", r.text

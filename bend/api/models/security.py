@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StrictInt, field_validator, model_validator
 
+from bend.api.inputs import IsoTime
 from bend.security.keystore import ApiKeyInfo
 from bend.security.roles import Role
 from bend.security.secretstore import SecretInfo, check_host_pattern
@@ -20,7 +21,7 @@ __all__ = [
 class TokenRequest(BaseModel):
     """Exchange the API key in `Authorization` for an access token."""
 
-    ttl_s: int | None = Field(default=None, ge=1, le=86_400,
+    ttl_s: StrictInt | None = Field(default=None, ge=1, le=86_400,
                               description="Lifetime in seconds; at most the server's token TTL")
 
 
@@ -41,7 +42,18 @@ class KeyRequest(BaseModel):
     role: Role
     name: str = Field(default="", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
                       description="What the key is for (printable text)")
-    expires_at: datetime | None = Field(default=None, description="Default: never")
+    expires_at: IsoTime | None = Field(default=None, description="Default: never")
+    project: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Another project to create the key in (installation admins only: this is "
+                    "how a project begins); default: the caller's")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.astimezone(timezone.utc) <= datetime.now(timezone.utc):
+            raise ValueError("expires_at is in the past: the key would never work")
+        return value
 
 
 class KeyInfo(BaseModel):

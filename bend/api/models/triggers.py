@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, model_validator
 
+from bend.api.inputs import IsoAwareTime
 from bend.api.models.common import LogPosition
 
 __all__ = [
@@ -111,9 +112,9 @@ BACKFILL_CAP = 1000  # the most due times one backfill request may fire
 class BackfillRequest(BaseModel):
     """Fire a schedule's due times in [start, end) that have not fired yet."""
 
-    start: AwareDatetime
-    end: AwareDatetime
-    max_runs: int = Field(default=100, ge=1, le=BACKFILL_CAP,
+    start: IsoAwareTime
+    end: IsoAwareTime
+    max_runs: StrictInt = Field(default=100, ge=1, le=BACKFILL_CAP,
                           description="Refuse (422) a range holding more due times than this")
 
 
@@ -137,11 +138,11 @@ class BackfillAccepted(BaseModel):
 class ReplayRequest(BaseModel):
     """Re-read a Kafka trigger's topic from an offset or a time."""
 
-    from_offset: int | None = Field(default=None, ge=0)
-    from_time: AwareDatetime | None = None
-    partition: int | None = Field(default=None, ge=0,
+    from_offset: StrictInt | None = Field(default=None, ge=0)
+    from_time: IsoAwareTime | None = None
+    partition: StrictInt | None = Field(default=None, ge=0,
                                   description="The partition to re-read; none: every one")
-    force: bool = Field(default=False, description="Fire records that fired before again "
+    force: StrictBool = Field(default=False, description="Fire records that fired before again "
                         "(new runs); otherwise they start nothing")
 
     @model_validator(mode="after")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from bend.api.inputs import NulFree
 from bend.api.models.common import LogPosition
@@ -81,7 +81,7 @@ class ExecuteRequest(BaseModel):
     idempotency_key: NulFree | None = Field(
         default=None, min_length=1, max_length=200,
         description="The same key for the same workflow always names the same run")
-    version: int | None = Field(default=None, ge=1, le=MAX_VERSION,
+    version: StrictInt | None = Field(default=None, ge=1, le=MAX_VERSION,
                                 description="Default: the latest version")
 
 
@@ -103,7 +103,7 @@ class BulkExecuteRequest(BaseModel):
     idempotency_key: NulFree | None = Field(
         default=None, min_length=1, max_length=190,
         description="Run i gets the key `<idempotency_key>:<i>`")
-    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    version: StrictInt | None = Field(default=None, ge=1, le=MAX_VERSION)
 
 
 class BulkExecutionAccepted(BaseModel):

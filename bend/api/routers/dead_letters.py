@@ -1,8 +1,9 @@
 """`/api/dead-letters`: list (filters, cursor paging), show one (payload decoded when it
 decodes), re-drive one, or many by ids or filter.
 
-Each caller sees only the dead letters of its project's runs; admins also those of no known run
-(records of workflow or trigger topics, undecodable keys). Others are unknown to it (404)."""
+Each caller sees only the dead letters of its project's runs; installation admins (admins of
+BEND_PROJECT) also those of no known run (records of workflow or trigger topics, undecodable
+keys). Others are unknown to it (404)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
-from bend.api.inputs import NulFree
+from bend.api.inputs import IsoTime, NulFree
 from bend.api.paging import after_cursor
 from bend.deadletters.service import (
     DeadLetterFilter, DeadLetterScope, get_dead_letter, list_dead_letters, redrive_dead_letter,
     redrive_dead_letters,
 )
-from bend.security.roles import Principal, Role
+from bend.security.roles import Principal, installation_admin
 from projections.queries.paging import encode_cursor
 
 __all__ = ["router"]
@@ -36,7 +37,8 @@ Redriver = Annotated[Principal, Depends(permit("dead_letters:redrive"))]
 class RedriveOne(BaseModel):
     """Re-drive options."""
 
-    force: bool = Field(default=False, description="Send it again although it was re-driven")
+    force: StrictBool = Field(default=False,
+                              description="Send it again although it was re-driven")
 
 
 class RedriveMany(BaseModel):
@@ -45,20 +47,21 @@ class RedriveMany(BaseModel):
     event_ids: list[NulFree] | None = Field(default=None, max_length=1000)
     source_topic: NulFree | None = None
     error_type: NulFree | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    force: bool = Field(default=False, description="Include those re-driven before")
+    since: IsoTime | None = None
+    until: IsoTime | None = None
+    force: StrictBool = Field(default=False, description="Include those re-driven before")
 
 
 def _scope(ctx: Context, principal: Principal) -> DeadLetterScope:
-    return DeadLetterScope.of(ctx.settings, principal.project, admin=principal.role == Role.ADMIN)
+    return DeadLetterScope.of(ctx.settings, principal.project,
+                              admin=installation_admin(principal, ctx.settings.project))
 
 
 @router.get("")
 async def list_letters(
     ctx: Context, principal: Reader,
     source_topic: str | None = None, error_type: str | None = None,
-    since: datetime | None = None, until: datetime | None = None,
+    since: IsoTime | None = None, until: IsoTime | None = None,
     redriven: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None,
 ) -> dict[str, Any]:

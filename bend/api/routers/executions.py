@@ -14,6 +14,7 @@ from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
 from bend.api.follow import SSE_MEDIA_TYPE, follow_run
 from bend.api.graph import run_graph
+from bend.api.inputs import IsoTime
 from bend.api.logs import LEVELS, log_line
 from bend.api.models.common import LogPosition
 from bend.api.models.executions import (
@@ -60,8 +61,8 @@ async def list_executions(
     workflow_id: str | None = None,
     status: Annotated[list[str] | None, Query(description="queued, pending, running, "
                                                           "completed, failed, cancelled")] = None,
-    since: Annotated[datetime | None, Query(description="Requested at or after")] = None,
-    until: Annotated[datetime | None, Query(description="Requested before")] = None,
+    since: Annotated[IsoTime | None, Query(description="Requested at or after")] = None,
+    until: Annotated[IsoTime | None, Query(description="Requested before")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> RunPage:

@@ -8,16 +8,17 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Depends, Response
 
-from bend.api.deps import Sec, permit
+from bend.api.deps import Context, Sec, permit
 from bend.api.errors import problem_responses
 from bend.api.models.security import KeyCreated, KeyInfo, KeyList, KeyRequest
-from bend.security.roles import Principal
+from bend.api.problems import NotInstallationAdmin
+from bend.security.roles import Principal, installation_admin
 
 __all__ = ["router"]
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix="/api/keys", tags=["keys"], responses=problem_responses(422))
+router = APIRouter(prefix="/api/keys", tags=["keys"], responses=problem_responses(403, 422))
 
 Admin = Annotated[Principal, Depends(permit("keys:admin"))]
 
@@ -35,12 +36,16 @@ async def list_keys(caller: Admin, security: Sec) -> KeyList:
 
 @router.post("", status_code=201, response_model=KeyCreated)
 async def create_key(body: KeyRequest, response: Response, caller: Admin,
-                     security: Sec) -> KeyCreated:
-    """A new key of the project with `role`; the response is the only time `key` is shown."""
-    issued = await security.keys.create(caller.project, body.role, name=body.name,
+                     security: Sec, ctx: Context) -> KeyCreated:
+    """A new key of the project (or, for installation admins, of `project`: how a project
+    begins) with `role`; the response is the only time `key` is shown."""
+    project = body.project or caller.project
+    if project != caller.project and not installation_admin(caller, ctx.settings.project):
+        raise NotInstallationAdmin(caller.project, "create keys of another project")
+    issued = await security.keys.create(project, body.role, name=body.name,
                                         created_by=caller.subject, expires_at=body.expires_at)
     log.info("api_key_created", key_id=issued.info.key_id, role=body.role.value,
-             project=caller.project, actor=caller.subject)
+             project=project, actor=caller.subject, actor_project=caller.project)
     response.headers["Location"] = f"/api/keys/{issued.info.key_id}"
     response.headers["Cache-Control"] = "no-store"
     info = KeyInfo.of(issued.info, _now())

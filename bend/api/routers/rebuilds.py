@@ -15,15 +15,16 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from bend.api.deps import Context, permit
 from bend.api.errors import problem_responses
+from bend.api.problems import NotInstallationAdmin
 from bend.core.errors import BendError
 from bend.replay.projections import (
     RebuildInProgress, RebuildRecorder, new_status, rebuild_projections,
 )
-from bend.security.roles import Principal
+from bend.security.roles import Principal, installation_admin
 
 __all__ = ["RebuildInProgress", "UnknownRebuild", "router"]
 
@@ -38,8 +39,8 @@ Admin = Annotated[Principal, Depends(permit("projections:rebuild"))]
 def _installation(ctx: Context, principal: Principal) -> None:
     """A rebuild is the installation's, not a project's: only admins of the installation's own
     project (`BEND_PROJECT`) start or read one; to others' admins none exists."""
-    if principal.project != ctx.settings.project:
-        raise NotInstallationAdmin(principal.project)
+    if not installation_admin(principal, ctx.settings.project):
+        raise NotInstallationAdmin(principal.project, "rebuild the read models")
 
 
 class UnknownRebuild(BendError):
@@ -54,27 +55,14 @@ class UnknownRebuild(BendError):
         self.rebuild_id = rebuild_id
 
 
-class NotInstallationAdmin(BendError):
-    """Rebuilds act on every project's read models: an admin of one project may not start them."""
-
-    code = "installation_admin_required"
-    status = 403
-
-    def __init__(self, project: str) -> None:
-        super().__init__(f"rebuilding the read models is for admins of the installation's own "
-                         f"project; a key of project {project!r} cannot; ask an installation "
-                         "admin, or use `bend replay projections` where Bend runs")
-        self.project = project
-
-
 class RebuildRequest(BaseModel):
     """What to rebuild and how strict the switch is."""
 
     only: str | None = Field(default=None, description="One projection's tables (e.g. `runs`); "
                              "null: the whole read model")
-    accept_differences: bool = Field(default=False, description="Switch even where the rebuilt "
+    accept_differences: StrictBool = Field(default=False, description="Switch even where the rebuilt "
                                      "tables differ from the live ones")
-    drop_retired: bool = Field(default=False, description="Drop the replaced tables after the "
+    drop_retired: StrictBool = Field(default=False, description="Drop the replaced tables after the "
                                "switch (kept by default, for rollback)")
 
 
@@ -119,7 +107,7 @@ async def rebuild_status(ctx: Context, principal: Admin, rebuild_id: str) -> dic
     """The rebuild's phase, events/s, progress, the tables that differ, and its last heartbeat
     (`abandoned`, with what to do, once its process stopped reporting)."""
     found = None
-    if principal.project == ctx.settings.project:
+    if installation_admin(principal, ctx.settings.project):
         found = await RebuildRecorder.of(ctx.pool, ctx.settings).read(rebuild_id)
     if found is None:
         raise UnknownRebuild(rebuild_id)

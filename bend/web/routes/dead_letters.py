@@ -22,7 +22,7 @@ from bend.deadletters import (
 from bend.web.errors import BadForm
 from bend.web.render import page, redactor_for
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
-from bend.security.roles import Role
+from bend.security.roles import installation_admin
 from bend.web.session import Session
 from projections.payload import payload_of
 from projections.queries.paging import encode_cursor
@@ -56,9 +56,11 @@ def readable(data: bytes | None) -> tuple[str, Any]:
 
 
 def _scope(request: Request, session: Session) -> DeadLetterScope:
-    """Those of the caller's project's runs (admins: also those of no run), as in the API."""
-    who = session.principal
-    return DeadLetterScope.of(context(request).settings, who.project, admin=who.role == Role.ADMIN)
+    """Those of the caller's project's runs (installation admins: also those of no run), as in
+    the API."""
+    who, settings = session.principal, context(request).settings
+    return DeadLetterScope.of(settings, who.project,
+                              admin=installation_admin(who, settings.project))
 
 
 def _redriven_filter(value: str | None) -> bool | None:
