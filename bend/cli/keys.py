@@ -40,19 +40,22 @@ def list_(api: ApiClient, out: Output) -> None:
               help="admin: everything; editor: author and run; operator: run, cancel, redrive; "
                    "viewer: read.")
 @click.option("--name", default="", help="What the key is for.")
+@click.option("--project", default=None,
+              help="Create it in this project (installation admins only: how a project begins).")
 @click.option("--expires-at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
               default=None, help="When it stops working (local time; default: never).")
 @api_command
-def create(api: ApiClient, out: Output, role: str, name: str,
+def create(api: ApiClient, out: Output, role: str, name: str, project: str | None,
            expires_at: datetime | None) -> None:
     """Create a key; its secret is printed this once and never again."""
-    body = {"role": role, "name": name,
+    body = {"role": role, "name": name, "project": project,
             "expires_at": expires_at.astimezone().isoformat() if expires_at else None}
     created = api.post("/api/keys", body)
     if out.json_mode:
         out.data(created)
         return
-    out.line(f"created {role} key {created['key_id']}" + (f" ({name})" if name else ""))
+    out.line(f"created {role} key {created['key_id']} of project {created['project']}"
+             + (f" ({name})" if name else ""))
     out.line("the key (shown this once, keep it):")
     out.line(f"  {created['key']}")
     out.note("use it with: export BEND_API_KEY=<key>")

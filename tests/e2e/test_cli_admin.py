@@ -105,6 +105,17 @@ def test_a_key_created_with_a_role_is_limited_to_it_and_stops_working_once_revok
     assert r.exit_code == 4, r.output
 
 
+def test_an_installation_admin_starts_a_project_with_its_first_admin_key(
+        served: ServedApi) -> None:
+    created = bend(served, "keys", "create", "--role", "admin", "--project", "team-x")
+    assert created.exit_code == 0 and "of project team-x" in created.stdout, created.output
+    key = created.stdout.split("the key (shown this once, keep it):")[1].split()[0]
+    listed = bend(served, "keys", "list", "--json", key=key)
+    assert {k["project"] for k in json.loads(listed.stdout)["items"]} == {"team-x"}
+    r = bend(served, "keys", "create", "--role", "viewer", "--project", "team-y", key=key)
+    assert r.exit_code == 4 and "installation" in r.stderr, r.output
+
+
 def test_a_workflow_is_paused_activated_and_deleted_by_name(
         served: ServedApi, tmp_path: Path) -> None:
     wf = tmp_path / "greeter.yaml"
