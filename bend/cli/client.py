@@ -26,6 +26,7 @@ import httpx
 from bend import __version__
 from bend.cli.output import Output
 from bend.core.errors import BendError
+from bend.settings import get_settings
 
 __all__ = [
     "DEFAULT_API_URL", "ApiClient", "ApiFailure", "CliError", "ExitCode", "SseEvent",
@@ -278,14 +279,23 @@ def _parse_sse(lines: Iterator[str]) -> Iterator[SseEvent]:
             event_id = value
 
 
+def default_api_url() -> str:
+    """The API the settings serve (`BEND_API__HOST`, `BEND_API__PORT`), as `bend api serve`
+    binds it; a wildcard host is reached on loopback."""
+    api = get_settings().api
+    host = "127.0.0.1" if api.host in ("0.0.0.0", "::", "") else api.host
+    return f"http://{host}:{api.port}"
+
+
 def api_command(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Give a command `--api-url`, `--api-key` and `--json`, and call it with `api` and `out`."""
 
     @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
     @click.option("--api-key", envvar="BEND_API_KEY", default=None, metavar="KEY",
                   show_envvar=True, help="API key sent as `Authorization: Bearer`.")
-    @click.option("--api-url", envvar="BEND_API_URL", default=DEFAULT_API_URL, metavar="URL",
-                  show_default=True, show_envvar=True, help="Where the Bend API answers.")
+    @click.option("--api-url", envvar="BEND_API_URL", default=default_api_url, metavar="URL",
+                  show_default=DEFAULT_API_URL, show_envvar=True,
+                  help="Where the Bend API answers (default: BEND_API__HOST:BEND_API__PORT).")
     @functools.wraps(fn)
     def wrapper(*args: Any, api_url: str, api_key: str | None, as_json: bool,
                 **kwargs: Any) -> Any:

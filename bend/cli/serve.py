@@ -20,8 +20,10 @@ __all__ = ["serve"]
 @click.command("serve")
 @click.option("--executors", default=1, show_default=True, help="Executor processes.")
 @click.option("--model/--no-model", default=True, show_default=True,
-              help="Also serve the scripted OpenAI-compatible model on 127.0.0.1:8700.")
-def serve(executors: int, model: bool) -> None:
+              help="Also serve the scripted OpenAI-compatible model on 127.0.0.1.")
+@click.option("--model-port", default=8700, show_default=True, type=click.IntRange(1, 65535),
+              help="Its port (the example workflow's default llm_base_url names 8700).")
+def serve(executors: int, model: bool, model_port: int) -> None:
     """Run the orchestrator, executors, triggers, projector, API (and scripted model) locally."""
     settings = get_settings()
     ensure_topics(settings)
@@ -49,7 +51,7 @@ def serve(executors: int, model: bool) -> None:
     signal.signal(signal.SIGTERM, stop)
     try:
         if model:
-            start("model", "bend.devstack.llm_server", "--port", "8700")
+            start("model", "bend.devstack.llm_server", "--port", str(model_port))
         workers.start("orchestrator", wait=False)
         for _ in range(executors):
             workers.start("executor", wait=False)

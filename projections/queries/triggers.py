@@ -8,7 +8,7 @@ import asyncpg
 
 __all__ = [
     "fired_keys", "get_trigger", "list_errors", "list_triggers", "list_webhooks",
-    "webhook_by_path",
+    "manual_default_input", "webhook_by_path",
 ]
 
 Db = asyncpg.Pool | asyncpg.Connection
@@ -33,6 +33,14 @@ async def list_triggers(db: Db, project: str, workflow_id: str) -> list[dict[str
                           f"workflow_id = $2 AND {_LIVE} ORDER BY registered_at, trigger_id",
                           project, workflow_id)
     return [dict(r) for r in rows]
+
+
+async def manual_default_input(db: Db, project: str, workflow_id: str) -> Any:
+    """The `default_input` of the workflow's enabled manual trigger (the oldest), or None."""
+    return await db.fetchval(
+        "SELECT definition->'default_input' FROM triggers WHERE project = $1 AND "
+        f"workflow_id = $2 AND trigger_type = 'manual' AND enabled AND {_LIVE} "
+        "ORDER BY registered_at, trigger_id LIMIT 1", project, workflow_id)
 
 
 async def list_webhooks(db: Db, project: str) -> list[dict[str, Any]]:

@@ -219,3 +219,28 @@ async def test_another_projects_triggers_and_workflows_are_not_found(api: Runnin
         assert r.status_code == 404, (method, url, r.text)
     assert await api.log_ends() == before
     assert (await api.client.get("/api/webhooks", headers=stranger)).json()["items"] == []
+
+
+async def test_a_manual_triggers_default_input_fills_a_run_asked_for_without_one(
+        api: RunningApi) -> None:
+    workflow_id = await workflow(api)
+    await created(api, workflow_id, {"type": "manual", "default_input": {"who": "default"}})
+    r = await api.client.post(f"/api/workflows/{workflow_id}/execute", json={})
+    assert r.status_code == 202, r.text
+    run = await api.client.get(f"/api/executions/{r.json()['run_id']}",
+                               params={"wait_for": r.json()["position"]["token"]})
+    assert run.json()["input"] == {"who": "default"}
+    r = await api.client.post(f"/api/workflows/{workflow_id}/execute",
+                              json={"input": {"who": "given"}})
+    run = await api.client.get(f"/api/executions/{r.json()['run_id']}",
+                               params={"wait_for": r.json()["position"]["token"]})
+    assert run.json()["input"] == {"who": "given"}  # a given input wins
+    r = await api.client.post(f"/api/workflows/{workflow_id}/execute/bulk",
+                              json={"inputs": [None, {"who": "b"}]})
+    assert r.status_code == 202, r.text
+    inputs = []
+    for accepted in r.json()["runs"]:
+        got = await api.client.get(f"/api/executions/{accepted['run_id']}",
+                                   params={"wait_for": accepted["position"]["token"]})
+        inputs.append(got.json()["input"])
+    assert inputs == [{"who": "default"}, {"who": "b"}]

@@ -27,6 +27,7 @@ from bend.core.definitions import definition_hash
 from bend.core.errors import BendError
 from bend.security.roles import Principal
 from projections.queries import runs as run_queries
+from projections.queries import triggers as trigger_queries
 from projections.queries import workflows as queries
 
 __all__ = ["router"]
@@ -186,6 +187,9 @@ async def execute_workflow(body: ExecuteRequest, response: Response, ctx: Contex
                            principal: Executor, workflow_id: str) -> ExecutionAccepted:
     """Start a run with `input`; the same `idempotency_key` always gives the same run."""
     version, definition = await _pinned(ctx, principal, workflow_id, body.version)
+    if body.input is None:  # a manual trigger's default_input fills a missing input
+        body = body.model_copy(update={"input": await trigger_queries.manual_default_input(
+            ctx.pool, principal.project, workflow_id)})
     check_inputs(workflow_id, definition, [body.input], ["input"])
     run_id = records.run_id_for(workflow_id, body.idempotency_key)
     if body.idempotency_key is not None:
@@ -251,6 +255,11 @@ async def execute_workflow_bulk(body: BulkExecuteRequest, ctx: Context, principa
     size = len(body.inputs) * _json_size(definition) + sum(map(_json_size, body.inputs))
     if size > limits.bulk_max_bytes:
         raise BulkTooLarge(size, limits.bulk_max_bytes, len(body.inputs))
+    if any(i is None for i in body.inputs):  # a manual trigger's default_input fills them
+        default = await trigger_queries.manual_default_input(ctx.pool, principal.project,
+                                                             workflow_id)
+        body = body.model_copy(update={"inputs": [default if i is None else i
+                                                  for i in body.inputs]})
     check_inputs(workflow_id, definition, body.inputs,
                  [f"inputs[{i}]" for i in range(len(body.inputs))])
     now = _now()
