@@ -13,7 +13,7 @@ from bend.api.errors import install_error_handlers
 from bend.api.guards import ProblemBodySizeLimit, RefuseNul, document_auth
 from bend.api.metrics import RequestMetrics
 from bend.api.routers import (
-    auth, components, dead_letters, executions, health, keys, rebuilds, replay, secrets,
+    audit, auth, components, dead_letters, executions, health, keys, rebuilds, replay, secrets,
     triggers, webhooks, workflows,
 )
 from bend.api.security import open_security
@@ -50,5 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(replay.router)
     app.include_router(rebuilds.router)
     app.include_router(dead_letters.router)
+    app.include_router(audit.router)
     install_ui(app)  # the web UI under /ui, last: its catch-all 404 must not hide API routes
     return app

@@ -27,6 +27,7 @@ from bend.core.schedule_errors import InvalidTrigger
 from bend.kafka.errors import InvalidPosition, KafkaUnavailable
 from bend.replay.errors import NoEvents, ReplayDiverged
 from bend.replay.fork import ForkRefused
+from bend.security.denials import UNAUTHENTICATED, Denial
 from projections.errors import DatabaseUnavailable, ProjectionBehind
 
 __all__ = ["PROBLEM_JSON", "Problem", "install_error_handlers", "problem_responses",
@@ -126,7 +127,25 @@ async def _bend_error(request: Request, err: Exception) -> JSONResponse:
             headers.setdefault("Retry-After", after)
     if status >= 500:
         log.error("request_failed", error=err.code, path=request.url.path, detail=err.message)
+    if status in (401, 403):
+        await _record_denial(request, status, err.code)
     return _problem(request, status, err.code, err.message, extra, headers)
+
+
+async def _record_denial(request: Request, status: int, code: str) -> None:
+    """Keep a refused API request for the audit log (GET /api/audit); never fails the answer."""
+    security = getattr(request.app.state, "security", None)
+    if security is None or not request.url.path.startswith("/api/"):
+        return
+    principal = getattr(request.state, "principal", None)
+    try:
+        await security.denials.record(Denial(
+            status=status, code=code, method=request.method, path=request.url.path,
+            client_ip=request.client.host if request.client else "unknown",
+            project=principal.project if principal else None,
+            actor=principal.subject if principal else UNAUTHENTICATED))
+    except Exception:  # noqa: BLE001 - the audit of a refusal must not turn it into a 500
+        log.warning("denial_not_recorded", path=request.url.path, status=status)
 
 
 async def _validation_error(request: Request, err: Exception) -> JSONResponse:

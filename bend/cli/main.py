@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "components": "bend.cli.components:components",
     "triggers": "bend.cli.triggers:triggers",
     "keys": "bend.cli.keys:keys",
+    "audit": "bend.cli.audit:audit",
     "replay": "bend.cli.replay:replay",
     "dead-letters": "bend.cli.dead_letters:dead_letters",
     "deploy": "bend.deploy.cli:deploy",

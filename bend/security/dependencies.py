@@ -16,6 +16,7 @@ import asyncpg
 from fastapi import Depends, Request
 
 from bend.security.apikeys import looks_like_key
+from bend.security.denials import DenialLog
 from bend.security.errors import MissingCredentials
 from bend.security.keyfiles import SecurityKeys, load_keys
 from bend.security.keystore import ApiKeyStore
@@ -39,6 +40,7 @@ class Security:
     limits: RateLimits
     secrets: SecretStore
     webhook_guard: ReplayGuard
+    denials: DenialLog
     settings: SecuritySettings
 
 
@@ -58,6 +60,7 @@ async def build_security(
         limits=RateLimits.from_settings(sec),
         secrets=SecretStore(pool, keys.secrets_key),
         webhook_guard=PostgresReplayGuard(pool),
+        denials=DenialLog(pool),
         settings=sec,
     )
 

@@ -159,3 +159,38 @@ def test_triggers_are_added_listed_changed_and_removed(served: ServedApi, tmp_pa
     r = bend(served, "triggers", "remove", trigger_id)
     assert r.exit_code == 0 and "removed schedule trigger" in r.stdout, r.output
     assert trigger_id not in bend(served, "triggers", "list", "nightly").stdout
+
+
+def test_the_audit_log_shows_what_was_done_and_what_was_refused_in_the_project(
+        served: ServedApi, tmp_path: Path) -> None:
+    wf = tmp_path / "greeter.yaml"
+    wf.write_text(GREETER)
+    assert bend(served, "workflows", "apply", str(wf)).exit_code == 0
+    viewer = json.loads(bend(served, "keys", "create", "--role", "viewer", "--json").stdout)
+    refused = bend(served, "workflows", "apply", str(wf), key=viewer["key"])
+    assert refused.exit_code == 4
+    assert bend(served, "workflows", "list", key="bend_nosuchkey_000").exit_code != 0
+    other = json.loads(bend(served, "keys", "create", "--role", "admin", "--project", "audit-b",
+                            "--json").stdout)
+    assert bend(served, "workflows", "apply", str(wf), key=other["key"]).exit_code == 0
+
+    r = bend(served, "audit", "--json")
+    assert r.exit_code == 0, r.output
+    entries = json.loads(r.stdout)["items"]
+    actions = [e["action"] for e in entries]
+    assert "workflow.register" in actions and "access.forbidden" in actions
+    forbidden = next(e for e in entries if e["action"] == "access.forbidden")
+    assert forbidden["actor"] == f"key:{viewer['key_id']}"
+    assert forbidden["detail"]["status"] == 403 and forbidden["detail"]["path"].startswith(
+        "/api/workflows")
+    # The installation's admin also sees refusals of no project (a key that is no key)...
+    assert "access.unauthenticated" in actions
+    # ...and no project sees another's entries.
+    r = bend(served, "audit", "--json", key=other["key"])
+    theirs = json.loads(r.stdout)["items"]
+    assert {e["project"] for e in theirs} == {"audit-b"}
+    assert [e["action"] for e in theirs] == ["workflow.register"]
+    r = bend(served, "audit", "--action", "access.forbidden")
+    assert r.exit_code == 0 and "/api/workflows" in r.stdout and "(403" in r.stdout, r.output
+    r = bend(served, "audit", key=viewer["key"])
+    assert r.exit_code == 4, r.output  # audit:read is for admins
