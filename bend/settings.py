@@ -181,6 +181,9 @@ class SecuritySettings(BaseModel):
     key_burst: int = Field(default=40, ge=1)
     ip_rate_per_s: float = Field(default=50.0, gt=0)
     ip_burst: int = Field(default=100, ge=1)
+    # Where the buckets live: postgres (shared by every API replica) or memory (per process;
+    # N replicas then allow N times the rates).
+    rate_limit_store: Literal["postgres", "memory"] = "postgres"
     body_limit_bytes: int = Field(default=1_048_576, ge=1)
     webhook_tolerance_s: int = Field(default=300, ge=1)
 

@@ -57,7 +57,7 @@ async def build_security(
             keys.jwt_secret, issuer=sec.jwt_issuer, audience=sec.jwt_audience,
             ttl_s=sec.token_ttl_s,
         ),
-        limits=RateLimits.from_settings(sec),
+        limits=RateLimits.from_settings(sec, pool=pool),
         secrets=SecretStore(pool, keys.secrets_key),
         webhook_guard=PostgresReplayGuard(pool),
         denials=DenialLog(pool),
@@ -96,7 +96,7 @@ async def authenticate(request: Request) -> Principal:
     The principal is also left on `request.state.principal` for logging.
     """
     security = get_security(request)
-    security.limits.check_ip(client_ip(request))
+    await security.limits.check_ip(client_ip(request))
     credential = _credential(request)
     if credential is None:
         raise MissingCredentials()
@@ -104,7 +104,7 @@ async def authenticate(request: Request) -> Principal:
         principal = await security.keys.verify(credential)
     else:
         principal = security.tokens.verify(credential)
-    security.limits.check_principal(principal)
+    await security.limits.check_principal(principal)
     request.state.principal = principal
     return principal
 

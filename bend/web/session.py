@@ -75,7 +75,7 @@ async def sign_in(request: Request, credential: str, ttl_s: int) -> Session:
     """A session for an API key (a token is issued for it) or an access token; a typed
     Unauthenticated error saying why not."""
     security = get_security(request)
-    security.limits.check_ip(client_ip(request))
+    await security.limits.check_ip(client_ip(request))
     credential = credential.strip()
     if not credential:
         raise Unauthenticated("enter an API key (bend_...) or an access token")
@@ -96,13 +96,13 @@ async def session_of(request: Request) -> Session:
     if not token:
         raise LoginRequired(nxt)
     security = get_security(request)
-    security.limits.check_ip(client_ip(request))
+    await security.limits.check_ip(client_ip(request))
     try:
         principal = security.tokens.verify(token)
         name = await _checked(security, principal)
     except Unauthenticated as err:
         raise LoginRequired(nxt, str(err)) from None
-    security.limits.check_principal(principal)
+    await security.limits.check_principal(principal)
     request.state.principal = principal
     return Session(principal, name, token)
 

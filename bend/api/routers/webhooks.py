@@ -59,7 +59,7 @@ async def _hook(ctx: Context, path: str) -> tuple[dict[str, Any], WebhookTrigger
 async def receive(path: str, request: Request, response: Response, ctx: Context,
                   security: Sec) -> WebhookAccepted:
     """Verify a signed delivery, then record the firing and start the workflow's run."""
-    security.limits.check_ip(client_ip(request))
+    await security.limits.check_ip(client_ip(request))
     raw = await request.body()
     row, hook = await _hook(ctx, path)
     check_headers(hook, request.headers)

@@ -98,23 +98,23 @@ async def test_concurrent_tasks_never_get_more_than_the_burst() -> None:
     assert sum(results) == 20
 
 
-def test_the_api_limits_raise_429_with_a_whole_seconds_retry_after() -> None:
+async def test_the_api_limits_raise_429_with_a_whole_seconds_retry_after() -> None:
     clock = Clock()
     sec = SecuritySettings(key_rate_per_s=0.4, key_burst=1, ip_rate_per_s=1.0, ip_burst=2)
     limits = RateLimits.from_settings(sec, clock=clock)
     principal = Principal(subject="key:k", project="acme", role=Role.VIEWER, key_id="k")
-    limits.check_principal(principal)
+    await limits.check_principal(principal)
     with pytest.raises(RateLimited) as caught:
-        limits.check_principal(principal)
+        await limits.check_principal(principal)
     assert caught.value.status == 429
     assert caught.value.retry_after_s == pytest.approx(2.5)
     assert caught.value.headers == {"Retry-After": "3"}
-    limits.check_ip("10.0.0.1")
-    limits.check_ip("10.0.0.1")
+    await limits.check_ip("10.0.0.1")
+    await limits.check_ip("10.0.0.1")
     with pytest.raises(RateLimited, match="client address"):
-        limits.check_ip("10.0.0.1")
+        await limits.check_ip("10.0.0.1")
     # The same key id in another project is another bucket.
-    limits.check_principal(Principal(subject="key:k", project="globex", role=Role.VIEWER,
+    await limits.check_principal(Principal(subject="key:k", project="globex", role=Role.VIEWER,
                                      key_id="k"))
 
 
