@@ -4,15 +4,28 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install browser kustomize demo test test-unit up down status lint bench clean
+.PHONY: install lock browser kustomize demo test test-unit up down status lint bench clean
 
-$(BIN)/.installed: pyproject.toml
+# Dependencies come from requirements.lock, every file checked against its hash; Bend itself is
+# installed on top without resolving anything. After changing pyproject.toml's dependencies,
+# `make lock` resolves them again (and deploy/requirements.lock, the image's, without dev tools).
+$(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(BIN)/.installed
+
+LOCK_ARGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--no-header --no-annotate
+
+lock: install
+	$(BIN)/pip install -q uv
+	printf 'setuptools==75.8.0\nwheel==0.45.1\n' | $(BIN)/uv pip compile pyproject.toml - \
+		--extra dev $(LOCK_ARGS) -o requirements.lock
+	printf 'setuptools==75.8.0\nwheel==0.45.1\n' | $(BIN)/uv pip compile pyproject.toml - \
+		$(LOCK_ARGS) -o deploy/requirements.lock
 
 # The web UI's tests drive Debian's Chromium through its chromedriver (never a downloaded
 # browser). Installed with apt-get when missing; fails loudly when that is not possible.
