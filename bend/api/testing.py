@@ -29,7 +29,7 @@ from bend.settings import Settings
 from projections.db import database_url
 from projections.projector import Projector
 
-__all__ = ["RunningApi", "drop_isolated", "isolated_settings", "running_api"]
+__all__ = ["RunningApi", "api_beside", "drop_isolated", "isolated_settings", "running_api"]
 
 
 def isolated_settings(base: Settings, prefix: str | None = None, partitions: int = 3) -> Settings:
@@ -114,3 +114,18 @@ async def running_api(settings: Settings, *, projector: bool = True) -> AsyncIte
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def api_beside(engine_settings: Settings) -> AsyncIterator[RunningApi]:
+    """An app (and projector) on an engine's topics, with read models of its own, dropped after;
+    the topics stay (the engine's workers still use them), and so does the security schema,
+    named by the topic prefix, which the engine's executors read secrets from."""
+    kafka = engine_settings.kafka
+    settings = isolated_settings(engine_settings, prefix=kafka.topic_prefix,
+                                 partitions=kafka.default_partitions)
+    try:
+        async with running_api(settings) as running:
+            yield running
+    finally:
+        await drop_isolated(settings, topics=False)

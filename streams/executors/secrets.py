@@ -209,10 +209,6 @@ class StoreSecrets:
             raise SecretNotFound(name)
         return found
 
-    async def resolve(self, name: str, project: str = "default") -> str:
-        """The value of secret `name` of `project`."""
-        return (await self.secret(name, project)).value
-
     async def redactor(self, project: str) -> Redactor:
         """Masks every value `project`'s steps may see."""
         return (await self._project(project)).redactor

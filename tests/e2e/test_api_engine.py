@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.api.testing import RunningApi, api_beside
 from bend.devstack.engine import Engine, running_engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -40,14 +40,8 @@ def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture()
 async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    kafka = engine.settings.kafka
-    settings = isolated_settings(engine.settings, prefix=kafka.topic_prefix,
-                                 partitions=kafka.default_partitions)
-    try:
-        async with running_api(settings) as running:
-            yield running
-    finally:
-        await drop_isolated(settings, topics=False)  # the engine's workers still use them
+    async with api_beside(engine.settings) as running:
+        yield running
 
 
 async def run_of(api: RunningApi, definition: dict[str, Any], run_input: Any) -> str:

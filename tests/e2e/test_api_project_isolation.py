@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.api.testing import RunningApi, api_beside
 from bend.contracts.codec import encode
 from bend.contracts.topics import topic_name
 from bend.core.commands import StartRun
@@ -68,14 +68,8 @@ def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture()
 async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    kafka = engine.settings.kafka
-    settings = isolated_settings(engine.settings, prefix=kafka.topic_prefix,
-                                 partitions=kafka.default_partitions)
-    try:
-        async with running_api(settings) as running:
-            yield running
-    finally:
-        await drop_isolated(settings, topics=False)
+    async with api_beside(engine.settings) as running:
+        yield running
 
 
 async def _ok(api: RunningApi, key: str, method: str, path: str, **kw: Any) -> dict[str, Any]:

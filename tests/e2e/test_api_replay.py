@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.api.testing import RunningApi, api_beside
 from bend.devstack.engine import Engine, running_engine
 from tests.e2e.test_api_engine import run_of, until
 
@@ -33,14 +33,8 @@ def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture()
 async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    kafka = engine.settings.kafka
-    settings = isolated_settings(engine.settings, prefix=kafka.topic_prefix,
-                                 partitions=kafka.default_partitions)
-    try:
-        async with running_api(settings) as running:
-            yield running
-    finally:
-        await drop_isolated(settings, topics=False)
+    async with api_beside(engine.settings) as running:
+        yield running
 
 
 async def test_a_run_replays_from_the_log_and_a_fork_reuses_what_came_before_its_step(

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.api.testing import RunningApi, api_beside
 from bend.devstack.engine import Engine, running_engine
 from bend.devstack.llm_server import ServerHandle, scripted_reply, serve_in_background
 
@@ -83,15 +83,8 @@ def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture()
 async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    kafka = engine.settings.kafka
-    # The engine's executor reads the security schema named by the topic prefix: share it.
-    settings = isolated_settings(engine.settings, prefix=kafka.topic_prefix,
-                                 partitions=kafka.default_partitions)
-    try:
-        async with running_api(settings) as running:
-            yield running
-    finally:
-        await drop_isolated(settings, topics=False)
+    async with api_beside(engine.settings) as running:
+        yield running
 
 
 async def _run(api: RunningApi, key: str, definition: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.api.testing import RunningApi, api_beside
 from bend.core.commands import StartRun
 from bend.devstack.engine import Engine, running_engine
 from bend.kafka.producer import RecordProducer
@@ -47,14 +47,8 @@ def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="module")
 async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    kafka = engine.settings.kafka
-    settings = isolated_settings(engine.settings, prefix=kafka.topic_prefix,
-                                 partitions=kafka.default_partitions)
-    try:
-        async with running_api(settings) as running:
-            yield running
-    finally:
-        await drop_isolated(settings, topics=False)  # the engine's workers still use them
+    async with api_beside(engine.settings) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
