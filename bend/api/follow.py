@@ -37,9 +37,7 @@ async def follow_run(ctx: ApiContext, run_id: str, after_seq: int,
         if rows:
             last_beat = time.monotonic()
             continue
-        status = await ctx.pool.fetchval("SELECT status FROM runs WHERE run_id = $1", run_id)
-        last_seq = await ctx.pool.fetchval(
-            "SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = $1", run_id)
+        status, last_seq = await queries.progress(ctx.pool, run_id) or (None, 0)
         if status in queries.FINISHED and after_seq >= last_seq:
             yield _frame(after_seq, "end", json.dumps({"run_id": run_id, "status": status}))
             return

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
 
 import click
 
-from bend.core.errors import BendError
+from bend.cli.errors import clear_errors
 from bend.devstack import kafka, stack
 from bend.settings import get_settings
 
 __all__ = ["dev"]
-
-
-def _clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a BendError into click's one-line error and exit code 1, whoever runs the command."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except BendError as exc:
-            raise click.ClickException(exc.message) from exc
-
-    return wrapper
 
 
 @click.group()
@@ -35,7 +19,7 @@ def dev() -> None:
 
 
 @dev.command()
-@_clear_errors
+@clear_errors
 def up() -> None:
     """Start Kafka and Postgres (a no-op for what already runs)."""
     started = time.monotonic()
@@ -54,7 +38,7 @@ def up() -> None:
 
 
 @dev.command()
-@_clear_errors
+@clear_errors
 def down() -> None:
     """Stop Kafka and Postgres by the PIDs `up` recorded."""
     for outcome in stack.down(get_settings()):
@@ -62,7 +46,7 @@ def down() -> None:
 
 
 @dev.command()
-@_clear_errors
+@clear_errors
 def status() -> None:
     """Show whether Kafka and Postgres run and answer; exit code 1 if either does not."""
     statuses = stack.status(get_settings())

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import wraps
 from pathlib import Path
-from typing import Any
 
 import click
 
-from bend.core.errors import BendError
+from bend.cli.errors import clear_errors
 from bend.cli.rebuilds import projections, status
 from bend.replay.archive import read_archive, write_archive
 from bend.replay.fork import fork_run, parse_assignment
@@ -22,17 +19,6 @@ from bend.replay.replay import ReplayReport, replay_run
 from bend.settings import get_settings
 
 __all__ = ["replay"]
-
-
-def _clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except BendError as exc:
-            raise click.ClickException(exc.message) from exc
-
-    return wrapper
 
 
 @click.group()
@@ -46,7 +32,7 @@ def replay() -> None:
               help="Replay from an archive written by `bend replay export`, not Kafka.")
 @click.option("--no-projection", is_flag=True, help="Skip the comparison with the read model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@_clear_errors
+@clear_errors
 def run_(run_id: str, archive: Path | None, no_projection: bool, as_json: bool) -> None:
     """Fold RUN_ID's events, print its timeline; exit 1 if the projection disagrees."""
     report = asyncio.run(replay_run(get_settings(), run_id, archive=archive,
@@ -90,7 +76,7 @@ def _print(report: ReplayReport) -> None:
               help="The Avro file to write.")
 @click.option("--since", type=click.DateTime(), help="Events at or after (UTC).")
 @click.option("--until", type=click.DateTime(), help="Events before (UTC).")
-@_clear_errors
+@clear_errors
 def export(run_ids: tuple[str, ...], out: Path, since: datetime | None,
            until: datetime | None) -> None:
     """Write the events of RUN_IDS (or of a time range) to an Avro archive."""
@@ -109,7 +95,7 @@ def _utc(value: datetime | None) -> datetime | None:
 @replay.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per event.")
-@_clear_errors
+@clear_errors
 def import_(path: Path, as_json: bool) -> None:
     """Read an archive back: each event with where it was recorded."""
     runs: dict[str, int] = {}
@@ -134,7 +120,7 @@ def import_(path: Path, as_json: bool) -> None:
 @click.option("--input", "input_file", type=click.Path(exists=True, path_type=Path),
               help="A JSON file replacing the input.")
 @click.option("--json", "as_json", is_flag=True)
-@_clear_errors
+@clear_errors
 def fork(run_id: str, from_step: str, assignments: tuple[str, ...], input_file: Path | None,
          as_json: bool) -> None:
     """Start a new run reusing RUN_ID's outputs before --from STEP."""

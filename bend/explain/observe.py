@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition as AioPartition
-from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -21,7 +19,7 @@ from bend.core.errors import BendError
 from bend.core.events import CircuitStateChanged, DeadLettered
 from bend.core.explain import CircuitFacts, DeadLetterFacts, ExecutorLoad, PartitionFacts
 from bend.kafka.errors import KafkaUnavailable
-from bend.kafka.fromstart import seek_to_start
+from bend.kafka.fromstart import read_to_end
 from bend.settings import Settings
 
 __all__ = [
@@ -101,34 +99,8 @@ class Raw:
 async def read_partitions(settings: Settings, topic: str,
                           partitions: Iterable[int] | None = None) -> list[Raw]:
     """Every record of `topic` (or of its `partitions`) up to the end it has now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    try:
-        await consumer.start()
-    except KafkaError as exc:
-        await consumer.stop()
-        raise KafkaUnavailable(settings.kafka.bootstrap, f"cannot read {topic} ({exc})") from exc
-    out: list[Raw] = []
-    try:
-        if partitions is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - a fresh topic
-            partitions = sorted(consumer.partitions_for_topic(topic) or ())
-        tps = [AioPartition(topic, p) for p in partitions]
-        if not tps:
-            return out
-        begins, ends = await seek_to_start(consumer, tps)
-        pending = {tp for tp in tps if begins[tp] < ends[tp]}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
-            for tp, records in batch.items():
-                out.extend(Raw(tp.partition, r.offset, r.key, r.value) for r in records
-                           if r.offset < ends[tp])
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
-    return out
+    return [Raw(partition, r.offset, r.key, r.value) async for partition, r in
+            read_to_end(settings.kafka.bootstrap, topic, partitions)]
 
 
 async def circuits(settings: Settings, topic: str) -> dict[str, CircuitFacts]:

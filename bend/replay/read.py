@@ -6,27 +6,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
-
-from bend.kafka.fromstart import seek_to_start
 from bend.contracts.codec import decode
 from bend.contracts.topics import topic_name
 from bend.core.errors import BendError
 from bend.core.events import Event
+from bend.kafka.errors import KafkaUnavailable
+from bend.kafka.fromstart import read_to_end
 from bend.settings import Settings
 
 __all__ = ["KafkaUnavailable", "Recorded", "read_log", "run_events_of"]
-
-
-class KafkaUnavailable(BendError):
-    """The broker could not be reached to read the run log."""
-
-    code = "kafka_unavailable"
-
-    def __init__(self, bootstrap: str, detail: str) -> None:
-        super().__init__(f"cannot read the run log from Kafka at {bootstrap} ({detail}); start "
-                         "it with `bend dev up` or set BEND_KAFKA__BOOTSTRAP")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,38 +34,12 @@ async def read_log(settings: Settings, *, run_ids: Iterable[str] | None = None,
     """Events of the run-events topic up to its current end, filtered by run and time."""
     wanted = set(run_ids) if run_ids is not None else None
     topic = topic_name("runs", settings)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=8 * 1024 * 1024)
-    try:
-        await consumer.start()
-    except KafkaError as exc:
-        raise KafkaUnavailable(settings.kafka.bootstrap, str(exc)) from exc
     out: list[Recorded] = []
-    try:
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = sorted(consumer.partitions_for_topic(topic) or ())
-        tps = [TopicPartition(topic, p) for p in partitions]
-        if not tps:
-            return out
-        begins, ends = await seek_to_start(consumer, tps)
-        pending = {tp for tp in tps if begins[tp] < ends[tp]}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        break
-                    kept = _keep(record, wanted, since, until)
-                    if kept is not None:
-                        out.append(Recorded(tp.topic, tp.partition, record.offset,
-                                            record.value, kept))
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
+    async for partition, record in read_to_end(settings.kafka.bootstrap, topic, partitions,
+                                               fetch_bytes=8 * 1024 * 1024):
+        kept = _keep(record, wanted, since, until)
+        if kept is not None:
+            out.append(Recorded(topic, partition, record.offset, record.value, kept))
     return out
 
 

@@ -77,21 +77,19 @@ async def run_state(ctx: ApiContext, run_id: str, after_seq: int,
     last_beat = time.monotonic()
     mark: tuple[str, int] | None = (shown_status, after_seq) if shown_status else None
     while True:
-        row = await ctx.pool.fetchrow("SELECT status, last_seq FROM runs WHERE run_id = $1",
-                                      run_id)
-        if row is None:
+        progress = await queries.progress(ctx.pool, run_id)
+        if progress is None:
             yield _frame("end", {"run_id": run_id, "status": None})
             return
-        last_seq = await ctx.pool.fetchval(
-            "SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = $1", run_id)
-        if (row["status"], last_seq) != mark:
-            mark = (row["status"], last_seq)
+        status, last_seq = progress
+        if (status, last_seq) != mark:
+            mark = (status, last_seq)
             state = await render(after_seq)
             after_seq = max(after_seq, int(state.get("last_seq", after_seq)))
             yield _frame("state", state, after_seq)
             last_beat = time.monotonic()
-        if row["status"] in queries.FINISHED and after_seq >= last_seq:
-            yield _frame("end", {"run_id": run_id, "status": row["status"]}, after_seq)
+        if status in queries.FINISHED and after_seq >= last_seq:
+            yield _frame("end", {"run_id": run_id, "status": status}, after_seq)
             return
         now = time.monotonic()
         if now >= deadline:

@@ -67,6 +67,15 @@ async def list_runs(db: Db, project: str, *, workflow_id: str | None = None,
     return found[::-1] if before is not None else found
 
 
+async def progress(db: Db, run_id: str) -> tuple[str, int] | None:
+    """A run's status and the highest seq of its projected events (0: none yet), or None for
+    a run the read model does not hold: what a follower waits on."""
+    row = await db.fetchrow(
+        "SELECT status, (SELECT coalesce(max(seq), 0) FROM run_events e WHERE e.run_id = r.run_id)"
+        " AS last_seq FROM runs r WHERE run_id = $1", run_id)
+    return None if row is None else (row["status"], row["last_seq"])
+
+
 async def steps(db: Db, run_id: str) -> list[dict[str, Any]]:
     """The run's steps, in the order they were first scheduled."""
     rows = await db.fetch("SELECT * FROM steps WHERE run_id = $1 "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from typing import Annotated
 
@@ -72,11 +73,8 @@ class KeyInfo(BaseModel):
 
     @classmethod
     def of(cls, info: ApiKeyInfo, now: datetime) -> KeyInfo:
-        """The body of a stored key."""
-        return cls(key_id=info.key_id, project=info.project, name=info.name, role=info.role,
-                   created_at=info.created_at, created_by=info.created_by,
-                   expires_at=info.expires_at, revoked_at=info.revoked_at,
-                   last_used_at=info.last_used_at, active=info.active(now))
+        """The body of a stored key (the store's fields, and whether it works at `now`)."""
+        return cls(**dataclasses.asdict(info), active=info.active(now))
 
 
 class KeyCreated(KeyInfo):
