@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from bend.cli.errors import clear_errors
+from bend.cli.output import duration
 from bend.cli.rebuilds import projections, status
 from bend.replay.archive import read_archive, write_archive
 from bend.replay.fork import fork_run, parse_assignment
@@ -55,11 +56,12 @@ def _print(report: ReplayReport) -> None:
         if line.skipped is not None:
             click.echo(f"  {line.step_id:<24} skipped: {line.skipped}")
         for a in line.attempts:
-            took = "" if a.duration_ms is None else f"{a.duration_ms} ms"
+            took = "" if a.duration_ms is None else (
+                f"queued {duration(a.queued_ms)}, ran {duration(a.duration_ms)}")
             calls = (f"  llm {a.llm_calls} ({a.prompt_tokens}+{a.completion_tokens} tokens)"
                      if a.llm_calls else "") + (f"  tools {a.tool_calls}" if a.tool_calls else "")
             click.echo(f"  {line.step_id:<24} #{a.attempt} {line.node_type:<10} "
-                       f"{a.outcome:<10} {took:>9}{calls}")
+                       f"{a.outcome:<10} {took:>26}{calls}")
     if not report.checked:
         click.echo("projection not checked")
     elif report.differences:

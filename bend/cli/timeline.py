@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from bend.api.logs import log_line
@@ -42,9 +41,11 @@ def render_run(out: Output, run: dict[str, Any], workflow_name: str | None = Non
                 ("idempotency key", run.get("idempotency_key")),
                 ("trigger", run.get("trigger_id"))])
     out.line()
-    out.table(["step", "type", "status", "attempts", "duration", "began", "note"],
+    # Queued and run time as the API gives them (bend.core.timing: the UI and replay agree).
+    out.table(["step", "type", "status", "attempts", "queued", "ran", "began", "note"],
               [[s["step_id"], s["node_type"], status_text(s["status"]), s["attempts"],
-                duration(_took(s)), clock(s.get("started_at") or s.get("scheduled_at")),
+                duration(s.get("queued_ms")), duration(s.get("duration_ms")),
+                clock(s.get("started_at") or s.get("scheduled_at")),
                 short_json(_note(s), 50) if _note(s) else "-"] for s in run["steps"]],
               empty="(no steps yet)")
     if run.get("usage"):
@@ -67,17 +68,6 @@ def render_run(out: Output, run: dict[str, Any], workflow_name: str | None = Non
                      fg="yellow")
         case status:
             out.line(f"run is {status}")
-
-
-def _took(step: dict[str, Any]) -> float | None:
-    """How long the step took from its start (or, for steps the engine runs itself, like a
-    delay, from being scheduled) to its end."""
-    begun = step.get("started_at") or step.get("scheduled_at")
-    if begun and step.get("finished_at"):
-        seconds = (datetime.fromisoformat(step["finished_at"])
-                   - datetime.fromisoformat(begun)).total_seconds()
-        return max(0.0, seconds * 1000)
-    return step.get("duration_ms")
 
 
 def _note(step: dict[str, Any]) -> str | None:

@@ -9,9 +9,10 @@ from typing import Any
 from bend.core.apply import apply
 from bend.core.events import (
     AgentLlmCallRecorded, AgentToolCallRecorded, Event, StepCancelled, StepFailed,
-    StepScheduled, StepSkipped, StepSucceeded, StepTimedOut,
+    StepScheduled, StepSkipped, StepStarted, StepSucceeded, StepTimedOut,
 )
 from bend.core.state import RunState
+from bend.core.timing import attempt_timing
 from bend.core.transitions import IllegalTransition
 from bend.replay.errors import ReplayDiverged
 
@@ -28,7 +29,9 @@ class Attempt:
     attempt: int
     scheduled_at: datetime
     outcome: str = "open"
-    duration_ms: int | None = None
+    started_at: datetime | None = None  # as reported (late by report_started_after_ms)
+    queued_ms: int | None = None  # scheduled -> began (bend.core.timing)
+    duration_ms: int | None = None  # began -> ended: the run time
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -49,6 +52,8 @@ class StepLine:
         out = asdict(self)
         for a in out["attempts"]:
             a["scheduled_at"] = a["scheduled_at"].isoformat()
+            if a["started_at"] is not None:
+                a["started_at"] = a["started_at"].isoformat()
         return out
 
 
@@ -80,6 +85,10 @@ def timeline(events: list[Event]) -> list[StepLine]:
                 line.attempts.append(Attempt(ev.attempt, ev.occurred_at))
             case StepSkipped():
                 lines.setdefault(ev.step_id, StepLine(ev.step_id, "")).skipped = ev.reason or "skipped"
+            case StepStarted():
+                a = _attempt(lines, ev.step_id, ev.attempt)
+                if a is not None and a.started_at is None:
+                    a.started_at = ev.occurred_at
             case AgentLlmCallRecorded():
                 a = _attempt(lines, ev.step_id, ev.attempt)
                 if a is not None:
@@ -94,7 +103,9 @@ def timeline(events: list[Event]) -> list[StepLine]:
                 a = _attempt(lines, ev.step_id, getattr(ev, "attempt", None))
                 if a is not None and a.outcome == "open":
                     a.outcome = _ENDS[type(ev)]
-                    a.duration_ms = int((ev.occurred_at - a.scheduled_at).total_seconds() * 1000)
+                    timing = attempt_timing(a.scheduled_at, a.started_at, ev.occurred_at,
+                                            getattr(ev, "duration_ms", None))
+                    a.queued_ms, a.duration_ms = timing.queued_ms, timing.run_ms
     return list(lines.values())
 
 

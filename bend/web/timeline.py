@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bend.core.timing import attempt_timing
+
 __all__ = ["Attempt", "Timer", "TimelineLayout", "attempts_of", "describe", "place", "short_label"]
 
 _ENDS = {"StepSucceeded": "succeeded", "StepFailed": "failed", "StepTimedOut": "timed_out",
@@ -94,6 +96,12 @@ def attempts_of(events: Iterable[Mapping[str, Any]]) -> list[Attempt]:
                 found.append(current)
             current.status, current.ended_at = _ENDS[kind], at
             current.detail = str(body.get("message") or body.get("reason") or "")
+            # An executor's step began when its measured run time says, not when its late
+            # "started" report came (bend.core.timing: the CLI, API and replay agree).
+            measured = body.get("duration_ms")
+            if isinstance(measured, int) and measured > 0 and current.scheduled_at:
+                current.started_at = attempt_timing(current.scheduled_at, current.started_at,
+                                                    at, measured).began_at
         elif kind == "StepRetryScheduled" and step_id in latest:
             current = latest[step_id]
             current.status = "retrying"

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from bend.api.models.common import LogPosition
+from bend.core.timing import attempt_timing
 
 __all__ = [
     "CancelAccepted", "CancelRequest", "EventPage", "EventView", "Graph", "GraphEdge",
@@ -51,10 +52,23 @@ class StepView(BaseModel):
     reason: str | None = None
     worker_id: str | None = None
     scheduled_at: datetime | None = None
-    started_at: datetime | None = None
+    started_at: datetime | None = Field(default=None, description=(
+        "When the latest attempt began (an executor's step: its end less the time it ran)"))
     finished_at: datetime | None = None
-    duration_ms: int | None = None
+    queued_ms: int | None = Field(default=None, description="Scheduled until it began")
+    duration_ms: int | None = Field(default=None, description=(
+        "How long it ran: from when it began to its end (or until now while it runs)"))
     next_retry_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: dict[str, Any], now: datetime) -> StepView:
+        """A step row with its timing (bend.core.timing: the CLI, UI and replay agree)."""
+        timing = attempt_timing(row.get("scheduled_at"), row.get("started_at"),
+                                row.get("finished_at"), row.get("duration_ms"),
+                                now if row.get("started_at") else None)
+        return cls.model_validate({**row, "started_at": timing.began_at,
+                                   "queued_ms": timing.queued_ms,
+                                   "duration_ms": timing.run_ms})
 
 
 class UsageView(BaseModel):

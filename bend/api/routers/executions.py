@@ -80,7 +80,8 @@ async def get_execution(ctx: Context, principal: Reader, run_id: str) -> RunDeta
     run = await _run(ctx, principal, run_id)
     steps = await queries.steps(ctx.pool, run_id)
     usage = await queries.usage(ctx.pool, run_id)
-    return RunDetail(**run, steps=[StepView.model_validate(s) for s in steps],
+    now = datetime.now(timezone.utc)
+    return RunDetail(**run, steps=[StepView.of(s, now) for s in steps],
                      usage=[UsageView.model_validate(u) for u in usage])
 
 
