@@ -20,10 +20,12 @@ from bend import __version__
 from bend.core.circuit import CircuitState
 from bend.core.commands import Command, RecordLlmCall
 from bend.core.events import (
-    Event, RunCancelled, RunCompleted, RunFailed, RunStarted, StepFailed, StepRetryScheduled,
-    StepScheduled, StepStarted, StepSucceeded, StepTimedOut,
+    Event, RunStarted, StepCancelled, StepRetryScheduled, StepScheduled, StepStarted,
+    StepTimedOut,
 )
 from bend.core.state import RunState
+from bend.core.timing import attempt_timing
+from bend.core.transitions import RUN_ENDINGS, STEP_ENDINGS
 from bend.settings import LlmPrice
 
 __all__ = [
@@ -137,25 +139,22 @@ def observe_decision(before: RunState | None, after: RunState,
             if overhead is not None:
                 STEP_OVERHEAD.labels(node_type).observe(overhead)
             started[ev.step_id] = ev.occurred_at
-        elif isinstance(ev, (StepSucceeded, StepFailed, StepTimedOut)):
+        elif ev.event_type in STEP_ENDINGS and not isinstance(ev, StepCancelled):
             node_type, at, began = prior(ev.step_id)
-            duration = _seconds(ev.occurred_at, began or at)
-            if duration is not None:
-                STEP_DURATION.labels(node_type, _STEP_OUTCOMES[type(ev)]).observe(duration)
+            # How long it ran, as the API and the UI say (bend.core.timing).
+            run_ms = attempt_timing(at, began, ev.occurred_at,
+                                    getattr(ev, "duration_ms", None)).run_ms
+            if run_ms is not None:
+                STEP_DURATION.labels(node_type, STEP_ENDINGS[ev.event_type].value).observe(
+                    run_ms / 1000)
             if isinstance(ev, StepTimedOut):
                 STEP_TIMEOUTS.labels(node_type).inc()
         elif isinstance(ev, StepRetryScheduled):
             STEP_RETRIES.labels(prior(ev.step_id)[0]).inc()
         elif isinstance(ev, RunStarted):
             RUNS_STARTED.labels(workflow).inc()
-        elif isinstance(ev, (RunCompleted, RunFailed, RunCancelled)):
-            RUNS_FINISHED.labels(workflow, _RUN_OUTCOMES[type(ev)]).inc()
-
-
-_STEP_OUTCOMES: dict[type, str] = {StepSucceeded: "succeeded", StepFailed: "failed",
-                                   StepTimedOut: "timed_out"}
-_RUN_OUTCOMES: dict[type, str] = {RunCompleted: "completed", RunFailed: "failed",
-                                  RunCancelled: "cancelled"}
+        elif ev.event_type in RUN_ENDINGS:
+            RUNS_FINISHED.labels(workflow, RUN_ENDINGS[ev.event_type].value).inc()
 
 
 def price_of(model: str, prices: Mapping[str, LlmPrice]) -> LlmPrice | None:

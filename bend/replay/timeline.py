@@ -13,13 +13,11 @@ from bend.core.events import (
 )
 from bend.core.state import RunState
 from bend.core.timing import attempt_timing
-from bend.core.transitions import IllegalTransition
+from bend.core.transitions import STEP_ENDINGS, IllegalTransition
 from bend.replay.errors import ReplayDiverged
 
 __all__ = ["Attempt", "StepLine", "fold_events", "timeline"]
 
-_ENDS = {StepSucceeded: "succeeded", StepFailed: "failed", StepTimedOut: "timed_out",
-         StepCancelled: "cancelled"}
 
 
 @dataclass(slots=True)
@@ -102,7 +100,7 @@ def timeline(events: list[Event]) -> list[StepLine]:
             case StepSucceeded() | StepFailed() | StepTimedOut() | StepCancelled():
                 a = _attempt(lines, ev.step_id, getattr(ev, "attempt", None))
                 if a is not None and a.outcome == "open":
-                    a.outcome = _ENDS[type(ev)]
+                    a.outcome = STEP_ENDINGS[ev.event_type].value
                     timing = attempt_timing(a.scheduled_at, a.started_at, ev.occurred_at,
                                             getattr(ev, "duration_ms", None))
                     a.queued_ms, a.duration_ms = timing.queued_ms, timing.run_ms

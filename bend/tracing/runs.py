@@ -19,10 +19,10 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 
 from bend.core.commands import Command
 from bend.core.events import (
-    Envelope, Event, RunCancelled, RunCompleted, RunFailed, StepCancelled, StepFailed,
-    StepScheduled, StepSucceeded, StepTimedOut,
+    Envelope, Event, RunFailed, StepFailed, StepScheduled, StepSucceeded, StepTimedOut,
 )
 from bend.core.state import RunState
+from bend.core.transitions import RUN_ENDINGS, STEP_ENDINGS
 from bend.tracing.ids import run_context, run_span_id, run_trace_id, step_context, step_span_id
 from bend.tracing.propagation import KafkaHeaders, extract_kafka, inject_kafka
 from bend.tracing.provider import Tracing, current, pinned_ids
@@ -145,8 +145,6 @@ def _record(tracing: Tracing, name: str, trace_id: int, span_id: int, parent: Co
     span.end(end_time=_ns(max(start, end)))
 
 
-_STEP_ENDS = (StepSucceeded, StepFailed, StepTimedOut, StepCancelled)
-_RUN_ENDS = (RunCompleted, RunFailed, RunCancelled)
 
 
 def _step_outcome(ev: Event) -> tuple[str, str | None]:
@@ -183,7 +181,7 @@ def _record_decision(tracing: Tracing, before: RunState | None, state: RunState,
                  for ev in events if isinstance(ev, StepScheduled)}
     done: set[tuple[str, int]] = set()
     for ev in events:
-        if isinstance(ev, _STEP_ENDS):
+        if ev.event_type in STEP_ENDINGS:
             step = state.steps.get(ev.step_id)
             earlier = before.steps.get(ev.step_id) if before is not None else None
             attempt = getattr(ev, "attempt", None) or (step.attempt if step else 0)
@@ -199,7 +197,7 @@ def _record_decision(tracing: Tracing, before: RunState | None, state: RunState,
                      "bend.step_id": ev.step_id, "bend.attempt": attempt,
                      "bend.node_type": step.node_type if step else "",
                      "bend.step.outcome": outcome}, error)
-        elif isinstance(ev, _RUN_ENDS):
+        elif ev.event_type in RUN_ENDINGS:
             start = state.started_at or state.requested_at or ev.occurred_at
             error = f"{ev.error_type}: {ev.message}" if isinstance(ev, RunFailed) else None
             links = ([Link(run_context(state.parent_run_id, tracing.ratio))]

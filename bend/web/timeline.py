@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from bend.core.timing import attempt_timing
+from bend.core.transitions import STEP_ENDINGS
 
 __all__ = ["Attempt", "Timer", "TimelineLayout", "attempts_of", "describe", "place", "short_label"]
 
-_ENDS = {"StepSucceeded": "succeeded", "StepFailed": "failed", "StepTimedOut": "timed_out",
-         "StepCancelled": "cancelled"}
+_ENDS = {name: status.value for name, status in STEP_ENDINGS.items()}
 _OPEN = ("scheduled", "running", "retrying")
 # Timers a step waits on (drawn); a step's timeout timer is a deadline, told in the bar's title.
 _WAITS = ("delay", "retry")
