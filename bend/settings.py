@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -242,12 +243,30 @@ class Settings(BaseSettings):
     database_url: str | None = None
     kafka_bootstrap: str | None = None
 
+    def database_dsn(self) -> str:
+        """The Postgres URL clients use: BEND_DATABASE_URL if set, else the embedded one that
+        `bend dev up` starts (same user, password, port and database as DevSettings)."""
+        if self.database.url:
+            return self.database.url
+        dev = self.dev
+        return (f"postgresql://{dev.postgres_user}:{dev.postgres_password}"
+                f"@127.0.0.1:{dev.postgres_port}/{dev.postgres_db}")
+
     def model_post_init(self, __context: object) -> None:
         """Let the flat aliases win over the nested defaults."""
         if self.database_url:
             self.database.url = self.database_url
         if self.kafka_bootstrap:
             self.kafka.bootstrap = self.kafka_bootstrap
+
+
+def redacted_url(url: str) -> str:
+    """A URL with its password masked, for messages and logs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @lru_cache(maxsize=1)

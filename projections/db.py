@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from bend.settings import Settings
+from bend.settings import Settings, redacted_url
 from projections.errors import DatabaseUnavailable, InvalidSchemaName
 
 __all__ = ["check_schema", "connect", "create_pool", "database_url"]
@@ -25,9 +25,7 @@ def check_schema(name: str) -> str:
 
 def database_url(settings: Settings) -> str:
     """The Postgres URL of the settings (BEND_DATABASE_URL, or `bend dev up`'s embedded one)."""
-    from bend.devstack.postgres import database_url as _url
-
-    return _url(settings)
+    return settings.database_dsn()
 
 
 async def _init(conn: asyncpg.Connection) -> None:
@@ -44,9 +42,7 @@ def _server_settings(schema: str) -> dict[str, str]:
 
 
 def _where(url: str) -> str:
-    from bend.devstack.postgres import redacted
-
-    return redacted(url)
+    return redacted_url(url)
 
 
 async def connect(url: str, schema: str) -> asyncpg.Connection:

@@ -15,12 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from bend.devstack import process
 from bend.devstack.errors import DatabaseUnreachable, ServiceFailed
 from bend.devstack.service import ServiceStatus
-from bend.settings import Settings
+from bend.settings import Settings, redacted_url
 
 __all__ = [
     "PostgresPaths",
@@ -65,22 +64,10 @@ class PostgresPaths:
 
 def database_url(settings: Settings) -> str:
     """The URL clients use: BEND_DATABASE_URL if set, else the embedded one of `bend dev up`."""
-    if settings.database.url:
-        return settings.database.url
-    dev = settings.dev
-    return (
-        f"postgresql://{dev.postgres_user}:{dev.postgres_password}"
-        f"@127.0.0.1:{dev.postgres_port}/{dev.postgres_db}"
-    )
+    return settings.database_dsn()
 
 
-def redacted(url: str) -> str:
-    """The URL with its password masked, for messages."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+redacted = redacted_url  # the URL with its password masked, for messages
 
 
 def _bin(name: str) -> str:
