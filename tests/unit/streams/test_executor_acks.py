@@ -1,0 +1,73 @@
+"""The executor reports without waiting for each delivery and acks a task once all are in."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import httpx
+
+from bend.components import Registry
+from bend.components.builtin import BUILTIN_COMPONENTS
+from bend.components.testing import noop
+from bend.contracts.codec import encode
+from bend.core.commands import CompleteStep
+from bend.core.events import StepScheduled
+from streams.acks import ack_when_delivered
+from streams.executor import Executor
+from streams.executors import DictSecrets, ExecutionContext
+from tests.unit.streams.fakes import FakeApp, FakeProducer, settings, settle
+
+T0 = datetime(2026, 12, 7, tzinfo=timezone.utc)
+
+
+def _task(n: int) -> StepScheduled:
+    return StepScheduled(event_id=f"ev-{n}", run_id=f"run-{n}", workflow_id="wf",
+                         occurred_at=T0, step_id="a", node_type="tool",
+                         input={"component": "noop@1", "inputs": {}},
+                         idempotency_key=f"run-{n}:a:1")
+
+
+async def test_handle_returns_before_its_reports_are_delivered() -> None:
+    producer = FakeProducer()
+    async with httpx.AsyncClient() as http:
+        context = ExecutionContext(http=http, registry=Registry([*BUILTIN_COMPONENTS, noop]),
+                                   secrets=DictSecrets(), clock=lambda: T0)
+        executor = Executor(FakeApp(), settings(), "unit", producer=producer, context=context)
+        first = await executor.handle(0, 0, encode(_task(1)), b"run-1")
+        second = await executor.handle(0, 1, encode(_task(2)), b"run-2")
+    assert not any(d.done() for d in first + second)  # nothing waited for the broker
+    reports = [r.decoded()[0] for r in producer.records]
+    assert [type(r) for r in reports] == [CompleteStep, CompleteStep]
+    assert {r.run_id for r in reports} == {"run-1", "run-2"}
+    assert all(r.topic == "unit.commands" for r in producer.records)
+
+
+async def test_a_task_is_acked_only_once_every_report_is_delivered() -> None:
+    loop = asyncio.get_running_loop()
+    deliveries = [loop.create_future(), loop.create_future()]
+    acked: list[str] = []
+    ack_when_delivered(deliveries, lambda: acked.append("task"))
+    deliveries[0].set_result(None)
+    await settle()
+    assert acked == []
+    deliveries[1].set_result(None)
+    await settle()
+    assert acked == ["task"]
+
+
+async def test_a_lost_report_never_acks_its_task() -> None:
+    loop = asyncio.get_running_loop()
+    deliveries = [loop.create_future(), loop.create_future()]
+    acked: list[str] = []
+    ack_when_delivered(deliveries, lambda: acked.append("task"))
+    deliveries[0].set_exception(RuntimeError("lost"))
+    deliveries[1].set_result(None)
+    await settle()
+    assert acked == []
+
+
+async def test_a_task_with_nothing_to_report_is_acked_at_once() -> None:
+    acked: list[str] = []
+    ack_when_delivered([], lambda: acked.append("task"))
+    assert acked == ["task"]
