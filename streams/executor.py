@@ -35,6 +35,7 @@ from bend.tracing import kafka_headers, note_step_outcome, task_span
 from streams.app import topic_names
 from streams.dlq import DeadLetters
 from streams.acks import ack_when_delivered
+from streams.hops import PROFILE
 from streams.produce import Delivery, Producer, RecordSender
 from streams.executors import ExecutionContext, execute
 from streams.executors.circuits import CircuitBreakers
@@ -114,6 +115,8 @@ class Executor:
         async for event in stream.noack().events():
             message = event.message
             self.in_flight += 1
+            PROFILE.received(message)
+            started = time.perf_counter()
             ack = partial(self._ack, event)
             try:
                 deliveries = await self.handle(message.partition, message.offset,
@@ -121,6 +124,9 @@ class Executor:
             except BaseException:
                 ack()  # as Faust does when an agent raises: the record is not read again
                 raise
+            sent = PROFILE.since("handled", started)
+            if PROFILE.enabled:
+                ack = partial(self._ack_timed, event, sent)
             ack_when_delivered(deliveries, ack)
             yield None
 
@@ -129,9 +135,14 @@ class Executor:
         self.in_flight -= 1
         event.ack()
 
+    def _ack_timed(self, event: faust.EventT, sent: float) -> None:
+        PROFILE.since("produce", sent)
+        self._ack(event)
+
     async def handle(self, partition: int, offset: int, raw: bytes, key: bytes | None,
                      headers: Any = None) -> list[Delivery[Any]]:
         """Run one task record and send its reports; returns their delivery futures."""
+        started = time.perf_counter()
         try:
             task = decode(raw)
             if not isinstance(task, StepScheduled):
@@ -139,6 +150,7 @@ class Executor:
         except (BendError, TypeError) as exc:
             return [await self.dead_letters.send(self.tasks.get_topic_name(), partition,
                                                  offset, key, raw, exc, headers)]
+        PROFILE.since("decode", started)
         sent: list[Delivery[Any]] = []
         with bound_contextvars(run_id=task.run_id, step_id=task.step_id, event_id=task.event_id), \
                 task_span(task, headers):
@@ -150,6 +162,7 @@ class Executor:
                     **self._envelope(task, "started"), step_id=task.step_id,
                     attempt=task.attempt, worker_id=self.worker_id)))
             outcome = await running
+            PROFILE.since("execute", started)
             note_step_outcome(outcome.succeeded, outcome.error_type, outcome.message)
             duration_ms = int((time.perf_counter() - started) * 1000)
             for record in outcome.records:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import structlog
 
 from streams.acks import Ack
+from streams.hops import PROFILE
 from streams.produce import Delivery, RecordSender
 
 __all__ = ["FollowUp", "GroupCommit", "MAX_BATCH_BYTES"]
@@ -46,6 +48,7 @@ class _Group:
     decisions: list[list[tuple[bytes | None, bytes]]] = field(default_factory=list)
     follow_ups: list[FollowUp] = field(default_factory=list)
     acks: list[Ack] = field(default_factory=list)
+    queued_at: list[float] = field(default_factory=list)  # perf_counter per decision
 
     def batches(self) -> list[list[tuple[bytes | None, bytes]]]:
         """The group's records as batches, cut only between decisions."""
@@ -93,6 +96,8 @@ class GroupCommit:
             group = self._pending[partition] = _Group()
         if records:
             group.decisions.append(list(records))
+            if PROFILE.enabled:
+                group.queued_at.append(time.perf_counter())
         if follow_up is not None:
             group.follow_ups.append(follow_up)
         if ack is not None:
@@ -126,6 +131,9 @@ class GroupCommit:
 
     async def _write_group(self, partition: int, group: _Group) -> None:
         deliveries: list[Delivery[Any]] = []
+        started = time.perf_counter()
+        for queued_at in group.queued_at:
+            PROFILE.add("queued", (started - queued_at) * 1000)
         batches = group.batches()
         for i, batch in enumerate(batches):
             if i:  # the next batch only after the previous one is in the log
@@ -137,5 +145,7 @@ class GroupCommit:
             deliveries += await follow_up()
         if deliveries:
             await asyncio.gather(*deliveries)
+        PROFILE.since("produce", started)
+        PROFILE.add("group_size", len(group.decisions))
         for ack in group.acks:
             ack()

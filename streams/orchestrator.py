@@ -13,6 +13,7 @@ once the batch holding its events (and what it sends with them) is delivered.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -35,6 +36,7 @@ from streams.catalog import Catalog, WorkflowCatalog
 from streams.dlq import DeadLetters
 from streams.acks import Ack
 from streams.groupcommit import GroupCommit
+from streams.hops import PROFILE
 from streams.produce import Delivery, Producer, RecordSender
 from streams.runcache import Decided, PartitionRuns, RunCache, RunStates
 from streams.scheduler import TimerQueue
@@ -90,6 +92,8 @@ class Orchestrator:
         async for event in stream.noack().events():
             message = event.message
             self.in_flight += 1
+            PROFILE.received(message)
+            started = time.perf_counter()
             ack = partial(self._ack, event)
             try:
                 await self.handle(message.partition, message.offset, message.timestamp,
@@ -97,6 +101,7 @@ class Orchestrator:
             except BaseException:
                 ack()  # as Faust does when an agent raises: the record is not read again
                 raise
+            PROFILE.since("handled", started)
             yield None
 
     def _ack(self, event: faust.EventT) -> None:
@@ -113,11 +118,13 @@ class Orchestrator:
         is called once that write (or the dead letter) is delivered, in offset order.
         """
         topic = self.commands.get_topic_name()
+        started = time.perf_counter()
         try:
             cmd = decode(raw)
         except BendError as exc:
             await self._dead_letter(partition, offset, key, raw, exc, headers, ack)
             return
+        started = PROFILE.since("decode", started)
         if not isinstance(cmd, Command) or not cmd.run_id:
             COMMANDS.labels(type(cmd).__name__, "dead_lettered").inc()
             await self._dead_letter(partition, offset, key, raw,
@@ -162,10 +169,13 @@ class Orchestrator:
                 self.writer.add(partition, ack=ack)
                 return
             self.decided += 1
+            PROFILE.since("decide", started)
             self._emit(runs, decision, partition, ack)
+            started = time.perf_counter()
             COMMANDS.labels(cmd.event_type, "accepted").inc()
             self._observe(before, decision)
             record_decision(before, decision.state, decision.events)
+            PROFILE.since("metrics", started)
 
     async def _dead_letter(self, partition: int, offset: int, key: bytes | None, raw: bytes,
                            error: BaseException, headers: Any, ack: Ack | None) -> None:
@@ -184,14 +194,18 @@ class Orchestrator:
         assert decision.state is not None
         runs.accept(decision.state, decision.events)
         key = decision.state.run_id.encode()
+        started = time.perf_counter()
         encoded = [(ev, encode(ev)) for ev in decision.events]
+        PROFILE.since("encode", started)
         open_tasks = {ev.event_id: ev for ev in decision.tasks()}
         timers = decision.timers()
         outbox = decision.outbox
         trace = kafka_headers()  # this command's trace context, taken while its span is current
 
         async def follow_up() -> list[Delivery[Any]]:
-            sent = [await self.producer.send(self.names.tasks, key, payload,
+            # The tasks topic has as many partitions as the commands topic: naming the
+            # command's partition spares the producer hashing the key (pure-Python murmur2).
+            sent = [await self.producer.send(self.names.tasks, key, payload, partition,
                                              headers=task_headers(open_tasks[ev.event_id]))
                     for ev, payload in encoded if ev.event_id in open_tasks]
             for timer in timers:
