@@ -109,7 +109,9 @@ class Executor:
                                                  encode(event)))
         return sent
 
-    async def _agent(self, stream: faust.StreamT) -> Any:
+    async def _agent(self, stream: faust.StreamT) -> None:
+        # A coroutine, not an async generator: Faust then runs no per-event `_slurp` step
+        # (which formats a debug line for every record whatever the log level).
         # Acks are manual: a task's offset is released once its reports are delivered, and
         # the agent takes the next task meanwhile instead of waiting for each delivery.
         async for event in stream.noack().events():
@@ -128,7 +130,6 @@ class Executor:
             if PROFILE.enabled:
                 ack = partial(self._ack_timed, event, sent)
             ack_when_delivered(deliveries, ack)
-            yield None
 
     def _ack(self, event: faust.EventT) -> None:
         """Release a task's offset (called once, when its reports are delivered)."""

@@ -86,7 +86,9 @@ class Orchestrator:
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
-    async def _agent(self, stream: faust.StreamT) -> Any:
+    async def _agent(self, stream: faust.StreamT) -> None:
+        # A coroutine, not an async generator: Faust then runs no per-event `_slurp` step
+        # (which formats a debug line for every record whatever the log level).
         # Acks are manual: a command's offset may be committed only once its events are in
         # the log, which group commit reports after the agent has moved on to later commands.
         async for event in stream.noack().events():
@@ -102,7 +104,6 @@ class Orchestrator:
                 ack()  # as Faust does when an agent raises: the record is not read again
                 raise
             PROFILE.since("handled", started)
-            yield None
 
     def _ack(self, event: faust.EventT) -> None:
         """Release a command's offset (called once, when what it owes is delivered)."""
