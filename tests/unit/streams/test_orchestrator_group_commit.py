@@ -155,12 +155,25 @@ async def test_commands_decided_before_the_writer_starts_share_its_first_batch(p
     assert acks.acked == [0, 1]
 
 
-async def test_partitions_are_written_independently(parts) -> None:
+async def test_every_partitions_group_goes_out_in_the_same_round(parts) -> None:
     orchestrator, producer, _, acks = parts
     await _handle(orchestrator, 0, _start(), acks, partition=0)
-    await _handle(orchestrator, 1, _start(), acks, partition=1)
     await settle()
-    assert sorted(b.partition for b in producer.batches) == [0, 1]
+    await _handle(orchestrator, 1, _start(), acks, partition=1)
+    await _handle(orchestrator, 2, _start(), acks, partition=2)
+    await _handle(orchestrator, 3, _start(), acks, partition=1)
+    await settle()
+    assert [b.partition for b in producer.batches] == [0]  # the next round waits
+    producer.deliver(0)
+    await settle()
+    assert [b.partition for b in producer.batches] == [0, 1, 2]  # one batch per partition
+    assert len(producer.batches[1].decoded()) == 2 * len(producer.batches[2].decoded())
+    producer.deliver(2)
+    await settle()
+    assert acks.acked == [0]  # a round is acked once all of it is delivered
+    producer.deliver(1)
+    await settle()
+    assert sorted(acks.acked) == [0, 1, 2, 3]
 
 
 async def test_a_failed_batch_crashes_the_worker_and_acks_nothing_after_it(parts) -> None:
@@ -244,3 +257,21 @@ def test_a_large_group_is_cut_between_decisions_never_inside_one() -> None:
     assert len(batches) > 1
     assert [len(b) % 2 for b in batches] == [0] * len(batches)  # whole decisions only
     assert sum(len(b) for b in batches) == 10
+
+
+async def test_a_group_past_one_batch_is_written_over_rounds_and_acked_after_the_last() -> None:
+    from streams import groupcommit
+
+    producer, app, acked = FakeProducer(auto_deliver=True), FakeApp(), []
+    writer = groupcommit.GroupCommit(producer, "unit.run-events", app.crash)
+    third = b"x" * (groupcommit.MAX_BATCH_BYTES // 3)
+    for n in range(4):
+        writer.add(0, [(b"k", third)], ack=lambda n=n: acked.append(n))
+    await settle()
+    assert len(producer.batches) == 1 and len(producer.batches[0].records) == 2
+    producer.deliver(0)
+    await settle()
+    assert acked == [] and len(producer.batches) == 2  # the rest, in the next round
+    producer.deliver(1)
+    await settle()
+    assert acked == [0, 1, 2, 3]
