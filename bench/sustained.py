@@ -5,7 +5,9 @@ run starts when one ends). Orchestrator, executor(s) and the projector run as pr
 Per CONC it reports steps/s, run latency p50/p99 (StartRun sent → RunCompleted read from the
 run log), per-step p50 (run p50 / CHAIN), and how long after the last run completed the read
 model (Postgres) had every run finished. The Kafka floor (`bench.roundtrip`) is measured in
-the same run first, so every figure has the floor of its hour beside it.
+the same run first, so every figure has the floor of its hour beside it. On a shared machine
+steps/s follows the CPU the processes are given; the CPU each role used per step
+(`cpu_ms_per_step`, from /proc) does not, so compare that across runs.
 
     python -m bench.sustained [--conc 1 20 50 200] [--runs N] [--chain 10] [--executors 1]
 """
@@ -37,6 +39,22 @@ from projections.db import connect, database_url
 
 # Runs per CONC when --runs is not given (issue 14's table: enough for a steady state).
 DEFAULT_RUNS = {1: 50, 20: 100, 50: 400, 200: 800}
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far; 0 where /proc is missing."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_by_role(pids: dict[int, str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for pid, role in pids.items():
+        out[role] = out.get(role, 0.0) + _cpu_s(pid)
+    return out
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -157,12 +175,19 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "url": database_url(engine.settings), "schema_name": f"{prefix}_read"})})
         try:
             with running_projector(engine.settings, engine.workers.log_dir or
-                                   engine.settings.dev.state_dir / "logs"):
+                                   engine.settings.dev.state_dir / "logs") as projector:
+                pids = {p.pid: p.role for p in engine.workers.processes}
+                pids[projector.pid] = "projector"
                 await sustained(engine, 5, 10, 3, 120)  # warm-up: assignment, connections
                 for conc in args.conc:
                     runs = args.runs or DEFAULT_RUNS.get(conc, max(50, 4 * conc))
+                    before = _cpu_by_role(pids)
                     row = await sustained(engine, conc, runs, args.chain, args.timeout)
+                    after = _cpu_by_role(pids)
                     row["executors"] = args.executors
+                    row["cpu_ms_per_step"] = {
+                        role: round((after[role] - before[role]) * 1000 / (runs * args.chain), 3)
+                        for role in sorted(after)}
                     results.append(row)
                     print(json.dumps(row), flush=True)
         finally:
