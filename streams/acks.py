@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Ack", "ack_when_delivered"]
+__all__ = ["Ack", "ack_when_delivered", "once"]
 
 Ack = Callable[[], None]  # releases one source record's offset for commit
 
@@ -26,3 +26,16 @@ def ack_when_delivered(deliveries: list[asyncio.Future[Any]], ack: Ack) -> None:
             ack()
 
     asyncio.gather(*deliveries).add_done_callback(done)
+
+
+def once(ack: Ack) -> Ack:
+    """`ack` made safe to call twice (a handler that raised after queueing its ack)."""
+    done = False
+
+    def ack_once() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            ack()
+
+    return ack_once

@@ -34,7 +34,7 @@ from bend.settings import Settings
 from bend.tracing import kafka_headers, note_step_outcome, task_span
 from streams.app import topic_names
 from streams.dlq import DeadLetters
-from streams.acks import ack_when_delivered
+from streams.acks import Ack, ack_when_delivered, once
 from streams.hops import PROFILE
 from streams.produce import Delivery, Producer, RecordSender
 from streams.executors import ExecutionContext, execute
@@ -119,7 +119,7 @@ class Executor:
             self.in_flight += 1
             PROFILE.received(message)
             started = time.perf_counter()
-            ack = partial(self._ack, event)
+            ack = once(partial(self._ack, event))
             try:
                 deliveries = await self.handle(message.partition, message.offset,
                                                message.value, message.key, message.headers)
@@ -127,18 +127,18 @@ class Executor:
                 ack()  # as Faust does when an agent raises: the record is not read again
                 raise
             sent = PROFILE.since("handled", started)
-            if PROFILE.enabled:
-                ack = partial(self._ack_timed, event, sent)
-            ack_when_delivered(deliveries, ack)
+            ack_when_delivered(deliveries,
+                               partial(self._ack_timed, ack, sent) if PROFILE.enabled else ack)
 
     def _ack(self, event: faust.EventT) -> None:
         """Release a task's offset (called once, when its reports are delivered)."""
         self.in_flight -= 1
         event.ack()
 
-    def _ack_timed(self, event: faust.EventT, sent: float) -> None:
+    @staticmethod
+    def _ack_timed(ack: Ack, sent: float) -> None:
         PROFILE.since("produce", sent)
-        self._ack(event)
+        ack()
 
     async def handle(self, partition: int, offset: int, raw: bytes, key: bytes | None,
                      headers: Any = None) -> list[Delivery[Any]]:

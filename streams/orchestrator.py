@@ -34,7 +34,7 @@ from bend.tracing import command_span, kafka_headers, record_decision, task_head
 from streams.app import topic_names
 from streams.catalog import Catalog, WorkflowCatalog
 from streams.dlq import DeadLetters
-from streams.acks import Ack
+from streams.acks import Ack, once
 from streams.groupcommit import GroupCommit
 from streams.hops import PROFILE
 from streams.produce import Delivery, Producer, RecordSender
@@ -96,7 +96,7 @@ class Orchestrator:
             self.in_flight += 1
             PROFILE.received(message)
             started = time.perf_counter()
-            ack = partial(self._ack, event)
+            ack = once(partial(self._ack, event))
             try:
                 await self.handle(message.partition, message.offset, message.timestamp,
                                   message.value, message.key, message.headers, ack=ack)

@@ -13,7 +13,7 @@ from bend.components.testing import noop
 from bend.contracts.codec import encode
 from bend.core.commands import CompleteStep
 from bend.core.events import StepScheduled
-from streams.acks import ack_when_delivered
+from streams.acks import ack_when_delivered, once
 from streams.executor import Executor
 from streams.executors import DictSecrets, ExecutionContext
 from tests.unit.streams.fakes import FakeApp, FakeProducer, settings, settle
@@ -71,3 +71,11 @@ async def test_a_task_with_nothing_to_report_is_acked_at_once() -> None:
     acked: list[str] = []
     ack_when_delivered([], lambda: acked.append("task"))
     assert acked == ["task"]
+
+
+def test_an_ack_called_twice_releases_its_record_once() -> None:
+    calls: list[str] = []
+    ack = once(lambda: calls.append("ack"))
+    ack()
+    ack()  # e.g. a handler that queued its ack, then raised
+    assert calls == ["ack"]
