@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timezone
+from typing import Any
 
 import httpx
 
-from bend.components import Registry
+from bend.components import Registry, component
 from bend.components.builtin import BUILTIN_COMPONENTS
 from bend.components.testing import noop
 from bend.contracts.codec import encode
-from bend.core.commands import CompleteStep
+from bend.core.commands import CompleteStep, ReportStepStarted
 from bend.core.events import StepScheduled
 from streams.acks import ack_when_delivered, once
 from streams.executor import Executor
@@ -79,3 +80,38 @@ def test_an_ack_called_twice_releases_its_record_once() -> None:
     ack()
     ack()  # e.g. a handler that queued its ack, then raised
     assert calls == ["ack"]
+
+
+@component("nap", "1")
+async def nap(ms: int = 0) -> dict:
+    """Take `ms` milliseconds."""
+    await asyncio.sleep(ms / 1000)
+    return {}
+
+
+async def _reports(ms: int) -> list[Any]:
+    producer = FakeProducer(auto_deliver=True)
+    conf = settings()
+    conf = conf.model_copy(update={"workers": conf.workers.model_copy(
+        update={"report_started_after_ms": 20})})
+    task = StepScheduled(event_id="ev-nap", run_id="run-nap", workflow_id="wf", occurred_at=T0,
+                         step_id="a", node_type="tool",
+                         input={"component": "nap@1", "inputs": {"ms": ms}},
+                         idempotency_key="run-nap:a:1")
+    async with httpx.AsyncClient() as http:
+        context = ExecutionContext(http=http, registry=Registry([*BUILTIN_COMPONENTS, nap]),
+                                   secrets=DictSecrets(), clock=lambda: T0)
+        executor = Executor(FakeApp(), conf, "unit", producer=producer, context=context)
+        sent = await executor.handle(0, 0, encode(task), b"run-nap")
+    assert len(sent) == len(producer.records)
+    return [r.decoded()[0] for r in producer.records]
+
+
+async def test_a_step_still_running_is_reported_started_before_its_end() -> None:
+    reports = await _reports(ms=120)
+    assert [type(r) for r in reports] == [ReportStepStarted, CompleteStep]
+
+
+async def test_a_quick_step_is_reported_by_its_end_only() -> None:
+    reports = await _reports(ms=0)
+    assert [type(r) for r in reports] == [CompleteStep]
