@@ -93,6 +93,8 @@ class WorkerSettings(BaseModel):
     # from the committed offset (streams/stall.py). Checked every `stall_check_s`; 0 turns it off.
     partition_stall_after_s: float = Field(default=20.0, gt=0)
     stall_check_s: float = Field(default=5.0, ge=0)
+    # Log where records spend their time (streams/hops.py) every this many seconds; 0: off.
+    hop_profile_s: float = Field(default=0.0, ge=0)
 
 
 class TriggerSettings(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -20,9 +20,21 @@ from bend.core.errors import BendError
 from bend.core.events import WorkflowDeleted, WorkflowRegistered, WorkflowVersioned
 from bend.kafka.fromstart import seek_to_start
 
-__all__ = ["WorkflowCatalog"]
+__all__ = ["Catalog", "WorkflowCatalog"]
 
 log = structlog.get_logger(__name__)
+
+
+class Catalog(Protocol):
+    """Definitions for StartRuns that only name their workflow (a fake in unit tests)."""
+
+    async def complete(self, cmd: StartRun) -> StartRun:
+        """`cmd` with its workflow's definition filled in, when it is known."""
+        ...
+
+    async def follow(self) -> None:
+        """Keep the catalog current (runs as a task of the worker)."""
+        ...
 
 
 class WorkflowCatalog:

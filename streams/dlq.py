@@ -13,7 +13,7 @@ import structlog
 from bend.contracts.codec import encode
 from bend.core.events import DeadLettered
 from bend.ops.metrics import DEAD_LETTERS
-from streams.produce import Producer
+from streams.produce import Delivery, RecordSender
 
 __all__ = ["DeadLetters", "headers_json"]
 
@@ -23,14 +23,14 @@ log = structlog.get_logger(__name__)
 class DeadLetters:
     """Sends `DeadLettered` events for records that failed, so they can be re-driven."""
 
-    def __init__(self, producer: Producer, topic: str) -> None:
+    def __init__(self, producer: RecordSender, topic: str) -> None:
         self.producer = producer
         self.topic = topic
         self.count = 0
 
     async def send(self, source_topic: str, partition: int, offset: int,
                    key: bytes | None, payload: bytes, error: BaseException,
-                   headers: Any = None) -> None:
+                   headers: Any = None) -> Delivery[Any]:
         """Dead-letter one record (its key, bytes and headers) with the error that stopped it."""
         self.count += 1
         event = DeadLettered(
@@ -42,7 +42,7 @@ class DeadLetters:
         DEAD_LETTERS.labels(source_topic, event.error_type).inc()
         log.error("dead_lettered", source_topic=source_topic, partition=partition,
                   error_type=event.error_type, reason=event.reason, event_id=event.event_id)
-        await self.producer.send(self.topic, key, encode(event))
+        return await self.producer.send(self.topic, key, encode(event))
 
 
 def headers_json(headers: Mapping[str, bytes | None] | Iterable[tuple[str, bytes | None]] | None

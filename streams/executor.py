@@ -5,7 +5,8 @@ Each task is a `StepScheduled` for an agent, tool or http node. The executor rep
 end carries its duration instead), every LLM and tool call it made (`RecordLlmCall`,
 `RecordToolCall`) and then `CompleteStep` or `FailStep`, to the commands topic keyed by run_id. Delivery is
 at least once: a task can run twice after a crash, so side effects carry the step's
-idempotency key, and the orchestrator rejects the second report.
+idempotency key, and the orchestrator rejects the second report. Reports are sent without
+waiting for each delivery; a task's offset is released once all its reports are delivered.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import time
 import uuid
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import faust
@@ -32,7 +34,9 @@ from bend.settings import Settings
 from bend.tracing import kafka_headers, note_step_outcome, task_span
 from streams.app import topic_names
 from streams.dlq import DeadLetters
-from streams.produce import Producer
+from streams.acks import Ack, ack_when_delivered, once
+from streams.hops import PROFILE
+from streams.produce import Delivery, Producer, RecordSender
 from streams.executors import ExecutionContext, execute
 from streams.executors.circuits import CircuitBreakers
 
@@ -49,16 +53,18 @@ def _command_id(task: StepScheduled, what: str) -> str:
 class Executor:
     """Runs executor steps with bounded concurrency and reports their outcomes as commands."""
 
-    def __init__(self, app: faust.App, settings: Settings, worker_id: str) -> None:
+    def __init__(self, app: faust.App, settings: Settings, worker_id: str, *,
+                 producer: RecordSender | None = None,
+                 context: ExecutionContext | None = None) -> None:
         names = topic_names(settings)
         self.app = app
         self.settings = settings
         self.worker_id = worker_id
         self.tasks = app.topic(names.tasks)  # the agent's source
         self.names = names
-        self.producer = Producer(app)
+        self.producer: RecordSender = producer or Producer(app)
         self.dead_letters = DeadLetters(self.producer, names.dead_letters)
-        self.context: ExecutionContext | None = None
+        self.context: ExecutionContext | None = context
         self._transitions: list[CircuitTransition] = []
         self.report_started_after_s = settings.workers.report_started_after_ms / 1000
         self.executed = 0
@@ -87,7 +93,8 @@ class Executor:
         """Each target's breaker state, for `bend_circuit_state` (read at scrape time)."""
         return [] if self.context is None else self.context.circuits.states()
 
-    async def _record_circuits(self, task: StepScheduled) -> None:
+    async def _record_circuits(self, task: StepScheduled) -> list[Delivery[Any]]:
+        sent = []
         while self._transitions:
             t = self._transitions.pop(0)
             log.warning("circuit_state_changed", target=t.target, to_state=t.to_state.value,
@@ -98,61 +105,98 @@ class Executor:
                 from_state=t.from_state.value, to_state=t.to_state.value,
                 consecutive_failures=t.consecutive_failures, open_until=t.open_until,
                 worker_id=self.worker_id)
-            await self.producer.send(self.names.circuits, t.target.encode(), encode(event))
+            sent.append(await self.producer.send(self.names.circuits, t.target.encode(),
+                                                 encode(event)))
+        return sent
 
-    async def _agent(self, stream: faust.StreamT) -> Any:
-        async for event in stream.events():
+    async def _agent(self, stream: faust.StreamT) -> None:
+        # A coroutine, not an async generator: Faust then runs no per-event `_slurp` step
+        # (which formats a debug line for every record whatever the log level).
+        # Acks are manual: a task's offset is released once its reports are delivered, and
+        # the agent takes the next task meanwhile instead of waiting for each delivery.
+        async for event in stream.noack().events():
             message = event.message
             self.in_flight += 1
+            PROFILE.received(message)
+            started = time.perf_counter()
+            ack = once(partial(self._ack, event))
             try:
-                await self.handle(message.partition, message.offset, message.value,
-                                  message.key, message.headers)
-            finally:
-                self.in_flight -= 1
-            yield None
+                deliveries = await self.handle(message.partition, message.offset,
+                                               message.value, message.key, message.headers)
+            except BaseException:
+                ack()  # as Faust does when an agent raises: the record is not read again
+                raise
+            sent = PROFILE.since("handled", started)
+            ack_when_delivered(deliveries,
+                               partial(self._ack_timed, ack, sent) if PROFILE.enabled else ack)
+
+    def _ack(self, event: faust.EventT) -> None:
+        """Release a task's offset (called once, when its reports are delivered)."""
+        self.in_flight -= 1
+        event.ack()
+
+    @staticmethod
+    def _ack_timed(ack: Ack, sent: float) -> None:
+        PROFILE.since("produce", sent)
+        ack()
 
     async def handle(self, partition: int, offset: int, raw: bytes, key: bytes | None,
-                     headers: Any = None) -> None:
-        """Run one task record and report its outcome."""
+                     headers: Any = None) -> list[Delivery[Any]]:
+        """Run one task record and send its reports; returns their delivery futures."""
+        started = time.perf_counter()
         try:
             task = decode(raw)
             if not isinstance(task, StepScheduled):
                 raise TypeError(f"{type(task).__name__} is no StepScheduled task")
         except (BendError, TypeError) as exc:
-            await self.dead_letters.send(self.tasks.get_topic_name(), partition, offset, key,
-                                         raw, exc, headers)
-            return
+            return [await self.dead_letters.send(self.tasks.get_topic_name(), partition,
+                                                 offset, key, raw, exc, headers)]
+        PROFILE.since("decode", started)
+        sent: list[Delivery[Any]] = []
         with bound_contextvars(run_id=task.run_id, step_id=task.step_id, event_id=task.event_id), \
                 task_span(task, headers):
             started = time.perf_counter()
-            running = asyncio.ensure_future(execute(task, await self._context()))
-            done, _ = await asyncio.wait({running}, timeout=self.report_started_after_s)
-            if not done:
-                await self._send(ReportStepStarted(**self._envelope(task, "started"),
-                                                   step_id=task.step_id, attempt=task.attempt,
-                                                   worker_id=self.worker_id))
-            outcome = await running
+            context = await self._context()
+            reported: asyncio.Future[Delivery[Any]] | None = None
+
+            def report_started() -> None:
+                nonlocal reported
+                reported = asyncio.ensure_future(self._send(ReportStepStarted(
+                    **self._envelope(task, "started"), step_id=task.step_id,
+                    attempt=task.attempt, worker_id=self.worker_id)))
+
+            # A step still running after this long is reported started. A timer costs a few
+            # µs per step; running the step as a task waited on with a timeout cost ~40.
+            timer = asyncio.get_running_loop().call_later(self.report_started_after_s,
+                                                          report_started)
+            try:
+                outcome = await execute(task, context)
+            finally:
+                timer.cancel()
+            if reported is not None:  # sent before the step's end, on the same partition
+                sent.append(await reported)
+            PROFILE.since("execute", started)
             note_step_outcome(outcome.succeeded, outcome.error_type, outcome.message)
             duration_ms = int((time.perf_counter() - started) * 1000)
             for record in outcome.records:
-                await self._send(record)
+                sent.append(await self._send(record))
             observe_llm_calls(outcome.records, self.prices)
             EXECUTOR_STEPS.labels(task.node_type,
                                   "succeeded" if outcome.succeeded else "failed").inc()
             if outcome.succeeded:
-                await self._send(CompleteStep(**self._envelope(task, "completed"),
-                                              step_id=task.step_id, attempt=task.attempt,
-                                              output=outcome.output, duration_ms=duration_ms))
+                sent.append(await self._send(CompleteStep(
+                    **self._envelope(task, "completed"), step_id=task.step_id,
+                    attempt=task.attempt, output=outcome.output, duration_ms=duration_ms)))
             else:
                 log.info("step_failed", error_type=outcome.error_type,
                          retryable=outcome.retryable)
-                await self._send(FailStep(**self._envelope(task, "failed"),
-                                          step_id=task.step_id, attempt=task.attempt,
-                                          error_type=outcome.error_type or "StepError",
-                                          message=outcome.message or "",
-                                          retryable=outcome.retryable))
-            await self._record_circuits(task)
+                sent.append(await self._send(FailStep(
+                    **self._envelope(task, "failed"), step_id=task.step_id,
+                    attempt=task.attempt, error_type=outcome.error_type or "StepError",
+                    message=outcome.message or "", retryable=outcome.retryable)))
+            sent += await self._record_circuits(task)
             self.executed += 1
+        return sent
 
     def _envelope(self, task: StepScheduled, what: str) -> dict[str, Any]:
         return {
@@ -163,6 +207,7 @@ class Executor:
             "project": task.project,
         }
 
-    async def _send(self, cmd: Command) -> None:
-        await self.producer.send(self.names.commands, (cmd.run_id or "").encode(), encode(cmd),
-                                 headers=kafka_headers())
+    async def _send(self, cmd: Command) -> Delivery[Any]:
+        return await self.producer.send(self.names.commands, (cmd.run_id or "").encode(),
+                                        encode(cmd), headers=kafka_headers())
+

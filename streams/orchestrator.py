@@ -4,12 +4,18 @@ One hop per decision: a command is decided against the run's folded state with t
 `decide`, its events are folded with `apply`, appended to the run log (same partition
 number as the command), executor steps are handed to the tasks topic, timers are armed,
 and commands for other runs (child runs, parents) go to the commands topic.
+
+Decisions are written by group commit (streams/groupcommit.py): the agent keeps deciding
+while a partition's previous write is in flight, and a command's offset is released only
+once the batch holding its events (and what it sends with them) is delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import faust
@@ -26,10 +32,13 @@ from bend.ops.metrics import COMMANDS, observe_decision
 from bend.settings import Settings
 from bend.tracing import command_span, kafka_headers, record_decision, task_headers
 from streams.app import topic_names
-from streams.catalog import WorkflowCatalog
+from streams.catalog import Catalog, WorkflowCatalog
 from streams.dlq import DeadLetters
-from streams.produce import Producer
-from streams.runcache import Decided, PartitionRuns, RunCache
+from streams.acks import Ack, once
+from streams.groupcommit import GroupCommit
+from streams.hops import PROFILE
+from streams.produce import Delivery, Producer, RecordSender
+from streams.runcache import Decided, PartitionRuns, RunCache, RunStates
 from streams.scheduler import TimerQueue
 
 __all__ = ["Orchestrator", "UnknownWorkflowId"]
@@ -52,19 +61,22 @@ class UnknownWorkflowId(BendError):
 class Orchestrator:
     """Decides each run's commands into events; owns the runs of its assigned partitions."""
 
-    def __init__(self, app: faust.App, settings: Settings) -> None:
+    def __init__(self, app: faust.App, settings: Settings, *,
+                 producer: RecordSender | None = None, cache: RunStates | None = None,
+                 catalog: Catalog | None = None) -> None:
         names = topic_names(settings)
         self.app = app
         self.commands = app.topic(names.commands)  # the agent's source
         self.names = names
-        self.producer = Producer(app)
+        self.producer: RecordSender = producer or Producer(app)
         self.dead_letters = DeadLetters(self.producer, names.dead_letters)
-        self.cache = RunCache(settings.kafka.bootstrap, names.run_events)
-        self.catalog = WorkflowCatalog(settings.kafka.bootstrap, names.workflows)
+        self.cache: RunStates = cache or RunCache(settings.kafka.bootstrap, names.run_events)
+        self.catalog: Catalog = catalog or WorkflowCatalog(settings.kafka.bootstrap, names.workflows)
+        self.writer = GroupCommit(self.producer, names.run_events, app.crash)
         self.timers = TimerQueue(self._fire)
         self.decided = 0
         self.rejected = 0
-        self.in_flight = 0  # commands being decided now (an idle orchestrator has none)
+        self.in_flight = 0  # commands received and not yet acked (an idle orchestrator has none)
 
     def register(self) -> None:
         """Attach the agent, the timer task and the rebalance hooks to the app."""
@@ -74,39 +86,59 @@ class Orchestrator:
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
-    async def _agent(self, stream: faust.StreamT) -> Any:
-        async for event in stream.events():
+    async def _agent(self, stream: faust.StreamT) -> None:
+        # A coroutine, not an async generator: Faust then runs no per-event `_slurp` step
+        # (which formats a debug line for every record whatever the log level).
+        # Acks are manual: a command's offset may be committed only once its events are in
+        # the log, which group commit reports after the agent has moved on to later commands.
+        async for event in stream.noack().events():
             message = event.message
             self.in_flight += 1
+            PROFILE.received(message)
+            started = time.perf_counter()
+            ack = once(partial(self._ack, event))
             try:
                 await self.handle(message.partition, message.offset, message.timestamp,
-                                  message.value, message.key, message.headers)
-            finally:
-                self.in_flight -= 1
-            yield None
+                                  message.value, message.key, message.headers, ack=ack)
+            except BaseException:
+                ack()  # as Faust does when an agent raises: the record is not read again
+                raise
+            PROFILE.since("handled", started)
+
+    def _ack(self, event: faust.EventT) -> None:
+        """Release a command's offset (called once, when what it owes is delivered)."""
+        self.in_flight -= 1
+        event.ack()
 
     async def handle(self, partition: int, offset: int, timestamp: float, raw: bytes,
-                     key: bytes | None = None, headers: Any = None) -> None:
-        """Decide one command record; bad records go to the dead-letter topic."""
+                     key: bytes | None = None, headers: Any = None, *,
+                     ack: Ack | None = None) -> None:
+        """Decide one command record; bad records go to the dead-letter topic.
+
+        Returns once the decision is made and queued for its partition's next write; `ack`
+        is called once that write (or the dead letter) is delivered, in offset order.
+        """
         topic = self.commands.get_topic_name()
+        started = time.perf_counter()
         try:
             cmd = decode(raw)
         except BendError as exc:
-            await self.dead_letters.send(topic, partition, offset, key, raw, exc, headers)
+            await self._dead_letter(partition, offset, key, raw, exc, headers, ack)
             return
+        started = PROFILE.since("decode", started)
         if not isinstance(cmd, Command) or not cmd.run_id:
             COMMANDS.labels(type(cmd).__name__, "dead_lettered").inc()
-            await self.dead_letters.send(topic, partition, offset, key, raw,
-                                         TypeError(f"{type(cmd).__name__} is no command"),
-                                         headers)
+            await self._dead_letter(partition, offset, key, raw,
+                                    TypeError(f"{type(cmd).__name__} is no command"),
+                                    headers, ack)
             return
         if isinstance(cmd, StartRun) and cmd.definition is None and cmd.parent_run_id is None:
             # A StartRun naming its workflow only (an outside producer): pin the definition,
             # or keep the record until the workflow exists and it is re-driven.
             cmd = await self.catalog.complete(cmd)
             if cmd.definition is None:
-                await self.dead_letters.send(topic, partition, offset, key, raw,
-                                             UnknownWorkflowId(cmd.workflow_id), headers)
+                await self._dead_letter(partition, offset, key, raw,
+                                        UnknownWorkflowId(cmd.workflow_id), headers, ack)
                 return
         runs = await self.cache.partition(partition)
         with bound_contextvars(run_id=cmd.run_id, event_id=cmd.event_id), \
@@ -114,13 +146,14 @@ class Orchestrator:
             now = datetime.fromtimestamp(timestamp, tz=timezone.utc)
             decided = runs.decided.get(cmd.event_id)
             if decided is not None:  # decided before a crash: its outbox may never have left
-                await self._resend_outbox(decided, cmd, now)
+                self._resend_outbox(decided, cmd, now, partition, ack)
                 return
             if cmd.run_id in runs.finished:
                 self.rejected += 1
                 COMMANDS.labels(cmd.event_type, "rejected").inc()
                 log.info("command_rejected", command=cmd.event_type,
                          reason=f"run is {runs.finished[cmd.run_id]}")
+                self.writer.add(partition, ack=ack)
                 return
             before = runs.get(cmd.run_id)
             try:
@@ -128,44 +161,75 @@ class Orchestrator:
             except Exception as exc:  # a bug must not stop every other run
                 log.exception("decide_crashed", command=cmd.event_type)
                 COMMANDS.labels(cmd.event_type, "dead_lettered").inc()
-                await self.dead_letters.send(topic, partition, offset, key, raw, exc, headers)
+                await self._dead_letter(partition, offset, key, raw, exc, headers, ack)
                 return
             if isinstance(decision, Rejected):
                 self.rejected += 1
                 COMMANDS.labels(cmd.event_type, "rejected").inc()
                 log.info("command_rejected", command=cmd.event_type, reason=decision.reason)
+                self.writer.add(partition, ack=ack)
                 return
             self.decided += 1
-            await self._emit(runs, decision, partition)
+            PROFILE.since("decide", started)
+            self._emit(runs, decision, partition, ack)
+            started = time.perf_counter()
             COMMANDS.labels(cmd.event_type, "accepted").inc()
             self._observe(before, decision)
             record_decision(before, decision.state, decision.events)
+            PROFILE.since("metrics", started)
 
-    async def _emit(self, runs: PartitionRuns, decision: Accepted, partition: int) -> None:
+    async def _dead_letter(self, partition: int, offset: int, key: bytes | None, raw: bytes,
+                           error: BaseException, headers: Any, ack: Ack | None) -> None:
+        topic = self.commands.get_topic_name()
+        delivery = await self.dead_letters.send(topic, partition, offset, key, raw, error,
+                                                headers)
+
+        async def delivered() -> list[Delivery[Any]]:
+            return [delivery]
+
+        self.writer.add(partition, follow_up=delivered, ack=ack)
+
+    def _emit(self, runs: PartitionRuns, decision: Accepted, partition: int,
+              ack: Ack | None) -> None:
+        """Fold the decision in now (the next command sees it); queue its events' write."""
         assert decision.state is not None
         runs.accept(decision.state, decision.events)
         key = decision.state.run_id.encode()
+        started = time.perf_counter()
         encoded = [(ev, encode(ev)) for ev in decision.events]
-        await self.producer.send_atomic(self.names.run_events, partition,
-                                        [(key, payload) for _, payload in encoded])
+        PROFILE.since("encode", started)
         open_tasks = {ev.event_id: ev for ev in decision.tasks()}
-        for ev, payload in encoded:
-            if ev.event_id in open_tasks:
-                await self.producer.send(self.names.tasks, key, payload,
-                                         headers=task_headers(open_tasks[ev.event_id]))
-        for timer in decision.timers():
-            self._arm(timer, partition)
-        await self._send_outbox(decision.outbox)
+        timers = decision.timers()
+        outbox = decision.outbox
+        trace = kafka_headers()  # this command's trace context, taken while its span is current
 
-    async def _send_outbox(self, outbox: tuple[Command, ...]) -> None:
+        async def follow_up() -> list[Delivery[Any]]:
+            # The tasks topic has as many partitions as the commands topic: naming the
+            # command's partition spares the producer hashing the key (pure-Python murmur2).
+            sent = [await self.producer.send(self.names.tasks, key, payload, partition,
+                                             headers=task_headers(open_tasks[ev.event_id]))
+                    for ev, payload in encoded if ev.event_id in open_tasks]
+            for timer in timers:
+                self._arm(timer, partition)
+            return sent + await self._send_outbox(outbox, trace)
+
+        self.writer.add(partition, [(key, payload) for _, payload in encoded],
+                        follow_up if open_tasks or timers or outbox else None, ack)
+
+    async def _send_outbox(self, outbox: tuple[Command, ...],
+                           headers: list[tuple[str, bytes]] | None) -> list[Delivery[Any]]:
         """Send the commands a decision owes other runs (child starts, cancels, parent reports)."""
+        sent = []
         for cmd in outbox:
             if isinstance(cmd, StartRun):  # a child run: pin the named workflow's definition
                 cmd = await self.catalog.complete(cmd)
-            await self.producer.send(self.names.commands, (cmd.run_id or "").encode(),
-                                     encode(cmd), headers=kafka_headers())
+            sent.append(await self.producer.send(self.names.commands,
+                                                 (cmd.run_id or "").encode(), encode(cmd),
+                                                 headers=headers))
+        return sent
 
-    async def _resend_outbox(self, decided: Decided, cmd: Command, now: datetime) -> None:
+    def _resend_outbox(self, decided: Decided, cmd: Command, now: datetime, partition: int,
+                       ack: Ack | None) -> None:
         """A command redelivered after a crash: its events are logged, its outbox maybe not.
 
         The decision is made again from the state before it (decide is deterministic, and
@@ -179,10 +243,17 @@ class Orchestrator:
                 or decision.events[0].event_id != decided.first_event_id:
             log.error("redelivered_command_decides_differently", command=cmd.event_type,
                       logged_first_event=decided.first_event_id)
+            self.writer.add(partition, ack=ack)
             return
-        await self._send_outbox(decision.outbox)
+        outbox = decision.outbox
+        trace = kafka_headers()
+
+        async def follow_up() -> list[Delivery[Any]]:
+            return await self._send_outbox(outbox, trace)
+
+        self.writer.add(partition, follow_up=follow_up if outbox else None, ack=ack)
         COMMANDS.labels(cmd.event_type, "redelivered").inc()
-        log.info("command_redelivered", command=cmd.event_type, outbox=len(decision.outbox))
+        log.info("command_redelivered", command=cmd.event_type, outbox=len(outbox))
 
     @staticmethod
     def _observe(before: RunState | None, decision: Accepted) -> None:
@@ -231,5 +302,8 @@ class Orchestrator:
 
     async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
         partitions = self._commands_partitions(revoked)
+        # Faust waits for every ack before this signal; waiting here too keeps a revoked
+        # partition's last group written before its runs are forgotten, whatever the setting.
+        await self.writer.drain(partitions)
         self.cache.drop(partitions)
         self.timers.disarm_partitions(partitions)

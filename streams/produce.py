@@ -3,20 +3,38 @@
 Faust's `Topic.send` wraps every record in futures and callbacks that cost more than the
 record; agents here send already-encoded bytes, so they go to the app's producer directly.
 A record the broker finally refuses must not be lost behind a committed offset: the worker
-crashes instead, and the command is decided again after the restart.
+crashes instead, and the command is decided again after the restart. Every send returns its
+delivery future, so a caller can hold a source record's offset until what it owes is written.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import structlog
 
-__all__ = ["Producer"]
+__all__ = ["Delivery", "Producer", "RecordSender"]
 
 log = structlog.get_logger(__name__)
+
+Delivery = asyncio.Future  # resolves when the broker has the record (acks=all), or fails
+
+
+class RecordSender(Protocol):
+    """What the orchestrator and executor need of a producer (a fake in unit tests)."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes,
+                   partition: int | None = None,
+                   headers: list[tuple[str, bytes]] | None = None) -> Delivery[Any]:
+        """Queue one record; returns its delivery future."""
+        ...
+
+    async def send_atomic(self, topic: str, partition: int,
+                          records: list[tuple[bytes | None, bytes]]) -> list[Delivery[Any]]:
+        """Queue `records` as one record batch for one partition; returns its delivery futures."""
+        ...
 
 
 class Producer:
@@ -27,31 +45,34 @@ class Producer:
 
     async def send(self, topic: str, key: bytes | None, value: bytes,
                    partition: int | None = None,
-                   headers: list[tuple[str, bytes]] | None = None) -> None:
+                   headers: list[tuple[str, bytes]] | None = None) -> Delivery[Any]:
         """Queue one record (and its trace headers); its delivery is checked when the broker answers."""
         future = await self.app.producer.send(topic, key, value, partition, None, headers)
         future.add_done_callback(self._check)
+        return future
 
     async def send_atomic(self, topic: str, partition: int,
-                          records: list[tuple[bytes | None, bytes]]) -> None:
+                          records: list[tuple[bytes | None, bytes]]) -> list[Delivery[Any]]:
         """Append `records` to one partition as ONE record batch, which Kafka writes whole.
 
         A decision's events go together: a crash never leaves half a decision in the run log
-        (its command is then decided again, all or nothing). Only a decision larger than the
+        (its command is then decided again, all or nothing). Only a group larger than the
         producer's batch size is split, and that is logged.
         """
         producer = self.app.producer._ensure_producer()  # noqa: SLF001 - aiokafka's batch API
+        futures = []
         batch = producer.create_batch()
         for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:
                 log.warning("decision_split_across_batches", topic=topic, partition=partition,
                             records=len(records))
-                future = await producer.send_batch(batch, topic, partition=partition)
-                future.add_done_callback(self._check)
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None)
-        future = await producer.send_batch(batch, topic, partition=partition)
-        future.add_done_callback(self._check)
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+        for future in futures:
+            future.add_done_callback(self._check)
+        return futures
 
     def _check(self, future: asyncio.Future[Any]) -> None:
         if future.cancelled():

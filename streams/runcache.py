@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -27,7 +27,7 @@ from bend.core.events import (
 from bend.core.state import RunState
 from bend.kafka.fromstart import seek_to_start
 
-__all__ = ["Decided", "PartitionRuns", "RECENT_DECISIONS", "RunCache"]
+__all__ = ["Decided", "PartitionRuns", "RECENT_DECISIONS", "RunCache", "RunStates"]
 
 log = structlog.get_logger(__name__)
 
@@ -124,6 +124,22 @@ class PartitionRuns:
             self.decided[cause] = Decided(before, event.event_id)
             if len(self.decided) > RECENT_DECISIONS:
                 self.decided.popitem(last=False)
+
+
+class RunStates(Protocol):
+    """The runs of the partitions an orchestrator owns (RunCache; a fake in unit tests)."""
+
+    def owned(self) -> dict[int, PartitionRuns]:
+        """The partitions ready to decide on."""
+        ...
+
+    async def partition(self, partition: int) -> PartitionRuns:
+        """The partition's runs, rebuilt first if need be."""
+        ...
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget revoked partitions."""
+        ...
 
 
 class RunCache:

@@ -83,6 +83,10 @@ def _run_role(role: str, settings: Settings) -> None:
         Triggers(app, settings).register()
     else:
         raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
+    if settings.workers.hop_profile_s and role in ("orchestrator", "executor"):
+        from streams.hops import PROFILE
+
+        PROFILE.enable(app, role, settings.workers.hop_profile_s)
     from streams.ops import attach_ops
 
     attach_ops(app, role, settings)  # /metrics, /livez, /readyz on BEND_OPS__HOST:PORT
