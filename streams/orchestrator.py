@@ -38,6 +38,7 @@ from streams.acks import Ack, once
 from streams.groupcommit import GroupCommit
 from streams.hops import PROFILE
 from streams.produce import Delivery, Producer, RecordSender
+from streams.routing import misrouted
 from streams.runcache import Decided, PartitionRuns, RunCache, RunStates
 from streams.scheduler import TimerQueue
 
@@ -74,6 +75,7 @@ class Orchestrator:
         self.catalog: Catalog = catalog or WorkflowCatalog(settings.kafka.bootstrap, names.workflows)
         self.writer = GroupCommit(self.producer, names.run_events, app.crash)
         self.timers = TimerQueue(self._fire)
+        self.partitions = settings.kafka.default_partitions  # every topic has as many (admin)
         self.decided = 0
         self.rejected = 0
         self.in_flight = 0  # commands received and not yet acked (an idle orchestrator has none)
@@ -119,6 +121,10 @@ class Orchestrator:
         is called once that write (or the dead letter) is delivered, in offset order.
         """
         topic = self.commands.get_topic_name()
+        home = misrouted(key, partition, self.partitions)
+        if home is not None:  # hashed otherwise than murmur2 (an outside producer's CRC32)
+            await self._forward(topic, partition, offset, home, key, raw, headers, ack)
+            return
         started = time.perf_counter()
         try:
             cmd = decode(raw)
@@ -177,6 +183,20 @@ class Orchestrator:
             self._observe(before, decision)
             record_decision(before, decision.state, decision.events)
             PROFILE.since("metrics", started)
+
+    async def _forward(self, topic: str, partition: int, offset: int, home: int,
+                       key: bytes | None, raw: bytes, headers: Any, ack: Ack | None) -> None:
+        """Send a command that arrived off its run's partition to that partition, unchanged,
+        and release it once delivered: every record of a run is decided in one place."""
+        delivery = await self.producer.send(topic, key, raw, home,
+                                            headers=list(headers) if headers else None)
+
+        async def delivered() -> list[Delivery[Any]]:
+            return [delivery]
+
+        self.writer.add(partition, follow_up=delivered, ack=ack)
+        COMMANDS.labels("record", "forwarded").inc()
+        log.info("command_forwarded", partition=partition, offset=offset, to_partition=home)
 
     async def _dead_letter(self, partition: int, offset: int, key: bytes | None, raw: bytes,
                            error: BaseException, headers: Any, ack: Ack | None) -> None:

@@ -275,3 +275,24 @@ async def test_a_group_past_one_batch_is_written_over_rounds_and_acked_after_the
     producer.deliver(1)
     await settle()
     assert acked == [0, 1, 2, 3]
+
+
+async def test_a_command_off_its_runs_partition_is_forwarded_there_unchanged(parts) -> None:
+    from streams.routing import home_partition
+
+    orchestrator, producer, _, acks = parts
+    start = _start()
+    key = start.run_id.encode()
+    home = home_partition(key, orchestrator.partitions)
+    elsewhere = (home + 1) % orchestrator.partitions
+    raw = encode(start)
+    await orchestrator.handle(elsewhere, 7, T, raw, key, [("traceparent", b"x")],
+                              ack=acks(7))
+    await settle()
+    assert producer.batches == []  # nothing decided where it arrived
+    forwarded = [r for r in producer.records if r.topic == "unit.commands"]
+    assert [(r.partition, r.records) for r in forwarded] == [(home, [(key, raw)])]
+    assert acks.acked == [7]  # released once the forward was delivered
+    await orchestrator.handle(home, 0, T, raw, key, ack=acks(0))
+    await settle()
+    assert len(producer.batches) == 1 and producer.batches[0].partition == home
