@@ -27,7 +27,9 @@ from bend.core.commands import Command, StartRun
 from bend.core.decide import Accepted, Rejected, decide
 from bend.core.errors import BendError
 from bend.core.events import TimerSet
+from bend.core.ids import timer_id
 from bend.core.state import RunState
+from bend.core.transitions import RUN_ENDINGS, STEP_ENDINGS
 from bend.ops.metrics import COMMANDS, observe_decision
 from bend.settings import Settings
 from bend.tracing import command_span, kafka_headers, record_decision, task_headers
@@ -214,6 +216,7 @@ class Orchestrator:
         """Fold the decision in now (the next command sees it); queue its events' write."""
         assert decision.state is not None
         runs.accept(decision.state, decision.events)
+        self._disarm_ended(decision)
         key = decision.state.run_id.encode()
         started = time.perf_counter()
         encoded = [(ev, encode(ev)) for ev in decision.events]
@@ -235,6 +238,21 @@ class Orchestrator:
 
         self.writer.add(partition, [(key, payload) for _, payload in encoded],
                         follow_up if open_tasks or timers or outbox else None, ack)
+
+    def _disarm_ended(self, decision: Accepted) -> None:
+        """Forget the timers guarding what this decision ended: an attempt's timeout when the
+        attempt ends, every timer of a run when the run ends (else they fire for nothing)."""
+        run_id = decision.state.run_id if decision.state is not None else ""
+        for ev in decision.events:
+            if ev.event_type in RUN_ENDINGS:
+                self.timers.disarm(run_id, whole_run=True)
+            elif ev.event_type in STEP_ENDINGS and ev.step_id:
+                attempt = getattr(ev, "attempt", None)
+                if attempt is None:  # a cancellation ends whichever attempt was out
+                    self.timers.disarm(run_id, prefix=f"{run_id}:step_timeout:{ev.step_id}:")
+                else:
+                    self.timers.disarm(run_id, (timer_id(run_id, "step_timeout", ev.step_id,
+                                                         attempt),))
 
     async def _send_outbox(self, outbox: tuple[Command, ...],
                            headers: list[tuple[str, bytes]] | None) -> list[Delivery[Any]]:
