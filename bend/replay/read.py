@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from bend.kafka.fromstart import seek_to_start
-from bend.contracts.codec import decode
+from bend.contracts.codec import codec_for
 from bend.contracts.topics import topic_name
 from bend.core.errors import BendError
 from bend.core.events import Event
@@ -54,6 +54,7 @@ async def read_log(settings: Settings, *, run_ids: Iterable[str] | None = None,
     except KafkaError as exc:
         raise KafkaUnavailable(settings.kafka.bootstrap, str(exc)) from exc
     out: list[Recorded] = []
+    decode = codec_for(settings).decode  # either framing when a registry is configured
     try:
         if partitions is None:
             await consumer._client.force_metadata_update()
@@ -69,7 +70,7 @@ async def read_log(settings: Settings, *, run_ids: Iterable[str] | None = None,
                 for record in records:
                     if record.offset >= ends[tp]:
                         break
-                    kept = _keep(record, wanted, since, until)
+                    kept = _keep(record, decode, wanted, since, until)
                     if kept is not None:
                         out.append(Recorded(tp.topic, tp.partition, record.offset,
                                             record.value, kept))
@@ -81,8 +82,8 @@ async def read_log(settings: Settings, *, run_ids: Iterable[str] | None = None,
     return out
 
 
-def _keep(record: object, wanted: set[str] | None, since: datetime | None,
-          until: datetime | None) -> Event | None:
+def _keep(record: object, decode: Callable[[bytes], object], wanted: set[str] | None,
+          since: datetime | None, until: datetime | None) -> Event | None:
     key = getattr(record, "key", None)
     if wanted is not None and key is not None and key.decode(errors="replace") not in wanted:
         return None  # skip decoding other runs' records: the key is the run id

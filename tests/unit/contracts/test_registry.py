@@ -11,13 +11,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bend.contracts.codec import Codec, codec_for, encode
+from bend.contracts import codec as process
+from bend.contracts.codec import MAGIC, Codec, codec_for, encode
 from bend.contracts.errors import CorruptPayload, RegistryUnavailable, UnknownSchema
 from bend.contracts.registry import RegistryCodec
 from bend.core.commands import CompleteStep
 from bend.core.events import StepSucceeded
 from bend.devstack.schema_registry import SchemaRegistry, start_schema_registry
-from bend.settings import KafkaSettings, Settings
+from bend.settings import KafkaSettings, Settings, get_settings
 
 
 @pytest.fixture()
@@ -84,3 +85,54 @@ def test_a_registry_that_does_not_answer_says_so(registry: SchemaRegistry) -> No
     with pytest.raises(RegistryUnavailable, match="127.0.0.1:9"):
         codec.encode(_event())
 
+
+@pytest.fixture()
+def fresh_process_codec(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The process codec unchosen before and after the test, the settings read anew."""
+    process.configure(None)
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    process.configure(None)
+    get_settings.cache_clear()
+
+
+def test_encode_and_decode_follow_the_environments_registry_url(
+        registry: SchemaRegistry, fresh_process_codec: pytest.MonkeyPatch) -> None:
+    fresh_process_codec.setenv("BEND_KAFKA__SCHEMA_REGISTRY_URL", registry.url)
+    data = process.encode(_event())
+    assert data[0] == 0 and list(registry.state.subjects) == ["bend.events.StepSucceeded"]
+    assert process.decode(data) == _event()
+    assert process.decode(Codec().encode(_event())) == _event()  # the other framing too
+
+
+def test_configure_gives_the_process_the_codec_of_the_settings_it_runs_with(
+        registry: SchemaRegistry, fresh_process_codec: pytest.MonkeyPatch) -> None:
+    process.configure(Settings(kafka=KafkaSettings(schema_registry_url=registry.url)))
+    framed = process.encode(_event())
+    assert framed[0] == 0
+    assert process.process_codec() is codec_for(
+        Settings(kafka=KafkaSettings(schema_registry_url=registry.url)))  # one id cache
+    process.configure(Settings())
+    assert process.encode(_event())[:2] == MAGIC
+    with pytest.raises(CorruptPayload, match="set BEND_KAFKA__SCHEMA_REGISTRY_URL"):
+        process.decode(framed)
+
+
+def test_without_a_registry_url_the_process_writes_single_object_data(
+        fresh_process_codec: pytest.MonkeyPatch) -> None:
+    fresh_process_codec.delenv("BEND_KAFKA__SCHEMA_REGISTRY_URL", raising=False)
+    assert process.encode(_event())[:2] == MAGIC
+    assert isinstance(process.process_codec(), Codec)
+
+
+def test_a_registry_aware_client_reads_what_bend_writes(registry: SchemaRegistry) -> None:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    data = RegistryCodec(registry.url, Codec()).encode(_event())
+    read = AvroDeserializer(SchemaRegistryClient({"url": registry.url}))
+    value = read(data, SerializationContext("bend.run-events", MessageField.VALUE))
+    assert (value["envelope"]["run_id"], value["envelope"]["seq"], value["step_id"]) == (
+        "r", 1, "s")
