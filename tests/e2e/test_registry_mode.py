@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -19,12 +21,21 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.contracts import codec
+from bend.contracts.codec import codec_for
 from bend.contracts.topics import topic_name
+from bend.core.definitions import parse_definition
+from bend.core.events import RunCompleted, TriggerFired
 from bend.devstack.engine import Engine, running_engine
 from bend.devstack.schema_registry import SchemaRegistry, start_schema_registry
+from bend.devstack.workers import Workers
 from bend.kafka.fromstart import seek_to_start
+from bend.kafka.producer import RecordProducer
 from bend.replay.read import read_log
+from bend.runwatch import RunWatcher
+from bend.security.roles import Principal, Role
 from bend.settings import Settings
+from bend.triggering import events as triggering
+from bend.triggering import records
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -149,3 +160,40 @@ async def test_runs_started_through_the_api_finish_in_registry_mode(
     last = next(r for r in reversed(logged) if r.event.event_type == "RunCompleted")
     value = read(last.raw, SerializationContext(last.topic, MessageField.VALUE))
     assert value["envelope"]["run_id"] == last.event.run_id
+
+
+async def test_a_schedule_trigger_fires_and_its_run_completes_in_registry_mode(
+        engine: Engine, registry: SchemaRegistry) -> None:
+    settings, admin = engine.settings, Principal(subject="test", project="default",
+                                                  role=Role.ADMIN)
+    workflow_id, trigger_id = f"wf-{uuid.uuid4().hex[:8]}", f"tr-{uuid.uuid4().hex[:8]}"
+    workers = Workers(settings, env=dict(engine.env),
+                      log_dir=engine.workers.log_dir or settings.dev.state_dir / "logs")
+    decode = codec_for(settings).decode
+    try:
+        workers.start("triggers")
+        async with RunWatcher(settings) as watcher:
+            now = datetime.now(timezone.utc)
+            async with RecordProducer(settings) as producer:
+                await producer.send(records.registered(parse_definition(PIPELINE), workflow_id,
+                                                       "default", admin, now))
+                await producer.send(triggering.registered(
+                    trigger_id, {"type": "schedule", "schedule": {"interval_seconds": 2},
+                                 "input": {"who": "cron"}}, workflow_id, 1, "default", admin,
+                    now))
+            deadline, fired = time.monotonic() + 30, []
+            while not fired:
+                assert time.monotonic() < deadline, "no TriggerFired within 30 s"
+                await asyncio.sleep(0.5)
+                fired = [e for e in map(decode, await _records(settings, "triggers"))
+                         if isinstance(e, TriggerFired) and e.trigger_id == trigger_id]
+            done = await watcher.wait_finished([fired[0].run_id], timeout_s=60)
+            async with RecordProducer(settings) as producer:
+                await producer.send(triggering.removed(
+                    {"workflow_id": workflow_id, "trigger_id": trigger_id}, "default", admin,
+                    datetime.now(timezone.utc)))
+    finally:
+        workers.stop()
+    assert isinstance(done[fired[0].run_id], RunCompleted), done
+    assert {v[0] for v in await _records(settings, "triggers")} == {0}
+    assert await _records(settings, "dead_letters") == []
