@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bend.contracts.codec import decode
+from bend.contracts.codec import codec_for
 from bend.contracts.topics import topic_name
 from bend.core.events import Event, RunCancelled, RunCompleted, RunFailed
 from bend.settings import Settings
@@ -25,6 +25,7 @@ class RunWatcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topic = topic_name("runs", settings)
+        self._decode = codec_for(settings).decode
         self.events: dict[str, list[Event]] = defaultdict(list)
         self.received_at: dict[str, list[float]] = defaultdict(list)
         self._consumer: AIOKafkaConsumer | None = None
@@ -72,7 +73,7 @@ class RunWatcher:
             fresh: list[Event] = []
             for records in batch.values():
                 for record in records:
-                    event = decode(record.value)
+                    event = self._decode(record.value)
                     if isinstance(event, Event) and event.run_id:
                         self.events[event.run_id].append(event)
                         self.received_at[event.run_id].append(now)

@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from bend.contracts import codec
 from bend.contracts.admin import ensure_topics
 from bend.settings import Settings
 
@@ -61,6 +62,7 @@ def _run_role(role: str, settings: Settings) -> None:
     from streams.app import create_app
 
     ensure_topics(settings)
+    codec.configure(settings)  # every encode/decode of the role: the registry's framing or not
     worker_id = settings.workers.worker_id or f"{socket.gethostname()}:{os.getpid()}"
     app = create_app(role, settings)
     if role == "orchestrator":

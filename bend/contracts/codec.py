@@ -3,8 +3,9 @@
 Wire format: 0xC3 0x01, the writer schema's CRC-64-AVRO fingerprint (8 bytes, little endian),
 then the schemaless Avro body. Decoding finds the writer schema by fingerprint among the current
 and every recorded schema (schemas/avro/history/) and resolves it to the current one, so data
-written by an older Bend stays readable. With a schema registry configured, `codec_for` gives
-the Confluent wire format instead (bend.contracts.registry).
+written by an older Bend stays readable. With a schema registry configured
+(`BEND_KAFKA__SCHEMA_REGISTRY_URL`), the process writes the Confluent wire format instead and
+reads both (bend.contracts.registry): `encode` and `decode` follow the process's settings.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from bend.settings import Settings
 
 __all__ = [
-    "MAGIC", "RECORD_TYPES", "Codec", "ReadPlan", "codec_for", "decode", "encode", "read_body",
+    "MAGIC", "RECORD_TYPES", "Codec", "ReadPlan", "codec_for", "configure", "decode", "encode",
+    "process_codec", "read_body",
 ]
 
 MAGIC = b"\xc3\x01"
@@ -137,6 +139,8 @@ def _bad_header(data: bytes) -> str:
 
 
 _default: Codec | None = None
+_process: Codec | RegistryCodec | None = None  # what encode/decode use; see `configure`
+_registries: dict[str, RegistryCodec] = {}
 
 
 def _codec() -> Codec:
@@ -146,21 +150,52 @@ def _codec() -> Codec:
     return _default
 
 
+def configure(settings: Settings | None) -> None:
+    """Make `settings`' codec the process's: what `encode` and `decode` use from now on.
+
+    Without a call, the first `encode` or `decode` takes it from `get_settings()` (the
+    environment every Bend process reads), so no entry point can forget it; a process handed
+    other settings (a worker, a test) calls this with them. `None` forgets the choice.
+    """
+    global _process
+    _process = None if settings is None else codec_for(settings)
+
+
+def process_codec() -> Codec | RegistryCodec:
+    """The process's codec: the registry's wire format when a registry URL is configured."""
+    global _process
+    if _process is None:
+        from bend.settings import get_settings
+
+        _process = codec_for(get_settings())
+    return _process
+
+
 def encode(record: Event | Command) -> bytes:
-    """`record` as single-object-encoded Avro (the process-wide codec)."""
-    return _codec().encode(record)
+    """`record` in the process's wire format: single-object Avro, or the registry's framing."""
+    return (_process or process_codec()).encode(record)
 
 
 def decode(data: bytes) -> Event | Command:
-    """The event or command in single-object-encoded `data` (the process-wide codec)."""
-    return _codec().decode(data)
+    """The event or command in `data`; with a registry configured, either framing is read.
+
+    The hot path: one global read, then the codec (a registry codec passes single-object data
+    straight to the plain one after a two-byte comparison).
+    """
+    return (_process or process_codec()).decode(data)
 
 
 def codec_for(settings: Settings) -> Codec | RegistryCodec:
-    """The codec the settings ask for: the registry's wire format when a URL is configured."""
+    """The codec the settings ask for: the registry's wire format when a URL is configured.
+
+    One registry codec per URL per process, so every writer and reader shares its id cache.
+    """
     url = settings.kafka.schema_registry_url
     if not url:
         return _codec()
-    from bend.contracts.registry import RegistryCodec
+    codec = _registries.get(url)
+    if codec is None:
+        from bend.contracts.registry import RegistryCodec
 
-    return RegistryCodec(url, _codec())
+        codec = _registries[url] = RegistryCodec(url, _codec())
+    return codec

@@ -51,16 +51,25 @@ class Engine:
 
 @contextmanager
 def running_engine(executors: int = 1, orchestrators: int = 1, partitions: int | None = None,
-                   prefix: str | None = None, llm_port: int = 0) -> Iterator[Engine]:
-    """Topics under `prefix` (default: a fresh one), the scripted model, worker processes."""
+                   prefix: str | None = None, llm_port: int = 0,
+                   schema_registry_url: str | None = None) -> Iterator[Engine]:
+    """Topics under `prefix` (default: a fresh one), the scripted model, worker processes.
+
+    With `schema_registry_url`, the workers and the engine's settings use that registry's
+    wire format (the environment's `BEND_KAFKA__SCHEMA_REGISTRY_URL` otherwise).
+    """
     prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
     env = {"BEND_KAFKA__TOPIC_PREFIX": prefix, "BEND_SECRET_LLM_API_KEY": "test-key"}
     if partitions:
         env["BEND_KAFKA__DEFAULT_PARTITIONS"] = str(partitions)
+    if schema_registry_url:
+        env["BEND_KAFKA__SCHEMA_REGISTRY_URL"] = schema_registry_url
     base = get_settings()
     kafka = base.kafka.model_copy(update={"topic_prefix": prefix,
                                           "default_partitions": partitions or
-                                          base.kafka.default_partitions})
+                                          base.kafka.default_partitions,
+                                          "schema_registry_url": schema_registry_url or
+                                          base.kafka.schema_registry_url})
     settings = base.model_copy(update={"kafka": kafka})
     ensure_topics(settings)
     llm = start_llm_server(llm_port)

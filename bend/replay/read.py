@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from bend.contracts.codec import decode
+from bend.contracts.codec import codec_for
 from bend.contracts.topics import topic_name
 from bend.core.errors import BendError
 from bend.core.events import Event
@@ -35,16 +35,17 @@ async def read_log(settings: Settings, *, run_ids: Iterable[str] | None = None,
     wanted = set(run_ids) if run_ids is not None else None
     topic = topic_name("runs", settings)
     out: list[Recorded] = []
+    decode = codec_for(settings).decode  # either framing when a registry is configured
     async for partition, record in read_to_end(settings.kafka.bootstrap, topic, partitions,
                                                fetch_bytes=8 * 1024 * 1024):
-        kept = _keep(record, wanted, since, until)
+        kept = _keep(record, decode, wanted, since, until)
         if kept is not None:
             out.append(Recorded(topic, partition, record.offset, record.value, kept))
     return out
 
 
-def _keep(record: object, wanted: set[str] | None, since: datetime | None,
-          until: datetime | None) -> Event | None:
+def _keep(record: object, decode: Callable[[bytes], object], wanted: set[str] | None,
+          since: datetime | None, until: datetime | None) -> Event | None:
     key = getattr(record, "key", None)
     if wanted is not None and key is not None and key.decode(errors="replace") not in wanted:
         return None  # skip decoding other runs' records: the key is the run id
