@@ -99,6 +99,10 @@ def key_for(record: Envelope) -> bytes:
         case DeadLettered():
             return record.key or b""
         case DeadLetterRedriven():
+            # Beside its DeadLettered (same key, same partition), so every reader, a rebuild
+            # included, marks the dead letter after it has it.
+            if record.source_key is not None:
+                return record.source_key
             return record.dead_letter_id.encode()
         case CircuitStateChanged():
             return record.target.encode()

@@ -427,6 +427,7 @@ class DeadLetterRedriven(Event):
     target_offset: int
     actor: str
     forced: bool = False  # sent although it had been re-driven before
+    source_key: bytes | None = None  # the dead letter's key: this event's key, beside it
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -261,6 +261,9 @@ async def _redrive(producer: RecordProducer, row: Any, actor: str, force: bool) 
         dead_letter_id=row["event_id"], target_topic=landed.topic,
         target_partition=landed.partition, target_offset=landed.offset, actor=actor,
         forced=row["redriven_at"] is not None,
+        # Keyed as its DeadLettered was (`key or b""`): the mark lands on the same partition,
+        # after the dead letter, for every reader of the log.
+        source_key=b"" if row["key"] is None else bytes(row["key"]),
     )
     recorded = await producer.send(event)
     return Redriven(row["event_id"], landed, event.event_id, recorded, event.forced)

@@ -152,6 +152,13 @@ async def _ok(api: RunningApi, path: str) -> bool:
 
 
 async def test_dead_letters_check_roles_and_ids(api: RunningApi) -> None:
+    # What a re-drive writes to: the source topic and the dead letters' own.
+    watched = (topic_name("commands", api.settings), topic_name("dead_letters", api.settings))
+
+    async def ends() -> dict[tuple[str, int], int]:
+        return {tp: end for tp, end in (await api.log_ends()).items() if tp[0] in watched}
+
+    before = await ends()
     viewer = api.headers(await api.key("viewer"))
     assert (await api.client.get("/api/dead-letters", headers=viewer)).status_code == 403
     editor = api.headers(await api.key("editor"))
@@ -164,4 +171,6 @@ async def test_dead_letters_check_roles_and_ids(api: RunningApi) -> None:
     for body in ({"event_ids": ["a\x00b"]}, {"source_topic": "\x00"}, {"error_type": "x\x00"}):
         r = await api.client.post("/api/dead-letters/redrive", json=body)  # found by the fuzzer
         assert r.status_code == 422 and "NUL" in r.text, r.text
-    assert (await api.client.get("/api/dead-letters")).json()["items"] == []
+    # Refused, every one: nothing was sent anywhere (the module's engine shares its topics
+    # with the test before, whose dead letter this read model may list by now).
+    assert await ends() == before

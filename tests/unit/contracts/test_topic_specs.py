@@ -98,3 +98,29 @@ def test_a_class_outside_the_catalogue_has_no_topic() -> None:
 
     with pytest.raises(UnknownEventType):
         topic_for(Loose, SETTINGS)
+
+
+def test_a_redrive_mark_is_keyed_as_its_dead_letter_so_readers_see_them_in_order() -> None:
+    from datetime import datetime, timezone
+
+    from bend.contracts.topics import key_for
+    from bend.core.events import DeadLettered, DeadLetterRedriven
+
+    at = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    letter = DeadLettered(event_id="d1", workflow_id="", occurred_at=at, source_topic="t",
+                          source_partition=0, source_offset=1, error_type="E", reason="r",
+                          key=b"run-7", payload=b"x")
+    mark = DeadLetterRedriven(event_id="m1", workflow_id="", occurred_at=at,
+                              dead_letter_id="d1", target_topic="t", target_partition=0,
+                              target_offset=2, actor="a", source_key=b"run-7")
+    assert key_for(mark) == key_for(letter) == b"run-7"
+    keyless = DeadLettered(event_id="d2", workflow_id="", occurred_at=at, source_topic="t",
+                           source_partition=0, source_offset=1, error_type="E", reason="r",
+                           key=None, payload=b"x")
+    assert key_for(keyless) == b"" == key_for(DeadLetterRedriven(
+        event_id="m2", workflow_id="", occurred_at=at, dead_letter_id="d2", target_topic="t",
+        target_partition=0, target_offset=2, actor="a", source_key=b""))
+    old = DeadLetterRedriven(event_id="m3", workflow_id="", occurred_at=at,
+                             dead_letter_id="d3", target_topic="t", target_partition=0,
+                             target_offset=2, actor="a")
+    assert key_for(old) == b"d3"  # written before source_key: keyed by the dead letter's id
