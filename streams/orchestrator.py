@@ -31,6 +31,7 @@ from streams.dlq import DeadLetters
 from streams.produce import Producer
 from streams.runcache import Decided, PartitionRuns, RunCache
 from streams.scheduler import TimerQueue
+from streams.snapshots import Snapshotter
 
 __all__ = ["Orchestrator", "UnknownWorkflowId"]
 
@@ -59,7 +60,13 @@ class Orchestrator:
         self.names = names
         self.producer = Producer(app)
         self.dead_letters = DeadLetters(self.producer, names.dead_letters)
-        self.cache = RunCache(settings.kafka.bootstrap, names.run_events)
+        w = settings.workers
+        self.snapshots = Snapshotter(settings.kafka.bootstrap, names.run_events,
+                                     names.run_states, interval_s=w.snapshot_interval_s,
+                                     lag_s=w.snapshot_lag_s, max_bytes=w.snapshot_max_bytes,
+                                     writer=w.worker_id or "")
+        self.cache = RunCache(settings.kafka.bootstrap, names.run_events, self.snapshots,
+                              finished_kept=w.finished_runs_kept)
         self.catalog = WorkflowCatalog(settings.kafka.bootstrap, names.workflows)
         self.timers = TimerQueue(self._fire)
         self.decided = 0
@@ -71,6 +78,7 @@ class Orchestrator:
         self.app.agent(self.commands, name="orchestrator")(self._agent)
         self.app.task(self._timer_task)
         self.app.task(self._catalog_task)
+        self.app.task(self.snapshots.run)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
@@ -226,10 +234,15 @@ class Orchestrator:
         return {tp.partition for tp in tps if tp.topic == name}
 
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
-        for p in self._commands_partitions(assigned) - set(self.cache.owned()):
-            asyncio.ensure_future(self.recover(p))
+        partitions = self._commands_partitions(assigned)
+        _kept, dropped = await self.cache.resume(partitions)
+        self.timers.disarm_partitions(dropped)
+        log.info("partitions_assigned", partitions=sorted(partitions))
+        for p in partitions:
+            if not self.cache.known(p):
+                asyncio.ensure_future(self.recover(p))
 
     async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
-        partitions = self._commands_partitions(revoked)
-        self.cache.drop(partitions)
-        self.timers.disarm_partitions(partitions)
+        # Faust revokes every partition at each rebalance (aiokafka's eager protocol): hold
+        # them, timers armed, until the assignment says which ones are still ours.
+        await self.cache.hold(self._commands_partitions(revoked))
