@@ -289,7 +289,13 @@ class Snapshotter:
             if not followed:
                 await asyncio.sleep(0.2)
                 continue
-            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            try:
+                batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            except Exception as exc:  # noqa: BLE001 - snapshots must not stop the orchestrator
+                log.error("snapshot_follow_failed", error=repr(exc))
+                self._reassign.set()  # seek again to where the mirrors are
+                await asyncio.sleep(1.0)
+                continue
             for tp, records in batch.items():
                 mirror = self.mirrors.get(tp.partition)
                 if mirror is None or mirror is not followed.get(tp.partition):
@@ -308,9 +314,14 @@ class Snapshotter:
             records = mirror.take_round(now_ms, self.writer)
             if not records:
                 continue
-            futures = [await producer.send(self.topic, value, key=key, partition=p)
-                       for key, value in records]
-            await asyncio.gather(*futures)
+            try:
+                futures = [await producer.send(self.topic, value, key=key, partition=p)
+                           for key, value in records]
+                await asyncio.gather(*futures)
+            except Exception as exc:  # noqa: BLE001 - a lost round only lengthens the tail
+                log.error("snapshot_round_failed", partition=p, records=len(records),
+                          error=repr(exc))
+                continue
             if self.mirrors.get(p) is mirror:
                 mirror.written(records)
                 self.rounds += 1
