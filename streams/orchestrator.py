@@ -31,6 +31,7 @@ from streams.dlq import DeadLetters
 from streams.produce import Producer
 from streams.runcache import Decided, PartitionRuns, RunCache
 from streams.scheduler import TimerQueue
+from streams.reported import reported_attempts
 from streams.snapshots import Snapshotter
 
 __all__ = ["Orchestrator", "UnknownWorkflowId"]
@@ -56,6 +57,7 @@ class Orchestrator:
     def __init__(self, app: faust.App, settings: Settings) -> None:
         names = topic_names(settings)
         self.app = app
+        self.settings = settings
         self.commands = app.topic(names.commands)  # the agent's source
         self.names = names
         self.producer = Producer(app)
@@ -217,17 +219,30 @@ class Orchestrator:
         await self.catalog.follow()
 
     async def recover(self, partition: int) -> None:
-        """Rebuild a newly owned partition, re-arm its timers and hand out its open tasks."""
+        """Rebuild a newly owned partition, re-arm its timers and hand out its open tasks.
+
+        Not those whose report already waits unread in the commands partition: their step ran.
+        """
         runs = await self.cache.partition(partition)
         if self.cache.owned().get(partition) is not runs:
             return  # revoked while it was rebuilt: its timers and tasks are the new owner's
         for ev in runs.timers.values():
             self._arm(ev, partition)
-        for ev in list(runs.tasks.values()):  # executors dedupe by idempotency key
+        open_tasks = dict(runs.tasks)  # those scheduled from now on are sent by `_emit`
+        reported = await reported_attempts(self.settings.kafka.bootstrap, self.app.conf.id,
+                                           self.commands.get_topic_name(), partition)
+        if self.cache.owned().get(partition) is not runs:
+            return
+        sent = 0
+        for key, ev in open_tasks.items():
+            if runs.tasks.get(key) is not ev or (key[0], key[1], ev.attempt) in reported:
+                continue  # decided meanwhile, or its report is waiting
             await self.producer.send(self.names.tasks, (ev.run_id or "").encode(), encode(ev),
                                      headers=task_headers(ev))
+            sent += 1
         log.info("partition_recovered", partition=partition, open_runs=len(runs.open),
-                 timers=len(runs.timers), tasks_redispatched=len(runs.tasks))
+                 timers=len(runs.timers), tasks_redispatched=sent,
+                 tasks_skipped=len(open_tasks) - sent)
 
     def _commands_partitions(self, tps: Any) -> set[int]:
         name = self.commands.get_topic_name()
