@@ -4,9 +4,12 @@ Each owned partition of `run-events` has a `PartitionMirror`: the raw (still enc
 its open runs, fed from the log itself, never from the orchestrator's memory, so a snapshot
 holds only events Kafka has acknowledged. Every `snapshot_interval_s` the `Snapshotter` writes,
 to the same partition of the compacted `run-states` topic, a `RunSnapshot` of each run changed
-since the last round, a tombstone for each run that finished, then a `SnapshotRound` naming the
-run-log offset everything before which is covered. A new owner (`load_snapshot`) folds the
-snapshots of the open runs, then the log from that offset (streams/runcache.py).
+since the last round, a tombstone for each finished run that had one, one `FinishedRuns` of the
+runs that finished since the last round (kept `FINISHED_RUNS_KEPT_MS`, then tombstoned), then a
+`SnapshotRound` naming the run-log offset everything before which is covered. A new owner
+(`load_snapshot`) folds the snapshots of the open runs and remembers the finished ones, then
+folds the log from that offset (streams/runcache.py). What it reads grows with open runs and
+rounds, not with runs finished.
 
 Records younger than `snapshot_lag_s` stay out of snapshots: a command redelivered after a
 crash is recognised only if its decision is folded from the log (`PartitionRuns.decided`), and
@@ -26,12 +29,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bend.contracts.errors import ContractError
 from bend.contracts.snapshots import (
-    RunSnapshot, SnapshotRound, decode_snapshot, encode_snapshot, ends_run, is_round_key,
-    round_key,
+    FinishedRuns, RunSnapshot, SnapshotRound, decode_snapshot, encode_snapshot, ends_run,
+    finished_key, round_key,
 )
+from bend.contracts.topics import FINISHED_RUNS_KEPT_MS
 from bend.kafka.fromstart import seek_to_start
 
-__all__ = ["LoadedSnapshot", "PartitionMirror", "Snapshotter", "load_snapshot"]
+__all__ = ["LoadedSnapshot", "PartitionMirror", "Round", "Snapshotter", "load_snapshot"]
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +43,7 @@ log = structlog.get_logger(__name__)
 # events must not open the run again in the mirror.
 _ENDED_REMEMBERED = 10_000
 _RECORD_OVERHEAD = 64  # bytes a snapshot adds to its events (ids, lengths, header)
+Record = tuple[bytes, bytes | None]  # key, value (None: a tombstone)
 
 
 @dataclass(slots=True)
@@ -48,7 +53,8 @@ class LoadedSnapshot:
     partition: int
     round: SnapshotRound | None = None
     runs: dict[str, RunSnapshot] = field(default_factory=dict)
-    finished: list[str] = field(default_factory=list)  # tombstoned run ids, oldest first
+    finished: list[str] = field(default_factory=list)  # finished run ids, oldest first
+    batches: list[tuple[bytes, int]] = field(default_factory=list)  # FinishedRuns keys, times
     records: int = 0  # records read (superseded ones included)
 
     @property
@@ -57,8 +63,7 @@ class LoadedSnapshot:
         return self.round.covers_offset if self.round is not None else 0
 
     @classmethod
-    def of_records(cls, partition: int,
-                   records: Iterable[tuple[bytes, bytes | None]]) -> LoadedSnapshot:
+    def of_records(cls, partition: int, records: Iterable[Record]) -> LoadedSnapshot:
         """The snapshot a partition's records (key, value) give, read in offset order."""
         latest: dict[bytes, bytes | None] = {}
         loaded = cls(partition)
@@ -66,11 +71,10 @@ class LoadedSnapshot:
             latest.pop(key, None)  # keep the offset order of each key's last record
             latest[key] = value
             loaded.records += 1
+        batches: list[FinishedRuns] = []
         for key, value in latest.items():
             if value is None:
-                if not is_round_key(key):
-                    loaded.finished.append(key.decode())
-                continue
+                continue  # a finished run's snapshot, or an expired FinishedRuns, deleted
             try:
                 record = decode_snapshot(value)
             except ContractError as exc:
@@ -78,45 +82,70 @@ class LoadedSnapshot:
                 continue
             if isinstance(record, SnapshotRound):
                 loaded.round = record
+            elif isinstance(record, FinishedRuns):
+                batches.append(record)
+                loaded.batches.append((key, record.taken_at_ms))
             else:
                 loaded.runs[record.run_id] = record
+        for batch in batches:
+            loaded.finished += batch.run_ids
         return loaded
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """What one round writes (`records`, the marker last) and what it changes once durable."""
+
+    records: list[Record]
+    saved: tuple[str, ...]  # runs whose snapshot it writes
+    deleted: tuple[str, ...]  # finished runs whose snapshot it deletes
+    ended: int  # how many of the mirror's ended runs its FinishedRuns holds
+    batch: tuple[bytes, int] | None  # the FinishedRuns it writes: key, time
+    expired: int  # how many of the oldest FinishedRuns it deletes
+    covers: int
 
 
 class PartitionMirror:
     """One partition's open runs as logged bytes, and what the next round must write.
 
     Pure bookkeeping (no I/O): `feed` takes the run log's records in offset order, `settle`
-    admits those older than the lag, `take_round` gives the records of a round, `written`
-    marks them durable.
+    admits those older than the lag, `take_round` gives a round's records, `written` marks
+    them durable.
     """
 
     def __init__(self, partition: int, position: int = 0, lag_ms: int = 2000,
-                 max_bytes: int = 4 * 1024 * 1024) -> None:
+                 max_bytes: int = 4 * 1024 * 1024,
+                 keep_finished_ms: int = FINISHED_RUNS_KEPT_MS) -> None:
         self.partition = partition
         self.position = position  # the next run-log offset to feed
         self.covered = position  # covers_offset of the last round written
         self.lag_ms = lag_ms
         self.max_bytes = max_bytes
+        self.keep_finished_ms = keep_finished_ms
         self.open: dict[str, list[bytes]] = {}
         self._sizes: dict[str, int] = {}
         # Runs changed since their last written snapshot -> the offset of the first change.
         self._unsaved: dict[str, int] = {}
-        self._ended: list[str] = []  # finished since the last round: tombstones owed
+        self._saved: set[str] = set()  # open runs with a snapshot in the topic
+        self._ended: list[str] = []  # finished since the last round
+        self._deletions: list[str] = []  # finished runs whose snapshot is to be deleted
         self._ended_recent: OrderedDict[str, None] = OrderedDict()
+        self._batches: deque[tuple[bytes, int]] = deque()  # FinishedRuns written: key, time
         self._pending: deque[tuple[int, int, str, bytes]] = deque()
         self._oversize_logged: set[str] = set()
 
     @classmethod
-    def of(cls, loaded: LoadedSnapshot, lag_ms: int = 2000,
-           max_bytes: int = 4 * 1024 * 1024) -> PartitionMirror:
+    def of(cls, loaded: LoadedSnapshot, lag_ms: int = 2000, max_bytes: int = 4 * 1024 * 1024,
+           keep_finished_ms: int = FINISHED_RUNS_KEPT_MS) -> PartitionMirror:
         """A mirror that starts where a loaded snapshot ends (its runs already written)."""
-        mirror = cls(loaded.partition, loaded.covers_offset, lag_ms, max_bytes)
+        mirror = cls(loaded.partition, loaded.covers_offset, lag_ms, max_bytes, keep_finished_ms)
         for run_id, snap in loaded.runs.items():
             mirror.open[run_id] = list(snap.events)
             mirror._sizes[run_id] = sum(map(len, snap.events))
+            mirror._saved.add(run_id)
         for run_id in loaded.finished[-_ENDED_REMEMBERED:]:
             mirror._ended_recent[run_id] = None
+        mirror._batches.extend(sorted(loaded.batches, key=lambda b: b[1]))
         return mirror
 
     def feed(self, offset: int, timestamp_ms: int, key: bytes | None, value: bytes | None) -> None:
@@ -141,6 +170,9 @@ class PartitionMirror:
             self.open.pop(run_id, None)
             self._sizes.pop(run_id, None)
             self._unsaved.pop(run_id, None)
+            if run_id in self._saved:
+                self._saved.discard(run_id)
+                self._deletions.append(run_id)
             self._ended.append(run_id)
             self._ended_recent[run_id] = None
             if len(self._ended_recent) > _ENDED_REMEMBERED:
@@ -165,33 +197,50 @@ class PartitionMirror:
                         bytes=self._sizes.get(run_id, 0))
         return big
 
-    def take_round(self, now_ms: int, writer: str = "") -> list[tuple[bytes, bytes | None]]:
-        """The records of a round now (run snapshots, tombstones, the marker last), or []."""
+    def take_round(self, now_ms: int, writer: str = "") -> Round | None:
+        """The round to write now, or None when it would change nothing.
+
+        Records: a snapshot of each changed run, a tombstone for each finished run that had
+        one, the FinishedRuns of the runs ended since the last round, tombstones for the
+        FinishedRuns older than `keep_finished_ms`, and the marker last.
+        """
         covers = self.covers()
-        runs = [r for r in self._unsaved if not self._too_big(r)]
-        if not runs and not self._ended and covers == self.covered:
-            return []
-        out: list[tuple[bytes, bytes | None]] = [
+        saved = tuple(r for r in self._unsaved if not self._too_big(r))
+        expired = 0
+        while expired < len(self._batches) \
+                and self._batches[expired][1] < now_ms - self.keep_finished_ms:
+            expired += 1
+        if not saved and not self._ended and not self._deletions and not expired \
+                and covers == self.covered:
+            return None
+        records: list[Record] = [
             (r.encode(), encode_snapshot(RunSnapshot(r, self.partition, covers,
                                                      tuple(self.open[r]), now_ms)))
-            for r in runs]
-        out += [(r.encode(), None) for r in self._ended]
-        out.append((round_key(self.partition), encode_snapshot(
+            for r in saved]
+        records += [(r.encode(), None) for r in self._deletions]
+        batch = None
+        if self._ended:
+            batch = (finished_key(self.partition, now_ms, covers), now_ms)
+            records.append((batch[0], encode_snapshot(
+                FinishedRuns(self.partition, tuple(self._ended), now_ms))))
+        records += [(self._batches[i][0], None) for i in range(expired)]
+        records.append((round_key(self.partition), encode_snapshot(
             SnapshotRound(self.partition, covers, len(self.open), now_ms, writer))))
-        return out
+        return Round(records, saved, tuple(self._deletions), len(self._ended), batch, expired,
+                     covers)
 
-    def written(self, records: list[tuple[bytes, bytes | None]]) -> None:
+    def written(self, done: Round) -> None:
         """A round from `take_round` (nothing admitted since) is durable."""
-        for key, value in records[:-1]:
-            run_id = key.decode()
-            if value is None:
-                continue
+        for run_id in done.saved:
             self._unsaved.pop(run_id, None)
-        tombstoned = {k.decode() for k, v in records if v is None}
-        self._ended = [r for r in self._ended if r not in tombstoned]
-        marker = decode_snapshot(records[-1][1] or b"")
-        assert isinstance(marker, SnapshotRound)
-        self.covered = marker.covers_offset
+            self._saved.add(run_id)
+        self._deletions = self._deletions[len(done.deleted):]
+        self._ended = self._ended[done.ended:]
+        for _ in range(done.expired):
+            self._batches.popleft()
+        if done.batch is not None:
+            self._batches.append(done.batch)
+        self.covered = done.covers
 
 
 async def load_snapshot(bootstrap: str, topic: str, partition: int) -> LoadedSnapshot:
@@ -311,19 +360,19 @@ class Snapshotter:
         now_ms = int(time.time() * 1000)
         for p, mirror in list(self.mirrors.items()):
             mirror.settle(now_ms)
-            records = mirror.take_round(now_ms, self.writer)
-            if not records:
+            done = mirror.take_round(now_ms, self.writer)
+            if done is None:
                 continue
             try:
                 futures = [await producer.send(self.topic, value, key=key, partition=p)
-                           for key, value in records]
+                           for key, value in done.records]
                 await asyncio.gather(*futures)
             except Exception as exc:  # noqa: BLE001 - a lost round only lengthens the tail
-                log.error("snapshot_round_failed", partition=p, records=len(records),
+                log.error("snapshot_round_failed", partition=p, records=len(done.records),
                           error=repr(exc))
                 continue
             if self.mirrors.get(p) is mirror:
-                mirror.written(records)
+                mirror.written(done)
                 self.rounds += 1
-                log.debug("snapshot_round_written", partition=p, records=len(records),
+                log.debug("snapshot_round_written", partition=p, records=len(done.records),
                           covers_offset=mirror.covered, open_runs=len(mirror.open))

@@ -1,10 +1,14 @@
 """Run-state snapshots <-> bytes: the records of the compacted `run-states` topic.
 
-Two record types, schemas in schemas/avro/snapshots/, framed like every Bend record (single-object
-Avro: 0xC3 0x01, the CRC-64-AVRO fingerprint, the body), so the fingerprint tells them apart:
+Three record types, schemas in schemas/avro/snapshots/, framed like every Bend record
+(single-object Avro: 0xC3 0x01, the CRC-64-AVRO fingerprint, the body), so the fingerprint tells
+them apart:
 
-- `RunSnapshot`, key `run_id`: an open run's events as logged; a null value (tombstone) later
-  marks the run finished;
+- `RunSnapshot`, key `run_id`: an open run's events as logged; a null value (tombstone) deletes
+  it once the run finished;
+- `FinishedRuns`, key `~finished/<partition>/<taken_at_ms>/<covers_offset>`: the runs that finished since the
+  previous round, one record per round (so a new owner reads a record per round, not per run);
+  tombstoned by the writer once older than the window it is kept for;
 - `SnapshotRound`, key `~round/<partition>`: the partition's snapshot is complete up to an
   offset of the run log.
 
@@ -28,8 +32,9 @@ from bend.contracts.history import writer_schemas
 from bend.contracts.schemas import SCHEMA_DIR, SchemaInfo, load_folder
 
 __all__ = [
-    "FINISHING_EVENTS", "SNAPSHOT_SCHEMA_DIR", "RunSnapshot", "SnapshotRound", "decode_snapshot",
-    "encode_snapshot", "ends_run", "finishing_fingerprints", "is_round_key", "round_key",
+    "FINISHING_EVENTS", "SNAPSHOT_SCHEMA_DIR", "FinishedRuns", "RunSnapshot", "SnapshotRound",
+    "decode_snapshot", "encode_snapshot", "ends_run", "finished_key", "finishing_fingerprints",
+    "is_marker_key", "is_round_key", "round_key",
 ]
 
 SNAPSHOT_SCHEMA_DIR = SCHEMA_DIR / "snapshots"
@@ -37,6 +42,7 @@ _HEADER = len(MAGIC) + 8
 # The events after which a run takes no more commands (RunStatus.finished).
 FINISHING_EVENTS = frozenset({"RunCompleted", "RunFailed", "RunCancelled"})
 _ROUND_PREFIX = b"~round/"
+_FINISHED_PREFIX = b"~finished/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,15 @@ class RunSnapshot:
     partition: int
     covers_offset: int
     events: tuple[bytes, ...]
+    taken_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRuns:
+    """The runs of a partition that finished since the previous round, in order."""
+
+    partition: int
+    run_ids: tuple[str, ...]
     taken_at_ms: int
 
 
@@ -71,6 +86,16 @@ def is_round_key(key: bytes | None) -> bool:
     return key is not None and key.startswith(_ROUND_PREFIX)
 
 
+def finished_key(partition: int, taken_at_ms: int, covers_offset: int) -> bytes:
+    """The record key of a round's FinishedRuns (unique per round, whoever writes it)."""
+    return _FINISHED_PREFIX + f"{partition}/{taken_at_ms}/{covers_offset}".encode()
+
+
+def is_marker_key(key: bytes | None) -> bool:
+    """Whether `key` is a round's or a FinishedRuns' key (not a run id)."""
+    return key is not None and key.startswith(b"~")
+
+
 @lru_cache(maxsize=1)
 def _schemas() -> dict[str, SchemaInfo]:
     return load_folder(SNAPSHOT_SCHEMA_DIR)
@@ -81,19 +106,21 @@ def _by_fingerprint() -> dict[int, SchemaInfo]:
     return {info.fingerprint: info for info in _schemas().values()}
 
 
-def encode_snapshot(record: RunSnapshot | SnapshotRound) -> bytes:
+def encode_snapshot(record: RunSnapshot | FinishedRuns | SnapshotRound) -> bytes:
     """The record as single-object-encoded Avro."""
     info = _schemas()[type(record).__name__]
     values: dict[str, Any] = {f: getattr(record, f) for f in record.__slots__}
     if isinstance(record, RunSnapshot):
         values["events"] = list(record.events)
+    elif isinstance(record, FinishedRuns):
+        values["run_ids"] = list(record.run_ids)
     out = BytesIO()
     out.write(MAGIC + info.fingerprint.to_bytes(8, "little"))
     schemaless_writer(out, info.parsed, values)
     return out.getvalue()
 
 
-def decode_snapshot(data: bytes) -> RunSnapshot | SnapshotRound:
+def decode_snapshot(data: bytes) -> RunSnapshot | FinishedRuns | SnapshotRound:
     """The snapshot record `data` holds."""
     if len(data) < _HEADER or data[:2] != MAGIC:
         raise CorruptPayload("not a single-object Avro record (bad header)", len(data))
@@ -110,6 +137,9 @@ def decode_snapshot(data: bytes) -> RunSnapshot | SnapshotRound:
     if info.name == "RunSnapshot":
         values["events"] = tuple(values["events"])
         return RunSnapshot(**values)
+    if info.name == "FinishedRuns":
+        values["run_ids"] = tuple(values["run_ids"])
+        return FinishedRuns(**values)
     return SnapshotRound(**values)
 
 

@@ -1,5 +1,5 @@
 """Snapshots of a partition's open runs: the snapshot folded, then the log's tail, is the whole log
-folded; finished runs leave tombstones and are forgotten past a bound."""
+folded; finished runs are listed once per round, kept for a window, and forgotten past a bound."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from bend.contracts.codec import encode
 from bend.contracts.snapshots import (
-    RunSnapshot, SnapshotRound, decode_snapshot, encode_snapshot, ends_run, round_key,
+    FinishedRuns, RunSnapshot, SnapshotRound, decode_snapshot, encode_snapshot, ends_run,
+    round_key,
 )
 from bend.core.commands import CancelRun, CompleteStep, StartRun
 from bend.core.decide import Accepted, decide
@@ -90,10 +91,10 @@ def test_the_snapshot_folded_then_the_tail_is_the_whole_log_folded(
             mirror.feed(i, i, events[i].run_id.encode(), payloads[i])
         fed = max(fed, cut)
         mirror.settle(now_ms=fed)
-        records = mirror.take_round(now_ms=fed)
-        if records:
-            mirror.written(records)
-            written += records
+        done = mirror.take_round(now_ms=fed)
+        if done is not None:
+            mirror.written(done)
+            written += done.records
     loaded = LoadedSnapshot.of_records(0, written)
     rebuilt = PartitionRuns(0)
     cache = RunCache("unused:9092", "unused")
@@ -109,24 +110,73 @@ def test_the_snapshot_folded_then_the_tail_is_the_whole_log_folded(
             assert list(snap.events)[:len(mine)] == mine
 
 
-def test_a_finished_run_leaves_a_tombstone_and_no_snapshot() -> None:
-    events = _log([(0, "start"), (1, "start"), (0, "cancel")])
-    mirror = PartitionMirror(3, lag_ms=0)
+def _fed(events: list[Event], partition: int = 0, lag_ms: int = 0,
+         keep_ms: int = 3_600_000) -> PartitionMirror:
+    mirror = PartitionMirror(partition, lag_ms=lag_ms, keep_finished_ms=keep_ms)
     for i, event in enumerate(events):
         mirror.feed(i, 0, event.run_id.encode(), encode(event))
+    return mirror
+
+
+def test_a_run_finished_before_its_first_snapshot_is_listed_once_and_has_no_snapshot() -> None:
+    events = _log([(0, "start"), (1, "start"), (0, "cancel")])
+    mirror = _fed(events, partition=3)
     mirror.settle(now_ms=10)
-    records = mirror.take_round(now_ms=10)
-    mirror.written(records)
-    by_key = dict(records)
+    done = mirror.take_round(now_ms=10)
+    assert done is not None
+    mirror.written(done)
     ended, running = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
-    assert by_key[ended.encode()] is None
-    snap = decode_snapshot(by_key[running.encode()] or b"")
-    assert isinstance(snap, RunSnapshot) and snap.partition == 3
-    marker = decode_snapshot(records[-1][1] or b"")
-    assert records[-1][0] == round_key(3)
-    assert marker == SnapshotRound(3, len(events), 1, 10, "")
-    assert mirror.take_round(now_ms=20) == []  # nothing new: no round
+    decoded = [(k, decode_snapshot(v) if v else None) for k, v in done.records]
+    assert [type(v).__name__ for _, v in decoded] == ["RunSnapshot", "FinishedRuns",
+                                                     "SnapshotRound"]
+    assert decoded[0][0] == running.encode() and decoded[0][1].partition == 3
+    assert decoded[1][1] == FinishedRuns(3, (ended,), 10)
+    assert decoded[-1] == (round_key(3), SnapshotRound(3, len(events), 1, 10, ""))
+    assert mirror.take_round(now_ms=20) is None  # nothing new: no round
     assert sum(ends_run(encode(e)) for e in events) == 1
+
+
+def test_a_snapshotted_run_that_finishes_is_deleted_and_listed() -> None:
+    events = _log([(0, "start"), (0, "cancel")])
+    first = [i for i, e in enumerate(events) if type(e).__name__ != "RunCancelled"
+             and type(e).__name__ != "StepCancelled"]
+    mirror = PartitionMirror(0, lag_ms=0)
+    for i in first:
+        mirror.feed(i, 0, events[i].run_id.encode(), encode(events[i]))
+    mirror.settle(now_ms=1)
+    mirror.written(mirror.take_round(now_ms=1))
+    for i in range(len(first), len(events)):
+        mirror.feed(i, 0, events[i].run_id.encode(), encode(events[i]))
+    mirror.settle(now_ms=2)
+    done = mirror.take_round(now_ms=2)
+    run_id = str(uuid.UUID(int=1)).encode()
+    assert (run_id, None) in done.records
+    loaded = LoadedSnapshot.of_records(0, [*mirror_records(first, events), *done.records])
+    assert loaded.runs == {} and loaded.finished == [run_id.decode()]
+
+
+def mirror_records(indices: list[int], events: list[Event]) -> list[tuple[bytes, bytes]]:
+    """A round's records for the events at `indices` (one run's snapshot and the marker)."""
+    mirror = PartitionMirror(0, lag_ms=0)
+    for i in indices:
+        mirror.feed(i, 0, events[i].run_id.encode(), encode(events[i]))
+    mirror.settle(now_ms=1)
+    return mirror.take_round(now_ms=1).records
+
+
+def test_finished_runs_lists_are_deleted_after_the_window() -> None:
+    events = _log([(0, "start"), (0, "cancel")])
+    mirror = _fed(events, keep_ms=1000)
+    mirror.settle(now_ms=10)
+    first = mirror.take_round(now_ms=10)
+    mirror.written(first)
+    assert mirror.take_round(now_ms=900) is None  # still within the window
+    late = mirror.take_round(now_ms=1011)
+    batch_key = first.records[-2][0]
+    assert late is not None and (batch_key, None) in late.records
+    mirror.written(late)
+    loaded = LoadedSnapshot.of_records(0, [*first.records, *late.records])
+    assert loaded.finished == [] and loaded.round is not None
 
 
 def test_records_younger_than_the_lag_stay_in_the_tail() -> None:
@@ -135,7 +185,7 @@ def test_records_younger_than_the_lag_stay_in_the_tail() -> None:
     for i, event in enumerate(events):
         mirror.feed(i, 1000 if i < 3 else 1080, event.run_id.encode(), encode(event))
     mirror.settle(now_ms=1150)  # records at 1000 are old enough, those at 1080 not yet
-    records = mirror.take_round(now_ms=1150)
+    records = mirror.take_round(now_ms=1150).records
     marker = decode_snapshot(records[-1][1] or b"")
     assert isinstance(marker, SnapshotRound) and marker.covers_offset == 3
     snap = decode_snapshot(records[0][1] or b"")
@@ -150,7 +200,7 @@ def test_a_run_too_big_to_snapshot_holds_the_round_back_to_its_first_unsaved_eve
     for i, event in enumerate(events):
         mirror.feed(i, 0, event.run_id.encode(), encode(event))
     mirror.settle(now_ms=1)
-    records = mirror.take_round(now_ms=1)
+    records = mirror.take_round(now_ms=1).records
     marker = decode_snapshot(records[-1][1] or b"")
     first_of_big = next(i for i, e in enumerate(events) if e.run_id == big)
     assert isinstance(marker, SnapshotRound) and marker.covers_offset == first_of_big
@@ -166,6 +216,7 @@ def test_finished_runs_are_remembered_up_to_a_bound() -> None:
 
 def test_snapshot_records_round_trip() -> None:
     snap = RunSnapshot("r1", 2, 40, (b"\xc3\x01abc", b"\xc3\x01de"), 123)
+    finished = FinishedRuns(2, ("r0", "r9"), 124)
     marker = SnapshotRound(2, 40, 7, 124, "w1")
-    assert decode_snapshot(encode_snapshot(snap)) == snap
-    assert decode_snapshot(encode_snapshot(marker)) == marker
+    for record in (snap, finished, marker):
+        assert decode_snapshot(encode_snapshot(record)) == record
