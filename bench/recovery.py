@@ -140,8 +140,10 @@ def _run_id_of(payload: bytes) -> bytes:
     return event.run_id.encode()
 
 
-async def write_snapshot(settings: Settings) -> dict[str, Any]:
-    """Snapshot every partition as an orchestrator's mirror would (lag 0), one round each."""
+async def write_snapshot(settings: Settings, events_per_round: int = 0) -> dict[str, Any]:
+    """Snapshot every partition as an orchestrator's mirror would (lag 0): one round over the
+    whole history, or a round every `events_per_round` events of a partition, a simulated
+    second apart (ending now), as an orchestrator deciding that history would have written."""
     names = topic_names(settings)
     s = Snapshotter(settings.kafka.bootstrap, names.run_events, names.run_states)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
@@ -161,13 +163,23 @@ async def write_snapshot(settings: Settings) -> dict[str, Any]:
         for tp in tps:
             consumer.seek(tp, 0)
             s.mirrors[tp.partition] = PartitionMirror(tp.partition, 0, lag_ms=0)
+        per_round = events_per_round or max(ends.values()) + 1
+        rounds = max(ends.values()) // per_round + 1
+        clock = {tp.partition: int(time.time() * 1000) - rounds * 1000 for tp in tps}
+        since = {tp.partition: 0 for tp in tps}
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
             for tp, records in batch.items():
+                p = tp.partition
                 for r in records:
                     if r.offset < ends[tp]:
-                        s.mirrors[tp.partition].feed(r.offset, r.timestamp, r.key, r.value)
-        await s.write_rounds(producer)
+                        s.mirrors[p].feed(r.offset, 0, r.key, r.value)
+                        since[p] += 1
+                        if since[p] >= per_round:
+                            clock[p] += 1000
+                            await s.write_rounds(producer, clock[p], {p})
+                            since[p] = 0
+        await s.write_rounds(producer, int(time.time() * 1000))
     finally:
         await producer.stop()
         await consumer.stop()
@@ -297,6 +309,16 @@ def _wait_stable(admin: AdminClient, group: str, since: float) -> float:
     raise RuntimeError(f"group {group} not stable within 120 s")
 
 
+def _rebuilt(log_path: Path) -> dict[str, Any]:
+    """What the orchestrator's rebuilds read, summed over partitions (its last start)."""
+    rows = [json.loads(line[line.index("{"):]) for line in log_path.read_text().splitlines()
+            if '"partition_rebuilt"' in line]
+    return {"snapshot_records_read": sum(r.get("snapshot_records", 0) for r in rows),
+            "snapshot_events_folded": sum(r.get("snapshot_events", 0) for r in rows),
+            "tail_events_folded": sum(r.get("events", 0) for r in rows),
+            "finished_runs_remembered": sum(r.get("finished_runs", 0) for r in rows)}
+
+
 def _source_at(ref: str, into: Path) -> Path:
     repo = Path(__file__).resolve().parents[1]
     archive = subprocess.run(["git", "-C", str(repo), "archive", ref], check=True,
@@ -306,7 +328,7 @@ def _source_at(ref: str, into: Path) -> Path:
 
 
 async def case(base: Settings, events: int, cases: list[str], before: Path | None,
-               tail: int, log_dir: Path) -> dict[str, Any]:
+               tail: int, log_dir: Path, events_per_round: int = 0) -> dict[str, Any]:
     """One history size: produce it, then measure each case on its own fresh topics copy."""
     prefix = f"rb{uuid.uuid4().hex[:8]}"
     kafka = base.kafka.model_copy(update={"topic_prefix": prefix})
@@ -326,11 +348,11 @@ async def case(base: Settings, events: int, cases: list[str], before: Path | Non
             out[name] = await measure(settings, here, {"BEND_WORKERS__SNAPSHOT_INTERVAL_S": "0"},
                                       open_runs, name, log_path)
         elif name == "after":
-            snap = await write_snapshot(settings)
+            snap = await write_snapshot(settings, events_per_round)
             tail_events = await produce_tail(settings, tail)
             got = await measure(settings, here, {}, open_runs, name, log_path)
             out[name] = {**got, "snapshot_written_s": snap["seconds"],
-                         "tail_events": tail_events}
+                         "tail_events": tail_events, **_rebuilt(log_path)}
     out["log_dir"] = str(log_dir)
     return out
 
@@ -344,7 +366,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         before = _source_at(args.before_ref, Path(tmp)) if args.before_ref else None
         for events in args.events:
             results[str(events)] = await case(base, events, args.cases, before, args.tail,
-                                              log_dir)
+                                              log_dir, args.events_per_round)
             print(json.dumps({str(events): results[str(events)]}), file=sys.stderr)
     return results
 
@@ -359,6 +381,9 @@ def main() -> None:
                         help="git ref of the code to measure as `before` (skipped if empty)")
     parser.add_argument("--tail", type=int, default=3_000,
                         help="run events produced after the snapshot (the log's tail)")
+    parser.add_argument("--events-per-round", type=int, default=0,
+                        help="write the snapshot a round per this many events of a partition, "
+                             "a simulated second apart (0: one round over the whole history)")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args)), indent=2))
 

@@ -355,10 +355,13 @@ class Snapshotter:
                 await self.write_rounds(producer)
                 next_round = time.monotonic() + self.interval_s
 
-    async def write_rounds(self, producer: AIOKafkaProducer) -> None:
-        """Write a round for each followed partition that has something new."""
-        now_ms = int(time.time() * 1000)
+    async def write_rounds(self, producer: AIOKafkaProducer, now_ms: int | None = None,
+                           partitions: set[int] | None = None) -> None:
+        """Write a round for each followed partition (of `partitions`) with something new."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         for p, mirror in list(self.mirrors.items()):
+            if partitions is not None and p not in partitions:
+                continue
             mirror.settle(now_ms)
             done = mirror.take_round(now_ms, self.writer)
             if done is None:
