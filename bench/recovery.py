@@ -149,11 +149,7 @@ async def write_snapshot(settings: Settings, events_per_round: int = 0) -> dict[
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
                                 enable_auto_commit=False,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all",
-                                enable_idempotence=True, linger_ms=5,
-                                max_request_size=16 * 1024 * 1024)
     await consumer.start()
-    await producer.start()
     began = time.perf_counter()
     try:
         tps = [TopicPartition(names.run_events, p)
@@ -163,6 +159,7 @@ async def write_snapshot(settings: Settings, events_per_round: int = 0) -> dict[
         for tp in tps:
             consumer.seek(tp, 0)
             s.mirrors[tp.partition] = PartitionMirror(tp.partition, 0, lag_ms=0)
+            await s.claim(tp.partition)
         per_round = events_per_round or max(ends.values()) + 1
         rounds = max(ends.values()) // per_round + 1
         clock = {tp.partition: int(time.time() * 1000) - rounds * 1000 for tp in tps}
@@ -177,11 +174,11 @@ async def write_snapshot(settings: Settings, events_per_round: int = 0) -> dict[
                         since[p] += 1
                         if since[p] >= per_round:
                             clock[p] += 1000
-                            await s.write_rounds(producer, clock[p], {p})
+                            await s.write_rounds(clock[p], {p})
                             since[p] = 0
-        await s.write_rounds(producer, int(time.time() * 1000))
+        await s.write_rounds(int(time.time() * 1000))
     finally:
-        await producer.stop()
+        await s.close()
         await consumer.stop()
     return {"seconds": round(time.perf_counter() - began, 1)}
 

@@ -247,6 +247,7 @@ class RunCache:
             and self._snapshots.enabled else None
         loaded = LoadedSnapshot(partition)
         if snapshots is not None:
+            await snapshots.claim(partition)  # fences the previous writer before we read
             loaded = await load_snapshot(self._bootstrap, snapshots.topic, partition)
             if loaded.round is None:  # none yet (or its first round never finished)
                 loaded = LoadedSnapshot(partition, records=loaded.records)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import ProducerFenced
 
 from bend.contracts.errors import ContractError
 from bend.contracts.snapshots import (
@@ -41,7 +42,7 @@ log = structlog.get_logger(__name__)
 
 # Run ids that ended lately, per partition: a zombie writer's late duplicate of one of their
 # events must not open the run again in the mirror.
-_ENDED_REMEMBERED = 10_000
+_ENDED_REMEMBERED = 2_000
 _RECORD_OVERHEAD = 64  # bytes a snapshot adds to its events (ids, lengths, header)
 Record = tuple[bytes, bytes | None]  # key, value (None: a tombstone)
 
@@ -248,7 +249,8 @@ async def load_snapshot(bootstrap: str, topic: str, partition: int) -> LoadedSna
     tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=16 * 1024 * 1024)
+                                isolation_level="read_committed",
+                                max_partition_fetch_bytes=2 * 1024 * 1024)
     await consumer.start()
     latest: dict[bytes, bytes | None] = {}  # superseded values are let go as they are read
     count = 0
@@ -270,7 +272,13 @@ async def load_snapshot(bootstrap: str, topic: str, partition: int) -> LoadedSna
 
 
 class Snapshotter:
-    """Follows the owned partitions of the run log and writes their snapshot rounds."""
+    """Follows the owned partitions of the run log and writes their snapshot rounds.
+
+    Each partition's rounds are Kafka transactions of a producer whose transactional id is the
+    partition's: a new owner claims it before it reads the snapshot, which fences the previous
+    owner's producer (a paused, fenced-out worker writes no stale round after it) and aborts a
+    round it left half written; readers read committed rounds only.
+    """
 
     def __init__(self, bootstrap: str, run_events_topic: str, run_states_topic: str,
                  interval_s: float = 1.0, lag_s: float = 2.0,
@@ -283,6 +291,7 @@ class Snapshotter:
         self.max_bytes = max_bytes
         self.writer = writer
         self.mirrors: dict[int, PartitionMirror] = {}
+        self._producers: dict[int, AIOKafkaProducer] = {}
         self._reassign = asyncio.Event()
         self.rounds = 0
 
@@ -295,6 +304,24 @@ class Snapshotter:
         """A new mirror for a partition being rebuilt from `loaded` (fed by the rebuild)."""
         return PartitionMirror.of(loaded, self.lag_ms, self.max_bytes)
 
+    async def claim(self, partition: int) -> None:
+        """Become the partition's only snapshot writer (fencing the previous one)."""
+        old = self._producers.pop(partition, None)
+        if old is not None:
+            await old.stop()
+        producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all",
+                                    enable_idempotence=True, linger_ms=5,
+                                    max_request_size=16 * 1024 * 1024,
+                                    transactional_id=f"{self.topic}-{partition}")
+        await producer.start()
+        try:
+            await producer.begin_transaction()  # waits for the producer id: fenced by now
+            await producer.abort_transaction()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producers[partition] = producer
+
     def follow(self, mirror: PartitionMirror) -> None:
         """Keep the partition's snapshot from the mirror's position on (its rebuild is done)."""
         self.mirrors[mirror.partition] = mirror
@@ -304,6 +331,9 @@ class Snapshotter:
         """Stop snapshotting partitions another worker owns now."""
         for p in partitions:
             self.mirrors.pop(p, None)
+            producer = self._producers.pop(p, None)
+            if producer is not None:
+                asyncio.ensure_future(producer.stop())
         self._reassign.set()
 
     async def run(self) -> None:
@@ -313,18 +343,20 @@ class Snapshotter:
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
                                     group_id=None, auto_offset_reset="earliest",
                                     max_partition_fetch_bytes=8 * 1024 * 1024)
-        producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all",
-                                    enable_idempotence=True, linger_ms=5,
-                                    max_request_size=16 * 1024 * 1024)
         await consumer.start()
-        await producer.start()
         try:
-            await self._loop(consumer, producer)
+            await self._loop(consumer)
         finally:
-            await producer.stop()
             await consumer.stop()
+            await self.close()
 
-    async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+    async def close(self) -> None:
+        """Stop every partition's writer."""
+        producers, self._producers = list(self._producers.values()), {}
+        for producer in producers:
+            await producer.stop()
+
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         next_round = time.monotonic() + self.interval_s
         followed: dict[int, PartitionMirror] = {}
         while True:
@@ -352,24 +384,31 @@ class Snapshotter:
                 for record in records:
                     mirror.feed(record.offset, record.timestamp, record.key, record.value)
             if time.monotonic() >= next_round:
-                await self.write_rounds(producer)
+                await self.write_rounds()
                 next_round = time.monotonic() + self.interval_s
 
-    async def write_rounds(self, producer: AIOKafkaProducer, now_ms: int | None = None,
+    async def write_rounds(self, now_ms: int | None = None,
                            partitions: set[int] | None = None) -> None:
         """Write a round for each followed partition (of `partitions`) with something new."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         for p, mirror in list(self.mirrors.items()):
-            if partitions is not None and p not in partitions:
+            producer = self._producers.get(p)
+            if producer is None or (partitions is not None and p not in partitions):
                 continue
             mirror.settle(now_ms)
             done = mirror.take_round(now_ms, self.writer)
             if done is None:
                 continue
             try:
-                futures = [await producer.send(self.topic, value, key=key, partition=p)
-                           for key, value in done.records]
+                async with producer.transaction():  # a round is written whole or not at all
+                    futures = [await producer.send(self.topic, value, key=key, partition=p)
+                               for key, value in done.records]
                 await asyncio.gather(*futures)
+            except ProducerFenced:  # a new owner claimed the partition: stop writing it
+                log.warning("snapshot_writer_fenced", partition=p)
+                if self._producers.get(p) is producer:
+                    self.unfollow({p})
+                continue
             except Exception as exc:  # noqa: BLE001 - a lost round only lengthens the tail
                 log.error("snapshot_round_failed", partition=p, records=len(done.records),
                           error=repr(exc))
