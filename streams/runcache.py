@@ -159,6 +159,10 @@ class RunCache:
         self._partitions: dict[int, PartitionRuns] = {}
         self._loading: dict[int, asyncio.Task[tuple[PartitionRuns, PartitionMirror | None]]] = {}
         self._held: dict[int, int] = {}  # revoked, maybe given back: partition -> log end then
+        # Clear from a revocation to the assignment's verdict: Faust may resume the partitions
+        # before its assigned signal reaches `resume`, and no held state may decide meanwhile.
+        self._settled = asyncio.Event()
+        self._settled.set()
 
     def owned(self) -> dict[int, PartitionRuns]:
         """The partitions already rebuilt."""
@@ -169,7 +173,9 @@ class RunCache:
         return partition in self._partitions or partition in self._loading
 
     async def partition(self, partition: int) -> PartitionRuns:
-        """The partition's runs, rebuilding them on first use."""
+        """The partition's runs, rebuilding them on first use (after a rebalance's verdict)."""
+        if not self._settled.is_set():
+            await self._settled.wait()
         runs = self._partitions.get(partition)
         if runs is not None:
             return runs
@@ -210,23 +216,37 @@ class RunCache:
         mine = {p for p in partitions if self.known(p) and p not in self._held}
         if not mine:
             return
-        ends = await self._ends(mine)
+        self._settled.clear()
+        for p in mine:
+            self._held[p] = -1  # not known yet: not kept
+        try:
+            ends = await self._ends(mine)
+        except Exception as exc:  # noqa: BLE001 - then they are rebuilt, as before
+            log.warning("run_log_end_unknown", partitions=sorted(mine), error=repr(exc))
+            return
         for p in mine:
             self._held[p] = ends[p]
 
     async def resume(self, assigned: set[int]) -> tuple[set[int], set[int]]:
         """The new assignment: (kept, dropped) of the held partitions; dropped ones are forgotten."""
-        held, self._held = self._held, {}
-        back = {p for p in held if p in assigned and self.known(p)}
-        ends = await self._ends(back) if back else {}
-        kept = {p for p in back if ends[p] == held[p]}
-        dropped = set(held) - kept
-        for p in back - kept:
-            log.info("partition_changed_while_revoked", partition=p, end_then=held[p],
-                     end_now=ends[p])
-        self.drop(dropped)
-        if kept:
-            log.info("partitions_kept_across_rebalance", partitions=sorted(kept))
+        try:
+            held, self._held = self._held, {}
+            back = {p for p in held if p in assigned and self.known(p) and held[p] >= 0}
+            try:
+                ends = await self._ends(back) if back else {}
+            except Exception as exc:  # noqa: BLE001 - then they are rebuilt, as before
+                log.warning("run_log_end_unknown", partitions=sorted(back), error=repr(exc))
+                ends = {p: -1 for p in back}
+            kept = {p for p in back if ends[p] == held[p]}
+            dropped = set(held) - kept
+            for p in back - kept:
+                log.info("partition_changed_while_revoked", partition=p, end_then=held[p],
+                         end_now=ends[p])
+            self.drop(dropped)
+            if kept:
+                log.info("partitions_kept_across_rebalance", partitions=sorted(kept))
+        finally:
+            self._settled.set()
         return kept, dropped
 
     async def _ends(self, partitions: set[int]) -> dict[int, int]:

@@ -62,3 +62,17 @@ async def test_a_rebuild_under_way_is_not_kept_when_its_partition_goes_elsewhere
     cache.release.set()
     await waiting
     assert cache.owned() == {}
+
+
+async def test_no_held_state_decides_before_the_assignment_is_settled() -> None:
+    cache = _Cache()
+    cache.release.set()
+    await cache.partition(0)
+    await cache.hold({0})
+    asked = asyncio.ensure_future(cache.partition(0))  # Faust resumed the partition early
+    await asyncio.sleep(0.01)
+    assert not asked.done()
+    cache.ends[0] = 3  # our partition was written by someone else meanwhile
+    await cache.resume({0})
+    runs = await asked
+    assert cache.rebuilds == [0, 0] and cache.owned() == {0: runs}
