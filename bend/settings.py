@@ -95,6 +95,15 @@ class WorkerSettings(BaseModel):
     stall_check_s: float = Field(default=5.0, ge=0)
     # Log where records spend their time (streams/hops.py) every this many seconds; 0: off.
     hop_profile_s: float = Field(default=0.0, ge=0)
+    # Orchestrator recovery (streams/snapshots.py): each owned partition's open runs are
+    # snapshotted to the run-states topic every `snapshot_interval_s` (0: no snapshots, a new
+    # owner folds the whole run log), leaving out the last `snapshot_lag_s` of the log.
+    snapshot_interval_s: float = Field(default=1.0, ge=0)
+    snapshot_lag_s: float = Field(default=2.0, ge=0)
+    snapshot_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Finished run ids each partition remembers in memory (their commands are refused as for a
+    # finished run); older ones are known from run-states tombstones for FINISHED_RUNS_KEPT_MS.
+    finished_runs_kept: int = Field(default=20_000, ge=1)
 
 
 class TriggerSettings(BaseModel):

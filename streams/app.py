@@ -23,6 +23,7 @@ class TopicNames:
     triggers: str
     dead_letters: str
     circuits: str
+    run_states: str
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -35,6 +36,7 @@ def topic_names(settings: Settings) -> TopicNames:
         triggers=topic_name("triggers", settings),
         dead_letters=topic_name("dead_letters", settings),
         circuits=topic_name("circuits", settings),
+        run_states=topic_name("run_states", settings),
     )
 
 

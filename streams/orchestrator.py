@@ -43,6 +43,8 @@ from streams.produce import Delivery, Producer, RecordSender
 from streams.routing import misrouted
 from streams.runcache import Decided, PartitionRuns, RunCache, RunStates
 from streams.scheduler import TimerQueue
+from streams.reported import reported_attempts
+from streams.snapshots import Snapshotter
 
 __all__ = ["Orchestrator", "UnknownWorkflowId"]
 
@@ -69,12 +71,21 @@ class Orchestrator:
                  catalog: Catalog | None = None) -> None:
         names = topic_names(settings)
         self.app = app
+        self.settings = settings
         self.commands = app.topic(names.commands)  # the agent's source
         self.names = names
         self.producer: RecordSender = producer or Producer(app)
         self.dead_letters = DeadLetters(self.producer, names.dead_letters)
-        self.cache: RunStates = cache or RunCache(settings.kafka.bootstrap, names.run_events)
-        self.catalog: Catalog = catalog or WorkflowCatalog(settings.kafka.bootstrap, names.workflows)
+        w = settings.workers
+        self.snapshots = Snapshotter(settings.kafka.bootstrap, names.run_events,
+                                     names.run_states, interval_s=w.snapshot_interval_s,
+                                     lag_s=w.snapshot_lag_s, max_bytes=w.snapshot_max_bytes,
+                                     writer=w.worker_id or "")
+        self.cache: RunStates = cache or RunCache(
+            settings.kafka.bootstrap, names.run_events, self.snapshots,
+            finished_kept=w.finished_runs_kept)
+        self.catalog: Catalog = catalog or WorkflowCatalog(settings.kafka.bootstrap,
+                                                           names.workflows)
         self.writer = GroupCommit(self.producer, names.run_events, app.crash)
         self.timers = TimerQueue(self._fire)
         self.partitions = settings.kafka.default_partitions  # every topic has as many (admin)
@@ -87,6 +98,7 @@ class Orchestrator:
         self.app.agent(self.commands, name="orchestrator")(self._agent)
         self.app.task(self._timer_task)
         self.app.task(self._catalog_task)
+        self.app.task(self.snapshots.run)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
@@ -318,30 +330,49 @@ class Orchestrator:
         await self.catalog.follow()
 
     async def recover(self, partition: int) -> None:
-        """Rebuild a newly owned partition, re-arm its timers and hand out its open tasks."""
+        """Rebuild a newly owned partition, re-arm its timers and hand out its open tasks.
+
+        Not those whose report already waits unread in the commands partition: their step ran.
+        """
         runs = await self.cache.partition(partition)
         if self.cache.owned().get(partition) is not runs:
             return  # revoked while it was rebuilt: its timers and tasks are the new owner's
         for ev in runs.timers.values():
             self._arm(ev, partition)
-        for ev in list(runs.tasks.values()):  # executors dedupe by idempotency key
+        open_tasks = dict(runs.tasks)  # those scheduled from now on are sent by `_emit`
+        reported = await reported_attempts(self.settings.kafka.bootstrap, self.app.conf.id,
+                                           self.commands.get_topic_name(), partition)
+        if self.cache.owned().get(partition) is not runs:
+            return
+        sent = 0
+        for key, ev in open_tasks.items():
+            if runs.tasks.get(key) is not ev or (key[0], key[1], ev.attempt) in reported:
+                continue  # decided meanwhile, or its report is waiting
             await self.producer.send(self.names.tasks, (ev.run_id or "").encode(), encode(ev),
                                      headers=task_headers(ev))
+            sent += 1
         log.info("partition_recovered", partition=partition, open_runs=len(runs.open),
-                 timers=len(runs.timers), tasks_redispatched=len(runs.tasks))
+                 timers=len(runs.timers), tasks_redispatched=sent,
+                 tasks_skipped=len(open_tasks) - sent)
 
     def _commands_partitions(self, tps: Any) -> set[int]:
         name = self.commands.get_topic_name()
         return {tp.partition for tp in tps if tp.topic == name}
 
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
-        for p in self._commands_partitions(assigned) - set(self.cache.owned()):
-            asyncio.ensure_future(self.recover(p))
+        partitions = self._commands_partitions(assigned)
+        _kept, dropped = await self.cache.resume(partitions)
+        self.timers.disarm_partitions(dropped)
+        log.info("partitions_assigned", partitions=sorted(partitions))
+        for p in partitions:
+            if not self.cache.known(p):
+                asyncio.ensure_future(self.recover(p))
 
     async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
         partitions = self._commands_partitions(revoked)
         # Faust waits for every ack before this signal; waiting here too keeps a revoked
-        # partition's last group written before its runs are forgotten, whatever the setting.
+        # partition's last group written before its runs are held, whatever the setting.
         await self.writer.drain(partitions)
-        self.cache.drop(partitions)
-        self.timers.disarm_partitions(partitions)
+        # Faust revokes every partition at each rebalance (aiokafka's eager protocol): hold
+        # them, timers armed, until the assignment says which ones are still ours.
+        await self.cache.hold(partitions)

@@ -2,7 +2,9 @@
 
 The orchestrator is the only writer of a run's events and writes them to the partition
 number of the command it decided, so one worker's commands partition P and run-events
-partition P hold the same runs. On assignment, P's states are rebuilt by folding its log.
+partition P hold the same runs. On assignment, P's states are rebuilt: the open runs of its
+latest snapshot (streams/snapshots.py) are folded, then the log after the snapshot (the whole
+log when there is none). A partition kept across a rebalance is not rebuilt.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bend.core.events import (
 )
 from bend.core.state import RunState
 from bend.kafka.fromstart import seek_to_start
+from streams.snapshots import LoadedSnapshot, PartitionMirror, Snapshotter, load_snapshot
 
 __all__ = ["Decided", "PartitionRuns", "RECENT_DECISIONS", "RunCache", "RunStates"]
 
@@ -34,6 +37,7 @@ log = structlog.get_logger(__name__)
 # Decisions a rebuilt partition remembers (see `PartitionRuns.decided`). A crashed worker's
 # commands come back from its last committed offset, about a second's worth; this is ample.
 RECENT_DECISIONS = 4096
+FINISHED_KEPT = 20_000  # finished run ids a partition remembers (settings.workers)
 
 
 class Decided(NamedTuple):
@@ -45,11 +49,13 @@ class Decided(NamedTuple):
 
 @dataclass(slots=True)
 class PartitionRuns:
-    """The open runs of one partition, and the ids of its finished ones."""
+    """The open runs of one partition, and the ids of its most recently finished ones."""
 
     partition: int
     open: dict[str, RunState] = field(default_factory=dict)
-    finished: dict[str, str] = field(default_factory=dict)  # run_id -> final status
+    # run_id -> final status, the last `finished_kept` only: memory does not grow with history.
+    finished: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    finished_kept: int = FINISHED_KEPT
     # Work owed to the outside world, so a new owner can hand it out again after a crash:
     tasks: dict[tuple[str, str], StepScheduled] = field(default_factory=dict)
     timers: dict[str, TimerSet] = field(default_factory=dict)
@@ -66,10 +72,17 @@ class PartitionRuns:
         """Keep the run's new state; a finished run keeps only its final status."""
         if state.is_finished:
             self.open.pop(state.run_id, None)
-            self.finished[state.run_id] = state.status.value
+            self.finish(state.run_id, state.status.value)
             self._forget_run(state.run_id)
         else:
             self.open[state.run_id] = state
+
+    def finish(self, run_id: str, status: str) -> None:
+        """Remember that the run finished; the oldest remembered is forgotten past the bound."""
+        self.finished[run_id] = status
+        self.finished.move_to_end(run_id)
+        while len(self.finished) > self.finished_kept:
+            self.finished.popitem(last=False)
 
     def _forget_run(self, run_id: str) -> None:
         for key in [k for k in self.tasks if k[0] == run_id]:
@@ -143,26 +156,42 @@ class RunStates(Protocol):
 
 
 class RunCache:
-    """Per-partition run states, each rebuilt once from the log before it is used.
+    """Per-partition run states, each rebuilt once (snapshot, then log tail) before it is used.
 
-    A partition revoked while its rebuild is under way is not kept when the rebuild ends: its
-    runs may be changed by the new owner from then on, so a later assignment rebuilds it again
-    from the log (kept, the stale states would decide commands and no recovery would hand out
-    its open tasks).
+    A partition revoked while its rebuild is under way is not kept when the rebuild ends, unless
+    the same assignment gives it back and nobody wrote to its run log meanwhile (`hold`,
+    `resume`): otherwise its runs may have been changed by another owner, so a later assignment
+    rebuilds it again (kept, the stale states would decide commands and no recovery would hand
+    out its open tasks).
     """
 
-    def __init__(self, bootstrap: str, run_events_topic: str) -> None:
+    def __init__(self, bootstrap: str, run_events_topic: str,
+                 snapshots: Snapshotter | None = None,
+                 finished_kept: int = FINISHED_KEPT) -> None:
         self._bootstrap = bootstrap
         self._topic = run_events_topic
+        self._snapshots = snapshots
+        self._finished_kept = finished_kept
         self._partitions: dict[int, PartitionRuns] = {}
-        self._loading: dict[int, asyncio.Task[PartitionRuns]] = {}
+        self._loading: dict[int, asyncio.Task[tuple[PartitionRuns, PartitionMirror | None]]] = {}
+        self._held: dict[int, int] = {}  # revoked, maybe given back: partition -> log end then
+        # Clear from a revocation to the assignment's verdict: Faust may resume the partitions
+        # before its assigned signal reaches `resume`, and no held state may decide meanwhile.
+        self._settled = asyncio.Event()
+        self._settled.set()
 
     def owned(self) -> dict[int, PartitionRuns]:
         """The partitions already rebuilt."""
         return self._partitions
 
+    def known(self, partition: int) -> bool:
+        """Whether the partition is rebuilt or being rebuilt."""
+        return partition in self._partitions or partition in self._loading
+
     async def partition(self, partition: int) -> PartitionRuns:
-        """The partition's runs, rebuilding them from the log on first use."""
+        """The partition's runs, rebuilding them on first use (after a rebalance's verdict)."""
+        if not self._settled.is_set():
+            await self._settled.wait()
         runs = self._partitions.get(partition)
         if runs is not None:
             return runs
@@ -171,7 +200,7 @@ class RunCache:
             task = asyncio.ensure_future(self._rebuild(partition))
             self._loading[partition] = task
         try:
-            runs = await task
+            runs, mirror = await task
         finally:
             # `drop` forgets the loading task of a revoked partition: not current any more.
             current = self._loading.get(partition) is task
@@ -179,6 +208,8 @@ class RunCache:
                 del self._loading[partition]
         if current:
             self._partitions[partition] = runs
+            if mirror is not None and self._snapshots is not None:
+                self._snapshots.follow(mirror)
         elif self._partitions.get(partition) is not runs:
             log.info("partition_revoked_while_rebuilt", partition=partition)
         return runs
@@ -188,10 +219,77 @@ class RunCache:
         for p in partitions:
             self._partitions.pop(p, None)
             self._loading.pop(p, None)  # a rebuild under way is not kept, nor reused
+            self._held.pop(p, None)
+        if self._snapshots is not None:
+            self._snapshots.unfollow(partitions)
 
-    async def _rebuild(self, partition: int) -> PartitionRuns:
+    async def hold(self, partitions: set[int]) -> None:
+        """Revoked: keep the partitions' runs until the new assignment says whose they are.
+
+        Their run log's end is noted (our own writes are flushed by now): if it has not moved
+        when the partition comes back, nobody else decided its commands meanwhile.
+        """
+        mine = {p for p in partitions if self.known(p) and p not in self._held}
+        if not mine:
+            return
+        self._settled.clear()
+        for p in mine:
+            self._held[p] = -1  # not known yet: not kept
+        try:
+            ends = await self._ends(mine)
+        except Exception as exc:  # noqa: BLE001 - then they are rebuilt, as before
+            log.warning("run_log_end_unknown", partitions=sorted(mine), error=repr(exc))
+            return
+        for p in mine:
+            self._held[p] = ends[p]
+
+    async def resume(self, assigned: set[int]) -> tuple[set[int], set[int]]:
+        """The new assignment: (kept, dropped) of the held partitions; dropped ones are forgotten."""
+        try:
+            held, self._held = self._held, {}
+            back = {p for p in held if p in assigned and self.known(p) and held[p] >= 0}
+            try:
+                ends = await self._ends(back) if back else {}
+            except Exception as exc:  # noqa: BLE001 - then they are rebuilt, as before
+                log.warning("run_log_end_unknown", partitions=sorted(back), error=repr(exc))
+                ends = {p: -1 for p in back}
+            kept = {p for p in back if ends[p] == held[p]}
+            dropped = set(held) - kept
+            for p in back - kept:
+                log.info("partition_changed_while_revoked", partition=p, end_then=held[p],
+                         end_now=ends[p])
+            self.drop(dropped)
+            if kept:
+                log.info("partitions_kept_across_rebalance", partitions=sorted(kept))
+        finally:
+            self._settled.set()
+        return kept, dropped
+
+    async def _ends(self, partitions: set[int]) -> dict[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
+                                    group_id=None)
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets([TopicPartition(self._topic, p)
+                                               for p in partitions])
+        finally:
+            await consumer.stop()
+        return {tp.partition: end for tp, end in ends.items()}
+
+    async def _rebuild(self, partition: int) -> tuple[PartitionRuns, PartitionMirror | None]:
         started = time.perf_counter()
-        runs = PartitionRuns(partition)
+        runs = PartitionRuns(partition, finished_kept=self._finished_kept)
+        snapshots = self._snapshots if self._snapshots is not None \
+            and self._snapshots.enabled else None
+        loaded = LoadedSnapshot(partition)
+        if snapshots is not None:
+            await snapshots.claim(partition)  # fences the previous writer before we read
+            loaded = await load_snapshot(self._bootstrap, snapshots.topic, partition)
+            if loaded.round is None:  # none yet (or its first round never finished)
+                loaded = LoadedSnapshot(partition, records=loaded.records)
+        from_snapshot = self._fold_snapshot(runs, loaded)
+        loaded_s = time.perf_counter() - started
+        mirror = snapshots.mirror(loaded) if snapshots is not None else None
         tp = TopicPartition(self._topic, partition)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None,
@@ -200,25 +298,49 @@ class RunCache:
         await consumer.start()
         count = 0
         try:
-            _, ends = await seek_to_start(consumer, [tp])
+            begins, ends = await seek_to_start(consumer, [tp])
             end = ends[tp]
+            if loaded.covers_offset > begins[tp]:
+                consumer.seek(tp, loaded.covers_offset)
             while await consumer.position(tp) < end:
                 batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
                 for record in batch.get(tp, []):
                     if record.offset >= end:
                         break
-                    try:
-                        event = decode(record.value)
-                    except BendError as exc:
-                        log.error("undecodable_event_in_log", partition=partition,
-                                  offset=record.offset, error=str(exc))
-                        continue
-                    if isinstance(event, Event) and event.run_id:
-                        runs.fold(event)
+                    if mirror is not None:
+                        mirror.feed(record.offset, record.timestamp, record.key, record.value)
+                    if self._fold_raw(runs, record.value, record.offset):
                         count += 1
         finally:
             await consumer.stop()
         log.info("partition_rebuilt", partition=partition, events=count,
+                 snapshot_records=loaded.records, snapshot_events=from_snapshot,
+                 snapshot_seconds=round(loaded_s, 3), from_offset=loaded.covers_offset,
                  open_runs=len(runs.open), finished_runs=len(runs.finished),
                  seconds=round(time.perf_counter() - started, 3))
-        return runs
+        return runs, mirror
+
+    def _fold_snapshot(self, runs: PartitionRuns, loaded: LoadedSnapshot) -> int:
+        """Fold the snapshot's open runs and remember its finished ones; events folded."""
+        for run_id in loaded.finished[-self._finished_kept:]:
+            runs.finish(run_id, "finished")
+        count = 0
+        for snap in loaded.runs.values():
+            for raw in snap.events:
+                count += self._fold_raw(runs, raw, -1)
+        return count
+
+    @staticmethod
+    def _fold_raw(runs: PartitionRuns, raw: bytes | None, offset: int) -> bool:
+        if not raw:
+            return False
+        try:
+            event = decode(raw)
+        except BendError as exc:
+            log.error("undecodable_event_in_log", partition=runs.partition, offset=offset,
+                      error=str(exc))
+            return False
+        if isinstance(event, Event) and event.run_id:
+            runs.fold(event)
+            return True
+        return False

@@ -16,11 +16,18 @@ from bend.core.events import (
 from bend.settings import Settings
 
 __all__ = [
-    "FOREVER", "TOPIC_KINDS", "TopicSpec", "key_for", "topic_for", "topic_name", "topic_specs",
+    "FINISHED_RUNS_KEPT_MS", "FOREVER", "TOPIC_KINDS", "TopicSpec", "key_for", "topic_for", "topic_name", "topic_specs",
 ]
 
 FOREVER = -1  # retention.ms of logs that are the source of truth
 _DAY_MS = 24 * 60 * 60 * 1000
+# How long the run-states topic keeps the ids of finished runs (a FinishedRuns record per
+# snapshot round, deleted by its writer after this): the durable window in which a command, a
+# StartRun too, for a finished run is known to be for a finished run. A new owner reads every
+# round's record still kept (3,600 an hour at one round a second), whatever the runs finished.
+FINISHED_RUNS_KEPT_MS = 60 * 60 * 1000
+# How long a tombstone stays (delete.retention.ms): a new owner reads the topic well within it.
+_TOMBSTONES_KEPT_MS = 15 * 60 * 1000
 
 # A record class's `topic_kind` -> the topic's suffix.
 TOPIC_KINDS: Mapping[str, str] = MappingProxyType({
@@ -32,6 +39,7 @@ TOPIC_KINDS: Mapping[str, str] = MappingProxyType({
     "dead_letters": "dead-letters",
     "timers": "timers",
     "circuits": "circuits",
+    "run_states": "run-states",
 })
 
 
@@ -79,6 +87,15 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
         spec("dead_letters", "the source record's key", 30 * _DAY_MS),
         spec("timers", "timer_id (pending durable timers)", FOREVER, "compact"),
         spec("circuits", "target (circuit breaker state changes)", 7 * _DAY_MS),
+        TopicSpec(topic_name("run_states", settings), k.default_partitions,
+                  "run_id (open runs' snapshots; ~finished/<p>/... and ~round/<p> markers)",
+                  FOREVER, "compact", k.replication_factor, MappingProxyType({
+                      "delete.retention.ms": str(_TOMBSTONES_KEPT_MS),
+                      # Roll and clean often: a new owner reads the whole topic.
+                      "segment.ms": str(5 * 60 * 1000),
+                      "min.cleanable.dirty.ratio": "0.1",
+                      "max.message.bytes": str(8 * 1024 * 1024),
+                  })),
     )
 
 

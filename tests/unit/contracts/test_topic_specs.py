@@ -26,7 +26,7 @@ def test_every_topic_takes_the_prefix_partitions_and_replication_from_the_settin
     specs = {s.name: s for s in topic_specs(SETTINGS)}
     assert list(specs) == ["acme.workflows", "acme.run-events", "acme.commands", "acme.tasks",
                            "acme.triggers", "acme.dead-letters", "acme.timers",
-                           "acme.circuits"]
+                           "acme.circuits", "acme.run-states"]
     assert {(s.partitions, s.replication_factor) for s in specs.values()} == {(6, 3)}
 
 
@@ -39,6 +39,7 @@ def test_every_topic_takes_the_prefix_partitions_and_replication_from_the_settin
     ("acme.dead-letters", 30 * DAY_MS, "delete"),
     ("acme.timers", FOREVER, "compact"),
     ("acme.circuits", 7 * DAY_MS, "delete"),
+    ("acme.run-states", FOREVER, "compact"),
 ])
 def test_each_topic_keeps_its_records_as_long_as_bend_needs(
     name: str, retention_ms: int, policy: str
