@@ -133,9 +133,12 @@ FOLDED: tuple[type, ...] = (*_RUN_RECORDS, *_STEP_RECORDS, TimerSet, TimerFired,
                             AgentLlmCallRecorded)
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _json(value: Any) -> str | None:
-    # As the connection's JSONB codec writes it (projections.db._dumps).
-    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # As the connection's JSONB codec writes it (projections.db).
+    return None if value is None else _ENCODE(value)
 
 
 def elapsed_ms(end: datetime, start: datetime) -> int:
