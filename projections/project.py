@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import structlog
@@ -43,6 +44,8 @@ log = structlog.get_logger(__name__)
 # the orchestrator has taken it.
 PROJECTED_KINDS = ("workflows", "runs", "commands", "triggers", "dead_letters")
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
 Decode = Callable[[bytes], Event | Command]
 Record = Event | Command
 
@@ -62,6 +65,8 @@ class Consumed:
     value: bytes | None
     key: bytes | None = None
     headers: tuple[tuple[str, bytes | None], ...] = ()
+    timestamp_ms: int | None = None  # the record's Kafka timestamp
+
 
     @property
     def position(self) -> Position:
@@ -101,7 +106,8 @@ async def fetch_batch(consumer: AIOKafkaConsumer, timeout_ms: int,
         fetched = await consumer.getmany(timeout_ms=wait, max_records=max_records - len(out))
         if not fetched:
             break
-        out += [Consumed(tp.topic, tp.partition, m.offset, m.value, m.key, tuple(m.headers))
+        out += [Consumed(tp.topic, tp.partition, m.offset, m.value, m.key, tuple(m.headers),
+                         m.timestamp)
                 for tp, messages in fetched.items() for m in messages]
         wait = 0
     return out
@@ -171,7 +177,8 @@ async def _project(conn: asyncpg.Connection, pending: Sequence[tuple[Consumed, R
                 continue
             fresh.discard(record.event_id)  # a copy later in the batch is a redelivery
         if fold is not None and fold.add(record):
-            planned.extend(audit.writes(record) if isinstance(record, Event) else ())
+            if type(record) in audit.AUDITED:
+                planned.extend(audit.writes(record))
             applied += 1
         else:
             planned.extend(record_writes := writes_for(record))
@@ -239,6 +246,7 @@ async def apply_decoded(conn: asyncpg.Connection, records: Sequence[Decoded], sc
         stored = await checkpoint.lock(conn, {(r.consumed.topic, r.consumed.partition)
                                               for r in records})
         next_offsets: dict[tuple[str, int], int] = {}
+        times: dict[tuple[str, int], datetime] = {}
         pending: list[tuple[Consumed, Record]] = []
         for item in records:
             rec = item.consumed
@@ -246,6 +254,8 @@ async def apply_decoded(conn: asyncpg.Connection, records: Sequence[Decoded], sc
             if rec.offset < next_offsets.get(tp, stored[tp]):
                 continue
             next_offsets[tp] = rec.offset + 1
+            if rec.timestamp_ms is not None and rec.timestamp_ms >= 0:
+                times[tp] = _EPOCH + timedelta(milliseconds=rec.timestamp_ms)
             if item.record is not None:
                 pending.append((rec, item.record))
             else:
@@ -262,7 +272,7 @@ async def apply_decoded(conn: asyncpg.Connection, records: Sequence[Decoded], sc
                     await _skip(conn, one[0], err, on_failed)
                     failed += 1
         if next_offsets:
-            await checkpoint.advance(conn, next_offsets)
+            await checkpoint.advance(conn, next_offsets, times)
             await checkpoint.notify(conn, schema)
     return BatchResult(applied, len(records) - applied - failed, failed)
 
