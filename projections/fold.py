@@ -207,6 +207,7 @@ class Fold:
             await conn.execute(_RUNS.update_sql(), *_RUNS.args(changed))
         if not created:
             return
+        created.sort(key=lambda r: r["run_id"])  # two projectors creating rows: one order
         made = {r["run_id"] for r in await conn.fetch(_RUNS.insert_new_sql(),
                                                       *_RUNS.args(created))}
         raced = sorted(r["run_id"] for r in created if r["run_id"] not in made)

@@ -164,7 +164,7 @@ async def _project(conn: asyncpg.Connection, pending: Sequence[tuple[Consumed, R
         if _is_run_event(record) and record.run_id is None:
             raise Unprojectable(f"{record.event_type} {record.event_id} on the run topic has "
                                 "no run_id; fix its producer, then re-drive the record")
-    fresh = await runs.gate(conn, [(r, c.position) for c, r in pending if _is_run_event(r)])
+    fresh = await runs.gate(conn, [(r, c) for c, r in pending if _is_run_event(r)])
     fresh |= await audit.gate(conn, [r for _, r in pending if _is_workflow_event(r)])
     fold = Fold() if folded else None
     planned: list[Write] = []

@@ -153,7 +153,11 @@ class Projector:
     async def _dead_letter(self, rec: Consumed, err: BaseException) -> None:
         """Send a record the read models cannot hold to the dead-letter topic, with why."""
         if rec.topic == self._dead_letter_topic:
-            return  # a dead letter that cannot be projected is not dead-lettered again
+            # A dead letter that cannot be projected is not dead-lettered again (a loop): it
+            # stays in projection_errors, to be found there.
+            log.error("dead_letter_not_projected", partition=rec.partition, offset=rec.offset,
+                      error_type=type(err).__name__)
+            return
         assert self._dead_letters is not None
         event = DeadLettered(
             # One id per source record: a batch tried again dead-letters it once.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Protocol
 
 import asyncpg
 
@@ -16,7 +17,6 @@ from bend.core.commands import CancelRun, StartRun
 from bend.core.events import (
     Event, RunCancelled, RunCompleted, RunFailed, RunRequested, RunStarted,
 )
-from bend.kafka.position import Position
 from projections.db import RawJson
 from projections.payload import payload_of
 from projections.writes import Write
@@ -107,7 +107,15 @@ def lane(run_id: str | None) -> tuple[str, str | None]:
     return ("run", run_id)
 
 
-async def gate(conn: asyncpg.Connection, items: Sequence[tuple[Event, Position]]) -> set[str]:
+class Placed(Protocol):
+    """Where a record sits in the log (a Position, or the consumed record itself)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+async def gate(conn: asyncpg.Connection, items: Sequence[tuple[Event, Placed]]) -> set[str]:
     """Append run events to their runs' logs; the ids of those not already there.
 
     An event is left out when its id is logged, its run already logs its seq (a re-emitted
