@@ -34,7 +34,7 @@ PAGE = 50
 STATUSES = ("queued", "pending", "running", "completed", "failed", "cancelled")
 MAX_STREAMED = 200
 NEW_MAX = 100  # "100 new runs" at most: past that the count says 100+
-LAG_REFRESH_S = 2.0  # how old the runs page's reading of the projection lag may be
+LAG_REFRESH_S = 5.0  # how old the runs page's reading of the projection lag may be (as the ops loop)
 LAG_TIMEOUT_S = 5.0
 
 
