@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException
@@ -30,7 +31,8 @@ class TopicReport:
 def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] | None = None,
                   timeout_s: float = 30.0) -> TopicReport:
     """Create the missing topics (idempotent), then verify every one; TopicMismatch lists all
-    differences in partition count, cleanup.policy, retention.ms and extra configs."""
+    differences in partition count, replicas (too few), cleanup.policy, retention.ms,
+    min.insync.replicas and extra configs."""
     specs = topic_specs(settings) if specs is None else tuple(specs)
     bootstrap = settings.kafka.bootstrap
     admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": settings.kafka.client_id})
@@ -45,11 +47,21 @@ def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] | None = None,
 
 def _topics(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str, int]:
     """Existing topic -> partition count."""
+    return {name: len(t.partitions) for name, t in _metadata(admin, bootstrap, timeout_s).items()}
+
+
+def _replicas(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str, int]:
+    """Existing topic -> its fewest replicas of any partition (assigned, live or not)."""
+    return {name: min((len(p.replicas) for p in t.partitions.values()), default=0)
+            for name, t in _metadata(admin, bootstrap, timeout_s).items()}
+
+
+def _metadata(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str, Any]:
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as err:
         raise KafkaAdminFailed(bootstrap, f"no metadata in {timeout_s:g} s ({err})") from err
-    return {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
+    return {name: t for name, t in metadata.topics.items() if t.error is None}
 
 
 def _create(admin: AdminClient, missing: list[TopicSpec], bootstrap: str,
@@ -80,6 +92,7 @@ def _verify(admin: AdminClient, specs: Sequence[TopicSpec], bootstrap: str,
     while any(s.name not in partitions for s in specs) and time.monotonic() < deadline:
         time.sleep(0.2)  # a topic just created shows in metadata a moment later
         partitions = _topics(admin, bootstrap, timeout_s)
+    replicas = _replicas(admin, bootstrap, timeout_s)
     configs = _configs(admin, [s.name for s in specs if s.name in partitions], bootstrap,
                        timeout_s)
     out = []
@@ -94,6 +107,12 @@ def _verify(admin: AdminClient, specs: Sequence[TopicSpec], bootstrap: str,
                 "one key must land on the same partition number in every topic): recreate it "
                 f"empty with {spec.partitions}, or set BEND_KAFKA__DEFAULT_PARTITIONS={have} "
                 "if every Bend topic has that many"
+            )
+        if replicas.get(spec.name, 0) < spec.replication_factor:
+            out.append(
+                f"{spec.name} has {replicas.get(spec.name, 0)} replicas, Bend needs "
+                f"{spec.replication_factor} (BEND_KAFKA__REPLICATION_FACTOR): reassign its "
+                "partitions with kafka-reassign-partitions.sh, or recreate it"
             )
         for key, want in spec.all_configs().items():
             got = configs[spec.name].get(key)
