@@ -36,8 +36,20 @@ def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] | None = None,
     specs = topic_specs(settings) if specs is None else tuple(specs)
     bootstrap = settings.kafka.bootstrap
     admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": settings.kafka.client_id})
-    existing = _topics(admin, bootstrap, timeout_s)
-    created = _create(admin, [s for s in specs if s.name not in existing], bootstrap, timeout_s)
+    deadline = time.monotonic() + timeout_s
+    created: list[str] = []
+    while True:
+        existing = _topics(admin, bootstrap, timeout_s)
+        done, lost = _create(admin, [s for s in specs if s.name not in existing], bootstrap,
+                             timeout_s)
+        created += done
+        if not lost:
+            break
+        # With several bootstrap servers, librdkafka retires the bootstrap connections once it
+        # learns the brokers, failing a request sent on one (_DESTROY_BROKER): ask again.
+        if time.monotonic() >= deadline:
+            raise KafkaAdminFailed(bootstrap, "; ".join(lost))
+        time.sleep(0.2)
     differences = _verify(admin, specs, bootstrap, timeout_s)
     if differences:
         raise TopicMismatch(differences)
@@ -64,25 +76,34 @@ def _metadata(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str,
     return {name: t for name, t in metadata.topics.items() if t.error is None}
 
 
+# A request lost with its connection, or sent to a node no longer the controller: ask again.
+_TRANSIENT = {KafkaError._DESTROY_BROKER, KafkaError._TRANSPORT,  # noqa: SLF001
+              KafkaError.NOT_CONTROLLER}
+
+
 def _create(admin: AdminClient, missing: list[TopicSpec], bootstrap: str,
-            timeout_s: float) -> list[str]:
+            timeout_s: float) -> tuple[list[str], list[str]]:
+    """Create `missing`; (names created, why each topic whose request was lost failed)."""
     if not missing:
-        return []
+        return [], []
     futures = admin.create_topics(
         [NewTopic(s.name, s.partitions, s.replication_factor, config=s.all_configs())
          for s in missing],
         operation_timeout=timeout_s, request_timeout=timeout_s,
     )
-    created = []
+    created, lost = [], []
     for name, future in futures.items():
         try:
             future.result()
             created.append(name)
         except KafkaException as err:
+            code = err.args[0].code()
+            if code in _TRANSIENT:
+                lost.append(f"creating {name}: {err}")
             # Another process created it between our look and our request: verified below.
-            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            elif code != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaAdminFailed(bootstrap, f"creating {name}: {err}") from err
-    return created
+    return created, lost
 
 
 def _verify(admin: AdminClient, specs: Sequence[TopicSpec], bootstrap: str,
@@ -127,18 +148,29 @@ def _verify(admin: AdminClient, specs: Sequence[TopicSpec], bootstrap: str,
 
 def _configs(admin: AdminClient, names: list[str], bootstrap: str,
              timeout_s: float) -> dict[str, dict[str, str | None]]:
-    if not names:
-        return {}
-    futures = admin.describe_configs(
-        [ConfigResource(ResourceType.TOPIC, name) for name in names], request_timeout=timeout_s
-    )
-    out = {}
-    for resource, future in futures.items():
-        try:
-            entries = future.result()
-        except KafkaException as err:
-            raise KafkaAdminFailed(bootstrap, f"describing {resource.name}: {err}") from err
-        out[resource.name] = {k: e.value for k, e in entries.items()}
+    """Each topic's configs. On a cluster, a topic just created may be unknown for a moment
+    to the broker asked (metadata reaches brokers one by one): asked again until timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    out: dict[str, dict[str, str | None]] = {}
+    pending = list(names)
+    while pending:
+        futures = admin.describe_configs(
+            [ConfigResource(ResourceType.TOPIC, name) for name in pending],
+            request_timeout=timeout_s,
+        )
+        pending = []
+        for resource, future in futures.items():
+            try:
+                entries = future.result()
+            except KafkaException as err:
+                unknown = err.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+                if unknown and time.monotonic() < deadline:
+                    pending.append(resource.name)
+                    continue
+                raise KafkaAdminFailed(bootstrap, f"describing {resource.name}: {err}") from err
+            out[resource.name] = {k: e.value for k, e in entries.items()}
+        if pending:
+            time.sleep(0.2)
     return out
 
 
