@@ -6,7 +6,7 @@ The demo, the end-to-end tests and the benchmarks all run Bend this way.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -51,17 +51,23 @@ class Engine:
 
 @contextmanager
 def running_engine(executors: int = 1, orchestrators: int = 1, partitions: int | None = None,
-                   prefix: str | None = None, llm_port: int = 0) -> Iterator[Engine]:
-    """Topics under `prefix` (default: a fresh one), the scripted model, worker processes."""
+                   prefix: str | None = None, llm_port: int = 0,
+                   kafka: Mapping[str, Any] | None = None) -> Iterator[Engine]:
+    """Topics under `prefix` (default: a fresh one), the scripted model, worker processes.
+
+    `kafka` overrides fields of the Kafka settings (`{"bootstrap": ..., "replication_factor":
+    3}`) for the engine and, as BEND_KAFKA__<FIELD> variables, for its worker processes."""
     prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
     env = {"BEND_KAFKA__TOPIC_PREFIX": prefix, "BEND_SECRET_LLM_API_KEY": "test-key"}
     if partitions:
         env["BEND_KAFKA__DEFAULT_PARTITIONS"] = str(partitions)
+    for name, value in (kafka or {}).items():
+        env[f"BEND_KAFKA__{name.upper()}"] = str(value)
     base = get_settings()
-    kafka = base.kafka.model_copy(update={"topic_prefix": prefix,
-                                          "default_partitions": partitions or
-                                          base.kafka.default_partitions})
-    settings = base.model_copy(update={"kafka": kafka})
+    kafka_settings = base.kafka.model_validate({
+        **base.kafka.model_dump(), **(kafka or {}), "topic_prefix": prefix,
+        "default_partitions": partitions or base.kafka.default_partitions})
+    settings = base.model_copy(update={"kafka": kafka_settings})
     ensure_topics(settings)
     llm = start_llm_server(llm_port)
     workers = Workers(settings, env=env, log_dir=settings.dev.state_dir / "logs" / prefix)
