@@ -70,7 +70,8 @@ class ClusterNode:
 
 
 def render_node_properties(node: ClusterNode, nodes: list[ClusterNode], *,
-                           replication_factor: int = 3, min_insync_replicas: int = 2) -> str:
+                           replication_factor: int = 3, min_insync_replicas: int = 2,
+                           extra: Mapping[str, str] | None = None) -> str:
     """server.properties of one node that is broker and controller of a static quorum."""
     voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
     lines = {
@@ -97,6 +98,7 @@ def render_node_properties(node: ClusterNode, nodes: list[ClusterNode], *,
         "group.min.session.timeout.ms": "1000",
         # A lost replica is never elected leader with records it lacks.
         "unclean.leader.election.enable": "false",
+        **(extra or {}),
     }
     header = "# Written by bend.devstack.cluster on every start of this node.\n"
     return header + "".join(f"{key}={value}\n" for key, value in lines.items())
@@ -127,6 +129,9 @@ class Cluster:
     min_insync_replicas: int = 2
     heap: str = "512m"
     die_with_parent: bool = True  # a test killed mid-way leaves no JVM behind
+    # More server.properties, e.g. {"broker.session.timeout.ms": "3000"}: how soon the
+    # controller fences a dead broker and moves its leaderships (Kafka's default: 9 s).
+    properties: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     nodes: list[ClusterNode] = field(default_factory=list)
     _pids: dict[int, int] = field(default_factory=dict)
@@ -192,7 +197,7 @@ class Cluster:
         node.data.mkdir(parents=True, exist_ok=True)
         node.properties.write_text(render_node_properties(
             node, self.nodes, replication_factor=self.replication_factor,
-            min_insync_replicas=self.min_insync_replicas))
+            min_insync_replicas=self.min_insync_replicas, extra=self.properties))
         libs = kafka.KafkaPaths.of(self.settings).libs
         kafka.format_storage(libs, node.properties, node.data, self._cluster_id, java, self.env,
                              self._name(node))
@@ -293,9 +298,10 @@ class Cluster:
 
 @contextmanager
 def running_cluster(settings: Settings | None = None, name: str = "cluster", *,
-                    keep: bool = False, timeout_s: float = 90.0) -> Iterator[Cluster]:
+                    keep: bool = False, timeout_s: float = 90.0,
+                    properties: Mapping[str, str] | None = None) -> Iterator[Cluster]:
     """A started cluster; stopped afterwards, and its files deleted unless `keep`."""
-    cluster = Cluster(settings or get_settings(), name)
+    cluster = Cluster(settings or get_settings(), name, properties=dict(properties or {}))
     with ExitStack() as stack:
         stack.callback(cluster.stop if keep else cluster.remove)
         cluster.start(timeout_s)
