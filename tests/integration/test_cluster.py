@@ -39,8 +39,8 @@ from projections.rebuild import rebuild
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
-RUNS = 200
-RATE_PER_S = 5.0  # runs started per second, steadily: 40 s of load
+RUNS = 250
+RATE_PER_S = 5.0  # runs started per second, steadily: 50 s of load
 PARTITIONS = 4
 FIRST_KILL_S = 12.0  # after the first start
 DOWN_S = 6.0  # the first broker stays dead this long
@@ -71,6 +71,8 @@ class Kill:
     node_id: int
     at: float
     led: int  # partitions of Bend's topics it led
+    answering_s: float = float("nan")  # restart -> it answers as a broker again
+    in_sync_s: float = float("nan")  # restart -> every replica in sync again
 
 
 @pytest.fixture(scope="module")
@@ -198,9 +200,13 @@ async def test_losing_a_broker_twice_under_load_loses_no_run_and_repeats_no_step
     print(f"\n{RUNS} runs x {len(STEPS)} steps on 3 brokers ({PROPERTIES or 'Kafka defaults'})"
           f" in {time.monotonic() - began:.0f} s; run latency p50 {statistics.median(latencies):.2f} s, max {latencies[-1]:.2f} s;"
           f" before the first loss p50 {statistics.median(calm or [0]):.2f} s ({len(calm)} runs)")
+    t0 = min(sent_at.values())
     for kill, until in zip(kills, [k.at for k in kills[1:]] + [float("inf")], strict=True):
         figures = ", ".join(f"{k} {v:.2f}" for k, v in _stall(kill, until, done).items())
-        print(f"kill -9 broker {kill.node_id} (led {kill.led} partitions): {figures}")
+        print(f"kill -9 broker {kill.node_id} at +{kill.at - t0:.1f} s (led {kill.led} "
+              f"partitions): {figures}; restarted: answering after {kill.answering_s:.1f} s, "
+              f"replicas in sync after {kill.in_sync_s:.1f} s")
+    assert kills[-1].at < max(sent_at.values()), "the second loss came after the load"
 
     for start in starts:
         events = watcher.events[start.run_id]
@@ -237,9 +243,12 @@ async def _load_with_faults(engine: Engine, cluster: Cluster, prefix: str) -> tu
             kills.append(Kill(first, time.perf_counter(), led))
             cluster.kill(first)
             await asyncio.sleep(DOWN_S)
+            restarted = time.perf_counter()
             cluster.restart(first)  # on this thread: the node lives as long as it
             await asyncio.to_thread(cluster.wait_broker, first, 90)
+            kills[0].answering_s = time.perf_counter() - restarted
             await asyncio.to_thread(cluster.wait_in_sync, 90)
+            kills[0].in_sync_s = time.perf_counter() - restarted
             second, led = _victim(cluster, prefix, {1, 2, 3} - {first})
             kills.append(Kill(second, time.perf_counter(), led))
             cluster.kill(second)
