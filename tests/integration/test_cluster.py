@@ -225,7 +225,7 @@ async def _load_with_faults(engine: Engine, cluster: Cluster, prefix: str) -> tu
     sent_at: dict[str, float] = {}
     kills: list[Kill] = []
     async with RunWatcher(engine.settings) as watcher, \
-            RecordProducer(engine.settings, request_timeout_ms=60_000) as producer:
+            RecordProducer(engine.settings) as producer:  # as the API makes it
         watching = asyncio.create_task(_drain(watcher))
 
         async def start_all() -> None:
