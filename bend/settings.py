@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +22,19 @@ class KafkaSettings(BaseModel):
     topic_prefix: str = "bend"
     default_partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # Each topic's min.insync.replicas: with acks=all (every Bend producer) a write succeeds
+    # once this many replicas have it, so one broker of three may be lost without losing a
+    # write or stopping them. At most replication_factor.
+    min_insync_replicas: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> KafkaSettings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) exceeds replication_factor "
+                f"({self.replication_factor}): no write could succeed; lower "
+                "BEND_KAFKA__MIN_INSYNC_REPLICAS or raise BEND_KAFKA__REPLICATION_FACTOR")
+        return self
 
 
 class DatabaseSettings(BaseModel):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from bend.contracts.topics import topic_name
 from bend.settings import Settings
@@ -40,11 +43,31 @@ def topic_names(settings: Settings) -> TopicNames:
     )
 
 
+class IdempotentProducer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer with idempotence on (Faust turns it on only for exactly-once).
+
+    acks=all alone does not keep a record from being written twice: when a broker dies after
+    appending a batch but before answering, the producer sends the batch again to the new
+    leader, which appends it again. On a 3-broker cluster that put a StepSucceeded (same
+    event id and seq) twice in the run log (tests/integration/test_cluster.py). With
+    idempotence the broker drops the resent batch by its producer id and sequence number.
+    """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class _Transport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport, making IdempotentProducers."""
+
+    Producer = IdempotentProducer
+
+
 def create_app(role: str, settings: Settings) -> faust.App:
     """A Faust app for `role` (its consumer group is `<prefix>-<role>`); topics are pre-created."""
     state_dir = settings.dev.state_dir / "faust"
     state_dir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         f"{settings.kafka.topic_prefix}-{role}",
         broker=f"kafka://{settings.kafka.bootstrap}",
         key_serializer="raw",
@@ -67,3 +90,5 @@ def create_app(role: str, settings: Settings) -> faust.App:
         # A decision's events are one record batch (written whole); let large ones fit.
         producer_max_batch_size=1_000_000,
     )
+    app.transport = _Transport(app.conf.broker_consumer, app)  # its producer: idempotent
+    return app

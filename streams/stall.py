@@ -7,6 +7,11 @@ moved for `stall_after_s` while the partition's log goes further is stalled ther
 logs what the consumer holds for that partition and, if its fetch position is short of the end
 (records it never read), resumes it and moves its position back to the committed offset,
 which makes Faust fetch and deliver the records again (each handler is idempotent).
+
+Offsets are asked with aiokafka, never librdkafka: librdkafka's ListConsumerGroupOffsets
+aborts the whole process (`rd_kafka_enq_once_del_source_return: Assertion eonce->refcnt > 0`,
+confluentinc/librdkafka#3663) when a broker dies under it, which took an executor down when a
+broker of a 3-node cluster was killed (tests/integration/test_cluster.py).
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from typing import Any
 
 import faust
 import structlog
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bend.ops.metrics import STALLED_PARTITIONS
 
@@ -48,9 +53,36 @@ class StallWatch:
         self.busy = busy
         self.stall_after_s = stall_after_s
         self.repaired = 0
-        self._admin = AdminClient({"bootstrap.servers": bootstrap,
-                                   "client.id": f"{group}-stallwatch"})
+        self.bootstrap = bootstrap
+        self._admin: AIOKafkaAdminClient | None = None
+        self._ends: AIOKafkaConsumer | None = None
         self._seen: dict[int, _Seen] = {}
+
+    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        """The admin client and offsets consumer, started on first use (they need the loop)."""
+        if self._admin is None or self._ends is None:
+            client_id = f"{self.group}-stallwatch"
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=client_id,
+                                        request_timeout_ms=int(_TIMEOUT_S * 1000))
+            ends = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, client_id=client_id,
+                                    group_id=None, enable_auto_commit=False,
+                                    request_timeout_ms=int(_TIMEOUT_S * 1000))
+            await admin.start()
+            try:
+                await ends.start()
+            except BaseException:
+                await admin.close()
+                raise
+            self._admin, self._ends = admin, ends
+        return self._admin, self._ends
+
+    async def close(self) -> None:
+        """Close the clients (the worker's exit does it too)."""
+        if self._admin is not None:
+            await self._admin.close()
+        if self._ends is not None:
+            await self._ends.stop()
+        self._admin = self._ends = None
 
     async def check(self) -> list[int]:
         """One look: the partitions found stalled (and repaired) this time."""
@@ -59,7 +91,7 @@ class StallWatch:
         if not held or self.busy():
             self._seen.clear()
             return []
-        offsets = await asyncio.to_thread(self._offsets, sorted(held))
+        offsets = await asyncio.wait_for(self._offsets(sorted(held)), timeout=_TIMEOUT_S)
         now = time.monotonic()
         stalled = []
         for partition, (committed, end) in offsets.items():
@@ -86,21 +118,18 @@ class StallWatch:
         position = await self.app.consumer.position(tp)
         return position is not None and position < end
 
-    def _offsets(self, partitions: list[int]) -> dict[int, tuple[int, int]]:
-        """Committed and end offset of each partition (blocking: run in a thread)."""
+    async def _offsets(self, partitions: list[int]) -> dict[int, tuple[int, int]]:
+        """Committed and end offset of each partition that has a committed offset."""
+        admin, ends_consumer = await self._clients()
         tps = [TopicPartition(self.topic, p) for p in partitions]
-        listed = self._admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(self.group, tps)],
-            request_timeout=_TIMEOUT_S)[self.group].result(timeout=_TIMEOUT_S)
-        committed = {tp.partition: tp.offset for tp in listed.topic_partitions}
-        ends = self._admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
-                                        request_timeout=_TIMEOUT_S)
+        listed = await admin.list_consumer_group_offsets(self.group, partitions=tps)
+        ends = await ends_consumer.end_offsets(tps)
         result = {}
-        for tp, future in ends.items():
-            end = future.result(timeout=_TIMEOUT_S).offset
-            start = committed.get(tp.partition, -1)
+        for tp in tps:
+            meta = listed.get(tp)
+            start = meta.offset if meta is not None else -1
             if start >= 0:  # nothing committed yet: Faust reads from the start, nothing to judge
-                result[tp.partition] = (start, end)
+                result[tp.partition] = (start, ends[tp])
         return result
 
     async def _repair(self, tp: Any, committed: int, end: int) -> None:

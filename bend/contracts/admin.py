@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException
@@ -30,12 +31,25 @@ class TopicReport:
 def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] | None = None,
                   timeout_s: float = 30.0) -> TopicReport:
     """Create the missing topics (idempotent), then verify every one; TopicMismatch lists all
-    differences in partition count, cleanup.policy, retention.ms and extra configs."""
+    differences in partition count, replicas (too few), cleanup.policy, retention.ms,
+    min.insync.replicas and extra configs."""
     specs = topic_specs(settings) if specs is None else tuple(specs)
     bootstrap = settings.kafka.bootstrap
     admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": settings.kafka.client_id})
-    existing = _topics(admin, bootstrap, timeout_s)
-    created = _create(admin, [s for s in specs if s.name not in existing], bootstrap, timeout_s)
+    deadline = time.monotonic() + timeout_s
+    created: list[str] = []
+    while True:
+        existing = _topics(admin, bootstrap, timeout_s)
+        done, lost = _create(admin, [s for s in specs if s.name not in existing], bootstrap,
+                             timeout_s)
+        created += done
+        if not lost:
+            break
+        # With several bootstrap servers, librdkafka retires the bootstrap connections once it
+        # learns the brokers, failing a request sent on one (_DESTROY_BROKER): ask again.
+        if time.monotonic() >= deadline:
+            raise KafkaAdminFailed(bootstrap, "; ".join(lost))
+        time.sleep(0.2)
     differences = _verify(admin, specs, bootstrap, timeout_s)
     if differences:
         raise TopicMismatch(differences)
@@ -45,32 +59,51 @@ def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] | None = None,
 
 def _topics(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str, int]:
     """Existing topic -> partition count."""
+    return {name: len(t.partitions) for name, t in _metadata(admin, bootstrap, timeout_s).items()}
+
+
+def _replicas(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str, int]:
+    """Existing topic -> its fewest replicas of any partition (assigned, live or not)."""
+    return {name: min((len(p.replicas) for p in t.partitions.values()), default=0)
+            for name, t in _metadata(admin, bootstrap, timeout_s).items()}
+
+
+def _metadata(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str, Any]:
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as err:
         raise KafkaAdminFailed(bootstrap, f"no metadata in {timeout_s:g} s ({err})") from err
-    return {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
+    return {name: t for name, t in metadata.topics.items() if t.error is None}
+
+
+# A request lost with its connection, or sent to a node no longer the controller: ask again.
+_TRANSIENT = {KafkaError._DESTROY_BROKER, KafkaError._TRANSPORT,  # noqa: SLF001
+              KafkaError.NOT_CONTROLLER}
 
 
 def _create(admin: AdminClient, missing: list[TopicSpec], bootstrap: str,
-            timeout_s: float) -> list[str]:
+            timeout_s: float) -> tuple[list[str], list[str]]:
+    """Create `missing`; (names created, why each topic whose request was lost failed)."""
     if not missing:
-        return []
+        return [], []
     futures = admin.create_topics(
         [NewTopic(s.name, s.partitions, s.replication_factor, config=s.all_configs())
          for s in missing],
         operation_timeout=timeout_s, request_timeout=timeout_s,
     )
-    created = []
+    created, lost = [], []
     for name, future in futures.items():
         try:
             future.result()
             created.append(name)
         except KafkaException as err:
+            code = err.args[0].code()
+            if code in _TRANSIENT:
+                lost.append(f"creating {name}: {err}")
             # Another process created it between our look and our request: verified below.
-            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            elif code != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaAdminFailed(bootstrap, f"creating {name}: {err}") from err
-    return created
+    return created, lost
 
 
 def _verify(admin: AdminClient, specs: Sequence[TopicSpec], bootstrap: str,
@@ -80,6 +113,7 @@ def _verify(admin: AdminClient, specs: Sequence[TopicSpec], bootstrap: str,
     while any(s.name not in partitions for s in specs) and time.monotonic() < deadline:
         time.sleep(0.2)  # a topic just created shows in metadata a moment later
         partitions = _topics(admin, bootstrap, timeout_s)
+    replicas = _replicas(admin, bootstrap, timeout_s)
     configs = _configs(admin, [s.name for s in specs if s.name in partitions], bootstrap,
                        timeout_s)
     out = []
@@ -95,6 +129,12 @@ def _verify(admin: AdminClient, specs: Sequence[TopicSpec], bootstrap: str,
                 f"empty with {spec.partitions}, or set BEND_KAFKA__DEFAULT_PARTITIONS={have} "
                 "if every Bend topic has that many"
             )
+        if replicas.get(spec.name, 0) < spec.replication_factor:
+            out.append(
+                f"{spec.name} has {replicas.get(spec.name, 0)} replicas, Bend needs "
+                f"{spec.replication_factor} (BEND_KAFKA__REPLICATION_FACTOR): reassign its "
+                "partitions with kafka-reassign-partitions.sh, or recreate it"
+            )
         for key, want in spec.all_configs().items():
             got = configs[spec.name].get(key)
             if not _same(key, got, want):
@@ -108,18 +148,29 @@ def _verify(admin: AdminClient, specs: Sequence[TopicSpec], bootstrap: str,
 
 def _configs(admin: AdminClient, names: list[str], bootstrap: str,
              timeout_s: float) -> dict[str, dict[str, str | None]]:
-    if not names:
-        return {}
-    futures = admin.describe_configs(
-        [ConfigResource(ResourceType.TOPIC, name) for name in names], request_timeout=timeout_s
-    )
-    out = {}
-    for resource, future in futures.items():
-        try:
-            entries = future.result()
-        except KafkaException as err:
-            raise KafkaAdminFailed(bootstrap, f"describing {resource.name}: {err}") from err
-        out[resource.name] = {k: e.value for k, e in entries.items()}
+    """Each topic's configs. On a cluster, a topic just created may be unknown for a moment
+    to the broker asked (metadata reaches brokers one by one): asked again until timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    out: dict[str, dict[str, str | None]] = {}
+    pending = list(names)
+    while pending:
+        futures = admin.describe_configs(
+            [ConfigResource(ResourceType.TOPIC, name) for name in pending],
+            request_timeout=timeout_s,
+        )
+        pending = []
+        for resource, future in futures.items():
+            try:
+                entries = future.result()
+            except KafkaException as err:
+                unknown = err.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+                if unknown and time.monotonic() < deadline:
+                    pending.append(resource.name)
+                    continue
+                raise KafkaAdminFailed(bootstrap, f"describing {resource.name}: {err}") from err
+            out[resource.name] = {k: e.value for k, e in entries.items()}
+        if pending:
+            time.sleep(0.2)
     return out
 
 

@@ -53,12 +53,14 @@ class TopicSpec:
     retention_ms: int
     cleanup_policy: str = "delete"
     replication_factor: int = 1
+    min_insync_replicas: int = 1
     configs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def all_configs(self) -> dict[str, str]:
-        """The topic configs to create it with: retention and cleanup policy, then the extras."""
+        """The topic configs to create it with: retention, cleanup policy, min.insync.replicas,
+        then the extras."""
         return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms),
-                **self.configs}
+                "min.insync.replicas": str(self.min_insync_replicas), **self.configs}
 
 
 def topic_name(kind: str, settings: Settings) -> str:
@@ -71,12 +73,12 @@ def topic_name(kind: str, settings: Settings) -> str:
 
 
 def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
-    """Every topic Bend needs, for the settings' prefix, partition count and replication."""
+    """Every topic Bend needs, for the settings' prefix, partitions, replicas and min ISR."""
     k = settings.kafka
 
     def spec(kind: str, key: str, retention_ms: int, policy: str = "delete") -> TopicSpec:
         return TopicSpec(topic_name(kind, settings), k.default_partitions, key, retention_ms,
-                         policy, k.replication_factor)
+                         policy, k.replication_factor, k.min_insync_replicas)
 
     return (
         spec("workflows", "workflow_id", FOREVER),

@@ -6,7 +6,7 @@ The demo, the end-to-end tests and the benchmarks all run Bend this way.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -52,25 +52,28 @@ class Engine:
 @contextmanager
 def running_engine(executors: int = 1, orchestrators: int = 1, partitions: int | None = None,
                    prefix: str | None = None, llm_port: int = 0,
-                   schema_registry_url: str | None = None) -> Iterator[Engine]:
+                   schema_registry_url: str | None = None,
+                   kafka: Mapping[str, Any] | None = None) -> Iterator[Engine]:
     """Topics under `prefix` (default: a fresh one), the scripted model, worker processes.
 
     With `schema_registry_url`, the workers and the engine's settings use that registry's
-    wire format (the environment's `BEND_KAFKA__SCHEMA_REGISTRY_URL` otherwise).
-    """
+    wire format (the environment's `BEND_KAFKA__SCHEMA_REGISTRY_URL` otherwise). `kafka`
+    overrides fields of the Kafka settings (`{"bootstrap": ..., "replication_factor": 3}`) for
+    the engine and, as BEND_KAFKA__<FIELD> variables, for its worker processes."""
     prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
     env = {"BEND_KAFKA__TOPIC_PREFIX": prefix, "BEND_SECRET_LLM_API_KEY": "test-key"}
     if partitions:
         env["BEND_KAFKA__DEFAULT_PARTITIONS"] = str(partitions)
+    overrides = dict(kafka or {})
     if schema_registry_url:
-        env["BEND_KAFKA__SCHEMA_REGISTRY_URL"] = schema_registry_url
+        overrides["schema_registry_url"] = schema_registry_url
+    for name, value in overrides.items():
+        env[f"BEND_KAFKA__{name.upper()}"] = str(value)
     base = get_settings()
-    kafka = base.kafka.model_copy(update={"topic_prefix": prefix,
-                                          "default_partitions": partitions or
-                                          base.kafka.default_partitions,
-                                          "schema_registry_url": schema_registry_url or
-                                          base.kafka.schema_registry_url})
-    settings = base.model_copy(update={"kafka": kafka})
+    kafka_settings = base.kafka.model_validate({
+        **base.kafka.model_dump(), **overrides, "topic_prefix": prefix,
+        "default_partitions": partitions or base.kafka.default_partitions})
+    settings = base.model_copy(update={"kafka": kafka_settings})
     ensure_topics(settings)
     llm = start_llm_server(llm_port)
     workers = Workers(settings, env=env, log_dir=settings.dev.state_dir / "logs" / prefix)

@@ -25,10 +25,15 @@ from bend.settings import PROJECT_ROOT, Settings
 
 __all__ = [
     "KafkaPaths",
+    "admin_client",
     "answering",
     "bootstrap",
+    "broker_argv",
     "ensure_jars",
+    "format_storage",
+    "java_path",
     "launch",
+    "new_cluster_id",
     "preflight",
     "render_properties",
     "running_pid",
@@ -129,7 +134,7 @@ def render_properties(settings: Settings, data_dir: Path) -> str:
     return header + "".join(f"{key}={value}\n" for key, value in lines.items())
 
 
-def _java(env: Mapping[str, str]) -> str:
+def java_path(env: Mapping[str, str]) -> str:
     """The java executable: JAVA_HOME's if set, else the one on PATH."""
     home = env.get("JAVA_HOME")
     if home and os.access(Path(home) / "bin" / "java", os.X_OK):
@@ -142,7 +147,7 @@ def _java(env: Mapping[str, str]) -> str:
 
 def preflight(settings: Settings, env: Mapping[str, str]) -> None:
     """Fail fast on a missing Java or a taken port, before anything is started."""
-    _java(env)
+    java_path(env)
     process.require_free_port(settings.dev.kafka_port, "BEND_DEV__KAFKA_PORT")
     process.require_free_port(settings.dev.kafka_controller_port, "BEND_DEV__KAFKA_CONTROLLER_PORT")
 
@@ -193,48 +198,58 @@ def running_pid(settings: Settings) -> int | None:
     return pid
 
 
-def _cluster_id(paths: KafkaPaths) -> str:
-    """The cluster id kept in a file, made once as Kafka's Uuid.randomUuid does (base64url)."""
-    if paths.cluster_id.is_file():
-        return paths.cluster_id.read_text().strip()
+def new_cluster_id() -> str:
+    """A cluster id made as Kafka's Uuid.randomUuid does (base64url of 16 random bytes)."""
     while True:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cid.startswith("-"):  # Kafka avoids these too: they read as a CLI flag
-            break
+            return cid
+
+
+def _cluster_id(paths: KafkaPaths) -> str:
+    """The cluster id kept in a file, made once."""
+    if paths.cluster_id.is_file():
+        return paths.cluster_id.read_text().strip()
+    cid = new_cluster_id()
     paths.cluster_id.write_text(cid + "\n")
     return cid
 
 
-def _format(paths: KafkaPaths, java: str, env: Mapping[str, str]) -> None:
-    """Format the data dir on first start only."""
-    if (paths.data / "meta.properties").is_file():
+def format_storage(libs: Path, properties: Path, data: Path, cluster_id: str, java: str,
+                   env: Mapping[str, str], name: str = NAME) -> None:
+    """Format a node's data dir (`kafka.tools.StorageTool format`) on its first start only."""
+    if (data / "meta.properties").is_file():
         return
     argv = [
-        java, "-cp", f"{paths.libs}/*", f"-Dlog4j.configuration=file:{LOG4J}",
-        "kafka.tools.StorageTool", "format", "-t", _cluster_id(paths),
-        "-c", str(paths.properties), "--ignore-formatted",
+        java, "-cp", f"{libs}/*", f"-Dlog4j.configuration=file:{LOG4J}",
+        "kafka.tools.StorageTool", "format", "-t", cluster_id,
+        "-c", str(properties), "--ignore-formatted",
     ]  # fmt: skip
     done = subprocess.run(  # noqa: S603
         argv, env=dict(env), capture_output=True, text=True, timeout=120
     )
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
-        raise ServiceFailed(NAME, "storage format failed", None, tail)
+        raise ServiceFailed(name, "storage format failed", None, tail)
+
+
+def broker_argv(java: str, heap: str, libs: Path, properties: Path) -> list[str]:
+    """The command line of one Kafka node."""
+    return [
+        java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
+        "-Djava.awt.headless=true", f"-Dlog4j.configuration=file:{LOG4J}",
+        "-cp", f"{libs}/*", "kafka.Kafka", str(properties),
+    ]  # fmt: skip
 
 
 def launch(settings: Settings, env: Mapping[str, str]) -> int:
     """Render the config, format once, start the broker detached and write its PID file."""
     paths = KafkaPaths.of(settings)
-    java = _java(env)
+    java = java_path(env)
     paths.data.mkdir(parents=True, exist_ok=True)
     paths.properties.write_text(render_properties(settings, paths.data))
-    _format(paths, java, env)
-    heap = settings.dev.kafka_heap
-    argv = [
-        java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
-        "-Djava.awt.headless=true", f"-Dlog4j.configuration=file:{LOG4J}",
-        "-cp", f"{paths.libs}/*", "kafka.Kafka", str(paths.properties),
-    ]  # fmt: skip
+    format_storage(paths.libs, paths.properties, paths.data, _cluster_id(paths), java, env)
+    argv = broker_argv(java, settings.dev.kafka_heap, paths.libs, paths.properties)
     with open(paths.log, "a") as log:
         log.write(f"--- bend dev up {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     pid = process.launch(argv, paths.log, env=env, cwd=paths.root)
@@ -242,7 +257,7 @@ def launch(settings: Settings, env: Mapping[str, str]) -> int:
     return pid
 
 
-def _admin(address: str):  # noqa: ANN202 - confluent_kafka has no stubs
+def admin_client(address: str):  # noqa: ANN202 - confluent_kafka has no stubs
     """An AdminClient that stays quiet and retries fast while the broker is coming up."""
     from confluent_kafka.admin import AdminClient
 
@@ -259,7 +274,7 @@ def answering(address: str, timeout_s: float = 1.0) -> bool:
     from confluent_kafka import KafkaException
 
     try:
-        return bool(_admin(address).list_topics(timeout=timeout_s).brokers)
+        return bool(admin_client(address).list_topics(timeout=timeout_s).brokers)
     except KafkaException:
         return False
 
@@ -268,7 +283,7 @@ def wait_ready(settings: Settings, pid: int, timeout_s: float) -> None:
     """Poll the broker until it answers; fail early if its process exits."""
     from confluent_kafka import KafkaException
 
-    paths, admin = KafkaPaths.of(settings), _admin(bootstrap(settings))
+    paths, admin = KafkaPaths.of(settings), admin_client(bootstrap(settings))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

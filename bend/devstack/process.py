@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,8 +50,12 @@ def launch(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     user: str | None = None,
+    die_with_parent: bool = False,
 ) -> int:
-    """Start argv in its own session with output appended to log_path; return its PID."""
+    """Start argv in its own session with output appended to log_path; return its PID.
+
+    With `die_with_parent` (Linux), the process gets SIGKILL when this one dies, even by
+    SIGKILL, so a test killed mid-way leaves no broker behind."""
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - argv is built by the caller, never a shell
             list(argv),
@@ -60,9 +66,16 @@ def launch(
             env=dict(env) if env is not None else None,
             user=user,
             start_new_session=True,  # outlives `bend dev up` and ignores its Ctrl-C
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )
     _children[proc.pid] = proc
     return proc.pid
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux for SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
 def read_pid(path: Path) -> int | None:

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from aiokafka import TopicPartition as AioPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from bend.contracts.codec import decode
@@ -64,16 +67,12 @@ def group_facts(settings: Settings, role: str, group: str, topic: str,
                 partition: int) -> PartitionFacts:
     """Who in `group` is assigned `topic`/`partition` and the group's lag there (blocking)."""
     admin = _admin(settings)
-    tp = TopicPartition(topic, partition)
     desc = _wait(admin.describe_consumer_groups([group], request_timeout=_TIMEOUT_S)[group],
                  settings, f"describe group {group}")
     members = tuple(m.member_id for m in desc.members
                     if any(a.topic == topic and a.partition == partition
                            for a in (m.assignment.topic_partitions if m.assignment else ())))
-    request = [ConsumerGroupTopicPartitions(group, [tp])]
-    listed = _wait(admin.list_consumer_group_offsets(request, request_timeout=_TIMEOUT_S)[group],
-                   settings, f"offsets of group {group}")
-    committed = listed.topic_partitions[0].offset if listed.topic_partitions else -1
+    committed = _committed(settings, group, topic, partition)
     specs = {TopicPartition(topic, partition): OffsetSpec.latest()}
     end = _wait(next(iter(admin.list_offsets(specs).values())), settings,
                 f"end offset of {topic}").offset
@@ -84,6 +83,33 @@ def group_facts(settings: Settings, role: str, group: str, topic: str,
     state = getattr(desc.state, "name", str(desc.state)).lower()
     return PartitionFacts(role=role, group=group, topic=topic, partition=partition,
                           members=members, lag=max(end - committed, 0), group_state=state)
+
+
+def _committed(settings: Settings, group: str, topic: str, partition: int) -> int:
+    """The group's committed offset there, -1 if none (blocking: runs its own event loop).
+
+    Asked with aiokafka: librdkafka's ListConsumerGroupOffsets can abort the whole process when
+    a broker dies under it (confluentinc/librdkafka#3663; it took an executor down when a
+    broker of a 3-node cluster was killed), and this runs inside the API."""
+    tp = AioPartition(topic, partition)
+
+    async def ask() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
+                                    client_id=f"{settings.kafka.client_id}-explain",
+                                    request_timeout_ms=int(_TIMEOUT_S * 1000))
+        await admin.start()
+        try:
+            listed = await admin.list_consumer_group_offsets(group, partitions=[tp])
+        finally:
+            await admin.close()
+        meta = listed.get(tp)
+        return meta.offset if meta is not None else -1
+
+    try:
+        return asyncio.run(asyncio.wait_for(ask(), timeout=_TIMEOUT_S))
+    except (KafkaError, asyncio.TimeoutError) as exc:
+        raise KafkaUnavailable(settings.kafka.bootstrap,
+                               f"offsets of group {group} ({exc!r})") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,7 @@ async def test_an_idle_worker_re_reads_a_partition_it_holds_without_reading(
     assert await watch.check() == [0]  # 0.8 s idle, the offset still, a record waiting
     assert consumer.seeks == [(0, 4)] and consumer.resumed == [0]
     assert await watch.check() == []  # repaired: the clock starts again
+    await watch.close()
 
 
 def _run_stalled_executor(check_s: str, limit_s: float) -> subprocess.CompletedProcess[str]:

@@ -85,6 +85,21 @@ def test_a_wrong_cleanup_policy_and_retention_are_each_reported(settings: Settin
     assert "--add-config cleanup.policy=compact" in found[1]
 
 
+def test_too_many_replicas_or_insync_replicas_for_the_topics_are_reported(
+        settings: Settings) -> None:
+    # One broker: a topic cannot have 2 replicas, so asking for them is reported per topic.
+    commands = f"{settings.kafka.topic_prefix}.commands"
+    _precreate(settings, commands, 3, **{"retention.ms": "604800000",
+                                         "min.insync.replicas": "1"})
+    kafka = settings.kafka.model_copy(update={"replication_factor": 2, "min_insync_replicas": 2})
+    wanting = settings.model_copy(update={"kafka": kafka})
+    with pytest.raises(TopicMismatch) as err:
+        ensure_topics(wanting, specs=[s for s in topic_specs(wanting) if s.name == commands])
+    assert err.value.differences[0].startswith(f"{commands} has 1 replicas, Bend needs 2")
+    assert err.value.differences[1].startswith(f"{commands} has min.insync.replicas=1, Bend "
+                                               "needs min.insync.replicas=2")
+
+
 def test_an_unreachable_kafka_is_a_typed_error_saying_how_to_start_it() -> None:
     settings = Settings(kafka=KafkaSettings(bootstrap="127.0.0.1:9"))
     with pytest.raises(KafkaAdminFailed, match="bend dev up"):

@@ -18,7 +18,7 @@ from bend.settings import KafkaSettings, Settings
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SETTINGS = Settings(kafka=KafkaSettings(topic_prefix="acme", default_partitions=6,
-                                        replication_factor=3))
+                                        replication_factor=3, min_insync_replicas=2))
 DAY_MS = 86_400_000
 
 
@@ -28,6 +28,20 @@ def test_every_topic_takes_the_prefix_partitions_and_replication_from_the_settin
                            "acme.triggers", "acme.dead-letters", "acme.timers",
                            "acme.circuits", "acme.run-states"]
     assert {(s.partitions, s.replication_factor) for s in specs.values()} == {(6, 3)}
+    assert {s.all_configs()["min.insync.replicas"] for s in specs.values()} == {"2"}
+
+
+def test_min_insync_replicas_above_the_replication_factor_is_refused() -> None:
+    with pytest.raises(ValueError, match="BEND_KAFKA__MIN_INSYNC_REPLICAS"):
+        KafkaSettings(replication_factor=1, min_insync_replicas=2)
+
+
+def test_min_insync_replicas_is_read_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BEND_KAFKA__REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("BEND_KAFKA__MIN_INSYNC_REPLICAS", "2")
+    specs = topic_specs(Settings())
+    assert {(s.replication_factor, s.min_insync_replicas) for s in specs} == {(3, 2)}
 
 
 @pytest.mark.parametrize("name, retention_ms, policy", [

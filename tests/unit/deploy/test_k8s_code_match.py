@@ -243,7 +243,8 @@ def test_kafka_runs_the_local_stacks_line_in_kraft_mode_with_enough_brokers(
     assert brokers >= settings.kafka.replication_factor
     assert controllers % 2 == 1  # a KRaft quorum
     assert config["auto.create.topics.enable"] is False
-    assert config["min.insync.replicas"] <= settings.kafka.replication_factor
+    assert config["min.insync.replicas"] == settings.kafka.min_insync_replicas
+    assert settings.kafka.min_insync_replicas <= settings.kafka.replication_factor
     assert config["default.replication.factor"] == settings.kafka.replication_factor
 
 

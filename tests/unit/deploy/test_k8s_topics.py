@@ -45,6 +45,7 @@ def test_a_topic_has_the_layout_bend_verifies_at_startup(rendered: dict[str, Ren
     for spec in topic_specs(settings):
         assert topics[spec.name]["partitions"] == spec.partitions == 12
         assert topics[spec.name]["replicas"] == spec.replication_factor == 3
+        assert topics[spec.name]["config"]["min.insync.replicas"] == "2"
         assert topics[spec.name]["config"] == spec.all_configs()  # bend.contracts.admin checks
     assert topics["bend.timers"]["config"]["cleanup.policy"] == "compact"
 
