@@ -91,7 +91,8 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
         spec("circuits", "target (circuit breaker state changes)", 7 * _DAY_MS),
         TopicSpec(topic_name("run_states", settings), k.default_partitions,
                   "run_id (open runs' snapshots; ~finished/<p>/... and ~round/<p> markers)",
-                  FOREVER, "compact", k.replication_factor, MappingProxyType({
+                  FOREVER, "compact", k.replication_factor, k.min_insync_replicas,
+                  MappingProxyType({
                       "delete.retention.ms": str(_TOMBSTONES_KEPT_MS),
                       # Roll and clean often: a new owner reads the whole topic.
                       "segment.ms": str(5 * 60 * 1000),
