@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 
 from bend.security.apikeys import looks_like_key
 from bend.security.denials import DenialLog
-from bend.security.errors import MissingCredentials
+from bend.security.errors import MissingCredentials, SecurityError
 from bend.security.keyfiles import SecurityKeys, load_keys
 from bend.security.keystore import ApiKeyStore
 from bend.security.ratelimit import RateLimits
@@ -96,15 +96,20 @@ async def authenticate(request: Request) -> Principal:
     The principal is also left on `request.state.principal` for logging.
     """
     security = get_security(request)
-    await security.limits.check_ip(client_ip(request))
-    credential = _credential(request)
-    if credential is None:
-        raise MissingCredentials()
-    if looks_like_key(credential):
-        principal = await security.keys.verify(credential)
-    else:
-        principal = security.tokens.verify(credential)
-    await security.limits.check_principal(principal)
+    address = client_ip(request)
+    await security.limits.check_ip(address, before_auth=True)
+    try:
+        credential = _credential(request)
+        if credential is None:
+            raise MissingCredentials()
+        if looks_like_key(credential):
+            principal = await security.keys.verify(credential)
+        else:
+            principal = security.tokens.verify(credential)
+    except SecurityError:
+        await security.limits.spend_ip(address)
+        raise
+    await security.limits.check_principal(principal, address)
     request.state.principal = principal
     return principal
 

@@ -90,24 +90,26 @@ class Limiter(Protocol):
 # One statement per request: refill the bucket for the time since its last request, take the
 # cost if it is there, and say whether it was. Rows of every replica meet here, under the row
 # lock, so N replicas share one budget.
+# One statement per request, for every bucket it spends (an address's and a key's): refill each
+# for the time since its last request, take one token if it is there, and say whether it was.
+# Rows of every replica meet here, under the row locks, so N replicas share one budget.
 _TAKE = """
-WITH args AS (SELECT $1::text AS key, $2::float8 AS burst, $3::float8 AS rate, $4::float8 AS cost,
-                     clock_timestamp() AS t)
-INSERT INTO sec_rate_buckets AS b (key, tokens, as_of, last_allowed)
-SELECT key, burst - cost, t, true FROM args
+INSERT INTO sec_rate_buckets AS b (key, tokens, as_of, last_allowed, burst, rate)
+SELECT a.key, a.burst - 1, clock_timestamp(), true, a.burst, a.rate
+FROM unnest($1::text[], $2::float8[], $3::float8[]) AS a (key, burst, rate)
+ORDER BY a.key
 ON CONFLICT (key) DO UPDATE SET
     tokens = CASE
-        WHEN LEAST($2::float8, b.tokens + EXTRACT(EPOCH FROM EXCLUDED.as_of - b.as_of) * $3::float8)
-             >= $4::float8
-        THEN LEAST($2::float8, b.tokens + EXTRACT(EPOCH FROM EXCLUDED.as_of - b.as_of) * $3::float8)
-             - $4::float8
-        ELSE LEAST($2::float8, b.tokens + EXTRACT(EPOCH FROM EXCLUDED.as_of - b.as_of) * $3::float8)
-        END,
-    last_allowed =
-        LEAST($2::float8, b.tokens + EXTRACT(EPOCH FROM EXCLUDED.as_of - b.as_of) * $3::float8)
-        >= $4::float8,
-    as_of = EXCLUDED.as_of
-RETURNING tokens, last_allowed
+        WHEN LEAST(EXCLUDED.burst, b.tokens
+                   + EXTRACT(EPOCH FROM EXCLUDED.as_of - b.as_of) * EXCLUDED.rate) >= 1
+        THEN LEAST(EXCLUDED.burst, b.tokens
+                   + EXTRACT(EPOCH FROM EXCLUDED.as_of - b.as_of) * EXCLUDED.rate) - 1
+        ELSE LEAST(EXCLUDED.burst, b.tokens
+                   + EXTRACT(EPOCH FROM EXCLUDED.as_of - b.as_of) * EXCLUDED.rate) END,
+    last_allowed = LEAST(EXCLUDED.burst, b.tokens
+                         + EXTRACT(EPOCH FROM EXCLUDED.as_of - b.as_of) * EXCLUDED.rate) >= 1,
+    as_of = EXCLUDED.as_of, burst = EXCLUDED.burst, rate = EXCLUDED.rate
+RETURNING key, tokens, last_allowed
 """
 _FORGET = ("DELETE FROM sec_rate_buckets"
            " WHERE as_of < clock_timestamp() - make_interval(secs => $1::float8)")
@@ -127,24 +129,40 @@ class PostgresBucketLimiter:
         self._forget_every = forget_every
 
     async def acquire(self, key: str, cost: float = 1.0) -> Decision:
-        """Take `cost` tokens from `key`'s shared bucket if it has them."""
-        if cost > self.burst:
-            raise ValueError(f"cost {cost} exceeds the burst {self.burst}; it could never pass")
-        if next(self._calls) % self._forget_every == self._forget_every - 1:
-            # A bucket untouched for the time it takes to refill is full: forget it.
-            await self._pool.execute(_FORGET, self.burst / self.rate_per_s + 60)
-        row = await self._pool.fetchrow(_TAKE, key, self.burst, self.rate_per_s, cost)
-        if row["last_allowed"]:
-            return Decision(allowed=True)
-        return Decision(allowed=False, retry_after_s=(cost - row["tokens"]) / self.rate_per_s)
+        """Take a token from `key`'s shared bucket if it has one."""
+        if cost != 1.0:
+            raise ValueError("shared buckets take one token a request")
+        return (await take_shared(self._pool, [(key, self)]))[0]
+
+
+async def take_shared(pool: asyncpg.Pool, buckets: list[tuple[str, PostgresBucketLimiter]]
+                      ) -> list[Decision]:
+    """A token from each of the shared `buckets` (key, its limiter), in one round trip."""
+    first = buckets[0][1]
+    if next(first._calls) % first._forget_every == first._forget_every - 1:  # noqa: SLF001
+        # A bucket untouched for the time it takes to refill is full: forget it.
+        await pool.execute(_FORGET, max(b.burst / b.rate_per_s for _, b in buckets) + 60)
+    rows = await pool.fetch(_TAKE, [k for k, _ in buckets], [b.burst for _, b in buckets],
+                            [b.rate_per_s for _, b in buckets])
+    by_key = {r["key"]: r for r in rows}
+    out = []
+    for key, limiter in buckets:
+        row = by_key[key]
+        out.append(Decision(allowed=True) if row["last_allowed"] else
+                   Decision(allowed=False, retry_after_s=(1 - row["tokens"]) / limiter.rate_per_s))
+    return out
 
 
 class RateLimits:
     """The API's two limits: per client address (before authentication) and per key."""
 
-    def __init__(self, per_key: Limiter, per_ip: Limiter) -> None:
+    def __init__(self, per_key: Limiter, per_ip: Limiter,
+                 local_ip: TokenBucketLimiter | None = None) -> None:
         self.per_key = per_key
         self.per_ip = per_ip
+        # With shared buckets: this replica's own address bucket, checked before the key is
+        # verified (it costs no round trip), so key guessing is throttled before that work.
+        self.local_ip = local_ip
 
     @classmethod
     def from_settings(
@@ -155,20 +173,44 @@ class RateLimits:
         and `BEND_SECURITY__RATE_LIMIT_STORE` is `postgres` (the default), else per process."""
         if pool is not None and sec.rate_limit_store == "postgres":
             return cls(per_key=PostgresBucketLimiter(pool, sec.key_rate_per_s, sec.key_burst),
-                       per_ip=PostgresBucketLimiter(pool, sec.ip_rate_per_s, sec.ip_burst))
+                       per_ip=PostgresBucketLimiter(pool, sec.ip_rate_per_s, sec.ip_burst),
+                       local_ip=TokenBucketLimiter(sec.ip_rate_per_s, sec.ip_burst,
+                                                   clock=clock))
         return cls(
             per_key=TokenBucketLimiter(sec.key_rate_per_s, sec.key_burst, clock=clock),
             per_ip=TokenBucketLimiter(sec.ip_rate_per_s, sec.ip_burst, clock=clock),
         )
 
-    async def check_ip(self, client_ip: str) -> None:
-        """Raise RateLimited if `client_ip` is over its limit."""
+    async def check_ip(self, client_ip: str, *, before_auth: bool = False) -> None:
+        """Raise RateLimited if `client_ip` is over its limit. `before_auth`: a request whose
+        `check_principal` follows, which spends the shared address bucket with the key's."""
+        if before_auth and self.local_ip is not None:
+            _enforce(self.local_ip.check(f"ip:{client_ip}"), "client address")
+            return
         _enforce(await self.per_ip.acquire(f"ip:{client_ip}"), "client address")
 
-    async def check_principal(self, principal: Principal) -> None:
-        """Raise RateLimited if the principal's key (or token subject) is over its limit."""
-        key = f"key:{principal.key_id}" if principal.key_id else f"sub:{principal.subject}"
-        _enforce(await self.per_key.acquire(f"{principal.project}/{key}"), "API key")
+    async def spend_ip(self, client_ip: str) -> None:
+        """A request from `client_ip` that proved no identity still spends the address's shared
+        bucket (it was checked only locally before): guesses count on every replica."""
+        if self.local_ip is not None:
+            await self.per_ip.acquire(f"ip:{client_ip}")
+
+    async def check_principal(self, principal: Principal, client_ip: str | None = None) -> None:
+        """Raise RateLimited if the principal's key (or token subject) is over its limit, and,
+        after a `before_auth` address check, if `client_ip` is over the shared one: both in one
+        round trip."""
+        subject = f"key:{principal.key_id}" if principal.key_id else f"sub:{principal.subject}"
+        key = f"{principal.project}/{subject}"
+        if (self.local_ip is not None and client_ip is not None
+                and isinstance(self.per_key, PostgresBucketLimiter)
+                and isinstance(self.per_ip, PostgresBucketLimiter)):
+            ip_decision, key_decision = await take_shared(
+                self.per_key._pool, [(f"ip:{client_ip}", self.per_ip),  # noqa: SLF001
+                                     (key, self.per_key)])
+            _enforce(ip_decision, "client address")
+            _enforce(key_decision, "API key")
+            return
+        _enforce(await self.per_key.acquire(key), "API key")
 
 
 def _enforce(decision: Decision, scope: str) -> None:

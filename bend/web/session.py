@@ -96,13 +96,14 @@ async def session_of(request: Request) -> Session:
     if not token:
         raise LoginRequired(nxt)
     security = get_security(request)
-    await security.limits.check_ip(client_ip(request))
+    address = client_ip(request)
+    await security.limits.check_ip(address, before_auth=True)
     try:
         principal = security.tokens.verify(token)
         name = await _checked(security, principal)
     except Unauthenticated as err:
         raise LoginRequired(nxt, str(err)) from None
-    await security.limits.check_principal(principal)
+    await security.limits.check_principal(principal, address)
     request.state.principal = principal
     return Session(principal, name, token)
 
