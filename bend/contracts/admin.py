@@ -114,6 +114,10 @@ def _verify(admin: AdminClient, specs: Sequence[TopicSpec], bootstrap: str,
         time.sleep(0.2)  # a topic just created shows in metadata a moment later
         partitions = _topics(admin, bootstrap, timeout_s)
     replicas = _replicas(admin, bootstrap, timeout_s)
+    while any(replicas.get(s.name) == 0 for s in specs if s.name in partitions) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)  # a new topic's partitions show their replicas a moment after it
+        replicas = _replicas(admin, bootstrap, timeout_s)
     configs = _configs(admin, [s.name for s in specs if s.name in partitions], bootstrap,
                        timeout_s)
     out = []
