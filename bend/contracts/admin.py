@@ -133,7 +133,9 @@ def _verify(admin: AdminClient, specs: Sequence[TopicSpec], bootstrap: str,
                 f"empty with {spec.partitions}, or set BEND_KAFKA__DEFAULT_PARTITIONS={have} "
                 "if every Bend topic has that many"
             )
-        if replicas.get(spec.name, 0) < spec.replication_factor:
+        # No replica at all is metadata not yet complete (a partition has at least one), not a
+        # topic with too few: only a count the cluster reported is held against the setting.
+        if 0 < replicas.get(spec.name, 0) < spec.replication_factor:
             out.append(
                 f"{spec.name} has {replicas.get(spec.name, 0)} replicas, Bend needs "
                 f"{spec.replication_factor} (BEND_KAFKA__REPLICATION_FACTOR): reassign its "
