@@ -135,15 +135,15 @@ class Orchestrator:
         is called once that write (or the dead letter) is delivered, in offset order.
         """
         topic = self.commands.get_topic_name()
-        home = misrouted(key, partition, self.partitions)
-        if home is not None:  # hashed otherwise than murmur2 (an outside producer's CRC32)
-            await self._forward(topic, partition, offset, home, key, raw, headers, ack)
-            return
         started = time.perf_counter()
         try:
             cmd = decode(raw)
-        except BendError as exc:
+        except BendError as exc:  # dead-lettered where it was produced, never forwarded
             await self._dead_letter(partition, offset, key, raw, exc, headers, ack)
+            return
+        home = misrouted(key, partition, self.partitions)
+        if home is not None:  # hashed otherwise than murmur2 (an outside producer's CRC32)
+            await self._forward(topic, partition, offset, home, key, raw, headers, ack)
             return
         started = PROFILE.since("decode", started)
         if not isinstance(cmd, Command) or not cmd.run_id:
