@@ -4,7 +4,8 @@ Produces a synthetic log (bench.projection_history) to fresh topics, then times
 1. the projector (consumer group, batches with offsets in one transaction) from start until
    its lag is 0, and
 2. a rebuild of the same log into a fresh schema.
-Prints one JSON object. Run with the local stack up (`bend dev up`):
+Prints one JSON object, with this process's CPU time per record beside the rates (the rates
+follow whatever else the machine runs; `python -m bench.roundtrip` beside gives its floor). Run with the local stack up (`bend dev up`):
 
     python -m bench.projector_throughput --runs 500
 """
@@ -55,17 +56,21 @@ async def measure(settings: Settings, runs: int, steps: int, max_batch: int,
         try:
             await asyncio.wait_for(projector.ready.wait(), timeout_s)
             joined = time.perf_counter()  # the group join is start-up, not throughput
+            cpu = time.process_time()
             while await _lag(settings, offsets) > 0:
                 if time.perf_counter() - started > timeout_s:
                     raise TimeoutError(f"projector not caught up in {timeout_s} s")
                 await asyncio.sleep(0.05)
             projected_s = time.perf_counter() - joined
+            projector_cpu_s = time.process_time() - cpu
             join_s = joined - started
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+    cpu = time.process_time()
     report = await rebuild(settings, f"{settings.kafka.topic_prefix}_rebuilt",
                            max_batch=max_batch)
+    rebuild_cpu_s = time.process_time() - cpu
     return {
         "records": len(history), "runs": runs, "steps_per_run": steps, "max_batch": max_batch,
         "produce_records_per_s": round(len(history) / produced_s),
@@ -74,6 +79,10 @@ async def measure(settings: Settings, runs: int, steps: int, max_batch: int,
         "projector_join_seconds": round(join_s, 2),
         "rebuild_records_per_s": round(report.per_second),
         "rebuild_seconds": round(report.seconds, 2),
+        # This process's CPU per record (Postgres's is apart): on a busy machine the rates
+        # move with the neighbours, this much less.
+        "projector_python_us_per_record": round(projector_cpu_s / len(history) * 1e6, 1),
+        "rebuild_python_us_per_record": round(rebuild_cpu_s / len(history) * 1e6, 1),
     }
 
 

@@ -12,11 +12,13 @@ and the batches after the switch resolve their tables in the new one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 import asyncpg
 
 __all__ = [
-    "BATCH_LOCK_KEY", "NOTHING_APPLIED", "advance", "lock", "notify", "record_error", "stored",
+    "BATCH_LOCK_KEY", "NOTHING_APPLIED", "advance", "lock", "notify", "record_error",
+    "record_times", "stored",
 ]
 
 NOTHING_APPLIED = -1
@@ -41,8 +43,10 @@ FOR UPDATE
 """
 
 _ADVANCE = """
-UPDATE projection_offsets o SET next_offset = greatest(o.next_offset, u.n)
-FROM unnest($1::text[], $2::integer[], $3::bigint[]) AS u (t, p, n)
+UPDATE projection_offsets o SET next_offset = greatest(o.next_offset, u.n),
+    last_record_at = CASE WHEN u.n > o.next_offset THEN coalesce(u.at, o.last_record_at)
+                          ELSE o.last_record_at END
+FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::timestamptz[]) AS u (t, p, n, at)
 WHERE o.topic = u.t AND o.partition = u.p
 """
 
@@ -70,10 +74,23 @@ async def lock(conn: asyncpg.Connection, partitions: Iterable[Partition]) -> dic
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
-async def advance(conn: asyncpg.Connection, next_offsets: Mapping[Partition, int]) -> None:
-    """Move the partitions' next offsets forward (never back)."""
+async def advance(conn: asyncpg.Connection, next_offsets: Mapping[Partition, int],
+                  record_times: Mapping[Partition, datetime] | None = None) -> None:
+    """Move the partitions' next offsets forward (never back), with the Kafka time of the last
+    record applied in each (`record_times`, where known)."""
     topics, numbers = _columns(next_offsets)
-    await conn.execute(_ADVANCE, topics, numbers, [next_offsets[tp] for tp in zip(topics, numbers)])
+    times = record_times or {}
+    await conn.execute(_ADVANCE, topics, numbers, [next_offsets[tp] for tp in zip(topics, numbers)],
+                       [times.get(tp) for tp in zip(topics, numbers)])
+
+
+async def record_times(conn: asyncpg.Connection | asyncpg.Pool,
+                       topics: Iterable[str]) -> dict[Partition, datetime]:
+    """The Kafka time of the last record applied in each partition of `topics` (where known)."""
+    rows = await conn.fetch(
+        "SELECT topic, partition, last_record_at FROM projection_offsets "
+        "WHERE topic = ANY($1::text[]) AND last_record_at IS NOT NULL", list(topics))
+    return {(r["topic"], r["partition"]): r["last_record_at"] for r in rows}
 
 
 async def stored(conn: asyncpg.Connection, topics: Iterable[str]) -> dict[Partition, int]:

@@ -11,7 +11,7 @@ import asyncpg
 from bend.settings import Settings, redacted_url
 from projections.errors import DatabaseUnavailable, InvalidSchemaName
 
-__all__ = ["check_schema", "connect", "create_pool", "database_url"]
+__all__ = ["RawJson", "check_schema", "connect", "create_pool", "database_url"]
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -28,13 +28,40 @@ def database_url(settings: Settings) -> str:
     return settings.database_dsn()
 
 
+class RawJson:
+    """JSON text to store in a JSONB column as it is (already serialised, never again)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 async def _init(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(kind, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _init_binary(conn: asyncpg.Connection) -> None:
+    # JSONB in the binary format too, so COPY (always binary in asyncpg) can write it.
+    await conn.set_type_codec("json", encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("jsonb", encoder=_jsonb_binary, decoder=_jsonb_loads,
+                              schema="pg_catalog", format="binary")
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(value)
+
+
+def _jsonb_binary(value: Any) -> bytes:
+    return b"\x01" + (value.text if isinstance(value, RawJson) else _ENCODE(value)).encode()
+
+
+def _jsonb_loads(data: bytes) -> Any:
+    return json.loads(data[1:])  # after the format version byte
 
 
 def _server_settings(schema: str) -> dict[str, str]:
@@ -46,12 +73,13 @@ def _where(url: str) -> str:
 
 
 async def connect(url: str, schema: str) -> asyncpg.Connection:
-    """One connection whose unqualified names resolve in `schema`."""
+    """One connection whose unqualified names resolve in `schema` (JSONB in binary, for COPY;
+    `RawJson` values are written as they are)."""
     try:
         conn = await asyncpg.connect(url, server_settings=_server_settings(schema), timeout=10)
     except (OSError, asyncpg.PostgresError, TimeoutError) as err:
         raise DatabaseUnavailable(_where(url), f"cannot connect ({err})") from err
-    await _init(conn)
+    await _init_binary(conn)
     return conn
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime, timezone
 
 import asyncpg
 import structlog
@@ -29,12 +30,15 @@ log = structlog.get_logger(__name__)
 async def publish_lag(projector: Projector, conn: asyncpg.Connection,
                       offsets: OffsetReader) -> None:
     """Set `bend_projection_lag` (and the group's `bend_consumer_lag`) for each owned
-    partition: the log's end minus the next offset the read models will apply."""
+    partition: the log's end minus the next offset the read models will apply; and
+    `bend_projection_lag_seconds`, how long its records have waited."""
     owned = projector.assignment()
     lag = await projection_lag(conn, offsets, projector.topics) if owned else None
-    lags = {(p.topic, p.partition): p.lag for p in (lag.partitions if lag else ())
-            if (p.topic, p.partition) in owned}
-    set_projection_lag(lags)
+    mine = [p for p in (lag.partitions if lag else ()) if (p.topic, p.partition) in owned]
+    lags = {(p.topic, p.partition): p.lag for p in mine}
+    now = datetime.now(timezone.utc)
+    waits = {(p.topic, p.partition): s for p in mine if (s := p.seconds(now)) is not None}
+    set_projection_lag(lags, waits)
     set_consumer_lag(projector.group_id, lags)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import structlog
@@ -27,11 +28,13 @@ from bend.kafka.position import Position
 from bend.settings import Settings
 from projections import audit, checkpoint, dead_letters, llm_usage, runs, steps, timers
 from projections import components, triggers, workflows
+from projections.fold import Fold
 from projections.writes import Write, execute_in_order, execute_in_waves
 
 __all__ = [
-    "PROJECTED_KINDS", "BatchResult", "Consumed", "Unprojectable", "apply_batch",
-    "apply_isolating", "fetch_batch", "projected_topics", "writes_for",
+    "PROJECTED_KINDS", "BatchResult", "Consumed", "DeadLetterFailed", "Decoded", "OnFailed", "Unprojectable",
+    "apply_batch", "apply_decoded", "apply_isolating", "decode_all", "fetch_batch",
+    "projected_topics", "writes_for",
 ]
 
 log = structlog.get_logger(__name__)
@@ -40,6 +43,8 @@ log = structlog.get_logger(__name__)
 # only, so a run shows as queued (and a `?wait_for=` on a command's position works) before
 # the orchestrator has taken it.
 PROJECTED_KINDS = ("workflows", "runs", "commands", "triggers", "dead_letters")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 Decode = Callable[[bytes], Event | Command]
 Record = Event | Command
@@ -58,6 +63,10 @@ class Consumed:
     partition: int
     offset: int
     value: bytes | None
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    timestamp_ms: int | None = None  # the record's Kafka timestamp
+
 
     @property
     def position(self) -> Position:
@@ -81,6 +90,12 @@ class Unprojectable(BendError):
     code = "unprojectable"
 
 
+class DeadLetterFailed(BendError):
+    """A record the read models cannot hold could not be dead-lettered; nothing was stored."""
+
+    code = "dead_letter_failed"
+
+
 async def fetch_batch(consumer: AIOKafkaConsumer, timeout_ms: int,
                       max_records: int) -> list[Consumed]:
     """Wait up to `timeout_ms` for records, then take what else is already fetched (up to
@@ -91,7 +106,8 @@ async def fetch_batch(consumer: AIOKafkaConsumer, timeout_ms: int,
         fetched = await consumer.getmany(timeout_ms=wait, max_records=max_records - len(out))
         if not fetched:
             break
-        out += [Consumed(tp.topic, tp.partition, m.offset, m.value)
+        out += [Consumed(tp.topic, tp.partition, m.offset, m.value, m.key, tuple(m.headers),
+                         m.timestamp)
                 for tp, messages in fetched.items() for m in messages]
         wait = 0
     return out
@@ -137,90 +153,150 @@ def writes_for(record: Record) -> list[Write]:
     return []
 
 
-Execute = Callable[[asyncpg.Connection, Sequence[Write]], Awaitable[object]]
+async def _project(conn: asyncpg.Connection, pending: Sequence[tuple[Consumed, Record]], *,
+                   folded: bool) -> int:
+    """Gate, then write; the number of records that changed the read models.
 
-
-async def _project(conn: asyncpg.Connection, pending: Sequence[tuple[Consumed, Record]],
-                   execute: Execute) -> int:
-    """Gate, then write; the number of records that changed the read models."""
+    `folded`: the run-side rows are folded in memory and written once each (`projections.fold`);
+    otherwise every record's own statements run in order (the reference, for one record alone).
+    """
     for _, record in pending:
         if _is_run_event(record) and record.run_id is None:
             raise Unprojectable(f"{record.event_type} {record.event_id} on the run topic has "
                                 "no run_id; fix its producer, then re-drive the record")
-    fresh = await runs.gate(conn, [(r, c.position) for c, r in pending if _is_run_event(r)])
+    fresh = await runs.gate(conn, [(r, c) for c, r in pending if _is_run_event(r)])
     fresh |= await audit.gate(conn, [r for _, r in pending if _is_workflow_event(r)])
+    fold = Fold() if folded else None
     planned: list[Write] = []
     newest: dict[str, Event] = {}
     applied = 0
     for _, record in pending:
         gated = _is_run_event(record) or _is_workflow_event(record)
-        if gated and record.event_id not in fresh:
-            continue
-        planned.extend(record_writes := writes_for(record))
-        applied += bool(gated or record_writes)
+        if gated:
+            if record.event_id not in fresh:
+                continue
+            fresh.discard(record.event_id)  # a copy later in the batch is a redelivery
+        if fold is not None and fold.add(record):
+            if type(record) in audit.AUDITED:
+                planned.extend(audit.writes(record))
+            applied += 1
+        else:
+            planned.extend(record_writes := writes_for(record))
+            applied += bool(gated or record_writes)
         if _is_run_event(record):
             best = newest.get(record.run_id or "")
             if best is None or record.seq > best.seq:
                 newest[record.run_id or ""] = record
-    planned.extend(runs.bump(run_id, ev.seq, ev.occurred_at)
-                   for run_id, ev in newest.items() if ev.seq > 0)
-    await execute(conn, planned)
+    if fold is None:
+        planned.extend(runs.bump(run_id, ev.seq, ev.occurred_at)
+                       for run_id, ev in newest.items() if ev.seq > 0)
+        await execute_in_order(conn, planned)
+        return applied
+    for run_id, ev in newest.items():
+        if ev.seq > 0:
+            fold.bump(run_id, ev.seq, ev.occurred_at)
+    await fold.write(conn)
+    await execute_in_waves(conn, planned)
     return applied
 
 
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A consumed record and what it holds, or why it cannot be read."""
+
+    consumed: Consumed
+    record: Record | None
+    error: BendError | None = None
+
+
+def decode_all(records: Sequence[Consumed], decode: Decode) -> list[Decoded]:
+    """Decode a batch (before its transaction, so it can overlap the previous one's)."""
+    out = []
+    for rec in records:
+        try:
+            out.append(Decoded(rec, decode(rec.value or b"")))
+        except BendError as err:  # an undecodable record never becomes decodable
+            out.append(Decoded(rec, None, err))
+    return out
+
+
+# Told of each record the read models cannot hold, inside the batch's transaction (before its
+# offset is stored): the live projector dead-letters it.
+OnFailed = Callable[[Consumed, BaseException], Awaitable[None]]
+
+
 async def apply_batch(conn: asyncpg.Connection, records: Sequence[Consumed], decode: Decode,
-                      schema: str, *, isolate: bool = False) -> BatchResult:
+                      schema: str, *, isolate: bool = False,
+                      on_failed: OnFailed | None = None) -> BatchResult:
+    """Decode `records`, then `apply_decoded`."""
+    return await apply_decoded(conn, decode_all(records, decode), schema, isolate=isolate,
+                               on_failed=on_failed)
+
+
+async def apply_decoded(conn: asyncpg.Connection, records: Sequence[Decoded], schema: str, *,
+                        isolate: bool = False, on_failed: OnFailed | None = None) -> BatchResult:
     """Apply `records` and advance their partitions' offsets in ONE transaction.
 
     Records below a partition's stored offset were applied before and are skipped. With
     `isolate`, each record runs alone in a savepoint and one that fails is recorded in
-    `projection_errors` instead of failing the batch.
+    `projection_errors` (and given to `on_failed`) instead of failing the batch.
     """
     applied = failed = 0
     async with conn.transaction():
-        stored = await checkpoint.lock(conn, {(r.topic, r.partition) for r in records})
+        stored = await checkpoint.lock(conn, {(r.consumed.topic, r.consumed.partition)
+                                              for r in records})
         next_offsets: dict[tuple[str, int], int] = {}
+        times: dict[tuple[str, int], datetime] = {}
         pending: list[tuple[Consumed, Record]] = []
-        for rec in records:
+        for item in records:
+            rec = item.consumed
             tp = (rec.topic, rec.partition)
             if rec.offset < next_offsets.get(tp, stored[tp]):
                 continue
             next_offsets[tp] = rec.offset + 1
-            try:
-                pending.append((rec, decode(rec.value or b"")))
-            except BendError as err:  # an undecodable record never becomes decodable
-                await _skip(conn, rec, err)
+            if rec.timestamp_ms is not None and rec.timestamp_ms >= 0:
+                times[tp] = _EPOCH + timedelta(milliseconds=rec.timestamp_ms)
+            if item.record is not None:
+                pending.append((rec, item.record))
+            else:
+                await _skip(conn, rec, item.error or Unprojectable("undecodable"), on_failed)
                 failed += 1
         if not isolate:
-            applied = await _project(conn, pending, execute_in_waves)
+            applied = await _project(conn, pending, folded=True)
         else:
-            for item in pending:
+            for one in pending:
                 try:
                     async with conn.transaction():  # a savepoint
-                        applied += await _project(conn, [item], execute_in_order)
+                        applied += await _project(conn, [one], folded=False)
                 except (asyncpg.PostgresError, BendError, TypeError, ValueError) as err:
-                    await _skip(conn, item[0], err)
+                    await _skip(conn, one[0], err, on_failed)
                     failed += 1
         if next_offsets:
-            await checkpoint.advance(conn, next_offsets)
+            await checkpoint.advance(conn, next_offsets, times)
             await checkpoint.notify(conn, schema)
     return BatchResult(applied, len(records) - applied - failed, failed)
 
 
-async def apply_isolating(conn: asyncpg.Connection, records: Sequence[Consumed], decode: Decode,
-                          schema: str) -> BatchResult:
-    """`apply_batch`, and if a record fails it, the batch again record by record in savepoints."""
+async def apply_isolating(conn: asyncpg.Connection, records: Sequence[Decoded], schema: str, *,
+                          on_failed: OnFailed | None = None) -> BatchResult:
+    """Apply a batch whole, and if a record fails it, again record by record in savepoints."""
     try:
-        return await apply_batch(conn, records, decode, schema)
+        return await apply_decoded(conn, records, schema, on_failed=on_failed)
     except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
         raise  # the connection is gone: the caller reconnects and seeks back
+    except DeadLetterFailed:
+        raise  # the dead-letter topic did not take it: the caller tries the batch again
     except Exception as err:  # a record the fast path cannot apply: find it, keep the rest
         log.warning("batch_failed_retrying_isolated", error_type=type(err).__name__,
                     error=str(err)[:500])
-        return await apply_batch(conn, records, decode, schema, isolate=True)
+        return await apply_decoded(conn, records, schema, isolate=True, on_failed=on_failed)
 
 
-async def _skip(conn: asyncpg.Connection, rec: Consumed, err: BaseException) -> None:
+async def _skip(conn: asyncpg.Connection, rec: Consumed, err: BaseException,
+                on_failed: OnFailed | None) -> None:
     log.error("record_not_projected", topic=rec.topic, partition=rec.partition,
-              offset=rec.offset, error_type=type(err).__name__, reason=str(err)[:500])
+              offset=rec.offset, error_type=type(err).__name__, reason=str(err)[:500],
+              dead_lettered=on_failed is not None)
     await checkpoint.record_error(conn, rec.topic, rec.partition, rec.offset, err)
+    if on_failed is not None:
+        await on_failed(rec, err)

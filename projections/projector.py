@@ -9,24 +9,43 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from bend.contracts.codec import codec_for
+from bend.contracts.topics import topic_name
+from bend.core.events import DeadLettered
+from bend.kafka.headers import headers_json
+from bend.kafka.producer import RecordProducer
+from bend.ops.metrics import DEAD_LETTERS
 from bend.settings import Settings
 from projections import checkpoint
 from projections.db import connect, database_url
 from projections.migrate import migrate
-from projections.project import apply_isolating, fetch_batch, projected_topics
+from projections.project import (
+    Consumed, DeadLetterFailed, Decoded, apply_isolating, decode_all, fetch_batch,
+    projected_topics,
+)
 
 __all__ = ["Projector"]
 
 log = structlog.get_logger(__name__)
 
 _CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+_DEAD_LETTER_IDS = uuid.UUID("0d7a3c52-8f0e-4a57-9b6e-2f1c5d8e9a41")
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    generation: int  # the projector's seek generation when the fetch began
+    records: list[Decoded]
+    straddles_seek: bool = False  # a seek happened while it was fetched
 
 
 class Projector:
@@ -48,6 +67,9 @@ class Projector:
         self._conn: asyncpg.Connection | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._applying = asyncio.Lock()  # a batch, or a seek after an assignment, at a time
+        self._generation = 0  # moves at every seek: batches fetched before it are dropped
+        self._dead_letters: RecordProducer | None = None
+        self._dead_letter_topic = topic_name("dead_letters", settings)
 
     async def run(self) -> None:
         """Migrate the schema, then consume and apply until cancelled."""
@@ -65,14 +87,26 @@ class Projector:
             heartbeat_interval_ms=int(workers.heartbeat_interval_s * 1000),
         )
         self._consumer.subscribe(self.topics, listener=_SeekToStored(self))
+        self._dead_letters = RecordProducer(self.settings)
+        await self._dead_letters.start()
         await self._consumer.start()
         log.info("projector_started", schema=self.schema, group_id=self.group_id,
                  topics=self.topics)
         try:
+            # Fetch and decode the next batch while the database applies this one.
+            batch = await self._fetch()
             while True:
-                await self._step()
+                if batch.straddles_seek:
+                    # Some records may come from before a seek and some from after: read again
+                    # from the stored offsets (nothing is fetched meanwhile, so this settles).
+                    async with self._applying:
+                        await self._seek_to_stored(self._consumer.assignment())
+                    batch = await self._fetch()
+                    continue
+                batch, _ = await asyncio.gather(self._fetch(), self._apply(batch))
         finally:
             await self._consumer.stop()
+            await self._dead_letters.stop()
             await self._conn.close()
             log.info("projector_stopped", schema=self.schema, applied=self.applied)
 
@@ -82,25 +116,66 @@ class Projector:
             return set()
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
-    async def _step(self) -> None:
+    async def _fetch(self) -> _Batch:
         assert self._consumer is not None
+        generation = self._generation
         records = await fetch_batch(self._consumer, self.poll_ms, self.max_batch)
-        if not records:
+        return _Batch(generation, decode_all(records, self._decode),
+                      straddles_seek=generation != self._generation)
+
+    async def _apply(self, batch: _Batch) -> None:
+        if not batch.records:
             return
-        assert self._conn is not None
+        assert self._consumer is not None and self._conn is not None
         async with self._applying:
+            if batch.generation != self._generation:
+                return  # fetched before a seek (an assignment, a reconnect) read from elsewhere
             started = time.perf_counter()
             try:
-                result = await apply_isolating(self._conn, records, self._decode, self.schema)
+                result = await apply_isolating(self._conn, batch.records, self.schema,
+                                               on_failed=self._dead_letter)
             except _CONNECTION_ERRORS as err:
                 log.warning("projector_database_lost", error=str(err))
                 await self._reconnect()
                 await self._seek_to_stored(self._consumer.assignment())
                 return
+            except DeadLetterFailed as err:
+                log.warning("projector_dead_letter_failed", error=str(err), retry_in_s=1.0)
+                await asyncio.sleep(1.0)
+                await self._seek_to_stored(self._consumer.assignment())
+                return
             self.applied += result.applied
-            self.consumed += len(records)
-            log.debug("batch_projected", records=len(records), applied=result.applied,
-                      failed=result.failed, ms=round((time.perf_counter() - started) * 1000, 1))
+            self.consumed += len(batch.records)
+            log.debug("batch_projected", records=len(batch.records), applied=result.applied,
+                      failed=result.failed,
+                      ms=round((time.perf_counter() - started) * 1000, 1))
+
+    async def _dead_letter(self, rec: Consumed, err: BaseException) -> None:
+        """Send a record the read models cannot hold to the dead-letter topic, with why."""
+        if rec.topic == self._dead_letter_topic:
+            # A dead letter that cannot be projected is not dead-lettered again (a loop): it
+            # stays in projection_errors, to be found there.
+            log.error("dead_letter_not_projected", partition=rec.partition, offset=rec.offset,
+                      error_type=type(err).__name__)
+            return
+        assert self._dead_letters is not None
+        event = DeadLettered(
+            # One id per source record: a batch tried again dead-letters it once.
+            event_id=str(uuid.uuid5(_DEAD_LETTER_IDS, f"{rec.topic}/{rec.partition}/{rec.offset}")),
+            workflow_id="", occurred_at=datetime.now(timezone.utc), source_topic=rec.topic,
+            source_partition=rec.partition, source_offset=rec.offset,
+            error_type=type(err).__name__, reason=f"not projected: {err}"[:2000], key=rec.key,
+            payload=rec.value or b"", headers=headers_json(rec.headers),
+        )
+        try:
+            await self._dead_letters.send(event)
+        except Exception as failed:  # Kafka refused or is away: store nothing, try again
+            raise DeadLetterFailed(f"dead-lettering {rec.topic}:{rec.partition}:{rec.offset} "
+                                   f"failed ({failed})") from failed
+        DEAD_LETTERS.labels(rec.topic, event.error_type).inc()
+        log.error("dead_lettered", source_topic=rec.topic, partition=rec.partition,
+                  offset=rec.offset, error_type=event.error_type, reason=event.reason,
+                  event_id=event.event_id)
 
     async def _reconnect(self) -> None:
         delay = 0.5
@@ -129,6 +204,7 @@ class Projector:
                 self._consumer.seek(tp, offset)
         if fresh:
             await self._consumer.seek_to_beginning(*fresh)
+        self._generation += 1
         log.info("projector_positioned", partitions=len(partitions), from_start=len(fresh))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Protocol
 
 import asyncpg
 
@@ -16,32 +17,28 @@ from bend.core.commands import CancelRun, StartRun
 from bend.core.events import (
     Event, RunCancelled, RunCompleted, RunFailed, RunRequested, RunStarted,
 )
-from bend.kafka.position import Position
+from projections.db import RawJson
 from projections.payload import payload_of
 from projections.writes import Write
 
 __all__ = ["bump", "gate", "lane", "writes"]
 
-_GATE = """
-WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                         $6::timestamptz[], $7::text[], $8::text[], $9::integer[], $10::bigint[])
-        WITH ORDINALITY AS u (event_id, run_id, seq, event_type, step_id, occurred_at, payload,
-                              topic, partition, "offset", ord)
-), fresh AS (
-    INSERT INTO run_events (event_id, run_id, seq, event_type, step_id, occurred_at, payload,
-                            topic, partition, "offset")
-    SELECT event_id, run_id, seq, event_type, step_id, occurred_at, payload::jsonb, topic,
-           partition, "offset"
-    FROM input i
-    WHERE i.seq = 0
-       OR NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = i.run_id AND r.last_seq >= i.seq)
-    ORDER BY ord
-    ON CONFLICT DO NOTHING
-    RETURNING event_id
-)
-SELECT event_id FROM fresh
+# What a batch's run events may already have in the read models: their ids, their runs'
+# (run_id, seq), and how far their runs have been applied.
+_SEEN = """
+SELECT event_id, NULL::text AS run_id, NULL::bigint AS seq FROM run_events
+WHERE event_id = ANY($1::text[])
+UNION ALL
+SELECT NULL, e.run_id, e.seq FROM run_events e
+JOIN unnest($2::text[], $3::bigint[]) AS u (run_id, seq) ON e.run_id = u.run_id AND e.seq = u.seq
+WHERE e.seq > 0
+UNION ALL
+SELECT NULL, run_id, -last_seq FROM runs WHERE run_id = ANY($4::text[])
 """
+
+_COLUMNS = ["event_id", "run_id", "seq", "event_type", "step_id", "occurred_at", "payload", "topic",
+            "partition", "offset"]
+_PAYLOAD = json.JSONEncoder(separators=(",", ":")).encode
 
 _BUMP = """
 UPDATE runs SET last_seq = $2, last_event_at = $3 WHERE run_id = $1 AND last_seq < $2
@@ -110,20 +107,49 @@ def lane(run_id: str | None) -> tuple[str, str | None]:
     return ("run", run_id)
 
 
-async def gate(conn: asyncpg.Connection, items: Sequence[tuple[Event, Position]]) -> set[str]:
-    """Append run events to their runs' logs; the ids of those not already there."""
+class Placed(Protocol):
+    """Where a record sits in the log (a Position, or the consumed record itself)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+async def gate(conn: asyncpg.Connection, items: Sequence[tuple[Event, Placed]]) -> set[str]:
+    """Append run events to their runs' logs; the ids of those not already there.
+
+    An event is left out when its id is logged, its run already logs its seq (a re-emitted
+    event), or its run's rows have been applied past its seq; a copy later in the batch is left
+    out as well. The rest are appended with COPY, in log order.
+    """
     if not items:
         return set()
-    rows = await conn.fetch(
-        _GATE,
-        [ev.event_id for ev, _ in items], [ev.run_id for ev, _ in items],
-        [ev.seq for ev, _ in items], [ev.event_type for ev, _ in items],
-        [getattr(ev, "step_id", None) for ev, _ in items],
-        [ev.occurred_at for ev, _ in items],
-        [json.dumps(payload_of(ev), separators=(",", ":")) for ev, _ in items],
-        [p.topic for _, p in items], [p.partition for _, p in items],
-        [p.offset for _, p in items])
-    return {r["event_id"] for r in rows}
+    sequenced = [ev for ev, _ in items if ev.seq > 0]
+    ids, logged, applied = set(), set(), {}
+    for r in await conn.fetch(_SEEN, [ev.event_id for ev, _ in items],
+                              [ev.run_id for ev in sequenced], [ev.seq for ev in sequenced],
+                              list({ev.run_id for ev in sequenced})):
+        if r["event_id"] is not None:
+            ids.add(r["event_id"])
+        elif r["seq"] > 0:
+            logged.add((r["run_id"], r["seq"]))
+        else:
+            applied[r["run_id"]] = -r["seq"]
+    rows = []
+    for ev, p in items:
+        at = (ev.run_id, ev.seq)
+        if ev.event_id in ids or (ev.seq > 0 and (at in logged
+                                                 or applied.get(ev.run_id, -1) >= ev.seq)):
+            continue
+        ids.add(ev.event_id)
+        if ev.seq > 0:
+            logged.add(at)
+        rows.append((ev.event_id, ev.run_id, ev.seq, ev.event_type,
+                     getattr(ev, "step_id", None), ev.occurred_at,
+                     RawJson(_PAYLOAD(payload_of(ev))), p.topic, p.partition, p.offset))
+    if rows:
+        await conn.copy_records_to_table("run_events", records=rows, columns=_COLUMNS)
+    return {row[0] for row in rows}
 
 
 def bump(run_id: str, seq: int, occurred_at: object) -> Write:

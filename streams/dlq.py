@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
-from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,6 +10,7 @@ import structlog
 
 from bend.contracts.codec import encode
 from bend.core.events import DeadLettered
+from bend.kafka.headers import headers_json
 from bend.ops.metrics import DEAD_LETTERS
 from streams.produce import Delivery, RecordSender
 
@@ -43,13 +42,3 @@ class DeadLetters:
         log.error("dead_lettered", source_topic=source_topic, partition=partition,
                   error_type=event.error_type, reason=event.reason, event_id=event.event_id)
         return await self.producer.send(self.topic, key, encode(event))
-
-
-def headers_json(headers: Mapping[str, bytes | None] | Iterable[tuple[str, bytes | None]] | None
-                 ) -> list[dict[str, str | None]] | None:
-    """Kafka record headers as JSON: [{"key": name, "value": base64 or null}] (None: none)."""
-    if not headers:
-        return None
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    return [{"key": str(k), "value": None if v is None else base64.b64encode(v).decode()}
-            for k, v in pairs]

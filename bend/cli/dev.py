@@ -45,13 +45,34 @@ def down() -> None:
         click.echo(outcome.describe())
 
 
+def _projection_lag(settings: Any) -> str:
+    """The live read models' lag in words (`caught up`, `behind by 9 records (2 s)`)."""
+    import asyncio
+
+    import asyncpg
+
+    from projections.lag import describe, read_lag
+
+    try:
+        return describe(asyncio.run(asyncio.wait_for(read_lag(settings), 10)))
+    except asyncpg.UndefinedTableError:
+        return (f"no read models in schema {settings.database.schema_name} yet (start a "
+                "projector: `python -m projections run`)")
+    except Exception as err:  # a status line, not a failure of the stack
+        return f"lag unknown ({type(err).__name__}: {str(err)[:200]})"
+
+
 @dev.command()
 @clear_errors
 def status() -> None:
-    """Show whether Kafka and Postgres run and answer; exit code 1 if either does not."""
-    statuses = stack.status(get_settings())
+    """Show whether Kafka and Postgres run and answer, and how far the read models trail the
+    log; exit code 1 if Kafka or Postgres does not answer."""
+    settings = get_settings()
+    statuses = stack.status(settings)
     for service in statuses:
         click.echo(service.describe())
+    if all(s.running and s.answering for s in statuses):
+        click.echo(f"projections: {_projection_lag(settings)}")
     if not all(s.running and s.answering for s in statuses):
         # An error, not ctx.exit(1): click returns (not raises) Exit codes when not standalone.
         raise click.ClickException("the stack is not fully up; start it with `bend dev up`")

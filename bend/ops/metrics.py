@@ -7,6 +7,7 @@ calls, tokens, cost), and each process its own consumer lag, dead letters and br
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,7 +32,8 @@ from bend.settings import LlmPrice
 __all__ = [
     "CIRCUIT_STATE_VALUES", "COMMANDS", "CONSUMER_ASSIGNED", "CONSUMER_LAG", "DEAD_LETTERS",
     "EXECUTOR_STEPS", "HTTP_REQUESTS", "HTTP_REQUEST_DURATION", "INFO", "LLM_CALLS",
-    "LLM_CALL_DURATION", "LLM_COST", "LLM_TOKENS", "PROJECTION_LAG", "RUNS_FINISHED",
+    "LLM_CALL_DURATION", "LLM_COST", "LLM_TOKENS", "PROJECTION_LAG", "PROJECTION_LAG_SECONDS",
+    "RUNS_FINISHED",
     "RUNS_STARTED", "STALLED_PARTITIONS", "STEP_DURATION", "STEP_OVERHEAD", "STEP_RETRIES", "STEP_TIMEOUTS",
     "llm_cost", "observe_decision", "observe_llm_calls", "price_of", "set_consumer_lag",
     "set_projection_lag", "watch_circuits",
@@ -92,6 +94,9 @@ STALLED_PARTITIONS = Counter("bend_stalled_partitions", "Partitions this worker 
                              ["group", "topic"])
 PROJECTION_LAG = Gauge("bend_projection_lag", "Records in the log not yet applied to the read "
                        "models, for each partition this projector owns.", ["topic", "partition"])
+PROJECTION_LAG_SECONDS = Gauge("bend_projection_lag_seconds", "How long records have waited to "
+                               "be applied to the read models (0: none waits), for each partition "
+                               "this projector owns.", ["topic", "partition"])
 
 # The API.
 HTTP_REQUESTS = Counter("bend_http_requests", "API requests, by method, route and status.",
@@ -214,14 +219,21 @@ def consumer_lag(highwater: int | None, position: int | None) -> int | None:
 _projection_series: set[tuple[str, str]] = set()
 
 
-def set_projection_lag(lags: Mapping[tuple[str, int], int]) -> None:
-    """Publish the projector's lag for each partition it owns; drop partitions it lost."""
+def set_projection_lag(lags: Mapping[tuple[str, int], int],
+                       seconds: Mapping[tuple[str, int], float] | None = None) -> None:
+    """Publish the projector's lag (records, and seconds where known) for each partition it
+    owns; drop partitions it lost."""
     global _projection_series
     now = {(topic, str(partition)) for topic, partition in lags}
     for topic, partition in _projection_series - now:
         PROJECTION_LAG.remove(topic, partition)
+        with contextlib.suppress(KeyError):
+            PROJECTION_LAG_SECONDS.remove(topic, partition)
     for (topic, partition), lag in lags.items():
         PROJECTION_LAG.labels(topic, str(partition)).set(lag)
+        wait = (seconds or {}).get((topic, partition))
+        if wait is not None:
+            PROJECTION_LAG_SECONDS.labels(topic, str(partition)).set(wait)
     _projection_series = now
 
 

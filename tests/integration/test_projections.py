@@ -337,3 +337,37 @@ async def test_two_projectors_share_the_partitions_and_one_stopped_mid_stream_lo
     rebuilt = await snapshot(settings, report.schema)
     for table in READ_MODELS:
         assert live[table] == rebuilt[table], f"{table} differs from its rebuild"
+
+
+async def test_a_record_the_projector_cannot_apply_is_dead_lettered_with_the_reason(
+        settings: Settings, projector: Projector) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from bend.contracts.topics import topic_name
+    from bend.core.commands import StartRun
+
+    history = sample_history(workflows=1, runs_per_workflow=2, steps=1, tag="dlq")
+    start = next(r for r in history if isinstance(r, StartRun))
+    nul = replace(start, event_id=str(uuid.uuid4()), run_id="nul-run", idempotency_key="a\x00")
+    await produce(settings, [*history, nul])
+    raw = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
+    await raw.start()
+    try:
+        garbage = await raw.send_and_wait(topic_name("runs", settings), b"\xc3\x01garbage",
+                                          key=b"run-x")
+    finally:
+        await raw.stop()
+    await caught_up(settings, settings.database.schema_name)
+
+    letters = {r["source_topic"]: r for r in await fetch(
+        settings, "SELECT source_topic, source_offset, error_type, reason, key, payload "
+                  "FROM dead_letters WHERE reason LIKE 'not projected: %'")}
+    assert set(letters) == {topic_name("commands", settings), topic_name("runs", settings)}
+    corrupt = letters[topic_name("runs", settings)]
+    assert (corrupt["source_offset"], corrupt["key"], corrupt["payload"]) == (
+        garbage.offset, b"run-x", b"\xc3\x01garbage")
+    assert corrupt["error_type"] == "CorruptPayload"
+    assert letters[topic_name("commands", settings)]["reason"].startswith("not projected: ")
+    assert len(await fetch(settings, "SELECT 1 FROM projection_errors")) == 2
+    runs = await fetch(settings, "SELECT run_id FROM runs")
+    assert len(runs) == 2 and "nul-run" not in {r["run_id"] for r in runs}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import structlog
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -16,11 +19,14 @@ from bend.web.errors import BadForm
 from bend.web.render import page
 from bend.web.routes.common import Ui, UiRoute, context, need
 from bend.web.streams import MAX_S, run_statuses
+from projections.lag import describe, projection_lag, worth_showing
 from projections.queries import runs as queries
 from projections.queries import workflows as workflow_queries
 from projections.queries.paging import encode_cursor
 
 __all__ = ["router"]
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/ui/runs", route_class=UiRoute, include_in_schema=False)
 
@@ -28,6 +34,8 @@ PAGE = 50
 STATUSES = ("queued", "pending", "running", "completed", "failed", "cancelled")
 MAX_STREAMED = 200
 NEW_MAX = 100  # "100 new runs" at most: past that the count says 100+
+LAG_REFRESH_S = 5.0  # how old the runs page's reading of the projection lag may be (as the ops loop)
+LAG_TIMEOUT_S = 5.0
 
 
 def parse_time(value: str | None, field: str) -> datetime | None:
@@ -82,11 +90,47 @@ async def runs(request: Request, session: Ui, workflow: str | None = None,
     workflows = await workflow_queries.list_workflows(ctx.pool, project, limit=200)
     names = {w["workflow_id"]: w["name"] for w in workflows}
     return page(request, "runs.html", {
+        "behind": _behind(request, ctx),
         "rows": shown, "filters": filters, "kept": kept,
         "newest": _cursor_of(shown[0]) if shown else "", "statuses": STATUSES, "workflows": workflows,
         "names": names, "next_url": next_url, "prev_url": prev_url,
         "first_page": cursor is None and before is None,
     })
+
+
+class _LagWatch:
+    """How far the read models trail the log, read in the background at most every
+    `LAG_REFRESH_S`, so no page waits on Kafka for it (a page shows the last reading)."""
+
+    def __init__(self) -> None:
+        self.shown: str | None = None  # what readers should be told, if anything
+        self.read_at = float("-inf")
+        self._reading: asyncio.Task[None] | None = None
+
+    def current(self, ctx: Any) -> str | None:
+        """The last reading; starts a new one when it is old."""
+        if time.monotonic() - self.read_at > LAG_REFRESH_S and (
+                self._reading is None or self._reading.done()):
+            self._reading = asyncio.create_task(self._read(ctx))
+        return self.shown
+
+    async def _read(self, ctx: Any) -> None:
+        try:
+            lag = await asyncio.wait_for(projection_lag(ctx.pool, ctx.offsets, ctx.projected),
+                                         LAG_TIMEOUT_S)
+        except Exception as err:  # the lag is a hint, not the page: say nothing of it
+            log.warning("projection_lag_unavailable", error=repr(err))
+            self.shown = None
+        else:
+            self.shown = describe(lag) if worth_showing(lag) else None
+        self.read_at = time.monotonic()
+
+
+def _behind(request: Request, ctx: Any) -> str | None:
+    watch = getattr(request.app.state, "projection_lag_watch", None)
+    if watch is None:
+        watch = request.app.state.projection_lag_watch = _LagWatch()
+    return watch.current(ctx)
 
 
 @router.get("/stream")

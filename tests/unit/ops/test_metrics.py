@@ -210,3 +210,15 @@ def test_breakers_are_read_at_scrape_time_and_a_discarded_executor_stops_reporti
     del executor
     gc.collect()
     assert REGISTRY.get_sample_value("bend_circuit_state", {"target": target}) is None
+
+
+def test_projection_lag_in_seconds_is_published_where_known_and_dropped_with_the_partition(
+        ) -> None:
+    set_projection_lag({("p.runs", 0): 7, ("p.runs", 1): 0}, {("p.runs", 0): 12.5,
+                                                               ("p.runs", 1): 0.0})
+    assert value("bend_projection_lag_seconds", topic="p.runs", partition="0") == 12.5
+    assert value("bend_projection_lag_seconds", topic="p.runs", partition="1") == 0.0
+    set_projection_lag({("p.runs", 1): 2})
+    assert REGISTRY.get_sample_value("bend_projection_lag_seconds",
+                                     {"topic": "p.runs", "partition": "0"}) is None
+    set_projection_lag({})
