@@ -253,6 +253,11 @@ async def apply_decoded(conn: asyncpg.Connection, records: Sequence[Decoded], sc
             tp = (rec.topic, rec.partition)
             if rec.offset < next_offsets.get(tp, stored[tp]):
                 continue
+            if tp not in next_offsets and 0 <= stored[tp] < rec.offset:
+                # Projected topics are not compacted: records were skipped (a consumer
+                # positioned wrongly, or retention deleted what was never projected).
+                log.error("projection_gap", topic=rec.topic, partition=rec.partition,
+                          stored_next_offset=stored[tp], first_offset=rec.offset)
             next_offsets[tp] = rec.offset + 1
             if rec.timestamp_ms is not None and rec.timestamp_ms >= 0:
                 times[tp] = _EPOCH + timedelta(milliseconds=rec.timestamp_ms)

@@ -33,7 +33,7 @@ from projections.project import (
     projected_topics,
 )
 
-__all__ = ["Projector"]
+__all__ = ["Projector", "SeekClock"]
 
 log = structlog.get_logger(__name__)
 
@@ -41,11 +41,36 @@ _CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectio
 _DEAD_LETTER_IDS = uuid.UUID("0d7a3c52-8f0e-4a57-9b6e-2f1c5d8e9a41")
 
 
+class SeekClock:
+    """Seek generations, so a batch is applied only if no seek touched its fetch.
+
+    The count moves when a seek begins and again when it ends, so it is odd while one is under
+    way. Resetting a partition to its beginning is awaited, and a fetch running meanwhile can
+    return records read from the new position before the seek has finished: such a batch is
+    not clean, and neither is one fetched before a seek. Neither may be applied, and since the
+    consumer's position has moved past their records, the projector seeks to its stored
+    offsets again (with no fetch under way) before reading on.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0
+
+    def begin(self) -> None:
+        self.now += 1
+
+    def end(self) -> None:
+        self.now += 1
+
+    def clean(self, began: int, ended: int) -> bool:
+        """A fetch from `began` to `ended` saw no seek, and none has happened since."""
+        return began == ended == self.now and began % 2 == 0
+
+
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    generation: int  # the projector's seek generation when the fetch began
+    began: int  # the seek clock when the fetch began
+    ended: int  # and when it returned
     records: list[Decoded]
-    straddles_seek: bool = False  # a seek happened while it was fetched
 
 
 class Projector:
@@ -67,7 +92,8 @@ class Projector:
         self._conn: asyncpg.Connection | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._applying = asyncio.Lock()  # a batch, or a seek after an assignment, at a time
-        self._generation = 0  # moves at every seek: batches fetched before it are dropped
+        self._seeks = SeekClock()
+        self._reseek = False  # a batch was not applied: seek to the stored offsets first
         self._dead_letters: RecordProducer | None = None
         self._dead_letter_topic = topic_name("dead_letters", settings)
 
@@ -75,8 +101,24 @@ class Projector:
         """Migrate the schema, then consume and apply until cancelled."""
         self._conn = await connect(database_url(self.settings), self.schema)
         await migrate(self._conn, self.schema)
+        self._consumer = self._new_consumer()
+        self._consumer.subscribe(self.topics, listener=_SeekToStored(self))
+        self._dead_letters = self._new_dead_letters()
+        await self._dead_letters.start()
+        await self._consumer.start()
+        log.info("projector_started", schema=self.schema, group_id=self.group_id,
+                 topics=self.topics)
+        try:
+            await self._consume()
+        finally:
+            await self._consumer.stop()
+            await self._dead_letters.stop()
+            await self._conn.close()
+            log.info("projector_stopped", schema=self.schema, applied=self.applied)
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
         workers = self.settings.workers
-        self._consumer = AIOKafkaConsumer(
+        return AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka.bootstrap,
             client_id=f"{self.settings.kafka.client_id}-projector",
             group_id=self.group_id,
@@ -86,29 +128,24 @@ class Projector:
             session_timeout_ms=int(workers.session_timeout_s * 1000),
             heartbeat_interval_ms=int(workers.heartbeat_interval_s * 1000),
         )
-        self._consumer.subscribe(self.topics, listener=_SeekToStored(self))
-        self._dead_letters = RecordProducer(self.settings)
-        await self._dead_letters.start()
-        await self._consumer.start()
-        log.info("projector_started", schema=self.schema, group_id=self.group_id,
-                 topics=self.topics)
-        try:
-            # Fetch and decode the next batch while the database applies this one.
-            batch = await self._fetch()
-            while True:
-                if batch.straddles_seek:
-                    # Some records may come from before a seek and some from after: read again
-                    # from the stored offsets (nothing is fetched meanwhile, so this settles).
-                    async with self._applying:
-                        await self._seek_to_stored(self._consumer.assignment())
-                    batch = await self._fetch()
-                    continue
-                batch, _ = await asyncio.gather(self._fetch(), self._apply(batch))
-        finally:
-            await self._consumer.stop()
-            await self._dead_letters.stop()
-            await self._conn.close()
-            log.info("projector_stopped", schema=self.schema, applied=self.applied)
+
+    def _new_dead_letters(self) -> RecordProducer:
+        return RecordProducer(self.settings)
+
+    async def _consume(self) -> None:
+        """Fetch and decode the next batch while the database applies this one."""
+        assert self._consumer is not None
+        batch = await self._fetch()
+        while True:
+            if self._reseek or not self._seeks.clean(batch.began, batch.ended):
+                # A seek touched this batch's fetch (or a batch was dropped): read again from
+                # the stored offsets, with nothing fetched meanwhile, so this settles.
+                async with self._applying:
+                    self._reseek = False
+                    await self._seek_to_stored(self._consumer.assignment())
+                batch = await self._fetch()
+                continue
+            batch, _ = await asyncio.gather(self._fetch(), self._apply(batch))
 
     def assignment(self) -> set[tuple[str, int]]:
         """The (topic, partition) pairs this projector holds now (none before it joined)."""
@@ -118,18 +155,20 @@ class Projector:
 
     async def _fetch(self) -> _Batch:
         assert self._consumer is not None
-        generation = self._generation
+        began = self._seeks.now
         records = await fetch_batch(self._consumer, self.poll_ms, self.max_batch)
-        return _Batch(generation, decode_all(records, self._decode),
-                      straddles_seek=generation != self._generation)
+        return _Batch(began, self._seeks.now, decode_all(records, self._decode))
 
     async def _apply(self, batch: _Batch) -> None:
         if not batch.records:
             return
         assert self._consumer is not None and self._conn is not None
         async with self._applying:
-            if batch.generation != self._generation:
-                return  # fetched before a seek (an assignment, a reconnect) read from elsewhere
+            if not self._seeks.clean(batch.began, batch.ended):
+                # A seek (an assignment, a reconnect) came since it was fetched: its records
+                # are read again once the loop has sought to the stored offsets.
+                self._reseek = True
+                return
             started = time.perf_counter()
             try:
                 result = await apply_isolating(self._conn, batch.records, self.schema,
@@ -194,17 +233,20 @@ class Projector:
         """Position each partition at its stored next offset (the log's start if none)."""
         assert self._consumer is not None and self._conn is not None
         partitions = list(partitions)
-        stored = await checkpoint.stored(self._conn, {tp.topic for tp in partitions})
-        fresh = []
-        for tp in partitions:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                fresh.append(tp)
-            else:
-                self._consumer.seek(tp, offset)
-        if fresh:
-            await self._consumer.seek_to_beginning(*fresh)
-        self._generation += 1
+        self._seeks.begin()
+        try:
+            stored = await checkpoint.stored(self._conn, {tp.topic for tp in partitions})
+            fresh = []
+            for tp in partitions:
+                offset = stored.get((tp.topic, tp.partition))
+                if offset is None:
+                    fresh.append(tp)
+                else:
+                    self._consumer.seek(tp, offset)
+            if fresh:
+                await self._consumer.seek_to_beginning(*fresh)
+        finally:
+            self._seeks.end()
         log.info("projector_positioned", partitions=len(partitions), from_start=len(fresh))
 
 

@@ -216,7 +216,15 @@ async def test_losing_a_broker_twice_under_load_loses_no_run_and_repeats_no_step
                  if isinstance(e, StepSucceeded) and succeeded[e.step_id] > 1]
         assert set(succeeded) == STEPS and not twice, f"run {start.run_id}: {twice}"
     for table in READ_MODELS:
-        assert live[table] == rebuilt[table], f"{table} differs from its rebuild"
+        assert live[table] == rebuilt[table], _differs(table, live[table], rebuilt[table])
+
+
+def _differs(table: str, live: list[tuple[Any, ...]], rebuilt: list[tuple[Any, ...]]) -> str:
+    """Which rows of `table` only the live read model or only the rebuild holds (a few)."""
+    only_live = sorted(set(map(repr, live)) - set(map(repr, rebuilt)))
+    only_rebuilt = sorted(set(map(repr, rebuilt)) - set(map(repr, live)))
+    return (f"{table} differs from its rebuild: {len(only_live)} rows only live, e.g. "
+            f"{only_live[:3]}; {len(only_rebuilt)} only rebuilt, e.g. {only_rebuilt[:3]}")
 
 
 async def _load_with_faults(engine: Engine, cluster: Cluster, prefix: str) -> tuple[
