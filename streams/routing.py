@@ -10,11 +10,16 @@ it, unchanged, to its home partition instead of deciding it there.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from aiokafka.partitioner import murmur2
 
 __all__ = ["home_partition", "misrouted"]
 
 
+# aiokafka's murmur2 is pure Python (~7 us for a run id); the orchestrator asks for every
+# command, and a run's commands repeat its key, so the answers of recent runs are kept.
+@lru_cache(maxsize=1 << 16)
 def home_partition(key: bytes, partitions: int) -> int:
     """The partition of `key` among `partitions`: murmur2, positive, modulo the count."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
