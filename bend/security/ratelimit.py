@@ -17,7 +17,10 @@ from bend.security.errors import RateLimited
 from bend.security.roles import Principal
 from bend.settings import SecuritySettings
 
-__all__ = ["Decision", "Limiter", "PostgresBucketLimiter", "RateLimits", "TokenBucketLimiter"]
+__all__ = [
+    "Decision", "Limiter", "PostgresBucketLimiter", "RateLimits", "SharedBuckets",
+    "TokenBucketLimiter",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,6 @@ class TokenBucketLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
-
     async def acquire(self, key: str, cost: float = 1.0) -> Decision:
         """`check`, as the shared limiter is called."""
         return self.check(key, cost)
@@ -87,9 +89,6 @@ class Limiter(Protocol):
         ...
 
 
-# One statement per request: refill the bucket for the time since its last request, take the
-# cost if it is there, and say whether it was. Rows of every replica meet here, under the row
-# lock, so N replicas share one budget.
 # One statement per request, for every bucket it spends (an address's and a key's): refill each
 # for the time since its last request, take one token if it is there, and say whether it was.
 # Rows of every replica meet here, under the row locks, so N replicas share one budget.
@@ -115,42 +114,52 @@ _FORGET = ("DELETE FROM sec_rate_buckets"
            " WHERE as_of < clock_timestamp() - make_interval(secs => $1::float8)")
 
 
-class PostgresBucketLimiter:
-    """Token buckets in `sec_rate_buckets`, shared by every process on the database."""
+class SharedBuckets:
+    """Token buckets in `sec_rate_buckets`, shared by every process on the database: one
+    round trip takes a token from each bucket a request spends."""
 
-    def __init__(self, pool: asyncpg.Pool, rate_per_s: float, burst: int, *,
-                 forget_every: int = 1000) -> None:
-        if rate_per_s <= 0 or burst < 1:
-            raise ValueError("rate_per_s must be > 0 and burst >= 1")
+    def __init__(self, pool: asyncpg.Pool, *, forget_every: int = 1000) -> None:
         self._pool = pool
-        self.rate_per_s = rate_per_s
-        self.burst = float(burst)
         self._calls = itertools.count()
         self._forget_every = forget_every
+
+    def limiter(self, rate_per_s: float, burst: int) -> PostgresBucketLimiter:
+        """A limiter of this store's buckets with its own rate and burst."""
+        return PostgresBucketLimiter(self, rate_per_s, burst)
+
+    async def take(self, buckets: list[tuple[str, PostgresBucketLimiter]]) -> list[Decision]:
+        """A token from each of `buckets` (key, its limiter), in one round trip."""
+        if next(self._calls) % self._forget_every == self._forget_every - 1:
+            # A bucket untouched for the time it takes to refill is full: forget it.
+            await self._pool.execute(_FORGET,
+                                     max(b.burst / b.rate_per_s for _, b in buckets) + 60)
+        rows = await self._pool.fetch(_TAKE, [k for k, _ in buckets],
+                                      [b.burst for _, b in buckets],
+                                      [b.rate_per_s for _, b in buckets])
+        by_key = {r["key"]: r for r in rows}
+        out = []
+        for key, limiter in buckets:
+            row = by_key[key]
+            out.append(Decision(allowed=True) if row["last_allowed"] else Decision(
+                allowed=False, retry_after_s=(1 - row["tokens"]) / limiter.rate_per_s))
+        return out
+
+
+class PostgresBucketLimiter:
+    """One kind of shared bucket (a rate and a burst) in a SharedBuckets store."""
+
+    def __init__(self, store: SharedBuckets, rate_per_s: float, burst: int) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError("rate_per_s must be > 0 and burst >= 1")
+        self.store = store
+        self.rate_per_s = rate_per_s
+        self.burst = float(burst)
 
     async def acquire(self, key: str, cost: float = 1.0) -> Decision:
         """Take a token from `key`'s shared bucket if it has one."""
         if cost != 1.0:
             raise ValueError("shared buckets take one token a request")
-        return (await take_shared(self._pool, [(key, self)]))[0]
-
-
-async def take_shared(pool: asyncpg.Pool, buckets: list[tuple[str, PostgresBucketLimiter]]
-                      ) -> list[Decision]:
-    """A token from each of the shared `buckets` (key, its limiter), in one round trip."""
-    first = buckets[0][1]
-    if next(first._calls) % first._forget_every == first._forget_every - 1:  # noqa: SLF001
-        # A bucket untouched for the time it takes to refill is full: forget it.
-        await pool.execute(_FORGET, max(b.burst / b.rate_per_s for _, b in buckets) + 60)
-    rows = await pool.fetch(_TAKE, [k for k, _ in buckets], [b.burst for _, b in buckets],
-                            [b.rate_per_s for _, b in buckets])
-    by_key = {r["key"]: r for r in rows}
-    out = []
-    for key, limiter in buckets:
-        row = by_key[key]
-        out.append(Decision(allowed=True) if row["last_allowed"] else
-                   Decision(allowed=False, retry_after_s=(1 - row["tokens"]) / limiter.rate_per_s))
-    return out
+        return (await self.store.take([(key, self)]))[0]
 
 
 class RateLimits:
@@ -172,8 +181,9 @@ class RateLimits:
         """Limits with the configured rates and bursts: shared in Postgres when `pool` is given
         and `BEND_SECURITY__RATE_LIMIT_STORE` is `postgres` (the default), else per process."""
         if pool is not None and sec.rate_limit_store == "postgres":
-            return cls(per_key=PostgresBucketLimiter(pool, sec.key_rate_per_s, sec.key_burst),
-                       per_ip=PostgresBucketLimiter(pool, sec.ip_rate_per_s, sec.ip_burst),
+            store = SharedBuckets(pool)
+            return cls(per_key=store.limiter(sec.key_rate_per_s, sec.key_burst),
+                       per_ip=store.limiter(sec.ip_rate_per_s, sec.ip_burst),
                        local_ip=TokenBucketLimiter(sec.ip_rate_per_s, sec.ip_burst,
                                                    clock=clock))
         return cls(
@@ -203,10 +213,10 @@ class RateLimits:
         key = f"{principal.project}/{subject}"
         if (self.local_ip is not None and client_ip is not None
                 and isinstance(self.per_key, PostgresBucketLimiter)
-                and isinstance(self.per_ip, PostgresBucketLimiter)):
-            ip_decision, key_decision = await take_shared(
-                self.per_key._pool, [(f"ip:{client_ip}", self.per_ip),  # noqa: SLF001
-                                     (key, self.per_key)])
+                and isinstance(self.per_ip, PostgresBucketLimiter)
+                and self.per_key.store is self.per_ip.store):
+            ip_decision, key_decision = await self.per_key.store.take(
+                [(f"ip:{client_ip}", self.per_ip), (key, self.per_key)])
             _enforce(ip_decision, "client address")
             _enforce(key_decision, "API key")
             return
