@@ -26,6 +26,10 @@ class KafkaSettings(BaseModel):
     # once this many replicas have it, so one broker of three may be lost without losing a
     # write or stopping them. At most replication_factor.
     min_insync_replicas: int = Field(default=1, ge=1)
+    # How long a produce (the API's, the CLI's, triggers') may wait for its acks before it
+    # fails with a 503: longer than losing a partition leader stalls writes (the 3-broker test
+    # measures 9-14 s with Kafka's defaults), so a broker loss delays a request, not fails it.
+    produce_timeout_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _insync_within_replicas(self) -> KafkaSettings:

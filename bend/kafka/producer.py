@@ -28,7 +28,7 @@ class RecordProducer:
     """Produces events and commands to their topics, acks=all and idempotent; start() before use."""
 
     def __init__(self, settings: Settings, *, linger_ms: int = 2,
-                 request_timeout_ms: int = 15_000) -> None:
+                 request_timeout_ms: int | None = None) -> None:
         self.settings = settings
         self._codec = codec_for(settings)
         self._producer = AIOKafkaProducer(
@@ -37,7 +37,8 @@ class RecordProducer:
             acks="all",
             enable_idempotence=True,
             linger_ms=linger_ms,
-            request_timeout_ms=request_timeout_ms,
+            request_timeout_ms=request_timeout_ms
+            or int(settings.kafka.produce_timeout_s * 1000),
         )
         self._started = False
 
