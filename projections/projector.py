@@ -18,7 +18,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from bend.contracts.codec import codec_for
+from bend.contracts.codec import codec_for, prime
 from bend.contracts.topics import topic_name
 from bend.core.events import DeadLettered
 from bend.kafka.headers import headers_json
@@ -99,6 +99,7 @@ class Projector:
 
     async def run(self) -> None:
         """Migrate the schema, then consume and apply until cancelled."""
+        await prime(self.settings)
         self._conn = await connect(database_url(self.settings), self.schema)
         await migrate(self._conn, self.schema)
         self._consumer = self._new_consumer()

@@ -63,6 +63,7 @@ def _run_role(role: str, settings: Settings) -> None:
 
     ensure_topics(settings)
     codec.configure(settings)  # every encode/decode of the role: the registry's framing or not
+    codec.prime_blocking(settings)  # before the loop runs: no registration blocks it later
     worker_id = settings.workers.worker_id or f"{socket.gethostname()}:{os.getpid()}"
     app = create_app(role, settings)
     if role == "orchestrator":

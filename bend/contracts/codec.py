@@ -10,15 +10,19 @@ reads both (bend.contracts.registry): `encode` and `decode` follow the process's
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from fastavro import schemaless_reader
 
 from bend.contracts import datum as _datum
-from bend.contracts.errors import CorruptPayload, UnknownEventType, UnknownSchema
+from bend.contracts.errors import (
+    ContractError, CorruptPayload, UnknownEventType, UnknownSchema,
+)
 from bend.contracts.history import writer_schemas
 from bend.contracts.schemas import SchemaInfo, current_schemas, parse
 from bend.core.commands import COMMAND_TYPES, Command
@@ -30,8 +34,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAGIC", "RECORD_TYPES", "Codec", "ReadPlan", "codec_for", "configure", "decode", "encode",
-    "process_codec", "read_body",
+    "prime", "prime_blocking", "process_codec", "read_body",
 ]
+
+log = structlog.get_logger(__name__)
 
 MAGIC = b"\xc3\x01"
 _HEADER = len(MAGIC) + 8
@@ -72,6 +78,10 @@ class Codec:
         fp = int.from_bytes(data[2:_HEADER], "little")
         entry = self._readers.get(fp) or self._reader(fp)
         return read_body(data, _HEADER, entry.writer, entry.reader, entry.shape)
+
+    def record_names(self) -> list[str]:
+        """The names of the record types this codec writes (each has a current schema)."""
+        return [name for name in RECORD_TYPES if name in self._schemas]
 
     @property
     def known_schemas(self) -> int:
@@ -199,3 +209,24 @@ def codec_for(settings: Settings) -> Codec | RegistryCodec:
 
         codec = _registries[url] = RegistryCodec(url, _codec())
     return codec
+
+
+def prime_blocking(settings: Settings) -> None:
+    """With a schema registry configured, register every current schema now (blocking HTTP
+    calls), so no encode waits on the registry later. A registry that does not answer now is
+    only logged: the first use tries again."""
+    codec = codec_for(settings)
+    if isinstance(codec, Codec):
+        return
+    try:
+        count = codec.prime()
+    except ContractError as err:
+        log.warning("schema_registry_not_primed", url=codec.url, error=str(err))
+        return
+    log.info("schema_registry_primed", url=codec.url, types=count)
+
+
+async def prime(settings: Settings) -> None:
+    """`prime_blocking` in a thread, before a process on an event loop starts its work."""
+    if settings.kafka.schema_registry_url:
+        await asyncio.to_thread(prime_blocking, settings)

@@ -67,6 +67,17 @@ class RegistryCodec:
         entry = self._readers.get(schema_id) or self._fetch(schema_id)
         return read_body(data, _HEADER, entry.writer, entry.reader, entry.shape)
 
+    def prime(self) -> int:
+        """Register every record type's current schema now (blocking HTTP calls, so callers
+        on an event loop run this in a thread), so that encoding a record, or decoding one
+        written with a current schema, never waits on the registry later; how many types."""
+        names = self._codec.record_names()
+        for name in names:
+            shape = self._codec.shape_named(name)
+            if shape.cls not in self._headers:
+                self._register(shape)
+        return len(names)
+
     def _register(self, shape: _datum.Shape) -> bytes:
         text = json.dumps(shape.info.expanded, separators=(",", ":"))
         with self._lock:
@@ -74,6 +85,8 @@ class RegistryCodec:
                 subject_for(shape), Schema(text, "AVRO")))
             header = b"\0" + int(schema_id).to_bytes(4, "big")
             self._headers[shape.cls] = header
+            # Records written with this id are read with the same (current) schema.
+            self._readers.setdefault(int(schema_id), ReadPlan(shape.info.parsed, None, shape))
         return header
 
     def _fetch(self, schema_id: int) -> ReadPlan:

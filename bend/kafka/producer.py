@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from bend.contracts.codec import codec_for
+from bend.contracts.codec import codec_for, prime
 from bend.contracts.topics import key_for, topic_for
 from bend.core.commands import Command
 from bend.core.events import Event
@@ -44,6 +44,7 @@ class RecordProducer:
 
     async def start(self) -> None:
         """Connect to the cluster; raises KafkaUnavailable if it does not answer."""
+        await prime(self.settings)  # a registry's ids, before the first send needs one
         try:
             await self._producer.start()
         except KafkaError as err:

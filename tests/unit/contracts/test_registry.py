@@ -136,3 +136,24 @@ def test_a_registry_aware_client_reads_what_bend_writes(registry: SchemaRegistry
     value = read(data, SerializationContext("bend.run-events", MessageField.VALUE))
     assert (value["envelope"]["run_id"], value["envelope"]["seq"], value["step_id"]) == (
         "r", 1, "s")
+
+
+def test_a_primed_codec_encodes_and_decodes_its_own_records_without_the_registry(
+        registry: SchemaRegistry) -> None:
+    settings = Settings(kafka=KafkaSettings(schema_registry_url=f"{registry.url}/primed"))
+    codec = RegistryCodec(registry.url, Codec())
+    count = codec.prime()
+    assert count == len(Codec().record_names()) and count == len(registry.state.subjects)
+    registry.stop()  # from now on any HTTP call would fail
+    data = codec.encode(_event())
+    assert data[0] == 0
+    assert RegistryCodec.decode(codec, data) == _event()
+    # The process-wide helper logs, and does not raise, when the registry does not answer.
+    process.prime_blocking(settings)
+
+
+def test_an_unprimed_codec_needs_the_registry_on_first_use(registry: SchemaRegistry) -> None:
+    codec = RegistryCodec(registry.url, Codec())
+    registry.stop()
+    with pytest.raises(RegistryUnavailable):
+        codec.encode(_event())
