@@ -30,6 +30,10 @@ class KafkaSettings(BaseModel):
     # fails with a 503: longer than losing a partition leader stalls writes (the 3-broker test
     # measures 9-14 s with Kafka's defaults), so a broker loss delays a request, not fails it.
     produce_timeout_s: float = Field(default=30.0, gt=0)
+    # retention.ms of the run log (`<prefix>.run-events`): -1 keeps it forever. With a finite
+    # retention, run the archiver (`bend archive run`, part of `bend serve`) so replay, fork and
+    # rebuilds still see what Kafka has deleted; the commands topic keeps 7 days regardless.
+    run_log_retention_ms: int = Field(default=-1, ge=-1)
 
     @model_validator(mode="after")
     def _insync_within_replicas(self) -> KafkaSettings:
@@ -48,6 +52,18 @@ class DatabaseSettings(BaseModel):
     schema_name: str = "bend"  # the read models' schema (a rebuild fills another, then swaps)
     min_pool: int = 1
     max_pool: int = 10
+
+
+class ArchiveSettings(BaseModel):
+    """The archive of the logs Kafka expires: Avro segment files under `dir` (unset: the
+    local state dir's `archive/`), read with the log by replay, fork and rebuilds."""
+
+    dir: Path | None = None
+    # Topic kinds archived: the run log, and the commands and dead letters the read models
+    # project (both expire: 7 and 30 days).
+    topics: tuple[str, ...] = ("runs", "commands", "dead_letters")
+    segment_records: int = Field(default=10_000, ge=1)  # a segment file holds at most this many
+    flush_after_s: float = Field(default=30.0, gt=0)  # and is written once its oldest is this old
 
 
 class DevSettings(BaseModel):
@@ -266,6 +282,7 @@ class Settings(BaseSettings):
     tracing: TracingSettings = TracingSettings()
     secrets: SecretsSettings = SecretsSettings()
     egress: EgressSettings = EgressSettings()
+    archive: ArchiveSettings = ArchiveSettings()
 
     # Flat aliases for the two settings users set most (BEND_DATABASE_URL, BEND_KAFKA_BOOTSTRAP).
     database_url: str | None = None
@@ -279,6 +296,10 @@ class Settings(BaseSettings):
         dev = self.dev
         return (f"postgresql://{dev.postgres_user}:{dev.postgres_password}"
                 f"@127.0.0.1:{dev.postgres_port}/{dev.postgres_db}")
+
+    def archive_dir(self) -> Path:
+        """Where the archive's segment files live: BEND_ARCHIVE__DIR, else the state dir's."""
+        return self.archive.dir or self.dev.state_dir / "archive"
 
     def model_post_init(self, __context: object) -> None:
         """Let the flat aliases win over the nested defaults."""

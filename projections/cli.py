@@ -1,13 +1,19 @@
-"""`bend projector run | rebuild SCHEMA | lag` (also `python -m projections ...`)."""
+"""`bend projector run | rebuild SCHEMA | purge --older-than D | lag` (also
+`python -m projections ...`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 from bend.settings import get_settings
+
+if TYPE_CHECKING:
+    from projections.purge import PurgeReport
 
 __all__ = ["projector"]
 
@@ -42,8 +48,51 @@ def rebuild(schema: str) -> None:
 
     report = asyncio.run(_rebuild(get_settings(), schema))
     click.echo(f"rebuilt {schema}: {report.records} records ({report.applied} applied, "
-               f"{report.failed} failed) in {report.seconds:.1f} s, "
-               f"{report.per_second:.0f} records/s")
+               f"{report.failed} failed; {report.archived} from the archive) in "
+               f"{report.seconds:.1f} s, {report.per_second:.0f} records/s")
+    for gap in report.gaps:
+        click.echo(f"warning: {gap}; the rebuilt read models lack them", err=True)
+
+
+@projector.command()
+@click.option("--older-than", "older_than", required=True, metavar="DURATION",
+              help="Purge runs that finished longer ago than this: 90d, 12h, 30m.")
+@click.option("--schema", default=None,
+              help="Postgres schema (default BEND_DATABASE__SCHEMA_NAME).")
+def purge(older_than: str, schema: str | None) -> None:
+    """Delete finished runs older than DURATION from the read models (the log and the archive
+    keep them: replay and fork still work, and a rebuild brings them back)."""
+    from datetime import datetime, timezone
+
+    cutoff = datetime.now(timezone.utc) - _duration(older_than)
+    report = asyncio.run(_purge(schema, cutoff))
+    click.echo(f"purged {report.runs} runs finished before {cutoff:%Y-%m-%d %H:%M} UTC "
+               f"({report.events} events, {report.other_rows} step, timer and usage rows)")
+
+
+def _duration(text: str) -> timedelta:
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise click.BadParameter(f"{text!r} is no duration; write a number and d, h, m or s "
+                                 "(90d, 12h)", param_hint="--older-than")
+    return timedelta(**{units[unit]: int(number)})
+
+
+async def _purge(schema: str | None, cutoff: datetime) -> PurgeReport:
+    from projections.db import connect, database_url
+    from projections.purge import purge_finished_runs
+
+    settings = get_settings()
+    schema = schema or settings.database.schema_name
+    conn = await connect(database_url(settings), schema)
+    try:
+        if await conn.fetchval("SELECT to_regclass('runs')") is None:
+            raise click.ClickException(f"schema {schema} holds no read models; name the "
+                                       "projector's schema with --schema")
+        return await purge_finished_runs(conn, cutoff)
+    finally:
+        await conn.close()
 
 
 @projector.command()

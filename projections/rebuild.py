@@ -11,6 +11,8 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bend.archive.history import Gap, gap_of
+from bend.archive.store import ArchiveStore
 from bend.contracts.codec import codec_for
 from bend.kafka.fromstart import seek_to_start
 from bend.settings import Settings
@@ -19,7 +21,7 @@ from projections.db import check_schema, connect, database_url
 from projections.errors import ProjectionError
 from projections.migrate import migrate
 from projections.project import (
-    Decoded, apply_isolating, decode_all, fetch_batch, projected_topics,
+    Consumed, Decoded, apply_isolating, decode_all, fetch_batch, projected_topics,
 )
 
 __all__ = ["Progress", "RebuildReport", "SchemaNotFresh", "catch_up", "rebuild"]
@@ -49,6 +51,8 @@ class RebuildReport:
     applied: int
     failed: int
     seconds: float
+    archived: int = 0  # of `records`, how many came from the archive (bend.archive)
+    gaps: tuple[Gap, ...] = ()  # records neither the archive nor the log holds any more
 
     @property
     def per_second(self) -> float:
@@ -77,7 +81,9 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
                                 # Bulk reading: fuller fetches beat low latency here.
                                 fetch_min_bytes=1 << 20, fetch_max_wait_ms=100)
     started = time.perf_counter()
-    records = applied = failed = 0
+    records = applied = failed = archived = 0
+    gaps: list[Gap] = []
+    store = ArchiveStore(settings.archive_dir())
     try:
         if await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = $1", schema):
             raise SchemaNotFresh(schema)
@@ -89,7 +95,13 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
                       for p in sorted(cluster.partitions_for_topic(t) or ())]
         if partitions:
             begins, ends = await seek_to_start(consumer, partitions)
-            total = sum(max(ends[tp] - begins[tp], 0) for tp in partitions)
+            # What the archive holds is read from there; the log from where it ends.
+            archived_to, gaps = _after_archive(store, partitions, begins, ends)
+            for tp, start in archived_to.items():
+                consumer.seek(tp, max(start, begins[tp]))
+            log_starts = {tp: max(archived_to.get(tp, 0), begins[tp]) for tp in partitions}
+            total = sum(archived_to.values()) + sum(max(ends[tp] - log_starts[tp], 0)
+                                                    for tp in partitions)
             decode = codec_for(settings).decode
             # The fresh schema has no reader and a crash discards it: commits need not wait for
             # the disk, and the indexes no write reads are built once, after the load.
@@ -114,6 +126,18 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
                 if progress is not None:
                     progress(records, total)
 
+            for tp, end in sorted(archived_to.items()):
+                chunk: list[Consumed] = []
+                for rec in store.read(tp.topic, tp.partition, 0, end):
+                    chunk.append(Consumed(rec.topic, rec.partition, rec.offset, rec.value,
+                                          rec.key, (), rec.timestamp))
+                    if len(chunk) >= max_batch:
+                        await apply(decode_all(chunk, decode))
+                        archived += len(chunk)
+                        chunk = []
+                if chunk:
+                    await apply(decode_all(chunk, decode))
+                    archived += len(chunk)
             # Fetch and decode the next batch while the database applies this one.
             batch = await fetch()
             while batch or await _behind(consumer, ends):
@@ -122,10 +146,30 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
     finally:
         await consumer.stop()
         await conn.close()
-    report = RebuildReport(schema, records, applied, failed, time.perf_counter() - started)
+    report = RebuildReport(schema, records, applied, failed, time.perf_counter() - started,
+                           archived, tuple(gaps))
     log.info("projections_rebuilt", schema=schema, records=records, applied=applied,
-             failed=failed, seconds=round(report.seconds, 2))
+             failed=failed, archived=archived, gaps=[str(g) for g in gaps],
+             seconds=round(report.seconds, 2))
     return report
+
+
+def _after_archive(store: ArchiveStore, partitions: Sequence[TopicPartition],
+                   begins: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, int],
+                   ) -> tuple[dict[TopicPartition, int], list[Gap]]:
+    """Per partition, the offset up to which the archive is read (where it holds something),
+    and the gaps between archive and log."""
+    archived_to: dict[TopicPartition, int] = {}
+    gaps: list[Gap] = []
+    for tp in partitions:
+        archived = store.next_offset(tp.topic, tp.partition)
+        if archived is not None:
+            archived_to[tp] = min(archived, ends[tp])
+        gap = gap_of(tp.topic, tp.partition, archived, begins[tp])
+        if gap is not None:
+            log.error("rebuild_gap", gap=str(gap))
+            gaps.append(gap)
+    return archived_to, gaps
 
 
 # Indexes no projection statement reads: not unique, not behind a constraint.

@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "worker": "bend.cli.worker:worker",
     "serve": "bend.cli.serve:serve",
     "projector": "projections.cli:projector",
+    "archive": "bend.archive.cli:archive",
     "api": "bend.api.cli:api",
     "workflows": "bend.cli.workflows:workflows",
     "run": "bend.cli.runs:run",

@@ -82,7 +82,7 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
 
     return (
         spec("workflows", "workflow_id", FOREVER),
-        spec("runs", "run_id (the authoritative run log)", FOREVER),
+        spec("runs", "run_id (the authoritative run log)", k.run_log_retention_ms),
         spec("commands", "run_id", 7 * _DAY_MS),
         spec("tasks", "run_id (steps for executors)", 7 * _DAY_MS),
         spec("triggers", "trigger_id", FOREVER),

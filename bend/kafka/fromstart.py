@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,9 +30,14 @@ async def seek_to_start(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition
 
 
 async def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | None = None,
-                      *, fetch_bytes: int = 1024 * 1024) -> AsyncIterator[tuple[int, Any]]:
+                      *, fetch_bytes: int = 1024 * 1024,
+                      start_at: Mapping[int, int] | None = None,
+                      begins_seen: dict[int, int] | None = None,
+                      ) -> AsyncIterator[tuple[int, Any]]:
     """(partition, record) of every record of `topic` (or of its `partitions`) from its start
-    up to the end it has when reading begins; KafkaUnavailable if the broker does not answer."""
+    (or from `start_at[partition]` where that is later) up to the end it has when reading
+    begins; KafkaUnavailable if the broker does not answer. `begins_seen` is given each
+    partition's first offset in the log (what retention has left)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=fetch_bytes)
@@ -49,6 +54,13 @@ async def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | No
         if not tps:
             return
         begins, ends = await seek_to_start(consumer, tps)
+        if begins_seen is not None:
+            begins_seen.update({tp.partition: begins[tp] for tp in tps})
+        for tp in tps:
+            later = (start_at or {}).get(tp.partition)
+            if later is not None and later > begins[tp]:
+                begins[tp] = min(later, ends[tp])
+                consumer.seek(tp, begins[tp])
         pending = {tp for tp in tps if begins[tp] < ends[tp]}
         while pending:
             batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)

@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from bend.archive.history import read_history
 from bend.contracts.codec import codec_for
 from bend.contracts.topics import topic_name
 from bend.core.errors import BendError
 from bend.core.events import Event
 from bend.kafka.errors import KafkaUnavailable
-from bend.kafka.fromstart import read_to_end
 from bend.settings import Settings
 
 __all__ = ["KafkaUnavailable", "Recorded", "read_log", "run_events_of"]
@@ -31,13 +31,15 @@ class Recorded:
 async def read_log(settings: Settings, *, run_ids: Iterable[str] | None = None,
                    partitions: Iterable[int] | None = None, since: datetime | None = None,
                    until: datetime | None = None) -> list[Recorded]:
-    """Events of the run-events topic up to its current end, filtered by run and time."""
+    """Events of the run log (archived, then the topic up to its current end), filtered by run
+    and time."""
     wanted = set(run_ids) if run_ids is not None else None
     topic = topic_name("runs", settings)
     out: list[Recorded] = []
     decode = codec_for(settings).decode  # either framing when a registry is configured
-    async for partition, record in read_to_end(settings.kafka.bootstrap, topic, partitions,
-                                               fetch_bytes=8 * 1024 * 1024):
+    # The archive's records first, then the log from where it ends (bend.archive.history).
+    async for partition, record in read_history(settings, topic, partitions,
+                                                fetch_bytes=8 * 1024 * 1024):
         kept = _keep(record, decode, wanted, since, until)
         if kept is not None:
             out.append(Recorded(topic, partition, record.offset, record.value, kept))

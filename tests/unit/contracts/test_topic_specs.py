@@ -9,7 +9,9 @@ import pytest
 
 from bend.contracts.codec import RECORD_TYPES
 from bend.contracts.errors import MissingKey, UnknownEventType
-from bend.contracts.topics import FOREVER, TOPIC_KINDS, key_for, topic_for, topic_specs
+from bend.contracts.topics import (
+    FOREVER, TOPIC_KINDS, TopicSpec, key_for, topic_for, topic_specs,
+)
 from bend.core.commands import CancelRun, StartRun
 from bend.core.events import (
     DeadLettered, Envelope, RunStarted, StepScheduled, TriggerFired, WorkflowRegistered,
@@ -139,3 +141,13 @@ def test_a_redrive_mark_is_keyed_as_its_dead_letter_so_readers_see_them_in_order
                              dead_letter_id="d3", target_topic="t", target_partition=0,
                              target_offset=2, actor="a")
     assert key_for(old) == b"d3"  # written before source_key: keyed by the dead letter's id
+
+
+def test_the_run_logs_retention_is_a_setting_and_forever_by_default() -> None:
+    def runs(settings: Settings) -> TopicSpec:
+        return next(s for s in topic_specs(settings) if s.name.endswith(".run-events"))
+
+    assert runs(Settings()).retention_ms == FOREVER
+    week = 7 * 24 * 3600 * 1000
+    kept = runs(Settings(kafka=KafkaSettings(run_log_retention_ms=week)))
+    assert kept.all_configs()["retention.ms"] == str(week)

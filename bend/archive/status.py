@@ -1,0 +1,59 @@
+"""How far the archive reaches on each archived partition, beside what the log still holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from bend.archive.archiver import archived_topics
+from bend.archive.history import Gap, gap_of
+from bend.archive.store import ArchiveStore
+from bend.kafka.errors import KafkaUnavailable
+from bend.settings import Settings
+
+__all__ = ["PartitionArchive", "archive_status"]
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionArchive:
+    """One archived partition: the archive's next offset, the log's first and next offsets."""
+
+    topic: str
+    partition: int
+    archived_to: int | None  # None: nothing archived yet
+    segments: int
+    log_begins: int
+    log_ends: int
+
+    @property
+    def behind(self) -> int:
+        """Records in the log not archived yet."""
+        return max(self.log_ends - max(self.archived_to or 0, self.log_begins), 0)
+
+    @property
+    def gap(self) -> Gap | None:
+        """Records neither holds (deleted by retention before they were archived)."""
+        return gap_of(self.topic, self.partition, self.archived_to, self.log_begins)
+
+
+async def archive_status(settings: Settings) -> list[PartitionArchive]:
+    """Every partition of the archived topics, as the archive and the log stand now."""
+    store = ArchiveStore(settings.archive_dir())
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+                                enable_auto_commit=False)
+    try:
+        await consumer.start()
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topics
+        tps = [TopicPartition(t, p) for t in archived_topics(settings)
+               for p in sorted(consumer.partitions_for_topic(t) or ())]
+        begins = await consumer.beginning_offsets(tps) if tps else {}
+        ends = await consumer.end_offsets(tps) if tps else {}
+    except KafkaError as err:
+        raise KafkaUnavailable(settings.kafka.bootstrap, f"cannot read offsets ({err})") from err
+    finally:
+        await consumer.stop()
+    return [PartitionArchive(tp.topic, tp.partition, store.next_offset(tp.topic, tp.partition),
+                             len(store.segments(tp.topic, tp.partition)), begins[tp], ends[tp])
+            for tp in tps]
