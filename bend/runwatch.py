@@ -7,12 +7,13 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from bend.contracts.codec import codec_for
 from bend.contracts.topics import topic_name
 from bend.core.events import Event, RunCancelled, RunCompleted, RunFailed
 from bend.settings import Settings
+from bend.kafka.metadata import partitions_of
 
 __all__ = ["RunWatcher", "TERMINAL"]
 
@@ -36,11 +37,7 @@ class RunWatcher:
                                     group_id=None, enable_auto_commit=False,
                                     fetch_max_wait_ms=10)
         await consumer.start()
-        partitions = consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topic
-            partitions = consumer.partitions_for_topic(self.topic) or set()
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        tps = await partitions_of(consumer, [self.topic])
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         for tp in tps:

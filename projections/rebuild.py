@@ -16,6 +16,7 @@ from bend.archive.store import ArchiveStore
 from bend.contracts.codec import codec_for
 from bend.kafka.fromstart import seek_to_start
 from bend.settings import Settings
+from bend.kafka.metadata import partitions_of
 from projections import checkpoint
 from projections.db import check_schema, connect, database_url
 from projections.errors import ProjectionError
@@ -89,10 +90,7 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
             raise SchemaNotFresh(schema)
         await migrate(conn, schema)
         await consumer.start()
-        # Fresh metadata whole (consumer.topics() keeps only the names).
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions = [TopicPartition(t, p) for t in topics
-                      for p in sorted(cluster.partitions_for_topic(t) or ())]
+        partitions = await partitions_of(consumer, topics)
         if partitions:
             begins, ends = await seek_to_start(consumer, partitions)
             # What the archive holds is read from there; the log from where it ends.

@@ -12,13 +12,14 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from bend.contracts.codec import decode
 from bend.core.commands import StartRun
 from bend.core.errors import BendError
 from bend.core.events import WorkflowDeleted, WorkflowRegistered, WorkflowVersioned
 from bend.kafka.fromstart import seek_to_start
+from bend.kafka.metadata import partitions_of
 
 __all__ = ["Catalog", "WorkflowCatalog"]
 
@@ -82,9 +83,7 @@ class WorkflowCatalog:
                                     enable_auto_commit=False, auto_offset_reset="earliest")
         await consumer.start()
         try:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topics
-            tps = [TopicPartition(self._topic, p)
-                   for p in sorted(consumer.partitions_for_topic(self._topic) or ())]
+            tps = await partitions_of(consumer, [self._topic])
             _, ends = await seek_to_start(consumer, tps)
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=2000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from bend.archive.archiver import archived_topics
@@ -12,6 +12,7 @@ from bend.archive.history import Gap, gap_of
 from bend.archive.store import ArchiveStore
 from bend.kafka.errors import KafkaUnavailable
 from bend.settings import Settings
+from bend.kafka.metadata import partitions_of
 
 __all__ = ["PartitionArchive", "archive_status"]
 
@@ -45,9 +46,7 @@ async def archive_status(settings: Settings) -> list[PartitionArchive]:
                                 enable_auto_commit=False)
     try:
         await consumer.start()
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topics
-        tps = [TopicPartition(t, p) for t in archived_topics(settings)
-               for p in sorted(consumer.partitions_for_topic(t) or ())]
+        tps = await partitions_of(consumer, archived_topics(settings))
         begins = await consumer.beginning_offsets(tps) if tps else {}
         ends = await consumer.end_offsets(tps) if tps else {}
     except KafkaError as err:

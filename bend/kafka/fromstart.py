@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from bend.kafka.errors import KafkaUnavailable
+from bend.kafka.metadata import topic_partitions
 
 __all__ = ["read_to_end", "seek_to_start"]
 
@@ -48,8 +49,7 @@ async def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | No
         raise KafkaUnavailable(bootstrap, f"cannot read {topic} ({exc})") from exc
     try:
         if partitions is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - a fresh topic
-            partitions = sorted(consumer.partitions_for_topic(topic) or ())
+            partitions = await topic_partitions(consumer, topic)
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
             return

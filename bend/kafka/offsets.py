@@ -9,6 +9,7 @@ from aiokafka.errors import KafkaError
 
 from bend.kafka.errors import KafkaUnavailable
 from bend.settings import Settings
+from bend.kafka.metadata import partitions_of
 
 __all__ = ["OffsetReader"]
 
@@ -52,16 +53,9 @@ class OffsetReader:
     async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
         """Every partition of `topics` that exists (fresh metadata)."""
         try:
-            # consumer.topics() fetches fresh metadata but keeps only the names; a group-less
-            # consumer has no public way to learn partitions, so read the same fetch whole.
-            cluster = await self._consumer._client.fetch_all_metadata()
+            return await partitions_of(self._consumer, topics)
         except KafkaError as err:
             raise KafkaUnavailable(self.bootstrap, f"no metadata ({err})") from err
-        out = []
-        for topic in topics:
-            for partition in sorted(cluster.partitions_for_topic(topic) or ()):
-                out.append(TopicPartition(topic, partition))
-        return out
 
     async def bounds(self, topics: Iterable[str]) -> dict[tuple[str, int], tuple[int, int]]:
         """(topic, partition) -> (first offset still in the log, offset the next record gets)."""

@@ -20,6 +20,7 @@ from bend.core.events import (
 )
 from bend.core.schedule_errors import InvalidTrigger
 from bend.core.triggers import KafkaTrigger, ScheduleTrigger, TriggerState, apply, parse_trigger
+from bend.kafka.metadata import partitions_of
 from streams.catalog import WorkflowCatalog
 from streams.triggers.recent import DEFAULT_WINDOW, RecentKeys
 
@@ -153,10 +154,9 @@ async def partitions(consumer: AIOKafkaConsumer, topic: str,
     """The topic's partitions; metadata can lag a fresh consumer, so ask again for `wait_s`."""
     deadline = asyncio.get_running_loop().time() + wait_s
     while True:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topics
-        found = consumer.partitions_for_topic(topic)
+        found = await partitions_of(consumer, [topic])
         if found or asyncio.get_running_loop().time() > deadline:
-            return [TopicPartition(topic, p) for p in sorted(found or ())]
+            return found
         await asyncio.sleep(0.2)
 
 
