@@ -15,7 +15,7 @@ from bend.core.triggers import WebhookTrigger, parse_trigger
 from projections.queries import workflows as workflow_queries
 
 __all__ = [
-    "InvalidBackfill", "TriggerTypeMismatch", "UnknownTrigger", "UnknownWebhook",
+    "InvalidBackfill", "TriggerTypeMismatch", "UnknownTrigger",
     "WebhookPathTaken", "WorkflowPaused", "accepted", "pinned",
 ]
 
@@ -41,18 +41,6 @@ class WebhookPathTaken(ApiError):
     def __init__(self, path: str) -> None:
         super().__init__(f"a webhook trigger already listens on /webhooks/{path}; choose "
                          "another path (GET /api/webhooks lists those in use)")
-        self.path = path
-
-
-class UnknownWebhook(ApiError):
-    """No enabled webhook trigger listens on this path."""
-
-    code = "unknown_webhook"
-    status = 404
-
-    def __init__(self, path: str) -> None:
-        super().__init__(f"no enabled webhook listens on /webhooks/{path}; check the URL "
-                         "against GET /api/webhooks")
         self.path = path
 
 

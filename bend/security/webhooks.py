@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+import secrets
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -18,8 +19,8 @@ import asyncpg
 from bend.security.errors import BadSignature, MissingHeader, ReplayedDelivery, StaleTimestamp
 
 __all__ = [
-    "SIGNATURE_HEADER", "sign", "verify", "ReplayGuard", "MemoryReplayGuard",
-    "PostgresReplayGuard",
+    "NO_MATCH", "SIGNATURE_HEADER", "sign", "verify", "refuse_unknown", "ReplayGuard",
+    "MemoryReplayGuard", "PostgresReplayGuard",
 ]
 
 SIGNATURE_HEADER = "X-Bend-Signature"
@@ -120,6 +121,19 @@ def _parse(value: str) -> tuple[int, list[str]]:
     return timestamp, signatures
 
 
+# Said alike of a signature that does not match and of a path where no enabled hook listens,
+# so an unsigned caller cannot tell which paths exist.
+NO_MATCH = ("it does not match the body and timestamp under the secret of an enabled hook at "
+            "this path")
+
+
+def refuse_unknown(body: bytes | str) -> BadSignature:
+    """The refusal of a delivery to a path no enabled hook listens on: a signature mismatch,
+    after as much work as checking one takes."""
+    _digest(secrets.token_bytes(32), 0, body)
+    return BadSignature(NO_MATCH)
+
+
 async def verify(
     secret: str | bytes,
     headers: Mapping[str, str],
@@ -130,16 +144,16 @@ async def verify(
     *,
     required_headers: Iterable[str] = (),
     scope: str = "",
+    check: Callable[[Mapping[str, str]], None] | None = None,
 ) -> int:
-    """Check a delivery and return its timestamp; raises MissingHeader (400), or BadSignature,
-    StaleTimestamp, ReplayedDelivery (401). `scope` (e.g. the trigger id) separates hooks.
+    """Check a delivery and return its timestamp; raises BadSignature, StaleTimestamp,
+    ReplayedDelivery (401), or MissingHeader (400) once the signature holds. `check` runs the
+    caller's checks of an authentic delivery before it is recorded as seen. `scope` (e.g. the
+    trigger id) separates hooks.
 
     Only authentic, fresh deliveries are recorded, so forged requests cannot fill the guard.
     """
     lowered = {k.lower(): v for k, v in headers.items()}
-    for header in required_headers:
-        if not lowered.get(header.lower()):
-            raise MissingHeader(header)
     value = lowered.get(SIGNATURE_HEADER.lower())
     if not value:
         raise BadSignature(f"no {SIGNATURE_HEADER} header")
@@ -147,9 +161,15 @@ async def verify(
     expected = _digest(secret, timestamp, body)
     matched = next((s for s in signatures if hmac.compare_digest(s, expected)), None)
     if matched is None:
-        raise BadSignature("it does not match the body and timestamp")
+        raise BadSignature(NO_MATCH)
+    # Only an authentic delivery learns what else the hook requires.
+    for header in required_headers:
+        if not lowered.get(header.lower()):
+            raise MissingHeader(header)
     if abs(now - timestamp) > tolerance_s:
         raise StaleTimestamp(timestamp, now, tolerance_s)
+    if check is not None:  # the caller's own checks of an authentic delivery, before it counts
+        check(headers)
     key = hashlib.sha256(f"{scope}\x00{matched}".encode()).hexdigest()
     # Kept one second past the window's edge, where the stale check takes over.
     if not await seen.first_time(key, timestamp + tolerance_s + 1, now):

@@ -143,10 +143,22 @@ async def test_refused_deliveries_answer_their_status_and_produce_nothing(
     for label, content, headers, status, error in cases:
         r = await api.client.post(url, content=content, headers=headers)
         assert (r.status_code, r.json()["error"]) == (status, error), (label, r.text)
+    # A path where no hook listens answers as a bad signature does, word for word: without a
+    # hook's secret nobody can tell which paths exist. Unsigned, a known path asks for no
+    # header either (its required headers are only checked once the signature is).
     unknown = await api.client.post("/webhooks/nobody-listens", content=body,
                                     headers=signed(body))
-    assert unknown.status_code == 404
+    wrong = await api.client.post(url, content=body, headers=signed(body, secret="guess"))
+    unsigned = await api.client.post(url, content=body)
+    for refused in (unknown, wrong, unsigned):
+        assert (refused.status_code, refused.json()["error"]) == (401, "bad_signature")
+    assert _said(unknown) == _said(wrong)
     assert await api.log_ends() == before
+
+
+def _said(r: Any) -> tuple[int, str, str]:
+    problem = r.json()
+    return r.status_code, problem["title"], problem["detail"]
 
 
 async def test_a_replayed_delivery_is_refused_and_produces_nothing(api: RunningApi) -> None:
@@ -184,5 +196,5 @@ async def test_required_header_values_disabled_hooks_and_paused_workflows_refuse
                          params={"wait_for": off.json()["position"]["token"]})
     before = await api.log_ends()
     r = await api.client.post(url, content=body, headers=signed(body))
-    assert (r.status_code, r.json()["error"]) == (404, "unknown_webhook")
+    assert (r.status_code, r.json()["error"]) == (401, "bad_signature")  # as if it never was
     assert await api.log_ends() == before
