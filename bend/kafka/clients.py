@@ -1,0 +1,121 @@
+"""Every Kafka client Bend makes, configured from one `KafkaSettings` (address, TLS, SASL).
+
+Nothing else constructs a client: aiokafka consumers, producers and admin clients, confluent-kafka
+admin clients and producers, and Faust's broker credentials all come from here, so a TLS or SASL
+setting reaches every connection (tests/unit/test_kafka_clients_only_here.py checks it).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
+
+from bend.settings import KafkaSettings
+
+__all__ = [
+    "admin", "aiokafka_auth", "client", "confluent_admin", "confluent_config",
+    "confluent_producer", "consumer", "faust_credentials", "producer", "ssl_context",
+]
+
+
+def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
+    """The TLS context of SSL and SASL_SSL: brokers verified (name included) against
+    `ssl_cafile` or the system's CAs, the client certificate loaded if one is set."""
+    if not kafka.uses_ssl:
+        return None
+    context = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    if kafka.ssl_certfile is not None:
+        context.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile))
+    return context
+
+
+def aiokafka_auth(kafka: KafkaSettings) -> dict[str, Any]:
+    """aiokafka's security keywords (the same for consumers, producers and admin clients)."""
+    auth: dict[str, Any] = {"security_protocol": kafka.security_protocol}
+    if kafka.uses_ssl:
+        auth["ssl_context"] = ssl_context(kafka)
+    if kafka.uses_sasl:
+        auth["sasl_mechanism"] = kafka.sasl_mechanism
+        auth["sasl_plain_username"] = kafka.sasl_username
+        auth["sasl_plain_password"] = (kafka.sasl_password.get_secret_value()
+                                       if kafka.sasl_password else None)
+    return auth
+
+
+def _aiokafka(kafka: KafkaSettings, options: Mapping[str, Any]) -> dict[str, Any]:
+    return {"bootstrap_servers": kafka.bootstrap, **aiokafka_auth(kafka), **options}
+
+
+def consumer(kafka: KafkaSettings, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    """An aiokafka consumer of `topics` (none: assign later); `options` as aiokafka takes them."""
+    return AIOKafkaConsumer(*topics, **_aiokafka(kafka, options))
+
+
+def producer(kafka: KafkaSettings, **options: Any) -> AIOKafkaProducer:
+    """An aiokafka producer; `options` as aiokafka takes them (acks, linger_ms, ...)."""
+    return AIOKafkaProducer(**_aiokafka(kafka, options))
+
+
+def admin(kafka: KafkaSettings, **options: Any) -> AIOKafkaAdminClient:
+    """An aiokafka admin client."""
+    return AIOKafkaAdminClient(**_aiokafka(kafka, options))
+
+
+def client(kafka: KafkaSettings, **options: Any) -> AIOKafkaClient:
+    """A bare aiokafka client (metadata only: readiness checks)."""
+    return AIOKafkaClient(**_aiokafka(kafka, options))
+
+
+def confluent_config(kafka: KafkaSettings, options: Mapping[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    """A librdkafka configuration (`bootstrap.servers`, `security.protocol`, `ssl.*`,
+    `sasl.*`) with `options` added."""
+    config: dict[str, Any] = {"bootstrap.servers": kafka.bootstrap,
+                              "security.protocol": kafka.security_protocol.lower()}
+    if kafka.uses_ssl:
+        if kafka.ssl_cafile is not None:
+            config["ssl.ca.location"] = str(kafka.ssl_cafile)
+        if kafka.ssl_certfile is not None:
+            config["ssl.certificate.location"] = str(kafka.ssl_certfile)
+            config["ssl.key.location"] = str(kafka.ssl_keyfile)
+    if kafka.uses_sasl:
+        config["sasl.mechanisms"] = kafka.sasl_mechanism
+        config["sasl.username"] = kafka.sasl_username
+        config["sasl.password"] = (kafka.sasl_password.get_secret_value()
+                                   if kafka.sasl_password else None)
+    return {**config, **(options or {})}
+
+
+def confluent_admin(kafka: KafkaSettings, options: Mapping[str, Any] | None = None):  # noqa: ANN201 - confluent_kafka has no stubs
+    """A confluent-kafka AdminClient."""
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(confluent_config(kafka, options))
+
+
+def confluent_producer(kafka: KafkaSettings, options: Mapping[str, Any] | None = None):  # noqa: ANN201
+    """A confluent-kafka Producer (transactions: the recovery benchmark)."""
+    from confluent_kafka import Producer
+
+    return Producer(confluent_config(kafka, options))
+
+
+def faust_credentials(kafka: KafkaSettings):  # noqa: ANN201 - faust.types.auth.CredentialsT
+    """Faust's `broker_credentials`: None for PLAINTEXT; SSL or SASL (with TLS for SASL_SSL)."""
+    from faust.auth import SASLCredentials, SSLCredentials
+
+    context = ssl_context(kafka)
+    if kafka.uses_sasl:
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        # SASLCredentials is SASL_SSL exactly when given a TLS context.
+        return SASLCredentials(username=kafka.sasl_username, password=password,
+                               mechanism=kafka.sasl_mechanism, ssl_context=context)
+    if context is not None:
+        return SSLCredentials(context)
+    return None
