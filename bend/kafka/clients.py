@@ -19,7 +19,8 @@ from bend.settings import KafkaSettings
 
 __all__ = [
     "admin", "aiokafka_auth", "client", "confluent_admin", "confluent_config",
-    "confluent_producer", "consumer", "faust_credentials", "producer", "ssl_context",
+    "confluent_producer", "consumer", "faust_credentials", "faust_options", "producer",
+    "ssl_context",
 ]
 
 
@@ -119,3 +120,8 @@ def faust_credentials(kafka: KafkaSettings):  # noqa: ANN201 - faust.types.auth.
     if context is not None:
         return SSLCredentials(context)
     return None
+
+
+def faust_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """`faust.App` keywords: `broker` (the bootstrap servers) and `broker_credentials`."""
+    return {"broker": f"kafka://{kafka.bootstrap}", "broker_credentials": faust_credentials(kafka)}

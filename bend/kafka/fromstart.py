@@ -8,7 +8,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from bend.kafka import clients
 from bend.kafka.errors import KafkaUnavailable
+from bend.settings import KafkaSettings
 
 __all__ = ["read_to_end", "seek_to_start"]
 
@@ -29,18 +31,18 @@ async def seek_to_start(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition
     return begins, ends
 
 
-async def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | None = None,
+async def read_to_end(kafka: KafkaSettings, topic: str, partitions: Iterable[int] | None = None,
                       *, fetch_bytes: int = 1024 * 1024) -> AsyncIterator[tuple[int, Any]]:
     """(partition, record) of every record of `topic` (or of its `partitions`) from its start
     up to the end it has when reading begins; KafkaUnavailable if the broker does not answer."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
+    consumer = clients.consumer(kafka, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=fetch_bytes)
     try:
         await consumer.start()
     except KafkaError as exc:
         await consumer.stop()
-        raise KafkaUnavailable(bootstrap, f"cannot read {topic} ({exc})") from exc
+        raise KafkaUnavailable(kafka.bootstrap, f"cannot read {topic} ({exc})") from exc
     try:
         if partitions is None:
             await consumer._client.force_metadata_update()  # noqa: SLF001 - a fresh topic

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
+from bend.kafka import clients
 from bend.kafka.errors import KafkaUnavailable
 from bend.settings import Settings
 
@@ -18,8 +19,8 @@ class OffsetReader:
 
     def __init__(self, settings: Settings, *, request_timeout_ms: int = 10_000) -> None:
         self.bootstrap = settings.kafka.bootstrap
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        self._consumer = clients.consumer(
+            settings.kafka,
             client_id=f"{settings.kafka.client_id}-offsets",
             group_id=None,
             enable_auto_commit=False,

@@ -36,7 +36,7 @@ async def read_log(settings: Settings, *, run_ids: Iterable[str] | None = None,
     topic = topic_name("runs", settings)
     out: list[Recorded] = []
     decode = codec_for(settings).decode  # either framing when a registry is configured
-    async for partition, record in read_to_end(settings.kafka.bootstrap, topic, partitions,
+    async for partition, record in read_to_end(settings.kafka, topic, partitions,
                                                fetch_bytes=8 * 1024 * 1024):
         kept = _keep(record, decode, wanted, since, until)
         if kept is not None:
