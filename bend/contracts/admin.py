@@ -36,6 +36,7 @@ def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] | None = None,
     min.insync.replicas and extra configs."""
     specs = topic_specs(settings) if specs is None else tuple(specs)
     bootstrap = settings.kafka.bootstrap
+    clients.refuse_early(settings.kafka)  # a wrong password or CA: say so, not "no metadata"
     admin = clients.confluent_admin(settings.kafka, {"client.id": settings.kafka.client_id})
     deadline = time.monotonic() + timeout_s
     created: list[str] = []

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,14 +217,16 @@ def _cluster_id(paths: KafkaPaths) -> str:
 
 
 def format_storage(libs: Path, properties: Path, data: Path, cluster_id: str, java: str,
-                   env: Mapping[str, str], name: str = NAME) -> None:
-    """Format a node's data dir (`kafka.tools.StorageTool format`) on its first start only."""
+                   env: Mapping[str, str], name: str = NAME, *,
+                   extra_args: Sequence[str] = ()) -> None:
+    """Format a node's data dir (`kafka.tools.StorageTool format`) on its first start only;
+    `extra_args` e.g. `--add-scram` (bend.devstack.secure)."""
     if (data / "meta.properties").is_file():
         return
     argv = [
         java, "-cp", f"{libs}/*", f"-Dlog4j.configuration=file:{LOG4J}",
         "kafka.tools.StorageTool", "format", "-t", cluster_id,
-        "-c", str(properties), "--ignore-formatted",
+        "-c", str(properties), "--ignore-formatted", *extra_args,
     ]  # fmt: skip
     done = subprocess.run(  # noqa: S603
         argv, env=dict(env), capture_output=True, text=True, timeout=120

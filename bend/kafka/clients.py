@@ -7,18 +7,23 @@ setting reaches every connection (tests/unit/test_kafka_clients_only_here.py che
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
+from aiokafka.conn import create_conn
+from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
 
+from bend.kafka.errors import KafkaRefused, KafkaUnavailable
 from bend.settings import KafkaSettings
 
 __all__ = [
-    "admin", "aiokafka_auth", "client", "confluent_admin", "confluent_config",
+    "admin", "aiokafka_auth", "client", "refusal", "refuse_early", "unavailable", "confluent_admin", "confluent_config",
     "confluent_producer", "consumer", "faust_credentials", "faust_options", "producer",
     "ssl_context",
 ]
@@ -125,3 +130,55 @@ def faust_credentials(kafka: KafkaSettings):  # noqa: ANN201 - faust.types.auth.
 def faust_options(kafka: KafkaSettings) -> dict[str, Any]:
     """`faust.App` keywords: `broker` (the bootstrap servers) and `broker_credentials`."""
     return {"broker": f"kafka://{kafka.bootstrap}", "broker_credentials": faust_credentials(kafka)}
+
+
+async def refusal(kafka: KafkaSettings, timeout_s: float = 5.0) -> str | None:
+    """Why the brokers refuse these settings' TLS handshake or SASL login, saying which setting
+    to fix; None if the first broker that answers accepts them (or none answers).
+
+    aiokafka reports both only as "Unable to bootstrap"; a single connection tells them apart.
+    """
+    auth = aiokafka_auth(kafka)
+    for address in kafka.bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            conn = await create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000),
+                                     client_id=f"{kafka.client_id}-check", **auth)
+        except (SaslAuthenticationFailed, UnsupportedSaslMechanismError) as err:
+            return (f"SASL login as {kafka.sasl_username!r} with {kafka.sasl_mechanism} failed "
+                    f"({err}); check BEND_KAFKA__SASL_USERNAME, BEND_KAFKA__SASL_PASSWORD and "
+                    "BEND_KAFKA__SASL_MECHANISM")
+        except ssl.SSLError as err:
+            return (f"TLS handshake with {address} failed ({err.reason or err}); check "
+                    "BEND_KAFKA__SSL_CAFILE (the CA that signed the brokers' certificates) and, "
+                    "if the brokers require one, BEND_KAFKA__SSL_CERTFILE/SSL_KEYFILE")
+        except Exception:  # noqa: S112 - not answering is not a refusal; try the next broker
+            continue
+        conn.close()
+        return None
+    return None
+
+
+async def unavailable(kafka: KafkaSettings, detail: str) -> KafkaUnavailable:
+    """The error for a client that could not start: KafkaRefused when the brokers refuse its
+    TLS or login (the cause named), else KafkaUnavailable with `detail`."""
+    why = await refusal(kafka) if kafka.security_protocol != "PLAINTEXT" else None
+    return KafkaRefused(kafka.bootstrap, why) if why else KafkaUnavailable(kafka.bootstrap, detail)
+
+
+def refuse_early(kafka: KafkaSettings) -> None:
+    """Raise KafkaRefused if the brokers refuse these settings' TLS or login (blocking; any
+    thread, a running loop or not): a worker fails at once, saying what to fix, instead of
+    timing out on its first request."""
+    if kafka.security_protocol == "PLAINTEXT":
+        return
+    found: list[str | None] = [None]
+
+    def ask() -> None:
+        found[0] = asyncio.run(refusal(kafka))
+
+    thread = threading.Thread(target=ask, name="bend-kafka-refusal", daemon=True)
+    thread.start()
+    thread.join()
+    if found[0]:
+        raise KafkaRefused(kafka.bootstrap, found[0])

@@ -9,7 +9,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from bend.kafka import clients
-from bend.kafka.errors import KafkaUnavailable
 from bend.settings import KafkaSettings
 
 __all__ = ["read_to_end", "seek_to_start"]
@@ -42,7 +41,7 @@ async def read_to_end(kafka: KafkaSettings, topic: str, partitions: Iterable[int
         await consumer.start()
     except KafkaError as exc:
         await consumer.stop()
-        raise KafkaUnavailable(kafka.bootstrap, f"cannot read {topic} ({exc})") from exc
+        raise await clients.unavailable(kafka, f"cannot read {topic} ({exc})") from exc
     try:
         if partitions is None:
             await consumer._client.force_metadata_update()  # noqa: SLF001 - a fresh topic

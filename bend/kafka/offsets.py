@@ -19,6 +19,7 @@ class OffsetReader:
 
     def __init__(self, settings: Settings, *, request_timeout_ms: int = 10_000) -> None:
         self.bootstrap = settings.kafka.bootstrap
+        self._kafka = settings.kafka
         self._consumer = clients.consumer(
             settings.kafka,
             client_id=f"{settings.kafka.client_id}-offsets",
@@ -34,7 +35,7 @@ class OffsetReader:
             await self._consumer.start()
         except KafkaError as err:
             await self._consumer.stop()
-            raise KafkaUnavailable(self.bootstrap, f"cannot connect ({err})") from err
+            raise await clients.unavailable(self._kafka, f"cannot connect ({err})") from err
         self._started = True
 
     async def stop(self) -> None:

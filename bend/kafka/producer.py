@@ -47,7 +47,7 @@ class RecordProducer:
             await self._producer.start()
         except KafkaError as err:
             await self._producer.stop()
-            raise KafkaUnavailable(self.settings.kafka.bootstrap, f"cannot connect ({err})") \
+            raise await clients.unavailable(self.settings.kafka, f"cannot connect ({err})") \
                 from err
         self._started = True
 

@@ -84,6 +84,9 @@ def kafka_check(kafka: KafkaSettings, timeout_s: float) -> Check:
             await client.bootstrap()
             brokers = len(client.cluster.brokers())
         except Exception as err:
+            why = await clients.refusal(kafka) if kafka.security_protocol != "PLAINTEXT" else None
+            if why:
+                raise NotReady(f"Kafka at {bootstrap} refuses this client: {why}") from err
             raise NotReady(f"Kafka at {bootstrap} does not answer ({type(err).__name__}: "
                            f"{err}); check BEND_KAFKA__BOOTSTRAP and the brokers") from err
         finally:
