@@ -70,7 +70,10 @@ class SecureListener:
         if self.authorizer:
             props |= {"authorizer.class.name":
                       "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-                      "super.users": f"User:{ADMIN}",
+                      # ANONYMOUS: the brokers' requests over the PLAINTEXT controller
+                      # listener (loopback, controllers only); the SASL_SSL client listener
+                      # never has it.
+                      "super.users": f"User:{ADMIN};User:ANONYMOUS",
                       "allow.everyone.if.no.acl.found": "false"}
         return props
 

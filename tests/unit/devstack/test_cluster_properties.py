@@ -46,7 +46,7 @@ def test_a_secure_listener_replaces_plaintext_with_sasl_ssl_and_scram_users(
     assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert props["ssl.client.auth"] == "required"
     assert props["ssl.keystore.key"].startswith("-----BEGIN PRIVATE KEY-----\\n")
-    assert props["super.users"] == "User:admin"
+    assert props["super.users"] == "User:admin;User:ANONYMOUS"
     assert f'password="{listener.users["admin"]}"' in \
         props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
     assert listener.format_args() == [
