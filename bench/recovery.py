@@ -34,7 +34,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
@@ -45,6 +45,7 @@ from bend.core.commands import CompleteStep, StartRun
 from bend.core.decide import Accepted, decide
 from bend.core.definitions import definition_json, parse_definition
 from bend.core.events import Event, RunRequested, StepScheduled, StepSucceeded
+from bend.kafka import clients
 from bend.settings import Settings, get_settings
 from streams.app import topic_names
 from streams.snapshots import PartitionMirror, Snapshotter
@@ -99,7 +100,7 @@ async def produce_history(settings: Settings, events: int,
     _, done = _template(True)
     _, half = _template(False)
     done_p, half_p = [encode(e) for e in done], [encode(e) for e in half]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks=1,
+    producer = clients.producer(settings.kafka, acks=1,
                                 linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     began = time.perf_counter()
@@ -145,8 +146,8 @@ async def write_snapshot(settings: Settings, events_per_round: int = 0) -> dict[
     whole history, or a round every `events_per_round` events of a partition, a simulated
     second apart (ending now), as an orchestrator deciding that history would have written."""
     names = topic_names(settings)
-    s = Snapshotter(settings.kafka.bootstrap, names.run_events, names.run_states)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+    s = Snapshotter(settings.kafka, names.run_events, names.run_states)
+    consumer = clients.consumer(settings.kafka, group_id=None,
                                 enable_auto_commit=False,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
@@ -229,8 +230,8 @@ async def measure(settings: Settings, source: Path, env_extra: dict[str, str],
     partitions = settings.kafka.default_partitions
     probes = _probes(settings, open_runs, tag)
     expected = {(cmd.run_id, p) for p, cmd in probes}
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
-    watcher = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+    producer = clients.producer(settings.kafka, acks="all")
+    watcher = clients.consumer(settings.kafka, group_id=None,
                                enable_auto_commit=False)
     await producer.start()
     await watcher.start()
@@ -246,7 +247,7 @@ async def measure(settings: Settings, source: Path, env_extra: dict[str, str],
            "BEND_KAFKA__DEFAULT_PARTITIONS": str(partitions), "BEND_OPS__PORT": "0",
            "BEND_LOG__FORMAT": "json", **env_extra}
     env.pop("PYTHONPATH", None)
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    admin = clients.confluent_admin(settings.kafka)
     group = f"{settings.kafka.topic_prefix}-orchestrator"
     with log_path.open("ab") as log_file:
         launched = time.perf_counter()

@@ -16,12 +16,12 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from bend.contracts.codec import decode, encode
 from bend.core.events import StepSucceeded
-from bend.settings import get_settings
+from bend.kafka import clients
+from bend.settings import KafkaSettings, get_settings
 
 
 def _event(i: int, run_id: str) -> StepSucceeded:
@@ -37,14 +37,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(bootstrap: str, count: int, latency_samples: int) -> dict:
+async def run(kafka: KafkaSettings, count: int, latency_samples: int) -> dict:
     """Measure throughput and single-event latency; returns the figures."""
     topic = f"bench.roundtrip.{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = clients.confluent_admin(kafka)
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+    producer = clients.producer(kafka, acks="all",
                                 enable_idempotence=True, linger_ms=0)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+    consumer = clients.consumer(kafka, topic, group_id=None,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=5)
     await producer.start()
     await consumer.start()
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--latency-samples", type=int, default=1_000)
     args = parser.parse_args()
-    figures = asyncio.run(run(get_settings().kafka.bootstrap, args.count, args.latency_samples))
+    figures = asyncio.run(run(get_settings().kafka, args.count, args.latency_samples))
     print(json.dumps(figures, indent=2))
 
 

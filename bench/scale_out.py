@@ -23,6 +23,7 @@ from bench.engine import chain
 from bend.core.events import StepSucceeded
 from bend.devstack.engine import Engine, running_engine
 from bend.explain.observe import partition_of
+from bend.kafka import clients
 from bend.kafka.producer import RecordProducer
 from bend.runwatch import RunWatcher
 
@@ -53,7 +54,7 @@ async def rebalance(engine: Engine, how: str, runs: int, steps: int) -> dict[str
     s = engine.settings
     group, topic = f"{s.kafka.topic_prefix}-executor", f"{s.kafka.topic_prefix}.tasks"
     partitions = s.kafka.default_partitions
-    admin = AdminClient({"bootstrap.servers": s.kafka.bootstrap})
+    admin = clients.confluent_admin(s.kafka)
     before = _assignment(admin, group, topic)
     starts = [engine.start_run(chain(steps), {}) for _ in range(runs)]
     async with RunWatcher(s) as watcher, RecordProducer(s) as producer:

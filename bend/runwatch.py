@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from bend.contracts.codec import codec_for
 from bend.contracts.topics import topic_name
 from bend.core.events import Event, RunCancelled, RunCompleted, RunFailed
+from bend.kafka import clients
 from bend.settings import Settings
 from bend.kafka.metadata import partitions_of
 
@@ -33,7 +34,7 @@ class RunWatcher:
 
     async def start(self) -> None:
         """Open the consumer at the current end of every partition (call before starting runs)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap,
+        consumer = clients.consumer(self.settings.kafka,
                                     group_id=None, enable_auto_commit=False,
                                     fetch_max_wait_ms=10)
         await consumer.start()

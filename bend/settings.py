@@ -34,6 +34,17 @@ class KafkaSettings(BaseModel):
     # retention, run the archiver (`bend archive run`, part of `bend serve`) so replay, fork and
     # rebuilds still see what Kafka has deleted; the commands topic keeps 7 days regardless.
     run_log_retention_ms: int = Field(default=-1, ge=-1)
+    # How every client (Faust, aiokafka, confluent-kafka) connects; bend.kafka.clients turns
+    # these into each one's config. SSL and SASL_SSL verify the brokers against `ssl_cafile`
+    # (the system's CAs if unset) and present `ssl_certfile`/`ssl_keyfile` (PEM) if the
+    # brokers ask for a client certificate; SASL_* log in as `sasl_username`.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
 
     @model_validator(mode="after")
     def _insync_within_replicas(self) -> KafkaSettings:
@@ -42,6 +53,48 @@ class KafkaSettings(BaseModel):
                 f"min_insync_replicas ({self.min_insync_replicas}) exceeds replication_factor "
                 f"({self.replication_factor}): no write could succeed; lower "
                 "BEND_KAFKA__MIN_INSYNC_REPLICAS or raise BEND_KAFKA__REPLICATION_FACTOR")
+        return self
+
+    @property
+    def uses_ssl(self) -> bool:
+        """Whether connections are TLS (SSL or SASL_SSL)."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether clients log in with SASL (SASL_PLAINTEXT or SASL_SSL)."""
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> KafkaSettings:
+        protocol = f"BEND_KAFKA__SECURITY_PROTOCOL is {self.security_protocol}"
+        files = {"ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile,
+                 "ssl_keyfile": self.ssl_keyfile}
+        given = [name for name, path in files.items() if path is not None]
+        if given and not self.uses_ssl:
+            raise ValueError(
+                f"{', '.join(given)} set but {protocol}: TLS files are used only with SSL or "
+                "SASL_SSL; set BEND_KAFKA__SECURITY_PROTOCOL=SASL_SSL (or SSL), or unset them")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError(
+                "a client certificate needs both BEND_KAFKA__SSL_CERTFILE and "
+                "BEND_KAFKA__SSL_KEYFILE (PEM); set the missing one or unset both")
+        for name in given:
+            path = files[name]
+            if path is not None and not path.is_file():
+                raise ValueError(f"BEND_KAFKA__{name.upper()}={path}: no such file; mount it "
+                                 "there or point the setting at it")
+        login = [n for n, v in (("sasl_username", self.sasl_username),
+                                ("sasl_password", self.sasl_password)) if v]
+        if self.uses_sasl and len(login) < 2:
+            raise ValueError(
+                f"{protocol} but BEND_KAFKA__SASL_USERNAME and BEND_KAFKA__SASL_PASSWORD are "
+                "not both set: set the user's name and password (Strimzi keeps the password in "
+                "the KafkaUser's secret, key `password`)")
+        if login and not self.uses_sasl:
+            raise ValueError(
+                f"{' and '.join(login)} set but {protocol}: a login is sent only with "
+                "SASL_SSL or SASL_PLAINTEXT; set BEND_KAFKA__SECURITY_PROTOCOL=SASL_SSL")
         return self
 
 

@@ -66,7 +66,7 @@ async def run_with_ops(projector: Projector, settings: Settings) -> None:
     """Run the projector with its ops server, heartbeat and lag measurement, until cancelled."""
     ops = settings.ops
     heartbeat = Heartbeat(ops.stall_after_s)
-    checks = {"kafka": kafka_check(settings.kafka.bootstrap, ops.check_timeout_s),
+    checks = {"kafka": kafka_check(settings.kafka, ops.check_timeout_s),
               "postgres": postgres_check(database_url(settings), ops.check_timeout_s),
               "assignment": assignment_check(projector.group_id, projector.assignment)}
     server = start_ops_server(ops, "projector", checks=checks, heartbeat=heartbeat)

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from bend.contracts.codec import codec_for, prime
 from bend.contracts.topics import topic_name
 from bend.core.events import DeadLettered
+from bend.kafka import clients
 from bend.kafka.headers import headers_json
 from bend.kafka.producer import RecordProducer
 from bend.ops.metrics import DEAD_LETTERS
@@ -119,8 +120,8 @@ class Projector:
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         workers = self.settings.workers
-        return AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka.bootstrap,
+        return clients.consumer(
+            self.settings.kafka,
             client_id=f"{self.settings.kafka.client_id}-projector",
             group_id=self.group_id,
             enable_auto_commit=False,

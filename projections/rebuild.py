@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bend.archive.history import Gap, gap_of
 from bend.archive.store import ArchiveStore
 from bend.contracts.codec import codec_for
+from bend.kafka import clients
 from bend.kafka.fromstart import seek_to_start
 from bend.settings import Settings
 from bend.kafka.metadata import partitions_of
@@ -75,7 +76,7 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
     check_schema(schema)
     topics = list(topics or projected_topics(settings))
     conn = await connect(database_url(settings), schema)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+    consumer = clients.consumer(settings.kafka, group_id=None,
                                 client_id=f"{settings.kafka.client_id}-rebuild",
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 max_poll_records=max_batch,
@@ -217,7 +218,7 @@ async def catch_up(settings: Settings, schema: str, targets: Mapping[tuple[str, 
                 if n > stored.get((t, p), 0)}
         if not ends:
             return 0
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+        consumer = clients.consumer(settings.kafka, group_id=None,
                                     client_id=f"{settings.kafka.client_id}-catch-up",
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     max_poll_records=max_batch)

@@ -10,6 +10,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from bend.contracts.topics import topic_name
+from bend.kafka import clients
 from bend.settings import Settings
 
 __all__ = ["TopicNames", "create_app", "topic_names"]
@@ -69,7 +70,7 @@ def create_app(role: str, settings: Settings) -> faust.App:
     state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.kafka.topic_prefix}-{role}",
-        broker=f"kafka://{settings.kafka.bootstrap}",
+        **clients.faust_options(settings.kafka),  # bootstrap, TLS and SASL
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",

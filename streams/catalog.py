@@ -12,14 +12,15 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer
 
 from bend.contracts.codec import decode
 from bend.core.commands import StartRun
 from bend.core.errors import BendError
 from bend.core.events import WorkflowDeleted, WorkflowRegistered, WorkflowVersioned
+from bend.kafka import clients
 from bend.kafka.fromstart import seek_to_start
 from bend.kafka.metadata import partitions_of
+from bend.settings import KafkaSettings
 
 __all__ = ["Catalog", "WorkflowCatalog"]
 
@@ -41,8 +42,8 @@ class Catalog(Protocol):
 class WorkflowCatalog:
     """workflow_id → version → definition, caught up before the first lookup."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self._kafka = kafka
         self._topic = topic
         self.versions: dict[str, dict[int, Any]] = {}
         self._caught_up = asyncio.Event()
@@ -79,7 +80,7 @@ class WorkflowCatalog:
 
     async def follow(self) -> None:
         """Read the workflows topic from its start, then keep following it."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
+        consumer = clients.consumer(self._kafka, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest")
         await consumer.start()
         try:

@@ -60,7 +60,7 @@ def attach_ops(app: faust.App, role: str, settings: Settings) -> OpsServer | Non
     group = app.conf.id  # the role's consumer group, `<prefix>-<role>`
     heartbeat = Heartbeat(settings.ops.stall_after_s)
     held = _Assignment(app)
-    checks = {"kafka": kafka_check(settings.kafka.bootstrap, settings.ops.check_timeout_s),
+    checks = {"kafka": kafka_check(settings.kafka, settings.ops.check_timeout_s),
               "assignment": assignment_check(group, held.current)}
     server = start_ops_server(settings.ops, role, checks=checks, heartbeat=heartbeat)
 

@@ -77,14 +77,14 @@ class Orchestrator:
         self.producer: RecordSender = producer or Producer(app)
         self.dead_letters = DeadLetters(self.producer, names.dead_letters)
         w = settings.workers
-        self.snapshots = Snapshotter(settings.kafka.bootstrap, names.run_events,
+        self.snapshots = Snapshotter(settings.kafka, names.run_events,
                                      names.run_states, interval_s=w.snapshot_interval_s,
                                      lag_s=w.snapshot_lag_s, max_bytes=w.snapshot_max_bytes,
                                      writer=w.worker_id or "")
         self.cache: RunStates = cache or RunCache(
-            settings.kafka.bootstrap, names.run_events, self.snapshots,
+            settings.kafka, names.run_events, self.snapshots,
             finished_kept=w.finished_runs_kept)
-        self.catalog: Catalog = catalog or WorkflowCatalog(settings.kafka.bootstrap,
+        self.catalog: Catalog = catalog or WorkflowCatalog(settings.kafka,
                                                            names.workflows)
         self.writer = GroupCommit(self.producer, names.run_events, app.crash)
         self.timers = TimerQueue(self._fire)
@@ -340,7 +340,7 @@ class Orchestrator:
         for ev in runs.timers.values():
             self._arm(ev, partition)
         open_tasks = dict(runs.tasks)  # those scheduled from now on are sent by `_emit`
-        reported = await reported_attempts(self.settings.kafka.bootstrap, self.app.conf.id,
+        reported = await reported_attempts(self.settings.kafka, self.app.conf.id,
                                            self.commands.get_topic_name(), partition)
         if self.cache.owned().get(partition) is not runs:
             return

@@ -12,14 +12,14 @@ import asyncio
 import time
 
 import structlog
-from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from bend.contracts.codec import decode
 from bend.core.commands import CompleteStep, FailStep
 from bend.core.errors import BendError
+from bend.kafka import clients
+from bend.settings import KafkaSettings
 
 __all__ = ["Attempt", "reported_attempts"]
 
@@ -29,9 +29,9 @@ Attempt = tuple[str, str, int]  # run_id, step_id, attempt
 _TIMEOUT_S = 10.0
 
 
-def _committed(bootstrap: str, group: str, topic: str, partition: int) -> int:
+def _committed(kafka: KafkaSettings, group: str, topic: str, partition: int) -> int:
     """The group's committed offset on the partition, -1 if none (blocking: run in a thread)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = clients.confluent_admin(kafka)
     listed = admin.list_consumer_group_offsets(
         [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, partition)])],
         request_timeout=_TIMEOUT_S)[group].result(timeout=_TIMEOUT_S)
@@ -41,7 +41,7 @@ def _committed(bootstrap: str, group: str, topic: str, partition: int) -> int:
     return -1
 
 
-async def reported_attempts(bootstrap: str, group: str, topic: str, partition: int,
+async def reported_attempts(kafka: KafkaSettings, group: str, topic: str, partition: int,
                             max_records: int = 200_000, max_seconds: float = 5.0
                             ) -> set[Attempt]:
     """The step attempts with a report (CompleteStep, FailStep) after the committed offset.
@@ -50,9 +50,9 @@ async def reported_attempts(bootstrap: str, group: str, topic: str, partition: i
     task whose report lies further back may still be handed out again (at least once, as ever).
     """
     started = time.perf_counter()
-    committed = await asyncio.to_thread(_committed, bootstrap, group, topic, partition)
+    committed = await asyncio.to_thread(_committed, kafka, group, topic, partition)
     tp = AioTopicPartition(topic, partition)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = clients.consumer(kafka, enable_auto_commit=False,
                                 group_id=None, max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
     found: set[Attempt] = set()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from bend.contracts.codec import decode
 from bend.core.apply import apply
@@ -27,7 +27,9 @@ from bend.core.events import (
     TimerFired, TimerSet,
 )
 from bend.core.state import RunState
+from bend.kafka import clients
 from bend.kafka.fromstart import seek_to_start
+from bend.settings import KafkaSettings
 from streams.snapshots import LoadedSnapshot, PartitionMirror, Snapshotter, load_snapshot
 
 __all__ = ["Decided", "PartitionRuns", "RECENT_DECISIONS", "RunCache", "RunStates"]
@@ -165,10 +167,10 @@ class RunCache:
     out its open tasks).
     """
 
-    def __init__(self, bootstrap: str, run_events_topic: str,
+    def __init__(self, kafka: KafkaSettings, run_events_topic: str,
                  snapshots: Snapshotter | None = None,
                  finished_kept: int = FINISHED_KEPT) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._topic = run_events_topic
         self._snapshots = snapshots
         self._finished_kept = finished_kept
@@ -266,7 +268,7 @@ class RunCache:
         return kept, dropped
 
     async def _ends(self, partitions: set[int]) -> dict[int, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
+        consumer = clients.consumer(self._kafka, enable_auto_commit=False,
                                     group_id=None)
         await consumer.start()
         try:
@@ -284,15 +286,15 @@ class RunCache:
         loaded = LoadedSnapshot(partition)
         if snapshots is not None:
             await snapshots.claim(partition)  # fences the previous writer before we read
-            loaded = await load_snapshot(self._bootstrap, snapshots.topic, partition)
+            loaded = await load_snapshot(self._kafka, snapshots.topic, partition)
             if loaded.round is None:  # none yet (or its first round never finished)
                 loaded = LoadedSnapshot(partition, records=loaded.records)
         from_snapshot = self._fold_snapshot(runs, loaded)
         loaded_s = time.perf_counter() - started
         mirror = snapshots.mirror(loaded) if snapshots is not None else None
         tp = TopicPartition(self._topic, partition)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None,
+        consumer = clients.consumer(
+            self._kafka, enable_auto_commit=False, group_id=None,
             auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
         )
         await consumer.start()

@@ -34,7 +34,9 @@ from bend.contracts.snapshots import (
     finished_key, round_key,
 )
 from bend.contracts.topics import FINISHED_RUNS_KEPT_MS
+from bend.kafka import clients
 from bend.kafka.fromstart import seek_to_start
+from bend.settings import KafkaSettings
 
 __all__ = ["LoadedSnapshot", "PartitionMirror", "Round", "Snapshotter", "load_snapshot"]
 
@@ -244,10 +246,10 @@ class PartitionMirror:
         self.covered = done.covers
 
 
-async def load_snapshot(bootstrap: str, topic: str, partition: int) -> LoadedSnapshot:
+async def load_snapshot(kafka: KafkaSettings, topic: str, partition: int) -> LoadedSnapshot:
     """Read a partition of the run-states topic whole: the last record of each key wins."""
     tp = TopicPartition(topic, partition)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = clients.consumer(kafka, enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest",
                                 isolation_level="read_committed",
                                 max_partition_fetch_bytes=2 * 1024 * 1024)
@@ -280,10 +282,10 @@ class Snapshotter:
     round it left half written; readers read committed rounds only.
     """
 
-    def __init__(self, bootstrap: str, run_events_topic: str, run_states_topic: str,
+    def __init__(self, kafka: KafkaSettings, run_events_topic: str, run_states_topic: str,
                  interval_s: float = 1.0, lag_s: float = 2.0,
                  max_bytes: int = 4 * 1024 * 1024, writer: str = "") -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._source = run_events_topic
         self.topic = run_states_topic
         self.interval_s = interval_s
@@ -309,7 +311,7 @@ class Snapshotter:
         old = self._producers.pop(partition, None)
         if old is not None:
             await old.stop()
-        producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all",
+        producer = clients.producer(self._kafka, acks="all",
                                     enable_idempotence=True, linger_ms=5,
                                     max_request_size=16 * 1024 * 1024,
                                     transactional_id=f"{self.topic}-{partition}")
@@ -340,7 +342,7 @@ class Snapshotter:
         """Follow and snapshot until cancelled (an app task)."""
         if not self.enabled:
             return
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
+        consumer = clients.consumer(self._kafka, enable_auto_commit=False,
                                     group_id=None, auto_offset_reset="earliest",
                                     max_partition_fetch_bytes=8 * 1024 * 1024)
         await consumer.start()

@@ -27,7 +27,9 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bend.kafka import clients
 from bend.ops.metrics import STALLED_PARTITIONS
+from bend.settings import KafkaSettings
 
 __all__ = ["StallWatch"]
 
@@ -46,14 +48,14 @@ class StallWatch:
     """Checks the partitions of `topic` a worker holds; repairs those it finds stalled."""
 
     def __init__(self, app: faust.App, group: str, topic: str, busy: Callable[[], int],
-                 bootstrap: str, stall_after_s: float) -> None:
+                 kafka: KafkaSettings, stall_after_s: float) -> None:
         self.app = app
         self.group = group
         self.topic = topic
         self.busy = busy
         self.stall_after_s = stall_after_s
         self.repaired = 0
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self._admin: AIOKafkaAdminClient | None = None
         self._ends: AIOKafkaConsumer | None = None
         self._seen: dict[int, _Seen] = {}
@@ -62,9 +64,9 @@ class StallWatch:
         """The admin client and offsets consumer, started on first use (they need the loop)."""
         if self._admin is None or self._ends is None:
             client_id = f"{self.group}-stallwatch"
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=client_id,
+            admin = clients.admin(self.kafka, client_id=client_id,
                                         request_timeout_ms=int(_TIMEOUT_S * 1000))
-            ends = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, client_id=client_id,
+            ends = clients.consumer(self.kafka, client_id=client_id,
                                     group_id=None, enable_auto_commit=False,
                                     request_timeout_ms=int(_TIMEOUT_S * 1000))
             await admin.start()

@@ -117,7 +117,7 @@ def watch_stalls(app: Any, settings: Settings, topic: str, busy: Callable[[], in
         return
     from streams.stall import StallWatch
 
-    watch = StallWatch(app, app.conf.id, topic, busy, settings.kafka.bootstrap,
+    watch = StallWatch(app, app.conf.id, topic, busy, settings.kafka,
                        settings.workers.partition_stall_after_s)
 
     @app.timer(settings.workers.stall_check_s, name="stall-watch")

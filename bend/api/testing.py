@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import asyncpg
 import httpx
-from confluent_kafka.admin import AdminClient
 from fastapi import FastAPI
 
 from bend.api.app import create_app
 from bend.contracts.admin import ensure_topics
 from bend.contracts.topics import topic_specs
+from bend.kafka import clients
 from bend.security.roles import Role
 from bend.settings import Settings
 from projections.db import database_url
@@ -57,7 +57,7 @@ async def drop_isolated(settings: Settings, *, topics: bool = True) -> None:
         await conn.close()
     if not topics:
         return
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    admin = clients.confluent_admin(settings.kafka)
     mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{prefix}.")]
     if mine:
         for future in admin.delete_topics(mine, operation_timeout=30).values():

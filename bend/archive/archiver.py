@@ -22,6 +22,7 @@ from bend.archive.format import ArchivedRecord
 from bend.archive.store import ArchiveStore
 from bend.contracts.codec import codec_for
 from bend.contracts.topics import topic_name
+from bend.kafka import clients
 from bend.core.errors import BendError
 from bend.settings import Settings
 
@@ -61,8 +62,8 @@ class Archiver:
 
     async def run(self) -> None:
         """Consume and archive until cancelled; what is buffered is written on the way out."""
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka.bootstrap,
+        self._consumer = clients.consumer(
+            self.settings.kafka,
             client_id=f"{self.settings.kafka.client_id}-archiver", group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=5000,
             session_timeout_ms=int(self.settings.workers.session_timeout_s * 1000),

@@ -57,7 +57,7 @@ async def read_history(settings: Settings, topic: str, partitions: Iterable[int]
             yield partition, record
             covered[partition] = record.offset + 1
     begins: dict[int, int] = {}
-    async for item in read_to_end(settings.kafka.bootstrap, topic, wanted,
+    async for item in read_to_end(settings.kafka, topic, wanted,
                                   fetch_bytes=fetch_bytes, start_at=covered,
                                   begins_seen=begins):
         yield item

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from bend.archive.archiver import archived_topics
 from bend.archive.history import Gap, gap_of
 from bend.archive.store import ArchiveStore
-from bend.kafka.errors import KafkaUnavailable
+from bend.kafka import clients
 from bend.settings import Settings
 from bend.kafka.metadata import partitions_of
 
@@ -42,15 +41,14 @@ class PartitionArchive:
 async def archive_status(settings: Settings) -> list[PartitionArchive]:
     """Every partition of the archived topics, as the archive and the log stand now."""
     store = ArchiveStore(settings.archive_dir())
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
-                                enable_auto_commit=False)
+    consumer = clients.consumer(settings.kafka, group_id=None, enable_auto_commit=False)
     try:
         await consumer.start()
         tps = await partitions_of(consumer, archived_topics(settings))
         begins = await consumer.beginning_offsets(tps) if tps else {}
         ends = await consumer.end_offsets(tps) if tps else {}
     except KafkaError as err:
-        raise KafkaUnavailable(settings.kafka.bootstrap, f"cannot read offsets ({err})") from err
+        raise await clients.unavailable(settings.kafka, f"cannot read offsets ({err})") from err
     finally:
         await consumer.stop()
     return [PartitionArchive(tp.topic, tp.partition, store.next_offset(tp.topic, tp.partition),

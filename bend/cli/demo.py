@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from bend.contracts.admin import ensure_topics
 from bend.contracts.codec import decode, encode
@@ -23,6 +23,7 @@ from bend.core.events import (
     WorkflowRegistered,
 )
 from bend.devstack.engine import Engine, running_engine
+from bend.kafka import clients
 from bend.kafka.producer import RecordProducer
 from bend.runwatch import TERMINAL, RunWatcher
 from bend.settings import PROJECT_ROOT, Settings, get_settings
@@ -37,7 +38,7 @@ async def round_trip(settings: Settings, event: Event) -> tuple[Event, int, int,
 
     Returns (decoded event, partition, offset, milliseconds, encoded bytes).
     """
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all",
+    producer = clients.producer(settings.kafka, acks="all",
                                 enable_idempotence=True)
     await producer.start()
     try:
@@ -48,7 +49,7 @@ async def round_trip(settings: Settings, event: Event) -> tuple[Event, int, int,
     finally:
         await producer.stop()
     tp = TopicPartition(meta.topic, meta.partition)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+    consumer = clients.consumer(settings.kafka, group_id=None,
                                 enable_auto_commit=False)
     await consumer.start()
     try:

@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 
 from bend.contracts.errors import KafkaAdminFailed, TopicMismatch
 from bend.contracts.topics import TopicSpec, topic_specs
+from bend.kafka import clients
 from bend.settings import Settings
 
 __all__ = ["TopicReport", "ensure_topics"]
@@ -35,7 +36,8 @@ def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] | None = None,
     min.insync.replicas and extra configs."""
     specs = topic_specs(settings) if specs is None else tuple(specs)
     bootstrap = settings.kafka.bootstrap
-    admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": settings.kafka.client_id})
+    clients.refuse_early(settings.kafka)  # a wrong password or CA: say so, not "no metadata"
+    admin = clients.confluent_admin(settings.kafka, {"client.id": settings.kafka.client_id})
     deadline = time.monotonic() + timeout_s
     created: list[str] = []
     while True:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from bend.devstack import kafka, process
 from bend.devstack.errors import NotAnswering, ServiceFailed
-from bend.settings import Settings, get_settings
+from bend.devstack.secure import ADMIN, SecureListener
+from bend.settings import KafkaSettings, Settings, get_settings
 
 __all__ = ["Cluster", "ClusterNode", "render_node_properties", "running_cluster"]
 
@@ -133,6 +134,9 @@ class Cluster:
     # controller fences a dead broker and moves its leaderships (Kafka's default: 9 s).
     properties: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # A SASL_SSL client listener instead of PLAINTEXT (bend.devstack.secure); the cluster's own
+    # checks log in as its admin user.
+    secure: SecureListener | None = None
     nodes: list[ClusterNode] = field(default_factory=list)
     _pids: dict[int, int] = field(default_factory=dict)
     _cluster_id: str = ""
@@ -146,6 +150,11 @@ class Cluster:
     def bootstrap(self) -> str:
         """Every node's client address, comma-separated (BEND_KAFKA__BOOTSTRAP)."""
         return ",".join(n.address for n in self.nodes)
+
+    @property
+    def admin_security(self) -> KafkaSettings | None:
+        """How the cluster's own checks connect: None (PLAINTEXT) or as the admin user."""
+        return self.secure.client(self.bootstrap, ADMIN) if self.secure else None
 
     def node(self, node_id: int) -> ClusterNode:
         """The node with this id (1..size)."""
@@ -195,12 +204,14 @@ class Cluster:
             process.require_free_port(port, f"{setting} in {self.root / 'layout.json'}")
         java = kafka.java_path(self.env)
         node.data.mkdir(parents=True, exist_ok=True)
+        listener = self.secure.properties(node.port, node.controller_port) if self.secure else {}
         node.properties.write_text(render_node_properties(
             node, self.nodes, replication_factor=self.replication_factor,
-            min_insync_replicas=self.min_insync_replicas, extra=self.properties))
+            min_insync_replicas=self.min_insync_replicas, extra={**listener, **self.properties}))
         libs = kafka.KafkaPaths.of(self.settings).libs
         kafka.format_storage(libs, node.properties, node.data, self._cluster_id, java, self.env,
-                             self._name(node))
+                             self._name(node),
+                             extra_args=self.secure.format_args() if self.secure else ())
         with open(node.log, "a") as log:
             log.write(f"--- start {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         pid = process.launch(kafka.broker_argv(java, self.heap, libs, node.properties),
@@ -228,7 +239,8 @@ class Cluster:
         from confluent_kafka import KafkaException
 
         try:
-            return set(kafka.admin_client(self.bootstrap).list_topics(timeout=1).brokers)
+            admin = kafka.admin_client(self.bootstrap, self.admin_security)
+            return set(admin.list_topics(timeout=1).brokers)
         except KafkaException:
             return set()
 
@@ -242,7 +254,8 @@ class Cluster:
         The cluster keeps listing a killed broker until its session expires
         (broker.session.timeout.ms, 9 s), so the cluster's word alone is not enough."""
         address = self.node(node_id).address
-        self._wait(lambda ids: node_id in ids and kafka.answering(address, 1.0),
+        self._wait(lambda ids: node_id in ids and kafka.answering(address, 1.0,
+                                                                  self.admin_security),
                    f"broker {node_id}", timeout_s)
 
     def under_replicated(self) -> int:
@@ -250,7 +263,8 @@ class Cluster:
         from confluent_kafka import KafkaException
 
         try:
-            topics = kafka.admin_client(self.bootstrap).list_topics(timeout=2).topics
+            admin = kafka.admin_client(self.bootstrap, self.admin_security)
+            topics = admin.list_topics(timeout=2).topics
         except KafkaException:
             return -1
         return sum(1 for t in topics.values() for p in t.partitions.values()
@@ -299,9 +313,13 @@ class Cluster:
 @contextmanager
 def running_cluster(settings: Settings | None = None, name: str = "cluster", *,
                     keep: bool = False, timeout_s: float = 90.0,
-                    properties: Mapping[str, str] | None = None) -> Iterator[Cluster]:
-    """A started cluster; stopped afterwards, and its files deleted unless `keep`."""
-    cluster = Cluster(settings or get_settings(), name, properties=dict(properties or {}))
+                    properties: Mapping[str, str] | None = None, size: int = 3,
+                    secure: SecureListener | None = None) -> Iterator[Cluster]:
+    """A started cluster of `size` nodes (replicas and min.insync.replicas fit it), with a
+    SASL_SSL listener if `secure`; stopped afterwards, and its files deleted unless `keep`."""
+    cluster = Cluster(settings or get_settings(), name, size=size,
+                      replication_factor=min(3, size), min_insync_replicas=min(2, size),
+                      properties=dict(properties or {}), secure=secure)
     with ExitStack() as stack:
         stack.callback(cluster.stop if keep else cluster.remove)
         cluster.start(timeout_s)

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,8 @@ from bend.devstack.errors import (
     ServiceFailed,
 )
 from bend.devstack.service import ServiceStatus
-from bend.settings import PROJECT_ROOT, Settings
+from bend.kafka import clients
+from bend.settings import PROJECT_ROOT, KafkaSettings, Settings
 
 __all__ = [
     "KafkaPaths",
@@ -216,14 +217,16 @@ def _cluster_id(paths: KafkaPaths) -> str:
 
 
 def format_storage(libs: Path, properties: Path, data: Path, cluster_id: str, java: str,
-                   env: Mapping[str, str], name: str = NAME) -> None:
-    """Format a node's data dir (`kafka.tools.StorageTool format`) on its first start only."""
+                   env: Mapping[str, str], name: str = NAME, *,
+                   extra_args: Sequence[str] = ()) -> None:
+    """Format a node's data dir (`kafka.tools.StorageTool format`) on its first start only;
+    `extra_args` e.g. `--add-scram` (bend.devstack.secure)."""
     if (data / "meta.properties").is_file():
         return
     argv = [
         java, "-cp", f"{libs}/*", f"-Dlog4j.configuration=file:{LOG4J}",
         "kafka.tools.StorageTool", "format", "-t", cluster_id,
-        "-c", str(properties), "--ignore-formatted",
+        "-c", str(properties), "--ignore-formatted", *extra_args,
     ]  # fmt: skip
     done = subprocess.run(  # noqa: S603
         argv, env=dict(env), capture_output=True, text=True, timeout=120
@@ -257,24 +260,24 @@ def launch(settings: Settings, env: Mapping[str, str]) -> int:
     return pid
 
 
-def admin_client(address: str):  # noqa: ANN202 - confluent_kafka has no stubs
-    """An AdminClient that stays quiet and retries fast while the broker is coming up."""
-    from confluent_kafka.admin import AdminClient
-
-    return AdminClient({
-        "bootstrap.servers": address,
+def admin_client(address: str, security: KafkaSettings | None = None):  # noqa: ANN201 - confluent_kafka has no stubs
+    """An AdminClient that stays quiet and retries fast while the broker is coming up;
+    `security` gives its TLS and SASL settings (their bootstrap is replaced by `address`)."""
+    kafka = (security or KafkaSettings()).model_copy(update={"bootstrap": address})
+    return clients.confluent_admin(kafka, {
         "log_level": 0,  # "connection refused" before the broker listens is expected, not news
         "reconnect.backoff.ms": 50,
         "reconnect.backoff.max.ms": 250,
     })  # fmt: skip
 
 
-def answering(address: str, timeout_s: float = 1.0) -> bool:
+def answering(address: str, timeout_s: float = 1.0,
+              security: KafkaSettings | None = None) -> bool:
     """True if a broker at address answers a metadata request within timeout_s."""
     from confluent_kafka import KafkaException
 
     try:
-        return bool(admin_client(address).list_topics(timeout=timeout_s).brokers)
+        return bool(admin_client(address, security).list_topics(timeout=timeout_s).brokers)
     except KafkaException:
         return False
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import ConsumerGroupState
-from confluent_kafka.admin import AdminClient
 
 from bend.core.errors import BendError
+from bend.kafka import clients
 from bend.settings import Settings
 
 __all__ = ["WorkerFailed", "WorkerProcess", "Workers", "ops_url_from_log"]
@@ -125,7 +125,7 @@ class Workers:
         """Block until `role`'s consumer group is Stable with every live process of the role."""
         group = f"{self.settings.kafka.topic_prefix}-{role}"
         want = sum(1 for p in self.processes if p.role == role and p.alive())
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap})
+        admin = clients.confluent_admin(self.settings.kafka)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for p in self.processes:

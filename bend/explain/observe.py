@@ -10,7 +10,6 @@ from typing import Any
 
 import asyncpg
 from aiokafka import TopicPartition as AioPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaException, TopicPartition
@@ -21,6 +20,7 @@ from bend.core.definitions import EXECUTOR_NODE_TYPES
 from bend.core.errors import BendError
 from bend.core.events import CircuitStateChanged, DeadLettered
 from bend.core.explain import CircuitFacts, DeadLetterFacts, ExecutorLoad, PartitionFacts
+from bend.kafka import clients
 from bend.kafka.errors import KafkaUnavailable
 from bend.kafka.fromstart import read_to_end
 from bend.settings import Settings
@@ -39,8 +39,8 @@ def partition_of(run_id: str, partitions: int) -> int:
 
 
 def _admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka.bootstrap,
-                        "client.id": f"{settings.kafka.client_id}-explain"})
+    return clients.confluent_admin(settings.kafka,
+                                   {"client.id": f"{settings.kafka.client_id}-explain"})
 
 
 def _wait(future: Any, settings: Settings, what: str) -> Any:
@@ -94,7 +94,7 @@ def _committed(settings: Settings, group: str, topic: str, partition: int) -> in
     tp = AioPartition(topic, partition)
 
     async def ask() -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
+        admin = clients.admin(settings.kafka,
                                     client_id=f"{settings.kafka.client_id}-explain",
                                     request_timeout_ms=int(_TIMEOUT_S * 1000))
         await admin.start()
@@ -126,7 +126,7 @@ async def read_partitions(settings: Settings, topic: str,
                           partitions: Iterable[int] | None = None) -> list[Raw]:
     """Every record of `topic` (or of its `partitions`) up to the end it has now."""
     return [Raw(partition, r.offset, r.key, r.value) async for partition, r in
-            read_to_end(settings.kafka.bootstrap, topic, partitions)]
+            read_to_end(settings.kafka, topic, partitions)]
 
 
 async def circuits(settings: Settings, topic: str) -> dict[str, CircuitFacts]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bend.core.errors import BendError
 
-__all__ = ["InvalidPosition", "KafkaUnavailable"]
+__all__ = ["InvalidPosition", "KafkaRefused", "KafkaUnavailable"]
 
 
 class KafkaUnavailable(BendError):
@@ -17,6 +17,16 @@ class KafkaUnavailable(BendError):
             f"Kafka at {bootstrap} failed: {detail}; start the local one with `bend dev up`, "
             "or point BEND_KAFKA__BOOTSTRAP at a running cluster, then retry"
         )
+        self.bootstrap = bootstrap
+
+
+class KafkaRefused(KafkaUnavailable):
+    """The brokers answer but refuse this client: its TLS handshake or its SASL login."""
+
+    code = "kafka_refused"
+
+    def __init__(self, bootstrap: str, detail: str) -> None:
+        BendError.__init__(self, f"Kafka at {bootstrap} refused this client: {detail}")
         self.bootstrap = bootstrap
 
 

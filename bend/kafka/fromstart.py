@@ -8,8 +8,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from bend.kafka.errors import KafkaUnavailable
+from bend.kafka import clients
 from bend.kafka.metadata import topic_partitions
+from bend.settings import KafkaSettings
 
 __all__ = ["read_to_end", "seek_to_start"]
 
@@ -30,7 +31,7 @@ async def seek_to_start(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition
     return begins, ends
 
 
-async def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | None = None,
+async def read_to_end(kafka: KafkaSettings, topic: str, partitions: Iterable[int] | None = None,
                       *, fetch_bytes: int = 1024 * 1024,
                       start_at: Mapping[int, int] | None = None,
                       begins_seen: dict[int, int] | None = None,
@@ -39,14 +40,14 @@ async def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | No
     (or from `start_at[partition]` where that is later) up to the end it has when reading
     begins; KafkaUnavailable if the broker does not answer. `begins_seen` is given each
     partition's first offset in the log (what retention has left)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
+    consumer = clients.consumer(kafka, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=fetch_bytes)
     try:
         await consumer.start()
     except KafkaError as exc:
         await consumer.stop()
-        raise KafkaUnavailable(bootstrap, f"cannot read {topic} ({exc})") from exc
+        raise await clients.unavailable(kafka, f"cannot read {topic} ({exc})") from exc
     try:
         if partitions is None:
             partitions = await topic_partitions(consumer, topic)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
+from bend.kafka import clients
 from bend.kafka.errors import KafkaUnavailable
 from bend.settings import Settings
 from bend.kafka.metadata import partitions_of
@@ -19,8 +20,9 @@ class OffsetReader:
 
     def __init__(self, settings: Settings, *, request_timeout_ms: int = 10_000) -> None:
         self.bootstrap = settings.kafka.bootstrap
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        self._kafka = settings.kafka
+        self._consumer = clients.consumer(
+            settings.kafka,
             client_id=f"{settings.kafka.client_id}-offsets",
             group_id=None,
             enable_auto_commit=False,
@@ -34,7 +36,7 @@ class OffsetReader:
             await self._consumer.start()
         except KafkaError as err:
             await self._consumer.stop()
-            raise KafkaUnavailable(self.bootstrap, f"cannot connect ({err})") from err
+            raise await clients.unavailable(self._kafka, f"cannot connect ({err})") from err
         self._started = True
 
     async def stop(self) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from bend.contracts.codec import codec_for, prime
 from bend.contracts.topics import key_for, topic_for
 from bend.core.commands import Command
 from bend.core.events import Event
+from bend.kafka import clients
 from bend.kafka.errors import KafkaUnavailable
 from bend.kafka.position import Position
 from bend.settings import Settings
@@ -31,8 +31,8 @@ class RecordProducer:
                  request_timeout_ms: int | None = None) -> None:
         self.settings = settings
         self._codec = codec_for(settings)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka.bootstrap,
+        self._producer = clients.producer(
+            settings.kafka,
             client_id=f"{settings.kafka.client_id}-producer",
             acks="all",
             enable_idempotence=True,
@@ -49,7 +49,7 @@ class RecordProducer:
             await self._producer.start()
         except KafkaError as err:
             await self._producer.stop()
-            raise KafkaUnavailable(self.settings.kafka.bootstrap, f"cannot connect ({err})") \
+            raise await clients.unavailable(self.settings.kafka, f"cannot connect ({err})") \
                 from err
         self._started = True
 

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 
 import asyncpg
-from aiokafka.client import AIOKafkaClient
-
 from bend.core.errors import BendError
+from bend.kafka import clients
+from bend.settings import KafkaSettings
 
 __all__ = [
     "Check", "CheckResult", "Heartbeat", "NotReady", "Readiness", "assignment_check",
@@ -73,16 +73,20 @@ async def run_checks(checks: Mapping[str, Check], timeout_s: float) -> Readiness
     return Readiness(dict(zip(names, results)))
 
 
-def kafka_check(bootstrap: str, timeout_s: float) -> Check:
-    """Kafka answers a metadata request at `bootstrap`."""
+def kafka_check(kafka: KafkaSettings, timeout_s: float) -> Check:
+    """Kafka answers a metadata request at `kafka.bootstrap` (with its TLS and login)."""
+    bootstrap = kafka.bootstrap
 
     async def check() -> str:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap, client_id="bend-readyz",
+        client = clients.client(kafka, client_id="bend-readyz",
                                 request_timeout_ms=max(int(timeout_s * 1000), 100))
         try:
             await client.bootstrap()
             brokers = len(client.cluster.brokers())
         except Exception as err:
+            why = await clients.refusal(kafka) if kafka.security_protocol != "PLAINTEXT" else None
+            if why:
+                raise NotReady(f"Kafka at {bootstrap} refuses this client: {why}") from err
             raise NotReady(f"Kafka at {bootstrap} does not answer ({type(err).__name__}: "
                            f"{err}); check BEND_KAFKA__BOOTSTRAP and the brokers") from err
         finally:

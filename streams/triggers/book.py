@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bend.kafka import clients
 from bend.kafka.fromstart import seek_to_start
 from bend.contracts.codec import decode
 from bend.core.errors import BendError
@@ -21,6 +22,7 @@ from bend.core.events import (
 from bend.core.schedule_errors import InvalidTrigger
 from bend.core.triggers import KafkaTrigger, ScheduleTrigger, TriggerState, apply, parse_trigger
 from bend.kafka.metadata import partitions_of
+from bend.settings import KafkaSettings
 from streams.catalog import WorkflowCatalog
 from streams.triggers.recent import DEFAULT_WINDOW, RecentKeys
 
@@ -130,8 +132,8 @@ class TriggerBook:
 class WorkflowBook(WorkflowCatalog):
     """The workflow catalog plus each workflow's status: paused workflows start no runs."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(bootstrap, topic)
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        super().__init__(kafka, topic)
         self.paused: set[str] = set()
 
     def fold(self, event: object) -> None:
@@ -160,10 +162,10 @@ async def partitions(consumer: AIOKafkaConsumer, topic: str,
         await asyncio.sleep(0.2)
 
 
-async def follow_all(bootstrap: str, topic: str, book: TriggerBook,
+async def follow_all(kafka: KafkaSettings, topic: str, book: TriggerBook,
                      caught_up: asyncio.Event) -> None:
     """Fold `topic` (every partition) into `book` from its start; set `caught_up` at its end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+    consumer = clients.consumer(kafka, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:

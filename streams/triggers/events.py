@@ -28,6 +28,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bend.core.events import TriggerReplayRequested
 from bend.core.triggers import KafkaTrigger
+from bend.kafka import clients
+from bend.settings import KafkaSettings
 from streams.triggers.avro import AvroDecoder, RegistryUnreachable, UndecodableRecord
 from streams.triggers.book import Trigger, TriggerBook, partitions
 from streams.triggers.firing import Firer
@@ -52,10 +54,10 @@ def record_key(topic: str, partition: int, offset: int,
     return f"{key}#{replay.replay_id}" if replay is not None and replay.force else key
 
 
-async def _committed_elsewhere(bootstrap: str, group: str,
+async def _committed_elsewhere(kafka: KafkaSettings, group: str,
                                tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
     """Where another consumer group (the one before a replay) had got to."""
-    other = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+    other = clients.consumer(kafka, group_id=group,
                              enable_auto_commit=False)
     await other.start()
     try:
@@ -65,7 +67,7 @@ async def _committed_elsewhere(bootstrap: str, group: str,
 
 
 async def _start_positions(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
-                           trigger: Trigger, previous: str, bootstrap: str) -> None:
+                           trigger: Trigger, previous: str, kafka: KafkaSettings) -> None:
     """Committed offsets of this group; else the replay's start (replayed partitions), the
     previous group's offsets (the others), else the first record since the trigger took effect."""
     replay = trigger.replay
@@ -75,7 +77,7 @@ async def _start_positions(consumer: AIOKafkaConsumer, tps: list[TopicPartition]
         wanted = {tp: int(replay.from_time.timestamp() * 1000) for tp in tps}
     by_time = await consumer.offsets_for_times({tp: wanted.get(tp, since_ms) for tp in tps})
     begins, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
-    before = (await _committed_elsewhere(bootstrap, previous, tps)
+    before = (await _committed_elsewhere(kafka, previous, tps)
               if replay is not None else {})
     for tp in tps:
         committed = await consumer.committed(tp)
@@ -96,7 +98,7 @@ async def _start_positions(consumer: AIOKafkaConsumer, tps: list[TopicPartition]
 
 
 async def consume_forever(trigger_id: str, book: TriggerBook, firer: Firer, prefix: str,
-                          bootstrap: str, registry_url: str | None = None) -> None:
+                          kafka: KafkaSettings, registry_url: str | None = None) -> None:
     """Fire one Kafka trigger per matching record until cancelled."""
     trigger = book.triggers[trigger_id]
     spec: KafkaTrigger = trigger.definition
@@ -104,7 +106,7 @@ async def consume_forever(trigger_id: str, book: TriggerBook, firer: Firer, pref
     replays = [r for r in trigger.replays if r is not replay]
     previous = group_id(prefix, trigger_id, replays[-1] if replays else None)
     decoder = AvroDecoder(spec, registry_url) if spec.format == "avro" else None
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap,
+    consumer = clients.consumer(kafka,
                                 group_id=group_id(prefix, trigger_id, replay),
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
@@ -116,7 +118,7 @@ async def consume_forever(trigger_id: str, book: TriggerBook, firer: Firer, pref
                 await firer.failed(trigger, "subscribe", problem, spec.topic)
             return
         consumer.assign(tps)
-        await _start_positions(consumer, tps, trigger, previous, bootstrap)
+        await _start_positions(consumer, tps, trigger, previous, kafka)
         while True:
             batch = await consumer.getmany(timeout_ms=500, max_records=500)
             for tp, records in batch.items():

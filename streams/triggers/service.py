@@ -40,7 +40,7 @@ class Triggers:
         self.triggers_topic = app.topic(self.names.triggers)
         self.book = TriggerBook(fired_window=settings.triggers.kafka_fired_window)
         self.book_ready = asyncio.Event()
-        self.workflows = WorkflowBook(settings.kafka.bootstrap, self.names.workflows)
+        self.workflows = WorkflowBook(settings.kafka, self.names.workflows)
         self.firer = Firer(None, self.book, self.workflows,
                            clock_with_offset(settings.triggers.clock_offset_s))
         self.scheduler = Scheduler(self.book, self.firer, self.owns)
@@ -64,7 +64,7 @@ class Triggers:
         producer = RecordProducer(self.settings)  # aiokafka needs the running loop
         await producer.start()
         self.firer.producer = producer
-        asyncio.ensure_future(follow_all(self.settings.kafka.bootstrap, self.names.triggers,
+        asyncio.ensure_future(follow_all(self.settings.kafka, self.names.triggers,
                                           self.book, self.book_ready))
         asyncio.ensure_future(self.workflows.follow())
         await self.book_ready.wait()
@@ -93,7 +93,7 @@ class Triggers:
                 wanted[trigger.trigger_id] = ((trigger.definition, replay),
                                               lambda t=trigger.trigger_id: consume_forever(
                                                   t, self.book, self.firer, kafka.topic_prefix,
-                                                  kafka.bootstrap, kafka.schema_registry_url))
+                                                  kafka, kafka.schema_registry_url))
         for trigger_id, (definition, task) in list(self._tasks.items()):
             if wanted.get(trigger_id, (None,))[0] != definition or task.done():
                 task.cancel()

@@ -36,7 +36,7 @@ SLOW_STEPS = {"a", "nap", "b", "c"}
 
 async def _snapshots(engine: Engine) -> list[LoadedSnapshot]:
     s = engine.settings
-    return [await load_snapshot(s.kafka.bootstrap, topic_names(s).run_states, p)
+    return [await load_snapshot(s.kafka, topic_names(s).run_states, p)
             for p in range(s.kafka.default_partitions)]
 
 

@@ -40,8 +40,8 @@ async def test_a_claimed_partition_refuses_the_previous_writers_rounds() -> None
         update={"topic_prefix": f"t{uuid.uuid4().hex[:10]}"})})
     ensure_topics(settings)
     names = topic_names(settings)
-    old = Snapshotter(settings.kafka.bootstrap, names.run_events, names.run_states)
-    new = Snapshotter(settings.kafka.bootstrap, names.run_events, names.run_states)
+    old = Snapshotter(settings.kafka, names.run_events, names.run_states)
+    new = Snapshotter(settings.kafka, names.run_events, names.run_states)
     try:
         await old.claim(0)
         stale = PartitionMirror(0, lag_ms=0)
@@ -56,7 +56,7 @@ async def test_a_claimed_partition_refuses_the_previous_writers_rounds() -> None
         for i, value in enumerate(_started()):
             fresh.feed(i, 0, b"fresh-run", value)
         await new.write_rounds(now_ms=2)
-        loaded = await load_snapshot(settings.kafka.bootstrap, names.run_states, 0)
+        loaded = await load_snapshot(settings.kafka, names.run_states, 0)
     finally:
         await old.close()
         await new.close()

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition as Partition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bend.settings import KafkaSettings
 from streams.stall import StallWatch
 
 pytestmark = pytest.mark.integration
@@ -77,7 +78,8 @@ async def test_an_idle_worker_re_reads_a_partition_it_holds_without_reading(
     await _commit(kafka_bootstrap, group, topic, {0: 3, 1: 5, 2: 1})
     consumer = FakeConsumer({TopicPartition(topic, 0), TopicPartition(topic, 1)})
     busy = {"n": 1}
-    watch = StallWatch(FakeApp(consumer), group, topic, lambda: busy["n"], kafka_bootstrap,
+    watch = StallWatch(FakeApp(consumer), group, topic, lambda: busy["n"],
+                       KafkaSettings(bootstrap=kafka_bootstrap),
                        stall_after_s=0.6)
 
     for _ in range(4):  # busy: never judged

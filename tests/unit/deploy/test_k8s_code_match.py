@@ -24,9 +24,16 @@ DOCKERFILE = (PROJECT_ROOT / "deploy" / "Dockerfile").read_text()
 COMMANDS = {"bend-api": "bend api serve", "bend-orchestrator": "bend worker orchestrator",
             "bend-executor": "bend worker executor", "bend-scheduler": "bend worker triggers",
             "bend-projector": "bend projector run"}
-# Secrets a production operator creates (overlays/production/kustomization.yaml says how) and
-# the one CloudNativePG writes for its Cluster.
+# Secrets a production operator creates (overlays/production/kustomization.yaml says how),
+# the one CloudNativePG writes for its Cluster, and those Strimzi writes: one per KafkaUser
+# (named as it) and the cluster CA's public part.
 EXTERNAL_SECRETS = {"production": {"bend-secrets"}, "local": {"bend-postgres-app"}}
+
+
+def _external_secrets(overlay: str, r: Rendered) -> set[str]:
+    (kafka,) = r.of("Kafka")
+    return {*EXTERNAL_SECRETS[overlay], *r.names("KafkaUser"),
+            f"{kafka['metadata']['name']}-cluster-ca-cert"}
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -145,8 +152,10 @@ def test_every_referenced_config_and_secret_exists_or_is_made_outside(
                  if "secretRef" in s]
         refs += [("Secret", e["valueFrom"]["secretKeyRef"]["name"])
                  for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})]
+        refs += [("Secret", v["secret"]["secretName"])
+                 for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v]
         for kind, name in refs:
-            assert name in have[kind] or name in EXTERNAL_SECRETS[overlay], (kind, name)
+            assert name in have[kind] or name in _external_secrets(overlay, r), (kind, name)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -210,18 +219,47 @@ def test_the_api_service_reaches_the_port_the_api_serves(
                    for d in r.of("Deployment") if d is not api)
 
 
+def _literal_env(deployment: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in _container(deployment).get("env", []) if "value" in e}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_bend_and_keda_reach_the_strimzi_clusters_plain_listener(
+def test_bend_and_keda_reach_the_strimzi_listener_as_it_expects(
         overlay: str, rendered: dict[str, Rendered]) -> None:
     r = rendered[overlay]
     (kafka,) = r.of("Kafka")
+    cluster = kafka["metadata"]["name"]
     bootstrap = r.settings().kafka.bootstrap
     host, port = bootstrap.rsplit(":", 1)
-    assert host == f"{kafka['metadata']['name']}-kafka-bootstrap"  # Strimzi's Service name
+    assert host == f"{cluster}-kafka-bootstrap"  # Strimzi's Service name
     (listener,) = [li for li in kafka["spec"]["kafka"]["listeners"] if li["port"] == int(port)]
-    assert listener["type"] == "internal" and listener["tls"] is False
+    assert listener["type"] == "internal"
+    scram = listener.get("authentication", {}).get("type") == "scram-sha-512"
+    want = "SASL_SSL" if listener["tls"] and scram else "SSL" if listener["tls"] else "PLAINTEXT"
+    for deployment in r.of("Deployment"):
+        env = {**r.env(), **_literal_env(deployment)}
+        assert env.get("BEND_KAFKA__SECURITY_PROTOCOL", "PLAINTEXT") == want
+        if listener["tls"]:  # the brokers' certificates are signed by Strimzi's cluster CA
+            cafile = Path(env["BEND_KAFKA__SSL_CAFILE"])
+            mounts = {m["name"]: m["mountPath"] for m in _container(deployment)["volumeMounts"]}
+            volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+            (volume,) = [n for n, path in mounts.items() if Path(path) == cafile.parent]
+            secret = volumes[volume]["secret"]
+            assert secret["secretName"] == f"{cluster}-cluster-ca-cert"
+            assert {"key": "ca.crt", "path": cafile.name} in secret["items"]
     for scaled in r.of("ScaledObject"):
-        assert scaled["spec"]["triggers"][0]["metadata"]["bootstrapServers"] == bootstrap
+        (trigger,) = scaled["spec"]["triggers"]
+        assert trigger["metadata"]["bootstrapServers"] == bootstrap
+        assert trigger["metadata"].get("tls", "disable") == ("enable" if listener["tls"]
+                                                             else "disable")
+        if scram:
+            assert trigger["metadata"]["sasl"] == "scram_sha512"
+            auth = r.get("TriggerAuthentication", trigger["authenticationRef"]["name"])
+            params = {p["parameter"]: p for kind in ("secretTargetRef", "configMapTargetRef")
+                      for p in auth["spec"].get(kind, [])}
+            assert params["ca"]["name"] == f"{cluster}-cluster-ca-cert"
+            user = r.get("ConfigMap", params["username"]["name"])["data"]["username"]
+            assert user in r.names("KafkaUser") and params["password"]["name"] == user
     for obj in [*r.of("KafkaNodePool"), *r.of("KafkaTopic")]:
         assert obj["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
 

@@ -26,6 +26,8 @@ def test_every_object_of_each_overlay_passes_its_schema(
     kinds = {o["kind"] for o in objects}
     assert {"Deployment", "Service", "ConfigMap", "ScaledObject", "Kafka", "KafkaNodePool",
             "KafkaTopic"} <= kinds
+    if overlay == "production":
+        assert {"KafkaUser", "TriggerAuthentication"} <= kinds
 
 
 def test_the_local_overlay_checks_a_cloudnative_pg_cluster(rendered: dict[str, Rendered]) -> None:
@@ -87,3 +89,23 @@ def test_a_kind_with_no_schema_is_a_problem(validator: Validator) -> None:
     assert validator.problems([obj]) == [
         "Widget/w: (root): no schema for Widget example.com/v1: not a Kubernetes 1.33.0 kind, "
         "nor a vendored CRD (deploy/schemas/README.md)"]
+
+
+PRODUCTION_MUTATIONS = {
+    "an ACL operation Kafka does not know": (
+        "KafkaUser",
+        lambda o: o["spec"]["authorization"]["acls"][0].update(operations=["Wirte"]), "Wirte"),
+    "a KafkaUser authenticated by a mechanism Strimzi lacks": (
+        "KafkaUser", lambda o: o["spec"]["authentication"].update(type="scram-sha-1"),
+        "scram-sha-1"),
+    "a TriggerAuthentication secret reference without its key": (
+        "TriggerAuthentication", lambda o: o["spec"]["secretTargetRef"][0].pop("key"), "key"),
+}
+
+
+@pytest.mark.parametrize("what", PRODUCTION_MUTATIONS)
+def test_the_validator_rejects_in_the_production_overlay(
+        what: str, rendered: dict[str, Rendered], validator: Validator) -> None:
+    kind, change, mention = PRODUCTION_MUTATIONS[what]
+    problems = validator.problems([_mutated(rendered["production"], kind, change)])
+    assert any(mention in p for p in problems), problems

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bend.devstack.cluster import ClusterNode, render_node_properties
+from bend.devstack.secure import SecureListener
 
 
 def _props(text: str) -> dict[str, str]:
@@ -32,3 +33,24 @@ def test_extra_properties_override_the_defaults(tmp_path: Path) -> None:
     node = ClusterNode(1, 40001, 41001, tmp_path)
     text = render_node_properties(node, [node], extra={"broker.session.timeout.ms": "3000"})
     assert _props(text)["broker.session.timeout.ms"] == "3000"
+
+
+def test_a_secure_listener_replaces_plaintext_with_sasl_ssl_and_scram_users(
+        tmp_path: Path) -> None:
+    listener = SecureListener.make(tmp_path / "certs", ["bend"], authorizer=True)
+    node = ClusterNode(1, 40001, 41001, tmp_path)
+    props = _props(render_node_properties(node, [node], extra=listener.properties(40001, 41001)))
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:40001,CONTROLLER://127.0.0.1:41001"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:40001"
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["ssl.client.auth"] == "required"
+    assert props["ssl.keystore.key"].startswith("-----BEGIN PRIVATE KEY-----\\n")
+    assert props["super.users"] == "User:admin;User:ANONYMOUS"
+    assert f'password="{listener.users["admin"]}"' in \
+        props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    assert listener.format_args() == [
+        "--add-scram", f"SCRAM-SHA-512=[name=admin,password={listener.users['admin']}]",
+        "--add-scram", f"SCRAM-SHA-512=[name=bend,password={listener.users['bend']}]"]
+    kafka = listener.client("127.0.0.1:40001", "bend")
+    assert (kafka.security_protocol, kafka.sasl_username) == ("SASL_SSL", "bend")

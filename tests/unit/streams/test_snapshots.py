@@ -19,6 +19,7 @@ from bend.core.decide import Accepted, decide
 from bend.core.definitions import definition_json, parse_definition
 from bend.core.events import Event, StepScheduled
 from bend.core.state import RunState
+from bend.settings import KafkaSettings
 from streams.runcache import PartitionRuns, RunCache
 from streams.snapshots import LoadedSnapshot, PartitionMirror
 
@@ -97,7 +98,7 @@ def test_the_snapshot_folded_then_the_tail_is_the_whole_log_folded(
             written += done.records
     loaded = LoadedSnapshot.of_records(0, written)
     rebuilt = PartitionRuns(0)
-    cache = RunCache("unused:9092", "unused")
+    cache = RunCache(KafkaSettings(bootstrap="unused:9092"), "unused")
     cache._fold_snapshot(rebuilt, loaded)  # noqa: SLF001 - the fold the rebuild does
     for i in range(loaded.covers_offset, len(payloads)):
         cache._fold_raw(rebuilt, payloads[i], i)  # noqa: SLF001

@@ -10,6 +10,7 @@ import pytest
 
 from bend.core.events import TriggerFired, TriggerRegistered, WorkflowPaused, WorkflowRegistered
 from bend.core.schedules import dedupe_key
+from bend.settings import KafkaSettings
 from streams.triggers.book import Trigger, TriggerBook, WorkflowBook
 from streams.triggers.firing import Firer
 from streams.triggers.scheduler import Scheduler
@@ -38,7 +39,7 @@ class RecordingFirer(Firer):
 
 
 def _setup(schedule: dict[str, Any]) -> tuple[TriggerBook, RecordingFirer, Scheduler]:
-    book, workflows = TriggerBook(), WorkflowBook("unused:9092", "unused")
+    book, workflows = TriggerBook(), WorkflowBook(KafkaSettings(bootstrap="unused:9092"), "unused")
     workflows.fold(WorkflowRegistered(event_id="w", workflow_id="wf", workflow_version=1,
                                       occurred_at=T0, name="wf", definition={"steps": []}))
     book.fold(TriggerRegistered(event_id="r", workflow_id="wf", occurred_at=T0, trigger_id="tr",
