@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import Field, ValidationError
 
 from bend.core.depth import MAX_DEPTH, deeper_than
 from bend.core.durations import parse_duration
+from bend.core.kinds import EXECUTOR_NODE_TYPES, NODE_KINDS, NODE_TYPES
 from bend.core.nodes import (
-    AgentStep, ConditionStep, DelayStep, Duration, HttpStep, LlmEndpoint, LoopStep, ParallelStep,
-    RetryPolicy, StepBase, ToolStep, TransformStep, FrozenModel,
+    AgentStep, ConditionStep, DelayStep, Duration, FrozenModel, HttpStep, LlmEndpoint, LoopStep,
+    ParallelStep, RetryPolicy, SubworkflowStep, ToolStep, TransformStep,
 )
 from bend.core.problems import InvalidDefinition, Problem
 
@@ -33,28 +33,9 @@ __all__ = [
     "parse_definition", "parse_shape", "validate",
 ]
 
-EXECUTOR_NODE_TYPES = frozenset({"agent", "tool", "http"})  # run by executors, not the engine
-NODE_TYPES = ("agent", "tool", "http", "transform", "condition", "loop", "parallel", "delay",
-              "subworkflow")
-
-
-class SubworkflowStep(StepBase):
-    """Starts a child run of `workflow` (inline `definition`, or resolved by id and version)."""
-
-    type: Literal["subworkflow"]
-    workflow: str = Field(min_length=1)
-    version: int | None = Field(default=None, ge=1)
-    definition: WorkflowDefinition | None = None
-    input: Any = None  # template
-
-    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
-        yield from super().fields_to_check()
-        yield "input", "template", self.input
-
-
+# Any step: the model of its `type`, one per row of the table of node kinds (bend.core.kinds).
 StepDefinition = Annotated[
-    Union[AgentStep, ToolStep, HttpStep, TransformStep, ConditionStep, LoopStep, ParallelStep,
-          DelayStep, SubworkflowStep],
+    Union[tuple(kind.model for kind in NODE_KINDS.values())],  # type: ignore[valid-type]
     Field(discriminator="type"),
 ]
 
@@ -91,13 +72,13 @@ class WorkflowDefinition(FrozenModel):
 
     def step_timeout(self, node: StepDefinition) -> timedelta | None:
         """The step's timeout, else the workflow default (executor and subworkflow steps only)."""
-        if node.type not in EXECUTOR_NODE_TYPES and node.type != "subworkflow":
+        if not NODE_KINDS[node.type].retried:
             return None
         value = node.timeout or self.defaults.timeout
         return parse_duration(value) if value is not None else None
 
 
-SubworkflowStep.model_rebuild()
+SubworkflowStep.model_rebuild(_types_namespace={"WorkflowDefinition": WorkflowDefinition})
 
 
 def definition_json(defn: WorkflowDefinition) -> dict[str, Any]:

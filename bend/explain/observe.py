@@ -17,7 +17,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from bend.contracts.codec import decode
-from bend.core.definitions import EXECUTOR_NODE_TYPES
+from bend.core.kinds import EXECUTOR_NODE_TYPES
 from bend.core.errors import BendError
 from bend.core.events import CircuitStateChanged, DeadLettered
 from bend.core.explain import CircuitFacts, DeadLetterFacts, ExecutorLoad, PartitionFacts
