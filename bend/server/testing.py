@@ -21,7 +21,7 @@ import httpx
 from confluent_kafka.admin import AdminClient
 from fastapi import FastAPI
 
-from bend.api.app import create_app
+from bend.server.app import create_app
 from bend.contracts.admin import ensure_topics
 from bend.contracts.topics import topic_specs
 from bend.security.roles import Role
