@@ -23,7 +23,7 @@ from bend.contracts.errors import ContractError
 from bend.core.errors import BendError
 from bend.core.fork import UnknownStep
 from bend.core.problems import InvalidDefinition
-from bend.core.schedule_errors import InvalidTrigger
+from bend.core.triggers.errors import InvalidTrigger
 from bend.kafka.errors import InvalidPosition, KafkaUnavailable
 from bend.replay.errors import NoEvents, ReplayDiverged
 from bend.replay.fork import ForkRefused

@@ -11,18 +11,16 @@ import heapq
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
 from bend.core.frozen import FrozenMap
 from bend.core.kinds import NODE_KINDS, NODE_TYPES, Members
-from bend.core.problems import Problem
+from bend.core.problems import InvalidDefinition, Problem
 from bend.core.references import Shape, read_shape
-
-if TYPE_CHECKING:
-    from bend.core.definitions import WorkflowDefinition
+from bend.core.workflow import WorkflowDefinition, parse_shape
 
 __all__ = ["Analysis", "Plan", "analyze", "compile_definition", "plan_of"]
 
@@ -252,8 +250,6 @@ def compile_definition(data: Any) -> tuple[WorkflowDefinition, Plan]:
     Both are immutable, so runs of the same definition share them (a bounded cache keyed by the
     canonical JSON text: folding a partition's runs compiles each definition once).
     """
-    from bend.core.definitions import InvalidDefinition, parse_shape
-
     key = json.dumps(data, sort_keys=True, separators=(",", ":"), default=repr)
     found = _COMPILED.get(key)
     if found is not None:

@@ -18,8 +18,8 @@ from pydantic import (
 from bend.core.durations import parse_duration
 from bend.core.expressions import as_text, evaluate, render, truthy
 
-if TYPE_CHECKING:
-    from bend.core.definitions import WorkflowDefinition
+if TYPE_CHECKING:  # a subworkflow holds a workflow: resolved in bend/core/workflow.py
+    from bend.core.workflow import WorkflowDefinition
 
 __all__ = [
     "AgentStep", "ConditionStep", "DelayStep", "Duration", "FrozenModel", "HttpStep",
@@ -354,7 +354,7 @@ class SubworkflowStep(StepBase):
     type: Literal["subworkflow"]
     workflow: str = Field(min_length=1)
     version: int | None = Field(default=None, ge=1)
-    definition: WorkflowDefinition | None = None  # resolved in bend/core/definitions.py
+    definition: WorkflowDefinition | None = None
     input: Any = None  # template
 
     def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bend.core.expressions import (
     ExpressionError, compile_expression, expression_names, template_expressions,
 )
 from bend.core.kinds import NODE_KINDS
 from bend.core.problems import Problem
-
-if TYPE_CHECKING:
-    from bend.core.definitions import WorkflowDefinition
+from bend.core.workflow import WorkflowDefinition
 
 __all__ = ["Shape", "read_shape"]
 

@@ -25,8 +25,8 @@ from bend.api.triggering import (
     InvalidBackfill, TriggerTypeMismatch, UnknownTrigger, WebhookPathTaken,
 )
 from bend.core.events import Event
-from bend.core.schedule_errors import BackfillTooLarge, InvalidTimeRange
-from bend.core.schedules import backfill, dedupe_key, next_due
+from bend.core.triggers.errors import BackfillTooLarge, InvalidTimeRange
+from bend.core.triggers.schedules import backfill, dedupe_key, next_due
 from bend.core.triggers import KafkaTrigger, ScheduleTrigger, WebhookTrigger, parse_trigger
 from bend.kafka.position import Position
 from bend.security.roles import Principal

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 
 from bend.api.graph import run_graph
 from bend.api.paging import after_cursor, next_cursor
-from bend.core.schedules import next_due
+from bend.core.triggers.schedules import next_due
 from bend.core.triggers import ScheduleTrigger, parse_trigger
 from bend.services import workflows as service
 from bend.web.errors import BadForm, NotFound

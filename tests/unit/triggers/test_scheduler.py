@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bend.core.events import TriggerFired, TriggerRegistered, WorkflowPaused, WorkflowRegistered
-from bend.core.schedules import dedupe_key
+from bend.core.triggers.schedules import dedupe_key
 from streams.triggers.book import Trigger, TriggerBook, WorkflowBook
 from streams.triggers.firing import Firer
 from streams.triggers.scheduler import Scheduler
