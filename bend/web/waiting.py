@@ -20,6 +20,7 @@ from bend.core.errors import BendError
 from bend.core.kinds import Wait, kind_of
 from bend.explain import explain_run
 from bend.settings import Settings
+from projections.queries import live
 
 __all__ = ["Reason", "reasons", "waiting_on"]
 
@@ -141,11 +142,6 @@ async def waiting_on(db: asyncpg.Pool, run: Mapping[str, Any],
         explained = await _explained(settings, db, run["run_id"])
         if explained:
             return explained
-    timers = [dict(r) for r in await db.fetch(
-        "SELECT timer_id, step_id, purpose, fire_at FROM timers WHERE run_id = $1 "
-        "AND status = 'set' ORDER BY fire_at", run["run_id"])]
-    children = [dict(r) for r in await db.fetch(
-        "SELECT run_id, workflow_id, status, parent_step_id FROM runs WHERE parent_run_id = $1 "
-        "AND status NOT IN ('completed', 'failed', 'cancelled') ORDER BY requested_at",
-        run["run_id"])]
+    timers = await live.pending_timers(db, run["run_id"])
+    children = await live.open_children(db, run["run_id"])
     return reasons(run, steps, timers, children, now)
