@@ -34,6 +34,7 @@ class InvalidCursor(ApiError):
     """A paging cursor that this API did not give out."""
 
     code = "invalid_cursor"
+    status = 400
 
     def __init__(self, cursor: str) -> None:
         super().__init__(f"cursor {cursor[:40]!r} is not one this API gave out; pass the "
@@ -44,6 +45,7 @@ class UnreadableBody(ApiError):
     """A request body in a media type the endpoint does not read."""
 
     code = "unreadable_body"
+    status = 415
 
     def __init__(self, media_type: str, accepted: Sequence[str]) -> None:
         super().__init__(f"cannot read a {media_type or 'untyped'} body here; send one of "
@@ -55,6 +57,7 @@ class NotProjected(ApiError):
     """A `wait_for` position on a topic the read models do not follow."""
 
     code = "not_projected"
+    status = 400
 
     def __init__(self, token: str, topics: Sequence[str]) -> None:
         super().__init__(f"{token} is on a topic the read models do not follow; wait_for takes "

@@ -23,6 +23,7 @@ class UnknownWorkflow(ApiError):
     """No workflow has this id (in the caller's project)."""
 
     code = "unknown_workflow"
+    status = 404
 
     def __init__(self, workflow_id: str) -> None:
         super().__init__(f"workflow {workflow_id} not found; list workflows with "
@@ -34,6 +35,7 @@ class UnknownVersion(ApiError):
     """The workflow has no such version."""
 
     code = "unknown_version"
+    status = 404
 
     def __init__(self, workflow_id: str, version: int, latest: int) -> None:
         super().__init__(f"workflow {workflow_id} has no version {version}; its versions are "
@@ -46,6 +48,7 @@ class WorkflowDeleted(ApiError):
     """The workflow was deleted; it can be read but not changed or run."""
 
     code = "workflow_deleted"
+    status = 409
 
     def __init__(self, workflow_id: str) -> None:
         super().__init__(f"workflow {workflow_id} was deleted; its runs stay readable, but to "
@@ -57,6 +60,7 @@ class UnknownRun(ApiError):
     """No run has this id (in the caller's project)."""
 
     code = "unknown_run"
+    status = 404
 
     def __init__(self, run_id: str) -> None:
         super().__init__(f"run {run_id} not found; list runs with GET /api/executions (a run "
@@ -69,6 +73,7 @@ class RunFinished(ApiError):
     """The run already finished, so it cannot be cancelled."""
 
     code = "run_finished"
+    status = 409
 
     def __init__(self, run_id: str, status: str) -> None:
         super().__init__(f"run {run_id} already finished ({status}); nothing to cancel")
@@ -80,6 +85,7 @@ class IdempotencyConflict(ApiError):
     """An idempotency key reused with another input or workflow version."""
 
     code = "idempotency_conflict"
+    status = 409
 
     def __init__(self, key: str, run_id: str) -> None:
         super().__init__(f"idempotency key {key!r} already started run {run_id} with another "
@@ -92,6 +98,7 @@ class InvalidInput(ApiError):
     """A run's input does not match the workflow's `input_schema`."""
 
     code = "invalid_input"
+    status = 422
 
     def __init__(self, workflow_id: str, problems: Sequence[tuple[str, str]]) -> None:
         listed = "; ".join(f"{where}: {what}" for where, what in problems)
