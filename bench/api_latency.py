@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from bend.api.security import bootstrap_key
-from bend.api.testing import drop_isolated, isolated_settings
+from bend.server.testing import drop_isolated, isolated_settings
 from bend.devstack.engine import running_engine
 from bend.devstack.workers import WorkerFailed, WorkerProcess
 from bend.log import configure_logging
@@ -89,7 +89,7 @@ def _wait_healthy(url: str, api: WorkerProcess, timeout_s: float) -> None:
 @contextlib.contextmanager
 def served_api(base: Settings, *, env: dict[str, str] | None = None,
                timeout_s: float = 60.0) -> Iterator[ServedApi]:
-    """The API (`python -m bend.api serve`) and projector processes on `base`'s topics, with a
+    """The API (`python -m bend.server serve`) and projector processes on `base`'s topics, with a
     read-model schema of their own (dropped after) and an admin key; stopped by their PIDs."""
     settings = isolated_settings(base, prefix=base.kafka.topic_prefix,
                                  partitions=base.kafka.default_partitions)
@@ -108,7 +108,7 @@ def served_api(base: Settings, *, env: dict[str, str] | None = None,
     try:
         served.processes.append(_spawn("projector", ["-m", "projections", "run"], child_env,
                                        log_dir))
-        api = _spawn("api", ["-m", "bend.api", "serve", "--host", "127.0.0.1", "--port",
+        api = _spawn("api", ["-m", "bend.server", "serve", "--host", "127.0.0.1", "--port",
                              str(port)], child_env, log_dir)
         served.processes.append(api)
         _wait_healthy(url, api, timeout_s)

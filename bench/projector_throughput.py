@@ -18,7 +18,7 @@ import json
 import time
 
 from bench.projection_history import sample_history
-from bend.api.testing import drop_isolated, isolated_settings
+from bend.server.testing import drop_isolated, isolated_settings
 from bend.kafka.offsets import OffsetReader
 from bend.log import configure_logging
 from bend.kafka.producer import RecordProducer

@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.engine import chain
 from bench.roundtrip import run as roundtrip
-from bend.api.testing import drop_isolated
+from bend.server.testing import drop_isolated
 from bend.core.events import RunCompleted
 from bend.devstack.engine import Engine, running_engine
 from bend.kafka.producer import RecordProducer

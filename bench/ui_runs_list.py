@@ -29,7 +29,7 @@ import httpx
 
 from bench.api_latency import UNLIMITED, served_api
 from bend.api.paging import after_cursor
-from bend.api.testing import drop_isolated, isolated_settings
+from bend.server.testing import drop_isolated, isolated_settings
 from bend.log import configure_logging
 from bend.settings import Settings, get_settings
 from projections.db import database_url

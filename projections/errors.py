@@ -20,6 +20,8 @@ class DatabaseUnavailable(ProjectionError):
     """Postgres did not answer."""
 
     code = "database_unavailable"
+    status = 503
+    retry_after = "5"  # seconds a client waits before asking again
 
     def __init__(self, where: str, detail: str) -> None:
         super().__init__(
@@ -61,6 +63,8 @@ class ProjectionBehind(ProjectionError):
     """The projection did not reach a log position in the time allowed."""
 
     code = "projection_behind"
+    status = 503
+    retry_after = "1"  # seconds a client waits before asking again
 
     def __init__(self, token: str, waited_s: float, applied: int | None) -> None:
         at = "nothing yet" if applied is None or applied <= 0 else f"offset {applied - 1}"

@@ -6,8 +6,8 @@ phases and log `hop_profile` (p50/p99 ms per phase) every N seconds:
 - `kafka`: the producer's CreateTime of the record to the moment Faust's consumer thread
   fetched it (produce round trip plus fetch; the timestamp has 1 ms resolution),
 - `faust_handoff`: fetched to the agent holding it (thread handoff, conductor, stream),
-- `decode`, `decide` (run state lookup and decide), `encode`, `metrics` (counters, trace),
-  `execute` (executor),
+- `decode`, `decide` (run state lookup, and decide inside its interceptors: metrics and
+  trace, bend.ops.interceptors), `encode`, `execute` (executor),
 - `queued`: a decision waiting for its partition's write in flight (group commit),
 - `produce`: a batch (or a task's reports) sent to delivered (acks=all round trip),
 - `handled`: the agent's whole time on the record before it takes the next one.

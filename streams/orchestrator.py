@@ -16,6 +16,7 @@ import asyncio
 import time
 from datetime import datetime, timezone
 from functools import partial
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -28,11 +29,10 @@ from bend.core.decide import Accepted, Rejected, decide
 from bend.core.errors import BendError
 from bend.core.events import TimerSet
 from bend.core.ids import timer_id
-from bend.core.state import RunState
 from bend.core.transitions import RUN_ENDINGS, STEP_ENDINGS
-from bend.ops.metrics import COMMANDS, observe_decision
+from bend.ops.interceptors import Interceptor, default_interceptors, handled_by, wrap
 from bend.settings import Settings
-from bend.tracing import command_span, kafka_headers, record_decision, task_headers
+from bend.tracing import command_span, kafka_headers, task_headers
 from streams.app import topic_names
 from streams.catalog import Catalog, WorkflowCatalog
 from streams.dlq import DeadLetters
@@ -68,7 +68,8 @@ class Orchestrator:
 
     def __init__(self, app: faust.App, settings: Settings, *,
                  producer: RecordSender | None = None, cache: RunStates | None = None,
-                 catalog: Catalog | None = None) -> None:
+                 catalog: Catalog | None = None,
+                 interceptors: Sequence[Interceptor] | None = None) -> None:
         names = topic_names(settings)
         self.app = app
         self.settings = settings
@@ -92,6 +93,11 @@ class Orchestrator:
         self.decided = 0
         self.rejected = 0
         self.in_flight = 0  # commands received and not yet acked (an idle orchestrator has none)
+        # Metrics and tracing wrap `decide` (bend.ops.interceptors); `_handled` tells them of
+        # the commands settled without a decision.
+        chain = default_interceptors() if interceptors is None else tuple(interceptors)
+        self._decide = wrap(decide, chain)
+        self._handled = handled_by(chain)
 
     def register(self) -> None:
         """Attach the agent, the timer task and the rebalance hooks to the app."""
@@ -147,7 +153,7 @@ class Orchestrator:
             return
         started = PROFILE.since("decode", started)
         if not isinstance(cmd, Command) or not cmd.run_id:
-            COMMANDS.labels(type(cmd).__name__, "dead_lettered").inc()
+            self._handled(type(cmd).__name__, "dead_lettered")
             await self._dead_letter(partition, offset, key, raw,
                                     TypeError(f"{type(cmd).__name__} is no command"),
                                     headers, ack)
@@ -170,33 +176,26 @@ class Orchestrator:
                 return
             if cmd.run_id in runs.finished:
                 self.rejected += 1
-                COMMANDS.labels(cmd.event_type, "rejected").inc()
+                self._handled(cmd.event_type, "rejected")
                 log.info("command_rejected", command=cmd.event_type,
                          reason=f"run is {runs.finished[cmd.run_id]}")
                 self.writer.add(partition, ack=ack)
                 return
             before = runs.get(cmd.run_id)
             try:
-                decision = decide(before, cmd, now)
+                decision = self._decide(before, cmd, now)
             except Exception as exc:  # a bug must not stop every other run
                 log.exception("decide_crashed", command=cmd.event_type)
-                COMMANDS.labels(cmd.event_type, "dead_lettered").inc()
                 await self._dead_letter(partition, offset, key, raw, exc, headers, ack)
                 return
             if isinstance(decision, Rejected):
                 self.rejected += 1
-                COMMANDS.labels(cmd.event_type, "rejected").inc()
                 log.info("command_rejected", command=cmd.event_type, reason=decision.reason)
                 self.writer.add(partition, ack=ack)
                 return
             self.decided += 1
             PROFILE.since("decide", started)
             self._emit(runs, decision, partition, ack)
-            started = time.perf_counter()
-            COMMANDS.labels(cmd.event_type, "accepted").inc()
-            self._observe(before, decision)
-            record_decision(before, decision.state, decision.events)
-            PROFILE.since("metrics", started)
 
     async def _forward(self, topic: str, partition: int, offset: int, home: int,
                        key: bytes | None, raw: bytes, headers: Any, ack: Ack | None) -> None:
@@ -209,7 +208,7 @@ class Orchestrator:
             return [delivery]
 
         self.writer.add(partition, follow_up=delivered, ack=ack)
-        COMMANDS.labels("record", "forwarded").inc()
+        self._handled("record", "forwarded")
         log.info("command_forwarded", partition=partition, offset=offset, to_partition=home)
 
     async def _dead_letter(self, partition: int, offset: int, key: bytes | None, raw: bytes,
@@ -302,17 +301,8 @@ class Orchestrator:
             return await self._send_outbox(outbox, trace)
 
         self.writer.add(partition, follow_up=follow_up if outbox else None, ack=ack)
-        COMMANDS.labels(cmd.event_type, "redelivered").inc()
+        self._handled(cmd.event_type, "redelivered")
         log.info("command_redelivered", command=cmd.event_type, outbox=len(outbox))
-
-    @staticmethod
-    def _observe(before: RunState | None, decision: Accepted) -> None:
-        """Count the decided outcomes (runs, steps) once, here, where they are decided."""
-        try:
-            assert decision.state is not None
-            observe_decision(before, decision.state, decision.events)
-        except Exception:  # metrics never stop a run
-            log.exception("metrics_failed")
 
     def _arm(self, ev: TimerSet, partition: int) -> None:
         self.timers.arm(run_id=ev.run_id or "", workflow_id=ev.workflow_id,

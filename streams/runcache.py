@@ -20,13 +20,11 @@ from aiokafka import TopicPartition
 
 from bend.contracts.codec import decode
 from bend.core.apply import apply
-from bend.core.definitions import EXECUTOR_NODE_TYPES
+from bend.core.kinds import EXECUTOR_NODE_TYPES
 from bend.core.errors import BendError
-from bend.core.events import (
-    Event, StepCancelled, StepFailed, StepScheduled, StepSkipped, StepSucceeded, StepTimedOut,
-    TimerFired, TimerSet,
-)
+from bend.core.events import Event, StepScheduled, StepSkipped, TimerFired, TimerSet
 from bend.core.state import RunState
+from bend.core.transitions import STEP_ENDINGS
 from bend.kafka import clients
 from bend.kafka.fromstart import seek_to_start
 from bend.settings import KafkaSettings
@@ -97,8 +95,10 @@ class PartitionRuns:
         match event:
             case StepScheduled(node_type=node_type) if node_type in EXECUTOR_NODE_TYPES:
                 self.tasks[(event.run_id or "", event.step_id)] = event
-            case StepSucceeded() | StepFailed() | StepTimedOut() | StepCancelled() | StepSkipped():
+            case StepSkipped():
                 self.tasks.pop((event.run_id or "", event.step_id), None)
+            case Event(event_type=ending) if ending in STEP_ENDINGS:
+                self.tasks.pop((event.run_id or "", getattr(event, "step_id", "")), None)
             case TimerSet():
                 self.timers[event.timer_id] = event
             case TimerFired():

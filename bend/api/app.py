@@ -1,4 +1,7 @@
-"""The REST API: `create_app(settings)` builds the app; its lifespan opens the connections."""
+"""The REST API: `create_api(settings)` builds the app; its lifespan opens the connections.
+
+The process serves it with the web UI mounted (bend.server.app.create_app).
+"""
 
 from __future__ import annotations
 
@@ -18,13 +21,12 @@ from bend.api.routers import (
 )
 from bend.api.security import open_security
 from bend.settings import Settings, get_settings
-from bend.web import install_ui
 
-__all__ = ["create_app"]
+__all__ = ["create_api"]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The API app for `settings` (the process's by default)."""
+def create_api(settings: Settings | None = None) -> FastAPI:
+    """The REST API app for `settings` (the process's by default), without the UI."""
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -51,5 +53,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rebuilds.router)
     app.include_router(dead_letters.router)
     app.include_router(audit.router)
-    install_ui(app)  # the web UI under /ui, last: its catch-all 404 must not hide API routes
     return app

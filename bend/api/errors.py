@@ -1,4 +1,5 @@
-"""RFC 9457 problem details for every error: typed BendErrors map to statuses, nothing else leaks.
+"""RFC 9457 problem details for every error: a typed BendError answers with its own `status`
+(and `retry_after`), nothing else leaks.
 
 A body looks like `{"type": "urn:bend:problem:unknown_run", "title": "Unknown run",
 "status": 404, "detail": "...", "instance": "/api/executions/r1", "error": "unknown_run",
@@ -19,16 +20,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from bend.api import problems as p
-from bend.contracts.errors import ContractError
 from bend.core.errors import BendError
-from bend.core.fork import UnknownStep
 from bend.core.problems import InvalidDefinition
-from bend.core.schedule_errors import InvalidTrigger
-from bend.kafka.errors import InvalidPosition, KafkaUnavailable
-from bend.replay.errors import NoEvents, ReplayDiverged
-from bend.replay.fork import ForkRefused
+from bend.core.triggers.errors import InvalidTrigger
 from bend.security.denials import UNAUTHENTICATED, Denial
-from projections.errors import DatabaseUnavailable, ProjectionBehind
 
 __all__ = ["PROBLEM_JSON", "Problem", "install_error_handlers", "problem_responses",
            "status_for"]
@@ -37,18 +32,6 @@ log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
-# Most specific first: the first class in an error's MRO found here gives its status.
-STATUSES: dict[type[BendError], int] = {
-    p.UnknownWorkflow: 404, p.UnknownVersion: 404, p.UnknownRun: 404,
-    p.WorkflowDeleted: 409, p.RunFinished: 409, p.IdempotencyConflict: 409,
-    p.InvalidInput: 422, InvalidDefinition: 422, InvalidTrigger: 422,
-    p.InvalidCursor: 400, InvalidPosition: 400, p.NotProjected: 400,
-    p.UnreadableBody: 415,
-    ProjectionBehind: 503, KafkaUnavailable: 503, DatabaseUnavailable: 503,
-    ContractError: 500,
-    NoEvents: 404, UnknownStep: 404, ForkRefused: 409, ReplayDiverged: 409,
-}
-_RETRY_AFTER = {ProjectionBehind: "1", KafkaUnavailable: "5", DatabaseUnavailable: "5"}
 
 
 class Problem(BaseModel):
@@ -65,14 +48,8 @@ class Problem(BaseModel):
 
 
 def status_for(err: BendError) -> int:
-    """The HTTP status of a typed error (security errors carry their own)."""
-    own = getattr(err, "status", None)
-    if isinstance(own, int):
-        return own
-    for cls in type(err).__mro__:
-        if cls in STATUSES:
-            return STATUSES[cls]
-    return 500
+    """The HTTP status of a typed error: its own `status` (500 unless it says otherwise)."""
+    return err.status
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -122,9 +99,8 @@ async def _bend_error(request: Request, err: Exception) -> JSONResponse:
                            if ": " in q else {"location": "", "message": q}
                            for q in err.problems]
     headers = dict(getattr(err, "headers", None) or {})
-    for cls, after in _RETRY_AFTER.items():
-        if isinstance(err, cls):
-            headers.setdefault("Retry-After", after)
+    if err.retry_after is not None:
+        headers.setdefault("Retry-After", err.retry_after)
     if status >= 500:
         log.error("request_failed", error=err.code, path=request.url.path, detail=err.message)
     if status in (401, 403):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -12,10 +13,20 @@ from pydantic import BaseModel
 from bend.api.context import ApiContext
 from projections.queries import runs as queries
 
-__all__ = ["SSE_MEDIA_TYPE", "follow_run"]
+__all__ = ["MAX_SEQ", "SSE_MEDIA_TYPE", "follow_run", "resume_after"]
 
 SSE_MEDIA_TYPE = "text/event-stream"
+MAX_SEQ = 2**63 - 1  # seq is a Postgres bigint
+_SEQ = re.compile(r"[0-9]{1,19}")
 _KEEPALIVE_S = 15.0
+
+
+def resume_after(after_seq: int, last_event_id: str | None) -> int:
+    """Where a stream resumes: after `after_seq`, or after the SSE client's last event id (a
+    seq: ASCII digits; anything else, "²" or 5,000 digits, is ignored as no id)."""
+    if last_event_id and _SEQ.fullmatch(last_event_id.strip()):
+        return max(after_seq, min(int(last_event_id.strip()), MAX_SEQ))
+    return after_seq
 
 
 def _frame(seq: int, event: str, data: str) -> str:

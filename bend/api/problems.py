@@ -1,10 +1,14 @@
-"""Errors the API itself raises; each names what happened, carries the ids and says what to do."""
+"""Errors of HTTP requests the API cannot serve as asked; the use cases' own errors (unknown run,
+workflow deleted, invalid input...) live in bend.services.errors and are named here too."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bend.core.errors import BendError
+from bend.services.errors import (
+    ApiError, IdempotencyConflict, InvalidInput, RunFinished, UnknownRun, UnknownVersion,
+    UnknownWorkflow, WorkflowDeleted,
+)
 
 __all__ = [
     "ApiError", "IdempotencyConflict", "InvalidCursor", "InvalidInput", "NotInstallationAdmin",
@@ -12,12 +16,6 @@ __all__ = [
     "RunFinished", "UnknownRun", "UnknownVersion", "UnknownWorkflow", "UnreadableBody",
     "WorkflowDeleted",
 ]
-
-
-class ApiError(BendError):
-    """Root of the errors of requests the API cannot serve as asked."""
-
-    code = "api_error"
 
 
 class NotInstallationAdmin(ApiError):
@@ -32,92 +30,11 @@ class NotInstallationAdmin(ApiError):
         self.project = project
 
 
-class UnknownWorkflow(ApiError):
-    """No workflow has this id (in the caller's project)."""
-
-    code = "unknown_workflow"
-
-    def __init__(self, workflow_id: str) -> None:
-        super().__init__(f"workflow {workflow_id} not found; list workflows with "
-                         "GET /api/workflows, or create it with POST /api/workflows")
-        self.workflow_id = workflow_id
-
-
-class UnknownVersion(ApiError):
-    """The workflow has no such version."""
-
-    code = "unknown_version"
-
-    def __init__(self, workflow_id: str, version: int, latest: int) -> None:
-        super().__init__(f"workflow {workflow_id} has no version {version}; its versions are "
-                         f"1 to {latest}")
-        self.workflow_id = workflow_id
-        self.version = version
-
-
-class WorkflowDeleted(ApiError):
-    """The workflow was deleted; it can be read but not changed or run."""
-
-    code = "workflow_deleted"
-
-    def __init__(self, workflow_id: str) -> None:
-        super().__init__(f"workflow {workflow_id} was deleted; its runs stay readable, but to "
-                         "run it again create it anew with POST /api/workflows")
-        self.workflow_id = workflow_id
-
-
-class UnknownRun(ApiError):
-    """No run has this id (in the caller's project)."""
-
-    code = "unknown_run"
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"run {run_id} not found; list runs with GET /api/executions (a run "
-                         "just started shows once projected: pass the `wait_for` its start "
-                         "returned)")
-        self.run_id = run_id
-
-
-class RunFinished(ApiError):
-    """The run already finished, so it cannot be cancelled."""
-
-    code = "run_finished"
-
-    def __init__(self, run_id: str, status: str) -> None:
-        super().__init__(f"run {run_id} already finished ({status}); nothing to cancel")
-        self.run_id = run_id
-        self.run_status = status
-
-
-class IdempotencyConflict(ApiError):
-    """An idempotency key reused with another input or workflow version."""
-
-    code = "idempotency_conflict"
-
-    def __init__(self, key: str, run_id: str) -> None:
-        super().__init__(f"idempotency key {key!r} already started run {run_id} with another "
-                         "input or version; use a new key for a different request")
-        self.idempotency_key = key
-        self.run_id = run_id
-
-
-class InvalidInput(ApiError):
-    """A run's input does not match the workflow's `input_schema`."""
-
-    code = "invalid_input"
-
-    def __init__(self, workflow_id: str, problems: Sequence[tuple[str, str]]) -> None:
-        listed = "; ".join(f"{where}: {what}" for where, what in problems)
-        super().__init__(f"the input does not match workflow {workflow_id}'s input_schema: "
-                         f"{listed}; fix the input and submit it again")
-        self.workflow_id = workflow_id
-        self.problems = tuple(problems)
-
-
 class InvalidCursor(ApiError):
     """A paging cursor that this API did not give out."""
 
     code = "invalid_cursor"
+    status = 400
 
     def __init__(self, cursor: str) -> None:
         super().__init__(f"cursor {cursor[:40]!r} is not one this API gave out; pass the "
@@ -128,6 +45,7 @@ class UnreadableBody(ApiError):
     """A request body in a media type the endpoint does not read."""
 
     code = "unreadable_body"
+    status = 415
 
     def __init__(self, media_type: str, accepted: Sequence[str]) -> None:
         super().__init__(f"cannot read a {media_type or 'untyped'} body here; send one of "
@@ -139,6 +57,7 @@ class NotProjected(ApiError):
     """A `wait_for` position on a topic the read models do not follow."""
 
     code = "not_projected"
+    status = 400
 
     def __init__(self, token: str, topics: Sequence[str]) -> None:
         super().__init__(f"{token} is on a topic the read models do not follow; wait_for takes "

@@ -10,7 +10,7 @@ import asyncpg
 
 from bend.api.inputs import nul_locations
 from bend.api.problems import ApiError, UnknownVersion, WorkflowDeleted
-from bend.core.schedule_errors import InvalidTrigger
+from bend.core.triggers.errors import InvalidTrigger
 from bend.core.triggers import WebhookTrigger, parse_trigger
 from projections.queries import workflows as workflow_queries
 

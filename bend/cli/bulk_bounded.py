@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bend.cli.client import ApiClient, ApiFailure, CliError
+from bend.cli.follow import follow_run
 
 __all__ = ["ItemResult", "item_key", "run_bounded"]
 
@@ -52,8 +53,6 @@ def item_key(idempotency_key: str | None, index: int) -> str | None:
 
 def _one(api: ApiClient, workflow_id: str, line: int, value: Any, key: str | None,
          version: int | None, timeout_s: float) -> ItemResult:
-    from bend.cli.runs import follow_run  # runs imports this module's caller
-
     began = time.monotonic()
     body: dict[str, Any] = {"input": value}
     if key is not None:

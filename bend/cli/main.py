@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "bend.cli.serve:serve",
     "projector": "projections.cli:projector",
     "archive": "bend.archive.cli:archive",
-    "api": "bend.api.cli:api",
+    "api": "bend.server.cli:api",
     "workflows": "bend.cli.workflows:workflows",
     "run": "bend.cli.runs:run",
     "runs": "bend.cli.runs:runs",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -13,6 +12,7 @@ import click
 from bend.api.logs import log_line
 from bend.cli.bulk import bulk
 from bend.cli.client import ApiClient, CliError, ExitCode, api_command
+from bend.cli.follow import follow_run
 from bend.cli.output import Output, ago, duration, short_json, status_text, when
 from bend.cli.timeline import progress, render_run
 from bend.cli.workflows import load_document, resolve_workflow
@@ -51,31 +51,6 @@ def build_input(input_file: str | None, sets: tuple[str, ...]) -> Any:
                 raise CliError(f"--set {key}: {part} is not an object", ExitCode.USAGE)
         target[leaf] = _scalar(raw)
     return value
-
-
-def follow_run(api: ApiClient, run_id: str, timeout_s: float, *, after: int = 0,
-               wait_for: str | None = None, on_event: Any = None) -> str | None:
-    """Follow the run's events after seq `after` until it finishes (its status) or `timeout_s`
-    passes (None); a dropped stream is resumed after the last event seen."""
-    deadline = time.monotonic() + timeout_s
-    last_id: str | None = str(after) if after else None
-    while (remaining := deadline - time.monotonic()) > 0:
-        params = {"follow": "true", "follow_s": round(min(max(remaining, 1.0), 3600.0), 1),
-                  "wait_for": wait_for}
-        try:
-            for ev in api.events(f"/api/executions/{run_id}/events", params, last_id):
-                if ev.event == "end":
-                    return str(ev.json()["status"])
-                if ev.event == "timeout":
-                    break
-                last_id = ev.id or last_id
-                if on_event is not None:
-                    on_event(ev.json())
-        except CliError as err:
-            if err.exit_code != ExitCode.UNAVAILABLE or deadline - time.monotonic() < 1:
-                raise
-            time.sleep(1.0)  # the stream dropped: resume after the last event
-    return None
 
 
 @click.command()

@@ -63,7 +63,7 @@ def serve(executors: int, model: bool, model_port: int) -> None:
             workers.wait_ready(role)
         click.echo(f"orchestrator, {executors} executor(s) and the trigger scheduler ready; "
                    f"logs in {log_dir}")
-        api = subprocess.Popen([sys.executable, "-m", "bend.api", "serve"],
+        api = subprocess.Popen([sys.executable, "-m", "bend.server", "serve"],
                                env={**os.environ, **env})  # its first admin key shows here
         others.append(("api", api))
         click.echo(f"API on http://{settings.api.host}:{settings.api.port} (docs at /docs); "

@@ -19,6 +19,7 @@ class ContractError(BendError):
     """Root of the errors about records on the wire, their schemas and their topics."""
 
     code = "contract_error"
+    status = 500
 
 
 class UnknownEventType(ContractError):

@@ -16,7 +16,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from bend.contracts import datum as _datum
-from bend.contracts.codec import MAGIC, Codec, ReadPlan, read_body
+from bend.contracts.wire import MAGIC, Codec, ReadPlan, read_body
 from bend.contracts.errors import (
     CorruptPayload, RegistryUnavailable, UnknownSchema,
 )

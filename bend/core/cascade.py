@@ -10,7 +10,6 @@ step has finished, the run completes.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from bend.core.durations import parse_duration, parse_timestamp
 from bend.core.events import RunCompleted, StepSkipped, StepSucceeded, TimerSet
 from bend.core.expressions import ExpressionError, evaluate, truthy
 from bend.core.graph import Plan
+from bend.core.kinds import NODE_KINDS, Begin, Members, Runner
 from bend.core.outcomes import engine_step_failed, fail_run, notify_parent, scheduled
 from bend.core.state import RunState, RunStatus, StepStatus
 
@@ -31,7 +31,6 @@ __all__ = ["advance", "schedule_attempt"]
 
 _WAIT = object()
 _GO = object()
-_HAS_START = ("parallel", "loop")
 
 
 def advance(d: Draft) -> None:
@@ -53,13 +52,14 @@ def _scope_pass(d: Draft, scope: str | None, indices: tuple[int, ...]) -> bool:
         if not _running(d):
             return True
         node = plan.nodes[step_id]
+        kind = NODE_KINDS[node.type]
         inst = ids.instance_id(step_id, indices)
         st = d.run.steps.get(inst)
-        if st is None and (phase == "start" or node.type not in _HAS_START):
+        if st is None and (phase == "start" or not kind.has_start):
             changed |= _try_begin(d, node, inst, indices)
-        elif st is not None and phase == "end" and node.type in _HAS_START \
+        elif st is not None and phase == "end" and kind.has_start \
                 and st.status is StepStatus.SCHEDULED:
-            changed |= (join_parallel(d, node, inst, indices) if node.type == "parallel"
+            changed |= (join_parallel(d, node, inst, indices) if kind.begins is Begin.OPEN
                         else iterate_loop(d, node, inst, indices, _scope_pass))
     return changed
 
@@ -70,13 +70,12 @@ def _readiness(state: RunState, plan: Plan, node: Any, indices: tuple[int, ...])
     if gate is not None:
         container, slot = gate
         c = state.step(resolve(plan, container, indices))
-        kind = plan.nodes[container].type
-        if kind == "condition":
+        if NODE_KINDS[plan.nodes[container].type].members is Members.ARMS:
             if not c.status.finished:
                 return _WAIT
             if c.status is not StepStatus.SUCCEEDED:
                 return f"condition {container!r} was {c.status.value}"
-            taken = _arm(plan.nodes[container], c.output)
+            taken = plan.nodes[container].taken(c.output)
             if taken != slot:
                 return f"condition {container!r} took {taken!r}, not {slot!r}"
         elif c.status is StepStatus.PENDING:
@@ -91,14 +90,6 @@ def _readiness(state: RunState, plan: Plan, node: Any, indices: tuple[int, ...])
     if deps and not any(dep.status is StepStatus.SUCCEEDED for dep in deps):
         return "every step it depends on was skipped or cancelled"
     return _GO
-
-
-def _arm(node: Any, output: Any) -> str:
-    """The slot a finished condition took, from its recorded output."""
-    output = output if isinstance(output, dict) else {}
-    if node.if_ is not None:
-        return "then" if output.get("branch") == "then" else "else"
-    return f"case:{output.get('branch')}" if output.get("matched") else "default"
 
 
 def _try_begin(d: Draft, node: Any, inst: str, indices: tuple[int, ...]) -> bool:
@@ -120,21 +111,16 @@ def _try_begin(d: Draft, node: Any, inst: str, indices: tuple[int, ...]) -> bool
 
 
 def _begin(d: Draft, node: Any, inst: str, ctx: dict[str, Any]) -> None:
-    kind = node.type
-    if kind == "transform":
-        output = (evaluate(node.expression, ctx) if node.expression is not None
-                  else {k: evaluate(v, ctx) for k, v in node.mapping.items()})
+    begins = NODE_KINDS[node.type].begins
+    if begins is Begin.EVALUATE:
+        output = node.output(ctx)
         scheduled(d, node, inst, 1, None)
         d.emit(StepSucceeded, step_id=inst, attempt=1, output=output)
-    elif kind == "condition":
-        output = _choose(node, ctx)
+    elif begins is Begin.OPEN:
         scheduled(d, node, inst, 1, None)
-        d.emit(StepSucceeded, step_id=inst, attempt=1, output=output)
-    elif kind == "parallel":
-        scheduled(d, node, inst, 1, None)
-    elif kind == "loop":
+    elif begins is Begin.ITERATE:
         begin_loop(d, node, inst, ctx)
-    elif kind == "delay":
+    elif begins is Begin.TIMER:
         _begin_delay(d, node, inst, ctx)
     else:
         defn = d.run.definition
@@ -142,30 +128,20 @@ def _begin(d: Draft, node: Any, inst: str, ctx: dict[str, Any]) -> None:
         schedule_attempt(d, node, inst, 1, step_input(defn, node, ctx))
 
 
-def _choose(node: Any, ctx: dict[str, Any]) -> dict[str, Any]:
-    if node.if_ is not None:
-        value = evaluate(node.if_, ctx)
-        return {"branch": "then" if truthy(value) else "else", "value": value}
-    value = evaluate(node.switch, ctx)
-    key = value if isinstance(value, str) else json.dumps(value)  # as the case keys are written
-    if key in node.cases:
-        return {"branch": key, "matched": True, "value": value}
-    return {"branch": "default", "matched": False, "value": value}
-
-
 def schedule_attempt(d: Draft, node: Any, inst: str, attempt: int, spec: Any) -> None:
     """Hand attempt `attempt` of an executor or subworkflow step out, with its timeout timer."""
     defn = d.run.definition
     assert defn is not None
     timeout = defn.step_timeout(node)
-    if node.type == "subworkflow":
+    child = NODE_KINDS[node.type].runner is Runner.CHILD_RUN
+    if child:
         spec = {**spec, "child_run_id": ids.child_run_id(d.run.run_id, inst, attempt)}
     scheduled(d, node, inst, attempt, spec,
                int(timeout.total_seconds() * 1000) if timeout else None)
     if timeout is not None:
         d.emit(TimerSet, timer_id=ids.timer_id(d.run.run_id, "step_timeout", inst, attempt),
                purpose="step_timeout", fire_at=d.now + timeout, step_id=inst)
-    if node.type == "subworkflow":
+    if child:
         d.send(StartRun, spec["child_run_id"], workflow_id=node.workflow,
                workflow_version=node.version or 0, input=spec["input"],
                definition=definition_json(node.definition) if node.definition else None,

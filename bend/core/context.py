@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from bend.core.definitions import WorkflowDefinition
-from bend.core.expressions import as_text, render
 from bend.core.graph import Plan
 from bend.core.ids import instance_id
 from bend.core.state import RunState
@@ -77,31 +76,9 @@ def run_context(state: RunState, plan: Plan) -> dict[str, Any]:
 
 
 def step_input(defn: WorkflowDefinition, node: Any, ctx: dict[str, Any]) -> Any:
-    """The evaluated configuration an executor receives in StepScheduled.input.
+    """The evaluated configuration an executor (or a child run) receives in StepScheduled.input.
 
-    The step's timeout travels beside it, in StepScheduled.timeout_ms.
+    Each step model renders its own (`task_input` in bend/core/nodes.py); the step's timeout
+    travels beside it, in StepScheduled.timeout_ms.
     """
-    if node.type == "agent":
-        llm = node.llm or defn.llm
-        return {
-            "model": node.model,
-            "prompt": as_text(render(node.prompt, ctx)),
-            "system_prompt": (as_text(render(node.system_prompt, ctx))
-                              if node.system_prompt is not None else None),
-            "tools": list(node.tools),
-            "max_iterations": node.max_iterations,
-            "temperature": node.temperature,
-            "llm": {"base_url": as_text(render(llm.base_url, ctx)),
-                    "api_key_secret": llm.api_key_secret, "timeout_s": llm.timeout_s},
-        }
-    if node.type == "tool":
-        return {"component": node.component, "inputs": render(node.inputs, ctx)}
-    if node.type == "http":
-        return {"method": node.method, "url": as_text(render(node.url, ctx)),
-                "headers": render(node.headers, ctx), "query": render(node.query, ctx),
-                "body": render(node.body, ctx)}
-    if node.type == "subworkflow":
-        return {"workflow_id": node.workflow, "version": node.version,
-                "input": render(node.input, ctx)}
-    raise ValueError(f"{node.type} steps are run by the engine, not scheduled with an input")
-
+    return node.task_input(ctx, defn.llm)

@@ -29,7 +29,6 @@ from bend.core.commands import (
     CancelRun, CancelStep, Command, CompleteStep, FailStep, FireTimer, RecordLlmCall,
     RecordToolCall, ReportStepStarted, StartRun,
 )
-from bend.core.definitions import EXECUTOR_NODE_TYPES
 from bend.core.draft import Accepted, Decision, Draft, Rejected
 from bend.core.errors import BendError
 from bend.core.durations import parse_duration
@@ -39,14 +38,13 @@ from bend.core.events import (
 )
 from bend.core.graph import compile_definition
 from bend.core.ids import split_instance, timer_id
+from bend.core.kinds import EXECUTOR_NODE_TYPES, NODE_KINDS, Runner, kind_of
 from bend.core.outcomes import (
     cancel_all_open, cancel_instance, fail_attempt, fail_run, notify_parent,
 )
 from bend.core.state import RunState, StepStatus
 
 __all__ = ["Accepted", "Decision", "Rejected", "decide", "start_run"]
-
-_REPORTED_TYPES = EXECUTOR_NODE_TYPES | {"subworkflow"}
 
 
 def decide(state: RunState | None, cmd: Command, now: datetime) -> Decision:
@@ -145,7 +143,8 @@ def _open_attempt(state: RunState, step_id: str, attempt: int) -> Rejected | Non
     st = state.steps.get(step_id)
     if st is None:
         return Rejected(f"step {step_id} was never scheduled", "stale")
-    if st.node_type not in _REPORTED_TYPES:
+    kind = kind_of(st.node_type)
+    if kind is None or not kind.reported:
         return Rejected(f"step {step_id} is a {st.node_type} step; the engine finishes it itself",
                         "invalid")
     if not (st.status.attempt_open and st.attempt == attempt):
@@ -222,7 +221,7 @@ def _fire_timer(state: RunState, cmd: FireTimer, now: datetime) -> Decision:
                output={"waited_until": timer.fire_at.isoformat()})
     elif timer.purpose == "retry":
         spec = st.input
-        if node.type == "subworkflow" and isinstance(spec, dict):
+        if NODE_KINDS[node.type].runner is Runner.CHILD_RUN and isinstance(spec, dict):
             spec = {k: v for k, v in spec.items() if k != "child_run_id"}
         schedule_attempt(d, node, st.step_id, st.attempt + 1, spec)
     elif timer.purpose == "step_timeout":

@@ -1,4 +1,5 @@
-"""Workflow definitions: frozen pydantic models of a workflow and its steps, from YAML or JSON.
+"""Workflow definitions from YAML or JSON, checked whole: the models (bend.core.workflow, each
+step the model of its kind in bend.core.nodes) plus every problem the plan finds (graph.py).
 
 A workflow is a flat list of steps, each with a unique `id`. Containers name their members by
 id: a condition's `then`/`else`/`cases`, a parallel's `branches`, a loop's `body`. A step runs
@@ -10,20 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from datetime import timedelta
-from typing import Annotated, Any, Literal, Union
+from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
 
 from bend.core.depth import MAX_DEPTH, deeper_than
-from bend.core.durations import parse_duration
+from bend.core.graph import analyze
+from bend.core.kinds import EXECUTOR_NODE_TYPES, NODE_TYPES
 from bend.core.nodes import (
-    AgentStep, ConditionStep, DelayStep, Duration, HttpStep, LlmEndpoint, LoopStep, ParallelStep,
-    RetryPolicy, StepBase, ToolStep, TransformStep, FrozenModel,
+    AgentStep, ConditionStep, DelayStep, HttpStep, LlmEndpoint, LoopStep, ParallelStep,
+    RetryPolicy, SubworkflowStep, ToolStep, TransformStep,
 )
 from bend.core.problems import InvalidDefinition, Problem
+from bend.core.workflow import Defaults, StepDefinition, WorkflowDefinition, parse_shape
 
 __all__ = [
     "AgentStep", "ConditionStep", "DelayStep", "Defaults", "EXECUTOR_NODE_TYPES", "HttpStep",
@@ -32,72 +32,6 @@ __all__ = [
     "WorkflowDefinition", "definition_hash", "definition_json", "load_definition",
     "parse_definition", "parse_shape", "validate",
 ]
-
-EXECUTOR_NODE_TYPES = frozenset({"agent", "tool", "http"})  # run by executors, not the engine
-NODE_TYPES = ("agent", "tool", "http", "transform", "condition", "loop", "parallel", "delay",
-              "subworkflow")
-
-
-class SubworkflowStep(StepBase):
-    """Starts a child run of `workflow` (inline `definition`, or resolved by id and version)."""
-
-    type: Literal["subworkflow"]
-    workflow: str = Field(min_length=1)
-    version: int | None = Field(default=None, ge=1)
-    definition: WorkflowDefinition | None = None
-    input: Any = None  # template
-
-    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
-        yield from super().fields_to_check()
-        yield "input", "template", self.input
-
-
-StepDefinition = Annotated[
-    Union[AgentStep, ToolStep, HttpStep, TransformStep, ConditionStep, LoopStep, ParallelStep,
-          DelayStep, SubworkflowStep],
-    Field(discriminator="type"),
-]
-
-
-class Defaults(FrozenModel):
-    """Defaults for executor and subworkflow steps that set none."""
-
-    retry: RetryPolicy | None = None
-    timeout: Duration | None = None
-
-
-class WorkflowDefinition(FrozenModel):
-    """A whole workflow: its steps, its input's JSON Schema, its output, timeout and defaults."""
-
-    name: str = Field(min_length=1)
-    description: str = ""
-    input_schema: dict[str, Any] | None = None
-    steps: tuple[StepDefinition, ...] = Field(min_length=1)
-    output: str | None = None  # expression (default: the outputs of the sink steps)
-    timeout: Duration | None = None  # the whole run's
-    defaults: Defaults = Field(default_factory=Defaults)
-    llm: LlmEndpoint | None = None  # default endpoint of agent steps
-
-    def step(self, step_id: str) -> StepDefinition:
-        """The step with this id; KeyError if there is none."""
-        for node in self.steps:
-            if node.id == step_id:
-                return node
-        raise KeyError(step_id)
-
-    def retry_policy(self, node: StepDefinition) -> RetryPolicy:
-        """The step's retry policy, else the workflow default, else the built-in one."""
-        return node.retry or self.defaults.retry or RetryPolicy()
-
-    def step_timeout(self, node: StepDefinition) -> timedelta | None:
-        """The step's timeout, else the workflow default (executor and subworkflow steps only)."""
-        if node.type not in EXECUTOR_NODE_TYPES and node.type != "subworkflow":
-            return None
-        value = node.timeout or self.defaults.timeout
-        return parse_duration(value) if value is not None else None
-
-
-SubworkflowStep.model_rebuild()
 
 
 def definition_json(defn: WorkflowDefinition) -> dict[str, Any]:
@@ -114,21 +48,7 @@ def definition_hash(defn: WorkflowDefinition) -> str:
 
 def validate(defn: WorkflowDefinition) -> list[Problem]:
     """Every problem of a well-formed definition: references, cycles, branches, expressions."""
-    from bend.core.graph import analyze  # graph reads these models; imported late to avoid a cycle
-
     return analyze(defn).problems
-
-
-def parse_shape(data: Any) -> WorkflowDefinition:
-    """The definition in JSON data, checked field by field only (no references or cycles)."""
-    if not isinstance(data, dict):
-        raise InvalidDefinition([Problem("(document)", "a workflow definition is a mapping "
-                                         f"with name and steps, not {type(data).__name__}")])
-    try:
-        defn = WorkflowDefinition.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidDefinition(_problems(exc)) from None
-    return defn
 
 
 def parse_definition(data: Any) -> WorkflowDefinition:
@@ -159,28 +79,3 @@ def load_definition(text: str) -> WorkflowDefinition:
     return parse_definition(data)
 
 
-def _problems(exc: ValidationError) -> list[Problem]:
-    problems = []
-    errors = exc.errors()
-    for error in errors:
-        loc = list(error["loc"])
-        if loc == ["steps"] and error["type"] == "too_short" and any(
-                e["loc"][:1] == ("steps",) and len(e["loc"]) > 1 for e in errors):
-            continue  # pydantic's echo of a step that failed: the step's own error says it all
-        # A discriminated union adds the node type after `steps[i]`; it is noise to a reader.
-        if len(loc) >= 3 and loc[0] == "steps" and isinstance(loc[1], int) and loc[2] in NODE_TYPES:
-            del loc[2]
-        where = ""
-        for part in loc:
-            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "union_tag_invalid":
-            message = (f"unknown step type {error['input'].get('type')!r}; use one of "
-                       f"{', '.join(NODE_TYPES)}")
-        elif error["type"] == "union_tag_not_found":
-            message = f"a step needs a `type`: one of {', '.join(NODE_TYPES)}"
-        elif error["type"] == "string_type" and isinstance(error.get("input"), bool):
-            message += (f" (YAML read {error['input']!r} from an unquoted yes/no/on/off/true/"
-                        "false; quote it)")
-        problems.append(Problem(where or "(document)", message, error["type"]))
-    return problems

@@ -13,7 +13,7 @@ from typing import Any
 from bend.core import ids
 from bend.core.apply import apply
 from bend.core.commands import Command
-from bend.core.definitions import EXECUTOR_NODE_TYPES
+from bend.core.kinds import EXECUTOR_NODE_TYPES
 from bend.core.events import Event, StepScheduled, TimerSet
 from bend.core.graph import Plan
 from bend.core.state import RunState

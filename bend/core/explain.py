@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from bend.core.definitions import EXECUTOR_NODE_TYPES
+from bend.core.kinds import Wait, kind_of
 from bend.core.events import Event, RunCancelled, RunCompleted
 from bend.core.state import RunState, RunStatus, StepState, StepStatus, Timer
 
@@ -197,9 +197,11 @@ def _open_or_waiting(state: RunState) -> list[StepState]:
 def _step(state: RunState, step: StepState, facts: LiveFacts) -> list[Reason]:
     timers = [t for t in state.timers.values() if t.step_id == step.step_id]
     out = [_timer(state, t, facts) for t in timers if t.purpose in ("delay", "retry")]
-    if step.node_type == "subworkflow" and step.status.attempt_open:
+    kind = kind_of(step.node_type)
+    waits_on = kind.waits_on if kind is not None else None
+    if waits_on is Wait.CHILD_RUN and step.status.attempt_open:
         out.append(_child(step, facts))
-    elif step.node_type in EXECUTOR_NODE_TYPES and step.status.attempt_open:
+    elif waits_on is Wait.WORKER and step.status.attempt_open:
         out.extend(_executor(step, facts))
     target = http_target(step)
     circuit = facts.circuits.get(target) if target else None

@@ -26,6 +26,7 @@ class UnknownStep(BendError):
     """The step to fork from is not in the source run's definition."""
 
     code = "unknown_step"
+    status = 404
 
     def __init__(self, run_id: str, step_id: str) -> None:
         super().__init__(f"run {run_id} has no step {step_id!r}; fork from one of the steps of "

@@ -11,23 +11,22 @@ import heapq
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
 from bend.core.frozen import FrozenMap
-from bend.core.problems import Problem
+from bend.core.kinds import NODE_KINDS, NODE_TYPES, Members
+from bend.core.problems import InvalidDefinition, Problem
 from bend.core.references import Shape, read_shape
-
-if TYPE_CHECKING:
-    from bend.core.definitions import WorkflowDefinition
+from bend.core.workflow import WorkflowDefinition, parse_shape
 
 __all__ = ["Analysis", "Plan", "analyze", "compile_definition", "plan_of"]
 
 Phase = tuple[str, str]  # (step_id, "start" | "end")
-_CONTAINERS_WITH_START = ("parallel", "loop")
-_ENGINE_OWN = ("transform", "condition", "loop", "parallel", "delay")
+_RETRIED = [t for t in NODE_TYPES if NODE_KINDS[t].retried]
+_RETRIED_TEXT = f"{', '.join(_RETRIED[:-1])} or {_RETRIED[-1]}"  # agent, tool, http or subworkflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +86,12 @@ def analyze(defn: WorkflowDefinition) -> Analysis:
 
 def _check_options(defn: WorkflowDefinition, problems: list[Problem]) -> None:
     for i, node in enumerate(defn.steps):
-        if node.type in _ENGINE_OWN:
+        if not NODE_KINDS[node.type].retried:
             for option in ("retry", "timeout"):
                 if getattr(node, option) is not None:
                     problems.append(Problem(f"steps[{i}].{option}", (
                         f"a {node.type} step is run by the engine itself and takes no {option}; "
-                        "remove it (set it on the agent, tool, http or subworkflow steps)"),
-                        "option"))
+                        f"remove it (set it on the {_RETRIED_TEXT} steps)"), "option"))
         if node.type == "agent" and node.llm is None and defn.llm is None:
             problems.append(Problem(f"steps[{i}].llm", "an agent step needs an llm endpoint; "
                                     "set `llm` on the step or on the workflow", "missing"))
@@ -109,7 +107,7 @@ def _check_options(defn: WorkflowDefinition, problems: list[Problem]) -> None:
 
 
 def _entry(defn_types: dict[str, str], step_id: str) -> Phase:
-    return (step_id, "start" if defn_types[step_id] in _CONTAINERS_WITH_START else "end")
+    return (step_id, "start" if NODE_KINDS[defn_types[step_id]].has_start else "end")
 
 
 def _edges(defn: WorkflowDefinition,
@@ -125,7 +123,7 @@ def _edges(defn: WorkflowDefinition,
 
     for node in defn.steps:
         edges.setdefault((node.id, "end"), [])
-        if node.type in _CONTAINERS_WITH_START:
+        if NODE_KINDS[node.type].has_start:
             add((node.id, "start"), (node.id, "end"))
         for dep in shape.deps[node.id]:
             add((dep, "end"), _entry(types, node.id))
@@ -136,7 +134,7 @@ def _edges(defn: WorkflowDefinition,
                         lifted[loop].append(dep)
         if node.id in shape.owner:
             container, _slot = shape.owner[node.id]
-            if types[container] == "condition":
+            if NODE_KINDS[types[container]].members is Members.ARMS:  # after the arm is chosen
                 add((container, "end"), _entry(types, node.id))
             else:
                 add((container, "start"), _entry(types, node.id))
@@ -209,11 +207,11 @@ def _cycles(defn: WorkflowDefinition, shape: Shape,
 def _plan(defn: WorkflowDefinition, shape: Shape, edges: dict[Phase, list[Phase]],
           lifted: dict[str, list[str]], order: list[Phase]) -> Plan:
     ids = [node.id for node in defn.steps]
-    scopes = [None, *(node.id for node in defn.steps if node.type == "loop")]
+    scopes = [None, *(node.id for node in defn.steps if NODE_KINDS[node.type].is_scope)]
     deps = {s: tuple(shape.deps[s]) + tuple(d for d in lifted.get(s, []) if d not in shape.deps[s])
             for s in ids}
     gate = {m: owner for m, owner in shape.owner.items()
-            if next(n for n in defn.steps if n.id == owner[0]).type != "loop"}
+            if not NODE_KINDS[next(n for n in defn.steps if n.id == owner[0]).type].is_scope}
     downstream: dict[str, list[str]] = {s: [] for s in ids}
     for (u, _), targets in edges.items():
         for v, _ in targets:
@@ -252,8 +250,6 @@ def compile_definition(data: Any) -> tuple[WorkflowDefinition, Plan]:
     Both are immutable, so runs of the same definition share them (a bounded cache keyed by the
     canonical JSON text: folding a partition's runs compiles each definition once).
     """
-    from bend.core.definitions import InvalidDefinition, parse_shape
-
     key = json.dumps(data, sort_keys=True, separators=(",", ":"), default=repr)
     found = _COMPILED.get(key)
     if found is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
@@ -16,12 +16,18 @@ from pydantic import (
 )
 
 from bend.core.durations import parse_duration
+from bend.core.expressions import as_text, evaluate, render, truthy
+
+if TYPE_CHECKING:  # a subworkflow holds a workflow: resolved in bend/core/workflow.py
+    from bend.core.workflow import WorkflowDefinition
 
 __all__ = [
     "AgentStep", "ConditionStep", "DelayStep", "Duration", "FrozenModel", "HttpStep",
-    "LlmEndpoint", "LoopStep", "ParallelStep", "RetryPolicy", "StepBase", "ToolStep",
-    "TransformStep",
+    "LlmEndpoint", "LoopStep", "ParallelStep", "RetryPolicy", "StepBase", "SubworkflowStep",
+    "ToolStep", "TransformStep",
 ]
+
+Slot = tuple[str, str, tuple[str, ...]]  # (slot name, location in the step, member step ids)
 
 
 def _duration_text(value: Any) -> Any:
@@ -81,6 +87,15 @@ class StepBase(FrozenModel):
         if self.when is not None:
             yield "when", "expression", self.when
 
+    def slots(self) -> list[Slot]:
+        """`(slot, location, member ids)` of each slot of a container step (none for others)."""
+        return []
+
+    def task_input(self, ctx: dict[str, Any], default_llm: LlmEndpoint | None) -> Any:
+        """The evaluated configuration its runner receives in StepScheduled.input."""
+        raise ValueError(f"{getattr(self, 'type', '?')} steps are run by the engine, not "
+                         "scheduled with an input")
+
 
 class AgentStep(StepBase):
     """A model with tools in a loop (an executor step)."""
@@ -102,6 +117,21 @@ class AgentStep(StepBase):
         if self.llm is not None:
             yield "llm.base_url", "template", self.llm.base_url
 
+    def task_input(self, ctx: dict[str, Any], default_llm: LlmEndpoint | None) -> Any:
+        llm = self.llm or default_llm
+        assert llm is not None  # the plan refuses an agent step without an endpoint
+        return {
+            "model": self.model,
+            "prompt": as_text(render(self.prompt, ctx)),
+            "system_prompt": (as_text(render(self.system_prompt, ctx))
+                              if self.system_prompt is not None else None),
+            "tools": list(self.tools),
+            "max_iterations": self.max_iterations,
+            "temperature": self.temperature,
+            "llm": {"base_url": as_text(render(llm.base_url, ctx)),
+                    "api_key_secret": llm.api_key_secret, "timeout_s": llm.timeout_s},
+        }
+
 
 class ToolStep(StepBase):
     """One call of a registered component (an executor step)."""
@@ -113,6 +143,9 @@ class ToolStep(StepBase):
     def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
         yield from super().fields_to_check()
         yield "inputs", "template", self.inputs
+
+    def task_input(self, ctx: dict[str, Any], default_llm: LlmEndpoint | None) -> Any:
+        return {"component": self.component, "inputs": render(self.inputs, ctx)}
 
 
 class HttpStep(StepBase):
@@ -137,6 +170,11 @@ class HttpStep(StepBase):
         yield "query", "template", self.query
         yield "body", "template", self.body
 
+    def task_input(self, ctx: dict[str, Any], default_llm: LlmEndpoint | None) -> Any:
+        return {"method": self.method, "url": as_text(render(self.url, ctx)),
+                "headers": render(self.headers, ctx), "query": render(self.query, ctx),
+                "body": render(self.body, ctx)}
+
 
 class TransformStep(StepBase):
     """Computes its output from an `expression`, or a `mapping` of names to expressions."""
@@ -157,6 +195,12 @@ class TransformStep(StepBase):
             yield "expression", "expression", self.expression
         for key, expr in (self.mapping or {}).items():
             yield f"mapping.{key}", "expression", expr
+
+    def output(self, ctx: dict[str, Any]) -> Any:
+        """Its output in `ctx`: the expression's value, or the mapping's."""
+        if self.expression is not None:
+            return evaluate(self.expression, ctx)
+        return {k: evaluate(v, ctx) for k, v in (self.mapping or {}).items()}
 
 
 def _case_keys(value: Any) -> Any:
@@ -193,6 +237,31 @@ class ConditionStep(StepBase):
             return {"then": self.then, "else": self.else_}
         return {**{f"case:{k}": v for k, v in self.cases.items()}, "default": self.default}
 
+    def slots(self) -> list[Slot]:
+        if self.if_ is not None:
+            return [("then", "then", self.then), ("else", "else", self.else_)]
+        return [*((f"case:{k}", f"cases.{k}", v) for k, v in self.cases.items()),
+                ("default", "default", self.default)]
+
+    def output(self, ctx: dict[str, Any]) -> dict[str, Any]:
+        """The arm it takes in `ctx`, and the value that chose it."""
+        if self.if_ is not None:
+            value = evaluate(self.if_, ctx)
+            return {"branch": "then" if truthy(value) else "else", "value": value}
+        assert self.switch is not None
+        value = evaluate(self.switch, ctx)
+        key = value if isinstance(value, str) else json.dumps(value)  # as case keys are written
+        if key in self.cases:
+            return {"branch": key, "matched": True, "value": value}
+        return {"branch": "default", "matched": False, "value": value}
+
+    def taken(self, output: Any) -> str:
+        """The slot a finished condition took, from its recorded output."""
+        output = output if isinstance(output, dict) else {}
+        if self.if_ is not None:
+            return "then" if output.get("branch") == "then" else "else"
+        return f"case:{output.get('branch')}" if output.get("matched") else "default"
+
     def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
         yield from super().fields_to_check()
         if self.if_ is not None:
@@ -227,6 +296,9 @@ class LoopStep(StepBase):
         if self.collect is not None:
             yield "collect", "expression", self.collect
 
+    def slots(self) -> list[Slot]:
+        return [("body", "body", self.body)]
+
 
 class ParallelStep(StepBase):
     """Starts its `branches` together and finishes when `join` is met (all, any, first_n)."""
@@ -253,6 +325,9 @@ class ParallelStep(StepBase):
         """How many branches must finish before the join is met."""
         return {"all": len(self.branches), "any": 1}.get(self.join, self.n or 1)
 
+    def slots(self) -> list[Slot]:
+        return [(f"branch:{b}", f"branches[{b}]", ids) for b, ids in enumerate(self.branches)]
+
 
 class DelayStep(StepBase):
     """Waits on a durable timer: `duration`, or `until` a timestamp expression."""
@@ -271,3 +346,21 @@ class DelayStep(StepBase):
         yield from super().fields_to_check()
         if self.until is not None:
             yield "until", "expression", self.until
+
+
+class SubworkflowStep(StepBase):
+    """Starts a child run of `workflow` (inline `definition`, or resolved by id and version)."""
+
+    type: Literal["subworkflow"]
+    workflow: str = Field(min_length=1)
+    version: int | None = Field(default=None, ge=1)
+    definition: WorkflowDefinition | None = None
+    input: Any = None  # template
+
+    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
+        yield from super().fields_to_check()
+        yield "input", "template", self.input
+
+    def task_input(self, ctx: dict[str, Any], default_llm: LlmEndpoint | None) -> Any:
+        return {"workflow_id": self.workflow, "version": self.version,
+                "input": render(self.input, ctx)}

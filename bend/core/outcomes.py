@@ -6,7 +6,7 @@ from typing import Any
 
 from bend.core import ids
 from bend.core.commands import CancelRun, CompleteStep, FailStep
-from bend.core.definitions import EXECUTOR_NODE_TYPES
+from bend.core.kinds import RETRIED_NODE_TYPES, Runner, kind_of
 from bend.core.draft import Draft
 from bend.core.events import (
     RunFailed, StepCancelled, StepFailed, StepRetryScheduled, StepScheduled, StepTimedOut,
@@ -20,7 +20,6 @@ __all__ = [
     "notify_parent", "scheduled",
 ]
 
-_RETRIED_TYPES = EXECUTOR_NODE_TYPES | {"subworkflow"}
 _NOT_RETRIED_CHILD_ERRORS = frozenset({"InvalidDefinition", "InvalidInput", "RunCancelled"})
 
 
@@ -32,7 +31,7 @@ def fail_attempt(d: Draft, inst: str, error_type: str, message: str, retryable: 
     defn = d.run.definition
     assert defn is not None
     policy = defn.retry_policy(node)
-    again = node.type in _RETRIED_TYPES and may_retry(policy, error_type, retryable, st.attempt)
+    again = node.type in RETRIED_NODE_TYPES and may_retry(policy, error_type, retryable, st.attempt)
     if timed_out_ms is not None:
         _cancel_child(d, st, f"attempt {st.attempt} of the parent step timed out")
         d.emit(StepTimedOut, step_id=inst, attempt=st.attempt, timeout_ms=timed_out_ms)
@@ -83,7 +82,9 @@ def cancel_instance(d: Draft, inst: str, reason: str) -> None:
 
 
 def _cancel_child(d: Draft, st: StepState, reason: str) -> None:
-    if st.node_type == "subworkflow" and st.status.attempt_open and isinstance(st.input, dict):
+    kind = kind_of(st.node_type)
+    if kind is not None and kind.runner is Runner.CHILD_RUN and st.status.attempt_open \
+            and isinstance(st.input, dict):
         d.send(CancelRun, run_id=st.input["child_run_id"], workflow_id=st.input["workflow_id"],
                reason=reason, requested_by=f"run {d.run.run_id}")
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bend.core.expressions import (
     ExpressionError, compile_expression, expression_names, template_expressions,
 )
+from bend.core.kinds import NODE_KINDS
 from bend.core.problems import Problem
-
-if TYPE_CHECKING:
-    from bend.core.definitions import WorkflowDefinition
+from bend.core.workflow import WorkflowDefinition
 
 __all__ = ["Shape", "read_shape"]
 
@@ -72,23 +71,9 @@ def read_shape(defn: WorkflowDefinition) -> Shape:
     return shape
 
 
-def _slots(node: Any) -> list[tuple[str, str, tuple[str, ...]]]:
-    """`(slot, location, member ids)` of a container step."""
-    if node.type == "condition":
-        if node.if_ is not None:
-            return [("then", "then", node.then), ("else", "else", node.else_)]
-        return [*((f"case:{k}", f"cases.{k}", v) for k, v in node.cases.items()),
-                ("default", "default", node.default)]
-    if node.type == "parallel":
-        return [(f"branch:{b}", f"branches[{b}]", ids) for b, ids in enumerate(node.branches)]
-    if node.type == "loop":
-        return [("body", "body", node.body)]
-    return []
-
-
 def _claim_members(defn: WorkflowDefinition, shape: Shape) -> None:
     for i, node in enumerate(defn.steps):
-        for slot, loc, members in _slots(node):
+        for slot, loc, members in node.slots():
             for k, member in enumerate(members):
                 where = f"steps[{i}].{loc}[{k}]"
                 if member not in shape.position:
@@ -119,7 +104,7 @@ def _scopes(defn: WorkflowDefinition, shape: Shape) -> None:
                                               f"containers hold each other: {loop_text}", "cycle"))
                 scope = None
                 break
-            if types[container] == "loop":
+            if NODE_KINDS[types[container]].is_scope:
                 scope = container
                 break
             seen.append(container)

@@ -7,7 +7,8 @@ key and headers, then records `DeadLetterRedriven`, which the projector folds on
 API callers see a dead letter through a `DeadLetterScope`: those of their project's runs (a
 record of a run-keyed topic whose key names a run of the project), and, for admins, those of no
 known run; any other is unknown to them (404), never listed and never re-driven. Trusted
-callers (the CLI, with database access) pass no scope and see them all.
+callers (the CLI, with database access) pass no scope and see them all. The SQL is
+projections.queries.dead_letters'.
 """
 
 from __future__ import annotations
@@ -21,25 +22,21 @@ from typing import Any
 import asyncpg
 
 from bend.contracts.codec import decode
-from bend.contracts.topics import topic_name
 from bend.core.errors import BendError
 from bend.core.events import DeadLetterRedriven
 from bend.kafka.position import Position
 from bend.kafka.producer import RecordProducer
-from bend.settings import Settings
 from projections.payload import payload_of
+from projections.queries import dead_letters as queries
+from projections.queries.dead_letters import MAX_REDRIVE, DeadLetterFilter, DeadLetterScope
 
 __all__ = [
-    "AlreadyRedriven", "DeadLetterFilter", "DeadLetterScope", "Redriven", "UnknownDeadLetter", "get_dead_letter",
-    "list_dead_letters", "redrive_dead_letter", "redrive_dead_letters",
+    "AlreadyRedriven", "DeadLetterFilter", "DeadLetterScope", "MAX_REDRIVE", "Redriven",
+    "UnknownDeadLetter", "get_dead_letter", "list_dead_letters", "redrive_dead_letter",
+    "redrive_dead_letters",
 ]
 
 Db = asyncpg.Pool | asyncpg.Connection
-MAX_REDRIVE = 1000
-# Topics whose record key is the run id (bend.contracts.topics.key_for): their dead letters
-# belong to that run, and so to its project. Timers are keyed `<run_id>:<purpose>...`.
-RUN_KEYED_KINDS = ("runs", "commands", "tasks")
-TIMER_KIND = "timers"
 
 
 class UnknownDeadLetter(BendError):
@@ -66,73 +63,6 @@ class AlreadyRedriven(BendError):
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetterFilter:
-    """Which dead letters: by source topic, error type, time, and whether re-driven."""
-
-    source_topic: str | None = None
-    error_type: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    redriven: bool | None = None
-
-    def where(self, first: int = 1) -> tuple[str, list[Any]]:
-        """SQL conditions (AND-ed) and their arguments, numbered from `first`."""
-        parts, args = [], []
-        for cond, value in (("d.source_topic = ${}", self.source_topic),
-                            ("d.error_type = ${}", self.error_type),
-                            ("d.occurred_at >= ${}", self.since),
-                            ("d.occurred_at < ${}", self.until)):
-            if value is not None:
-                args.append(value)
-                parts.append(cond.format(first + len(args) - 1))
-        if self.redriven is not None:
-            parts.append("d.redriven_at IS NOT NULL" if self.redriven else "d.redriven_at IS NULL")
-        return (" AND ".join(parts) or "true"), args
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterScope:
-    """The dead letters a caller may see: those of `project`'s runs, plus those of no known run
-    when `unowned` (admins)."""
-
-    project: str
-    run_topics: tuple[str, ...]
-    timer_topic: str | None = None
-    unowned: bool = False
-
-    @classmethod
-    def of(cls, settings: Settings, project: str, *, admin: bool) -> DeadLetterScope:
-        """The scope of a caller of `project` (an admin also sees dead letters of no run)."""
-        return cls(project, tuple(topic_name(k, settings) for k in RUN_KEYED_KINDS),
-                   topic_name(TIMER_KIND, settings), admin)
-
-    def where(self, first: int = 1) -> tuple[str, list[Any]]:
-        """SQL condition on `d` (dead_letters) LEFT JOIN `owner` (runs), numbered from `first`."""
-        cond = f"owner.project = ${first}"
-        if self.unowned:
-            cond = f"({cond} OR owner.run_id IS NULL)"
-        return cond, [self.project]
-
-    def join(self, first: int) -> tuple[str, list[Any]]:
-        """The LEFT JOIN finding each dead letter's run (keys are ASCII run ids; `escape`
-        turns any other byte into a backslash sequence no run id holds)."""
-        return ("LEFT JOIN runs owner ON owner.run_id = CASE "
-                f"WHEN d.source_topic = ANY(${first}::text[]) THEN encode(d.key, 'escape') "
-                f"WHEN d.source_topic = ${first + 1} THEN split_part(encode(d.key, 'escape'), "
-                "':', 1) END"), [list(self.run_topics), self.timer_topic]
-
-
-def _scoped(scope: DeadLetterScope | None, where: str, args: list[Any]) -> tuple[str, str,
-                                                                                  list[Any]]:
-    """(FROM clause, WHERE clause, arguments) of dead letters matching `where` in `scope`."""
-    if scope is None:
-        return "dead_letters d", where, args
-    join, join_args = scope.join(len(args) + 1)
-    cond, cond_args = scope.where(len(args) + len(join_args) + 1)
-    return f"dead_letters d {join}", f"({where}) AND {cond}", [*args, *join_args, *cond_args]
-
-
-@dataclass(frozen=True, slots=True)
 class Redriven:
     """One dead letter sent back: where its copy landed, and the event that records it."""
 
@@ -149,14 +79,6 @@ class Redriven:
                 "position": self.redrive_position.token, "forced": self.forced}
 
 
-_SUMMARY = ", ".join(f"d.{c}" for c in (
-    "event_id", "source_topic", "source_partition", "source_offset", "error_type", "reason",
-    "occurred_at", "redriven_at", "redriven_by", "redrive_count", "redriven_to"))
-
-
-_SUMMARY_COLUMNS = tuple(c.removeprefix("d.") for c in _SUMMARY.split(", "))
-
-
 def _summary(row: Any) -> dict[str, Any]:
     out = dict(row)
     for k in ("occurred_at", "redriven_at"):
@@ -170,21 +92,13 @@ async def list_dead_letters(db: Db, filter: DeadLetterFilter | None = None, *, l
                             scope: DeadLetterScope | None = None) -> list[dict[str, Any]]:
     """Dead letters matching `filter` in `scope` (None: all), newest first (`limit` + 1 rows,
     for paging); `before`: the (occurred_at, event_id) of the previous page's last row."""
-    where, args = (filter or DeadLetterFilter()).where()
-    if before is not None:
-        args += [before[0], before[1]]
-        where += f" AND (d.occurred_at, d.event_id) < (${len(args) - 1}, ${len(args)})"
-    source, where, args = _scoped(scope, where, args)
-    rows = await db.fetch(f"SELECT {_SUMMARY} FROM {source} WHERE {where} "
-                          f"ORDER BY d.occurred_at DESC, d.event_id DESC LIMIT {int(limit) + 1}",
-                          *args)
+    rows = await queries.list_rows(db, filter, limit=limit, before=before, scope=scope)
     return [_summary(r) for r in rows]
 
 
 async def _row(db: Db, event_id: str, scope: DeadLetterScope | None) -> Any:
     """The whole row of dead letter `event_id` if `scope` holds it (UnknownDeadLetter if not)."""
-    source, where, args = _scoped(scope, "d.event_id = $1", [event_id])
-    row = await db.fetchrow(f"SELECT d.* FROM {source} WHERE {where}", *args)
+    row = await queries.get_row(db, event_id, scope)
     if row is None:
         raise UnknownDeadLetter(event_id)
     return row
@@ -195,7 +109,7 @@ async def get_dead_letter(db: Db, event_id: str, *,
     """One dead letter whole: reason, error type, source position, key, headers, and the
     payload decoded when it decodes (else `payload_base64` and why it does not)."""
     row = await _row(db, event_id, scope)
-    out = _summary({k: row[k] for k in _SUMMARY_COLUMNS})
+    out = _summary({k: row[k] for k in queries.SUMMARY_COLUMNS})
     key, payload = row["key"], bytes(row["payload"])
     out["source_position"] = f"{row['source_topic']}:{row['source_partition']}:{row['source_offset']}"
     out["key"] = None if key is None else bytes(key).decode(errors="replace")
@@ -228,9 +142,7 @@ async def redrive_dead_letters(db: Db, producer: RecordProducer, *,
     without force, only those never re-driven), oldest first; only those `scope` holds (a named
     one it does not hold is UnknownDeadLetter, and nothing is re-driven)."""
     if event_ids is not None:
-        source, where, args = _scoped(scope, "d.event_id = ANY($1::text[])", [event_ids])
-        rows = await db.fetch(f"SELECT d.* FROM {source} WHERE {where} "
-                              "ORDER BY d.occurred_at, d.event_id", *args)
+        rows = await queries.rows_named(db, event_ids, scope)
         missing = set(event_ids) - {r["event_id"] for r in rows}
         if missing:
             raise UnknownDeadLetter(sorted(missing)[0])
@@ -242,9 +154,7 @@ async def redrive_dead_letters(db: Db, producer: RecordProducer, *,
         f = filter or DeadLetterFilter()
         if not force:
             f = DeadLetterFilter(f.source_topic, f.error_type, f.since, f.until, redriven=False)
-        source, where, args = _scoped(scope, *f.where())
-        rows = await db.fetch(f"SELECT d.* FROM {source} WHERE {where} "
-                              f"ORDER BY d.occurred_at, d.event_id LIMIT {MAX_REDRIVE}", *args)
+        rows = await queries.rows_matching(db, f, scope)
     return [await _redrive(producer, row, actor, force) for row in rows]
 
 

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from bend.contracts.codec import decode
-from bend.core.definitions import EXECUTOR_NODE_TYPES
+from bend.core.kinds import EXECUTOR_NODE_TYPES
 from bend.core.errors import BendError
 from bend.core.events import CircuitStateChanged, DeadLettered
 from bend.core.explain import CircuitFacts, DeadLetterFacts, ExecutorLoad, PartitionFacts
@@ -24,6 +24,7 @@ from bend.kafka import clients
 from bend.kafka.errors import KafkaUnavailable
 from bend.kafka.fromstart import read_to_end
 from bend.settings import Settings
+from projections.queries import live
 
 __all__ = [
     "Raw", "circuits", "dead_letters", "executor_loads", "group_facts", "partition_count",
@@ -168,13 +169,6 @@ async def dead_letters(settings: Settings, topic: str, run_id: str,
     return tuple(out)
 
 
-_RUNNING = """
-SELECT s.run_id, s.worker_id FROM steps s JOIN runs r USING (run_id)
-WHERE s.status = 'running' AND s.node_type = ANY($1::text[]) AND s.worker_id IS NOT NULL
-  AND s.worker_id <> '' AND r.status NOT IN ('completed', 'failed', 'cancelled')
-"""
-
-
 async def executor_loads(pool: asyncpg.Pool, partition: int, partitions: int,
                          limit: int) -> tuple[ExecutorLoad, ...]:
     """In-flight attempts of each executor seen running steps of the run's partition.
@@ -183,7 +177,7 @@ async def executor_loads(pool: asyncpg.Pool, partition: int, partitions: int,
     its partitions; the read model's running steps (reported started, with the worker's id)
     say how many each one holds.
     """
-    rows = await pool.fetch(_RUNNING, sorted(EXECUTOR_NODE_TYPES))
+    rows = await live.running_steps(pool, sorted(EXECUTOR_NODE_TYPES))
     held = Counter(r["worker_id"] for r in rows)
     owners = {r["worker_id"] for r in rows if partition_of(r["run_id"], partitions) == partition}
     return tuple(ExecutorLoad(worker_id=w, in_flight=held[w], limit=limit)

@@ -11,6 +11,8 @@ class KafkaUnavailable(BendError):
     """Kafka did not answer or refused a produce or metadata request."""
 
     code = "kafka_unavailable"
+    status = 503
+    retry_after = "5"  # seconds a client waits before asking again
 
     def __init__(self, bootstrap: str, detail: str) -> None:
         super().__init__(
@@ -34,6 +36,7 @@ class InvalidPosition(BendError):
     """A `topic:partition:offset` token that does not parse."""
 
     code = "invalid_position"
+    status = 400
 
     def __init__(self, token: str) -> None:
         super().__init__(

@@ -11,6 +11,7 @@ class NoEvents(BendError):
     """No recorded event belongs to the run."""
 
     code = "no_events"
+    status = 404
 
     def __init__(self, run_id: str, where: str) -> None:
         super().__init__(f"no events of run {run_id} in {where}; check the run id "
@@ -22,6 +23,7 @@ class ReplayDiverged(BendError):
     """The run's recorded events do not fold: the log holds an event the state refuses."""
 
     code = "replay_diverged"
+    status = 409
 
     def __init__(self, run_id: str, seq: int, detail: str) -> None:
         super().__init__(f"run {run_id} does not fold at seq {seq}: {detail}; the appliers no "

@@ -27,6 +27,7 @@ class ForkRefused(BendError):
     """The fork would not start: the core refuses its StartRun."""
 
     code = "fork_refused"
+    status = 409
 
     def __init__(self, run_id: str, reason: str) -> None:
         super().__init__(f"cannot fork run {run_id}: {reason}")

@@ -17,6 +17,7 @@ from bend.replay.read import Recorded, run_events_of
 from bend.replay.timeline import StepLine, fold_events, timeline
 from bend.settings import Settings
 from projections.db import connect, database_url
+from projections.queries import live
 
 __all__ = ["ReplayReport", "fold_report", "projection_of", "replay_run"]
 
@@ -61,13 +62,9 @@ async def projection_of(settings: Settings,
     """The run's row, its step rows and the run-events partition the projector recorded."""
     conn = await connect(database_url(settings), settings.database.schema_name)
     try:
-        row = await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id)
-        steps = await conn.fetch("SELECT * FROM steps WHERE run_id = $1", run_id)
-        partition = await conn.fetchval(
-            "SELECT partition FROM run_events WHERE run_id = $1 LIMIT 1", run_id)
+        return await live.run_rows(conn, run_id)
     finally:
         await conn.close()
-    return (dict(row) if row else None), [dict(r) for r in steps], partition
 
 
 async def replay_run(settings: Settings, run_id: str, *, archive: Path | None = None,

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from bend.api.context import ApiContext
+from projections.queries import live
 from projections.queries import runs as queries
 
 __all__ = ["run_state", "run_statuses"]
@@ -35,11 +36,7 @@ async def run_statuses(ctx: ApiContext, project: str, run_ids: list[str], *,
     deadline = time.monotonic() + max_s
     last_beat = time.monotonic()
     while True:
-        rows = await ctx.pool.fetch(
-            "SELECT run_id, status, last_seq, finished_at, duration_ms, error_type, "
-            "failed_step_id, cancel_reason, "
-            "CASE WHEN status = 'cancelled' THEN error_message END AS cancel_message FROM runs "
-            "WHERE run_id = ANY($1::text[]) AND project = $2", run_ids, project)
+        rows = await live.statuses(ctx.pool, project, run_ids)
         for row in rows:
             mark = (row["status"], row["last_seq"])
             if seen.get(row["run_id"]) != mark:

@@ -17,8 +17,10 @@ import asyncpg
 import structlog
 
 from bend.core.errors import BendError
+from bend.core.kinds import Wait, kind_of
 from bend.explain import explain_run
 from bend.settings import Settings
+from projections.queries import live
 
 __all__ = ["Reason", "reasons", "waiting_on"]
 
@@ -47,6 +49,12 @@ def _ago(now: datetime, then: datetime) -> str:
     if seconds < 5400:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h"
+
+
+def _waits_on(step: Mapping[str, Any]) -> Wait | None:
+    """What a begun step of its kind waits on (bend.core.kinds); None for an unknown kind."""
+    kind = kind_of(step.get("node_type"))
+    return kind.waits_on if kind is not None else None
 
 
 def reasons(run: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
@@ -81,15 +89,15 @@ def reasons(run: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
             err = f" after {s['error_type']}" if s.get("error_type") else ""
             found.append(Reason("retry", f"step {sid} backs off{err}; attempt "
                                 f"{s['attempts'] + 1} starts{when}", sid, due))
-        elif status == "scheduled" and sid not in retry_timer and s.get("node_type") not in (
-                "delay", "parallel", "loop", "condition"):
+        elif status == "scheduled" and sid not in retry_timer \
+                and _waits_on(s) in (Wait.WORKER, Wait.CHILD_RUN, None):
             since = s.get("scheduled_at")
             stuck = since is not None and now - since > STUCK_AFTER
             hint = "; no worker has taken it: check that an executor is running" if stuck else ""
             found.append(Reason("queued_step", f"step {sid} waits for a worker"
                                 f"{f' (queued {_ago(now, since)})' if since else ''}{hint}",
                                 sid))
-        elif status == "running" and s.get("node_type") not in ("parallel", "loop"):
+        elif status == "running" and _waits_on(s) is not Wait.MEMBERS:
             since = s.get("started_at")
             by = f" on {s['worker_id']}" if s.get("worker_id") else ""
             found.append(Reason("running_step", f"step {sid} is running{by}"
@@ -134,11 +142,6 @@ async def waiting_on(db: asyncpg.Pool, run: Mapping[str, Any],
         explained = await _explained(settings, db, run["run_id"])
         if explained:
             return explained
-    timers = [dict(r) for r in await db.fetch(
-        "SELECT timer_id, step_id, purpose, fire_at FROM timers WHERE run_id = $1 "
-        "AND status = 'set' ORDER BY fire_at", run["run_id"])]
-    children = [dict(r) for r in await db.fetch(
-        "SELECT run_id, workflow_id, status, parent_step_id FROM runs WHERE parent_run_id = $1 "
-        "AND status NOT IN ('completed', 'failed', 'cancelled') ORDER BY requested_at",
-        run["run_id"])]
+    timers = await live.pending_timers(db, run["run_id"])
+    children = await live.open_children(db, run["run_id"])
     return reasons(run, steps, timers, children, now)

@@ -19,7 +19,7 @@ from bend.core.events import (
     TriggerFailed, TriggerFired, TriggerRegistered, TriggerRemoved, TriggerReplayRequested,
     TriggerUpdated, WorkflowActivated, WorkflowDeleted, WorkflowPaused,
 )
-from bend.core.schedule_errors import InvalidTrigger
+from bend.core.triggers.errors import InvalidTrigger
 from bend.core.triggers import KafkaTrigger, ScheduleTrigger, TriggerState, apply, parse_trigger
 from bend.kafka.metadata import partitions_of
 from bend.settings import KafkaSettings

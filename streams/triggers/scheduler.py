@@ -13,7 +13,7 @@ from datetime import datetime
 
 import structlog
 
-from bend.core.schedules import dedupe_key, missed, next_due
+from bend.core.triggers.schedules import dedupe_key, missed, next_due
 from bend.core.triggers import ScheduleTrigger
 from streams.triggers.book import Trigger, TriggerBook
 from streams.triggers.firing import Firer

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.security.webhooks import SIGNATURE_HEADER
 from bend.settings import get_settings
 from tests.e2e.test_webhooks import SECRET, hook, signed

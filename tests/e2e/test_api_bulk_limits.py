@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.settings import ApiSettings, get_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.settings import get_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

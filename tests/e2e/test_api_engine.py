@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi, api_beside
 from bend.devstack.engine import Engine, running_engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

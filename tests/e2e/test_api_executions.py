@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.core.events import (
     AgentLlmCallRecorded, Event, RunCompleted, RunRequested, RunStarted, StepFailed,
     StepRetryScheduled, StepScheduled, StepStarted, StepSucceeded,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi, api_beside
 from bend.contracts.codec import encode
 from bend.contracts.topics import topic_name
 from bend.core.commands import StartRun

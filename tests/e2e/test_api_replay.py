@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi, api_beside
 from bend.devstack.engine import Engine, running_engine
 from tests.e2e.test_api_engine import run_of, until
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.security.roles import Principal, Role
 from bend.security.tokens import TokenService
 from bend.settings import get_settings

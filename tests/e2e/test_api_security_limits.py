@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.settings import get_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

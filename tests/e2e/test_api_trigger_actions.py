@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.core.events import TriggerFailed, TriggerReplayRequested
 from bend.kafka.producer import RecordProducer
 from bend.settings import get_settings

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.contracts.codec import decode
 from bend.contracts.topics import topic_name
 from bend.core.commands import CancelRun, StartRun

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bench.api_latency import ServedApi, served_api
-from bend.api.testing import drop_isolated, isolated_settings
+from bend.server.testing import drop_isolated, isolated_settings
 from bend.cli.main import cli
 from bend.settings import get_settings
 

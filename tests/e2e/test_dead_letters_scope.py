@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.contracts.codec import encode
 from bend.contracts.topics import topic_name
 from bend.core.commands import StartRun

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bend.api.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi, api_beside
 from bend.devstack.engine import Engine, running_engine
 from bend.devstack.llm_server import ServerHandle, scripted_reply, serve_in_background
 

@@ -130,7 +130,7 @@ def stack(kafka_bootstrap: str, database_url: str) -> Iterator[Stack]:
                 log_path, projector, "projector"), projector))
             port = _free_port()
             with (log_dir / f"{prefix}-api.log").open("ab") as log:
-                api = subprocess.Popen([sys.executable, "-m", "bend.api", "serve", "--port",
+                api = subprocess.Popen([sys.executable, "-m", "bend.server", "serve", "--port",
                                         str(port)], env=env, stdout=log,
                                        stderr=subprocess.STDOUT)
             others.append(api)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bend.api.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi, api_beside
 from bend.devstack.engine import Engine, running_engine
 from streams.routing import home_partition
 from tests.e2e.outside_client import Schemas, follow_run, start_run

@@ -2,7 +2,7 @@
 replica answers for a rebuild another one runs (its status is in Postgres), refuses a second
 while one runs anywhere, and reports one whose process was killed as abandoned, with what to do;
 a new rebuild then takes over. Real Kafka and Postgres; the killed replica is a real
-`python -m bend.api serve` process on a port of 127.0.0.1."""
+`python -m bend.server serve` process on a port of 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.settings import Settings, get_settings
 from projections.db import database_url
 
@@ -133,7 +133,7 @@ async def _serve(settings: Settings, port: int) -> subprocess.Popen[bytes]:
            "BEND_API__REBUILD_HEARTBEAT_S": str(settings.api.rebuild_heartbeat_s),
            "BEND_API__REBUILD_ABANDONED_AFTER_S": str(ABANDONED_AFTER_S),
            "BEND_LOG__LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, "-m", "bend.api", "serve", "--host",
+    process = subprocess.Popen([sys.executable, "-m", "bend.server", "serve", "--host",
                                 "127.0.0.1", "--port", str(port)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60

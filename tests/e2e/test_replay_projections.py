@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.devstack.engine import Engine, running_engine
 from bend.replay.projections import RebuildRefused, new_status, rebuild_projections
 from projections.db import database_url

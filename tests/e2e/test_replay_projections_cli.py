@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.settings import Settings, get_settings
 from projections import switch
 from projections.db import database_url

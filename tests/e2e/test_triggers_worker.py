@@ -22,7 +22,7 @@ from bend.contracts.topics import topic_name
 from bend.core.commands import StartRun
 from bend.core.definitions import parse_definition
 from bend.core.events import RunCompleted, RunStarted, TriggerFired
-from bend.core.schedules import ScheduleSpec, dedupe_key, due_times
+from bend.core.triggers.schedules import ScheduleSpec, dedupe_key, due_times
 from bend.devstack.engine import Engine, running_engine
 from bend.devstack.workers import Workers
 from bend.kafka.producer import RecordProducer

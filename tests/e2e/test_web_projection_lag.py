@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bench.projection_history import sample_history
-from bend.api.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.kafka.producer import RecordProducer
 from bend.settings import get_settings
 from projections.projector import Projector

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from bend.api.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi, api_beside
 from bend.core.commands import StartRun
 from bend.devstack.engine import Engine, running_engine
 from bend.kafka.producer import RecordProducer

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import httpx
 
-from bend.api.testing import RunningApi
+from bend.server.testing import RunningApi
 
 
 @dataclass

@@ -23,7 +23,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from bench.projection_history import sample_history
-from bend.api.testing import drop_isolated, isolated_settings
+from bend.server.testing import drop_isolated, isolated_settings
 from bend.archive.archiver import Archiver, archived_topics
 from bend.archive.status import archive_status
 from bend.contracts.topics import topic_for, topic_name

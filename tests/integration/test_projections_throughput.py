@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from bench.projector_throughput import measure
-from bend.api.testing import drop_isolated, isolated_settings
+from bend.server.testing import drop_isolated, isolated_settings
 from bend.settings import get_settings
 from tests.integration.test_projections import READ_MODELS, snapshot
 

@@ -17,11 +17,9 @@ from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
 from bend.api.inputs import IsoTime, NulFree
 from bend.api.paging import after_cursor
-from bend.deadletters.service import (
-    DeadLetterFilter, DeadLetterScope, get_dead_letter, list_dead_letters, redrive_dead_letter,
-    redrive_dead_letters,
-)
-from bend.security.roles import Principal, installation_admin
+from bend.deadletters.service import DeadLetterFilter
+from bend.security.roles import Principal
+from bend.services import dead_letters as service
 from projections.queries.paging import encode_cursor
 
 __all__ = ["router"]
@@ -52,11 +50,6 @@ class RedriveMany(BaseModel):
     force: StrictBool = Field(default=False, description="Include those re-driven before")
 
 
-def _scope(ctx: Context, principal: Principal) -> DeadLetterScope:
-    return DeadLetterScope.of(ctx.settings, principal.project,
-                              admin=installation_admin(principal, ctx.settings.project))
-
-
 @router.get("")
 async def list_letters(
     ctx: Context, principal: Reader,
@@ -66,9 +59,9 @@ async def list_letters(
     limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None,
 ) -> dict[str, Any]:
     """Dead letters, newest first, filtered by source topic, error type, time, re-driven."""
-    rows = await list_dead_letters(
-        ctx.pool, DeadLetterFilter(source_topic, error_type, since, until, redriven),
-        limit=limit, before=after_cursor(cursor), scope=_scope(ctx, principal))
+    rows = await service.list_letters(
+        ctx, principal, DeadLetterFilter(source_topic, error_type, since, until, redriven),
+        limit=limit, before=after_cursor(cursor))
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None
@@ -80,17 +73,17 @@ async def list_letters(
 @router.get("/{event_id}", responses=problem_responses(404))
 async def show_letter(ctx: Context, principal: Reader, event_id: str) -> dict[str, Any]:
     """One dead letter: reason, error type, source position, key, headers, payload."""
-    return await get_dead_letter(ctx.pool, event_id, scope=_scope(ctx, principal))
+    return await service.get_letter(ctx, principal, event_id)
 
 
 @router.post("/redrive", status_code=202, responses=problem_responses(404, 409))
 async def redrive_letters(ctx: Context, principal: Redriver, body: RedriveMany) -> dict[str, Any]:
     """Re-drive the named dead letters, or all matching the filter (not yet re-driven unless
     forced)."""
-    done = await redrive_dead_letters(
-        ctx.pool, ctx.producer, event_ids=body.event_ids,
+    done = await service.redrive_letters(
+        ctx, principal, event_ids=body.event_ids,
         filter=DeadLetterFilter(body.source_topic, body.error_type, body.since, body.until),
-        actor=principal.subject, force=body.force, scope=_scope(ctx, principal))
+        force=body.force)
     return {"redriven": [r.as_dict() for r in done], "count": len(done)}
 
 
@@ -99,7 +92,6 @@ async def redrive_letter(ctx: Context, principal: Redriver, event_id: str,
                          body: RedriveOne | None = None) -> dict[str, Any]:
     """Send the record back to its source topic with its key and headers; recorded as
     DeadLetterRedriven (`position`: pass it as `?wait_for=` to read the marked row)."""
-    done = await redrive_dead_letter(ctx.pool, ctx.producer, event_id,
-                                     actor=principal.subject, force=(body or RedriveOne()).force,
-                                     scope=_scope(ctx, principal))
+    done = await service.redrive_letter(ctx, principal, event_id,
+                                        force=(body or RedriveOne()).force)
     return done.as_dict()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from bend.triggering import records
 from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
-from bend.api.follow import SSE_MEDIA_TYPE, follow_run
+from bend.api.follow import MAX_SEQ, SSE_MEDIA_TYPE, follow_run, resume_after
 from bend.api.graph import run_graph
 from bend.api.inputs import IsoTime
 from bend.api.logs import LEVELS, log_line
@@ -22,10 +20,10 @@ from bend.api.models.executions import (
     RunSummary, StepView, UsageView,
 )
 from bend.api.paging import after_cursor, next_cursor
-from bend.api.problems import RunFinished, UnknownRun
 from bend.explain import Explanation, explain_run
 from bend.kafka.position import Position
 from bend.security.roles import Principal
+from bend.services import runs as service
 from projections.queries import runs as queries
 
 __all__ = ["resume_after", "router"]
@@ -36,8 +34,6 @@ router = APIRouter(prefix="/api/executions", tags=["executions"],
 
 Reader = Annotated[Principal, Depends(permit("runs:read"))]
 Canceller = Annotated[Principal, Depends(permit("runs:cancel"))]
-MAX_SEQ = 2**63 - 1  # seq is a Postgres bigint
-_SEQ = re.compile(r"[0-9]{1,19}")
 AfterSeq = Annotated[int, Query(ge=0, le=MAX_SEQ, description="Only events with a higher seq")]
 LastEventId = Annotated[str | None, Header(
     description="Sent by reconnecting SSE clients: resume after this seq")]
@@ -49,10 +45,7 @@ _STREAM = {200: {"content": {"application/json": {}, SSE_MEDIA_TYPE: {}},
 
 
 async def _run(ctx: Context, principal: Principal, run_id: str) -> dict[str, Any]:
-    row = await queries.get_run(ctx.pool, principal.project, run_id)
-    if row is None:
-        raise UnknownRun(run_id)
-    return row
+    return await service.get_run(ctx, principal, run_id)
 
 
 @router.get("", response_model=RunPage)
@@ -90,22 +83,9 @@ async def get_execution(ctx: Context, principal: Reader, run_id: str) -> RunDeta
 async def cancel_execution(response: Response, ctx: Context, principal: Canceller, run_id: str,
                            body: CancelRequest | None = None) -> CancelAccepted:
     """Ask the orchestrator to cancel the run and its open steps."""
-    run = await _run(ctx, principal, run_id)
-    if run["status"] in queries.FINISHED:
-        raise RunFinished(run_id, run["status"])
-    command = records.cancel_run(run, (body or CancelRequest()).reason, principal,
-                                 datetime.now(timezone.utc))
-    position = await ctx.producer.send(command)
+    position = await service.cancel_run(ctx, principal, run_id, (body or CancelRequest()).reason)
     response.headers["X-Bend-Position"] = position.token
     return CancelAccepted(run_id=run_id, position=LogPosition.of(position))
-
-
-def resume_after(after_seq: int, last_event_id: str | None) -> int:
-    """Where a stream resumes: after `after_seq`, or after the SSE client's last event id (a
-    seq: ASCII digits; anything else, "²" or 5,000 digits, is ignored as no id)."""
-    if last_event_id and _SEQ.fullmatch(last_event_id.strip()):
-        return max(after_seq, min(int(last_event_id.strip()), MAX_SEQ))
-    return after_seq
 
 
 def _event_view(row: dict[str, Any]) -> EventView:

@@ -10,9 +10,8 @@ from pydantic import BaseModel, Field, model_validator
 from bend.api.deps import Context, permit
 from bend.api.errors import problem_responses
 from bend.api.inputs import NUL_PROBLEM, NulFree, nul_locations
-from bend.replay.fork import fork_run
-from bend.replay.replay import replay_run
 from bend.security.roles import Principal
+from bend.services import runs as service
 
 __all__ = ["router"]
 
@@ -42,8 +41,7 @@ class ForkRequest(BaseModel):
 async def replay_execution(ctx: Context, principal: Reader, run_id: str) -> dict[str, Any]:
     """The run's events folded with the engine's `apply`, and where the projection differs
     (runs of the caller's project only)."""
-    report = await replay_run(ctx.settings, run_id, project=principal.project)
-    return report.as_dict()
+    return (await service.replay_run(ctx, principal, run_id)).as_dict()
 
 
 @router.post("/{run_id}/fork", status_code=202, responses=problem_responses(404))
@@ -51,7 +49,6 @@ async def fork_execution(ctx: Context, principal: Starter, run_id: str,
                          body: ForkRequest) -> dict[str, Any]:
     """Start a run reusing `run_id`'s outputs before `from_step`; its id (runs of the caller's
     project only)."""
-    cmd = await fork_run(ctx.settings, run_id, body.from_step, input=body.input,
-                         overrides=body.set or None, project=principal.project)
-    return {"run_id": cmd.run_id, "forked_from_run_id": run_id,
-            "fork_step_id": body.from_step, "reused": sorted(cmd.seed)}
+    forked = await service.fork_run(ctx, principal, run_id, body.from_step, input=body.input,
+                                    overrides=body.set)
+    return forked.as_dict()

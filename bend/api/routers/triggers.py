@@ -20,19 +20,18 @@ from bend.api.models.triggers import (
     TriggerErrorList, TriggerErrorView, TriggerList, TriggerState, TriggerView, TriggerWrite,
     TriggerWritten, WebhookList, WebhookView,
 )
-from bend.api.problems import UnknownWorkflow, WorkflowDeleted
 from bend.api.triggering import (
     InvalidBackfill, TriggerTypeMismatch, UnknownTrigger, WebhookPathTaken,
 )
 from bend.core.events import Event
-from bend.core.schedule_errors import BackfillTooLarge, InvalidTimeRange
-from bend.core.schedules import backfill, dedupe_key, next_due
+from bend.core.triggers.errors import BackfillTooLarge, InvalidTimeRange
+from bend.core.triggers.schedules import backfill, dedupe_key, next_due
 from bend.core.triggers import KafkaTrigger, ScheduleTrigger, WebhookTrigger, parse_trigger
 from bend.kafka.position import Position
 from bend.security.roles import Principal
+from bend.services import workflows
 from bend.triggering import events as trigger_events
 from projections.queries import triggers as queries
-from projections.queries import workflows as workflow_queries
 
 __all__ = ["router"]
 
@@ -74,16 +73,6 @@ def _view(request: Request, row: dict[str, Any], now: datetime) -> TriggerView:
                        webhook_url=_hook_url(request, path) if path else None)
 
 
-async def _workflow(ctx: Context, principal: Principal, workflow_id: str, *,
-                    live: bool = False) -> dict[str, Any]:
-    row = await workflow_queries.get_workflow(ctx.pool, principal.project, workflow_id)
-    if row is None:
-        raise UnknownWorkflow(workflow_id)
-    if live and row["status"] == "deleted":
-        raise WorkflowDeleted(workflow_id)
-    return row
-
-
 async def _trigger(ctx: Context, principal: Principal, trigger_id: str) -> dict[str, Any]:
     row = await queries.get_trigger(ctx.pool, principal.project, trigger_id)
     if row is None:
@@ -122,7 +111,7 @@ async def _send(ctx: Context, response: Response, event: Event, *, wait: bool) -
 async def list_triggers(request: Request, ctx: Context, principal: Reader,
                         workflow_id: str) -> TriggerList:
     """The workflow's triggers with their state, oldest first."""
-    await _workflow(ctx, principal, workflow_id)
+    await workflows.get_workflow(ctx, principal, workflow_id)
     now = _now()
     rows = await queries.list_triggers(ctx.pool, principal.project, workflow_id)
     return TriggerList(items=[_view(request, r, now) for r in rows])
@@ -133,7 +122,7 @@ async def list_triggers(request: Request, ctx: Context, principal: Reader,
 async def create_trigger(body: TriggerWrite, request: Request, response: Response, ctx: Context,
                          principal: Writer, workflow_id: str) -> TriggerWritten:
     """Add a trigger to the workflow (422 lists every problem of its definition)."""
-    workflow = await _workflow(ctx, principal, workflow_id, live=True)
+    workflow = await workflows.get_workflow(ctx, principal, workflow_id, live=True)
     trigger, definition = triggering.accepted(body.definition)
     trigger_id = str(uuid.uuid4())
     event: Event = trigger_events.registered(trigger_id, definition, workflow_id,

@@ -20,13 +20,11 @@ from bend.api.models.workflows import (
     WorkflowWritten,
 )
 from bend.api.paging import after_cursor, next_cursor
-from bend.api.problems import (
-    IdempotencyConflict, UnknownVersion, UnknownWorkflow, WorkflowDeleted,
-)
+from bend.api.problems import UnknownVersion
 from bend.core.definitions import definition_hash
 from bend.core.errors import BendError
 from bend.security.roles import Principal
-from projections.queries import runs as run_queries
+from bend.services import workflows as service
 from projections.queries import triggers as trigger_queries
 from projections.queries import workflows as queries
 
@@ -47,12 +45,7 @@ def _now() -> datetime:
 
 async def _workflow(ctx: Context, principal: Principal, workflow_id: str, *,
                     live: bool = False) -> dict[str, Any]:
-    row = await queries.get_workflow(ctx.pool, principal.project, workflow_id)
-    if row is None:
-        raise UnknownWorkflow(workflow_id)
-    if live and row["status"] == "deleted":
-        raise WorkflowDeleted(workflow_id)
-    return row
+    return await service.get_workflow(ctx, principal, workflow_id, live=live)
 
 
 @router.post("", status_code=201, response_model=WorkflowWritten, openapi_extra=DEFINITION_BODY,
@@ -171,12 +164,7 @@ async def pause_workflow(response: Response, ctx: Context, principal: Writer,
 
 async def _pinned(ctx: Context, principal: Principal, workflow_id: str,
                   version: int | None) -> tuple[int, dict[str, Any]]:
-    row = await _workflow(ctx, principal, workflow_id, live=True)
-    wanted = version or row["latest_version"]
-    found = await queries.get_version(ctx.pool, workflow_id, wanted)
-    if found is None:
-        raise UnknownVersion(workflow_id, wanted, row["latest_version"])
-    return wanted, found["definition"]
+    return await service.pinned(ctx, principal, workflow_id, version)
 
 
 @router.post("/{workflow_id}/execute", status_code=202, response_model=ExecutionAccepted,
@@ -186,27 +174,18 @@ async def _pinned(ctx: Context, principal: Principal, workflow_id: str,
 async def execute_workflow(body: ExecuteRequest, response: Response, ctx: Context,
                            principal: Executor, workflow_id: str) -> ExecutionAccepted:
     """Start a run with `input`; the same `idempotency_key` always gives the same run."""
-    version, definition = await _pinned(ctx, principal, workflow_id, body.version)
-    if body.input is None:  # a manual trigger's default_input fills a missing input
-        body = body.model_copy(update={"input": await trigger_queries.manual_default_input(
-            ctx.pool, principal.project, workflow_id)})
-    check_inputs(workflow_id, definition, [body.input], ["input"])
-    run_id = records.run_id_for(workflow_id, body.idempotency_key)
-    if body.idempotency_key is not None:
-        existing = await run_queries.get_run(ctx.pool, principal.project, run_id)
-        if existing is not None:
-            if existing["input"] != body.input or existing["workflow_version"] != version:
-                raise IdempotencyConflict(body.idempotency_key, run_id)
-            response.status_code = 200
-            return ExecutionAccepted(run_id=run_id, workflow_id=workflow_id,
-                                     workflow_version=version, status=existing["status"])
-    command = records.start_run(run_id, workflow_id, version, definition, body.input,
-                                body.idempotency_key, ctx.settings.tenant, principal, _now())
-    position = await ctx.producer.send(command)
-    response.headers["Location"] = f"/api/executions/{run_id}"
-    response.headers["X-Bend-Position"] = position.token
-    return ExecutionAccepted(run_id=run_id, workflow_id=workflow_id, workflow_version=version,
-                             position=LogPosition.of(position))
+    started = await service.start_run(ctx, principal, workflow_id, body.input,
+                                      version=body.version, idempotency_key=body.idempotency_key)
+    if started.position is None:
+        response.status_code = 200
+        return ExecutionAccepted(run_id=started.run_id, workflow_id=workflow_id,
+                                 workflow_version=started.workflow_version,
+                                 status=started.status)
+    response.headers["Location"] = f"/api/executions/{started.run_id}"
+    response.headers["X-Bend-Position"] = started.position.token
+    return ExecutionAccepted(run_id=started.run_id, workflow_id=workflow_id,
+                             workflow_version=started.workflow_version,
+                             position=LogPosition.of(started.position))
 
 
 class BulkTooManyRuns(BendError):

@@ -1,5 +1,5 @@
 """Dead letters: records no processor could handle, with why; inspect one, re-drive one or many.
-Reads and re-drives go through the dead-letter service (`bend.deadletters`), as the API's do."""
+Reads and re-drives go through the use cases of bend.services.dead_letters, as the API's do."""
 
 from __future__ import annotations
 
@@ -15,15 +15,11 @@ from fastapi.responses import RedirectResponse
 from bend.api.paging import after_cursor
 from bend.contracts.codec import decode
 from bend.core.errors import BendError
-from bend.deadletters import (
-    DeadLetterFilter, DeadLetterScope, get_dead_letter, list_dead_letters, redrive_dead_letter,
-    redrive_dead_letters,
-)
+from bend.deadletters import DeadLetterFilter
+from bend.services import dead_letters as service
 from bend.web.errors import BadForm
 from bend.web.render import page, redactor_for
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
-from bend.security.roles import installation_admin
-from bend.web.session import Session
 from projections.payload import payload_of
 from projections.queries.paging import encode_cursor
 
@@ -55,14 +51,6 @@ def readable(data: bytes | None) -> tuple[str, Any]:
         return "text", text
 
 
-def _scope(request: Request, session: Session) -> DeadLetterScope:
-    """Those of the caller's project's runs (installation admins: also those of no run), as in
-    the API."""
-    who, settings = session.principal, context(request).settings
-    return DeadLetterScope.of(settings, who.project,
-                              admin=installation_admin(who, settings.project))
-
-
 def _redriven_filter(value: str | None) -> bool | None:
     return {"yes": True, "no": False}.get(value or "")
 
@@ -75,11 +63,11 @@ async def dead_letters(request: Request, session: Ui, cursor: str | None = None,
     need(session, "dead_letters:read")
     filters = {"error_type": (error_type or "").strip(), "source_topic": (source_topic or "")
                .strip(), "redriven": redriven if redriven in ("yes", "no") else ""}
-    rows = await list_dead_letters(
-        context(request).pool,
+    rows = await service.list_letters(
+        context(request), session.principal,
         DeadLetterFilter(filters["source_topic"] or None, filters["error_type"] or None,
                          redriven=_redriven_filter(filters["redriven"])),
-        limit=PAGE, before=after_cursor(cursor), scope=_scope(request, session))
+        limit=PAGE, before=after_cursor(cursor))
     shown = rows[:PAGE]
     kept = {k: v for k, v in filters.items() if v}
     nxt = None
@@ -97,7 +85,7 @@ async def dead_letter(request: Request, session: Ui, event_id: str) -> Response:
     """One dead letter: where it came from, why, its key, headers and record (decoded if it
     can be), and when it was re-driven."""
     need(session, "dead_letters:read")
-    dl = await get_dead_letter(context(request).pool, event_id, scope=_scope(request, session))
+    dl = await service.get_letter(context(request), session.principal, event_id)
     if dl["payload"] is not None:
         kind, body = "record", dl["payload"]
     else:
@@ -114,10 +102,6 @@ async def _settled(request: Request, positions: list[Any]) -> None:
         await context(request).watcher.wait_for(positions, _WAIT_S)
 
 
-def _actor(session: Session) -> str:
-    return session.principal.subject
-
-
 @router.post("/redrive")
 async def redrive_selected(request: Request, session: Ui) -> Response:
     """Re-drive the selected dead letters (those re-driven before only with force)."""
@@ -125,10 +109,8 @@ async def redrive_selected(request: Request, session: Ui) -> Response:
     ids = [str(v) for v in form.getlist("event_id")][:MAX_SELECTED]
     if not ids:
         raise BadForm("select at least one dead letter to re-drive")
-    done = await redrive_dead_letters(context(request).pool, context(request).producer,
-                                      event_ids=ids, actor=_actor(session),
-                                      force=form.get("force") == "on",
-                                      scope=_scope(request, session))
+    done = await service.redrive_letters(context(request), session.principal, event_ids=ids,
+                                         force=form.get("force") == "on")
     await _settled(request, [d.redrive_position for d in done])
     return RedirectResponse(f"/ui/dead-letters?done={len(done)}", status_code=303)
 
@@ -137,9 +119,8 @@ async def redrive_selected(request: Request, session: Ui) -> Response:
 async def redrive_one(request: Request, session: Ui, event_id: str) -> Response:
     """Send one dead letter's record back to its source topic."""
     form = await form_of(request, session, "dead_letters:redrive")
-    done = await redrive_dead_letter(context(request).pool, context(request).producer, event_id,
-                                     actor=_actor(session), force=form.get("force") == "on",
-                                     scope=_scope(request, session))
+    done = await service.redrive_letter(context(request), session.principal, event_id,
+                                        force=form.get("force") == "on")
     await _settled(request, [done.redrive_position])
     back = form.get("back")
     target = "/ui/dead-letters?done=1" if back == "list" else f"/ui/dead-letters/{event_id}"

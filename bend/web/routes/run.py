@@ -10,11 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
-from bend.api.follow import SSE_MEDIA_TYPE
-from bend.api.models.executions import CancelRequest
-from bend.api.routers.executions import MAX_SEQ, cancel_execution, resume_after
-from bend.api.routers.replay import ForkRequest, fork_execution, replay_execution
-from bend.security.redact import Redactor
+from bend.api.follow import MAX_SEQ, SSE_MEDIA_TYPE, resume_after
+from bend.services import runs as service
 from bend.web.errors import BadForm, NotFound
 from bend.web.render import masked, page, redactor_for, templates, unmask
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
@@ -112,7 +109,7 @@ async def replay_page(request: Request, session: Ui, run_id: str) -> Response:
     """The run replayed: its events read from the log and folded with the engine's `apply`,
     compared with the read models (the API's replay)."""
     run = await _run(request, session, run_id)
-    report = await replay_execution(context(request), session.principal, run_id)
+    report = (await service.replay_run(context(request), session.principal, run_id)).as_dict()
     redactor = await redactor_for(request, session.principal.project)
     return page(request, "replay.html", {"run": run, "report": report, "redactor": redactor})
 
@@ -124,8 +121,7 @@ async def cancel(request: Request, session: Ui, run_id: str) -> Response:
     await _run(request, session, run_id)
     reason = str(form.get("reason") or "").strip()[:2000] or f"cancelled in the web UI by " \
                                                               f"{session.name}"
-    await cancel_execution(Response(), context(request), session.principal, run_id,
-                           CancelRequest(reason=reason))
+    await service.cancel_run(context(request), session.principal, run_id, reason)
     return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
 
 
@@ -141,14 +137,15 @@ async def _appeared(request: Request, session: Session, run_id: str) -> None:
         await asyncio.sleep(0)
 
 
-async def _fork(request: Request, session: Session, run: dict[str, Any], step_id: str,
-                new_input: Any) -> Response:
+def _known_step(run: dict[str, Any], step_id: str) -> str:
     if step_id not in _step_ids(run):
         raise BadForm(f"run {run['run_id']} has no step {step_id!r}")
-    body = ForkRequest(from_step=step_id, input=new_input)
-    forked = await fork_execution(context(request), session.principal, run["run_id"], body)
-    await _appeared(request, session, forked["run_id"])
-    return RedirectResponse(f"/ui/runs/{forked['run_id']}", status_code=303)
+    return step_id
+
+
+async def _forked(request: Request, session: Session, forked: service.Forked) -> Response:
+    await _appeared(request, session, forked.run_id)
+    return RedirectResponse(f"/ui/runs/{forked.run_id}", status_code=303)
 
 
 def _step_ids(run: dict[str, Any]) -> set[str]:
@@ -176,7 +173,9 @@ async def fork(request: Request, session: Ui, run_id: str) -> Response:
                             await redactor_for(request, session.principal.project))
         if new_input == original:
             new_input = None
-    return await _fork(request, session, run, str(form.get("step_id") or ""), new_input)
+    step_id = _known_step(run, str(form.get("step_id") or ""))
+    return await _forked(request, session, await service.fork_run(
+        context(request), session.principal, run_id, step_id, input=new_input))
 
 
 @router.post("/{run_id}/retry")
@@ -184,4 +183,6 @@ async def retry(request: Request, session: Ui, run_id: str) -> Response:
     """Retry a failed step: fork the run from that step with the same input."""
     form = await form_of(request, session, "runs:replay")
     run = await _run(request, session, run_id)
-    return await _fork(request, session, run, str(form.get("step_id") or ""), None)
+    step_id = _known_step(run, str(form.get("step_id") or ""))
+    return await _forked(request, session, await service.retry_step(
+        context(request), session.principal, run_id, step_id))

@@ -10,12 +10,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from bend.api.graph import run_graph
-from bend.api.models.workflows import ExecuteRequest
 from bend.api.paging import after_cursor, next_cursor
-from bend.api.routers.workflows import execute_workflow
-from bend.core.schedules import next_due
+from bend.core.triggers.schedules import next_due
 from bend.core.triggers import ScheduleTrigger, parse_trigger
-from bend.kafka.position import Position
+from bend.services import workflows as service
 from bend.web.errors import BadForm, NotFound
 from bend.web.edges import edge_roles
 from bend.web.layout import layout
@@ -117,8 +115,7 @@ async def start(request: Request, session: Ui, workflow_id: str) -> Response:
         raise BadForm(f"the input is not JSON: {err.msg} at line {err.lineno} column "
                       f"{err.colno}") from None
     ctx = context(request)
-    accepted = await execute_workflow(ExecuteRequest(input=run_input), Response(), ctx,
-                                      session.principal, workflow_id)
-    if accepted.position is not None:
-        await ctx.watcher.wait_for([Position.parse(accepted.position.token)], _WAIT_S)
-    return RedirectResponse(f"/ui/runs/{accepted.run_id}", status_code=303)
+    started = await service.start_run(ctx, session.principal, workflow_id, run_input)
+    if started.position is not None:
+        await ctx.watcher.wait_for([started.position], _WAIT_S)
+    return RedirectResponse(f"/ui/runs/{started.run_id}", status_code=303)

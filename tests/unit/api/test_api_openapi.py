@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bend.api.app import create_app
+from bend.api.app import create_api
 from bend.api.errors import PROBLEM_JSON
+from bend.server.app import create_app
 from bend.settings import Settings
 
 SEED_PATHS = {
@@ -55,6 +56,6 @@ def test_commands_answer_202_with_their_log_position() -> None:
 
 
 def test_no_route_raises_http_exception() -> None:
-    routers = Path(create_app.__code__.co_filename).parent / "routers"
+    routers = Path(create_api.__code__.co_filename).parent / "routers"
     for module in routers.glob("*.py"):
         assert "HTTPException" not in module.read_text(), module.name

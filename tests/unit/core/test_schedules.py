@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bend.core.schedule_errors import (
+from bend.core.triggers.errors import (
     BackfillTooLarge, InvalidTimeRange, InvalidTrigger, NaiveDatetime,
 )
-from bend.core.schedules import (
+from bend.core.triggers.schedules import (
     MissedPolicy, ScheduleSpec, backfill, dedupe_key, due_times, missed, next_due,
 )
 from bend.core.triggers import parse_schedule

@@ -15,7 +15,7 @@ from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bend.core.schedules import ScheduleSpec, due_times, next_due
+from bend.core.triggers.schedules import ScheduleSpec, due_times, next_due
 
 UTC = timezone.utc
 BERLIN, NEW_YORK = "Europe/Berlin", "America/New_York"

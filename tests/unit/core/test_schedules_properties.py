@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bend.core.schedules import ScheduleSpec, backfill, due_times, missed, next_due
+from bend.core.triggers.schedules import ScheduleSpec, backfill, due_times, missed, next_due
 
 UTC = timezone.utc
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "America/Santiago", "Australia/Lord_Howe",

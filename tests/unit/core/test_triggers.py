@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bend.core.events import TriggerFailed, TriggerFired
-from bend.core.schedule_errors import InvalidTrigger, TriggerMismatch
-from bend.core.schedules import ScheduleSpec, dedupe_key
+from bend.core.triggers.errors import InvalidTrigger, TriggerMismatch
+from bend.core.triggers.schedules import ScheduleSpec, dedupe_key
 from bend.core.triggers import (
     RECENT_KEYS, CursorChange, HashChange, KafkaTrigger, ManualTrigger, PollingTrigger,
     ScheduleTrigger, TriggerState, WebhookTrigger, apply, fold, initial_state, parse_trigger,

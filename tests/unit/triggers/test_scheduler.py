@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bend.core.events import TriggerFired, TriggerRegistered, WorkflowPaused, WorkflowRegistered
-from bend.core.schedules import dedupe_key
+from bend.core.triggers.schedules import dedupe_key
 from bend.settings import KafkaSettings
 from streams.triggers.book import Trigger, TriggerBook, WorkflowBook
 from streams.triggers.firing import Firer

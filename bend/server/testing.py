@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
-from bend.api.app import create_app
+from bend.server.app import create_app
 from bend.contracts.admin import ensure_topics
 from bend.contracts.topics import topic_specs
 from bend.kafka import clients

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from bend.core.schedule_cron import cron_plan
+from bend.core.triggers.schedule_cron import cron_plan
 
 __all__ = ["DAYS", "MissedPolicy", "ScheduleSpec", "Weekday", "Window", "zone"]
 

@@ -30,8 +30,8 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter
 
-from bend.core.schedule_cron import CronPlan, cron_plan
-from bend.core.schedule_spec import DAYS, ScheduleSpec, Window
+from bend.core.triggers.schedule_cron import CronPlan, cron_plan
+from bend.core.triggers.schedule_spec import DAYS, ScheduleSpec, Window
 
 __all__ = ["EPOCH", "count_and_tail", "iter_due", "resolve"]
 

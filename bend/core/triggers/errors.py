@@ -23,6 +23,7 @@ class InvalidTrigger(ScheduleError):
     """A trigger definition (or its schedule) was refused; `problems` lists every reason."""
 
     code = "invalid_trigger"
+    status = 422
 
     def __init__(self, problems: Sequence[str]) -> None:
         listed = "; ".join(problems)

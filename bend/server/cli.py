@@ -1,4 +1,5 @@
-"""`bend api serve` (or `python -m bend.api serve`): the API under uvicorn, on 127.0.0.1."""
+"""`bend api serve` (or `python -m bend.server serve`): the API and its web UI under uvicorn, on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve the API until stopped; prints a first admin key if the project has none."""
     import uvicorn
 
-    from bend.api.app import create_app
+    from bend.server.app import create_app
     from bend.api.security import bootstrap_key
 
     settings = get_settings()

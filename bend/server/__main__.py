@@ -1,6 +1,6 @@
-"""`python -m bend.api serve`."""
+"""`python -m bend.server serve`."""
 
-from bend.api.cli import api
+from bend.server.cli import api
 from bend.log import configure_logging
 from bend.settings import get_settings
 

@@ -1,8 +1,8 @@
 """When schedules are due: the next due time, missed runs after an outage, backfill, dedupe keys.
 
 Everything here is pure: the current time comes in as `now`. The daylight-saving and window
-rules live in `bend.core.schedule_calendar` (its docstring states them). A firing is an event
-keyed by `dedupe_key(trigger_id, due_at)`, so several schedulers computing the same due time
+rules live in `bend.core.triggers.schedule_calendar` (its docstring states them). A firing is
+an event keyed by `dedupe_key(trigger_id, due_at)`, so several schedulers computing the same due time
 produce the same key and consumers keep the first.
 
 How an edge drives one schedule (state from `bend.core.triggers.TriggerState`):
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from itertools import islice
 
-from bend.core.schedule_calendar import count_and_tail, iter_due
-from bend.core.schedule_errors import BackfillTooLarge, InvalidTimeRange, NaiveDatetime
-from bend.core.schedule_spec import MissedPolicy, ScheduleSpec, Window
+from bend.core.triggers.schedule_calendar import count_and_tail, iter_due
+from bend.core.triggers.errors import BackfillTooLarge, InvalidTimeRange, NaiveDatetime
+from bend.core.triggers.schedule_spec import MissedPolicy, ScheduleSpec, Window
 
 __all__ = [
     "HORIZON", "MissedPolicy", "MissedRuns", "ScheduleSpec", "Window", "backfill", "dedupe_key",

@@ -1,0 +1,119 @@
+"""Errors of the use cases (bend.services): each names what happened, carries the ids and says
+what to do. The API answers them with the status bend.api.errors gives them; the UI shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bend.core.errors import BendError
+
+__all__ = [
+    "ApiError", "IdempotencyConflict", "InvalidInput", "RunFinished", "UnknownRun",
+    "UnknownVersion", "UnknownWorkflow", "UnstorableInput", "WorkflowDeleted",
+]
+
+
+class ApiError(BendError):
+    """Root of the errors of requests the API cannot serve as asked."""
+
+    code = "api_error"
+
+
+class UnknownWorkflow(ApiError):
+    """No workflow has this id (in the caller's project)."""
+
+    code = "unknown_workflow"
+    status = 404
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"workflow {workflow_id} not found; list workflows with "
+                         "GET /api/workflows, or create it with POST /api/workflows")
+        self.workflow_id = workflow_id
+
+
+class UnknownVersion(ApiError):
+    """The workflow has no such version."""
+
+    code = "unknown_version"
+    status = 404
+
+    def __init__(self, workflow_id: str, version: int, latest: int) -> None:
+        super().__init__(f"workflow {workflow_id} has no version {version}; its versions are "
+                         f"1 to {latest}")
+        self.workflow_id = workflow_id
+        self.version = version
+
+
+class WorkflowDeleted(ApiError):
+    """The workflow was deleted; it can be read but not changed or run."""
+
+    code = "workflow_deleted"
+    status = 409
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"workflow {workflow_id} was deleted; its runs stay readable, but to "
+                         "run it again create it anew with POST /api/workflows")
+        self.workflow_id = workflow_id
+
+
+class UnknownRun(ApiError):
+    """No run has this id (in the caller's project)."""
+
+    code = "unknown_run"
+    status = 404
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} not found; list runs with GET /api/executions (a run "
+                         "just started shows once projected: pass the `wait_for` its start "
+                         "returned)")
+        self.run_id = run_id
+
+
+class RunFinished(ApiError):
+    """The run already finished, so it cannot be cancelled."""
+
+    code = "run_finished"
+    status = 409
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(f"run {run_id} already finished ({status}); nothing to cancel")
+        self.run_id = run_id
+        self.run_status = status
+
+
+class IdempotencyConflict(ApiError):
+    """An idempotency key reused with another input or workflow version."""
+
+    code = "idempotency_conflict"
+    status = 409
+
+    def __init__(self, key: str, run_id: str) -> None:
+        super().__init__(f"idempotency key {key!r} already started run {run_id} with another "
+                         "input or version; use a new key for a different request")
+        self.idempotency_key = key
+        self.run_id = run_id
+
+
+class InvalidInput(ApiError):
+    """A run's input does not match the workflow's `input_schema`."""
+
+    code = "invalid_input"
+    status = 422
+
+    def __init__(self, workflow_id: str, problems: Sequence[tuple[str, str]]) -> None:
+        listed = "; ".join(f"{where}: {what}" for where, what in problems)
+        super().__init__(f"the input does not match workflow {workflow_id}'s input_schema: "
+                         f"{listed}; fix the input and submit it again")
+        self.workflow_id = workflow_id
+        self.problems = tuple(problems)
+
+
+class UnstorableInput(ApiError):
+    """A value Postgres cannot store (a NUL character or a lone surrogate) in a run's input."""
+
+    code = "unstorable_input"
+    status = 422
+
+    def __init__(self, locations: Sequence[str], problem: str) -> None:
+        super().__init__(f"{', '.join(locations)} {problem}")
+        self.locations = tuple(locations)

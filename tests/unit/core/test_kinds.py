@@ -1,0 +1,47 @@
+"""The table of node kinds is what every layer reads: its rows agree with the models."""
+
+from __future__ import annotations
+
+import typing
+
+from bend.core import definitions
+from bend.core.kinds import (
+    EXECUTOR_NODE_TYPES, NODE_KINDS, NODE_TYPES, RETRIED_NODE_TYPES, Begin, Members, Runner,
+    Wait,
+)
+
+
+def test_each_row_names_the_type_of_its_model() -> None:
+    for name, kind in NODE_KINDS.items():
+        assert kind.name == name
+        (literal,) = typing.get_args(kind.model.model_fields["type"].annotation)
+        assert literal == name
+
+
+def test_a_definition_takes_exactly_the_kinds_of_the_table() -> None:
+    union, _field = typing.get_args(definitions.StepDefinition)
+    assert set(typing.get_args(union)) == {k.model for k in NODE_KINDS.values()}
+    assert definitions.NODE_TYPES == NODE_TYPES
+    assert NODE_TYPES == ("agent", "tool", "http", "transform", "condition", "loop", "parallel",
+                          "delay", "subworkflow")
+
+
+def test_who_runs_each_kind_and_what_it_waits_on() -> None:
+    assert EXECUTOR_NODE_TYPES == {"agent", "tool", "http"}
+    assert RETRIED_NODE_TYPES == {"agent", "tool", "http", "subworkflow"}
+    assert {k.name for k in NODE_KINDS.values() if k.reported} == RETRIED_NODE_TYPES
+    assert NODE_KINDS["subworkflow"].runner is Runner.CHILD_RUN
+    assert {k.name for k in NODE_KINDS.values() if k.has_start} == {"parallel", "loop"}
+    assert {k.name: k.members for k in NODE_KINDS.values() if k.members} == {
+        "condition": Members.ARMS, "parallel": Members.BRANCHES, "loop": Members.BODY}
+    assert NODE_KINDS["delay"].begins is Begin.TIMER and NODE_KINDS["delay"].waits_on is Wait.TIMER
+    for name in EXECUTOR_NODE_TYPES:
+        assert NODE_KINDS[name].waits_on is Wait.WORKER
+        assert NODE_KINDS[name].begins is Begin.SCHEDULE
+
+
+def test_an_engine_kind_takes_no_retry_and_the_message_names_those_that_do() -> None:
+    defn = definitions.parse_shape({"name": "w", "steps": [
+        {"id": "a", "type": "transform", "expression": "input", "retry": {"max_attempts": 2}}]})
+    (problem,) = definitions.validate(defn)
+    assert problem.message.endswith("(set it on the agent, tool, http or subworkflow steps)")
