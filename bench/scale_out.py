@@ -95,7 +95,7 @@ async def rebalance(engine: Engine, how: str, runs: int, steps: int) -> dict[str
 
         try:
             await asyncio.wait_for(first_moved(), timeout=60)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass  # the load ended before a moved partition got a step: reported as null
         await watcher.wait_finished([x.run_id for x in starts], timeout_s=180)
     return {"signal": "SIGKILL" if how == "kill" else "SIGTERM", "moved_partitions": sorted(gone),

@@ -44,7 +44,8 @@ DEFAULT_RUNS = {1: 50, 20: 100, 50: 400, 200: 800}
 def _cpu_s(pid: int) -> float:
     """CPU seconds (user + system) process `pid` has used so far; 0 where /proc is missing."""
     try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

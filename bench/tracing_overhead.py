@@ -74,7 +74,7 @@ def _one_step(start: Accepted, done: Accepted) -> None:
 
 def _no_hooks(start: Accepted, done: Accepted) -> None:
     """The same step without the hooks: what `_one_step` costs besides them."""
-    [task] = start.tasks()
+    [_task] = start.tasks()
     CompleteStep(event_id="c2", run_id=RUN, workflow_id="wf", occurred_at=T0, step_id="a",
                  attempt=1)
 

@@ -100,7 +100,7 @@ class RunWatcher:
         if pending:
             try:
                 await asyncio.wait_for(consume(), timeout=timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise TimeoutError(
                     f"{len(pending)} run(s) unfinished after {timeout_s:.0f} s, "
                     f"e.g. {sorted(pending)[:3]}"

@@ -129,7 +129,7 @@ class DevSettings(BaseModel):
     kafka_heap: str = "512m"
     postgres_port: int = 55432
     postgres_user: str = "bend"
-    postgres_password: str = "bend"
+    postgres_password: str = "bend"  # noqa: S105 - the embedded local database's
     postgres_db: str = "bend"
     start_timeout_s: float = 90.0
 

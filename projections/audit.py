@@ -51,7 +51,7 @@ async def gate(conn: asyncpg.Connection, events: Sequence[Event]) -> set[str]:
     rows = [args for ev in events if (args := row_args(ev)) is not None]
     if not rows:
         return set()
-    columns = [list(c) for c in zip(*rows)]
+    columns = [list(c) for c in zip(*rows, strict=False)]
     columns[9] = [json.dumps(d, separators=(",", ":")) for d in columns[9]]
     return {r["event_id"] for r in await conn.fetch(_GATE, *columns)}
 

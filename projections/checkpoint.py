@@ -27,7 +27,8 @@ CHANNEL = "bend_projection"
 # The advisory lock key of a schema's batches: `current_schema()` is the schema the batch's
 # connection writes to (its search_path), taken by name.
 BATCH_LOCK_KEY = "hashtextextended('bend.projections.batch:' || {schema}, 0)"
-_BATCH_LOCK = f"SELECT pg_advisory_xact_lock_shared({BATCH_LOCK_KEY.format(schema='current_schema()')})"
+_BATCH_LOCK = ("SELECT pg_advisory_xact_lock_shared("
+               f"{BATCH_LOCK_KEY.format(schema='current_schema()')})")
 
 _ENSURE = """
 INSERT INTO projection_offsets (topic, partition, next_offset)
@@ -80,8 +81,9 @@ async def advance(conn: asyncpg.Connection, next_offsets: Mapping[Partition, int
     record applied in each (`record_times`, where known)."""
     topics, numbers = _columns(next_offsets)
     times = record_times or {}
-    await conn.execute(_ADVANCE, topics, numbers, [next_offsets[tp] for tp in zip(topics, numbers)],
-                       [times.get(tp) for tp in zip(topics, numbers)])
+    await conn.execute(_ADVANCE, topics, numbers,
+                       [next_offsets[tp] for tp in zip(topics, numbers, strict=False)],
+                       [times.get(tp) for tp in zip(topics, numbers, strict=False)])
 
 
 async def record_times(conn: asyncpg.Connection | asyncpg.Pool,

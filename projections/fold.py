@@ -47,7 +47,7 @@ class _Table:
     def names(self) -> list[str]:
         return [c for c, _ in self.columns]
 
-    def _select(self) -> str:
+    def select_list(self) -> str:
         return ", ".join(f"{c}::text AS {c}" if t == "jsonb" else c for c, t in self.columns)
 
     def _unnest(self, columns: Sequence[tuple[str, str]]) -> str:
@@ -63,7 +63,7 @@ class _Table:
         where = (f"({', '.join(self.key)}) IN (SELECT {', '.join(self.key)} FROM "
                  f"{self._unnest(keys)})")
         order = f" ORDER BY {', '.join(self.key)} FOR UPDATE" if lock else ""
-        return f"SELECT {self._select()} FROM {self.name} WHERE {where}{order}"
+        return f"SELECT {self.select_list()} FROM {self.name} WHERE {where}{order}"
 
     def upsert_sql(self) -> str:
         rest = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.names if c not in self.key)
@@ -77,7 +77,8 @@ class _Table:
                 f"ON CONFLICT ({', '.join(self.key)}) DO NOTHING RETURNING {', '.join(self.key)}")
 
     def update_sql(self) -> str:
-        sets = ", ".join(f"{c} = {v}" for c, v in zip(self.names, self._values().split(", "))
+        values = self._values().split(", ")
+        sets = ", ".join(f"{c} = {v}" for c, v in zip(self.names, values, strict=False)
                          if c not in self.key)
         on = " AND ".join(f"t.{c} = u.{c}" for c in self.key)
         return f"UPDATE {self.name} t SET {sets} FROM {self._unnest(self.columns)} WHERE {on}"
@@ -122,7 +123,7 @@ _LLM = _Table("llm_usage", ("run_id", "model"), (
     ("prompt_tokens", "bigint"), ("completion_tokens", "bigint"), ("latency_ms", "bigint"),
 ))
 # The step attempts of the steps in a batch, by step (Skipped and Cancelled close them all).
-_LOAD_ATTEMPTS = (f"SELECT {_ATTEMPTS._select()} FROM step_attempts WHERE (run_id, step_id) IN "
+_LOAD_ATTEMPTS = (f"SELECT {_ATTEMPTS.select_list()} FROM step_attempts WHERE (run_id, step_id) IN "
                   "(SELECT * FROM unnest($1::text[], $2::text[]))")
 
 _RUN_RECORDS = (StartRun, CancelRun, RunRequested, RunStarted, RunCompleted, RunFailed,
@@ -250,7 +251,7 @@ class Fold:
 
 async def _load(conn: asyncpg.Connection, table: _Table, keys: Sequence[Hashable], *,
                 lock: bool = False) -> dict[tuple, Row]:
-    columns = list(zip(*[k if isinstance(k, tuple) else (k,) for k in keys]))
+    columns = list(zip(*[k if isinstance(k, tuple) else (k,) for k in keys], strict=False))
     rows = await conn.fetch(table.load_sql(lock), *[list(c) for c in columns])
     return {tuple(r[c] for c in table.key): dict(r) for r in rows}
 

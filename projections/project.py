@@ -32,7 +32,8 @@ from projections.fold import Fold
 from projections.writes import Write, execute_in_order, execute_in_waves
 
 __all__ = [
-    "PROJECTED_KINDS", "BatchResult", "Consumed", "DeadLetterFailed", "Decoded", "OnFailed", "Unprojectable",
+    "PROJECTED_KINDS", "BatchResult", "Consumed", "DeadLetterFailed", "Decoded", "OnFailed",
+    "Unprojectable",
     "apply_batch", "apply_decoded", "apply_isolating", "decode_all", "fetch_batch",
     "projected_topics", "writes_for",
 ]

@@ -231,6 +231,17 @@ class Projector:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    async def let_batch_finish(self) -> None:
+        """Return once the batch in flight has committed (before partitions go elsewhere)."""
+        async with self._applying:
+            pass
+
+    async def seek_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Position newly assigned partitions at their stored offsets; ready from then on."""
+        async with self._applying:
+            await self._seek_to_stored(assigned)
+        self.ready.set()
+
     async def _seek_to_stored(self, partitions: set[TopicPartition] | list[TopicPartition]) -> None:
         """Position each partition at its stored next offset (the log's start if none)."""
         assert self._consumer is not None and self._conn is not None
@@ -259,11 +270,7 @@ class _SeekToStored(ConsumerRebalanceListener):
         self.projector = projector
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Let the batch in flight commit before another projector takes its partitions.
-        async with self.projector._applying:
-            pass
+        await self.projector.let_batch_finish()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        async with self.projector._applying:
-            await self.projector._seek_to_stored(assigned)
-        self.projector.ready.set()
+        await self.projector.seek_assigned(assigned)

@@ -104,8 +104,10 @@ async def compare(conn: asyncpg.Connection, live: str, rebuilt: str,
         row = await conn.fetchrow(
             f"SELECT (SELECT count(*) FROM {a}) AS live_rows, "
             f"(SELECT count(*) FROM {b}) AS rebuilt_rows, "
-            f"(SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) x) AS only_live, "
-            f"(SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}) y) AS only_rebuilt")
+            f"(SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) x)"
+            " AS only_live, "
+            f"(SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}) y)"
+            " AS only_rebuilt")
         if row["only_live"] or row["only_rebuilt"]:
             shown = await conn.fetch(
                 f"(SELECT 'live: ' || left(row_to_json(x)::text, 300) AS r FROM "

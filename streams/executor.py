@@ -3,7 +3,8 @@
 Each task is a `StepScheduled` for an agent, tool or http node. The executor reports
 `ReportStepStarted` (only once a step has run for `report_started_after_ms`: a quicker step's
 end carries its duration instead), every LLM and tool call it made (`RecordLlmCall`,
-`RecordToolCall`) and then `CompleteStep` or `FailStep`, to the commands topic keyed by run_id. Delivery is
+`RecordToolCall`) and then `CompleteStep` or `FailStep`, to the commands topic keyed by run_id.
+Delivery is
 at least once: a task can run twice after a crash, so side effects carry the step's
 idempotency key, and the orchestrator rejects the second report. Reports are sent without
 waiting for each delivery; a task's offset is released once all its reports are delivered.

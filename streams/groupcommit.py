@@ -145,7 +145,7 @@ class GroupCommit:
                 finally:
                     self._in_flight = set()
                     self._round_end.set_result(None)
-        except Exception as exc:  # noqa: BLE001 - any failure loses a write: crash, never ack
+        except Exception as exc:
             self.failed = exc
             log.error("group_commit_failed", topic=self.topic, error=repr(exc))
             await self.on_failure(exc)

@@ -12,7 +12,6 @@ once the batch holding its events (and what it sends with them) is delivered.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timezone
 from functools import partial
@@ -45,6 +44,7 @@ from streams.runcache import Decided, PartitionRuns, RunCache, RunStates
 from streams.scheduler import TimerQueue
 from streams.reported import reported_attempts
 from streams.snapshots import Snapshotter
+from streams.background import spawn
 
 __all__ = ["Orchestrator", "UnknownWorkflowId"]
 
@@ -356,7 +356,7 @@ class Orchestrator:
         log.info("partitions_assigned", partitions=sorted(partitions))
         for p in partitions:
             if not self.cache.known(p):
-                asyncio.ensure_future(self.recover(p))
+                spawn(self.recover(p), what=f"recover partition {p}")
 
     async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
         partitions = self._commands_partitions(revoked)

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 import faust
 import structlog
 
+from streams.background import spawn
+
 __all__ = ["Delivery", "Producer", "RecordSender"]
 
 log = structlog.get_logger(__name__)
@@ -46,7 +48,8 @@ class Producer:
     async def send(self, topic: str, key: bytes | None, value: bytes,
                    partition: int | None = None,
                    headers: list[tuple[str, bytes]] | None = None) -> Delivery[Any]:
-        """Queue one record (and its trace headers); its delivery is checked when the broker answers."""
+        """Queue one record (and its trace headers); its delivery is checked when the broker
+        answers."""
         future = await self.app.producer.send(topic, key, value, partition, None, headers)
         future.add_done_callback(self._check)
         return future
@@ -80,4 +83,4 @@ class Producer:
         exc = future.exception()
         if exc is not None:
             log.error("produce_failed", error=repr(exc))
-            asyncio.ensure_future(self.app.crash(exc))
+            spawn(self.app.crash(exc), what="crash after a failed produce")

@@ -239,20 +239,21 @@ class RunCache:
             self._held[p] = -1  # not known yet: not kept
         try:
             ends = await self._ends(mine)
-        except Exception as exc:  # noqa: BLE001 - then they are rebuilt, as before
+        except Exception as exc:
             log.warning("run_log_end_unknown", partitions=sorted(mine), error=repr(exc))
             return
         for p in mine:
             self._held[p] = ends[p]
 
     async def resume(self, assigned: set[int]) -> tuple[set[int], set[int]]:
-        """The new assignment: (kept, dropped) of the held partitions; dropped ones are forgotten."""
+        """The new assignment: (kept, dropped) of the held partitions; dropped ones are
+        forgotten."""
         try:
             held, self._held = self._held, {}
             back = {p for p in held if p in assigned and self.known(p) and held[p] >= 0}
             try:
                 ends = await self._ends(back) if back else {}
-            except Exception as exc:  # noqa: BLE001 - then they are rebuilt, as before
+            except Exception as exc:
                 log.warning("run_log_end_unknown", partitions=sorted(back), error=repr(exc))
                 ends = {p: -1 for p in back}
             kept = {p for p in back if ends[p] == held[p]}

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import structlog
 
 from bend.core.commands import FireTimer
+import contextlib
 
 __all__ = ["TimerQueue"]
 
@@ -120,7 +121,5 @@ class TimerQueue:
             delay = 3600.0
             if self._heap:
                 delay = max(0.0, (self._heap[0][0] - self._clock()).total_seconds())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass

@@ -37,6 +37,7 @@ from bend.contracts.topics import FINISHED_RUNS_KEPT_MS
 from bend.kafka import clients
 from bend.kafka.fromstart import seek_to_start
 from bend.settings import KafkaSettings
+from streams.background import spawn
 
 __all__ = ["LoadedSnapshot", "PartitionMirror", "Round", "Snapshotter", "load_snapshot"]
 
@@ -335,7 +336,7 @@ class Snapshotter:
             self.mirrors.pop(p, None)
             producer = self._producers.pop(p, None)
             if producer is not None:
-                asyncio.ensure_future(producer.stop())
+                spawn(producer.stop(), what=f"stop the snapshot producer of partition {p}")
         self._reassign.set()
 
     async def run(self) -> None:
@@ -374,7 +375,7 @@ class Snapshotter:
                 continue
             try:
                 batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
-            except Exception as exc:  # noqa: BLE001 - snapshots must not stop the orchestrator
+            except Exception as exc:
                 log.error("snapshot_follow_failed", error=repr(exc))
                 self._reassign.set()  # seek again to where the mirrors are
                 await asyncio.sleep(1.0)
@@ -411,7 +412,7 @@ class Snapshotter:
                 if self._producers.get(p) is producer:
                     self.unfollow({p})
                 continue
-            except Exception as exc:  # noqa: BLE001 - a lost round only lengthens the tail
+            except Exception as exc:
                 log.error("snapshot_round_failed", partition=p, records=len(done.records),
                           error=repr(exc))
                 continue

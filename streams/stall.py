@@ -146,7 +146,7 @@ class StallWatch:
         }
         try:
             facts["position"] = await consumer.position(tp)
-        except Exception as exc:  # noqa: BLE001 - a fact for the log, not a condition
+        except Exception as exc:
             facts["position"] = repr(exc)
         STALLED_PARTITIONS.labels(self.group, self.topic).inc()
         log.error("partition_stalled", topic=self.topic, partition=tp.partition,

@@ -36,7 +36,8 @@ def run_worker(roles: Sequence[str], settings: Settings) -> None:
 
 
 def _run_children(roles: Sequence[str]) -> None:
-    children = [subprocess.Popen([sys.executable, "-m", "streams.worker", role]) for role in roles]
+    children = [subprocess.Popen([sys.executable, "-m", "streams.worker", role])  # noqa: S603
+                for role in roles]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -55,7 +56,7 @@ def _run_role(role: str, settings: Settings) -> None:
         import mode.loop
 
         mode.loop.use("uvloop")
-    except Exception:  # pragma: no cover - platforms without uvloop
+    except Exception:  # noqa: S110  # pragma: no cover - platforms without uvloop
         pass
     import faust
 

@@ -96,7 +96,7 @@ class Archiver:
             return  # not positioned (revoked meanwhile): its next owner reads it
         buffer = self._buffers.setdefault(tp, [])
         for record in records:
-            offset: int = getattr(record, "offset")
+            offset: int = record.offset
             if offset < expected:
                 continue  # archived already (read again after a seek)
             if offset > expected:
@@ -112,9 +112,9 @@ class Archiver:
         self._expected[tp] = expected
 
     def _archived(self, tp: TopicPartition, record: object) -> ArchivedRecord:
-        value: bytes = getattr(record, "value") or b""
-        key: bytes | None = getattr(record, "key")
-        timestamp: int | None = getattr(record, "timestamp")
+        value: bytes = record.value or b""
+        key: bytes | None = record.key
+        timestamp: int | None = record.timestamp
         event_type, run_id, seq, occurred_at = "", "", 0, _EPOCH
         try:
             decoded = self._decode(value)
@@ -124,7 +124,7 @@ class Archiver:
             occurred_at = decoded.occurred_at
         except BendError:  # kept as the log held it; its readers dead-letter it as before
             run_id = key.decode(errors="replace") if key else ""
-        return ArchivedRecord(tp.topic, tp.partition, getattr(record, "offset"), key, value,
+        return ArchivedRecord(tp.topic, tp.partition, record.offset, key, value,
                               timestamp, event_type, run_id, seq, occurred_at)
 
     async def _flush(self, *, due_only: bool,
@@ -148,8 +148,18 @@ class Archiver:
         log.info("archive_segment_written", path=str(segment.path), first=segment.first,
                  last=segment.last, records=len(records))
 
-    async def _position(self, assigned: list[TopicPartition]) -> None:
+    async def give_up(self, revoked: list[TopicPartition]) -> None:
+        """Before partitions go to another archiver: write what is buffered of them."""
+        await self._flush(due_only=False, partitions=revoked)
+        for tp in revoked:
+            self._expected.pop(tp, None)
+
+    async def take(self, assigned: list[TopicPartition]) -> None:
         """Seek each assigned partition to the offset after its last segment (or its start)."""
+        await self._position(assigned)
+        self.ready.set()
+
+    async def _position(self, assigned: list[TopicPartition]) -> None:
         assert self._consumer is not None
         if not assigned:
             return
@@ -173,10 +183,7 @@ class _ResumeAfterSegments(ConsumerRebalanceListener):
         self.archiver = archiver
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.archiver._flush(due_only=False, partitions=list(revoked))
-        for tp in revoked:
-            self.archiver._expected.pop(tp, None)
+        await self.archiver.give_up(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.archiver._position(list(assigned))
-        self.archiver.ready.set()
+        await self.archiver.take(list(assigned))

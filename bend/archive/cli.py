@@ -8,6 +8,7 @@ import json
 import click
 
 from bend.settings import get_settings
+import contextlib
 
 __all__ = ["archive"]
 
@@ -22,10 +23,8 @@ def run() -> None:
     """Archive every record of the archived topics into segment files, until stopped."""
     from bend.archive.archiver import Archiver
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(Archiver(get_settings()).run())
-    except KeyboardInterrupt:
-        pass
 
 
 @archive.command()

@@ -81,5 +81,4 @@ def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> int:
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     """The rows of an archive file, in file order (OSError, ValueError if it is none)."""
     with path.open("rb") as src:
-        for row in reader(src):
-            yield row  # type: ignore[misc]
+        yield from reader(src)  # type: ignore[misc]

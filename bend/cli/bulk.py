@@ -122,7 +122,8 @@ def bulk(api: ApiClient, out: Output, workflow: str, file: str, fmt: str | None,
         if version is not None:
             body["version"] = version
         accepted = api.post(f"/api/workflows/{wf['workflow_id']}/execute/bulk", body)
-        results += [{"line": number, **r} for (number, _), r in zip(chunk, accepted["runs"])]
+        results += [{"line": number, **r}
+                    for (number, _), r in zip(chunk, accepted["runs"], strict=False)]
     if out.json_mode:
         out.data({"workflow_id": wf["workflow_id"], "count": len(results), "runs": results})
         return

@@ -1,4 +1,5 @@
-"""`bend runs bulk --concurrency N`: at most N runs of the batch in flight, each followed to its end.
+"""`bend runs bulk --concurrency N`: at most N runs of the batch in flight, each followed to its
+end.
 
 The bound is kept by the client, which owns the batch: N threads each start one run
 (`POST /execute`), follow its events (server-sent, `GET /api/executions/{run_id}/events`)

@@ -283,7 +283,7 @@ def default_api_url() -> str:
     """The API the settings serve (`BEND_API__HOST`, `BEND_API__PORT`), as `bend api serve`
     binds it; a wildcard host is reached on loopback."""
     api = get_settings().api
-    host = "127.0.0.1" if api.host in ("0.0.0.0", "::", "") else api.host
+    host = "127.0.0.1" if api.host in ("0.0.0.0", "::", "") else api.host  # noqa: S104 - compared, not bound
     return f"http://{host}:{api.port}"
 
 

@@ -72,7 +72,8 @@ def _detail(event: Event) -> str:
     """One line of what an event says, for the timeline."""
     match event:
         case StepFailed():
-            return f"{event.step_id} attempt {event.attempt}: {event.error_type}: {event.message[:80]}"
+            return (f"{event.step_id} attempt {event.attempt}: {event.error_type}: "
+                    f"{event.message[:80]}")
         case StepSucceeded() | StepStarted() | StepScheduled():
             extra = f" ({event.node_type})" if isinstance(event, StepScheduled) else ""
             return f"{event.step_id}{extra}" + (f" attempt {event.attempt}"
@@ -85,7 +86,8 @@ def _detail(event: Event) -> str:
             return f"{event.purpose} {event.step_id or ''}"
         case AgentLlmCallRecorded():
             return (f"{event.step_id} call {event.call_index}: {event.model}, "
-                    f"{event.prompt_tokens}+{event.completion_tokens} tokens, {event.latency_ms} ms")
+                    f"{event.prompt_tokens}+{event.completion_tokens} tokens, "
+                    f"{event.latency_ms} ms")
         case AgentToolCallRecorded():
             return f"{event.step_id} call {event.call_index}: {event.tool_name}({event.arguments})"
         case RunFailed():

@@ -8,7 +8,7 @@ import click
 
 from bend.cli.errors import clear_errors
 from bend.devstack import kafka, stack
-from bend.settings import get_settings
+from bend.settings import Settings, get_settings
 
 __all__ = ["dev"]
 
@@ -45,7 +45,7 @@ def down() -> None:
         click.echo(outcome.describe())
 
 
-def _projection_lag(settings: Any) -> str:
+def _projection_lag(settings: Settings) -> str:
     """The live read models' lag in words (`caught up`, `behind by 9 records (2 s)`)."""
     import asyncio
 

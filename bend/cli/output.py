@@ -58,10 +58,11 @@ class Output:
             click.echo(empty)
             return
         widths = [max(len(h), *(len(_plain(r[i])) for r in cells)) for i, h in enumerate(headers)]
-        click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
+        click.echo("  ".join(h.upper().ljust(w)
+                             for h, w in zip(headers, widths, strict=False)).rstrip())
         for row in cells:
             click.echo("  ".join(c + " " * (w - len(_plain(c)))
-                                 for c, w in zip(row, widths)).rstrip())
+                                 for c, w in zip(row, widths, strict=False)).rstrip())
 
 
 def _cell(value: Any) -> str:

@@ -37,7 +37,7 @@ def serve(executors: int, model: bool, model_port: int) -> None:
 
     def start(name: str, *args: str) -> None:
         with (log_dir / f"{name}.log").open("ab") as log_file:
-            others.append((name, subprocess.Popen([sys.executable, "-m", *args],
+            others.append((name, subprocess.Popen([sys.executable, "-m", *args],  # noqa: S603
                                                   env={**os.environ, **env},
                                                   stdout=log_file, stderr=subprocess.STDOUT,
                                                   start_new_session=True)))

@@ -12,8 +12,9 @@ from bend.components.errors import ComponentError
 __all__ = ["BUILTIN_COMPONENTS", "PageNotFound", "fetch_page", "web_search"]
 
 _STOPWORDS = frozenset(
-    "a an and are as at be by for from how in is it of on or the to what when which why with "
-    "about does do into its this that".split()
+    ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "how", "in", "is", "it",
+     "of", "on", "or", "the", "to", "what", "when", "which", "why", "with", "about", "does",
+     "do", "into", "its", "this", "that"]
 )
 _RESULT = {
     "type": "object",

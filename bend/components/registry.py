@@ -25,7 +25,8 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
 
 def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     # Numeric parts compare as numbers (`10` > `9`) and sort above textual ones (`1.0` > `1.0rc`).
-    return tuple((1, int(p)) if p.isdigit() else (0, p) for p in version.replace("-", ".").split("."))
+    return tuple((1, int(p)) if p.isdigit() else (0, p)
+                 for p in version.replace("-", ".").split("."))
 
 
 class Registry:

@@ -5,7 +5,8 @@ CRC-64-AVRO fingerprint, then the schemaless Avro body). Decoding finds the writ
 fingerprint among the current and every recorded schema (schemas/avro/history/) and resolves it
 to the current one, so data written by an older Bend stays readable. With a schema registry
 configured (`BEND_KAFKA__SCHEMA_REGISTRY_URL`), the process writes the Confluent wire format
-instead and reads both (bend.contracts.registry): `encode` and `decode` follow the process's settings.
+instead and reads both (bend.contracts.registry): `encode` and `decode` follow the process's
+settings.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ them apart:
 
 - `RunSnapshot`, key `run_id`: an open run's events as logged; a null value (tombstone) deletes
   it once the run finished;
-- `FinishedRuns`, key `~finished/<partition>/<taken_at_ms>/<covers_offset>`: the runs that finished since the
+- `FinishedRuns`, key `~finished/<partition>/<taken_at_ms>/<covers_offset>`: the runs that
+  finished since the
   previous round, one record per round (so a new owner reads a record per round, not per run);
   tombstoned by the writer once older than the window it is kept for;
 - `SnapshotRound`, key `~round/<partition>`: the partition's snapshot is complete up to an

@@ -20,7 +20,8 @@ __all__ = [
 
 
 class CircuitState(str, Enum):
-    """Where a breaker stands: calls flow (closed), are refused (open), or one probes (half_open)."""
+    """Where a breaker stands: calls flow (closed), are refused (open), or one probes
+    (half_open)."""
 
     CLOSED = "closed"
     OPEN = "open"

@@ -101,7 +101,7 @@ class Draft:
         event = cls(**envelope, **fields)
         self.state = apply(state, event)
         self.events.append(event)
-        if "step_id" in fields and fields["step_id"]:
+        if fields.get("step_id"):
             self.touched.add(fields["step_id"])
         return event
 

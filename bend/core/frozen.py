@@ -80,6 +80,6 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
 def _wrap(data: dict[Any, Any]) -> FrozenMap[Any, Any]:
     # Skips the copy in __init__: `data` is a fresh dict nobody else holds.
     new: FrozenMap[Any, Any] = FrozenMap.__new__(FrozenMap)
-    new._data = data
-    new._hash = None
+    new._data = data  # noqa: SLF001 - its own class, built without __init__
+    new._hash = None  # noqa: SLF001
     return new

@@ -188,7 +188,7 @@ def _cycles(defn: WorkflowDefinition, shape: Shape,
             prev = next(q for q in sorted(preds[path[-1]], key=lambda p: (shape.position[p[0]],
                                                                         p[1])) if q in remaining)
             if prev in path:
-                cycle = path[path.index(prev):] + [prev]
+                cycle = [*path[path.index(prev):], prev]
                 break
             path.append(prev)
         members = frozenset(cycle)

@@ -21,7 +21,7 @@ __all__ = ["Defaults", "StepDefinition", "WorkflowDefinition", "parse_shape"]
 
 # Any step: the model of its `type`, one per row of the table of node kinds (bend.core.kinds).
 StepDefinition = Annotated[
-    Union[tuple(kind.model for kind in NODE_KINDS.values())],  # type: ignore[valid-type]
+    Union[tuple(kind.model for kind in NODE_KINDS.values())],  # type: ignore[valid-type]  # noqa: UP007 - built from the table
     Field(discriminator="type"),
 ]
 

@@ -111,7 +111,8 @@ async def get_dead_letter(db: Db, event_id: str, *,
     row = await _row(db, event_id, scope)
     out = _summary({k: row[k] for k in queries.SUMMARY_COLUMNS})
     key, payload = row["key"], bytes(row["payload"])
-    out["source_position"] = f"{row['source_topic']}:{row['source_partition']}:{row['source_offset']}"
+    out["source_position"] = (f"{row['source_topic']}:{row['source_partition']}:"
+                              f"{row['source_offset']}")
     out["key"] = None if key is None else bytes(key).decode(errors="replace")
     out["headers"] = row["headers"] or []
     out["payload_base64"] = base64.b64encode(payload).decode()

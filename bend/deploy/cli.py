@@ -1,4 +1,5 @@
-"""`bend deploy topics OVERLAY` (Strimzi topics from topics as code), `bend deploy check OVERLAY`."""
+"""`bend deploy topics OVERLAY` (Strimzi topics from topics as code), `bend deploy check
+OVERLAY`."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from bend.settings import Settings
 __all__ = ["SECRET_PREFIX", "is_bend_name", "read_env", "setting_for", "settings_from_env"]
 
 # Executors read workflow secrets from `BEND_SECRET_<NAME>` (streams/executors/secrets.py).
-SECRET_PREFIX = "BEND_SECRET_"
+SECRET_PREFIX = "BEND_SECRET_"  # noqa: S105 - a variable-name prefix, no secret
 
 
 def setting_for(name: str) -> FieldInfo | None:

@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -291,10 +291,8 @@ class Cluster:
     def stop(self) -> None:
         """Stop every node started here (SIGTERM to all at once, SIGKILL after a grace)."""
         for pid in self._pids.values():
-            try:
+            with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for node_id, pid in list(self._pids.items()):
             if process.pid_alive(pid):
                 process.stop_pid(pid, grace_s=_STOP_GRACE_S)

@@ -174,7 +174,7 @@ def ensure_jars(settings: Settings, env: Mapping[str, str]) -> float | None:
         f"-Dmaven.repo.local={paths.maven_repo}", f"-Dkafka.version={version}",
     ]  # fmt: skip
     try:
-        done = subprocess.run(  # noqa: S603
+        done = subprocess.run(
             argv, env=dict(env), capture_output=True, text=True, timeout=_MAVEN_TIMEOUT_S
         )
     except subprocess.TimeoutExpired as exc:
@@ -228,7 +228,7 @@ def format_storage(libs: Path, properties: Path, data: Path, cluster_id: str, ja
         "kafka.tools.StorageTool", "format", "-t", cluster_id,
         "-c", str(properties), "--ignore-formatted", *extra_args,
     ]  # fmt: skip
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         argv, env=dict(env), capture_output=True, text=True, timeout=120
     )
     if done.returncode != 0:
@@ -260,7 +260,7 @@ def launch(settings: Settings, env: Mapping[str, str]) -> int:
     return pid
 
 
-def admin_client(address: str, security: KafkaSettings | None = None):  # noqa: ANN201 - confluent_kafka has no stubs
+def admin_client(address: str, security: KafkaSettings | None = None):
     """An AdminClient that stays quiet and retries fast while the broker is coming up;
     `security` gives its TLS and SASL settings (their bootstrap is replaced by `address`)."""
     kafka = (security or KafkaSettings()).model_copy(update={"bootstrap": address})

@@ -83,7 +83,8 @@ def scripted_reply(request: dict[str, Any]) -> dict[str, Any]:
     topic, results = _topic(messages), _tool_results(messages)
     call_no = sum(1 for m in messages if m.get("role") == "assistant") + 1
     searches = results.get("web_search", [])
-    hits = (searches[-1].get("results") or []) if searches and isinstance(searches[-1], dict) else []
+    last = searches[-1] if searches else None
+    hits = (last.get("results") or []) if isinstance(last, dict) else []
     call: tuple[str, dict[str, Any]] | None = None
     if "web_search" in offered and not searches:
         call = ("web_search", {"query": topic})
@@ -235,8 +236,10 @@ def start_llm_server(port: int = 0, api_key: str | None = None) -> LlmServer:
     """Start the scripted model server in-process; `.base_url`, `.state`, `.stop()`."""
     app = create_app(api_key)
     handle = serve_in_background(app, port)
-    return LlmServer(url=handle.url, port=handle.port, _server=handle._server,
-                     _thread=handle._thread, state=app.state.script)
+    return LlmServer(url=handle.url, port=handle.port,
+                     _server=handle._server,  # noqa: SLF001 - the handle is handed over whole
+                     _thread=handle._thread,  # noqa: SLF001
+                     state=app.state.script)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -57,7 +57,7 @@ def launch(
     With `die_with_parent` (Linux), the process gets SIGKILL when this one dies, even by
     SIGKILL, so a test killed mid-way leaves no broker behind."""
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - argv is built by the caller, never a shell
+        proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -73,7 +73,7 @@ def _handler(state: RegistryState) -> type[BaseHTTPRequestHandler]:
         def _missing(self, code: int, message: str) -> None:
             self._reply(404, {"error_code": code, "message": message})
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             state.requests.append(f"POST {self.path}")
             parts = self.path.split("?")[0].strip("/").split("/")
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -89,7 +89,7 @@ def _handler(state: RegistryState) -> type[BaseHTTPRequestHandler]:
                 return self._missing(40403, "Schema not found")
             return self._missing(404, "no such endpoint")
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             state.requests.append(f"GET {self.path}")
             parts = self.path.split("?")[0].strip("/").split("/")
             if len(parts) == 3 and parts[:2] == ["schemas", "ids"] and parts[2].isdigit():

@@ -136,7 +136,7 @@ class Workers:
                 desc = admin.describe_consumer_groups([group])[group].result(timeout=5)
                 if desc.state == ConsumerGroupState.STABLE and len(desc.members) >= want:
                     return
-            except Exception:  # the group does not exist until the first member joins
+            except Exception:  # noqa: S110 - the group does not exist until the first member joins
                 pass
             time.sleep(0.2)
         last = next(p for p in reversed(self.processes) if p.role == role)

@@ -108,7 +108,7 @@ def _committed(settings: Settings, group: str, topic: str, partition: int) -> in
 
     try:
         return asyncio.run(asyncio.wait_for(ask(), timeout=_TIMEOUT_S))
-    except (KafkaError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, KafkaError) as exc:
         raise KafkaUnavailable(settings.kafka.bootstrap,
                                f"offsets of group {group} ({exc!r})") from exc
 

@@ -23,7 +23,8 @@ from bend.kafka.errors import KafkaRefused, KafkaUnavailable
 from bend.settings import KafkaSettings
 
 __all__ = [
-    "admin", "aiokafka_auth", "client", "refusal", "refuse_early", "unavailable", "confluent_admin", "confluent_config",
+    "admin", "aiokafka_auth", "client", "refusal", "refuse_early", "unavailable", "confluent_admin",
+    "confluent_config",
     "confluent_producer", "consumer", "faust_credentials", "faust_options", "producer",
     "ssl_context",
 ]
@@ -98,21 +99,21 @@ def confluent_config(kafka: KafkaSettings, options: Mapping[str, Any] | None = N
     return {**config, **(options or {})}
 
 
-def confluent_admin(kafka: KafkaSettings, options: Mapping[str, Any] | None = None):  # noqa: ANN201 - confluent_kafka has no stubs
+def confluent_admin(kafka: KafkaSettings, options: Mapping[str, Any] | None = None):
     """A confluent-kafka AdminClient."""
     from confluent_kafka.admin import AdminClient
 
     return AdminClient(confluent_config(kafka, options))
 
 
-def confluent_producer(kafka: KafkaSettings, options: Mapping[str, Any] | None = None):  # noqa: ANN201
+def confluent_producer(kafka: KafkaSettings, options: Mapping[str, Any] | None = None):
     """A confluent-kafka Producer (transactions: the recovery benchmark)."""
     from confluent_kafka import Producer
 
     return Producer(confluent_config(kafka, options))
 
 
-def faust_credentials(kafka: KafkaSettings):  # noqa: ANN201 - faust.types.auth.CredentialsT
+def faust_credentials(kafka: KafkaSettings):
     """Faust's `broker_credentials`: None for PLAINTEXT; SSL or SASL (with TLS for SASL_SSL)."""
     from faust.auth import SASLCredentials, SSLCredentials
 

@@ -34,7 +34,8 @@ __all__ = [
     "EXECUTOR_STEPS", "HTTP_REQUESTS", "HTTP_REQUEST_DURATION", "INFO", "LLM_CALLS",
     "LLM_CALL_DURATION", "LLM_COST", "LLM_TOKENS", "PROJECTION_LAG", "PROJECTION_LAG_SECONDS",
     "RUNS_FINISHED",
-    "RUNS_STARTED", "STALLED_PARTITIONS", "STEP_DURATION", "STEP_OVERHEAD", "STEP_RETRIES", "STEP_TIMEOUTS",
+    "RUNS_STARTED", "STALLED_PARTITIONS", "STEP_DURATION", "STEP_OVERHEAD", "STEP_RETRIES",
+    "STEP_TIMEOUTS",
     "llm_cost", "observe_decision", "observe_llm_calls", "price_of", "set_consumer_lag",
     "set_projection_lag", "watch_circuits",
 ]

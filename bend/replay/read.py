@@ -52,7 +52,7 @@ def _keep(record: object, decode: Callable[[bytes], object], wanted: set[str] | 
     if wanted is not None and key is not None and key.decode(errors="replace") not in wanted:
         return None  # skip decoding other runs' records: the key is the run id
     try:
-        event = decode(getattr(record, "value"))
+        event = decode(record.value)
     except BendError:
         return None  # undecodable records are the dead-letter tooling's business
     if not isinstance(event, Event) or not event.run_id:

@@ -58,7 +58,8 @@ def fold_report(run_id: str, events: list[Event]) -> ReplayReport:
 
 
 async def projection_of(settings: Settings,
-                        run_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int | None]:
+                        run_id: str,
+                        ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int | None]:
     """The run's row, its step rows and the run-events partition the projector recorded."""
     conn = await connect(database_url(settings), settings.database.schema_name)
     try:

@@ -56,7 +56,8 @@ class StepLine:
 
 
 def fold_events(events: list[Event]) -> RunState:
-    """The run's state after its events, in seq order; a repeated seq (a zombie's copy) is skipped."""
+    """The run's state after its events, in seq order; a repeated seq (a zombie's copy) is
+    skipped."""
     state: RunState | None = None
     for event in events:
         if state is not None and event.seq <= state.seq:
@@ -82,7 +83,8 @@ def timeline(events: list[Event]) -> list[StepLine]:
                 line = lines.setdefault(ev.step_id, StepLine(ev.step_id, ev.node_type))
                 line.attempts.append(Attempt(ev.attempt, ev.occurred_at))
             case StepSkipped():
-                lines.setdefault(ev.step_id, StepLine(ev.step_id, "")).skipped = ev.reason or "skipped"
+                line = lines.setdefault(ev.step_id, StepLine(ev.step_id, ""))
+                line.skipped = ev.reason or "skipped"
             case StepStarted():
                 a = _attempt(lines, ev.step_id, ev.attempt)
                 if a is not None and a.started_at is None:

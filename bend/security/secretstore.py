@@ -100,7 +100,8 @@ class SecretStore:
         now = self._clock()
         row = await self._pool.fetchrow(
             "INSERT INTO sec_secrets (project, name, ciphertext, key_fingerprint, created_at,"
-            " updated_at, allowed_hosts) VALUES ($1, $2, $3, $4, $5, $5, COALESCE($6::text[], '{}'))"
+            " updated_at, allowed_hosts)"
+            " VALUES ($1, $2, $3, $4, $5, $5, COALESCE($6::text[], '{}'))"
             " ON CONFLICT (project, name) DO UPDATE"
             " SET ciphertext = EXCLUDED.ciphertext, key_fingerprint = EXCLUDED.key_fingerprint,"
             " updated_at = EXCLUDED.updated_at,"

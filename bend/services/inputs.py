@@ -52,15 +52,16 @@ def check_inputs(workflow_id: str, definition: dict[str, Any], inputs: Sequence[
                  where: Sequence[str]) -> None:
     """Raise InvalidInput listing every problem of every input (`where[i]` names input i)."""
     problems = [(label, f"nests objects and lists more than {MAX_DEPTH} levels deep")
-                for label, value in zip(where, inputs) if deeper_than(value)]
+                for label, value in zip(where, inputs, strict=False) if deeper_than(value)]
     if problems:  # what follows walks the value recursively
         raise InvalidInput(workflow_id, problems)
     problems = [(loc, NUL_PROBLEM)
-                for label, value in zip(where, inputs) for loc in nul_locations(value, label)]
+                for label, value in zip(where, inputs, strict=False)
+                for loc in nul_locations(value, label)]
     schema = definition.get("input_schema")
     if schema:
         validator = validator_for(schema)(schema)
-        for label, value in zip(where, inputs):
+        for label, value in zip(where, inputs, strict=False):
             for error in sorted(validator.iter_errors(value), key=lambda e: list(e.path)):
                 path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
                 problems.append((f"{label}{path}", error.message))

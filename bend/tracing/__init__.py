@@ -51,6 +51,7 @@ from bend.tracing.runs import (
 __all__ = [
     "call_span", "command_span", "component_span", "configure_tracing", "current", "extract_kafka",
     "http_attributes", "inject_http", "inject_kafka", "kafka_headers", "note_http_status",
-    "note_llm_usage", "note_step_outcome", "record_decision", "record_headers", "shutdown_tracing", "task_headers",
+    "note_llm_usage", "note_step_outcome", "record_decision", "record_headers", "shutdown_tracing",
+    "task_headers",
     "task_span",
 ]

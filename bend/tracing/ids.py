@@ -1,4 +1,5 @@
-"""A run's trace id and its run and step spans' ids, derived from the run: any process rebuilds them.
+"""A run's trace id and its run and step spans' ids, derived from the run: any process rebuilds
+them.
 
 The trace id of a run whose id is a UUID is that UUID (search a tracing backend for the run id
 without dashes); any other run id is hashed. The run span's id and each step attempt's span id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+import itertools
 
 __all__ = ["AFTER", "DATA", "MEMBER", "edge_roles"]
 
@@ -28,7 +29,7 @@ def _written_order(definition: Any) -> set[tuple[str, str]]:
             pairs.add((str(dep), str(step_id)))
         for branch in step.get("branches") or ():
             if isinstance(branch, list):
-                pairs.update((str(a), str(b)) for a, b in zip(branch, branch[1:]))
+                pairs.update((str(a), str(b)) for a, b in itertools.pairwise(branch))
     return pairs
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+import itertools
 
 __all__ = ["EdgeBox", "GraphLayout", "NodeBox", "layout"]
 
@@ -160,7 +161,8 @@ def _curve(a: NodeBox, b: NodeBox, x1: float, x2: float) -> str:
     if b.layer > a.layer:
         y1, y2 = a.y + a.h, b.y
         mid = min((y2 - y1) / 2, NODE_H + GAP_Y)
-        return f"M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + mid:.1f} {x2:.1f},{y2 - mid:.1f} {x2:.1f},{y2:.1f}"
+        return (f"M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + mid:.1f} {x2:.1f},{y2 - mid:.1f} "
+                f"{x2:.1f},{y2:.1f}")
     sx, sy = (a.x + a.w, a.y + a.h / 2) if b.x >= a.x else (a.x, a.y + a.h / 2)
     ex, ey = (b.x, b.y + b.h / 2) if b.x >= a.x else (b.x + b.w, b.y + b.h / 2)
     lift = 30.0
@@ -224,7 +226,7 @@ def layout(ids: Sequence[str], edges: Sequence[Edge]) -> GraphLayout:
         return GAP_X if a in known and b in known else GAP_X / 2
 
     def row_width(row: list[str]) -> float:
-        return sum(map(w, row)) + sum(gap(a, b) for a, b in zip(row, row[1:]))
+        return sum(map(w, row)) + sum(gap(a, b) for a, b in itertools.pairwise(row))
 
     width = PAD * 2 + max((row_width(r) for r in rows), default=0.0)
     boxes: dict[str, NodeBox] = {}
@@ -249,10 +251,10 @@ def layout(ids: Sequence[str], edges: Sequence[Edge]) -> GraphLayout:
     end_x: dict[Edge, float] = {}
     for node, group in outs.items():
         group.sort(key=lambda e: (boxes[first[e]].cx, e[1]))
-        start_x.update(zip(group, _ports(boxes[node], len(group))))
+        start_x.update(zip(group, _ports(boxes[node], len(group)), strict=False))
     for node, group in ins.items():
         group.sort(key=lambda e: (boxes[last[e]].cx, e[0]))
-        end_x.update(zip(group, _ports(boxes[node], len(group))))
+        end_x.update(zip(group, _ports(boxes[node], len(group)), strict=False))
     drawn = []
     for e in edges:
         a, b = boxes[e[0]], boxes[e[1]]

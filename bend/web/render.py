@@ -16,6 +16,7 @@ from starlette.templating import Jinja2Templates
 from bend.security.dependencies import get_security
 from bend.security.redact import MASK, Redactor
 from bend.web.timeline import human_ms
+import contextlib
 
 __all__ = ["Shown", "duration", "masked", "page", "redactor_for", "show", "templates",
            "unmask"]
@@ -89,7 +90,7 @@ def unmask(sent: Any, original: Any, redactor: Redactor | None = None) -> Any:
                 unmask(v, original[k], redactor) if k in original else v
                 for k, v in sent.items()}
     if isinstance(sent, list) and isinstance(original, list) and len(sent) == len(original):
-        return [unmask(v, o, redactor) for v, o in zip(sent, original)]
+        return [unmask(v, o, redactor) for v, o in zip(sent, original, strict=False)]
     return sent
 
 
@@ -110,10 +111,8 @@ def show(value: Any, redactor: Redactor | None = None, preview: int = PREVIEW_CH
 async def redactor_for(request: Request, project: str) -> Redactor:
     """Masks the project's stored secrets and the executors' `BEND_SECRET_*` values."""
     values = set(filter(None, (v for k, v in os.environ.items() if k.startswith("BEND_SECRET_"))))
-    try:
+    with contextlib.suppress(Exception):
         values |= set((await get_security(request).secrets.values(project)).values())
-    except Exception:  # noqa: BLE001 - an undecryptable secret must not hide the page
-        pass
     return Redactor(sorted(values))
 
 

@@ -109,7 +109,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         self._policy = policy
         self._inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's signature
                           local_address: str | None = None,
                           socket_options: typing.Iterable[typing.Any] | None = None,
                           ) -> httpcore.AsyncNetworkStream:
@@ -123,7 +123,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
                 last = exc  # try the host's next address, as a resolver-connecting client does
         raise last or httpcore.ConnectError(f"{host} resolved to no address")
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's signature
                                   socket_options: typing.Iterable[typing.Any] | None = None,
                                   ) -> httpcore.AsyncNetworkStream:
         raise httpcore.ConnectError("unix sockets are not an egress target")
@@ -132,7 +132,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-async def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
+async def _resolve(host: str, port: int, timeout: float | None) -> list[str]:  # noqa: ASYNC109
     """Every address `host` resolves to (itself if it is an address), in the resolver's order."""
     try:
         return [str(ipaddress.ip_address(host.strip("[]")))]

@@ -1,4 +1,5 @@
-"""Why a step's attempt failed: retryable errors may pass on a later attempt, permanent ones never."""
+"""Why a step's attempt failed: retryable errors may pass on a later attempt, permanent ones
+never."""
 
 from __future__ import annotations
 

@@ -214,7 +214,8 @@ class StoreSecrets:
         return (await self._project(project)).redactor
 
     def __repr__(self) -> str:
-        return f"StoreSecrets(cached={sorted(self._cache)}, env_projects={sorted(self.env_projects)})"
+        return (f"StoreSecrets(cached={sorted(self._cache)}, "
+                f"env_projects={sorted(self.env_projects)})")
 
     @classmethod
     def of(cls, settings: Settings) -> StoreSecrets:

@@ -46,5 +46,5 @@ class RequestBudget:
 
 
 def next_backoff(previous_s: float, initial_s: float, multiplier: float, max_s: float) -> float:
-    """The wait after a failed poll: `initial_s` first, then × `multiplier`, at most `max_s`."""
+    """The wait after a failed poll: `initial_s` first, then x `multiplier`, at most `max_s`."""
     return min(max_s, previous_s * multiplier if previous_s else initial_s)

@@ -2,7 +2,7 @@
 
 The last value seen travels in the firing's dedupe key (`<trigger_id>#<n>:<marker>`), so a
 restarted poller reads it back from the triggers topic and neither misses nor repeats a change.
-Failed polls back off (initial × multiplier each, up to max) and are recorded as TriggerFailed.
+Failed polls back off (initial x multiplier each, up to max) and are recorded as TriggerFailed.
 `max_requests_per_minute` holds for every request, failed ones and back-off included
 (`streams.triggers.pacing.RequestBudget`).
 """

@@ -19,6 +19,7 @@ from bend.core.triggers import KafkaTrigger, PollingTrigger
 from bend.kafka.producer import RecordProducer
 from bend.settings import Settings
 from streams.app import topic_names
+from streams.background import spawn
 from streams.triggers.book import TriggerBook, WorkflowBook, follow_all
 from streams.triggers.events import consume_forever
 from streams.triggers.firing import Firer, clock_with_offset
@@ -64,9 +65,9 @@ class Triggers:
         producer = RecordProducer(self.settings)  # aiokafka needs the running loop
         await producer.start()
         self.firer.producer = producer
-        asyncio.ensure_future(follow_all(self.settings.kafka, self.names.triggers,
-                                          self.book, self.book_ready))
-        asyncio.ensure_future(self.workflows.follow())
+        spawn(follow_all(self.settings.kafka, self.names.triggers, self.book, self.book_ready),
+              what="follow the triggers topic")
+        spawn(self.workflows.follow(), what="follow the workflows topic")
         await self.book_ready.wait()
         await self.workflows.ready.wait()
         log.info("triggers_ready", triggers=len(self.book.triggers))

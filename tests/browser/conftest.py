@@ -36,6 +36,7 @@ from bench.api_latency import served_api
 from bend.cli.demo import EXAMPLE
 from bend.devstack.engine import Engine, running_engine
 from bend.settings import Settings
+import contextlib
 
 T = TypeVar("T")
 
@@ -277,10 +278,8 @@ class Browser:
 
     def accept_confirmation(self) -> None:
         """Accept a `confirm()` dialog if the page opened one."""
-        try:
+        with contextlib.suppress(NoAlertPresentException):
             self.driver.switch_to.alert.accept()
-        except NoAlertPresentException:
-            pass
 
     def set_width(self, size: tuple[int, int]) -> None:
         """Resize the window to `size` (width, height)."""

@@ -228,12 +228,12 @@ def test_a_failing_poll_is_recorded_backs_off_keeps_its_budget_and_recovers(
     assert len(handler.hits["/feed"]) - len(failing) >= 3
 
     # Back-off: each wait after a failure at least the next step of 0.2, 0.4, 0.8, 1, 1, ...
-    gaps = [b - a for a, b in zip(failing, failing[1:])]
+    gaps = [b - a for a, b in zip(failing, failing[1:], strict=False)]
     wanted, wait = [], 0.0
     for _ in gaps:
         wait = next_backoff(wait, 0.2, 2, 1)
         wanted.append(wait)
-    assert all(g >= w - 0.02 for g, w in zip(gaps, wanted)), (gaps, wanted)
+    assert all(g >= w - 0.02 for g, w in zip(gaps, wanted, strict=False)), (gaps, wanted)
     # The budget: 4 requests a minute however fast the back-off (0.2 s) would retry.
     budget_hits = handler.hits.get("/budget", [])
     print(f"failed polls {len(failing)} with gaps {[round(g, 2) for g in gaps]}; "

@@ -177,6 +177,6 @@ async def test_a_damaged_projection_is_reported_table_by_table_and_replaced_only
         assert r.status_code == 200 and r.json()["status"] == "completed"
         # The other projections' tables stayed where they were.
         assert await conn.fetchval(
-            f"SELECT count(*) FROM pg_tables WHERE schemaname = $1", fixed.retired) == 2
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1", fixed.retired) == 2
     finally:
         await conn.close()

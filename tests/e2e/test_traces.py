@@ -9,7 +9,6 @@ step's target are local servers that record the `traceparent` each request carri
 from __future__ import annotations
 
 import gzip
-import json
 import threading
 import time
 import uuid

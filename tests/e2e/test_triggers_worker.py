@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -161,7 +161,7 @@ async def test_two_scheduler_processes_fire_each_due_time_exactly_once(
     assert len(keys) >= 12, keys
     assert set(started) == run_ids and set(started.values()) == {1}, started
     assert {s.run_id for s in starts} == run_ids
-    gaps = {(b - a).total_seconds() for a, b in zip(sorted(set(dues)), sorted(set(dues))[1:])}
+    gaps = {(b - a).total_seconds() for a, b in zip(sorted(set(dues)), sorted(set(dues))[1:], strict=False)}
     assert gaps == {1.0}, f"a due time was skipped: {sorted(gaps)}"
     late = sorted((e.occurred_at - e.due_at).total_seconds() for e in fired)
     print(f"due times {len(keys)}, TriggerFired records {len(fired)}, "
@@ -386,7 +386,7 @@ async def test_after_an_outage_catch_up_fires_each_due_time_across_dst_changes_o
         expected = due_times(parsed, parsed.start_at, parsed.end_at)
         assert sorted(dues) == expected and len(set(dues)) == len(dues) == count, (name, dues)
         if "hourly" in name:  # absolute time: one each hour, none doubled or missing
-            assert {(b - a) for a, b in zip(expected, expected[1:])} == {timedelta(hours=1)}
+            assert {(b - a) for a, b in zip(expected, expected[1:], strict=False)} == {timedelta(hours=1)}
         else:  # one a local day, the shifted day's at its first instant after/at the hour
             local = [d.astimezone(parsed.zone) for d in expected]
             assert len({d.date() for d in local}) == 3, (name, local)

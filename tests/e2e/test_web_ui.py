@@ -285,7 +285,7 @@ async def test_a_fork_with_changed_input_and_a_retried_step_start_new_runs(
     page = await get_page(operator, f"/ui/runs/{source}")
     r = await operator.post(f"/ui/runs/{source}/fork", data={
         "csrf_token": page.csrf(), "step_id": "research",
-        "input": '{"topic": "forks", "llm_base_url": "%s"}' % example_run["input"]["llm_base_url"]})
+        "input": '{{"topic": "forks", "llm_base_url": "{}"}}'.format(example_run["input"]["llm_base_url"])})
     assert r.status_code == 303, r.text
     forked = r.headers["location"].rsplit("/", 1)[-1]
     run = await _until(api, forked, {"completed", "failed"}, timeout_s=90)
@@ -317,8 +317,8 @@ async def test_secrets_are_masked_and_long_values_are_cut_with_the_whole_behind_
     workflow_id = await _workflow(api, {"name": "echo", "steps": [
         {"id": "echo", "type": "transform", "expression": "input"}]})
     long_text = "word " * 400
-    run_id = await _start_in_ui(operator, workflow_id, '{"note": "%s", "password": "hunter2", '
-                                                       '"long": "%s"}' % (secret, long_text))
+    run_id = await _start_in_ui(operator, workflow_id, f'{{"note": "{secret}", "password": "hunter2", '
+                                                       f'"long": "{long_text}"}}')
     await _until(api, run_id, {"completed"})
     page = await get_page(operator, f"/ui/runs/{run_id}")
     assert secret not in page.html and "hunter2" not in page.html

@@ -30,7 +30,7 @@ class TokenIssued(BaseModel):
     """A short-lived access token (JWT); send it as `Authorization: Bearer <access_token>`."""
 
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, no secret
     expires_in: int = Field(description="Seconds from now")
     expires_at: int = Field(description="Unix seconds")
     project: str

@@ -25,6 +25,7 @@ from bend.replay.projections import (
     RebuildInProgress, RebuildRecorder, new_status, rebuild_projections,
 )
 from bend.security.roles import Principal, installation_admin
+import contextlib
 
 __all__ = ["RebuildInProgress", "UnknownRebuild", "router"]
 
@@ -60,9 +61,11 @@ class RebuildRequest(BaseModel):
 
     only: str | None = Field(default=None, description="One projection's tables (e.g. `runs`); "
                              "null: the whole read model")
-    accept_differences: StrictBool = Field(default=False, description="Switch even where the rebuilt "
+    accept_differences: StrictBool = Field(
+        default=False, description="Switch even where the rebuilt "
                                      "tables differ from the live ones")
-    drop_retired: StrictBool = Field(default=False, description="Drop the replaced tables after the "
+    drop_retired: StrictBool = Field(
+        default=False, description="Drop the replaced tables after the "
                                "switch (kept by default, for rollback)")
 
 
@@ -86,12 +89,10 @@ async def start_rebuild(ctx: Context, principal: Admin, request: Request,
     await recorder.claim(status)
 
     async def _run() -> None:
-        try:
+        with contextlib.suppress(Exception):
             await rebuild_projections(ctx.settings, status, recorder=recorder,
                                       accept_differences=body.accept_differences,
                                       drop_retired=body.drop_retired)
-        except Exception:  # noqa: BLE001 - the recorded status keeps what went wrong
-            pass
 
     tasks = _tasks(request)
     task = asyncio.create_task(_run(), name=f"rebuild-{status.rebuild_id}")

@@ -42,7 +42,8 @@ async def get_secret(name: Name, caller: Reader, security: Sec) -> SecretMeta:
 
 
 @router.put("/{name}", response_model=SecretMeta,
-            responses={**problem_responses(404), 201: {"model": SecretMeta, "description": "The secret was created"}})
+            responses={**problem_responses(404),
+                       201: {"model": SecretMeta, "description": "The secret was created"}})
 async def put_secret(name: Name, body: SecretValue, response: Response, caller: Writer,
                      security: Sec) -> SecretMeta:
     """Set the secret (encrypted at rest), replacing any earlier value, and/or the hosts it may

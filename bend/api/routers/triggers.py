@@ -230,7 +230,7 @@ async def backfill_trigger(body: BackfillRequest, response: Response, ctx: Conte
     keys = [dedupe_key(trigger_id, at) for at in due]
     before = await queries.fired_keys(ctx.pool, trigger_id, keys)
     runs, batch = [], []
-    for at, key in zip(due, keys):
+    for at, key in zip(due, keys, strict=False):
         fired, start = trigger_events.firing(row, key, version, definition, trigger.input, now,
                                              at)
         if key in before:

@@ -255,4 +255,4 @@ async def execute_workflow_bulk(body: BulkExecuteRequest, ctx: Context, principa
     return BulkExecutionAccepted(count=len(commands), runs=[
         ExecutionAccepted(run_id=c.run_id or "", workflow_id=workflow_id,
                           workflow_version=version, position=LogPosition.of(p))
-        for c, p in zip(commands, positions)])
+        for c, p in zip(commands, positions, strict=False)])

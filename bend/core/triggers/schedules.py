@@ -2,7 +2,8 @@
 
 Everything here is pure: the current time comes in as `now`. The daylight-saving and window
 rules live in `bend.core.triggers.schedule_calendar` (its docstring states them). A firing is
-an event keyed by `dedupe_key(trigger_id, due_at)`, so several schedulers computing the same due time
+an event keyed by `dedupe_key(trigger_id, due_at)`, so several schedulers computing the same due
+time
 produce the same key and consumers keep the first.
 
 How an edge drives one schedule (state from `bend.core.triggers.TriggerState`):

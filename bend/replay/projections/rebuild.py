@@ -40,7 +40,7 @@ async def rebuild_projections(settings: Settings, status: RebuildStatus | None =
     """
     status = status or new_status(settings)
     me = asyncio.current_task()
-    beat = (asyncio.create_task(recorder._beat(status, me), name="rebuild-heartbeat")
+    beat = (asyncio.create_task(recorder.beat(status, me), name="rebuild-heartbeat")
             if recorder is not None and me is not None else None)
     try:
         await _run(settings, status, accept_differences, drop_retired, settle_s)
@@ -68,7 +68,7 @@ async def rebuild_projections(settings: Settings, status: RebuildStatus | None =
         if recorder is not None and not status.lost:
             try:
                 await asyncio.shield(recorder.write(status, finished=True))
-            except Exception as exc:  # noqa: BLE001 - unrecorded, it reads as abandoned
+            except Exception as exc:
                 log.warning("projections_rebuild_unrecorded", rebuild_id=status.rebuild_id,
                             error=f"{type(exc).__name__}: {exc}")
         log.info("projections_rebuild_ended", **{k: v for k, v in status.as_dict().items()

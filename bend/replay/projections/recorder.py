@@ -61,7 +61,7 @@ class RebuildRecorder:
             out["abandoned"] = abandoned_detail(out, row["silent_s"], self.abandoned_after_s)
         return out
 
-    async def _beat(self, status: RebuildStatus, worker: asyncio.Task[Any]) -> None:
+    async def beat(self, status: RebuildStatus, worker: asyncio.Task[Any]) -> None:
         """Write the status every heartbeat and as soon as its phase changes; cancel `worker`
         once the record is taken over."""
         written, at = status.phase, time.monotonic()
@@ -75,6 +75,6 @@ class RebuildRecorder:
                     status.lost = True
                     worker.cancel()
                     return
-            except Exception as exc:  # noqa: BLE001 - a database blip must not end the rebuild
+            except Exception as exc:
                 log.warning("projections_rebuild_heartbeat_failed", rebuild_id=status.rebuild_id,
                             error=f"{type(exc).__name__}: {exc}")

@@ -34,7 +34,8 @@ PAGE = 50
 STATUSES = ("queued", "pending", "running", "completed", "failed", "cancelled")
 MAX_STREAMED = 200
 NEW_MAX = 100  # "100 new runs" at most: past that the count says 100+
-LAG_REFRESH_S = 5.0  # how old the runs page's reading of the projection lag may be (as the ops loop)
+# How old the runs page's reading of the projection lag may be (as the ops loop).
+LAG_REFRESH_S = 5.0
 LAG_TIMEOUT_S = 5.0
 
 
@@ -92,7 +93,8 @@ async def runs(request: Request, session: Ui, workflow: str | None = None,
     return page(request, "runs.html", {
         "behind": _behind(request, ctx),
         "rows": shown, "filters": filters, "kept": kept,
-        "newest": _cursor_of(shown[0]) if shown else "", "statuses": STATUSES, "workflows": workflows,
+        "newest": _cursor_of(shown[0]) if shown else "", "statuses": STATUSES,
+        "workflows": workflows,
         "names": names, "next_url": next_url, "prev_url": prev_url,
         "first_page": cursor is None and before is None,
     })

@@ -27,7 +27,7 @@ def _spec() -> dict:
 def test_every_endpoint_of_the_seed_document_is_served() -> None:
     paths = _spec()["paths"]
     served = {(method, path) for path, ops in paths.items() for method in ops}
-    assert SEED_PATHS <= served
+    assert served >= SEED_PATHS
 
 
 def test_problem_responses_are_documented_as_problem_json_only() -> None:

@@ -24,7 +24,7 @@ def _records(topic: str, partition: int, offsets: range) -> list[ArchivedRecord]
 def test_segments_resume_after_the_last_and_read_back_by_range(tmp_path: Path) -> None:
     store = ArchiveStore(tmp_path)
     assert store.next_offset("t", 0) is None and store.partitions("t") == []
-    store.write(_records("t", 0, range(0, 10)))
+    store.write(_records("t", 0, range(10)))
     store.write(_records("t", 0, range(10, 25)))
     store.write(_records("t", 2, range(5, 7)))
     assert store.next_offset("t", 0) == 25 and store.next_offset("t", 2) == 7
@@ -38,7 +38,7 @@ def test_segments_resume_after_the_last_and_read_back_by_range(tmp_path: Path) -
 
 def test_a_half_written_segment_is_invisible(tmp_path: Path) -> None:
     store = ArchiveStore(tmp_path)
-    store.write(_records("t", 0, range(0, 3)))
+    store.write(_records("t", 0, range(3)))
     (tmp_path / "t" / "0" / ".00000000000000000003-00000000000000000009.avro.1.tmp").write_bytes(
         b"half")
     assert store.next_offset("t", 0) == 3
@@ -55,7 +55,7 @@ def test_a_segment_holds_one_partitions_records(tmp_path: Path) -> None:
 
 def test_an_unreadable_segment_is_named_with_what_to_do(tmp_path: Path) -> None:
     store = ArchiveStore(tmp_path)
-    segment = store.write(_records("t", 0, range(0, 3)))
+    segment = store.write(_records("t", 0, range(3)))
     segment.path.write_bytes(b"not avro")
     with pytest.raises(BadSegment, match="re-archive"):
         list(store.read("t", 0))

@@ -101,4 +101,4 @@ def test_decorated_components_stay_callable_as_plain_functions() -> None:
 def test_a_wrong_declaration_is_refused_at_import_time(kwargs: dict, words: str) -> None:
     name = kwargs.pop("name")
     with pytest.raises(InvalidComponent, match=words):
-        component(name, kwargs.pop("version", "1"), **kwargs)(lambda: {})
+        component(name, kwargs.pop("version", "1"), **kwargs)(dict)

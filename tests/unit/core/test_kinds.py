@@ -27,8 +27,8 @@ def test_a_definition_takes_exactly_the_kinds_of_the_table() -> None:
 
 
 def test_who_runs_each_kind_and_what_it_waits_on() -> None:
-    assert EXECUTOR_NODE_TYPES == {"agent", "tool", "http"}
-    assert RETRIED_NODE_TYPES == {"agent", "tool", "http", "subworkflow"}
+    assert {"agent", "tool", "http"} == EXECUTOR_NODE_TYPES
+    assert {"agent", "tool", "http", "subworkflow"} == RETRIED_NODE_TYPES
     assert {k.name for k in NODE_KINDS.values() if k.reported} == RETRIED_NODE_TYPES
     assert NODE_KINDS["subworkflow"].runner is Runner.CHILD_RUN
     assert {k.name for k in NODE_KINDS.values() if k.has_start} == {"parallel", "loop"}

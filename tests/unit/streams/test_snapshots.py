@@ -17,7 +17,7 @@ from bend.contracts.snapshots import (
 from bend.core.commands import CancelRun, CompleteStep, StartRun
 from bend.core.decide import Accepted, decide
 from bend.core.definitions import definition_json, parse_definition
-from bend.core.events import Event, StepScheduled
+from bend.core.events import Event
 from bend.core.state import RunState
 from bend.settings import KafkaSettings
 from streams.runcache import PartitionRuns, RunCache

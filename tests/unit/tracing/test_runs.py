@@ -161,7 +161,7 @@ def test_each_step_attempt_and_the_run_get_a_span_with_derived_ids_and_event_tim
     # the task records carry the very span a step's attempt gets
     tasks = [ev for d in decisions for ev in d.tasks()]
     assert [(t.step_id, t.attempt) for t in tasks] == [("a", 1), ("a", 2), ("b", 1)]
-    for task, step in zip(tasks, (a1, a2, b)):
+    for task, step in zip(tasks, (a1, a2, b), strict=False):
         carried = trace.get_current_span(extract_kafka(task_headers(task))).get_span_context()
         assert (carried.trace_id, carried.span_id) == (step.context.trace_id,
                                                        step.context.span_id)

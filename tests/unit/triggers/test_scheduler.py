@@ -51,7 +51,7 @@ def _setup(schedule: dict[str, Any]) -> tuple[TriggerBook, RecordingFirer, Sched
 
 async def test_an_interval_fires_each_due_time_once_however_often_it_ticks() -> None:
     _, firer, scheduler = _setup({"interval_seconds": 10})
-    for second in range(0, 31):
+    for second in range(31):
         firer.now = T0 + timedelta(seconds=second)
         await scheduler.tick()
         await scheduler.tick()

@@ -110,7 +110,7 @@ def test_any_graph_is_placed_without_overlaps_and_forward_edges_point_down(case)
         assert placed.nodes[e[1]].layer > placed.nodes[e[0]].layer
     boxes = list(placed.nodes.values())
     for i, a in enumerate(boxes):
-        assert 0 <= a.x and a.x + a.w <= placed.width and a.y + a.h <= placed.height
+        assert a.x >= 0 and a.x + a.w <= placed.width and a.y + a.h <= placed.height
         for b in boxes[i + 1:]:
             if a.layer == b.layer:
                 assert abs(a.x - b.x) >= NODE_W + GAP_X - 1e-6
