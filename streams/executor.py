@@ -7,6 +7,9 @@ end carries its duration instead), every LLM and tool call it made (`RecordLlmCa
 at least once: a task can run twice after a crash, so side effects carry the step's
 idempotency key, and the orchestrator rejects the second report. Reports are sent without
 waiting for each delivery; a task's offset is released once all its reports are delivered.
+
+An attempt cancelled while out is stopped (streams/withdrawals.py: a second agent reads the
+`StepCancelled` the orchestrator puts beside the task).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from bend.contracts.codec import decode, encode
 from bend.core.commands import Command, CompleteStep, FailStep, ReportStepStarted
 from bend.core.errors import BendError
 from bend.core.circuit import CircuitState, CircuitTransition
-from bend.core.events import CircuitStateChanged, StepScheduled
+from bend.core.events import CircuitStateChanged, StepCancelled, StepScheduled
 from bend.ops.metrics import (
     CIRCUIT_TRANSITIONS, EXECUTOR_STEPS, observe_llm_calls, watch_circuits,
 )
@@ -39,6 +42,7 @@ from streams.hops import PROFILE
 from streams.produce import Delivery, Producer, RecordSender
 from streams.executors import ExecutionContext, execute
 from streams.executors.circuits import CircuitBreakers
+from streams.withdrawals import StepWithdrawn, Withdrawals
 
 __all__ = ["Executor"]
 
@@ -70,12 +74,16 @@ class Executor:
         self.executed = 0
         self.in_flight = 0  # tasks being handled now (an idle executor has none)
         self.prices = settings.ops.prices()
+        self.withdrawals = Withdrawals()
         watch_circuits(self._circuit_states)
 
     def register(self) -> None:
         """Attach the agent (with the configured concurrency) and the context's lifecycle."""
         self.app.agent(self.tasks, name="executor",
                        concurrency=self.settings.workers.executor_concurrency)(self._agent)
+        # Every record of the tasks topic reaches both agents (Faust acks it once both have):
+        # this one reads cancellations at once, whatever the executor's actors are running.
+        self.app.agent(self.tasks, name="executor-withdrawals")(self._withdrawals_agent)
 
     async def _context(self) -> ExecutionContext:
         if self.context is None:
@@ -130,6 +138,24 @@ class Executor:
             ack_when_delivered(deliveries,
                                partial(self._ack_timed, ack, sent) if PROFILE.enabled else ack)
 
+    async def _withdrawals_agent(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            self.withdraw(event.message.value)
+
+    def withdraw(self, raw: bytes) -> bool:
+        """Stop the attempt a `StepCancelled` record names if it runs here (then True), and
+        keep it from beginning if it has not; other records are the executor agent's."""
+        try:
+            ev = decode(raw)
+        except BendError:
+            return False  # the executor agent dead-letters it
+        if not isinstance(ev, StepCancelled):
+            return False
+        stopped = self.withdrawals.note(ev)
+        log.info("step_withdrawn", run_id=ev.run_id, step_id=ev.step_id, attempt=ev.attempt,
+                 stopped=stopped)
+        return stopped
+
     def _ack(self, event: faust.EventT) -> None:
         """Release a task's offset (called once, when its reports are delivered)."""
         self.in_flight -= 1
@@ -146,6 +172,8 @@ class Executor:
         started = time.perf_counter()
         try:
             task = decode(raw)
+            if isinstance(task, StepCancelled):
+                return []  # a withdrawal: the withdrawals agent acts on it
             if not isinstance(task, StepScheduled):
                 raise TypeError(f"{type(task).__name__} is no StepScheduled task")
         except (BendError, TypeError) as exc:
@@ -155,6 +183,10 @@ class Executor:
         sent: list[Delivery[Any]] = []
         with bound_contextvars(run_id=task.run_id, step_id=task.step_id, event_id=task.event_id), \
                 task_span(task, headers):
+            if self.withdrawals.cancelled(task):
+                log.info("step_not_begun", reason="cancelled before it began")
+                EXECUTOR_STEPS.labels(task.node_type, "cancelled").inc()
+                return []
             started = time.perf_counter()
             context = await self._context()
             reported: asyncio.Future[Delivery[Any]] | None = None
@@ -170,11 +202,17 @@ class Executor:
             timer = asyncio.get_running_loop().call_later(self.report_started_after_s,
                                                           report_started)
             try:
-                outcome = await execute(task, context)
+                outcome = await self.withdrawals.run(task, execute(task, context))
+            except StepWithdrawn:
+                outcome = None
             finally:
                 timer.cancel()
             if reported is not None:  # sent before the step's end, on the same partition
                 sent.append(await reported)
+            if outcome is None:
+                log.info("step_stopped", reason="cancelled while it ran")
+                EXECUTOR_STEPS.labels(task.node_type, "cancelled").inc()
+                return sent
             PROFILE.since("execute", started)
             note_step_outcome(outcome.succeeded, outcome.error_type, outcome.message)
             duration_ms = int((time.perf_counter() - started) * 1000)
