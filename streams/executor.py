@@ -9,7 +9,8 @@ idempotency key, and the orchestrator rejects the second report. Reports are sen
 waiting for each delivery; a task's offset is released once all its reports are delivered.
 
 An attempt cancelled while out is stopped (streams/withdrawals.py: a second agent reads the
-`StepCancelled` the orchestrator puts beside the task).
+`StepCancelled` the orchestrator puts beside the task), and a worker that may have been fenced
+out of its group reports nothing until the group says it was not (streams/tenure.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from streams.hops import PROFILE
 from streams.produce import Delivery, Producer, RecordSender
 from streams.executors import ExecutionContext, execute
 from streams.executors.circuits import CircuitBreakers
+from streams.tenure import Tenure
 from streams.withdrawals import StepWithdrawn, Withdrawals
 
 __all__ = ["Executor"]
@@ -75,6 +77,8 @@ class Executor:
         self.in_flight = 0  # tasks being handled now (an idle executor has none)
         self.prices = settings.ops.prices()
         self.withdrawals = Withdrawals()
+        self.tenure = Tenure(lambda: int(getattr(app, "rebalancing_count", 0)),
+                             settings.workers.session_timeout_s)
         watch_circuits(self._circuit_states)
 
     def register(self) -> None:
@@ -84,6 +88,7 @@ class Executor:
         # Every record of the tasks topic reaches both agents (Faust acks it once both have):
         # this one reads cancellations at once, whatever the executor's actors are running.
         self.app.agent(self.tasks, name="executor-withdrawals")(self._withdrawals_agent)
+        self.app.task(self.tenure.watch)
 
     async def _context(self) -> ExecutionContext:
         if self.context is None:
@@ -170,6 +175,7 @@ class Executor:
                      headers: Any = None) -> list[Delivery[Any]]:
         """Run one task record and send its reports; returns their delivery futures."""
         started = time.perf_counter()
+        receipt = self.tenure.receipt()
         try:
             task = decode(raw)
             if isinstance(task, StepCancelled):
@@ -212,6 +218,12 @@ class Executor:
             if outcome is None:
                 log.info("step_stopped", reason="cancelled while it ran")
                 EXECUTOR_STEPS.labels(task.node_type, "cancelled").inc()
+                return sent
+            if not await self.tenure.holds(receipt):
+                # Fenced out while the step ran: its partition's new owner runs and reports it.
+                log.warning("report_withheld", reason="the worker lost its partitions while "
+                            "the step ran", succeeded=outcome.succeeded)
+                EXECUTOR_STEPS.labels(task.node_type, "withheld").inc()
                 return sent
             PROFILE.since("execute", started)
             note_step_outcome(outcome.succeeded, outcome.error_type, outcome.message)
