@@ -43,7 +43,7 @@ from streams.hops import PROFILE
 from streams.produce import Delivery, Producer, RecordSender
 from streams.executors import ExecutionContext, execute
 from streams.executors.circuits import CircuitBreakers
-from streams.tenure import Tenure
+from streams.tenure import Tenure, group_generation
 from streams.withdrawals import StepWithdrawn, Withdrawals
 
 __all__ = ["Executor"]
@@ -77,8 +77,12 @@ class Executor:
         self.in_flight = 0  # tasks being handled now (an idle executor has none)
         self.prices = settings.ops.prices()
         self.withdrawals = Withdrawals()
-        self.tenure = Tenure(lambda: int(getattr(app, "rebalancing_count", 0)),
-                             settings.workers.session_timeout_s)
+        w = settings.workers
+        # streams.app.create_app gives the group the session timeout as its rebalance timeout
+        self.tenure = Tenure(partial(group_generation, app), session_timeout_s=w.session_timeout_s,
+                             rebalance_timeout_s=w.session_timeout_s,
+                             heartbeat_s=w.heartbeat_interval_s,
+                             rebalancing=lambda: bool(getattr(app, "rebalancing", False)))
         watch_circuits(self._circuit_states)
 
     def register(self) -> None:
@@ -221,8 +225,8 @@ class Executor:
                 return sent
             if not await self.tenure.holds(receipt):
                 # Fenced out while the step ran: its partition's new owner runs and reports it.
-                log.warning("report_withheld", reason="the worker lost its partitions while "
-                            "the step ran", succeeded=outcome.succeeded)
+                log.warning("report_withheld", reason="the group moved the task's partition "
+                            "while the step ran", succeeded=outcome.succeeded)
                 EXECUTOR_STEPS.labels(task.node_type, "withheld").inc()
                 return sent
             PROFILE.since("execute", started)

@@ -27,13 +27,11 @@ from bend.runwatch import RunWatcher
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-HOLD_S = {1: 1.0, 2: 5.0}  # the first request is answered at once, the takeover's is held
-
-
 class Upstream:
-    """Answers the n-th request with {"n": n} after HOLD_S[n] seconds; notes each request."""
+    """Answers the n-th request with {"n": n} after `hold_s[n]` seconds; notes each request."""
 
     def __init__(self) -> None:
+        self.hold_s: dict[int, float] = {}
         self.requests: list[tuple[float, str]] = []  # (arrival, idempotency key)
         self.changed = threading.Condition()
         outer = self
@@ -46,7 +44,7 @@ class Upstream:
                                            self.headers.get("idempotency-key", "")))
                     n = len(outer.requests)
                     outer.changed.notify_all()
-                time.sleep(HOLD_S.get(n, 0.0))
+                time.sleep(outer.hold_s.get(n, 0.0))
                 body = json.dumps({"n": n}).encode()
                 try:
                     self.send_response(200)
@@ -93,6 +91,7 @@ async def test_an_executor_paused_past_its_session_does_not_report_the_task_it_l
         {"id": "call", "type": "http", "method": "POST",
          "url": f"http://127.0.0.1:{upstream.port}/pay", "body": {"amount": 1},
          "timeout": "30s", "retry": {"max_attempts": 3, "initial_interval": "200ms"}}]}
+    upstream.hold_s = {1: 1.0, 2: 5.0}  # answered while paused; the takeover's is held
     start = engine.start_run(workflow, {})
     first = next(p for p in engine.workers.processes if p.role == "executor")
     paused_at = 0.0
@@ -126,3 +125,35 @@ async def test_an_executor_paused_past_its_session_does_not_report_the_task_it_l
         "the run took the paused executor's report, not the new owner's"
     assert [e.attempt for e in events if isinstance(e, StepScheduled)] == [1]
     assert withheld
+
+
+async def test_an_executor_evicted_while_a_rebalance_waits_for_its_step_does_not_report_it(
+        engine: Engine, upstream: Upstream) -> None:
+    """A rebalance waits for a running step's end (Faust revokes only once every task is acked),
+    but the group waits for the worker only the rebalance timeout: past it, the partitions go to
+    the others, who run the task again, and the slow worker's report is stale."""
+    upstream.hold_s = {1: 12.0, 2: 5.0}
+    workflow = {"name": "evicted", "steps": [
+        {"id": "call", "type": "http", "method": "POST",
+         "url": f"http://127.0.0.1:{upstream.port}/pay", "body": {"amount": 1},
+         "timeout": "30s", "retry": {"max_attempts": 3, "initial_interval": "200ms"}}]}
+    start = engine.start_run(workflow, {})
+    first = next(p for p in engine.workers.processes if p.role == "executor")
+    async with RunWatcher(engine.settings) as watcher, \
+            RecordProducer(engine.settings) as producer:
+        await producer.send_many([start])
+        assert await asyncio.to_thread(upstream.wait_for, 1, 60), "the step never ran"
+        engine.workers.start("executor", wait=False)  # a join: the group rebalances
+        done = await watcher.wait_finished([start.run_id], timeout_s=90)
+        await asyncio.sleep(2)
+    events = watcher.events[start.run_id]
+    keys = [key for _, key in upstream.requests]
+    print(f"requests {keys}; outputs "
+          f"{[e.output['body'] for e in events if isinstance(e, StepSucceeded)]}")
+    assert isinstance(done[start.run_id], RunCompleted), done[start.run_id]
+    assert not [e for e in events if isinstance(e, StepFailed)]
+    succeeded = [e for e in events if isinstance(e, StepSucceeded)]
+    assert len(upstream.requests) == 2, keys  # the evicted one's, the new owner's
+    assert [e.output["body"] for e in succeeded] == [{"n": 2}], \
+        "the run took the evicted executor's report, not the new owner's"
+    assert "report_withheld" in first.log_path.read_text(errors="replace")
