@@ -91,7 +91,7 @@ async def test_an_executor_paused_past_its_session_does_not_report_the_task_it_l
         {"id": "call", "type": "http", "method": "POST",
          "url": f"http://127.0.0.1:{upstream.port}/pay", "body": {"amount": 1},
          "timeout": "30s", "retry": {"max_attempts": 3, "initial_interval": "200ms"}}]}
-    upstream.hold_s = {1: 1.0, 2: 5.0}  # answered while paused; the takeover's is held
+    upstream.hold_s = {1: 1.0, 2: 3.0}  # answered while paused; the takeover's is held
     start = engine.start_run(workflow, {})
     first = next(p for p in engine.workers.processes if p.role == "executor")
     paused_at = 0.0
