@@ -8,6 +8,10 @@ Delivery is
 at least once: a task can run twice after a crash, so side effects carry the step's
 idempotency key, and the orchestrator rejects the second report. Reports are sent without
 waiting for each delivery; a task's offset is released once all its reports are delivered.
+
+An attempt cancelled while out is stopped (streams/withdrawals.py: a second agent reads the
+`StepCancelled` the orchestrator puts beside the task), and a worker that may have been fenced
+out of its group reports nothing until the group says it was not (streams/tenure.py).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from bend.contracts.codec import decode, encode
 from bend.core.commands import Command, CompleteStep, FailStep, ReportStepStarted
 from bend.core.errors import BendError
 from bend.core.circuit import CircuitState, CircuitTransition
-from bend.core.events import CircuitStateChanged, StepScheduled
+from bend.core.events import CircuitStateChanged, StepCancelled, StepScheduled
 from bend.ops.metrics import (
     CIRCUIT_TRANSITIONS, EXECUTOR_STEPS, observe_llm_calls, watch_circuits,
 )
@@ -40,6 +44,8 @@ from streams.hops import PROFILE
 from streams.produce import Delivery, Producer, RecordSender
 from streams.executors import ExecutionContext, execute
 from streams.executors.circuits import CircuitBreakers
+from streams.tenure import Tenure, group_generation
+from streams.withdrawals import StepWithdrawn, Withdrawals
 
 __all__ = ["Executor"]
 
@@ -71,12 +77,23 @@ class Executor:
         self.executed = 0
         self.in_flight = 0  # tasks being handled now (an idle executor has none)
         self.prices = settings.ops.prices()
+        self.withdrawals = Withdrawals()
+        w = settings.workers
+        # streams.app.create_app gives the group the session timeout as its rebalance timeout
+        self.tenure = Tenure(partial(group_generation, app), session_timeout_s=w.session_timeout_s,
+                             rebalance_timeout_s=w.session_timeout_s,
+                             heartbeat_s=w.heartbeat_interval_s,
+                             rebalancing=lambda: bool(getattr(app, "rebalancing", False)))
         watch_circuits(self._circuit_states)
 
     def register(self) -> None:
         """Attach the agent (with the configured concurrency) and the context's lifecycle."""
         self.app.agent(self.tasks, name="executor",
                        concurrency=self.settings.workers.executor_concurrency)(self._agent)
+        # Every record of the tasks topic reaches both agents (Faust acks it once both have):
+        # this one reads cancellations at once, whatever the executor's actors are running.
+        self.app.agent(self.tasks, name="executor-withdrawals")(self._withdrawals_agent)
+        self.app.task(self.tenure.watch)
 
     async def _context(self) -> ExecutionContext:
         if self.context is None:
@@ -131,6 +148,24 @@ class Executor:
             ack_when_delivered(deliveries,
                                partial(self._ack_timed, ack, sent) if PROFILE.enabled else ack)
 
+    async def _withdrawals_agent(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            self.withdraw(event.message.value)
+
+    def withdraw(self, raw: bytes) -> bool:
+        """Stop the attempt a `StepCancelled` record names if it runs here (then True), and
+        keep it from beginning if it has not; other records are the executor agent's."""
+        try:
+            ev = decode(raw)
+        except BendError:
+            return False  # the executor agent dead-letters it
+        if not isinstance(ev, StepCancelled):
+            return False
+        stopped = self.withdrawals.note(ev)
+        log.info("step_withdrawn", run_id=ev.run_id, step_id=ev.step_id, attempt=ev.attempt,
+                 stopped=stopped)
+        return stopped
+
     def _ack(self, event: faust.EventT) -> None:
         """Release a task's offset (called once, when its reports are delivered)."""
         self.in_flight -= 1
@@ -145,8 +180,11 @@ class Executor:
                      headers: Any = None) -> list[Delivery[Any]]:
         """Run one task record and send its reports; returns their delivery futures."""
         started = time.perf_counter()
+        receipt = self.tenure.receipt()
         try:
             task = decode(raw)
+            if isinstance(task, StepCancelled):
+                return []  # a withdrawal: the withdrawals agent acts on it
             if not isinstance(task, StepScheduled):
                 raise TypeError(f"{type(task).__name__} is no StepScheduled task")
         except (BendError, TypeError) as exc:
@@ -156,6 +194,10 @@ class Executor:
         sent: list[Delivery[Any]] = []
         with bound_contextvars(run_id=task.run_id, step_id=task.step_id, event_id=task.event_id), \
                 task_span(task, headers):
+            if self.withdrawals.cancelled(task):
+                log.info("step_not_begun", reason="cancelled before it began")
+                EXECUTOR_STEPS.labels(task.node_type, "cancelled").inc()
+                return []
             started = time.perf_counter()
             context = await self._context()
             reported: asyncio.Future[Delivery[Any]] | None = None
@@ -171,11 +213,23 @@ class Executor:
             timer = asyncio.get_running_loop().call_later(self.report_started_after_s,
                                                           report_started)
             try:
-                outcome = await execute(task, context)
+                outcome = await self.withdrawals.run(task, execute(task, context))
+            except StepWithdrawn:
+                outcome = None
             finally:
                 timer.cancel()
             if reported is not None:  # sent before the step's end, on the same partition
                 sent.append(await reported)
+            if outcome is None:
+                log.info("step_stopped", reason="cancelled while it ran")
+                EXECUTOR_STEPS.labels(task.node_type, "cancelled").inc()
+                return sent
+            if not await self.tenure.holds(receipt):
+                # Fenced out while the step ran: its partition's new owner runs and reports it.
+                log.warning("report_withheld", reason="the group moved the task's partition "
+                            "while the step ran", succeeded=outcome.succeeded)
+                EXECUTOR_STEPS.labels(task.node_type, "withheld").inc()
+                return sent
             PROFILE.since("execute", started)
             note_step_outcome(outcome.succeeded, outcome.error_type, outcome.message)
             duration_ms = int((time.perf_counter() - started) * 1000)

@@ -26,7 +26,7 @@ from bend.contracts.codec import decode, encode
 from bend.core.commands import Command, StartRun
 from bend.core.decide import Accepted, Rejected, decide
 from bend.core.errors import BendError
-from bend.core.events import TimerSet
+from bend.core.events import Event, StepCancelled, StepScheduled, TimerSet
 from bend.core.ids import timer_id
 from bend.core.transitions import RUN_ENDINGS, STEP_ENDINGS
 from bend.ops.interceptors import Interceptor, default_interceptors, handled_by, wrap
@@ -232,7 +232,10 @@ class Orchestrator:
         started = time.perf_counter()
         encoded = [(ev, encode(ev)) for ev in decision.events]
         PROFILE.since("encode", started)
-        open_tasks = {ev.event_id: ev for ev in decision.tasks()}
+        # Executor steps go to the tasks topic, and so do their withdrawals: the executor
+        # holding the partition stops an attempt cancelled while it is out.
+        open_tasks: dict[str, Event] = {ev.event_id: ev for ev in decision.tasks()}
+        open_tasks.update((ev.event_id, ev) for ev in decision.withdrawn())
         timers = decision.timers()
         outbox = decision.outbox
         trace = kafka_headers()  # this command's trace context, taken while its span is current
@@ -241,7 +244,8 @@ class Orchestrator:
             # The tasks topic has as many partitions as the commands topic: naming the
             # command's partition spares the producer hashing the key (pure-Python murmur2).
             sent = [await self.producer.send(self.names.tasks, key, payload, partition,
-                                             headers=task_headers(open_tasks[ev.event_id]))
+                                             headers=task_headers(ev)
+                                             if isinstance(ev, StepScheduled) else None)
                     for ev, payload in encoded if ev.event_id in open_tasks]
             for timer in timers:
                 self._arm(timer, partition)
@@ -259,7 +263,7 @@ class Orchestrator:
                 self.timers.disarm(run_id, whole_run=True)
             elif ev.event_type in STEP_ENDINGS and ev.step_id:
                 attempt = getattr(ev, "attempt", None)
-                if attempt is None:  # a cancellation ends whichever attempt was out
+                if attempt is None or isinstance(ev, StepCancelled):  # whichever was out
                     self.timers.disarm(run_id, prefix=f"{run_id}:step_timeout:{ev.step_id}:")
                 else:
                     self.timers.disarm(run_id, (timer_id(run_id, "step_timeout", ev.step_id,

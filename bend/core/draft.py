@@ -13,8 +13,8 @@ from typing import Any
 from bend.core import ids
 from bend.core.apply import apply
 from bend.core.commands import Command
+from bend.core.events import Event, StepCancelled, StepScheduled, TimerSet
 from bend.core.kinds import EXECUTOR_NODE_TYPES
-from bend.core.events import Event, StepScheduled, TimerSet
 from bend.core.graph import Plan
 from bend.core.state import RunState
 
@@ -38,6 +38,16 @@ class Accepted:
             if isinstance(ev, StepScheduled) and ev.node_type in EXECUTOR_NODE_TYPES
             and self.state.step(ev.step_id).status.attempt_open
             and self.state.step(ev.step_id).attempt == ev.attempt
+        )
+
+    def withdrawn(self) -> tuple[StepCancelled, ...]:
+        """Executor steps cancelled here while an attempt was out: their executor stops it."""
+        if self.state is None:
+            return ()
+        return tuple(
+            ev for ev in self.events
+            if isinstance(ev, StepCancelled) and ev.attempt > 0
+            and self.state.step(ev.step_id).node_type in EXECUTOR_NODE_TYPES
         )
 
     def timers(self) -> tuple[TimerSet, ...]:

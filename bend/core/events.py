@@ -233,10 +233,11 @@ class StepSkipped(Event):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StepCancelled(Event):
-    """The step was cancelled before it finished."""
+    """The step was cancelled before it finished; `attempt` is the one that was out, if any."""
 
     step_id: str
     reason: str = ""
+    attempt: int = 0  # 0: none was out (the step waited for a retry); older records say 0
 
 
 # --- timers ---------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def cancel_all_open(d: Draft, reason: str) -> None:
     """Cancel every open step instance (their child runs too)."""
     for st in d.run.open_steps():
         _cancel_child(d, st, reason)
-        d.emit(StepCancelled, step_id=st.step_id, reason=reason)
+        _cancel(d, st, reason)
 
 
 def cancel_instance(d: Draft, inst: str, reason: str) -> None:
@@ -78,7 +78,13 @@ def cancel_instance(d: Draft, inst: str, reason: str) -> None:
             inner.append(other)
     for st in [*reversed(inner), d.run.step(inst)]:
         _cancel_child(d, st, reason)
-        d.emit(StepCancelled, step_id=st.step_id, reason=reason)
+        _cancel(d, st, reason)
+
+
+def _cancel(d: Draft, st: StepState, reason: str) -> None:
+    """Cancel `st`, naming the attempt it had out (its executor is told to stop it)."""
+    d.emit(StepCancelled, step_id=st.step_id, reason=reason,
+           attempt=st.attempt if st.status.attempt_open else 0)
 
 
 def _cancel_child(d: Draft, st: StepState, reason: str) -> None:

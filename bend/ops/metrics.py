@@ -70,7 +70,8 @@ COMMANDS = Counter("bend_commands", "Commands the orchestrator took, by type and
 
 # Executors: what they run and call.
 EXECUTOR_STEPS = Counter("bend_executor_steps", "Step attempts this executor ran, by node type "
-                         "and outcome (succeeded, failed).", ["node_type", "outcome"])
+                         "and outcome (succeeded, failed, cancelled: stopped or never begun, "
+                         "withheld: not reported, fenced out).", ["node_type", "outcome"])
 LLM_CALLS = Counter("bend_llm_calls", "LLM calls made, by model.", ["model"])
 LLM_TOKENS = Counter("bend_llm_tokens", "LLM tokens used, by model and kind (prompt, "
                      "completion).", ["model", "kind"])

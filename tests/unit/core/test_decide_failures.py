@@ -149,6 +149,20 @@ def test_cancel_run_cancels_open_steps_then_the_run() -> None:
     assert run.state.status is RunStatus.CANCELLED and not run.state.timers
 
 
+def test_cancelling_names_the_attempt_that_was_out_and_withdraws_only_executor_attempts(
+) -> None:
+    run = Run.of(wf(f"  - {{id: a, {TOOL}}}\n  - {{id: b, {TOOL}, {RETRY}}}\n"
+                    "  - {id: d, type: delay, duration: 1h}\n"))
+    run.start()
+    run.fail("b")  # b waits for its retry: no attempt of it is out
+    decision = run.cancel()
+    cancelled = {ev.step_id: ev.attempt for ev in decision.events
+                 if ev.event_type == "StepCancelled"}
+    assert cancelled == {"a": 1, "b": 0, "d": 1}
+    # the executor holding a's task is told to stop it; b has none out, d is the engine's
+    assert [(ev.step_id, ev.attempt) for ev in decision.withdrawn()] == [("a", 1)]
+
+
 def test_cancel_step_skips_what_depended_only_on_it_and_the_run_goes_on() -> None:
     run = Run.of(wf(f"  - {{id: a, {TOOL}}}\n  - {{id: b, {TOOL}}}\n"
                     "  - {id: after_a, type: transform, expression: steps.a.output}\n"

@@ -204,6 +204,20 @@ def _check_log(run: Run) -> None:
     assert replayed == again == run.state
     succeeded = Counter(e.step_id for e in run.log if isinstance(e, StepSucceeded))
     assert all(n == 1 for n in succeeded.values()), succeeded
+    _check_cancellations_name_the_attempt_out(run.log)
+
+
+def _check_cancellations_name_the_attempt_out(log: list[Any]) -> None:
+    """A StepCancelled names the attempt that was out (its executor stops it), else 0."""
+    out: dict[str, int] = {}
+    for e in log:
+        match e.event_type:
+            case "StepScheduled":
+                out[e.step_id] = e.attempt
+            case "StepSucceeded" | "StepFailed" | "StepTimedOut" | "StepSkipped":
+                out.pop(e.step_id, None)
+            case "StepCancelled":
+                assert e.attempt == out.pop(e.step_id, 0), (e, out)
 
 
 def _check_finished_rejects_everything(run: Run) -> None:
