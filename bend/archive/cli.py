@@ -21,9 +21,11 @@ def archive() -> None:
 def run() -> None:
     """Archive every record of the archived topics into segment files, until stopped."""
     from bend.archive.archiver import Archiver
+    from bend.archive.ops import run_with_ops
 
-    try:
-        asyncio.run(Archiver(get_settings()).run())
+    settings = get_settings()
+    try:  # with its ops server: /metrics, /livez, /readyz on BEND_OPS__HOST:PORT
+        asyncio.run(run_with_ops(Archiver(settings), settings))
     except KeyboardInterrupt:
         pass
 
