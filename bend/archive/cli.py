@@ -22,9 +22,12 @@ def archive() -> None:
 def run() -> None:
     """Archive every record of the archived topics into segment files, until stopped."""
     from bend.archive.archiver import Archiver
+    from bend.archive.ops import run_with_ops
 
+    settings = get_settings()
+    # With its ops server: /metrics, /livez, /readyz on BEND_OPS__HOST:PORT.
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Archiver(get_settings()).run())
+        asyncio.run(run_with_ops(Archiver(settings), settings))
 
 
 @archive.command()

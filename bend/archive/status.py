@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiokafka.errors import KafkaError
@@ -13,7 +14,7 @@ from bend.kafka import clients
 from bend.settings import Settings
 from bend.kafka.metadata import partitions_of
 
-__all__ = ["PartitionArchive", "archive_status"]
+__all__ = ["PartitionArchive", "archive_status", "partition_archives"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,15 @@ class PartitionArchive:
         return gap_of(self.topic, self.partition, self.archived_to, self.log_begins)
 
 
+def partition_archives(store: ArchiveStore,
+                       bounds: Mapping[tuple[str, int], tuple[int, int]]) -> list[PartitionArchive]:
+    """Each (topic, partition) of `bounds` (the log's first and next offsets) beside how far
+    `store` reaches on it (reads the segment listing: call it off the event loop)."""
+    return [PartitionArchive(topic, partition, store.next_offset(topic, partition),
+                             len(store.segments(topic, partition)), begins, ends)
+            for (topic, partition), (begins, ends) in bounds.items()]
+
+
 async def archive_status(settings: Settings) -> list[PartitionArchive]:
     """Every partition of the archived topics, as the archive and the log stand now."""
     store = ArchiveStore(settings.archive_dir())
@@ -51,6 +61,5 @@ async def archive_status(settings: Settings) -> list[PartitionArchive]:
         raise await clients.unavailable(settings.kafka, f"cannot read offsets ({err})") from err
     finally:
         await consumer.stop()
-    return [PartitionArchive(tp.topic, tp.partition, store.next_offset(tp.topic, tp.partition),
-                             len(store.segments(tp.topic, tp.partition)), begins[tp], ends[tp])
-            for tp in tps]
+    return partition_archives(store, {(tp.topic, tp.partition): (begins[tp], ends[tp])
+                                      for tp in tps})

@@ -7,9 +7,12 @@ fails and what to do, and the report is the JSON body of `/readyz`.
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import asyncpg
 from bend.core.errors import BendError
@@ -18,7 +21,7 @@ from bend.settings import KafkaSettings
 
 __all__ = [
     "Check", "CheckResult", "Heartbeat", "NotReady", "Readiness", "assignment_check",
-    "kafka_check", "postgres_check", "run_checks",
+    "kafka_check", "postgres_check", "run_checks", "writable_dir_check",
 ]
 
 Check = Callable[[], Awaitable[str]]  # the detail when it passes; raises when it fails
@@ -124,6 +127,28 @@ def assignment_check(group: str, assigned: Callable[[], Collection[tuple[str, in
             raise NotReady(f"no partition of group {group} is assigned to this process yet "
                            "(joining, rebalancing, or more members than partitions)")
         return f"{len(partitions)} partition(s) of group {group}"
+
+    return check
+
+
+def writable_dir_check(path: Path, setting: str) -> Check:
+    """A file can be written (and synced) in directory `path`, made if missing; `setting` is
+    the variable naming it."""
+
+    def probe() -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".readyz-", suffix=".tmp") as f:
+            f.write(b"ok")
+            f.flush()
+            os.fsync(f.fileno())
+
+    async def check() -> str:
+        try:
+            await asyncio.to_thread(probe)
+        except OSError as err:
+            raise NotReady(f"cannot write to {path} ({type(err).__name__}: {err}); mount it "
+                           f"read-write or point {setting} elsewhere") from err
+        return f"{path} is writable"
 
     return check
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from bend import __version__
@@ -30,14 +30,15 @@ from bend.core.transitions import RUN_ENDINGS, STEP_ENDINGS
 from bend.settings import LlmPrice
 
 __all__ = [
-    "CIRCUIT_STATE_VALUES", "COMMANDS", "CONSUMER_ASSIGNED", "CONSUMER_LAG", "DEAD_LETTERS",
+    "ARCHIVE_LAG", "CIRCUIT_STATE_VALUES", "COMMANDS", "CONSUMER_ASSIGNED", "CONSUMER_LAG",
+    "DEAD_LETTERS",
     "EXECUTOR_STEPS", "HTTP_REQUESTS", "HTTP_REQUEST_DURATION", "INFO", "LLM_CALLS",
     "LLM_CALL_DURATION", "LLM_COST", "LLM_TOKENS", "PROJECTION_LAG", "PROJECTION_LAG_SECONDS",
     "RUNS_FINISHED",
     "RUNS_STARTED", "STALLED_PARTITIONS", "STEP_DURATION", "STEP_OVERHEAD", "STEP_RETRIES",
     "STEP_TIMEOUTS",
     "llm_cost", "observe_decision", "observe_llm_calls", "price_of", "set_consumer_lag",
-    "set_projection_lag", "watch_circuits",
+    "set_archive_lag", "set_projection_lag", "watch_archiver", "watch_circuits",
 ]
 
 disable_created_metrics()  # no `_created` twin of every counter: noise for dashboards
@@ -99,6 +100,9 @@ PROJECTION_LAG = Gauge("bend_projection_lag", "Records in the log not yet applie
 PROJECTION_LAG_SECONDS = Gauge("bend_projection_lag_seconds", "How long records have waited to "
                                "be applied to the read models (0: none waits), for each partition "
                                "this projector owns.", ["topic", "partition"])
+# The archiver.
+ARCHIVE_LAG = Gauge("bend_archive_lag", "Records in the log not yet written to archive "
+                    "segments, for each partition this archiver owns.", ["topic", "partition"])
 
 # The API.
 HTTP_REQUESTS = Counter("bend_http_requests", "API requests, by method, route and status.",
@@ -272,3 +276,46 @@ def watch_circuits(states: States) -> None:
         _CIRCUITS.sources.append(weakref.WeakMethod(states))
     else:
         _CIRCUITS.sources.append(lambda: states)
+
+
+_archive_series: set[tuple[str, str]] = set()
+
+
+def set_archive_lag(lags: Mapping[tuple[str, int], int]) -> None:
+    """Publish the archiver's lag (records not in a segment yet) for each partition it owns;
+    drop partitions it lost."""
+    global _archive_series
+    now = {(topic, str(partition)) for topic, partition in lags}
+    for topic, label in _archive_series - now:
+        ARCHIVE_LAG.remove(topic, label)
+    for (topic, partition), lag in lags.items():
+        ARCHIVE_LAG.labels(topic, str(partition)).set(lag)
+    _archive_series = now
+
+
+class _Archivers(Collector):
+    """`bend_archive_gaps` and `bend_archived_records`, read from the watched archiver at
+    scrape time (its own counts: the archiver knows nothing of metrics)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], tuple[int, int]] | None = None
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        if self.source is None:
+            return
+        gaps, archived = self.source()
+        yield CounterMetricFamily("bend_archive_gaps", "Gaps the archiver found: offsets the "
+                                  "log deleted before they were archived (see `bend archive "
+                                  "status`).", value=gaps)
+        yield CounterMetricFamily("bend_archived_records", "Records this archiver wrote to "
+                                  "segment files.", value=archived)
+
+
+_ARCHIVERS = _Archivers()
+REGISTRY.register(_ARCHIVERS)
+
+
+def watch_archiver(counts: Callable[[], tuple[int, int]] | None) -> None:
+    """Report `counts()` = (gaps found, records archived) of this process's archiver as
+    `bend_archive_gaps` and `bend_archived_records` (None: stop reporting them)."""
+    _ARCHIVERS.source = counts

@@ -1,7 +1,7 @@
 """The production overlay's KafkaUser ACLs, enforced by a real broker: a SASL_SSL node with
 Kafka's StandardAuthorizer (nothing allowed without an ACL) gets the ACLs rendered from
 deploy/k8s/overlays/production, and each Bend process logs in as its role's user. A run
-completes and is projected; a role trying another's write is refused by the broker.
+completes, is projected and archived; a role trying another's write is refused by the broker.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 from aiokafka.errors import TopicAuthorizationFailedError
 
+from bend.archive.store import ArchiveStore
 from bend.contracts.admin import ensure_topics
 from bend.core.events import RunCompleted
 from bend.deploy.kustomize import render
@@ -108,14 +109,15 @@ def _env(listener: SecureListener, cluster: Cluster, user: str) -> dict[str, str
 
 
 async def test_each_role_does_its_job_with_only_its_own_acls(
-        cluster: Cluster, listener: SecureListener, database_url: str) -> None:
+        cluster: Cluster, listener: SecureListener, database_url: str, tmp_path: Path) -> None:
     api = _as(listener, cluster, "bend-api")
     workers = Workers(api, log_dir=Path(get_settings().dev.state_dir) / "logs" / "acl")
     schema = f"acl_{uuid.uuid4().hex[:8]}"
     projector_log = workers.log_dir / "projector.log"
     workers.log_dir.mkdir(parents=True, exist_ok=True)
     llm = start_llm_server(0)
-    projector = None
+    projector = archiver = None
+    archive = ArchiveStore(tmp_path / "archive")
     try:
         for role, user in (("orchestrator", "bend-orchestrator"), ("executor", "bend-executor"),
                            ("triggers", "bend-scheduler")):
@@ -128,6 +130,13 @@ async def test_each_role_does_its_job_with_only_its_own_acls(
                 env={**os.environ, **_env(listener, cluster, "bend-projector"),
                      "BEND_DATABASE_URL": database_url, "BEND_DATABASE__SCHEMA_NAME": schema,
                      "BEND_OPS__PORT": "0"})
+        with (workers.log_dir / "archiver.log").open("ab") as out:
+            archiver = subprocess.Popen(
+                [sys.executable, "-m", "bend.archive", "run"], stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **_env(listener, cluster, "bend-archiver"),
+                     "BEND_ARCHIVE__DIR": str(archive.root),
+                     "BEND_ARCHIVE__FLUSH_AFTER_S": "0.5", "BEND_OPS__PORT": "0"})
         # Readiness is judged by an admin look at the groups, as the API's user may not.
         workers.settings = _as(listener, cluster, ADMIN)
         for role in ("orchestrator", "executor", "triggers"):
@@ -139,12 +148,15 @@ async def test_each_role_does_its_job_with_only_its_own_acls(
             done = await watcher.wait_finished([start.run_id], timeout_s=90)
         assert isinstance(done[start.run_id], RunCompleted), done[start.run_id]
         assert await _projected(database_url, schema, start.run_id, projector) == "completed"
+        assert await _archived(archive, f"{PREFIX}.run-events", start.run_id,
+                               archiver) == "RunCompleted"
     finally:
         workers.stop()
         llm.stop()
-        if projector is not None:
-            projector.terminate()
-            projector.wait(timeout=30)
+        for proc in (projector, archiver):  # by the PIDs started here
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
         conn = await asyncpg.connect(database_url)
         try:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -171,9 +183,26 @@ async def _projected(url: str, schema: str, run_id: str,
     return None
 
 
+async def _archived(store: ArchiveStore, topic: str, run_id: str,
+                    archiver: subprocess.Popen[bytes]) -> str | None:
+    """The last event type of the run in the archive, once it is RunCompleted (or the wait
+    ends)."""
+    last = None
+    for _ in range(150):
+        assert archiver.poll() is None, "the archiver exited (see its log)"
+        types = [r.event_type for p in store.partitions(topic) for r in store.read(topic, p)
+                 if r.run_id == run_id]
+        last = types[-1] if types else None
+        if last == "RunCompleted":
+            break
+        await asyncio.sleep(0.2)
+    return last
+
+
 @pytest.mark.parametrize(("user", "topic"), [
     ("bend-api", "run-events"), ("bend-api", "tasks"), ("bend-executor", "workflows"),
     ("bend-executor", "run-events"), ("bend-projector", "commands"), ("bend-keda", "commands"),
+    ("bend-archiver", "run-events"), ("bend-archiver", "dead-letters"),
 ])
 async def test_the_broker_refuses_a_write_the_role_has_no_acl_for(
         cluster: Cluster, listener: SecureListener, user: str, topic: str) -> None:

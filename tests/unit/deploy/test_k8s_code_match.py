@@ -23,7 +23,7 @@ DOCKERFILE = (PROJECT_ROOT / "deploy" / "Dockerfile").read_text()
 # Deployment -> the command it runs; the scheduler is the worker role `triggers`.
 COMMANDS = {"bend-api": "bend api serve", "bend-orchestrator": "bend worker orchestrator",
             "bend-executor": "bend worker executor", "bend-scheduler": "bend worker triggers",
-            "bend-projector": "bend projector run"}
+            "bend-projector": "bend projector run", "bend-archiver": "bend archive run"}
 # Secrets a production operator creates (overlays/production/kustomization.yaml says how),
 # the one CloudNativePG writes for its Cluster, and those Strimzi writes: one per KafkaUser
 # (named as it) and the cluster CA's public part.
@@ -175,6 +175,7 @@ def _probe_port(deployment: str, settings: Settings) -> int:
 def test_each_process_serves_the_probe_paths_where_the_manifests_look() -> None:
     import inspect
 
+    import bend.archive.cli
     import projections.cli
     import streams.worker
     from bend.api.routers.health import router
@@ -182,6 +183,7 @@ def test_each_process_serves_the_probe_paths_where_the_manifests_look() -> None:
     assert {LIVENESS_PATH, READINESS_PATH, METRICS_PATH} <= {r.path for r in router.routes}
     assert "attach_ops(app, role, settings)" in inspect.getsource(streams.worker._run_role)
     assert "run_with_ops(" in inspect.getsource(projections.cli.run.callback)
+    assert "run_with_ops(" in inspect.getsource(bend.archive.cli.run.callback)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -217,6 +219,48 @@ def test_the_api_service_reaches_the_port_the_api_serves(
     assert selector.items() <= labels.items()
     assert not any(selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
                    for d in r.of("Deployment") if d is not api)
+
+
+def _archive_mounts(deployment: dict[str, Any], claim: str) -> list[tuple[str, bool]]:
+    """(mount path, read-only) of each mount of the PersistentVolumeClaim `claim`."""
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    found = []
+    for mount in _container(deployment).get("volumeMounts", []):
+        pvc = volumes[mount["name"]].get("persistentVolumeClaim")
+        if pvc and pvc["claimName"] == claim:
+            found.append((mount["mountPath"],
+                          bool(mount.get("readOnly")) or bool(pvc.get("readOnly"))))
+    return found
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_archiver_writes_the_archive_volume_and_only_the_api_reads_it(
+        overlay: str, rendered: dict[str, Rendered]) -> None:
+    r = rendered[overlay]
+    archive_dir = str(r.settings().archive_dir())
+    (claim,) = r.of("PersistentVolumeClaim")
+    name = claim["metadata"]["name"]
+    archiver = r.get("Deployment", "bend-archiver")
+    # Its root filesystem is read-only: BEND_ARCHIVE__DIR must be the volume, mounted writable.
+    assert _archive_mounts(archiver, name) == [(archive_dir, False)]
+    api = r.get("Deployment", "bend-api")
+    assert _archive_mounts(api, name) == [(archive_dir, True)]
+    api_volume = next(v for v in api["spec"]["template"]["spec"]["volumes"]
+                      if v.get("persistentVolumeClaim", {}).get("claimName") == name)
+    assert api_volume["persistentVolumeClaim"]["readOnly"] is True
+    for deployment in r.of("Deployment"):
+        if deployment not in (archiver, api):
+            assert _archive_mounts(deployment, name) == [], deployment["metadata"]["name"]
+    # Each segment is written by one archiver; a new pod starts once the old one is gone.
+    assert archiver["spec"]["replicas"] == 1
+    assert archiver["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_in_production_every_api_pod_reads_the_archive_on_whichever_node_it_runs(
+        rendered: dict[str, Rendered]) -> None:
+    (claim,) = rendered["production"].of("PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert rendered["production"].get("Deployment", "bend-api")["spec"]["replicas"] > 1
 
 
 def _literal_env(deployment: dict[str, Any]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bend.archive.archiver import Archiver, archived_topics
 from bend.contracts.topics import TOPIC_KINDS
 
 from .conftest import Rendered
@@ -22,7 +23,7 @@ IMPLIES = {"Describe": {"Read", "Write", "Delete", "Alter", "Describe"},
 # Deployment -> the Kafka user it logs in as.
 LOGINS = {"bend-api": "bend-api", "bend-orchestrator": "bend-orchestrator",
           "bend-executor": "bend-executor", "bend-scheduler": "bend-scheduler",
-          "bend-projector": "bend-projector"}
+          "bend-projector": "bend-projector", "bend-archiver": "bend-archiver"}
 # Who may write each topic, and who may read it (by topic kind; prefix `bend`).
 WRITERS = {
     "commands": {"bend-api", "bend-orchestrator", "bend-executor", "bend-scheduler"},
@@ -36,13 +37,13 @@ WRITERS = {
     "timers": set(),
 }
 READERS = {
-    "commands": {"bend-api", "bend-orchestrator", "bend-projector"},
-    "runs": {"bend-api", "bend-orchestrator", "bend-projector"},
+    "commands": {"bend-api", "bend-orchestrator", "bend-projector", "bend-archiver"},
+    "runs": {"bend-api", "bend-orchestrator", "bend-projector", "bend-archiver"},
     "run_states": {"bend-orchestrator"},
     "tasks": {"bend-executor"},
     "workflows": {"bend-api", "bend-orchestrator", "bend-scheduler", "bend-projector"},
     "triggers": {"bend-api", "bend-scheduler", "bend-projector"},
-    "dead_letters": {"bend-api", "bend-projector"},
+    "dead_letters": {"bend-api", "bend-projector", "bend-archiver"},
     "circuits": {"bend-api"},
     "timers": set(),
 }
@@ -142,7 +143,8 @@ def test_each_role_may_use_the_consumer_groups_its_code_joins(
     joins = {"bend-orchestrator": [f"{prefix}-orchestrator"],
              "bend-executor": [f"{prefix}-executor"],
              "bend-scheduler": [f"{prefix}-triggers", f"{prefix}-trigger-abc"],  # + a Kafka trigger
-             "bend-projector": [f"{prefix}-projector"]}
+             "bend-projector": [f"{prefix}-projector"],
+             "bend-archiver": [Archiver(rendered["production"].settings()).group_id]}
     for user, groups in joins.items():
         for group in groups:
             assert allowed(users[user], "Read", "group", group), (user, group)
@@ -150,6 +152,21 @@ def test_each_role_may_use_the_consumer_groups_its_code_joins(
         assert not any(allowed(users[user], "Read", "group", g) for g in others), user
     assert not any(allowed(users["bend-api"], "Read", "group", g)
                    for gs in joins.values() for g in gs)
+
+
+def test_the_archiver_reads_exactly_the_topics_it_archives_and_writes_nothing(
+        rendered: dict[str, Rendered], users: dict[str, dict[str, Any]]) -> None:
+    archiver = users["bend-archiver"]
+    settings = rendered["production"].settings()
+    every = {_topic(kind) for kind in TOPIC_KINDS}
+    assert {t for t in every if allowed(archiver, "Read", "topic", t)} == \
+        set(archived_topics(settings))
+    assert {t for t in every if allowed(archiver, "Describe", "topic", t)} == \
+        set(archived_topics(settings))  # the ops server's lag reads their offsets
+    for rtype, name in [*(("topic", t) for t in every), ("topic", "bend.other"),
+                        ("transactionalId", "bend.run-states-0"), ("cluster", "kafka-cluster")]:
+        for op in ("Write", "Create", "Delete", "Alter", "AlterConfigs", "IdempotentWrite"):
+            assert not allowed(archiver, op, rtype, name), (op, rtype, name)
 
 
 def test_only_the_orchestrator_may_write_run_states_transactionally(
