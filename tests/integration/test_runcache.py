@@ -61,7 +61,7 @@ async def test_a_partition_revoked_while_rebuilt_is_rebuilt_again_on_its_next_as
     try:
         for value in _start_events("run-before"):
             await producer.send_and_wait(topic, value, key=b"run-before", partition=0)
-        cache = GatedCache(kafka_bootstrap, topic)
+        cache = GatedCache(settings.kafka, topic)
         loading = asyncio.ensure_future(cache.partition(0))
         await asyncio.sleep(0.05)
         assert not loading.done()
