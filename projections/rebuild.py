@@ -166,29 +166,25 @@ async def _load(settings: Settings, schema: str, spans: Sequence[_Span], max_bat
                 progress: Progress | None = None, total: int = 0) -> _Loaded:
     """Apply the spans' records to `schema`: the archived ones, then the log's."""
     conn = await connect(database_url(settings), schema)
+    consumer = clients.consumer(settings.kafka, group_id=None,
+                                client_id=f"{settings.kafka.client_id}-rebuild",
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                max_poll_records=max_batch,
+                                # Bulk reading: fuller fetches beat low latency here.
+                                fetch_min_bytes=1 << 20, fetch_max_wait_ms=100)
     loaded = _Loaded()
     store = ArchiveStore(settings.archive_dir())
     decode = codec_for(settings).decode
-    ends: dict[TopicPartition, int] = {}
-    consumer: AIOKafkaConsumer | None = None
     try:
         # The fresh schema has no reader and a crash discards it: commits need not wait for
         # the disk.
         await conn.execute("SET synchronous_commit = off")
-        # Only the partitions the log still has records of are read from Kafka.
-        ends = {TopicPartition(s.topic, s.partition): s.end for s in spans if s.end > s.log_from}
-        if ends:
-            consumer = clients.consumer(settings.kafka, group_id=None,
-                                        client_id=f"{settings.kafka.client_id}-rebuild",
-                                        enable_auto_commit=False, auto_offset_reset="earliest",
-                                        max_poll_records=max_batch,
-                                        # Bulk reading: fuller fetches beat low latency here.
-                                        fetch_min_bytes=1 << 20, fetch_max_wait_ms=100)
-            await consumer.start()
-            consumer.assign(list(ends))
-            for span in spans:
-                if span.end > span.log_from:
-                    consumer.seek(TopicPartition(span.topic, span.partition), span.log_from)
+        ends = {TopicPartition(s.topic, s.partition): s.end for s in spans}
+        tps = list(ends)
+        await consumer.start()
+        consumer.assign(tps)
+        for span in spans:
+            consumer.seek(TopicPartition(span.topic, span.partition), span.log_from)
 
         async def apply(batch: list[Decoded], archived: bool = False) -> None:
             if not batch:
@@ -214,7 +210,6 @@ async def _load(settings: Settings, schema: str, spans: Sequence[_Span], max_bat
             await apply(decode_all(chunk, decode), archived=True)
 
         async def fetch() -> list[Decoded]:
-            assert consumer is not None
             if not await _behind(consumer, ends):
                 return []
             batch = [r for r in await fetch_batch(consumer, 500, max_batch)
@@ -222,12 +217,11 @@ async def _load(settings: Settings, schema: str, spans: Sequence[_Span], max_bat
             return decode_all(batch, decode)
 
         # Fetch and decode the next batch while the database applies this one.
-        batch = await fetch() if ends else []
-        while batch or (consumer is not None and await _behind(consumer, ends)):
+        batch = await fetch()
+        while batch or await _behind(consumer, ends):
             batch, _ = await asyncio.gather(fetch(), apply(batch))
     finally:
-        if consumer is not None:
-            await consumer.stop()
+        await consumer.stop()
         await conn.close()
     return loaded
 
