@@ -7,7 +7,7 @@ Produces a synthetic log (bench.projection_history) to fresh topics, then times
 Prints one JSON object, with this process's CPU time per record beside the rates (the rates
 follow whatever else the machine runs; `python -m bench.roundtrip` beside gives its floor). Run with the local stack up (`bend dev up`):
 
-    python -m bench.projector_throughput --runs 500 [--rebuild-workers 2]
+    python -m bench.projector_throughput --runs 500
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ async def _lag(settings: Settings, offsets: OffsetReader) -> int:
 
 
 async def measure(settings: Settings, runs: int, steps: int, max_batch: int,
-                  timeout_s: float, rebuild_workers: int = 1) -> dict:
+                  timeout_s: float) -> dict:
     """Produce, project, rebuild; the rates."""
     history = sample_history(workflows=max(1, runs // 50), runs_per_workflow=min(runs, 50),
                              steps=steps, tag="bench")
@@ -69,7 +69,7 @@ async def measure(settings: Settings, runs: int, steps: int, max_batch: int,
             await asyncio.gather(task, return_exceptions=True)
     cpu = time.process_time()
     report = await rebuild(settings, f"{settings.kafka.topic_prefix}_rebuilt",
-                           max_batch=max_batch, workers=rebuild_workers)
+                           max_batch=max_batch)
     rebuild_cpu_s = time.process_time() - cpu
     return {
         "records": len(history), "runs": runs, "steps_per_run": steps, "max_batch": max_batch,
@@ -77,22 +77,20 @@ async def measure(settings: Settings, runs: int, steps: int, max_batch: int,
         "projector_records_per_s": round(len(history) / projected_s),
         "projector_seconds": round(projected_s, 2),
         "projector_join_seconds": round(join_s, 2),
-        "rebuild_workers": rebuild_workers,
         "rebuild_records_per_s": round(report.per_second),
         "rebuild_seconds": round(report.seconds, 2),
-        # This process's CPU per record (Postgres's and rebuild workers' are apart): on a busy
-        # machine the rates move with the neighbours, this much less.
+        # This process's CPU per record (Postgres's is apart): on a busy machine the rates
+        # move with the neighbours, this much less.
         "projector_python_us_per_record": round(projector_cpu_s / len(history) * 1e6, 1),
         "rebuild_python_us_per_record": round(rebuild_cpu_s / len(history) * 1e6, 1),
     }
 
 
-async def main(runs: int, steps: int, max_batch: int, timeout_s: float,
-               rebuild_workers: int) -> dict:
+async def main(runs: int, steps: int, max_batch: int, timeout_s: float) -> dict:
     """Measure on topics and schemas of their own, then delete them."""
     settings = isolated_settings(get_settings(), prefix=None)
     try:
-        return await measure(settings, runs, steps, max_batch, timeout_s, rebuild_workers)
+        return await measure(settings, runs, steps, max_batch, timeout_s)
     finally:
         await drop_isolated(settings)
 
@@ -104,8 +102,6 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--max-batch", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--rebuild-workers", type=int, default=1,
-                        help="Processes the rebuild applies the log with.")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.runs, args.steps, args.max_batch, args.timeout,
-                                      args.rebuild_workers)), indent=2))
+    print(json.dumps(asyncio.run(main(args.runs, args.steps, args.max_batch, args.timeout)),
+                     indent=2))

@@ -105,9 +105,6 @@ class DatabaseSettings(BaseModel):
     schema_name: str = "bend"  # the read models' schema (a rebuild fills another, then swaps)
     min_pool: int = 1
     max_pool: int = 10
-    # Processes a rebuild applies the log with (split by partition number); 1 keeps it in the
-    # calling process. Each is one core of Python decoding and folding.
-    rebuild_workers: int = Field(default=1, ge=1, le=64)
 
 
 class ArchiveSettings(BaseModel):

@@ -42,13 +42,11 @@ def run(schema: str | None, max_batch: int) -> None:
 
 @projector.command()
 @click.argument("schema")
-@click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Processes to apply the log with (default BEND_DATABASE__REBUILD_WORKERS).")
-def rebuild(schema: str, workers: int | None) -> None:
+def rebuild(schema: str) -> None:
     """Project the whole log into the fresh SCHEMA (the live one is left alone)."""
     from projections.rebuild import rebuild as _rebuild
 
-    report = asyncio.run(_rebuild(get_settings(), schema, workers=workers))
+    report = asyncio.run(_rebuild(get_settings(), schema))
     click.echo(f"rebuilt {schema}: {report.records} records ({report.applied} applied, "
                f"{report.failed} failed; {report.archived} from the archive) in "
                f"{report.seconds:.1f} s, {report.per_second:.0f} records/s")

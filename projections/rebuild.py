@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -68,29 +66,25 @@ Progress = Callable[[int, int], None]  # (records read so far, records to read i
 
 
 async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | None = None,
-                  max_batch: int = 2000, progress: Progress | None = None,
-                  workers: int | None = None) -> RebuildReport:
+                  max_batch: int = 2000, progress: Progress | None = None) -> RebuildReport:
     """Project every record from the start of the log up to its end now into `schema`.
 
     `schema` must be new or empty; the live schema is not touched, so readers keep working
     while it fills. Records produced after the rebuild starts are left to the projector that
     later runs on the new schema (it resumes from the offsets the rebuild stored).
-
-    With `workers` > 1 (default BEND_DATABASE__REBUILD_WORKERS) the partitions are split by
-    partition number over that many processes: a run's records (its commands and its events
-    share a partition number) stay in one, so they write disjoint rows.
     """
     check_schema(schema)
-    workers = max(1, workers or settings.database.rebuild_workers)
     topics = list(topics or projected_topics(settings))
     conn = await connect(database_url(settings), schema)
     consumer = clients.consumer(settings.kafka, group_id=None,
                                 client_id=f"{settings.kafka.client_id}-rebuild",
-                                enable_auto_commit=False)
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                max_poll_records=max_batch,
+                                # Bulk reading: fuller fetches beat low latency here.
+                                fetch_min_bytes=1 << 20, fetch_max_wait_ms=100)
     started = time.perf_counter()
-    loaded = _Loaded()
+    records = applied = failed = archived = 0
     gaps: list[Gap] = []
-    processes = 0
     store = ArchiveStore(settings.archive_dir())
     try:
         if await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = $1", schema):
@@ -99,160 +93,64 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
         await consumer.start()
         partitions = await partitions_of(consumer, topics)
         if partitions:
-            begins = await consumer.beginning_offsets(partitions)
-            ends = await consumer.end_offsets(partitions)
+            begins, ends = await seek_to_start(consumer, partitions)
             # What the archive holds is read from there; the log from where it ends.
             archived_to, gaps = _after_archive(store, partitions, begins, ends)
-            plan = [_Span(tp.topic, tp.partition, archived_to.get(tp, 0),
-                          max(archived_to.get(tp, 0), begins[tp]), ends[tp])
-                    for tp in partitions]
-            total = sum(span.records for span in plan)
-            # The indexes no write reads are built once, after the load.
+            for tp, start in archived_to.items():
+                consumer.seek(tp, max(start, begins[tp]))
+            log_starts = {tp: max(archived_to.get(tp, 0), begins[tp]) for tp in partitions}
+            total = sum(archived_to.values()) + sum(max(ends[tp] - log_starts[tp], 0)
+                                                    for tp in partitions)
+            decode = codec_for(settings).decode
+            # The fresh schema has no reader and a crash discards it: commits need not wait for
+            # the disk, and the indexes no write reads are built once, after the load.
+            await conn.execute("SET synchronous_commit = off")
             deferred = await _drop_deferrable_indexes(conn, schema)
-            groups = [[s for s in plan if s.partition % workers == n] for n in range(workers)]
-            groups = [g for g in groups if g]
-            processes = len(groups)
-            if len(groups) == 1:
-                loaded = await _load(settings, schema, groups[0], max_batch, progress, total)
-            else:
-                loaded = await _load_in_processes(settings, schema, groups, max_batch,
-                                                  progress, total, conn)
+
+            async def fetch() -> list[Decoded]:
+                if not await _behind(consumer, ends):
+                    return []
+                batch = [r for r in await fetch_batch(consumer, 500, max_batch)
+                         if r.offset < ends[TopicPartition(r.topic, r.partition)]]
+                return decode_all(batch, decode)
+
+            async def apply(batch: list[Decoded]) -> None:
+                nonlocal records, applied, failed
+                if not batch:
+                    return
+                result = await apply_isolating(conn, batch, schema)
+                records += len(batch)
+                applied += result.applied
+                failed += result.failed
+                if progress is not None:
+                    progress(records, total)
+
+            for tp, end in sorted(archived_to.items()):
+                chunk: list[Consumed] = []
+                for rec in store.read(tp.topic, tp.partition, 0, end):
+                    chunk.append(Consumed(rec.topic, rec.partition, rec.offset, rec.value,
+                                          rec.key, (), rec.timestamp))
+                    if len(chunk) >= max_batch:
+                        await apply(decode_all(chunk, decode))
+                        archived += len(chunk)
+                        chunk = []
+                if chunk:
+                    await apply(decode_all(chunk, decode))
+                    archived += len(chunk)
+            # Fetch and decode the next batch while the database applies this one.
+            batch = await fetch()
+            while batch or await _behind(consumer, ends):
+                batch, _ = await asyncio.gather(fetch(), apply(batch))
             await _create_indexes(conn, deferred)
     finally:
         await consumer.stop()
         await conn.close()
-    report = RebuildReport(schema, loaded.records, loaded.applied, loaded.failed,
-                           time.perf_counter() - started, loaded.archived, tuple(gaps))
-    log.info("projections_rebuilt", schema=schema, records=loaded.records,
-             applied=loaded.applied, failed=loaded.failed, archived=loaded.archived,
-             gaps=[str(g) for g in gaps], processes=processes,
+    report = RebuildReport(schema, records, applied, failed, time.perf_counter() - started,
+                           archived, tuple(gaps))
+    log.info("projections_rebuilt", schema=schema, records=records, applied=applied,
+             failed=failed, archived=archived, gaps=[str(g) for g in gaps],
              seconds=round(report.seconds, 2))
     return report
-
-
-@dataclass(frozen=True, slots=True)
-class _Span:
-    """What a rebuild reads of one partition: the archive below `archived_to`, then the log
-    from `log_from` to `end` (excluded)."""
-
-    topic: str
-    partition: int
-    archived_to: int
-    log_from: int
-    end: int
-
-    @property
-    def records(self) -> int:
-        return self.archived_to + max(self.end - self.log_from, 0)
-
-
-@dataclass(slots=True)
-class _Loaded:
-    """What a load read and applied."""
-
-    records: int = 0
-    applied: int = 0
-    failed: int = 0
-    archived: int = 0
-
-    def add(self, other: _Loaded) -> None:
-        self.records += other.records
-        self.applied += other.applied
-        self.failed += other.failed
-        self.archived += other.archived
-
-
-async def _load(settings: Settings, schema: str, spans: Sequence[_Span], max_batch: int,
-                progress: Progress | None = None, total: int = 0) -> _Loaded:
-    """Apply the spans' records to `schema`: the archived ones, then the log's."""
-    conn = await connect(database_url(settings), schema)
-    consumer = clients.consumer(settings.kafka, group_id=None,
-                                client_id=f"{settings.kafka.client_id}-rebuild",
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_poll_records=max_batch,
-                                # Bulk reading: fuller fetches beat low latency here.
-                                fetch_min_bytes=1 << 20, fetch_max_wait_ms=100)
-    loaded = _Loaded()
-    store = ArchiveStore(settings.archive_dir())
-    decode = codec_for(settings).decode
-    try:
-        # The fresh schema has no reader and a crash discards it: commits need not wait for
-        # the disk.
-        await conn.execute("SET synchronous_commit = off")
-        ends = {TopicPartition(s.topic, s.partition): s.end for s in spans}
-        tps = list(ends)
-        await consumer.start()
-        consumer.assign(tps)
-        for span in spans:
-            consumer.seek(TopicPartition(span.topic, span.partition), span.log_from)
-
-        async def apply(batch: list[Decoded], archived: bool = False) -> None:
-            if not batch:
-                return
-            result = await apply_isolating(conn, batch, schema)
-            loaded.records += len(batch)
-            loaded.applied += result.applied
-            loaded.failed += result.failed
-            loaded.archived += len(batch) if archived else 0
-            if progress is not None:
-                progress(loaded.records, total)
-
-        for span in spans:
-            if not span.archived_to:
-                continue
-            chunk: list[Consumed] = []
-            for rec in store.read(span.topic, span.partition, 0, span.archived_to):
-                chunk.append(Consumed(rec.topic, rec.partition, rec.offset, rec.value,
-                                      rec.key, (), rec.timestamp))
-                if len(chunk) >= max_batch:
-                    await apply(decode_all(chunk, decode), archived=True)
-                    chunk = []
-            await apply(decode_all(chunk, decode), archived=True)
-
-        async def fetch() -> list[Decoded]:
-            if not await _behind(consumer, ends):
-                return []
-            batch = [r for r in await fetch_batch(consumer, 500, max_batch)
-                     if r.offset < ends[TopicPartition(r.topic, r.partition)]]
-            return decode_all(batch, decode)
-
-        # Fetch and decode the next batch while the database applies this one.
-        batch = await fetch()
-        while batch or await _behind(consumer, ends):
-            batch, _ = await asyncio.gather(fetch(), apply(batch))
-    finally:
-        await consumer.stop()
-        await conn.close()
-    return loaded
-
-
-def _load_in_process(settings: Settings, schema: str, spans: list[_Span],
-                     max_batch: int) -> _Loaded:
-    """`_load` in a worker process (its own event loop, connection and consumer)."""
-    return asyncio.run(_load(settings, schema, spans, max_batch))
-
-
-async def _load_in_processes(settings: Settings, schema: str, groups: list[list[_Span]],
-                             max_batch: int, progress: Progress | None, total: int,
-                             conn: asyncpg.Connection) -> _Loaded:
-    """Each group in a process of its own; progress read from the offsets they store."""
-    loop = asyncio.get_running_loop()
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(groups), mp_context=context) as pool:
-        futures = [loop.run_in_executor(pool, _load_in_process, settings, schema, group,
-                                        max_batch) for group in groups]
-        done = asyncio.gather(*futures)
-        while progress is not None and not done.done():
-            await asyncio.wait([done], timeout=0.5)
-            applied = await conn.fetchval(
-                "SELECT coalesce(sum(next_offset), 0) FROM projection_offsets "
-                "WHERE next_offset > 0")
-            progress(min(int(applied), total), total)
-        results = await done
-    loaded = _Loaded()
-    for result in results:
-        loaded.add(result)
-    return loaded
 
 
 def _after_archive(store: ArchiveStore, partitions: Sequence[TopicPartition],

@@ -23,9 +23,7 @@ async def test_the_projector_and_a_rebuild_apply_thousands_of_records_per_second
         kafka_bootstrap: str, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     settings = isolated_settings(get_settings())
     try:
-        # The rebuild in two processes (partitions split by number), as `--workers 2` runs it.
-        result = await measure(settings, runs=200, steps=4, max_batch=1000, timeout_s=60,
-                               rebuild_workers=2)
+        result = await measure(settings, runs=200, steps=4, max_batch=1000, timeout_s=60)
         # Applied at speed, live and rebuilt agree table by table.
         live = await snapshot(settings, settings.database.schema_name)
         rebuilt = await snapshot(settings, f"{settings.kafka.topic_prefix}_rebuilt")
