@@ -120,6 +120,12 @@ async def test_a_run_waits_on_an_approval_is_approved_and_completes(api: Running
                           (await api.client.get("/api/approvals")).json()["items"]}
     replayed = (await api.client.get(f"/api/executions/{run_id}/replay")).json()
     assert replayed["status"] == "completed" and not replayed["differences"], replayed
+    r = await api.client.post(f"/api/executions/{run_id}/fork", json={"from_step": "after"})
+    assert r.status_code == 202, r.text
+    fork = await until(api, r.json()["run_id"], finished)  # the approval reused, not asked again
+    assert fork["status"] == "completed", fork
+    assert {s["step_id"]: s["output"] for s in fork["steps"]}["after"] == {"size": 3}
+    assert "ApprovalDecided" not in {e["event_type"] for e in await events(api, fork["run_id"])}
 
 
 async def test_an_approval_decided_twice_is_refused_the_second_time(api: RunningApi) -> None:
