@@ -197,6 +197,22 @@ async def test_only_the_approvals_approvers_and_project_may_decide_it(api: Runni
     assert (await until(api, run_id, finished))["status"] == "completed"
 
 
+async def test_an_approval_for_named_keys_is_theirs_whatever_their_role(
+        api: RunningApi) -> None:
+    keys = api.app.state.security.keys
+    named = await keys.create(api.settings.project, "viewer", name="approver", created_by="t")
+    run_id = await run_of(api, approval(approvers={"keys": [named.info.key_id]}), {"what": "x"})
+    await until(api, run_id, step_status("ok", "scheduled"))
+    r = await decide(api, run_id, "ok", {"decision": "approve"}, await api.key("admin"))
+    assert (r.status_code, r.json()["error"]) == (403, "not_an_approver"), r.text
+    r = await decide(api, run_id, "ok", {"decision": "approve", "comment": "as named"},
+                     named.key)
+    assert r.status_code == 202, r.text
+    assert (await until(api, run_id, finished))["status"] == "completed"
+    [decided] = [e for e in await events(api, run_id) if e["event_type"] == "ApprovalDecided"]
+    assert decided["payload"]["decided_by"] == f"key:{named.info.key_id}"
+
+
 async def test_a_signal_resumes_a_waiting_run(api: RunningApi) -> None:
     run_id = await run_of(api, waiting())
     await until(api, run_id, step_status("w", "scheduled"))
