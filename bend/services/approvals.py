@@ -24,7 +24,7 @@ from bend.services.errors import (
 )
 from projections.queries import runs as queries
 
-__all__ = ["decide_approval", "pending_approvals", "signal_run"]
+__all__ = ["approval_context", "decide_approval", "pending_approvals", "signal_run"]
 
 
 async def pending_approvals(deps: Deps, principal: Principal) -> list[dict[str, Any]]:
@@ -43,6 +43,20 @@ async def pending_approvals(deps: Deps, principal: Principal) -> list[dict[str, 
                     "waiting_since": row["scheduled_at"],
                     "may_decide": _may_decide(principal, spec)})
     return out
+
+
+async def approval_context(deps: Deps, principal: Principal, run_id: str) -> dict[str, Any]:
+    """What an approver reads before deciding: the run's input, the outputs of its finished
+    steps, and how many model calls it made so far."""
+    require(principal, "runs:read")
+    run = await queries.get_run(deps.pool, principal.project, run_id)
+    if run is None:
+        raise UnknownRun(run_id)
+    steps = await queries.steps(deps.pool, run_id)
+    usage = await queries.usage(deps.pool, run_id)
+    return {"input": run["input"],
+            "outputs": {s["step_id"]: s["output"] for s in steps if s["status"] == "succeeded"},
+            "llm_calls": sum(u["calls"] for u in usage)}
 
 
 def _may_decide(principal: Principal, spec: dict[str, Any]) -> bool:

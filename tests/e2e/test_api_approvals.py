@@ -6,6 +6,7 @@ leave the run as it was; a bad signal from Kafka is dead-lettered with its reaso
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,7 @@ from bend.core.commands import SignalRun
 from bend.devstack.engine import Engine, running_engine
 from bend.kafka.producer import RecordProducer
 from bend.server.testing import RunningApi, api_beside
+from tests.e2e.web_pages import Page, get_page, signed_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -266,3 +268,39 @@ async def test_a_bad_signal_from_kafka_is_dead_lettered_with_its_reason(
     assert "payload_schema" in mine[0]["reason"]
     run = (await api.client.get(f"/api/executions/{run_id}")).json()
     assert run["status"] == "running" and step_status("w", "scheduled")(run)
+
+
+async def test_the_ui_inbox_shows_an_approval_with_its_context_and_approves_it(
+        api: RunningApi) -> None:
+    run_id = await run_of(api, approval(answer_schema=SIZE), {"what": "the UI"})
+    await until(api, run_id, step_status("ok", "scheduled"))
+    viewer = await signed_in(api, await api.key("viewer"))
+    operator = await signed_in(api, await api.key("operator"))
+    try:
+        seen = await get_page(viewer, "/ui/approvals")
+        [card] = seen.all("section", cls="approval", data_run_id=run_id)
+        assert "ship the UI?" in card.inner_text and not seen.all("form", cls="approval-form")
+        page = await get_page(operator, "/ui/approvals")
+        text = html.unescape(page.html)
+        assert "ship the UI?" in text and '"what": "the UI"' in text  # the run's input
+        action = f"/ui/approvals/{run_id}/ok"
+        bad = await operator.post(action, data={"csrf_token": page.csrf(), "decision": "approve",
+                                                "answer": "{size"})
+        assert bad.status_code == 422 and "not JSON" in bad.text, bad.text
+        wrong = await operator.post(action, data={"csrf_token": page.csrf(),
+                                                  "decision": "approve", "answer": '{"size": "x"}'})
+        assert wrong.status_code == 422 and "answer_schema" in wrong.text, wrong.text
+        refused = await viewer.post(action, data={"csrf_token": seen.csrf(),
+                                                  "decision": "approve", "answer": '{"size": 1}'})
+        assert refused.status_code == 403, refused.text
+        r = await operator.post(action, data={"csrf_token": page.csrf(), "decision": "approve",
+                                              "answer": '{"size": 7}', "comment": "from the UI"})
+        assert r.status_code == 303 and r.headers["location"] == "/ui/approvals?done=approve"
+        run = await until(api, run_id, finished)
+        assert run["status"] == "completed", run
+        assert {s["step_id"]: s["output"] for s in run["steps"]}["after"] == {"size": 7}
+        after = Page(await operator.get("/ui/approvals?done=approve"))
+        assert after.by_id("decision-sent") is not None and run_id not in after.html
+    finally:
+        await viewer.aclose()
+        await operator.aclose()
