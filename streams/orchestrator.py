@@ -23,7 +23,7 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from bend.contracts.codec import decode, encode
-from bend.core.commands import Command, StartRun
+from bend.core.commands import Command, SignalRun, StartRun
 from bend.core.decide import Accepted, Rejected, decide
 from bend.core.errors import BendError
 from bend.core.events import Event, StepCancelled, StepScheduled, TimerSet
@@ -46,9 +46,21 @@ from streams.reported import reported_attempts
 from streams.snapshots import Snapshotter
 from streams.background import spawn
 
-__all__ = ["Orchestrator", "UnknownWorkflowId"]
+__all__ = ["Orchestrator", "SignalRefused", "UnknownWorkflowId"]
 
 log = structlog.get_logger(__name__)
+
+
+class SignalRefused(BendError):
+    """A run refused a signal (finished or unknown run, no step for it, a failing payload)."""
+
+    code = "signal_refused"
+
+    def __init__(self, cmd: SignalRun, reason: str) -> None:
+        super().__init__(f"run {cmd.run_id} refused signal {cmd.name!r}: {reason}; fix it and "
+                         "re-drive the dead letter, or send the signal again")
+        self.run_id = cmd.run_id
+        self.name = cmd.name
 
 
 class UnknownWorkflowId(BendError):
@@ -177,8 +189,12 @@ class Orchestrator:
             if cmd.run_id in runs.finished:
                 self.rejected += 1
                 self._handled(cmd.event_type, "rejected")
-                log.info("command_rejected", command=cmd.event_type,
-                         reason=f"run is {runs.finished[cmd.run_id]}")
+                reason = f"run is {runs.finished[cmd.run_id]}"
+                log.info("command_rejected", command=cmd.event_type, reason=reason)
+                if isinstance(cmd, SignalRun):  # outside producers learn why from the DLQ
+                    await self._dead_letter(partition, offset, key, raw,
+                                            SignalRefused(cmd, reason), headers, ack)
+                    return
                 self.writer.add(partition, ack=ack)
                 return
             before = runs.get(cmd.run_id)
@@ -191,6 +207,10 @@ class Orchestrator:
             if isinstance(decision, Rejected):
                 self.rejected += 1
                 log.info("command_rejected", command=cmd.event_type, reason=decision.reason)
+                if isinstance(cmd, SignalRun) and decision.code != "duplicate":
+                    await self._dead_letter(partition, offset, key, raw,
+                                            SignalRefused(cmd, decision.reason), headers, ack)
+                    return
                 self.writer.add(partition, ack=ack)
                 return
             self.decided += 1

@@ -62,6 +62,17 @@ def _message(kind: str, p: dict[str, Any]) -> str:
         case "AgentToolCallRecorded":
             failed = f", failed: {p['error']}" if p.get("error") else ""
             return f"{_step(p)} called tool {p.get('tool_name')} ({p.get('latency_ms')} ms{failed})"
+        case "ApprovalDecided":
+            verdict = "approved" if p.get("approved") else "rejected"
+            by = "by its timeout's default" if p.get("timed_out") else \
+                f"by {p.get('decided_by') or '?'}"
+            said = f": {p['comment']}" if p.get("comment") else ""
+            return f"{_step(p)} {verdict} {by}{said}"
+        case "SignalReceived":
+            by = f" from {p['sent_by']}" if p.get("sent_by") else ""
+            return f"signal {p.get('name')} received{by}"
+        case "SignalDelivered":
+            return f"{_step(p)} took signal {p.get('name')}"
     return kind
 
 

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "workflows": "bend.cli.workflows:workflows",
     "run": "bend.cli.runs:run",
     "runs": "bend.cli.runs:runs",
+    "approvals": "bend.cli.approvals:approvals",
     "components": "bend.cli.components:components",
     "triggers": "bend.cli.triggers:triggers",
     "keys": "bend.cli.keys:keys",

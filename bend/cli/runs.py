@@ -1,4 +1,5 @@
-"""`bend run WORKFLOW` and `bend runs list|show|events|cancel|bulk`: runs through the REST API."""
+"""`bend run WORKFLOW` and `bend runs list|show|events|cancel|signal|bulk`: runs through the REST
+API."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import click
 
 from bend.api.logs import log_line
+from bend.cli.approvals import json_option
 from bend.cli.bulk import bulk
 from bend.cli.client import ApiClient, CliError, ExitCode, api_command
 from bend.cli.follow import follow_run
@@ -212,6 +214,20 @@ def cancel(api: ApiClient, out: Output, run_id: str, reason: str) -> None:
     else:
         out.line(f"cancel of run {run_id} requested; it shows cancelled once the orchestrator "
                  "has stopped it (`bend runs show`)")
+
+
+@runs.command()
+@click.argument("run_id")
+@click.argument("name")
+@json_option("--data", "The signal's payload, as JSON.")
+@api_command
+def signal(api: ApiClient, out: Output, run_id: str, name: str, data: Any) -> None:
+    """Send RUN_ID the signal NAME (a wait step for NAME takes it, now or when it begins)."""
+    sent = api.post(f"/api/executions/{run_id}/signals/{name}", data)
+    if out.json_mode:
+        out.data(sent)
+    else:
+        out.line(f"signal {name} sent to run {run_id}")
 
 
 @runs.command()

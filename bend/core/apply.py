@@ -16,7 +16,8 @@ from typing import Any
 
 from bend.core.errors import BendError
 from bend.core.events import (
-    AgentLlmCallRecorded, AgentToolCallRecorded, Event, RunCancelled, RunCompleted, RunFailed,
+    AgentLlmCallRecorded, AgentToolCallRecorded, ApprovalDecided, Event, RunCancelled, RunCompleted,
+    RunFailed, SignalDelivered, SignalReceived,
     RunRequested, RunStarted, StepCancelled, StepFailed, StepRetryScheduled, StepScheduled,
     StepSkipped, StepStarted, StepSucceeded, StepTimedOut, TimerFired, TimerSet,
 )
@@ -24,7 +25,7 @@ from bend.core.frozen import FrozenMap
 from bend.core.graph import compile_definition
 from bend.core.ids import split_instance
 from bend.core.state import (
-    RunError, RunState, RunStatus, StepError, StepState, StepStatus, Timer,
+    KeptSignal, RunError, RunState, RunStatus, StepError, StepState, StepStatus, Timer,
 )
 from bend.core.transitions import IllegalTransition, run_target, step_target
 
@@ -219,6 +220,35 @@ def _call_recorded(step: StepState, ev: AgentLlmCallRecorded | AgentToolCallReco
     return step  # the call is kept in the log; the state needs nothing from it
 
 
+def _approval_decided(step: StepState, ev: ApprovalDecided) -> StepState:
+    _same_attempt(step, ev.attempt)
+    return step  # the decision is in the log; StepSucceeded or StepFailed ends the step
+
+
+# --- signals --------------------------------------------------------------------------------
+
+
+def _signal_received(state: RunState, ev: SignalReceived) -> RunState:
+    kept = KeptSignal(ev.event_id, ev.name, ev.payload, ev.sent_by, ev.occurred_at)
+    return replace(state, signals=(*state.signals, kept))
+
+
+def _taken(step: StepState, ev: SignalDelivered) -> StepState:
+    _same_attempt(step, ev.attempt)
+    return step
+
+
+_deliver_step = _step_applier(_taken)
+
+
+def _signal_delivered(state: RunState, ev: SignalDelivered) -> RunState:
+    new = _deliver_step(state, ev)
+    kept = next((s for s in state.signals if s.signal_id == ev.signal_id), None)
+    if kept is None or kept.name != ev.name:
+        raise ValueError(f"no signal {ev.name} {ev.signal_id} is kept")
+    return replace(new, signals=tuple(s for s in state.signals if s is not kept))
+
+
 APPLIERS: dict[tuple[str, int], RunApplier] = {
     ("RunRequested", 1): _requested,
     ("RunStarted", 1): _started,  # type: ignore[dict-item]
@@ -237,4 +267,7 @@ APPLIERS: dict[tuple[str, int], RunApplier] = {
     ("StepCancelled", 1): _step_applier(_step_cancelled),
     ("AgentLlmCallRecorded", 1): _step_applier(_call_recorded),
     ("AgentToolCallRecorded", 1): _step_applier(_call_recorded),
+    ("ApprovalDecided", 1): _step_applier(_approval_decided),
+    ("SignalReceived", 1): _signal_received,  # type: ignore[dict-item]
+    ("SignalDelivered", 1): _signal_delivered,  # type: ignore[dict-item]
 }

@@ -2,7 +2,8 @@
 
 Each pass walks a scope's steps in topological order. A pending step whose dependencies have
 finished begins: transforms and conditions succeed on the spot, a parallel opens its branches,
-a loop its iterations, a delay sets a timer, and agent/tool/http/subworkflow steps are
+a loop its iterations, a delay sets a timer, approval and wait steps begin to wait (a wait
+takes a signal kept for it), and agent/tool/http/subworkflow steps are
 scheduled for an executor or a child run. Steps whose gate was not taken, or whose dependencies
 were all skipped, are skipped. Passes repeat until nothing changes; then, if every top-level
 step has finished, the run completes.
@@ -14,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from bend.core import ids
+from bend.core.awaits import begin_await
 from bend.core.commands import StartRun
 from bend.core.containers import begin_loop, iterate_loop, join_parallel
 from bend.core.context import resolve, run_context, step_context, step_input
@@ -122,6 +124,8 @@ def _begin(d: Draft, node: Any, inst: str, ctx: dict[str, Any]) -> None:
         begin_loop(d, node, inst, ctx)
     elif begins is Begin.TIMER:
         _begin_delay(d, node, inst, ctx)
+    elif begins is Begin.AWAIT:
+        begin_await(d, node, inst, ctx)
     else:
         defn = d.run.definition
         assert defn is not None

@@ -13,7 +13,8 @@ from bend.core.events import Envelope, json_field
 
 __all__ = [
     "Command", "COMMAND_TYPES", "StartRun", "CancelRun", "CancelStep", "ReportStepStarted",
-    "CompleteStep", "FailStep", "FireTimer", "RecordLlmCall", "RecordToolCall",
+    "CompleteStep", "FailStep", "FireTimer", "RecordLlmCall", "RecordToolCall", "DecideApproval",
+    "SignalRun",
 ]
 
 
@@ -123,10 +124,33 @@ class RecordToolCall(Command):
     latency_ms: int = 0
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DecideApproval(Command):
+    """Approve (with `answer`, the step's output) or reject the approval step `step_id`.
+
+    Who may decide is checked before it is sent (bend.services.approvals); `decided_by` records it.
+    """
+
+    step_id: str
+    approved: bool
+    decided_by: str = ""
+    comment: str = ""
+    answer: Any = json_field()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SignalRun(Command):
+    """Send the run the signal `name` with `payload`; a wait step for `name` takes it."""
+
+    name: str
+    payload: Any = json_field()
+    sent_by: str = ""
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
         StartRun, CancelRun, CancelStep, ReportStepStarted, CompleteStep, FailStep,
-        FireTimer, RecordLlmCall, RecordToolCall,
+        FireTimer, RecordLlmCall, RecordToolCall, DecideApproval, SignalRun,
     )
 }

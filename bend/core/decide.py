@@ -11,6 +11,10 @@ Policy choices:
 - CancelStep cancels one open step (and everything open inside it, if it is a container); the
   run goes on as if the step were skipped: steps that depended only on skipped or cancelled
   steps are skipped, the others run, and the run can still complete.
+- An approval is decided once, while it waits and before its timeout is due; rejected (by a
+  person or by its timeout's default) it fails like a step with no retry left. A signal goes to
+  the earliest step waiting for its name, else is kept for the wait step that will; one that no
+  wait step of the workflow could take, or whose payload fails the schema, is refused.
 - A run's timeout fails it with error_type RunTimedOut; a step's timeout ends its attempt with
   StepTimedOut, which its retry policy treats as the (retryable) error type StepTimedOut.
 """
@@ -24,21 +28,23 @@ from typing import Any
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
+from bend.core.awaits import decide_approval, deliver, signal_problem, waiting_for, waits_on
 from bend.core.cascade import advance, schedule_attempt
 from bend.core.commands import (
-    CancelRun, CancelStep, Command, CompleteStep, FailStep, FireTimer, RecordLlmCall,
-    RecordToolCall, ReportStepStarted, StartRun,
+    CancelRun, CancelStep, Command, CompleteStep, DecideApproval, FailStep, FireTimer,
+    RecordLlmCall, RecordToolCall, ReportStepStarted, SignalRun, StartRun,
 )
 from bend.core.draft import Accepted, Decision, Draft, Rejected
 from bend.core.errors import BendError
 from bend.core.durations import parse_duration
 from bend.core.events import (
     AgentLlmCallRecorded, AgentToolCallRecorded, RunCancelled, RunFailed, RunRequested,
-    RunStarted, StepScheduled, StepStarted, StepSucceeded, TimerFired, TimerSet,
+    RunStarted, SignalReceived, StepScheduled, StepStarted, StepSucceeded, TimerFired, TimerSet,
 )
 from bend.core.graph import compile_definition
 from bend.core.ids import split_instance, timer_id
-from bend.core.kinds import EXECUTOR_NODE_TYPES, NODE_KINDS, Runner, kind_of
+from bend.core.kinds import EXECUTOR_NODE_TYPES, NODE_KINDS, Runner, Wait, kind_of
+from bend.core.nodes import schema_problem
 from bend.core.outcomes import (
     cancel_all_open, cancel_instance, fail_attempt, fail_run, notify_parent,
 )
@@ -224,6 +230,8 @@ def _fire_timer(state: RunState, cmd: FireTimer, now: datetime) -> Decision:
         if NODE_KINDS[node.type].runner is Runner.CHILD_RUN and isinstance(spec, dict):
             spec = {k: v for k, v in spec.items() if k != "child_run_id"}
         schedule_attempt(d, node, st.step_id, st.attempt + 1, spec)
+    elif timer.purpose == "step_timeout" and waits_on(st) is Wait.APPROVAL:
+        decide_approval(d, st.step_id, node.on_timeout == "approve", timed_out=True)
     elif timer.purpose == "step_timeout":
         timeout_ms = int((timer.fire_at - (st.scheduled_at or timer.fire_at)).total_seconds()
                          * 1000)
@@ -264,6 +272,45 @@ def _record_call(state: RunState, cmd: RecordLlmCall | RecordToolCall,
     return d.accepted()
 
 
+def _decide_approval(state: RunState, cmd: DecideApproval, now: datetime) -> Decision:
+    st = state.steps.get(cmd.step_id)
+    if st is None or waits_on(st) is not Wait.APPROVAL:
+        return Rejected(f"step {cmd.step_id} is not an approval step of run {state.run_id}",
+                        "invalid")
+    if not st.status.attempt_open:
+        return Rejected(f"approval {cmd.step_id} is not waiting: it is {st.status.value} (was "
+                        "it decided already, or did it time out?)", "stale")
+    timer = state.timers.get(timer_id(state.run_id, "step_timeout", st.step_id, st.attempt))
+    if timer is not None and timer.fire_at <= now:
+        return Rejected(f"approval {cmd.step_id} timed out at {timer.fire_at.isoformat()}; it "
+                        "takes its default", "stale")
+    node = state.plan.nodes[split_instance(cmd.step_id)[0]] if state.plan else None
+    if cmd.approved and node is not None:
+        problem = schema_problem(node.answer_schema, cmd.answer)
+        if problem is not None:
+            return Rejected(f"the answer does not match approval {cmd.step_id}'s answer_schema: "
+                            f"{problem}", "invalid")
+    d = Draft(cmd, now, state)
+    decide_approval(d, cmd.step_id, cmd.approved, decided_by=cmd.decided_by,
+                    comment=cmd.comment, answer=cmd.answer if cmd.approved else None)
+    advance(d)
+    return d.accepted()
+
+
+def _signal_run(state: RunState, cmd: SignalRun, now: datetime) -> Decision:
+    problem = signal_problem(state, cmd.name, cmd.payload)
+    if problem is not None:
+        return Rejected(problem, "invalid")
+    d = Draft(cmd, now, state)
+    received = d.emit(SignalReceived, name=cmd.name, payload=cmd.payload, sent_by=cmd.sent_by)
+    waiting = waiting_for(d.run, cmd.name)
+    if waiting is not None:
+        kept = next(s for s in d.run.signals if s.signal_id == received.event_id)
+        deliver(d, waiting.step_id, kept)
+        advance(d)
+    return d.accepted()
+
+
 _CALL_FIELDS = {
     RecordLlmCall: ("step_id", "attempt", "call_index", "model", "request", "response",
                     "prompt_tokens", "completion_tokens", "latency_ms"),
@@ -280,4 +327,6 @@ _HANDLERS: dict[type, Callable[[RunState, Any, datetime], Decision]] = {
     CancelStep: _cancel_step,
     RecordLlmCall: _record_call,
     RecordToolCall: _record_call,
+    DecideApproval: _decide_approval,
+    SignalRun: _signal_run,
 }

@@ -20,7 +20,7 @@ __all__ = [
     "TriggerFailed", "TriggerReplayRequested",
     "ComponentRegistered", "CircuitStateChanged", "AgentLlmCallRecorded", "AgentToolCallRecorded",
     "DeadLetterRedriven",
-    "DeadLettered",
+    "DeadLettered", "ApprovalDecided", "SignalReceived", "SignalDelivered",
 ]
 
 
@@ -262,6 +262,44 @@ class TimerFired(Event):
     step_id: str | None = None
 
 
+# --- approvals and signals -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ApprovalDecided(Event):
+    """An approval step was approved or rejected: by whom, with what comment and answer.
+
+    `timed_out` marks the default its timeout took (`decided_by` is then empty).
+    """
+
+    step_id: str
+    attempt: int = 1
+    approved: bool
+    decided_by: str = ""
+    comment: str = ""
+    answer: Any = json_field()
+    timed_out: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SignalReceived(Event):
+    """A signal came for the run; it is kept until a wait step for `name` takes it."""
+
+    name: str
+    payload: Any = json_field()
+    sent_by: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SignalDelivered(Event):
+    """The kept signal `signal_id` (its SignalReceived's event_id) was handed to a wait step."""
+
+    step_id: str
+    attempt: int = 1
+    name: str
+    signal_id: str
+
+
 # --- triggers, components, agents, dead letters ---------------------------------------------
 
 
@@ -441,6 +479,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TriggerRegistered, TriggerUpdated, TriggerRemoved, TriggerFailed, TriggerReplayRequested,
         ComponentRegistered,
         AgentLlmCallRecorded, AgentToolCallRecorded, CircuitStateChanged, DeadLettered,
-        DeadLetterRedriven,
+        DeadLetterRedriven, ApprovalDecided, SignalReceived, SignalDelivered,
     )
 }

@@ -25,7 +25,7 @@ __all__ = [
 KINDS = (
     "run_finished", "not_started", "timer", "child_run", "waiting_for_executor",
     "step_running", "orchestrator_lag", "circuit_open", "concurrency_limit", "no_consumer",
-    "dead_lettered", "unknown",
+    "dead_lettered", "approval", "signal", "unknown",
 )
 
 
@@ -203,6 +203,8 @@ def _step(state: RunState, step: StepState, facts: LiveFacts) -> list[Reason]:
         out.append(_child(step, facts))
     elif waits_on is Wait.WORKER and step.status.attempt_open:
         out.extend(_executor(step, facts))
+    elif waits_on in (Wait.APPROVAL, Wait.SIGNAL) and step.status.attempt_open:
+        out.append(_awaiting(state.run_id, step))
     target = http_target(step)
     circuit = facts.circuits.get(target) if target else None
     if (circuit is not None and circuit.state == "open" and circuit.open_until is not None
@@ -242,6 +244,21 @@ def _timer(state: RunState, t: Timer, facts: LiveFacts) -> Reason:
     else:
         message = f"The run times out at {_at(t.fire_at)} unless it finishes first."
     return Reason("timer", message + late, t.fire_at, {**details, "overdue": overdue})
+
+
+def _awaiting(run_id: str, step: StepState) -> Reason:
+    spec = step.input if isinstance(step.input, dict) else {}
+    if step.node_type == "wait":
+        return Reason(
+            "signal", f"Step {step.step_id} waits for the signal {spec.get('signal')!r}; send it "
+            f"with `bend runs signal {run_id} {spec.get('signal')}`.",
+            details={"step_id": step.step_id, "signal": spec.get("signal")})
+    approvers = spec.get("approvers") or {}
+    who = ", ".join([*(approvers.get("roles") or ()), *(f"key {k}" for k in
+                                                        approvers.get("keys") or ())])
+    return Reason(
+        "approval", f"Step {step.step_id} waits for an approval by {who or 'its approvers'}; "
+        "see `bend approvals list`.", details={"step_id": step.step_id, "approvers": approvers})
 
 
 def _child(step: StepState, facts: LiveFacts) -> Reason:

@@ -86,8 +86,11 @@ def analyze(defn: WorkflowDefinition) -> Analysis:
 
 def _check_options(defn: WorkflowDefinition, problems: list[Problem]) -> None:
     for i, node in enumerate(defn.steps):
-        if not NODE_KINDS[node.type].retried:
+        kind = NODE_KINDS[node.type]
+        if not kind.retried:
             for option in ("retry", "timeout"):
+                if option == "timeout" and kind.takes_timeout:
+                    continue
                 if getattr(node, option) is not None:
                     problems.append(Problem(f"steps[{i}].{option}", (
                         f"a {node.type} step is run by the engine itself and takes no {option}; "

@@ -19,8 +19,8 @@ from enum import StrEnum
 
 from bend.core.frozen import FrozenMap
 from bend.core.nodes import (
-    AgentStep, ConditionStep, DelayStep, HttpStep, LoopStep, ParallelStep, StepBase,
-    SubworkflowStep, ToolStep, TransformStep,
+    AgentStep, ApprovalStep, ConditionStep, DelayStep, HttpStep, LoopStep, ParallelStep,
+    StepBase, SubworkflowStep, ToolStep, TransformStep, WaitStep,
 )
 
 __all__ = [
@@ -45,6 +45,8 @@ class Begin(StrEnum):
     ITERATE = "iterate"  # opens its iterations, ends after the last
     TIMER = "timer"  # sets a durable timer, succeeds when it fires
     SCHEDULE = "schedule"  # scheduled for its runner, with its timeout timer
+    # Waits, with its timeout timer, for a command from outside (a person, a signal).
+    AWAIT = "await"
 
 
 class Members(StrEnum):
@@ -63,6 +65,8 @@ class Wait(StrEnum):
     TIMER = "timer"  # its timer
     WORKER = "worker"  # an executor to take and finish it
     CHILD_RUN = "child_run"  # its child run
+    APPROVAL = "approval"  # a person's decision (DecideApproval), or its timeout's default
+    SIGNAL = "signal"  # a named signal (SignalRun), or its timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,12 @@ class NodeKind:
     reported: bool  # its attempts end by CompleteStep/FailStep from outside the engine
     retried: bool  # it takes `retry` and `timeout`; a failed attempt may be tried again
     members: Members | None = None
+    timed: bool | None = None  # it takes `timeout` (None: if it is retried)
+
+    @property
+    def takes_timeout(self) -> bool:
+        """Whether a step of the kind may set `timeout`."""
+        return self.retried if self.timed is None else self.timed
 
     @property
     def has_start(self) -> bool:
@@ -95,6 +105,11 @@ def _engine(name: str, model: type[StepBase], begins: Begin, waits_on: Wait,
                     members=members)
 
 
+def _awaits(name: str, model: type[StepBase], waits_on: Wait) -> NodeKind:
+    return NodeKind(name, model, Runner.ENGINE, Begin.AWAIT, waits_on, reported=False,
+                    retried=False, timed=True)
+
+
 def _outside(name: str, model: type[StepBase], runner: Runner, waits_on: Wait) -> NodeKind:
     return NodeKind(name, model, runner, Begin.SCHEDULE, waits_on, reported=True, retried=True)
 
@@ -110,6 +125,8 @@ NODE_KINDS: Mapping[str, NodeKind] = FrozenMap((kind.name, kind) for kind in (
     _engine("parallel", ParallelStep, Begin.OPEN, Wait.MEMBERS, Members.BRANCHES),
     _engine("delay", DelayStep, Begin.TIMER, Wait.TIMER),
     _outside("subworkflow", SubworkflowStep, Runner.CHILD_RUN, Wait.CHILD_RUN),
+    _awaits("approval", ApprovalStep, Wait.APPROVAL),
+    _awaits("wait", WaitStep, Wait.SIGNAL),
 ))
 
 NODE_TYPES: tuple[str, ...] = tuple(NODE_KINDS)

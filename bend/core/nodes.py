@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.validators import validator_for
 from pydantic import (
     AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
     field_validator, model_validator,
@@ -22,9 +24,10 @@ if TYPE_CHECKING:  # a subworkflow holds a workflow: resolved in bend/core/workf
     from bend.core.workflow import WorkflowDefinition
 
 __all__ = [
-    "AgentStep", "ConditionStep", "DelayStep", "Duration", "FrozenModel", "HttpStep",
+    "AgentStep", "ApprovalStep", "Approvers", "ConditionStep", "DelayStep", "Duration",
+    "FrozenModel", "HttpStep",
     "LlmEndpoint", "LoopStep", "ParallelStep", "RetryPolicy", "StepBase", "SubworkflowStep",
-    "ToolStep", "TransformStep",
+    "ToolStep", "TransformStep", "WaitStep", "schema_problem",
 ]
 
 Slot = tuple[str, str, tuple[str, ...]]  # (slot name, location in the step, member step ids)
@@ -42,6 +45,7 @@ def _check_duration(value: str) -> str:
 
 
 Duration = Annotated[str, BeforeValidator(_duration_text), AfterValidator(_check_duration)]
+SignalName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.-]*$", max_length=100)]
 StepId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
 ComponentRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.-]*@[\w.-]+$")]
 
@@ -364,3 +368,79 @@ class SubworkflowStep(StepBase):
     def task_input(self, ctx: dict[str, Any], default_llm: LlmEndpoint | None) -> Any:
         return {"workflow_id": self.workflow, "version": self.version,
                 "input": render(self.input, ctx)}
+
+
+def _check_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None:
+        try:
+            validator_for(value).check_schema(value)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+    return value
+
+
+JsonSchema = Annotated[dict[str, Any] | None, AfterValidator(_check_schema)]
+
+
+def schema_problem(schema: dict[str, Any] | None, value: Any) -> str | None:
+    """Why `value` does not match the JSON Schema `schema` (`where: what`), or None if it does."""
+    if schema is None:
+        return None
+    error = best_match(validator_for(schema)(schema).iter_errors(value))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(value)"
+    return f"{where}: {error.message}"
+
+
+class Approvers(FrozenModel):
+    """Who may decide an approval: keys with one of `roles`, or the API keys named in `keys`.
+
+    Neither given: the project's operators (the operator and admin roles).
+    """
+
+    roles: tuple[Literal["admin", "editor", "operator", "viewer"], ...] = ()
+    keys: tuple[str, ...] = ()  # API key ids
+
+    def allowed_roles(self) -> tuple[str, ...]:
+        """The roles that may decide (the operators' when none are named)."""
+        return self.roles if self.roles or self.keys else ("operator", "admin")
+
+
+class ApprovalStep(StepBase):
+    """Waits for a person to approve or reject; approved, its output is the approver's answer.
+
+    A rejection fails the step (error type ApprovalRejected, not retried). Past `timeout`, the
+    step takes `on_timeout`.
+    """
+
+    type: Literal["approval"]
+    message: str = ""  # template: what the approver is asked
+    approvers: Approvers = Approvers()
+    answer_schema: JsonSchema = None  # the fields the approver fills in
+    on_timeout: Literal["approve", "reject"] = "reject"
+
+    def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
+        yield from super().fields_to_check()
+        yield "message", "template", self.message
+
+    def task_input(self, ctx: dict[str, Any], default_llm: LlmEndpoint | None) -> Any:
+        return {"message": as_text(render(self.message, ctx)),
+                "approvers": {"roles": list(self.approvers.allowed_roles()),
+                              "keys": list(self.approvers.keys)},
+                "answer_schema": self.answer_schema, "on_timeout": self.on_timeout}
+
+
+class WaitStep(StepBase):
+    """Waits for the signal named `signal`; its output is the signal's payload.
+
+    A signal that came before the step began waits for it in the run. Past `timeout`, the step
+    times out (and the run fails).
+    """
+
+    type: Literal["wait"]
+    signal: SignalName
+    payload_schema: JsonSchema = None  # what the signal's payload must match
+
+    def task_input(self, ctx: dict[str, Any], default_llm: LlmEndpoint | None) -> Any:
+        return {"signal": self.signal, "payload_schema": self.payload_schema}

@@ -11,7 +11,10 @@ from bend.core.definitions import WorkflowDefinition
 from bend.core.frozen import FrozenMap
 from bend.core.graph import Plan
 
-__all__ = ["RunError", "RunState", "RunStatus", "StepError", "StepState", "StepStatus", "Timer"]
+__all__ = [
+    "KeptSignal", "RunError", "RunState", "RunStatus", "StepError", "StepState", "StepStatus",
+    "Timer",
+]
 
 
 class RunStatus(str, Enum):
@@ -101,6 +104,17 @@ class Timer:
 
 
 @dataclass(frozen=True, slots=True)
+class KeptSignal:
+    """A signal received and not yet taken by a wait step."""
+
+    signal_id: str  # its SignalReceived's event_id
+    name: str
+    payload: Any = None
+    sent_by: str = ""
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RunError:
     """Why a run failed."""
 
@@ -126,6 +140,7 @@ class RunState:
     input: Any = None
     steps: FrozenMap[str, StepState] = field(default_factory=FrozenMap)
     timers: FrozenMap[str, Timer] = field(default_factory=FrozenMap)
+    signals: tuple[KeptSignal, ...] = ()  # received, not yet taken, in arrival order
     output: Any = None
     error: RunError | None = None
     requested_at: datetime | None = None
@@ -149,6 +164,10 @@ class RunState:
         """The instance's state; a pending placeholder if nothing happened to it yet."""
         found = self.steps.get(step_id)
         return found if found is not None else StepState(step_id=step_id)
+
+    def kept_signal(self, name: str) -> KeptSignal | None:
+        """The earliest kept signal named `name`, if any."""
+        return next((s for s in self.signals if s.name == name), None)
 
     def open_steps(self) -> list[StepState]:
         """Instances that have begun and not finished, in the order they began."""

@@ -61,7 +61,8 @@ RUN_RULES: dict[str, Rule[RunStatus]] = {
     **{name: _rule("steps and timers move only in a running run", _WHILE_RUNNING, None)
        for name in ("StepScheduled", "StepStarted", "StepSucceeded", "StepFailed",
                     "StepRetryScheduled", "StepTimedOut", "StepSkipped", "StepCancelled",
-                    "TimerSet", "TimerFired", "AgentLlmCallRecorded", "AgentToolCallRecorded")},
+                    "TimerSet", "TimerFired", "AgentLlmCallRecorded", "AgentToolCallRecorded",
+                    "ApprovalDecided", "SignalReceived", "SignalDelivered")},
 }
 
 _ATTEMPT_OUT = (St.SCHEDULED, St.RUNNING)
@@ -83,6 +84,10 @@ STEP_RULES: dict[str, Rule[StepStatus]] = {
                            (St.SCHEDULED, St.RUNNING, St.RETRY_WAIT), St.CANCELLED),
     "AgentLlmCallRecorded": _rule("calls are recorded for steps that began", _BEGUN, None),
     "AgentToolCallRecorded": _rule("calls are recorded for steps that began", _BEGUN, None),
+    "ApprovalDecided": _rule("only a waiting approval is decided", (St.SCHEDULED,),
+                             None),
+    "SignalDelivered": _rule("a kept signal goes to a waiting step",
+                             (St.SCHEDULED,), None),
 }
 
 STEP_EVENT_TYPES = frozenset(STEP_RULES)

@@ -57,10 +57,12 @@ class WorkflowDefinition(FrozenModel):
         return node.retry or self.defaults.retry or RetryPolicy()
 
     def step_timeout(self, node: StepDefinition) -> timedelta | None:
-        """The step's timeout, else the workflow default (executor and subworkflow steps only)."""
-        if not NODE_KINDS[node.type].retried:
+        """The step's timeout, else the workflow default (executor and subworkflow steps only;
+        approval and wait steps take their own timeout, never the default)."""
+        kind = NODE_KINDS[node.type]
+        if not kind.takes_timeout:
             return None
-        value = node.timeout or self.defaults.timeout
+        value = node.timeout or (self.defaults.timeout if kind.retried else None)
         return parse_duration(value) if value is not None else None
 
 

@@ -7,6 +7,7 @@ permission itself, and scopes every read to the caller's project.
 
 - runs.py: read a run, cancel it, fork it from a step, retry a step, replay it
 - workflows.py: start a run of a workflow (its pinned version, checked input, idempotency)
+- approvals.py: the approvals waiting in a project, approve or reject one, signal a run
 - dead_letters.py: list, read and re-drive dead letters within the caller's scope
 - inputs.py: the checks of a run's input; errors.py: the use cases' errors
 """

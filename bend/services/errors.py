@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from bend.core.errors import BendError
 
 __all__ = [
-    "ApiError", "IdempotencyConflict", "InvalidInput", "RunFinished", "UnknownRun",
+    "ApiError", "ApprovalNotWaiting", "ApprovalTimedOut", "IdempotencyConflict", "InvalidAnswer",
+    "InvalidSignal", "NotAnApprover", "RunNotOpen", "InvalidInput", "RunFinished", "UnknownRun",
     "UnknownVersion", "UnknownWorkflow", "UnstorableInput", "WorkflowDeleted",
 ]
 
@@ -117,3 +118,84 @@ class UnstorableInput(ApiError):
     def __init__(self, locations: Sequence[str], problem: str) -> None:
         super().__init__(f"{', '.join(locations)} {problem}")
         self.locations = tuple(locations)
+
+
+class RunNotOpen(ApiError):
+    """The run already finished: it takes no approvals or signals."""
+
+    code = "run_finished"
+    status = 409
+
+    def __init__(self, run_id: str, status: str, what: str) -> None:
+        super().__init__(f"run {run_id} already finished ({status}); it takes no {what}")
+        self.run_id = run_id
+        self.run_status = status
+
+
+class ApprovalNotWaiting(ApiError):
+    """The step is not an approval waiting for a decision (never began, decided, or no approval)."""
+
+    code = "approval_not_waiting"
+    status = 409
+
+    def __init__(self, run_id: str, step_id: str, why: str) -> None:
+        super().__init__(f"step {step_id} of run {run_id} is not waiting for an approval: {why}; "
+                         "list the waiting ones with GET /api/approvals")
+        self.run_id = run_id
+        self.step_id = step_id
+
+
+class ApprovalTimedOut(ApiError):
+    """The approval's timeout has passed: it takes its default outcome, not a decision."""
+
+    code = "approval_timed_out"
+    status = 409
+
+    def __init__(self, run_id: str, step_id: str, timeout_at: str) -> None:
+        super().__init__(f"approval {step_id} of run {run_id} timed out at {timeout_at}; it "
+                         "takes its default outcome (on_timeout)")
+        self.run_id = run_id
+        self.step_id = step_id
+        self.timeout_at = timeout_at
+
+
+class NotAnApprover(ApiError):
+    """The caller is none of the approval's approvers."""
+
+    code = "not_an_approver"
+    status = 403
+
+    def __init__(self, run_id: str, step_id: str, roles: Sequence[str],
+                 keys: Sequence[str]) -> None:
+        who = " or ".join(filter(None, [f"roles {', '.join(roles)}" if roles else "",
+                                        f"keys {', '.join(keys)}" if keys else ""])) or "nobody"
+        super().__init__(f"approval {step_id} of run {run_id} is decided by {who}; ask one of "
+                         "them")
+        self.run_id = run_id
+        self.step_id = step_id
+        self.allowed_roles = list(roles)
+
+
+class InvalidAnswer(ApiError):
+    """The approver's answer does not match the approval's `answer_schema`."""
+
+    code = "invalid_answer"
+    status = 422
+
+    def __init__(self, run_id: str, step_id: str, problem: str) -> None:
+        super().__init__(f"the answer does not match approval {step_id}'s answer_schema: "
+                         f"{problem}; fix the answer and send it again")
+        self.run_id = run_id
+        self.step_id = step_id
+
+
+class InvalidSignal(ApiError):
+    """The run cannot take the signal: no wait step for it, or its payload fails the schema."""
+
+    code = "invalid_signal"
+    status = 422
+
+    def __init__(self, run_id: str, name: str, problem: str) -> None:
+        super().__init__(f"run {run_id} refuses signal {name!r}: {problem}")
+        self.run_id = run_id
+        self.name = name

@@ -12,9 +12,11 @@ __all__ = ["install_ui"]
 
 def install_ui(app: FastAPI) -> None:
     """Mount the UI's pages and static files on the API app (the catch-all 404 goes last)."""
-    from bend.web.routes import auth, components, dead_letters, fallback, run, runs, workflows
+    from bend.web.routes import (
+        approvals, auth, components, dead_letters, fallback, run, runs, workflows,
+    )
 
     app.mount("/ui/static", StaticFiles(directory=Path(__file__).parent / "static"),
               name="ui-static")
-    for module in (auth, workflows, runs, run, components, dead_letters, fallback):
+    for module in (auth, workflows, runs, run, approvals, components, dead_letters, fallback):
         app.include_router(module.router)

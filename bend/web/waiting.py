@@ -35,7 +35,8 @@ STUCK_AFTER = timedelta(seconds=30)  # a step queued this long suggests no worke
 class Reason:
     """One thing the run waits on; `until` when it is a time, `link` when it is another run."""
 
-    kind: str  # timer | retry | child_run | queued_step | running_step | orchestrator | cancel
+    kind: str  # timer | retry | child_run | queued_step | running_step | approval | signal |
+    #            orchestrator | cancel
     text: str
     step_id: str | None = None
     until: datetime | None = None
@@ -97,6 +98,11 @@ def reasons(run: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
             found.append(Reason("queued_step", f"step {sid} waits for a worker"
                                 f"{f' (queued {_ago(now, since)})' if since else ''}{hint}",
                                 sid))
+        elif status == "scheduled" and _waits_on(s) is Wait.APPROVAL:
+            found.append(Reason("approval", f"step {sid} waits for an approval", sid))
+        elif status == "scheduled" and _waits_on(s) is Wait.SIGNAL:
+            signal = (s.get("input") or {}).get("signal")
+            found.append(Reason("signal", f"step {sid} waits for the signal {signal!r}", sid))
         elif status == "running" and _waits_on(s) is not Wait.MEMBERS:
             since = s.get("started_at")
             by = f" on {s['worker_id']}" if s.get("worker_id") else ""

@@ -8,7 +8,8 @@ from typing import Any
 import asyncpg
 
 __all__ = [
-    "FINISHED", "attempts", "events", "get_run", "list_runs", "steps", "usage",
+    "FINISHED", "attempts", "events", "get_run", "list_runs", "pending_approvals", "step",
+    "steps", "usage",
 ]
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
@@ -80,6 +81,24 @@ async def steps(db: Db, run_id: str) -> list[dict[str, Any]]:
     """The run's steps, in the order they were first scheduled."""
     rows = await db.fetch("SELECT * FROM steps WHERE run_id = $1 "
                           "ORDER BY scheduled_at NULLS LAST, step_id", run_id)
+    return [dict(r) for r in rows]
+
+
+async def step(db: Db, run_id: str, step_id: str) -> dict[str, Any] | None:
+    """One step of the run (its latest attempt's view), or None if it never began."""
+    row = await db.fetchrow("SELECT * FROM steps WHERE run_id = $1 AND step_id = $2",
+                            run_id, step_id)
+    return dict(row) if row else None
+
+
+async def pending_approvals(db: Db, project: str, *, limit: int = 200) -> list[dict[str, Any]]:
+    """Approval steps waiting for a decision in `project`'s unfinished runs, oldest first."""
+    rows = await db.fetch(
+        "SELECT s.run_id, s.step_id, s.input, s.scheduled_at, r.workflow_id, "
+        "r.workflow_version, r.status AS run_status FROM steps s JOIN runs r USING (run_id) "
+        "WHERE r.project = $1 AND s.node_type = 'approval' AND s.status = 'scheduled' "
+        "AND r.status NOT IN ('completed', 'failed', 'cancelled') "
+        "ORDER BY s.scheduled_at, s.run_id, s.step_id LIMIT $2", project, limit)
     return [dict(r) for r in rows]
 
 

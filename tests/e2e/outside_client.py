@@ -75,6 +75,20 @@ def start_run(bootstrap: str, prefix: str, schemas: Schemas, workflow_id: str,
     return run_id
 
 
+def signal_run(bootstrap: str, prefix: str, schemas: Schemas, run_id: str, workflow_id: str,
+               name: str, payload: Any, project: str = "default") -> None:
+    """Produce a SignalRun for `run_id` (keyed by it) with confluent-kafka's defaults."""
+    envelope = {"event_id": str(uuid.uuid4()), "event_type": "SignalRun", "run_id": run_id,
+                "workflow_id": workflow_id, "workflow_version": 0, "seq": 0,
+                "occurred_at": int(time.time() * 1_000_000), "causation_id": None,
+                "correlation_id": run_id, "tenant": "default", "project": project}
+    value = schemas.encode("SignalRun", {"envelope": envelope, "name": name,
+                                         "payload": json.dumps(payload), "sent_by": "outside"})
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(f"{prefix}.commands", key=run_id.encode(), value=value)
+    assert producer.flush(10) == 0
+
+
 def follow_run(bootstrap: str, prefix: str, schemas: Schemas, run_id: str,
                timeout_s: float = 60.0) -> list[dict[str, Any]]:
     """The run's events from the run log, until it ends (or `timeout_s`)."""

@@ -47,6 +47,8 @@ BODIES: dict[tuple[str, str], Any] = {
                                                       "end": "2026-01-01T03:00:00Z"},
     ("post", "/api/triggers/{trigger_id}/replay"): {"from_offset": 0},
     ("post", "/api/executions/{run_id}/cancel"): {"reason": "mallory"},
+    ("post", "/api/executions/{run_id}/approvals/{step_id}"): {"decision": "approve"},
+    ("post", "/api/executions/{run_id}/signals/{name}"): {"from": "mallory"},
     ("post", "/api/executions/{run_id}/fork"): {"from_step": "greet", "set": {"who": "mallory"}},
     ("post", "/api/dead-letters/{event_id}/redrive"): {"force": True},
     ("put", "/api/secrets/{name}"): {"value": "from project a"},
@@ -122,7 +124,7 @@ async def _project_b(api: RunningApi) -> dict[str, str]:
             break
         await asyncio.sleep(0.1)
     return {"admin_b": admin_b, "workflow_id": wf["workflow_id"], "run_id": run["run_id"],
-            "trigger_id": trigger["trigger_id"], "name": "b_only", "key_id": key["key_id"],
+            "trigger_id": trigger["trigger_id"], "name": "b_only", "step_id": "greet", "key_id": key["key_id"],
             "event_id": letter.event_id, "rebuild_id": rebuild["rebuild_id"]}
 
 

@@ -16,7 +16,7 @@ import pytest
 from bend.server.testing import RunningApi, api_beside
 from bend.devstack.engine import Engine, running_engine
 from streams.routing import home_partition
-from tests.e2e.outside_client import Schemas, follow_run, start_run
+from tests.e2e.outside_client import Schemas, follow_run, signal_run, start_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -65,3 +65,25 @@ async def test_runs_started_with_plain_confluent_kafka_complete_wherever_they_la
         assert types and types[-1] == "RunCompleted", types
         assert types.count("StepSucceeded") == 2, types  # each step once
         assert events[-1]["output"] == f'"hello outsider {i}"'
+
+
+async def test_a_signal_from_plain_confluent_kafka_resumes_a_waiting_run(
+        api: RunningApi, engine: Engine) -> None:
+    waiting = {"name": "waits_outside", "steps": [
+        {"id": "w", "type": "wait", "signal": "approved_upstream"}],
+        "output": "steps.w.output.ticket"}
+    r = await api.client.post("/api/workflows", json=waiting)
+    workflow_id, token = r.json()["workflow_id"], r.json()["position"]["token"]
+    await api.client.get(f"/api/workflows/{workflow_id}", params={"wait_for": token})
+    await asyncio.sleep(1.0)  # the orchestrator's catalog follows the workflows topic
+    kafka = engine.settings.kafka
+    schemas = Schemas()
+    run_id = start_run(kafka.bootstrap, kafka.topic_prefix, schemas, workflow_id, {})
+    signal_run(kafka.bootstrap, kafka.topic_prefix, schemas, run_id, workflow_id,
+               "approved_upstream", {"ticket": "T-7"})
+    events = await asyncio.to_thread(follow_run, kafka.bootstrap, kafka.topic_prefix, schemas,
+                                     run_id)
+    types = [e["envelope"]["event_type"] for e in events]
+    assert types and types[-1] == "RunCompleted", types
+    assert "SignalReceived" in types and "SignalDelivered" in types
+    assert events[-1]["output"] == '"T-7"'

@@ -16,9 +16,9 @@ import pytest
 
 from bench.projection_history import BASE_TIME, sample_history
 from bend.contracts.codec import decode, encode
-from bend.core.commands import CancelRun, StartRun
+from bend.core.commands import CancelRun, DecideApproval, SignalRun, StartRun
 from bend.core.events import (
-    AgentLlmCallRecorded, RunCompleted, RunRequested, RunStarted, StepCancelled, StepScheduled,
+    AgentLlmCallRecorded, ApprovalDecided, SignalDelivered, SignalReceived, RunCompleted, RunRequested, RunStarted, StepCancelled, StepScheduled,
     StepSkipped, StepStarted, StepSucceeded, StepTimedOut, TimerFired, TimerSet,
 )
 from projections.db import connect
@@ -63,7 +63,8 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[tuple]]:
 def _odd_runs() -> list[Any]:
     """Runs the sample history lacks: a timed-out attempt, a step cancelled while running, a
     step skipped before it was scheduled, a timer fired before it was set, a cancel request
-    before the run was asked for, events of a run never requested, ties in elapsed time."""
+    before the run was asked for, events of a run never requested, ties in elapsed time, an
+    approval decided and a signal kept, then delivered (with the commands that asked)."""
     out: list[Any] = []
     at = BASE_TIME + timedelta(days=1)
     for n in range(3):
@@ -100,6 +101,19 @@ def _odd_runs() -> list[Any]:
             ev(AgentLlmCallRecorded, step_id="b", call_index=0, model="m", prompt_tokens=3,
                completion_tokens=4, latency_ms=5),
             ev(StepCancelled, step_id="b", reason="run cancelled"),
+            SignalRun(event_id=f"{run}-signal", occurred_at=at, **env, name="go",
+                      payload={"n": n}, sent_by="key:k"),
+            ev(SignalReceived, name="go", payload={"n": n}, sent_by="key:k"),
+            ev(StepScheduled, step_id="ask", node_type="approval", attempt=1,
+               input={"message": "ok?", "approvers": {"roles": ["admin"], "keys": []}}),
+            DecideApproval(event_id=f"{run}-decide", occurred_at=at, **env, step_id="ask",
+                           approved=True, decided_by="key:k", answer={"size": n}),
+            ev(ApprovalDecided, step_id="ask", approved=True, decided_by="key:k",
+               comment="fine", answer={"size": n}),
+            ev(StepSucceeded, step_id="ask", attempt=1, output={"size": n}),
+            ev(StepScheduled, step_id="w", node_type="wait", attempt=1, input={"signal": "go"}),
+            ev(SignalDelivered, step_id="w", name="go", signal_id=f"{run}-17"),
+            ev(StepSucceeded, step_id="w", attempt=1, output={"n": n}),
             ev(RunCompleted, output=None, duration_ms=0),
         ]
     return out
@@ -179,3 +193,20 @@ async def test_elapsed_milliseconds_round_as_postgres_rounds_them(schemas: Any) 
             "SELECT (extract(epoch FROM ($1::timestamptz - $2::timestamptz)) * 1000)::bigint",
             end, start)
         assert elapsed_ms(end, start) == want, micros
+
+
+async def test_approvals_and_signals_project_their_steps_and_keep_their_events(
+        schemas: Any) -> None:
+    records = _interleaved(_odd_runs(), seed=3)
+    for isolate, conn in ((True, await schemas()), (False, await schemas())):
+        result = await apply_batch(conn, records, decode, "x", isolate=isolate)
+        assert result.failed == 0
+        steps = {r["step_id"]: r for r in await conn.fetch(
+            "SELECT step_id, node_type, status, output::text AS output FROM steps "
+            "WHERE run_id = 'odd-1'")}
+        assert (steps["ask"]["node_type"], steps["ask"]["status"]) == ("approval", "succeeded")
+        assert (steps["w"]["node_type"], steps["w"]["status"]) == ("wait", "succeeded")
+        assert steps["w"]["output"] == '{"n": 1}'
+        types = [r["event_type"] for r in await conn.fetch(
+            "SELECT event_type FROM run_events WHERE run_id = 'odd-1' ORDER BY seq")]
+        assert {"SignalReceived", "ApprovalDecided", "SignalDelivered"} <= set(types)

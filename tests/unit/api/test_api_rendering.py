@@ -35,6 +35,15 @@ def _event(kind: str, **payload: object) -> dict:
                               "completion_tokens": 2, "latency_ms": 9,
                               "request": {"messages": ["a prompt"]}}, "info",
      "step s called m (5 + 2 tokens, 9 ms)"),
+    ("ApprovalDecided", {"step_id": "ok", "approved": False, "decided_by": "key:k1",
+                         "comment": "too soon", "answer": None}, "info",
+     "step ok rejected by key:k1: too soon"),
+    ("ApprovalDecided", {"step_id": "ok", "approved": True, "timed_out": True}, "info",
+     "step ok approved by its timeout's default"),
+    ("SignalReceived", {"name": "go", "sent_by": "key:k1", "payload": {"n": 1}}, "info",
+     "signal go received from key:k1"),
+    ("SignalDelivered", {"step_id": "w", "name": "go", "signal_id": "e1"}, "info",
+     "step w took signal go"),
 ])
 def test_each_event_renders_as_one_log_line_with_a_level(kind: str, payload: dict, level: str,
                                                          message: str) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 from bend.core.apply import fold
 from bend.core.commands import (
-    CancelRun, CancelStep, Command, CompleteStep, FailStep, FireTimer, ReportStepStarted,
-    StartRun,
+    CancelRun, CancelStep, Command, CompleteStep, DecideApproval, FailStep, FireTimer,
+    ReportStepStarted, SignalRun, StartRun,
 )
 from bend.core.decide import Accepted, Rejected, decide
 from bend.core.definitions import definition_json, load_definition
@@ -103,6 +103,17 @@ class Run:
         timer_id = self.timer(purpose, step_id)
         self.now = max(self.now, self.state.timers[timer_id].fire_at)
         return self.ok(FireTimer(**self.envelope(), timer_id=timer_id))
+
+    def decide_approval(self, step_id: str, approved: bool = True, answer: Any = None,
+                        by: str = "key:k1", comment: str = "") -> Accepted | Rejected:
+        """DecideApproval for the approval step `step_id` (accepted or not)."""
+        return self.send(DecideApproval(**self.envelope(), step_id=step_id, approved=approved,
+                                        decided_by=by, comment=comment, answer=answer))
+
+    def signal(self, name: str, payload: Any = None) -> Accepted | Rejected:
+        """SignalRun `name` with `payload` (accepted or not)."""
+        return self.send(SignalRun(**self.envelope(), name=name, payload=payload,
+                                   sent_by="key:k1"))
 
     def cancel(self, reason: str = "no longer needed") -> Accepted:
         """CancelRun."""

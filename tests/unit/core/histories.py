@@ -1,4 +1,4 @@
-"""Recorded histories of the example workflow: JSON records of commands, events and final state.
+"""Recorded histories of the example workflows: JSON records of commands, events and final state.
 
 Regenerate the fixtures (only when a change of decide is intended, and say so in the commit):
     .venv/bin/python tests/unit/core/histories.py
@@ -16,6 +16,7 @@ from typing import Any
 ROOT = Path(__file__).parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "histories"
 EXAMPLE = ROOT / "examples" / "research_agent.yaml"
+GATE = ROOT / "examples" / "release_gate.yaml"
 sys.path.insert(0, str(Path(__file__).parent))
 
 from core_harness import Run  # noqa: E402
@@ -106,23 +107,46 @@ def research_agent_timed_out() -> Run:
     return run
 
 
+def release_gate_shipped() -> Run:
+    """The deploy signals early (kept); the release is approved with an answer, then takes it."""
+    run = Run.of(GATE.read_text(), input={"version": "1.4.0"}, run_id="hist-gate")
+    run.start()
+    run.advance_clock(30)
+    run.signal("deployed", {"version": "1.4.0"})
+    run.advance_clock(60)
+    run.decide_approval("approve_release", answer={"canaries": 2}, comment="go")
+    return run
+
+
+def release_gate_unanswered() -> Run:
+    """Nobody decides within the day: the approval's timeout rejects the release."""
+    run = Run.of(GATE.read_text(), input={"version": "2.0.0"}, run_id="hist-gate-timeout")
+    run.start()
+    run.advance_clock(24 * 3600)
+    run.fire("step_timeout", "approve_release")
+    return run
+
+
 SCENARIOS = {"research_completed": research_completed,
              "research_nothing_found": research_nothing_found,
-             "research_agent_timed_out": research_agent_timed_out}
+             "research_agent_timed_out": research_agent_timed_out,
+             "release_gate_shipped": release_gate_shipped,
+             "release_gate_unanswered": release_gate_unanswered}
+WORKFLOWS = {"release_gate_shipped": GATE, "release_gate_unanswered": GATE}
 
 
 def record(name: str) -> dict[str, Any]:
     """The JSON record of one scenario, as the fixture holds it."""
     run = SCENARIOS[name]()
     commands = [to_json(cmd) for cmd in run.sent]
-    return {"description": SCENARIOS[name].__doc__, "workflow": EXAMPLE.name,
+    return {"description": SCENARIOS[name].__doc__, "workflow": WORKFLOWS.get(name, EXAMPLE).name,
             "commands": commands, "events": [to_json(e) for e in run.log],
             "final_state": summary(run.state)}
 
 
 if __name__ == "__main__":
     FIXTURES.mkdir(parents=True, exist_ok=True)
-    for scenario in SCENARIOS:
+    for scenario in sys.argv[1:] or SCENARIOS:  # name the new ones: the others stay as recorded
         path = FIXTURES / f"{scenario}.json"
         path.write_text(json.dumps(record(scenario), indent=1, sort_keys=True) + "\n")
         print(f"wrote {path.relative_to(ROOT)}")

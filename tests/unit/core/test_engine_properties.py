@@ -1,8 +1,8 @@
 """Random workflows under random executor behaviour, driven through decide and apply.
 
-Hypothesis builds small valid workflows (transform, tool, condition, parallel, delay and loop
-steps) and interleaves completions, failures, timeouts, cancellations, redeliveries and stale
-reports. Whatever happens: the log replays to the live state, apply takes every event decide
+Hypothesis builds small valid workflows (transform, tool, condition, parallel, delay, loop,
+approval and wait steps) and interleaves completions, failures, timeouts, approvals and
+rejections, signals (early, late, unwanted), cancellations, redeliveries and stale reports. Whatever happens: the log replays to the live state, apply takes every event decide
 makes, seq grows by one, no step succeeds twice, a redelivered command is rejected, a finished
 run rejects everything, and a run whose executors eventually answer eventually finishes.
 """
@@ -19,15 +19,16 @@ from hypothesis import strategies as st
 
 from bend.core.apply import fold
 from bend.core.commands import (
-    CancelRun, CancelStep, Command, CompleteStep, FailStep, FireTimer, ReportStepStarted,
-    StartRun,
+    CancelRun, CancelStep, Command, CompleteStep, DecideApproval, FailStep, FireTimer,
+    ReportStepStarted, SignalRun, StartRun,
 )
 from bend.core.decide import Accepted, Rejected
 from bend.core.definitions import definition_json, parse_definition
 from bend.core.events import StepSucceeded
 from bend.core.state import StepStatus
 
-SIMPLE = ("transform", "tool", "tool", "delay")
+SIMPLE = ("transform", "tool", "tool", "delay", "approval", "wait")
+SIGNALS = ("go", "more")
 
 
 def _simple_step(draw: Any, sid: str, visible: list[str], in_loop: bool) -> dict[str, Any]:
@@ -50,6 +51,15 @@ def _simple_step(draw: Any, sid: str, visible: list[str], in_loop: bool) -> dict
                          "jitter": 0.2}
         if draw(st.booleans()):
             step["timeout"] = "30s"
+    elif kind in ("approval", "wait"):
+        if kind == "approval":
+            step["on_timeout"] = draw(st.sampled_from(("approve", "reject")))
+        else:
+            step["signal"] = draw(st.sampled_from(SIGNALS))
+        if draw(st.booleans()):
+            step["timeout"] = "20s"
+        if deps and not via_after:
+            step["after"] = deps
     else:
         step["duration"] = "5s"
         if deps and not via_after:
@@ -116,7 +126,10 @@ def _progress_actions(run: Run) -> list[tuple[str, Any]]:
             actions += [("complete", s)] * 3 + [("fail", s)] * 3 + [("fail_permanent", s)]
             if s.status is StepStatus.SCHEDULED:
                 actions += [("started", s)] * 2
+        if s.node_type == "approval" and s.status.attempt_open:
+            actions += [("approve", s)] * 2 + [("reject", s)]
     actions += [("fire", t) for t in run.state.timers.values() for _ in range(2)]
+    actions += [("signal", name) for name in SIGNALS]  # early, on time, or for no step
     return actions
 
 
@@ -133,6 +146,11 @@ def _command(run: Run, action: str, target: Any) -> Command:
     if action == "fire":
         run.now = max(run.now, target.fire_at)
         return FireTimer(**env, timer_id=target.timer_id)
+    if action in ("approve", "reject"):
+        return DecideApproval(**env, step_id=target.step_id, approved=action == "approve",
+                              decided_by="key:k", answer={"ok": True})
+    if action == "signal":
+        return SignalRun(**env, name=target, payload={"name": target})
     if action == "cancel_step":
         return CancelStep(**env, step_id=target.step_id)
     return CancelRun(**env, reason="random")
@@ -189,6 +207,14 @@ def _finish(run: Run) -> None:
         if open_tools:
             run.ok(_command(run, "complete", open_tools[0]))
             continue
+        waiting = [s for s in run.state.steps.values()
+                   if s.node_type in ("approval", "wait") and s.status.attempt_open]
+        if waiting:
+            s = waiting[0]
+            cmd = _command(run, *(("approve", s) if s.node_type == "approval"
+                                  else ("signal", s.input["signal"])))
+            if isinstance(run.send(cmd), Accepted):
+                continue  # else past its timeout: its timer goes next
         timers = sorted(run.state.timers.values(),
                         key=lambda t: (t.purpose == "run_timeout", t.fire_at, t.timer_id))
         assert timers, f"run is stuck: nothing open, no timer, status {run.state.status}"
@@ -227,8 +253,9 @@ def _check_finished_rejects_everything(run: Run) -> None:
         CancelRun(**run.envelope()),
     ]
     for s in run.state.steps.values():
-        for action in ("complete", "fail", "started", "cancel_step"):
+        for action in ("complete", "fail", "started", "cancel_step", "approve", "reject"):
             commands.append(_command(run, action, s))
+    commands += [_command(run, "signal", name) for name in SIGNALS]
     for e in run.log:
         if e.event_type == "TimerSet":
             commands.append(FireTimer(**run.envelope(), timer_id=e.timer_id))

@@ -57,6 +57,16 @@ def test_a_delay_step_waits_on_its_timer_until_the_due_time() -> None:
     assert "nap" in reasons[0].message and not reasons[0].details["overdue"]
 
 
+def test_approval_and_wait_steps_say_who_decides_and_which_signal_they_wait_for() -> None:
+    ok = StepState("ok", StepStatus.SCHEDULED, "approval", attempt=1,
+                   input={"approvers": {"roles": ["admin"], "keys": ["k9"]}})
+    w = StepState("w", StepStatus.SCHEDULED, "wait", attempt=1, input={"signal": "go"})
+    reasons = explain(run(ok, w), facts())
+    assert kinds(reasons) == ["approval", "signal"]
+    assert "admin, key k9" in reasons[0].message
+    assert "bend runs signal r1 go" in reasons[1].message
+
+
 def test_a_failed_step_waits_for_its_retry_back_off_and_says_the_error() -> None:
     step = StepState("fetch", StepStatus.RETRY_WAIT, "tool", attempt=2,
                      error=StepError("FlakyFailure", "boom", True))

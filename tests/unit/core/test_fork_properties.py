@@ -3,7 +3,8 @@
 "Before k" follows `bend.core.fork`: a top-level step is reused when it succeeded in the source
 and does not wait, directly or not, on k; k, every step downstream of it, and the members of a
 re-run container (a loop's body, a condition's arms, a parallel's branches) run again. Executor
-work is counted the way an executor sees it: the CompleteStep commands the run accepted.
+work is counted the way an executor sees it: the CompleteStep commands the run accepted; a
+person's work likewise: an approval before k is reused as decided, never asked again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from test_engine_properties import INPUTS, _finish, workflows
 
 from bend.core.apply import fold
-from bend.core.commands import CompleteStep, StartRun
+from bend.core.commands import CompleteStep, DecideApproval, StartRun
 from bend.core.decide import Accepted
 from bend.core.fork import fork_seed, start_fork
 from bend.core.graph import Plan
@@ -83,6 +84,8 @@ def test_a_fork_at_step_k_executes_only_k_and_what_waits_on_it(defn: dict[str, A
 
     executed = _executed(fork)
     assert all(_top(plan, s) in rerun for s in executed), (k, executed)  # nothing before k
+    asked = [c.step_id for c in fork.sent if isinstance(c, DecideApproval)]
+    assert all(_top(plan, s) in rerun for s in asked), (k, asked)  # approvals reused
     again = [s for s in _executed(source) if _top(plan, s) in rerun]
     # Everything from k on runs again, once: the same count under the same containers.
     racing = any(getattr(n, "type", None) == "parallel" and getattr(n, "join", "all") != "all"

@@ -23,7 +23,7 @@ def test_a_definition_takes_exactly_the_kinds_of_the_table() -> None:
     assert set(typing.get_args(union)) == {k.model for k in NODE_KINDS.values()}
     assert definitions.NODE_TYPES == NODE_TYPES
     assert NODE_TYPES == ("agent", "tool", "http", "transform", "condition", "loop", "parallel",
-                          "delay", "subworkflow")
+                          "delay", "subworkflow", "approval", "wait")
 
 
 def test_who_runs_each_kind_and_what_it_waits_on() -> None:
@@ -35,6 +35,10 @@ def test_who_runs_each_kind_and_what_it_waits_on() -> None:
     assert {k.name: k.members for k in NODE_KINDS.values() if k.members} == {
         "condition": Members.ARMS, "parallel": Members.BRANCHES, "loop": Members.BODY}
     assert NODE_KINDS["delay"].begins is Begin.TIMER and NODE_KINDS["delay"].waits_on is Wait.TIMER
+    assert {k.name: k.waits_on for k in NODE_KINDS.values() if k.begins is Begin.AWAIT} == {
+        "approval": Wait.APPROVAL, "wait": Wait.SIGNAL}
+    assert {k.name for k in NODE_KINDS.values() if k.takes_timeout} == {
+        *RETRIED_NODE_TYPES, "approval", "wait"}
     for name in EXECUTOR_NODE_TYPES:
         assert NODE_KINDS[name].waits_on is Wait.WORKER
         assert NODE_KINDS[name].begins is Begin.SCHEDULE

@@ -1,4 +1,4 @@
-"""Recorded histories of the example workflow replay to the state they were recorded with.
+"""Recorded histories of the example workflows replay to the state they were recorded with.
 
 A failure of the first test means `apply` now gives recorded events another meaning: keep the
 old applier and register a new version beside it instead. A failure of the second means
@@ -51,4 +51,13 @@ def test_deciding_the_recorded_commands_again_makes_the_recorded_events(name: st
 def test_the_recorded_histories_end_completed_completed_and_failed() -> None:
     ends = {name: load(name)["final_state"]["status"] for name in NAMES}
     assert ends == {"research_agent_timed_out": "failed", "research_completed": "completed",
-                    "research_nothing_found": "completed"}
+                    "research_nothing_found": "completed", "release_gate_shipped": "completed",
+                    "release_gate_unanswered": "failed"}
+
+
+def test_the_release_gate_history_records_the_decision_and_the_kept_signal() -> None:
+    types = [e["type"] for e in load("release_gate_shipped")["events"]]
+    assert types.index("SignalReceived") < types.index("ApprovalDecided") \
+        < types.index("SignalDelivered")
+    final = load("release_gate_shipped")["final_state"]
+    assert final["steps"]["report"]["output"] == {"version": "1.4.0", "canaries": 2}

@@ -15,7 +15,7 @@ from bend.core.definitions import definition_json, load_definition
 from bend.core.events import EVENT_TYPES, Event
 from bend.core.frozen import FrozenMap
 from bend.core.graph import compile_definition
-from bend.core.state import RunState, RunStatus, StepState, StepStatus, Timer
+from bend.core.state import KeptSignal, RunState, RunStatus, StepState, StepStatus, Timer
 from bend.core.transitions import (
     RUN_RULES, STEP_EVENT_TYPES, STEP_RULES, IllegalTransition, run_target, step_target,
 )
@@ -51,6 +51,8 @@ def event(name: str, seq: int, step: StepState | None = None, **over: Any) -> Ev
                                  "model": "m"},
         "AgentToolCallRecorded": {"step_id": "s", "attempt": attempt, "call_index": 0,
                                   "tool_call_id": "t", "tool_name": "x"},
+        "ApprovalDecided": {"step_id": "s", "attempt": attempt, "approved": True},
+        "SignalDelivered": {"step_id": "s", "attempt": attempt, "name": "x", "signal_id": "x"},
         "WorkflowRegistered": {"name": "n"},
         "TriggerFired": {"trigger_id": "t", "trigger_type": "cron", "dedupe_key": "k"},
         "TriggerRegistered": {"trigger_id": "t", "trigger_type": "schedule"},
@@ -78,7 +80,7 @@ def run_in(status: RunStatus, step: StepState | None = None) -> RunState:
     steps = FrozenMap({"s": step}) if step is not None else FrozenMap()
     open_ids = frozenset({"s"}) if step is not None and step.status.open else frozenset()
     return RunState(run_id="r", workflow_id="wf", status=status, seq=5, definition=defn,
-                    plan=plan, steps=steps, open_ids=open_ids,
+                    plan=plan, steps=steps, open_ids=open_ids, signals=(KeptSignal("x", "x"),),
                     timers=FrozenMap({"t-pending": Timer("t-pending", "delay", T0)}))
 
 
