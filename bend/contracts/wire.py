@@ -113,7 +113,7 @@ def read_body(data: bytes, start: int, writer: dict[str, Any], reader: dict[str,
     body.seek(start)
     try:
         # A record's datum reads as a dict; fastavro types it as any datum.
-        values = cast(dict[str, Any], schemaless_reader(body, writer, reader))
+        values = cast("dict[str, Any]", schemaless_reader(body, writer, reader))
     except Exception as err:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
         raise CorruptPayload(f"undecodable {shape.info.name} body ({err!r})", len(data)) from err
     left = len(data) - body.tell()
