@@ -6,13 +6,14 @@ import logging
 import sys
 
 import structlog
+from structlog.types import EventDict, WrappedLogger
 
 __all__ = ["configure_logging", "get_logger"]
 
 _REDACT_KEYS = frozenset({"api_key", "authorization", "password", "secret", "token", "prompt"})
 
 
-def _redact(_logger: object, _name: str, event_dict: dict) -> dict:
+def _redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     """Replace the values of secret-bearing keys before anything is rendered."""
     for key in event_dict.keys() & _REDACT_KEYS:
         event_dict[key] = "***"
@@ -54,4 +55,5 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A logger named for its module."""
-    return structlog.get_logger(name)
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -103,7 +103,7 @@ def lag(schema: str | None) -> None:
     click.echo(json.dumps(asyncio.run(_lag(schema)), indent=2))
 
 
-async def _lag(schema: str | None) -> dict:
+async def _lag(schema: str | None) -> dict[str, Any]:
     from bend.kafka.offsets import OffsetReader
     from projections.db import connect, database_url
     from projections.lag import projection_lag

@@ -24,7 +24,8 @@ def payload_of(record: Envelope) -> dict[str, Any]:
     JSON-valued fields already hold JSON values; only typed fields can be datetimes or bytes.
     """
     out = {}
-    for name in _names(type(record)):
+    kind: type = type(record)  # a plain `type`: mypy wrongly finds type[Envelope] unhashable
+    for name in _names(kind):
         value = getattr(record, name)
         if isinstance(value, datetime):
             value = value.isoformat()

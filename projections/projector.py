@@ -263,7 +263,8 @@ class Projector:
         log.info("projector_positioned", partitions=len(partitions), from_start=len(fresh))
 
 
-class _SeekToStored(ConsumerRebalanceListener):
+# aiokafka ships no types: its listener base class is Any to mypy.
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
     """On assignment, seek to the offsets stored with the read models."""
 
     def __init__(self, projector: Projector) -> None:

@@ -127,12 +127,13 @@ class Executor:
                                                  encode(event)))
         return sent
 
-    async def _agent(self, stream: faust.StreamT) -> None:
+    async def _agent(self, stream: faust.StreamT[Any]) -> None:
         # A coroutine, not an async generator: Faust then runs no per-event `_slurp` step
         # (which formats a debug line for every record whatever the log level).
         # Acks are manual: a task's offset is released once its reports are delivered, and
         # the agent takes the next task meanwhile instead of waiting for each delivery.
-        async for event in stream.noack().events():
+        # Agents are given a faust Stream, which has noack; faust's StreamT does not say so.
+        async for event in stream.noack().events():  # type: ignore[attr-defined]
             message = event.message
             self.in_flight += 1
             PROFILE.received(message)
@@ -148,7 +149,7 @@ class Executor:
             ack_when_delivered(deliveries,
                                partial(self._ack_timed, ack, sent) if PROFILE.enabled else ack)
 
-    async def _withdrawals_agent(self, stream: faust.StreamT) -> None:
+    async def _withdrawals_agent(self, stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             self.withdraw(event.message.value)
 
@@ -166,7 +167,7 @@ class Executor:
                  stopped=stopped)
         return stopped
 
-    def _ack(self, event: faust.EventT) -> None:
+    def _ack(self, event: faust.EventT[Any]) -> None:
         """Release a task's offset (called once, when its reports are delivered)."""
         self.in_flight -= 1
         event.ack()

@@ -98,10 +98,12 @@ class HopProfile:
                     fetched_at[(tp.topic, tp.partition, record.offset)] = now
             return records
 
-        # Faust has no hook around a fetch: the profile (off unless asked for) wraps its own.
-        AIOKafkaConsumerThread._fetch_records = timed_fetch  # type: ignore[method-assign]  # noqa: SLF001
+        # Faust has no hook around a fetch: the profile (off unless asked for) wraps its own
+        # (with a pass-through signature, not the private method's).
+        AIOKafkaConsumerThread._fetch_records = timed_fetch  # type: ignore[method-assign,assignment]  # noqa: SLF001
 
-        @app.timer(every_s, name="hop-profile")
+        # faust's App.timer returns a bare Callable (its decorator is untyped).
+        @app.timer(every_s, name="hop-profile")  # type: ignore[untyped-decorator]
         async def _report() -> None:
             self.report(role)
 

@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timezone
 from functools import partial
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 import structlog
@@ -26,7 +26,9 @@ from bend.contracts.codec import decode, encode
 from bend.core.commands import Command, SignalRun, StartRun
 from bend.core.decide import Accepted, Rejected, decide
 from bend.core.errors import BendError
-from bend.core.events import Event, StepCancelled, StepScheduled, TimerSet
+from bend.core.events import (
+    Event, StepCancelled, StepFailed, StepScheduled, StepSucceeded, StepTimedOut, TimerSet,
+)
 from bend.core.ids import timer_id
 from bend.core.transitions import RUN_ENDINGS, STEP_ENDINGS
 from bend.ops.interceptors import Interceptor, default_interceptors, handled_by, wrap
@@ -49,6 +51,8 @@ from streams.background import spawn
 __all__ = ["Orchestrator", "SignalRefused", "UnknownWorkflowId"]
 
 log = structlog.get_logger(__name__)
+
+_StepEnding = StepSucceeded | StepFailed | StepTimedOut | StepCancelled  # STEP_ENDINGS' events
 
 
 class SignalRefused(BendError):
@@ -117,15 +121,17 @@ class Orchestrator:
         self.app.task(self._timer_task)
         self.app.task(self._catalog_task)
         self.app.task(self.snapshots.run)
-        self.app.on_partitions_assigned.connect(self._on_assigned)
-        self.app.on_partitions_revoked.connect(self._on_revoked)
+        # mode types a handler as taking any positional arguments; this signal sends one.
+        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
-    async def _agent(self, stream: faust.StreamT) -> None:
+    async def _agent(self, stream: faust.StreamT[Any]) -> None:
         # A coroutine, not an async generator: Faust then runs no per-event `_slurp` step
         # (which formats a debug line for every record whatever the log level).
         # Acks are manual: a command's offset may be committed only once its events are in
         # the log, which group commit reports after the agent has moved on to later commands.
-        async for event in stream.noack().events():
+        # Agents are given a faust Stream, which has noack; faust's StreamT does not say so.
+        async for event in stream.noack().events():  # type: ignore[attr-defined]
             message = event.message
             self.in_flight += 1
             PROFILE.received(message)
@@ -139,7 +145,7 @@ class Orchestrator:
                 raise
             PROFILE.since("handled", started)
 
-    def _ack(self, event: faust.EventT) -> None:
+    def _ack(self, event: faust.EventT[Any]) -> None:
         """Release a command's offset (called once, when what it owes is delivered)."""
         self.in_flight -= 1
         event.ack()
@@ -178,6 +184,7 @@ class Orchestrator:
                 await self._dead_letter(partition, offset, key, raw,
                                         UnknownWorkflowId(cmd.workflow_id), headers, ack)
                 return
+        assert cmd.run_id  # checked above (complete() keeps it)
         runs = await self.cache.partition(partition)
         with bound_contextvars(run_id=cmd.run_id, event_id=cmd.event_id), \
                 command_span(cmd, headers):
@@ -281,7 +288,8 @@ class Orchestrator:
         for ev in decision.events:
             if ev.event_type in RUN_ENDINGS:
                 self.timers.disarm(run_id, whole_run=True)
-            elif ev.event_type in STEP_ENDINGS and ev.step_id:
+            elif ev.event_type in STEP_ENDINGS and cast("_StepEnding", ev).step_id:
+                ev = cast("_StepEnding", ev)
                 attempt = getattr(ev, "attempt", None)
                 if attempt is None or isinstance(ev, StepCancelled):  # whichever was out
                     self.timers.disarm(run_id, prefix=f"{run_id}:step_timeout:{ev.step_id}:")
@@ -351,6 +359,7 @@ class Orchestrator:
         runs = await self.cache.partition(partition)
         if self.cache.owned().get(partition) is not runs:
             return  # revoked while it was rebuilt: its timers and tasks are the new owner's
+        ev: TimerSet | StepScheduled
         for ev in runs.timers.values():
             self._arm(ev, partition)
         open_tasks = dict(runs.tasks)  # those scheduled from now on are sent by `_emit`

@@ -10,12 +10,15 @@ delivery future, so a caller can hold a source record's offset until what it owe
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import faust
 import structlog
 
 from streams.background import spawn
+
+if TYPE_CHECKING:
+    from faust.transport.drivers import aiokafka as faust_aiokafka
 
 __all__ = ["Delivery", "Producer", "RecordSender"]
 
@@ -50,7 +53,9 @@ class Producer:
                    headers: list[tuple[str, bytes]] | None = None) -> Delivery[Any]:
         """Queue one record (and its trace headers); its delivery is checked when the broker
         answers."""
-        future = await self.app.producer.send(topic, key, value, partition, None, headers)
+        # faust types it as an Awaitable; its aiokafka producer returns the delivery future.
+        future = cast("Delivery[Any]", await self.app.producer.send(topic, key, value, partition,
+                                                                   None, headers))
         future.add_done_callback(self._check)
         return future
 
@@ -62,7 +67,8 @@ class Producer:
         (its command is then decided again, all or nothing). Only a group larger than the
         producer's batch size is split, and that is logged.
         """
-        producer = self.app.producer._ensure_producer()  # noqa: SLF001 - aiokafka's batch API
+        app_producer = cast("faust_aiokafka.Producer", self.app.producer)  # the app's transport
+        producer = app_producer._ensure_producer()  # noqa: SLF001 - aiokafka's batch API
         futures = []
         batch = producer.create_batch()
         for key, value in records:

@@ -22,7 +22,8 @@ __all__ = ["home_partition", "misrouted"]
 @lru_cache(maxsize=1 << 16)
 def home_partition(key: bytes, partitions: int) -> int:
     """The partition of `key` among `partitions`: murmur2, positive, modulo the count."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def misrouted(key: bytes | None, partition: int, partitions: int) -> int | None:

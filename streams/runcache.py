@@ -156,6 +156,18 @@ class RunStates(Protocol):
         """Forget revoked partitions."""
         ...
 
+    def known(self, partition: int) -> bool:
+        """Whether the partition is rebuilt or being rebuilt."""
+        ...
+
+    async def hold(self, partitions: set[int]) -> None:
+        """Revoked: keep the partitions' runs until the new assignment says whose they are."""
+        ...
+
+    async def resume(self, assigned: set[int]) -> tuple[set[int], set[int]]:
+        """The new assignment: (kept, dropped) of the held partitions."""
+        ...
+
 
 class RunCache:
     """Per-partition run states, each rebuilt once (snapshot, then log tail) before it is used.

@@ -98,7 +98,8 @@ def _run_role(role: str, settings: Settings) -> None:
 
     configure_tracing(settings, role)  # traces to BEND_TRACING__OTLP_ENDPOINT when it is set
 
-    @app.timer(1.0)
+    # faust's App.timer returns a bare Callable (its decorator is untyped).
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def _exit_when_crashed() -> None:
         # A crashed Faust service keeps its partitions while it processes nothing; leave, so
         # the group moves them and the supervisor (Kubernetes, `Workers`) starts a new one.
@@ -121,7 +122,8 @@ def watch_stalls(app: Any, settings: Settings, topic: str, busy: Callable[[], in
     watch = StallWatch(app, app.conf.id, topic, busy, settings.kafka,
                        settings.workers.partition_stall_after_s)
 
-    @app.timer(settings.workers.stall_check_s, name="stall-watch")
+    # faust's App.timer returns a bare Callable (its decorator is untyped).
+    @app.timer(settings.workers.stall_check_s, name="stall-watch")  # type: ignore[untyped-decorator]
     async def _check_stalls() -> None:
         try:
             await watch.check()

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from bend.archive.format import ArchivedRecord
+from bend.archive.format import ArchivedRecord, LogRecord
 from bend.archive.store import ArchiveStore
 from bend.contracts.codec import codec_for
 from bend.contracts.topics import topic_name
@@ -90,7 +90,7 @@ class Archiver:
             return set()
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
-    def _take(self, tp: TopicPartition, records: list[object]) -> None:
+    def _take(self, tp: TopicPartition, records: list[LogRecord]) -> None:
         expected = self._expected.get(tp)
         if expected is None:
             return  # not positioned (revoked meanwhile): its next owner reads it
@@ -111,7 +111,7 @@ class Archiver:
             expected = offset + 1
         self._expected[tp] = expected
 
-    def _archived(self, tp: TopicPartition, record: object) -> ArchivedRecord:
+    def _archived(self, tp: TopicPartition, record: LogRecord) -> ArchivedRecord:
         value: bytes = record.value or b""
         key: bytes | None = record.key
         timestamp: int | None = record.timestamp
@@ -176,7 +176,8 @@ class Archiver:
             self._consumer.seek(tp, start)
 
 
-class _ResumeAfterSegments(ConsumerRebalanceListener):
+# aiokafka ships no types: its listener base class is Any to mypy.
+class _ResumeAfterSegments(ConsumerRebalanceListener):  # type: ignore[misc]
     """Write what is buffered before giving partitions up; resume after the segments."""
 
     def __init__(self, archiver: Archiver) -> None:

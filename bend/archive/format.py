@@ -12,11 +12,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fastavro import parse_schema, reader, writer
 
-__all__ = ["ARCHIVE_SCHEMA", "ArchivedRecord", "read_rows", "write_rows"]
+__all__ = ["ARCHIVE_SCHEMA", "ArchivedRecord", "LogRecord", "read_rows", "write_rows"]
 
 ARCHIVE_SCHEMA = parse_schema({
     "type": "record", "name": "ArchivedEvent", "namespace": "bend.replay",
@@ -36,6 +36,19 @@ ARCHIVE_SCHEMA = parse_schema({
     ],
 })
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class LogRecord(Protocol):
+    """What readers take of a record, consumed (aiokafka's ConsumerRecord) or archived."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...  # None: a tombstone (a consumed record only)
+    @property
+    def timestamp(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from bend.archive.format import LogRecord
 from bend.archive.store import ArchiveStore
 from bend.kafka.fromstart import read_to_end
 from bend.settings import Settings
@@ -44,7 +45,7 @@ def gap_of(topic: str, partition: int, archived_to: int | None, log_begins: int)
 
 async def read_history(settings: Settings, topic: str, partitions: Iterable[int] | None = None,
                        *, fetch_bytes: int = 1024 * 1024,
-                       gaps: list[Gap] | None = None) -> AsyncIterator[tuple[int, object]]:
+                       gaps: list[Gap] | None = None) -> AsyncIterator[tuple[int, LogRecord]]:
     """(partition, record) of `topic`'s archived records, then of its log from where the
     archive ends, up to the log's end now. Records carry `offset`, `key`, `value`. Gaps found
     are logged and, if `gaps` is given, appended to it."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 
@@ -70,7 +72,7 @@ class Registry:
         return [versions[v] for name in sorted(self._by_name)
                 for versions in [self._by_name[name]] for v in sorted(versions, key=_version_key)]
 
-    def search(self, text: str = "", tags: Iterable[str] = ()) -> list[Component]:
+    def search(self, text: str = "", tags: Iterable[str] = ()) -> builtins.list[Component]:
         """Components whose name or description holds every word of `text` and that carry `tags`."""
         words = text.lower().split()
         wanted = {t.lower() for t in tags}

@@ -19,6 +19,7 @@ __all__ = ["Shape", "build", "dumps_json", "write"]
 
 _Check = Callable[[Any], str | None]  # None when the value fits, else what is wrong
 _Plan = tuple[str, frozenset[type] | None, _Check | None, _Check | None]
+_TypedPlan = tuple[str, frozenset[type], _Check | None, _Check | None]  # a field not JSON
 
 
 # One encoder, built once: json.dumps with options builds a new encoder on every call.
@@ -37,7 +38,7 @@ class Shape:
     cls: type
     info: SchemaInfo
     # (field, the Python types that fit, a check of the value beyond its type, the full check)
-    envelope: tuple[_Plan, ...]
+    envelope: tuple[_TypedPlan, ...]
     payload: tuple[_Plan, ...]  # a JSON field's types are None
 
     @classmethod
@@ -65,6 +66,7 @@ class Shape:
 def write(out: IO[bytes], shape: Shape, record: Any) -> None:
     """Write `record`'s schemaless Avro body to `out`; SchemaViolation names a misfit field."""
     env: dict[str, Any] = {"event_type": shape.info.name}
+    fits: frozenset[type] | None  # the payload's JSON fields have none
     for field, fits, strict, check in shape.envelope:
         value = getattr(record, field)
         if type(value) not in fits or (strict is not None and strict(value) is not None):
@@ -120,7 +122,7 @@ def _violation(shape: Shape, values: dict[str, Any], err: Exception) -> SchemaVi
     return SchemaViolation(shape.info.name, "?", str(err))
 
 
-def _plan(field: str, avro_type: Any) -> _Plan:
+def _plan(field: str, avro_type: Any) -> _TypedPlan:
     """The checks of one field: its fitting types (fast), then what the type cannot say."""
     fits = _fits(avro_type)
     if fits is None:
@@ -134,7 +136,9 @@ def _plan(field: str, avro_type: Any) -> _Plan:
 def _fits(avro_type: Any) -> frozenset[type] | None:
     if isinstance(avro_type, list):
         parts = [_fits(b) for b in avro_type]
-        return None if any(p is None for p in parts) else frozenset().union(*parts)
+        if any(p is None for p in parts):
+            return None
+        return frozenset[type]().union(*(p for p in parts if p is not None))
     return _TYPES.get(_describe(avro_type))
 
 

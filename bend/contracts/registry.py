@@ -100,6 +100,7 @@ class RegistryCodec:
                 raise RegistryUnavailable(self.url, str(err)) from err
             except Exception as err:  # connection refused, timeout, bad TLS, ...
                 raise RegistryUnavailable(self.url, repr(err)) from err
+            assert found.schema_str is not None  # a registered schema has its text
             writer_json: dict[str, Any] = json.loads(found.schema_str)
             name = str(writer_json.get("name", "")).rpartition(".")[2]
             shape = self._codec.shape_named(name)  # UnknownEventType for foreign records

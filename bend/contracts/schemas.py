@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
@@ -72,7 +72,8 @@ def current_schemas() -> Mapping[str, SchemaInfo]:
 
 def parse(expanded: dict[str, Any]) -> dict[str, Any]:
     """fastavro's parsed form of a self-contained schema."""
-    return parse_schema(expanded, named_schemas={})
+    # A record schema parses to a dict; fastavro types the result as any schema's form.
+    return cast(dict[str, Any], parse_schema(expanded, named_schemas={}))
 
 
 def fingerprint_of(expanded: dict[str, Any]) -> int:
@@ -139,7 +140,7 @@ def _info(stem: str, expanded: dict[str, Any]) -> SchemaInfo:
 
 
 def _fullname(schema: dict[str, Any], namespace: str = "") -> str:
-    name = schema["name"]
+    name: str = schema["name"]
     if "." in name:
         return name
     ns = schema.get("namespace", namespace)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 
 from fastavro import schemaless_reader, schemaless_writer
 
@@ -132,7 +132,8 @@ def decode_snapshot(data: bytes) -> RunSnapshot | FinishedRuns | SnapshotRound:
     body = BytesIO(data)
     body.seek(_HEADER)
     try:
-        values = schemaless_reader(body, info.parsed, None)
+        # A record's datum reads as a dict; fastavro types it as any datum.
+        values = cast(dict[str, Any], schemaless_reader(body, info.parsed, None))
     except Exception as err:  # fastavro raises EOFError, ValueError, ...
         raise CorruptPayload(f"undecodable {info.name} body ({err!r})", len(data)) from err
     if info.name == "RunSnapshot":

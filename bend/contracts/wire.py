@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 
 from fastavro import schemaless_reader
 
@@ -112,14 +112,16 @@ def read_body(data: bytes, start: int, writer: dict[str, Any], reader: dict[str,
     body = BytesIO(data)
     body.seek(start)
     try:
-        values = schemaless_reader(body, writer, reader)
+        # A record's datum reads as a dict; fastavro types it as any datum.
+        values = cast("dict[str, Any]", schemaless_reader(body, writer, reader))
     except Exception as err:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
         raise CorruptPayload(f"undecodable {shape.info.name} body ({err!r})", len(data)) from err
     left = len(data) - body.tell()
     if left:
         raise CorruptPayload(f"{left} trailing byte(s) after the {shape.info.name} body",
                              len(data))
-    return _datum.build(shape, values, len(data))
+    record: Event | Command = _datum.build(shape, values, len(data))
+    return record
 
 
 def _bad_header(data: bytes) -> str:

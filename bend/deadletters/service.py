@@ -17,7 +17,7 @@ import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -36,7 +36,7 @@ __all__ = [
     "redrive_dead_letters",
 ]
 
-Db = asyncpg.Pool | asyncpg.Connection
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 
 class UnknownDeadLetter(BendError):

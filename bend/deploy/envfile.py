@@ -10,7 +10,7 @@ from typing import Any
 from dotenv import dotenv_values
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_settings import PydanticBaseSettingsSource
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bend.deploy.errors import UnknownSetting
 from bend.settings import Settings
@@ -61,9 +61,11 @@ class _Only(Settings):
     """Settings from the given values alone: the process environment must not leak in."""
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[Any],
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
                                    init_settings: PydanticBaseSettingsSource,
-                                   **_others: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 

@@ -41,8 +41,8 @@ def kafka_topics(settings: Settings, cluster: str) -> list[dict[str, Any]]:
 
 def render_topics(settings: Settings, cluster: str, overlay: str) -> str:
     """The KafkaTopic resources as one multi-document YAML file."""
-    docs = yaml.safe_dump_all(kafka_topics(settings, cluster), sort_keys=False,
-                              explicit_start=True)
+    docs: str = yaml.safe_dump_all(kafka_topics(settings, cluster), sort_keys=False,
+                                   explicit_start=True)
     return _HEADER.format(overlay=overlay) + docs
 
 
@@ -50,8 +50,9 @@ def _cluster(overlay: Path) -> str:
     kafka_file = overlay / "kafka.yaml"
     if not kafka_file.exists():
         raise DeployError(f"{kafka_file} is missing: an overlay defines its Strimzi Kafka there")
-    names = [doc["metadata"]["name"] for doc in yaml.safe_load_all(kafka_file.read_text())
-             if doc and doc.get("kind") == "Kafka"]
+    names: list[str] = [doc["metadata"]["name"]
+                        for doc in yaml.safe_load_all(kafka_file.read_text())
+                        if doc and doc.get("kind") == "Kafka"]
     if len(names) != 1:
         raise DeployError(f"{kafka_file} defines {len(names)} Kafka clusters; it needs one")
     return names[0]

@@ -44,7 +44,8 @@ def _strict(node: Any) -> Any:
 
 @cache
 def _kafka_trigger_schema(schemas: Path) -> dict[str, Any]:
-    return json.loads((schemas / "keda-kafka-trigger.json").read_text())
+    schema: dict[str, Any] = json.loads((schemas / "keda-kafka-trigger.json").read_text())
+    return schema
 
 
 class Validator:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bend.devstack import process
 from bend.devstack.errors import (
@@ -23,6 +24,9 @@ from bend.devstack.errors import (
 from bend.devstack.service import ServiceStatus
 from bend.kafka import clients
 from bend.settings import PROJECT_ROOT, KafkaSettings, Settings
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
 
 __all__ = [
     "KafkaPaths",
@@ -260,7 +264,7 @@ def launch(settings: Settings, env: Mapping[str, str]) -> int:
     return pid
 
 
-def admin_client(address: str, security: KafkaSettings | None = None):
+def admin_client(address: str, security: KafkaSettings | None = None) -> AdminClient:
     """An AdminClient that stays quiet and retries fast while the broker is coming up;
     `security` gives its TLS and SASL settings (their bootstrap is replaced by `address`)."""
     kafka = (security or KafkaSettings()).model_copy(update={"bootstrap": address})

@@ -12,7 +12,7 @@ import structlog
 from bend.contracts.topics import topic_name
 from bend.core.apply import fold
 from bend.core.errors import BendError
-from bend.core.explain import LiveFacts, explain
+from bend.core.explain import ExecutorLoad, LiveFacts, explain
 from bend.core.state import RunState
 from bend.explain import observe
 from bend.explain.model import Explanation, ReasonView
@@ -76,14 +76,18 @@ async def _open_run_facts(settings: Settings, state: RunState, facts: LiveFacts,
         child = step.input.get("child_run_id") if isinstance(step.input, dict) else None
         if step.node_type == "subworkflow" and child:
             found = await run_events_of(settings, child, partition_of(child, partitions))
-            children[child] = fold([r.event for r in found]).status.value if found \
-                else "not started"  # type: ignore[union-attr]
+            if found:
+                folded = fold([r.event for r in found])
+                assert folded is not None  # events fold to a state (None only from none)
+                children[child] = folded.status.value
+            else:
+                children[child] = "not started"
     loads = await _loads(settings, pool, partition, partitions, notes)
     return replace(facts, executor=executor, circuits=circuits, children=children, loads=loads)
 
 
 async def _loads(settings: Settings, pool: asyncpg.Pool | None, partition: int,
-                 partitions: int, notes: list[str]) -> tuple:
+                 partitions: int, notes: list[str]) -> tuple[ExecutorLoad, ...]:
     limit = settings.workers.executor_concurrency
     own = pool is None
     try:
@@ -95,6 +99,7 @@ async def _loads(settings: Settings, pool: asyncpg.Pool | None, partition: int,
             return await observe.executor_loads(pool, partition, partitions, limit)
         finally:
             if own:
+                assert pool is not None  # made above
                 await pool.close()
     except (BendError, OSError, asyncpg.PostgresError, TimeoutError) as exc:
         notes.append(f"executor concurrency not checked: the read model is unreachable ({exc})")

@@ -36,7 +36,8 @@ _TIMEOUT_S = 10.0
 
 def partition_of(run_id: str, partitions: int) -> int:
     """The partition a run's key lands on: murmur2 like aiokafka, Faust and the Java client."""
-    return (murmur2(run_id.encode()) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(run_id.encode())
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def _admin(settings: Settings) -> AdminClient:
@@ -74,11 +75,13 @@ def group_facts(settings: Settings, role: str, group: str, topic: str,
                     if any(a.topic == topic and a.partition == partition
                            for a in (m.assignment.topic_partitions if m.assignment else ())))
     committed = _committed(settings, group, topic, partition)
-    specs = {TopicPartition(topic, partition): OffsetSpec.latest()}
+    # confluent_kafka leaves OffsetSpec's constructors unannotated.
+    specs = {TopicPartition(topic, partition): OffsetSpec.latest()}  # type: ignore[no-untyped-call]
     end = _wait(next(iter(admin.list_offsets(specs).values())), settings,
                 f"end offset of {topic}").offset
     if committed < 0:  # nothing committed yet: the group reads from the log's start
-        specs = {TopicPartition(topic, partition): OffsetSpec.earliest()}
+        specs = {TopicPartition(topic, partition):
+                 OffsetSpec.earliest()}  # type: ignore[no-untyped-call]
         committed = _wait(next(iter(admin.list_offsets(specs).values())), settings,
                           f"start offset of {topic}").offset
     state = getattr(desc.state, "name", str(desc.state)).lower()

@@ -11,7 +11,7 @@ import asyncio
 import ssl
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -21,6 +21,11 @@ from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismEr
 
 from bend.kafka.errors import KafkaRefused, KafkaUnavailable
 from bend.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
+    from faust.auth import Credentials
 
 __all__ = [
     "admin", "aiokafka_auth", "client", "refusal", "refuse_early", "unavailable", "confluent_admin",
@@ -99,21 +104,23 @@ def confluent_config(kafka: KafkaSettings, options: Mapping[str, Any] | None = N
     return {**config, **(options or {})}
 
 
-def confluent_admin(kafka: KafkaSettings, options: Mapping[str, Any] | None = None):
+def confluent_admin(kafka: KafkaSettings,
+                    options: Mapping[str, Any] | None = None) -> AdminClient:
     """A confluent-kafka AdminClient."""
     from confluent_kafka.admin import AdminClient
 
     return AdminClient(confluent_config(kafka, options))
 
 
-def confluent_producer(kafka: KafkaSettings, options: Mapping[str, Any] | None = None):
+def confluent_producer(kafka: KafkaSettings,
+                       options: Mapping[str, Any] | None = None) -> Producer:
     """A confluent-kafka Producer (transactions: the recovery benchmark)."""
     from confluent_kafka import Producer
 
     return Producer(confluent_config(kafka, options))
 
 
-def faust_credentials(kafka: KafkaSettings):
+def faust_credentials(kafka: KafkaSettings) -> Credentials | None:
     """Faust's `broker_credentials`: None for PLAINTEXT; SSL or SASL (with TLS for SASL_SSL)."""
     from faust.auth import SASLCredentials, SSLCredentials
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from bend.core.errors import BendError
@@ -47,7 +48,7 @@ class Readiness:
         """Whether every check passed."""
         return all(c.ok for c in self.checks.values())
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, Any]:
         """The JSON body of `/readyz`."""
         return {"ready": self.ready, "checks": {k: asdict(v) for k, v in self.checks.items()}}
 

@@ -12,6 +12,7 @@ import inspect
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import cast
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -21,13 +22,15 @@ from bend import __version__
 from bend.core.circuit import CircuitState
 from bend.core.commands import Command, RecordLlmCall
 from bend.core.events import (
-    Event, RunStarted, StepCancelled, StepRetryScheduled, StepScheduled, StepStarted,
-    StepTimedOut,
+    Event, RunStarted, StepCancelled, StepFailed, StepRetryScheduled, StepScheduled, StepStarted,
+    StepSucceeded, StepTimedOut,
 )
 from bend.core.state import RunState
 from bend.core.timing import attempt_timing
 from bend.core.transitions import RUN_ENDINGS, STEP_ENDINGS
 from bend.settings import LlmPrice
+
+_Ended = StepSucceeded | StepFailed | StepTimedOut  # STEP_ENDINGS but StepCancelled
 
 __all__ = [
     "ARCHIVE_LAG", "CIRCUIT_STATE_VALUES", "COMMANDS", "CONSUMER_ASSIGNED", "CONSUMER_LAG",
@@ -41,7 +44,8 @@ __all__ = [
     "set_archive_lag", "set_projection_lag", "watch_archiver", "watch_circuits",
 ]
 
-disable_created_metrics()  # no `_created` twin of every counter: noise for dashboards
+# prometheus_client leaves disable_created_metrics unannotated.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twin of every counter
 
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                      120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -151,6 +155,7 @@ def observe_decision(before: RunState | None, after: RunState,
                 STEP_OVERHEAD.labels(node_type).observe(overhead)
             started[ev.step_id] = ev.occurred_at
         elif ev.event_type in STEP_ENDINGS and not isinstance(ev, StepCancelled):
+            ev = cast("_Ended", ev)  # the step endings but a cancel
             node_type, at, began = prior(ev.step_id)
             # How long it ran, as the API and the UI say (bend.core.timing).
             run_ms = attempt_timing(at, began, ev.occurred_at,
@@ -206,8 +211,8 @@ _lag_series: dict[str, set[tuple[str, str]]] = {}
 def set_consumer_lag(group: str, lags: Mapping[tuple[str, int], int]) -> None:
     """Publish `group`'s lag for each assigned (topic, partition); drop partitions it lost."""
     now = {(topic, str(partition)) for topic, partition in lags}
-    for topic, partition in _lag_series.get(group, set()) - now:
-        CONSUMER_LAG.remove(group, topic, partition)
+    for topic, label in _lag_series.get(group, set()) - now:
+        CONSUMER_LAG.remove(group, topic, label)
     for (topic, partition), lag in lags.items():
         CONSUMER_LAG.labels(group, topic, str(partition)).set(lag)
     CONSUMER_ASSIGNED.labels(group).set(len(lags))
@@ -231,10 +236,10 @@ def set_projection_lag(lags: Mapping[tuple[str, int], int],
     owns; drop partitions it lost."""
     global _projection_series
     now = {(topic, str(partition)) for topic, partition in lags}
-    for topic, partition in _projection_series - now:
-        PROJECTION_LAG.remove(topic, partition)
+    for topic, label in _projection_series - now:
+        PROJECTION_LAG.remove(topic, label)
         with contextlib.suppress(KeyError):
-            PROJECTION_LAG_SECONDS.remove(topic, partition)
+            PROJECTION_LAG_SECONDS.remove(topic, label)
     for (topic, partition), lag in lags.items():
         PROJECTION_LAG.labels(topic, str(partition)).set(lag)
         wait = (seconds or {}).get((topic, partition))

@@ -52,7 +52,8 @@ class OpsServer:
         self.role = role
         self.checks: dict[str, Check] = dict(checks or {})
         self.heartbeat = heartbeat
-        self._metrics = make_wsgi_app(registry)
+        self._metrics: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] = (
+            make_wsgi_app(registry))
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -86,25 +87,25 @@ class OpsServer:
             self._server.server_close()
             self._server = None
 
-    def liveness(self) -> tuple[bool, dict]:
+    def liveness(self) -> tuple[bool, dict[str, Any]]:
         """Whether the process's loop still beats, and the body saying so."""
         if self.heartbeat is None:
             return True, {"live": True}
         since = round(self.heartbeat.since_s(), 3)
         live = self.heartbeat.live()
-        body: dict = {"live": live, "since_last_beat_s": since}
+        body: dict[str, Any] = {"live": live, "since_last_beat_s": since}
         if not live:
             body["detail"] = (f"the event loop has not run for {since:g} s (more than "
                               f"{self.heartbeat.stall_after_s:g} s): it is blocked or stuck")
         return live, body
 
-    def readiness(self) -> tuple[bool, dict]:
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Run the checks (side by side, each within the settings' timeout) in a loop of this
         thread's own."""
         report = asyncio.run(run_checks(self.checks, self.settings.check_timeout_s))
         return report.ready, report.body() | {"role": self.role}
 
-    def _app(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+    def _app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == METRICS_PATH:
             return self._metrics(environ, start_response)
@@ -120,7 +121,7 @@ class OpsServer:
         return _json(start_response, 200 if ok else 503, body)
 
 
-def _json(start_response: StartResponse, status: int, body: dict) -> list[bytes]:
+def _json(start_response: StartResponse, status: int, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode()
     reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed",
               503: "Service Unavailable"}[status]

@@ -42,7 +42,7 @@ async def read_log(settings: Settings, *, run_ids: Iterable[str] | None = None,
                                                 fetch_bytes=8 * 1024 * 1024):
         kept = _keep(record, decode, wanted, since, until)
         if kept is not None:
-            out.append(Recorded(topic, partition, record.offset, record.value, kept))
+            out.append(Recorded(topic, partition, record.offset, record.value or b"", kept))
     return out
 
 
@@ -52,7 +52,7 @@ def _keep(record: object, decode: Callable[[bytes], object], wanted: set[str] | 
     if wanted is not None and key is not None and key.decode(errors="replace") not in wanted:
         return None  # skip decoding other runs' records: the key is the run id
     try:
-        event = decode(record.value)
+        event = decode(getattr(record, "value", None) or b"")  # a tombstone decodes as none
     except BendError:
         return None  # undecodable records are the dead-letter tooling's business
     if not isinstance(event, Event) or not event.run_id:

@@ -67,7 +67,7 @@ async def build_security(
 
 def get_security(request: Request) -> Security:
     """The app's Security bundle (set `app.state.security` in the lifespan)."""
-    security = getattr(request.app.state, "security", None)
+    security: Security | None = getattr(request.app.state, "security", None)
     if security is None:
         raise RuntimeError(
             "app.state.security is not set; assign `await build_security(pool, settings)` "

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from bend.core.events import StepScheduled
 from bend.tracing.ids import run_trace_id, step_context
@@ -43,9 +44,10 @@ def _task_span(tracing: Tracing, task: StepScheduled, headers: KafkaHeaders | No
     if not remote.is_valid or remote.trace_id != run_trace_id(task.run_id or ""):
         parent = trace.set_span_in_context(trace.NonRecordingSpan(step_context(
             task.run_id or "", task.step_id, task.attempt, tracing.ratio)))
-    attributes = {"bend.run_id": task.run_id or "", "bend.workflow_id": task.workflow_id,
-                  "bend.step_id": task.step_id, "bend.attempt": task.attempt,
-                  "bend.node_type": task.node_type, "bend.event_id": task.event_id}
+    attributes: dict[str, AttributeValue] = {
+        "bend.run_id": task.run_id or "", "bend.workflow_id": task.workflow_id,
+        "bend.step_id": task.step_id, "bend.attempt": task.attempt,
+        "bend.node_type": task.node_type, "bend.event_id": task.event_id}
     with tracing.tracer.start_as_current_span(f"execute {task.node_type}", context=parent,
                                               kind=SpanKind.CONSUMER,
                                               attributes=attributes) as span:

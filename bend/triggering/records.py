@@ -21,8 +21,8 @@ __all__ = [
 
 _RUNS = uuid.UUID("0b5e7c1a-3f7d-4b8e-a1c2-9d4e5f6a7b8c")  # namespace of idempotent run ids
 
-STATUS_EVENTS = {"active": WorkflowActivated, "paused": WorkflowPaused,
-                 "deleted": WorkflowDeleted}
+STATUS_EVENTS: dict[str, type[WorkflowActivated | WorkflowPaused | WorkflowDeleted]] = {
+    "active": WorkflowActivated, "paused": WorkflowPaused, "deleted": WorkflowDeleted}
 
 
 def new_id() -> str:

@@ -73,6 +73,8 @@ def attempts_of(events: Iterable[Mapping[str, Any]]) -> list[Attempt]:
     found: list[Attempt] = []
     latest: dict[str, Attempt] = {}
     timers: dict[str, Timer] = {}
+    current: Attempt | None
+    timer: Timer | None
     for row in events:
         kind, step_id, at = row["event_type"], row.get("step_id"), row["occurred_at"]
         body: Mapping[str, Any] = row.get("payload") or {}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 __all__ = ["get_version", "list_components", "version_key", "versions"]
 
-Db = asyncpg.Pool | asyncpg.Connection
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 _COLUMNS = """name, version, description, tags, input_schema, output_schema, project,
               registered_by, registered_at"""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -18,7 +18,7 @@ __all__ = [
     "list_rows", "rows_matching", "rows_named",
 ]
 
-Db = asyncpg.Pool | asyncpg.Connection
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 MAX_REDRIVE = 1000
 # Topics whose record key is the run id (bend.contracts.topics.key_for): their dead letters
 # belong to that run, and so to its project. Timers are keyed `<run_id>:<purpose>...`.
@@ -111,9 +111,10 @@ async def list_rows(db: Db, filter: DeadLetterFilter | None = None, *, limit: in
         args += [before[0], before[1]]
         where += f" AND (d.occurred_at, d.event_id) < (${len(args) - 1}, ${len(args)})"
     source, where, args = _scoped(scope, where, args)
-    return await db.fetch(f"SELECT {_SUMMARY} FROM {source} WHERE {where} "
-                          f"ORDER BY d.occurred_at DESC, d.event_id DESC LIMIT {int(limit) + 1}",
-                          *args)
+    rows: list[Any] = await db.fetch(f"SELECT {_SUMMARY} FROM {source} WHERE {where} "
+                                     f"ORDER BY d.occurred_at DESC, d.event_id DESC "
+                                     f"LIMIT {int(limit) + 1}", *args)
+    return rows
 
 
 async def get_row(db: Db, event_id: str, scope: DeadLetterScope | None) -> Any:
@@ -125,13 +126,16 @@ async def get_row(db: Db, event_id: str, scope: DeadLetterScope | None) -> Any:
 async def rows_named(db: Db, event_ids: list[str], scope: DeadLetterScope | None) -> list[Any]:
     """The whole rows of the named dead letters `scope` holds, oldest first."""
     source, where, args = _scoped(scope, "d.event_id = ANY($1::text[])", [event_ids])
-    return await db.fetch(f"SELECT d.* FROM {source} WHERE {where} "
-                          "ORDER BY d.occurred_at, d.event_id", *args)
+    rows: list[Any] = await db.fetch(f"SELECT d.* FROM {source} WHERE {where} "
+                                     "ORDER BY d.occurred_at, d.event_id", *args)
+    return rows
 
 
 async def rows_matching(db: Db, filter: DeadLetterFilter, scope: DeadLetterScope | None, *,
                         limit: int = MAX_REDRIVE) -> list[Any]:
     """The whole rows of the dead letters matching `filter` in `scope`, oldest first."""
     source, where, args = _scoped(scope, *filter.where())
-    return await db.fetch(f"SELECT d.* FROM {source} WHERE {where} "
-                          f"ORDER BY d.occurred_at, d.event_id LIMIT {int(limit)}", *args)
+    rows: list[Any] = await db.fetch(f"SELECT d.* FROM {source} WHERE {where} "
+                                     f"ORDER BY d.occurred_at, d.event_id LIMIT {int(limit)}",
+                                     *args)
+    return rows

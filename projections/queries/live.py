@@ -4,7 +4,7 @@ the partition its events were read from (what replay compares its fold with)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -12,16 +12,17 @@ __all__ = [
     "open_children", "pending_timers", "run_rows", "running_steps", "statuses",
 ]
 
-Db = asyncpg.Pool | asyncpg.Connection
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 
 async def statuses(db: Db, project: str, run_ids: list[str]) -> list[Any]:
     """Status, last seq and how it ended, of each listed run of `project`."""
-    return await db.fetch(
+    rows: list[Any] = await db.fetch(
         "SELECT run_id, status, last_seq, finished_at, duration_ms, error_type, "
         "failed_step_id, cancel_reason, "
         "CASE WHEN status = 'cancelled' THEN error_message END AS cancel_message FROM runs "
         "WHERE run_id = ANY($1::text[]) AND project = $2", run_ids, project)
+    return rows
 
 
 async def pending_timers(db: Db, run_id: str) -> list[dict[str, Any]]:
@@ -53,8 +54,9 @@ async def run_rows(db: Db, run_id: str) -> tuple[dict[str, Any] | None, list[dic
 async def running_steps(db: Db, node_types: list[str]) -> list[Any]:
     """Run id and worker of each step of those types running (with a worker's id) in an
     unfinished run."""
-    return await db.fetch(
+    rows: list[Any] = await db.fetch(
         "SELECT s.run_id, s.worker_id FROM steps s JOIN runs r USING (run_id) "
         "WHERE s.status = 'running' AND s.node_type = ANY($1::text[]) "
         "AND s.worker_id IS NOT NULL AND s.worker_id <> '' "
         "AND r.status NOT IN ('completed', 'failed', 'cancelled')", node_types)
+    return rows

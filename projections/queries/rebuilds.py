@@ -5,13 +5,13 @@ with skewed clocks agree on which rebuild stopped beating."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 __all__ = ["TERMINAL", "abandon", "claim", "get_rebuild", "record"]
 
-Db = asyncpg.Pool | asyncpg.Connection
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 TERMINAL = ("switched", "refused", "failed", "abandoned")
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('bend.projections.rebuild', 0))"
@@ -65,7 +65,7 @@ async def abandon(db: Db, rebuild_id: str) -> None:
 async def record(db: Db, status: dict[str, Any], *, finished: bool) -> bool:
     """Write a running rebuild's status (and end it when `finished`); False if it is no longer
     this process's to write (another marked it abandoned)."""
-    done = await db.execute(
+    done: str = await db.execute(
         "UPDATE projection_rebuilds SET phase = $2, records = $3, total = $4, "
         "events_per_second = $5, differences = $6, error = $7, status = $8, heartbeat_at = now(), "
         "finished_at = CASE WHEN $9 THEN now() END "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -14,7 +14,7 @@ __all__ = [
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
-Db = asyncpg.Pool | asyncpg.Connection
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 _SUMMARY = """run_id, workflow_id, workflow_version, status, error_type, error_message,
               failed_step_id, idempotency_key, trigger_id, parent_run_id, forked_from_run_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -11,7 +11,7 @@ __all__ = [
     "manual_default_input", "webhook_by_path",
 ]
 
-Db = asyncpg.Pool | asyncpg.Connection
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 _COLUMNS = """trigger_id, workflow_id, trigger_type, definition, enabled, tenant, project,
               webhook_path, registered_at, updated_at, firings, first_fired_at, last_fired_at,

@@ -50,7 +50,8 @@ def _check(body: Any) -> dict[str, Any]:
     except (KeyError, IndexError, TypeError) as exc:
         raise LlmBadResponse(f"the model endpoint answered no chat completion ({exc!r}); "
                              "check that base_url points at an OpenAI-compatible API") from exc
-    return body
+    completion: dict[str, Any] = body
+    return completion
 
 
 async def _post(ctx: ExecutionContext, endpoint: LlmEndpoint,

@@ -121,6 +121,7 @@ class AvroDecoder:
             except Exception as exc:  # connection refused, timeout, bad TLS
                 raise RegistryUnreachable(self.registry_url or "", repr(exc)) from None
             try:
+                assert found.schema_str is not None  # a registered schema has its text
                 self._writers[schema_id] = fastavro.parse_schema(json.loads(found.schema_str))
             except Exception as exc:  # a JSON or Protobuf schema under that id
                 raise UndecodableRecord(f"schema id {schema_id} is not an Avro schema: "

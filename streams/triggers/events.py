@@ -89,7 +89,7 @@ async def _start_positions(consumer: AIOKafkaConsumer, tps: list[TopicPartition]
             position = (min(max(replay.from_offset, begins[tp]), ends[tp])
                         if replay.from_offset is not None else at_time)
         elif before.get(tp) is not None:
-            position = before[tp]  # type: ignore[assignment]
+            position = before[tp]
         else:
             position = at_time
         consumer.seek(tp, position)

@@ -52,7 +52,7 @@ class Triggers:
         self.app.agent(self.triggers_topic, name="triggers")(self._agent)
         self.app.task(self._main)
 
-    async def _agent(self, stream: faust.StreamT) -> Any:
+    async def _agent(self, stream: faust.StreamT[Any]) -> Any:
         async for _ in stream.events():  # the book follows every partition on its own
             yield None
 
@@ -84,17 +84,17 @@ class Triggers:
         wanted: dict[str, tuple[Any, Callable[[], Awaitable[None]]]] = {}
         for trigger in self.book.of_type(PollingTrigger):
             if self.owns(trigger.partition):
-                wanted[trigger.trigger_id] = (trigger.definition, lambda t=trigger.trigger_id:
-                                              poll_forever(t, self.book, self.firer,
-                                                           self.settings.egress))
+                def poll(t: str = trigger.trigger_id) -> Awaitable[None]:
+                    return poll_forever(t, self.book, self.firer, self.settings.egress)
+                wanted[trigger.trigger_id] = (trigger.definition, poll)
         kafka = self.settings.kafka
         for trigger in self.book.of_type(KafkaTrigger):
             if self.owns(trigger.partition):  # a replay restarts the consumer in a new group
                 replay = trigger.replay.replay_id if trigger.replay else None
-                wanted[trigger.trigger_id] = ((trigger.definition, replay),
-                                              lambda t=trigger.trigger_id: consume_forever(
-                                                  t, self.book, self.firer, kafka.topic_prefix,
-                                                  kafka, kafka.schema_registry_url))
+                def consume(t: str = trigger.trigger_id) -> Awaitable[None]:
+                    return consume_forever(t, self.book, self.firer, kafka.topic_prefix,
+                                           kafka, kafka.schema_registry_url)
+                wanted[trigger.trigger_id] = ((trigger.definition, replay), consume)
         for trigger_id, (definition, task) in list(self._tasks.items()):
             if wanted.get(trigger_id, (None,))[0] != definition or task.done():
                 task.cancel()

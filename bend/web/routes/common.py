@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request
@@ -41,7 +41,7 @@ def error_page(request: Request, status: int, message: str, title: str | None = 
 class UiRoute(APIRoute):
     """A route answering errors as pages: no session redirects to sign-in, others render."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """The route's handler, wrapped."""
         handle = super().get_route_handler()
 
@@ -69,7 +69,8 @@ class UiRoute(APIRoute):
 
 def context(request: Request) -> ApiContext:
     """The API context (pool, producer, watcher) the app's lifespan opened."""
-    return request.app.state.bend
+    ctx: ApiContext = request.app.state.bend
+    return ctx
 
 
 async def _ui_session(request: Request) -> Session:

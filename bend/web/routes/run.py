@@ -148,7 +148,7 @@ async def _forked(request: Request, session: Session, forked: service.Forked) ->
     return RedirectResponse(f"/ui/runs/{forked.run_id}", status_code=303)
 
 
-def _step_ids(run: dict[str, Any]) -> set[str]:
+def _step_ids(run: dict[str, Any]) -> set[str | None]:
     steps = (run.get("definition") or {}).get("steps") or []
     return {s.get("id") for s in steps if isinstance(s, dict)}
 

@@ -154,10 +154,11 @@ async def stream(request: Request, session: Ui,
         top = after_cursor(newest) if newest else None
         if status and status not in STATUSES:
             raise BadForm(f"status {status!r} is not one of {', '.join(STATUSES)}")
-        filters = {"workflow_id": (workflow or "").strip() or None,
-                   "statuses": [status] if status else None,
-                   "trigger_id": (trigger or "").strip() or None,
-                   "since": parse_time(since, "since"), "until": parse_time(until, "until")}
+        filters: dict[str, Any] = {
+            "workflow_id": (workflow or "").strip() or None,
+            "statuses": [status] if status else None,
+            "trigger_id": (trigger or "").strip() or None,
+            "since": parse_time(since, "since"), "until": parse_time(until, "until")}
 
         async def _newer() -> int:
             if top is None:  # the page was empty: every matching run is new

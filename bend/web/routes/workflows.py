@@ -98,7 +98,7 @@ def _example_input(definition: Any) -> str:
     props = schema.get("properties") or {}
     sample: dict[str, Any] = {}
     for key in schema.get("required") or []:
-        kind = (props.get(key) or {}).get("type")
+        kind: Any = (props.get(key) or {}).get("type")  # a JSON schema's, whatever it is
         sample[key] = {"integer": 1, "number": 1, "boolean": False, "array": [],
                        "object": {}}.get(kind, "")
     return json.dumps(sample, indent=2)

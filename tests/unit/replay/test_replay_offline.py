@@ -107,3 +107,13 @@ def test_a_set_assignment_reads_json_values_and_keeps_other_text() -> None:
     assert parse_assignment("topic=sagas") == ("topic", "sagas")
     with pytest.raises(ValueError):
         parse_assignment("novalue")
+
+
+def test_a_tombstone_in_the_run_log_is_skipped_like_any_undecodable_record() -> None:
+    from types import SimpleNamespace
+
+    from bend.contracts.codec import decode
+    from bend.replay.read import _keep
+
+    tombstone = SimpleNamespace(key=b"run-1", value=None, offset=3)
+    assert _keep(tombstone, decode, {"run-1"}, None, None) is None
