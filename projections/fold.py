@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import asyncpg
 
@@ -159,15 +159,15 @@ class Fold:
         self._bumps: dict[str, tuple[int, datetime]] = {}
         self._steps: dict[tuple[str, str], list[Any]] = defaultdict(list)
         self._timers: dict[str, list[Any]] = defaultdict(list)
-        self._llm: dict[tuple[str, str], list[AgentLlmCallRecorded]] = defaultdict(list)
+        self._llm: dict[tuple[str | None, str], list[AgentLlmCallRecorded]] = defaultdict(list)
 
     def add(self, record: Any) -> bool:
         """Take `record` if it changes a folded row; False if it is not folded here."""
         match record:
             case _ if isinstance(record, _RUN_RECORDS):
-                self._runs[record.run_id].append(record)
+                self._runs[cast(str, record.run_id)].append(record)  # checked by the gate
             case _ if isinstance(record, _STEP_RECORDS):
-                self._steps[(record.run_id, record.step_id)].append(record)
+                self._steps[(cast(str, record.run_id), record.step_id)].append(record)
             case TimerSet() | TimerFired():
                 self._timers[record.timer_id].append(record)
             case AgentLlmCallRecorded():
@@ -198,7 +198,8 @@ class Fold:
         if not run_ids:
             return
         loaded = await _load(conn, _RUNS, sorted(run_ids), lock=True)
-        changed, created = [], []
+        changed: list[Row] = []
+        created: list[Row] = []
         for run_id in run_ids:
             before = loaded.get((run_id,))
             after = self._fold_run(run_id, before)
@@ -250,7 +251,7 @@ class Fold:
 
 
 async def _load(conn: asyncpg.Connection, table: _Table, keys: Sequence[Hashable], *,
-                lock: bool = False) -> dict[tuple, Row]:
+                lock: bool = False) -> dict[tuple[Any, ...], Row]:
     columns = list(zip(*[k if isinstance(k, tuple) else (k,) for k in keys], strict=False))
     rows = await conn.fetch(table.load_sql(lock), *[list(c) for c in columns])
     return {tuple(r[c] for c in table.key): dict(r) for r in rows}
@@ -380,7 +381,7 @@ def _attempt(tries: dict[int, Row], attempt: int, **values: Any) -> None:
         tries[attempt].update(values)
 
 
-def _current(step: Row | None, attempt: int | None) -> bool:
+def _current(step: Row | None, attempt: int | None) -> TypeGuard[Row]:
     # `WHERE ... AND attempts <= $attempt`
     return step is not None and attempt is not None and step["attempts"] is not None \
         and step["attempts"] <= attempt

@@ -7,6 +7,8 @@ redelivered or re-emitted record changes nothing.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -114,11 +116,11 @@ async def fetch_batch(consumer: AIOKafkaConsumer, timeout_ms: int,
     return out
 
 
-def _is_run_event(record: Record) -> bool:
+def _is_run_event(record: Record) -> TypeGuard[Event]:
     return isinstance(record, Event) and record.topic_kind == "runs"
 
 
-def _is_workflow_event(record: Record) -> bool:
+def _is_workflow_event(record: Record) -> TypeGuard[Event]:
     # Only audited events pass the audit gate; the others on the topic (ComponentRegistered)
     # are kept idempotent by their own tables' keys.
     return (isinstance(record, Event) and record.topic_kind == "workflows"
@@ -178,7 +180,7 @@ async def _project(conn: asyncpg.Connection, pending: Sequence[tuple[Consumed, R
                 continue
             fresh.discard(record.event_id)  # a copy later in the batch is a redelivery
         if fold is not None and fold.add(record):
-            if type(record) in audit.AUDITED:
+            if isinstance(record, Event) and type(record) in audit.AUDITED:
                 planned.extend(audit.writes(record))
             applied += 1
         else:

@@ -110,9 +110,12 @@ def lane(run_id: str | None) -> tuple[str, str | None]:
 class Placed(Protocol):
     """Where a record sits in the log (a Position, or the consumed record itself)."""
 
-    topic: str
-    partition: int
-    offset: int
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
 
 
 async def gate(conn: asyncpg.Connection, items: Sequence[tuple[Event, Placed]]) -> set[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bend.core.events import (
     Event, StepCancelled, StepFailed, StepRetryScheduled, StepScheduled, StepSkipped,
     StepStarted, StepSucceeded, StepTimedOut,
@@ -91,7 +93,7 @@ def writes(ev: Event) -> list[Write]:
     ln = ("step", ev.run_id, getattr(ev, "step_id", None))
     match ev:
         case StepScheduled():
-            args: tuple = (ev.run_id, ev.step_id, ev.node_type, ev.attempt, ev.input,
+            args: tuple[Any, ...] = (ev.run_id, ev.step_id, ev.node_type, ev.attempt, ev.input,
                            ev.timeout_ms, ev.idempotency_key, ev.occurred_at)
             return [Write(ln, _SCHEDULED, args)]
         case StepStarted():

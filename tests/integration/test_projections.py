@@ -87,7 +87,13 @@ async def lag(settings: Settings, schema: str) -> int:
 
 async def caught_up(settings: Settings, schema: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while (behind := await lag(settings, schema)) > 0:
+    while True:
+        try:
+            behind = await lag(settings, schema)
+        except asyncpg.UndefinedTableError:  # the projector has not migrated its schema yet
+            behind = -1
+        if behind == 0:
+            return
         assert time.monotonic() < deadline, f"projection still {behind} records behind"
         await asyncio.sleep(0.2)
 
