@@ -15,7 +15,7 @@ COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 BEND = {"api": "bend api serve", "orchestrator": "bend worker orchestrator",
         "executor": "bend worker executor", "triggers": "bend worker triggers",
-        "projector": "bend projector run"}
+        "projector": "bend projector run", "archiver": "bend archive run"}
 
 
 def _env(service: str) -> dict[str, str]:
@@ -145,3 +145,11 @@ def test_each_service_is_checked_on_the_port_and_path_it_serves_readiness_on(
     assert f"http://127.0.0.1:{port}{READINESS_PATH}" in check
     if service != "api":
         assert env["BEND_OPS__HOST"] == "0.0.0.0"  # reachable from the container's health check
+
+
+def test_the_archiver_writes_the_archive_volume_and_the_api_reads_it() -> None:
+    archiver, api = SERVICES["archiver"], SERVICES["api"]
+    assert archiver["volumes"] == ["archive:/var/lib/bend-archive"]
+    assert api["volumes"] == ["archive:/var/lib/bend-archive:ro"]
+    assert _env("archiver")["BEND_ARCHIVE__DIR"] == _env("api")["BEND_ARCHIVE__DIR"] == \
+        "/var/lib/bend-archive"
