@@ -27,6 +27,7 @@ from bend.core.draft import Accepted, Rejected
 from bend.core.errors import BendError
 from bend.core.events import Event, StepScheduled
 from bend.core.state import RunState
+from bend.core.workflow import WorkflowDefinition
 from bend.harness.fakes import HANG, Agent, Fakes, Http, NoFake, StepFailure, Tool
 
 __all__ = ["Harness", "HarnessResult", "ReplayMismatch", "run_workflow"]
@@ -95,9 +96,9 @@ class Harness:
                  http: Http | None = None, agents: Mapping[str, Agent] | None = None,
                  workflows: Mapping[str, Any] | None = None, start: datetime = EPOCH,
                  step_duration: timedelta = timedelta(0), max_commands: int = 100_000) -> None:
-        self.definition = definition_json(parse_definition(definition))
+        self.definition = _definition_json(definition)
         self.fakes = Fakes(dict(tools or {}), http, dict(agents or {}))
-        self.workflows = {name: definition_json(parse_definition(d))
+        self.workflows = {name: _definition_json(d)
                           for name, d in (workflows or {}).items()}
         self.now = start
         self.step_duration = step_duration
@@ -284,6 +285,16 @@ class Harness:
             "workflow_version": workflow_version or (state.workflow_version if state else 0),
             "occurred_at": self.now, "correlation_id": run_id,
         }
+
+
+def _definition_json(definition: Any) -> dict[str, Any]:
+    """A dict, a YAML-loaded mapping, a WorkflowDefinition or a bend.sdk Workflow, checked."""
+    build = getattr(definition, "build", None)
+    if callable(build):  # a bend.sdk Workflow
+        definition = build()
+    if isinstance(definition, WorkflowDefinition):
+        definition = definition_json(definition)
+    return definition_json(parse_definition(definition))
 
 
 def run_workflow(definition: Any, input: Any = None, *, tools: Mapping[str, Tool] | None = None,
