@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from bend.core.errors import BendError
 
-__all__ = ["HANG", "Fakes", "NoFake", "ScriptedModel", "StepFailure"]
+__all__ = ["HANG", "Fakes", "NoFake", "ScriptedModel", "StepFailure", "tools_by_ref"]
 
 
 class StepFailure(BendError):
@@ -67,6 +70,45 @@ class ScriptedModel:
         return answer
 
 
+def _is_component(fn: Any) -> bool:
+    """A bend.components Component (by its shape: the harness imports no components)."""
+    return all(hasattr(fn, a) for a in ("ref", "fn", "validate_input", "validate_output"))
+
+
+def _invoke_component(comp: Any, inputs: dict[str, Any]) -> Any:
+    """Call a real component as the tool executor does: inputs and output checked against its
+    schemas; an async one runs on a loop of its own."""
+    comp.validate_input(inputs)
+    kwargs = dict(inputs)
+    if "context" in inspect.signature(comp.fn).parameters:
+        kwargs["context"] = None
+    output = comp.fn(**kwargs)
+    if inspect.isawaitable(output):
+        with ThreadPoolExecutor(1) as pool:
+            output = pool.submit(asyncio.run, _awaited(output)).result()
+    comp.validate_output(output)
+    return output
+
+
+async def _awaited(value: Awaitable[Any]) -> Any:
+    return await value
+
+
+def tools_by_ref(tools: Mapping[str, Tool] | Iterable[Any] | None) -> dict[str, Tool]:
+    """Fakes by component ref or name; components (from bend.sdk's @tool) may come as a list."""
+    if tools is None:
+        return {}
+    if isinstance(tools, Mapping):
+        return dict(tools)
+    found: dict[str, Tool] = {}
+    comp: Any
+    for comp in tools:
+        if not _is_component(comp):
+            raise TypeError(f"{comp!r} is not a component; pass tools as {{ref: callable}}")
+        found[comp.ref] = comp
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class Fakes:
     """Tools by component (`name@version` or `name`), one HTTP callable, agents by step id."""
@@ -83,7 +125,10 @@ class Fakes:
             fn = self.tools.get(ref) or self.tools.get(ref.split("@", 1)[0])
             if fn is None:
                 raise NoFake("tool", ref)
-            return fn(dict(spec.get("inputs") or {}))
+            inputs = dict(spec.get("inputs") or {})
+            if _is_component(fn):
+                return _invoke_component(fn, inputs)
+            return fn(inputs)
         if node_type == "http":
             if self.http is None:
                 raise NoFake("http", str(spec.get("url", "")))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import uuid
 from dataclasses import replace
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -28,7 +28,9 @@ from bend.core.errors import BendError
 from bend.core.events import Event, StepScheduled
 from bend.core.state import RunState
 from bend.core.workflow import WorkflowDefinition
-from bend.harness.fakes import HANG, Agent, Fakes, Http, NoFake, StepFailure, Tool
+from bend.harness.fakes import (
+    HANG, Agent, Fakes, Http, NoFake, StepFailure, Tool, tools_by_ref,
+)
 
 __all__ = ["Harness", "HarnessResult", "ReplayMismatch", "run_workflow"]
 
@@ -92,12 +94,13 @@ class _Due:
 class Harness:
     """One workflow, run in-process as many times as asked; see `run_workflow`."""
 
-    def __init__(self, definition: Any, *, tools: Mapping[str, Tool] | None = None,
+    def __init__(self, definition: Any, *,
+                 tools: Mapping[str, Tool] | Iterable[Any] | None = None,
                  http: Http | None = None, agents: Mapping[str, Agent] | None = None,
                  workflows: Mapping[str, Any] | None = None, start: datetime = EPOCH,
                  step_duration: timedelta = timedelta(0), max_commands: int = 100_000) -> None:
         self.definition = _definition_json(definition)
-        self.fakes = Fakes(dict(tools or {}), http, dict(agents or {}))
+        self.fakes = Fakes(tools_by_ref(tools), http, dict(agents or {}))
         self.workflows = {name: _definition_json(d)
                           for name, d in (workflows or {}).items()}
         self.now = start
@@ -266,10 +269,10 @@ class Harness:
             return
         except NoFake:
             raise  # the test is wrong, not the step
-        except Exception as exc:  # as the tool executor: a raising component is retried
+        except Exception as exc:  # as the tool executor: retried unless it says otherwise
             self._send(FailStep(**envelope, step_id=task.step_id, attempt=task.attempt,
                                 error_type=type(exc).__name__, message=str(exc),
-                                retryable=True))
+                                retryable=bool(getattr(exc, "retryable", True))))
             return
         if output is HANG:
             return
@@ -297,7 +300,8 @@ def _definition_json(definition: Any) -> dict[str, Any]:
     return definition_json(parse_definition(definition))
 
 
-def run_workflow(definition: Any, input: Any = None, *, tools: Mapping[str, Tool] | None = None,
+def run_workflow(definition: Any, input: Any = None, *,
+                 tools: Mapping[str, Tool] | Iterable[Any] | None = None,
                  http: Http | None = None, agents: Mapping[str, Agent] | None = None,
                  workflows: Mapping[str, Any] | None = None,
                  start: datetime = EPOCH) -> HarnessResult:

@@ -18,8 +18,9 @@ from bend.sdk.builder import Step, Workflow
 from bend.sdk.errors import DefinitionError, SdkError, UnknownField, WorkflowNotFound
 from bend.sdk.load import load_workflow
 from bend.sdk.refs import Ref
+from bend.sdk.tools import tool
 
 __all__ = [
     "Approvers", "Defaults", "DefinitionError", "LlmEndpoint", "Ref", "RetryPolicy", "SdkError",
-    "Step", "UnknownField", "Workflow", "WorkflowNotFound", "load_workflow",
+    "Step", "UnknownField", "Workflow", "WorkflowNotFound", "load_workflow", "tool",
 ]

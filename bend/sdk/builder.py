@@ -124,10 +124,11 @@ class Workflow:
                          mapping=None if mapping is None else
                          {k: _expr(v) for k, v in mapping.items()})
 
-    def tool(self, id: str, component: str, *, inputs: Mapping[str, Any] | None = None,
+    def tool(self, id: str, component: Any, *, inputs: Mapping[str, Any] | None = None,
              **common: Any) -> Step[Any]:
-        """Call the component `component` (`name@version`) with `inputs` (templates)."""
-        return self._add(id, "tool", common, component=component,
+        """Call `component` (`name@version`, or a Component such as an @tool function) with
+        `inputs` (templates)."""
+        return self._add(id, "tool", common, component=_ref(component),
                          inputs=None if inputs is None else template(dict(inputs)))
 
     def http(self, id: str, url: Any, *, method: str | None = None,
@@ -140,11 +141,12 @@ class Workflow:
                          body=template(body))
 
     def agent(self, id: str, *, model: str, prompt: Any, system_prompt: Any = None,
-              tools: Sequence[str] = (), max_iterations: int | None = None,
+              tools: Sequence[Any] = (), max_iterations: int | None = None,
               temperature: float | None = None, llm: Any = None, **common: Any) -> Step[Any]:
-        """A model with `tools` (component refs) in a loop, prompted with templates."""
+        """A model with `tools` (component refs or Components) in a loop, prompted with
+        templates."""
         return self._add(id, "agent", common, model=model, system_prompt=template(system_prompt),
-                         prompt=template(prompt), tools=list(tools) or None,
+                         prompt=template(prompt), tools=[_ref(t) for t in tools] or None,
                          max_iterations=max_iterations, temperature=temperature,
                          llm=_model(llm))
 
@@ -269,6 +271,11 @@ class Workflow:
 
     def _replace(self, old: Step[Any], new: Step[Any]) -> None:
         self._steps[self._steps.index(old)] = new
+
+
+def _ref(component: Any) -> str:
+    """`name@version` of a component, or the text given."""
+    return str(getattr(component, "ref", component))
 
 
 def _expr(value: Any) -> Any:
