@@ -1,4 +1,5 @@
-"""`bend workflows apply|list|show|activate|pause|delete`: workflows through the REST API."""
+"""`bend workflows apply|list|show|export|activate|pause|delete`: workflows through the REST
+API."""
 
 from __future__ import annotations
 
@@ -187,6 +188,27 @@ def show(api: ApiClient, out: Output, workflow: str, version: int | None) -> Non
     out.table(["version", "hash", "created"],
               [[v["version"], v["definition_hash"][:12], when(v["created_at"])]
                for v in detail["versions"]])
+
+
+@workflows.command()
+@click.argument("workflow")
+@click.option("--version", type=click.IntRange(1), default=None, help="Default: the latest.")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True, help="The document's format.")
+@api_command
+def export(api: ApiClient, out: Output, workflow: str, version: int | None, fmt: str) -> None:
+    """Print WORKFLOW's (id or name) definition as a document `bend workflows apply` takes
+    (a workflow written in Python comes out as its YAML or JSON form)."""
+    detail = resolve_workflow(api, workflow, deleted=True)
+    if version is not None and version != detail["version"]:
+        detail = api.get(f"/api/workflows/{detail['workflow_id']}", version=version)
+    definition = detail["definition"]
+    if out.json_mode:
+        out.data(definition)
+    elif fmt == "json":
+        out.line(json.dumps(definition, indent=2, ensure_ascii=False))
+    else:
+        out.line(yaml.safe_dump(definition, sort_keys=False, allow_unicode=True).rstrip("\n"))
 
 
 def _uses(step: dict[str, Any]) -> str:

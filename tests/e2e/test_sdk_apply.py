@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from bench.api_latency import ServedApi, served_api
 from bend.cli.main import cli
 from bend.client import Client
+from bend.core.definitions import parse_definition
 from bend.devstack.engine import Engine, running_engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -33,7 +35,8 @@ def bend(served: ServedApi, *args: str) -> Result:
 
 
 def test_the_python_example_applies_as_the_yaml_one_and_runs_to_completion(
-        stack: tuple[Engine, ServedApi], monkeypatch: pytest.MonkeyPatch) -> None:
+        stack: tuple[Engine, ServedApi], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
     engine, served = stack
     monkeypatch.syspath_prepend(str(EXAMPLES))
     created = bend(served, "workflows", "apply", "research_agent:workflow")
@@ -43,6 +46,15 @@ def test_the_python_example_applies_as_the_yaml_one_and_runs_to_completion(
         again = bend(served, "workflows", "apply", same)
         assert "unchanged: version 1 already has this definition" in again.stdout, again.output
     sys.modules.pop("research_agent", None)
+    from_yaml = parse_definition(yaml.safe_load((EXAMPLES / "research_agent.yaml").read_text()))
+    for fmt in ("yaml", "json"):
+        exported = bend(served, "workflows", "export", "research_agent", "--format", fmt)
+        assert exported.exit_code == 0, exported.output
+        assert parse_definition(yaml.safe_load(exported.stdout)) == from_yaml
+    exported_file = tmp_path / "exported.yaml"
+    exported_file.write_text(exported.stdout)
+    again = bend(served, "workflows", "apply", str(exported_file))
+    assert "unchanged" in again.stdout, again.output
 
     with Client(served.url, served.admin_key) as client:
         workflow_id = created.stdout.split("(", 1)[1].split(")", 1)[0]
