@@ -1,7 +1,8 @@
 """The harness records what the engine records: the example tool chain (a flaky tool retried, a
-delay, a tool reading its output) run on the real stack through bend.client and in-process
-through bend.harness, with the same input, gives the same events (types and seq), step states,
-outputs and final state."""
+delay, a tool reading its output) and the fan-out example (a loop, a condition, parallel
+branches, a child workflow) run on the real stack through bend.client and in-process through
+bend.harness, with the same input, give the same events (seq, type, step), step states, outputs
+and final state."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from bend.server.testing import api_beside
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-EXAMPLE = yaml.safe_load((Path(__file__).parents[2] / "examples" / "retry_chain.yaml")
-                         .read_text())
+EXAMPLES = Path(__file__).parents[2] / "examples"
+RETRY_CHAIN = yaml.safe_load((EXAMPLES / "retry_chain.yaml").read_text())
+FAN_OUT = yaml.safe_load((EXAMPLES / "fan_out.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -54,26 +56,33 @@ def fakes() -> dict[str, Any]:
 
 def timeless(output: Any) -> Any:
     """An output with the times in it named, not given: the harness's clock is its own."""
-    if isinstance(output, dict) and "waited_until" in output:
-        return {**output, "waited_until": "<time>"}
+    if isinstance(output, dict):
+        return {k: "<time>" if k == "waited_until" else timeless(v) for k, v in output.items()}
+    if isinstance(output, list):
+        return [timeless(v) for v in output]
     return output
 
 
-@pytest.mark.parametrize("fail_attempts", [1, 5])
+@pytest.mark.parametrize(("example", "run_input", "status"), [
+    (RETRY_CHAIN, {"fail_attempts": 1}, "completed"),
+    (RETRY_CHAIN, {"fail_attempts": 5}, "failed"),
+    (FAN_OUT, {"items": [1, 2, 3]}, "completed"),
+    (FAN_OUT, {"items": [4]}, "completed"),
+], ids=["retried", "retries-exhausted", "fan-out-then", "fan-out-else"])
 async def test_the_harness_and_the_engine_record_the_same_run(
-        bend: AsyncClient, fail_attempts: int) -> None:
-    wf = await bend.create_workflow(EXAMPLE)
-    started = await bend.start(wf.workflow_id, {"fail_attempts": fail_attempts},
-                               wait_for=wf.position)
+        bend: AsyncClient, example: dict[str, Any], run_input: dict[str, Any],
+        status: str) -> None:
+    wf = await bend.create_workflow(example)
+    started = await bend.start(wf.workflow_id, run_input, wait_for=wf.position)
     engine_run = await bend.wait(started.run_id, timeout_s=90)
     engine_events = await bend.events(started.run_id)
 
-    local = run_workflow(EXAMPLE, {"fail_attempts": fail_attempts}, tools=fakes())
+    local = run_workflow(example, run_input, tools=fakes())
 
     assert (local.status, local.output) == (engine_run.status, engine_run.output)
-    assert local.status == ("completed" if fail_attempts == 1 else "failed")
-    assert [(e.seq, e.event_type) for e in engine_events] == [
-        (e.seq, type(e).__name__) for e in local.events]
+    assert local.status == status
+    assert [(e.seq, e.event_type, e.step_id) for e in engine_events] == [
+        (e.seq, type(e).__name__, getattr(e, "step_id", None)) for e in local.events]
     assert {s.step_id: (s.status, s.attempts, timeless(s.output), s.error_type)
             for s in engine_run.steps} == {
         sid: (st.status.value, st.attempt, timeless(st.output),
