@@ -270,3 +270,36 @@ def test_following_a_run_not_projected_yet_takes_its_404_for_a_while(
     monkeypatch.setattr(sync, "UNSEEN_GRACE_S", -1.0)
     with pytest.raises(NotFound):
         list(client(lambda r: httpx.Response(404, json=PROBLEM)).follow("r1"))
+
+
+def test_reads_of_a_run_wait_for_the_clients_last_command_on_it() -> None:
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        if request.method == "POST":
+            return httpx.Response(202, json={"run_id": "r1", "workflow_id": "w1",
+                                             "workflow_version": 1, "position": {
+                                                 "topic": "t", "partition": 0, "offset": 9,
+                                                 "token": "t:0:9"}})
+        return httpx.Response(200, json=RUN)
+
+    bend = client(handler)
+    bend.get("r1")
+    bend.start("w1", {})
+    bend.get("r1")
+    bend.get("r1", wait_for="t:0:1")
+    assert [u.params.get("wait_for") for u in seen if u.path.endswith("/r1")] == [
+        None, "t:0:9", "t:0:1"]
+
+
+def test_wait_gives_up_after_its_timeout_with_the_runs_status() -> None:
+    from bend.client import WaitTimedOut
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/events"):
+            return httpx.Response(200, text=_frame(0, "timeout", {"status": "running"}))
+        return httpx.Response(200, json={**RUN, "status": "running"})
+
+    with pytest.raises(WaitTimedOut, match="run r1 still running after 0.2 s"):
+        client(handler).wait("r1", timeout_s=0.2)
