@@ -1,8 +1,10 @@
-"""`bend workflows apply|list|show|activate|pause|delete`: workflows through the REST API."""
+"""`bend workflows apply|list|show|export|activate|pause|delete`: workflows through the REST
+API."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,9 @@ import yaml
 
 from bend.cli.client import ApiClient, ApiFailure, CliError, ExitCode, api_command
 from bend.cli.output import Output, status_text, when
+from bend.core.definitions import definition_json
+from bend.core.errors import BendError
+from bend.sdk.load import is_python_target, load_workflow
 
 __all__ = ["read_document", "resolve_workflow", "wait_visible", "workflows"]
 
@@ -27,6 +32,17 @@ def read_document(path: str) -> tuple[str, str]:
     except (OSError, UnicodeDecodeError) as err:
         raise CliError(f"cannot read {path}: {err}", ExitCode.USAGE) from None
     return text, "application/json" if file.suffix.lower() == ".json" else "application/yaml"
+
+
+def read_python(target: str) -> tuple[str, str]:
+    """The JSON text of the workflow a Python `target` builds (bend.sdk), as a document."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # `pkg.module` of the project the command runs in
+    try:
+        definition = load_workflow(target)
+    except BendError as err:
+        raise CliError(err.message, ExitCode.USAGE) from None
+    return json.dumps(definition_json(definition)), "application/json"
 
 
 def load_document(path: str) -> Any:
@@ -74,17 +90,18 @@ def workflows() -> None:
 
 
 @workflows.command()
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("file")
 @click.option("--id", "workflow_id", default=None,
               help="Version this workflow (default: the one with the definition's name).")
 @api_command
 def apply(api: ApiClient, out: Output, file: str, workflow_id: str | None) -> None:
-    """Create the workflow in FILE (YAML or JSON), or give it a new version.
+    """Create the workflow in FILE (YAML or JSON, or Python: `pkg.module:name` or
+    `path/to/file.py[:name]`, a bend.sdk Workflow), or give it a new version.
 
     The workflow is found by --id, else by the definition's name; a new version is made only
     if the definition changed. An invalid definition lists every problem with its location.
     """
-    text, media_type = read_document(file)
+    text, media_type = read_python(file) if is_python_target(file) else read_document(file)
     name = _name_of(text)
     if workflow_id is None and name is not None:
         page = api.get("/api/workflows", q=name, limit=200)
@@ -171,6 +188,27 @@ def show(api: ApiClient, out: Output, workflow: str, version: int | None) -> Non
     out.table(["version", "hash", "created"],
               [[v["version"], v["definition_hash"][:12], when(v["created_at"])]
                for v in detail["versions"]])
+
+
+@workflows.command()
+@click.argument("workflow")
+@click.option("--version", type=click.IntRange(1), default=None, help="Default: the latest.")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True, help="The document's format.")
+@api_command
+def export(api: ApiClient, out: Output, workflow: str, version: int | None, fmt: str) -> None:
+    """Print WORKFLOW's (id or name) definition as a document `bend workflows apply` takes
+    (a workflow written in Python comes out as its YAML or JSON form)."""
+    detail = resolve_workflow(api, workflow, deleted=True)
+    if version is not None and version != detail["version"]:
+        detail = api.get(f"/api/workflows/{detail['workflow_id']}", version=version)
+    definition = detail["definition"]
+    if out.json_mode:
+        out.data(definition)
+    elif fmt == "json":
+        out.line(json.dumps(definition, indent=2, ensure_ascii=False))
+    else:
+        out.line(yaml.safe_dump(definition, sort_keys=False, allow_unicode=True).rstrip("\n"))
 
 
 def _uses(step: dict[str, Any]) -> str:
