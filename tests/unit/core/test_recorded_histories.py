@@ -45,7 +45,8 @@ def test_deciding_the_recorded_commands_again_makes_the_recorded_events(name: st
         assert isinstance(decision, Accepted), decision
         made += decision.events
         state = decision.state
-    assert [to_json(e) for e in made] == history["events"]
+    # Recorded events read with today's classes: a field added since takes its default.
+    assert [to_json(e) for e in made] == [to_json(from_json(e)) for e in history["events"]]
 
 
 def test_the_recorded_histories_end_completed_completed_and_failed() -> None:
