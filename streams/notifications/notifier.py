@@ -21,17 +21,16 @@ import structlog
 from pydantic import ValidationError
 
 from bend.contracts.codec import codec_for
-from bend.contracts.topics import topic_name
 from bend.core.errors import BendError
 from bend.core.events import Event, RunRequested
 from bend.core.notifications import Notification, Planned, kind_of_event, planned
-from bend.kafka import clients
 from bend.settings import Settings
 from projections.db import create_pool, database_url
 from projections.migrate import migrate
 from projections.queries import notifications as deliveries
 from streams.executors.egress import EgressPolicy, GuardedTransport
 from streams.executors.secrets import SecretResolver, StoreSecrets
+from streams.follow import follow_run_log
 from streams.notifications.send import Outcome, send_email, send_webhook
 
 __all__ = ["Notifier", "notifications_of"]
@@ -61,7 +60,6 @@ class Notifier:
                  secrets: SecretResolver | None = None) -> None:
         self.settings = settings
         self.group_id = group_id or f"{settings.kafka.topic_prefix}-notifier"
-        self.topic = topic_name("runs", settings)
         self.read = 0  # run-log records handled since start
         self.sent = 0  # deliveries made since start (delivered or failed)
         self.ready = asyncio.Event()  # set once the consumer has partitions
@@ -82,23 +80,11 @@ class Notifier:
                 EgressPolicy.of(self.settings.egress), httpx.Limits(max_connections=20)))
         if self._secrets is None:
             self._secrets = StoreSecrets.of(self.settings)
-        consumer = clients.consumer(self.settings.kafka, self.topic, group_id=self.group_id,
-                                    enable_auto_commit=False, auto_offset_reset="earliest")
         try:
             async with pool.acquire() as conn:
                 await migrate(conn, schema)
-            await consumer.start()
-            while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=500)
-                if consumer.assignment():
-                    self.ready.set()
-                for records in batch.values():
-                    for record in records:
-                        await self.handle(record.value)
-                if batch:
-                    await consumer.commit()
+            await follow_run_log(self.settings, self.group_id, self.handle, self.ready)
         finally:
-            await consumer.stop()
             if own_http:
                 await self._http.aclose()
             await pool.close()
