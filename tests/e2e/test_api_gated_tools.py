@@ -1,10 +1,12 @@
 """Gated agent tools as a user drives them: the scripted model's research agent pauses before
-each gated call; one call is approved via the API and runs, the other is rejected and the model
+each gated call; one call is approved via the API and runs, the other is rejected in the UI
+inbox and the model
 reads the rejection as the tool's result; the recorded decisions replay to the same state."""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +16,7 @@ import pytest
 
 from bend.devstack.engine import Engine, running_engine
 from bend.server.testing import RunningApi, api_beside
+from tests.e2e.web_pages import get_page, signed_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -91,10 +94,19 @@ async def test_an_approved_gated_call_runs_and_a_rejected_one_reaches_the_model(
 
     fetch = await waiting_call(api, run_id, "fetch_page@1")
     assert fetch["approvers"] == {"roles": ["operator"], "keys": []}
-    operator = api.headers(await api.key("operator"))
-    r = await api.client.post(base, json={"decision": "reject", "comment": "no fetching"},
-                              headers=operator)
-    assert r.status_code == 202, r.text
+    # rejected in the UI inbox, which shows the call and names it in its form
+    operator = await signed_in(api, await api.key("operator"))
+    try:
+        page = await get_page(operator, "/ui/approvals")
+        [card] = page.all("section", cls="approval", data_run_id=run_id)
+        assert "call fetch_page@1 with" in html.unescape(card.inner_text)
+        assert fetch["tool_call"]["tool_call_id"] in page.html
+        r = await operator.post(f"/ui/approvals/{run_id}/research", data={
+            "csrf_token": page.csrf(), "decision": "reject", "comment": "no fetching",
+            "tool_call_id": fetch["tool_call"]["tool_call_id"]})
+        assert r.status_code == 303, r.text
+    finally:
+        await operator.aclose()
 
     run = await finished(api, run_id)
     assert run["status"] == "completed", run
