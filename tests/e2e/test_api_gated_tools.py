@@ -1,7 +1,7 @@
 """Gated agent tools as a user drives them: the scripted model's research agent pauses before
 each gated call; one call is approved via the API and runs, the other is rejected in the UI
-inbox and the model
-reads the rejection as the tool's result; the recorded decisions replay to the same state."""
+inbox and the model reads the rejection as the tool's result; the recorded decisions replay to
+the same state, and a fork after the agent reuses its output."""
 
 from __future__ import annotations
 
