@@ -106,6 +106,8 @@ class Notifier:
         notifications = await self._notifications(event.run_id)
         for plan in planned(event, notifications):
             await self._deliver(event, plan)
+        if event.event_type in ("RunCompleted", "RunFailed", "RunCancelled"):
+            self._runs.pop(event.run_id, None)  # ended: nothing more to notify
 
     def _keep(self, run_id: str, notifications: tuple[Notification, ...]) -> None:
         self._runs[run_id] = notifications
