@@ -119,6 +119,24 @@ class ArchiveSettings(BaseModel):
     flush_after_s: float = Field(default=30.0, gt=0)  # and is written once its oldest is this old
 
 
+class NotifySettings(BaseModel):
+    """Notifications (the notifier, streams/notifications/): webhook retries and the SMTP
+    server e-mails go through."""
+
+    webhook_attempts: int = Field(default=5, ge=1, le=20)  # tries of one delivery
+    webhook_backoff_s: float = Field(default=1.0, gt=0)  # first wait between tries, doubling
+    webhook_max_backoff_s: float = Field(default=60.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "bend@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    smtp_attempts: int = Field(default=3, ge=1, le=20)
+
+
 class DevSettings(BaseModel):
     """The local stack started by `bend dev up` (no Docker)."""
 
@@ -336,6 +354,7 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = SecretsSettings()
     egress: EgressSettings = EgressSettings()
     archive: ArchiveSettings = ArchiveSettings()
+    notify: NotifySettings = NotifySettings()
 
     # Flat aliases for the two settings users set most (BEND_DATABASE_URL, BEND_KAFKA_BOOTSTRAP).
     database_url: str | None = None

@@ -75,7 +75,8 @@ async def tables_of(conn: asyncpg.Connection, schema: str, only: str | None) -> 
     if only is not None and only not in PROJECTIONS:
         raise UnknownProjection(only)
     rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1 "
-                            "AND tablename <> 'schema_migrations' ORDER BY tablename",
+                            "AND tablename NOT IN ('schema_migrations', "
+                            "'notification_deliveries') ORDER BY tablename",
                             check_schema(schema))
     present = [check_schema(r["tablename"]) for r in rows]
     return tuple(present) if only is None else tuple(t for t in PROJECTIONS[only] if t in present)

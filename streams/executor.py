@@ -232,14 +232,17 @@ class Executor:
                 EXECUTOR_STEPS.labels(task.node_type, "withheld").inc()
                 return sent
             PROFILE.since("execute", started)
-            note_step_outcome(outcome.succeeded, outcome.error_type, outcome.message)
+            if outcome.pause is None:
+                note_step_outcome(outcome.succeeded, outcome.error_type, outcome.message)
             duration_ms = int((time.perf_counter() - started) * 1000)
             for record in outcome.records:
                 sent.append(await self._send(record))
             observe_llm_calls(outcome.records, self.prices)
-            EXECUTOR_STEPS.labels(task.node_type,
-                                  "succeeded" if outcome.succeeded else "failed").inc()
-            if outcome.succeeded:
+            EXECUTOR_STEPS.labels(task.node_type, "paused" if outcome.pause is not None
+                                  else "succeeded" if outcome.succeeded else "failed").inc()
+            if outcome.pause is not None:  # a gated tool call: the attempt resumes once decided
+                sent.append(await self._send(outcome.pause))
+            elif outcome.succeeded:
                 sent.append(await self._send(CompleteStep(
                     **self._envelope(task, "completed"), step_id=task.step_id,
                     attempt=task.attempt, output=outcome.output, duration_ms=duration_ms)))

@@ -270,10 +270,12 @@ class Orchestrator:
         async def follow_up() -> list[Delivery[Any]]:
             # The tasks topic has as many partitions as the commands topic: naming the
             # command's partition spares the producer hashing the key (pure-Python murmur2).
-            sent = [await self.producer.send(self.names.tasks, key, payload, partition,
-                                             headers=task_headers(ev)
-                                             if isinstance(ev, StepScheduled) else None)
-                    for ev, payload in encoded if ev.event_id in open_tasks]
+            # A resumed attempt (StepResumed) goes out as its task, a StepScheduled.
+            sent = [await self.producer.send(self.names.tasks, key,
+                                             payload if task is ev else encode(task), partition,
+                                             headers=task_headers(task)
+                                             if isinstance(task, StepScheduled) else None)
+                    for ev, payload in encoded if (task := open_tasks.get(ev.event_id))]
             for timer in timers:
                 self._arm(timer, partition)
             return sent + await self._send_outbox(outbox, trace)

@@ -16,7 +16,7 @@ from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
 from bend.contracts.codec import decode
-from bend.core.commands import CompleteStep, FailStep
+from bend.core.commands import AwaitToolApproval, CompleteStep, FailStep
 from bend.core.errors import BendError
 from bend.kafka import clients
 from bend.settings import KafkaSettings
@@ -44,7 +44,8 @@ def _committed(kafka: KafkaSettings, group: str, topic: str, partition: int) -> 
 async def reported_attempts(kafka: KafkaSettings, group: str, topic: str, partition: int,
                             max_records: int = 200_000, max_seconds: float = 5.0
                             ) -> set[Attempt]:
-    """The step attempts with a report (CompleteStep, FailStep) after the committed offset.
+    """The step attempts with a report (CompleteStep, FailStep, or a pause on a gated tool call,
+    AwaitToolApproval) after the committed offset.
 
     At most the last `max_records` records and `max_seconds` of reading: after a long outage a
     task whose report lies further back may still be handed out again (at least once, as ever).
@@ -75,7 +76,7 @@ async def reported_attempts(kafka: KafkaSettings, group: str, topic: str, partit
                     cmd = decode(record.value)
                 except BendError:
                     continue  # the agent dead-letters it
-                if isinstance(cmd, (CompleteStep, FailStep)) and cmd.run_id:
+                if isinstance(cmd, (CompleteStep, FailStep, AwaitToolApproval)) and cmd.run_id:
                     found.add((cmd.run_id, cmd.step_id, cmd.attempt))
     finally:
         await consumer.stop()

@@ -22,7 +22,9 @@ from bend.contracts.codec import decode
 from bend.core.apply import apply
 from bend.core.kinds import EXECUTOR_NODE_TYPES
 from bend.core.errors import BendError
-from bend.core.events import Event, StepScheduled, StepSkipped, TimerFired, TimerSet
+from bend.core.events import (
+    Event, StepResumed, StepScheduled, StepSkipped, TimerFired, TimerSet, ToolApprovalRequested,
+)
 from bend.core.state import RunState
 from bend.core.transitions import STEP_ENDINGS
 from bend.kafka import clients
@@ -95,6 +97,10 @@ class PartitionRuns:
         match event:
             case StepScheduled(node_type=node_type) if node_type in EXECUTOR_NODE_TYPES:
                 self.tasks[(event.run_id or "", event.step_id)] = event
+            case StepResumed(node_type=node_type) if node_type in EXECUTOR_NODE_TYPES:
+                self.tasks[(event.run_id or "", event.step_id)] = event.task()
+            case ToolApprovalRequested():  # paused: no executor holds it until it is decided
+                self.tasks.pop((event.run_id or "", event.step_id), None)
             case StepSkipped():
                 self.tasks.pop((event.run_id or "", event.step_id), None)
             case Event(event_type=ending) if ending in STEP_ENDINGS:

@@ -24,8 +24,8 @@ __all__ = ["serve"]
 @click.option("--model-port", default=8700, show_default=True, type=click.IntRange(1, 65535),
               help="Its port (the example workflow's default llm_base_url names 8700).")
 def serve(executors: int, model: bool, model_port: int) -> None:
-    """Run the orchestrator, executors, triggers, projector, archiver, API (and scripted model)
-    locally."""
+    """Run the orchestrator, executors, triggers, projector, archiver, notifier, chainer, API (and
+    scripted model) locally."""
     settings = get_settings()
     ensure_topics(settings)
     log_dir = settings.dev.state_dir / "logs" / "serve"
@@ -59,6 +59,8 @@ def serve(executors: int, model: bool, model_port: int) -> None:
         workers.start("triggers", wait=False)
         start("projector", "projections", "run")
         start("archiver", "bend.archive", "run")
+        start("notifier", "streams.notifications", "run")
+        start("chainer", "streams.chaining", "run")
         for role in ("orchestrator", "executor", "triggers"):
             workers.wait_ready(role)
         click.echo(f"orchestrator, {executors} executor(s) and the trigger scheduler ready; "

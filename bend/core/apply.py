@@ -18,14 +18,16 @@ from bend.core.errors import BendError
 from bend.core.events import (
     AgentLlmCallRecorded, AgentToolCallRecorded, ApprovalDecided, Event, RunCancelled, RunCompleted,
     RunFailed, SignalDelivered, SignalReceived,
-    RunRequested, RunStarted, StepCancelled, StepFailed, StepRetryScheduled, StepScheduled,
-    StepSkipped, StepStarted, StepSucceeded, StepTimedOut, TimerFired, TimerSet,
+    RunRequested, RunStarted, StepCancelled, StepFailed, StepResumed, StepRetryScheduled,
+    StepScheduled, StepSkipped, StepStarted, StepSucceeded, StepTimedOut, TimerFired, TimerSet,
+    ToolApprovalRequested,
 )
 from bend.core.frozen import FrozenMap
 from bend.core.graph import compile_definition
 from bend.core.ids import split_instance
 from bend.core.state import (
-    KeptSignal, RunError, RunState, RunStatus, StepError, StepState, StepStatus, Timer,
+    KeptSignal, PendingToolCall, RunError, RunState, RunStatus, StepError, StepState, StepStatus,
+    Timer,
 )
 from bend.core.transitions import IllegalTransition, run_target, step_target
 
@@ -174,7 +176,7 @@ def _scheduled(step: StepState, ev: StepScheduled) -> StepState:
         raise ValueError(f"attempt {ev.attempt} does not follow attempt {step.attempt}")
     return replace(step, node_type=ev.node_type, attempt=ev.attempt, input=ev.input, output=None,
                    error=None, worker_id="", scheduled_at=ev.occurred_at, started_at=None,
-                   retry_at=None)
+                   retry_at=None, awaiting=None)
 
 
 def _step_started(step: StepState, ev: StepStarted) -> StepState:
@@ -222,7 +224,27 @@ def _call_recorded(step: StepState, ev: AgentLlmCallRecorded | AgentToolCallReco
 
 def _approval_decided(step: StepState, ev: ApprovalDecided) -> StepState:
     _same_attempt(step, ev.attempt)
+    if ev.tool_call_id:  # a gated tool call: StepResumed hands the attempt out again
+        if step.awaiting is None or step.awaiting.tool_call_id != ev.tool_call_id:
+            raise ValueError(f"the step waits on no tool call {ev.tool_call_id}")
+        return replace(step, awaiting=None)
     return step  # the decision is in the log; StepSucceeded or StepFailed ends the step
+
+
+def _tool_approval_requested(step: StepState, ev: ToolApprovalRequested) -> StepState:
+    _same_attempt(step, ev.attempt)
+    if step.awaiting is not None:
+        raise ValueError(f"the step already waits on tool call {step.awaiting.tool_call_id}")
+    pending = PendingToolCall(ev.tool_call_id, ev.tool_name, ev.arguments, ev.approvers,
+                              ev.checkpoint, ev.occurred_at)
+    return replace(step, awaiting=pending)
+
+
+def _resumed(step: StepState, ev: StepResumed) -> StepState:
+    _same_attempt(step, ev.attempt)
+    if step.awaiting is not None:
+        raise ValueError(f"the step still waits on tool call {step.awaiting.tool_call_id}")
+    return replace(step, input=ev.input)
 
 
 # --- signals --------------------------------------------------------------------------------
@@ -268,6 +290,8 @@ APPLIERS: dict[tuple[str, int], RunApplier] = {
     ("AgentLlmCallRecorded", 1): _step_applier(_call_recorded),
     ("AgentToolCallRecorded", 1): _step_applier(_call_recorded),
     ("ApprovalDecided", 1): _step_applier(_approval_decided),
+    ("ToolApprovalRequested", 1): _step_applier(_tool_approval_requested),
+    ("StepResumed", 1): _step_applier(_resumed),
     ("SignalReceived", 1): _signal_received,  # type: ignore[dict-item]
     ("SignalDelivered", 1): _signal_delivered,  # type: ignore[dict-item]
 }

@@ -14,7 +14,7 @@ from bend.core.events import Envelope, json_field
 __all__ = [
     "Command", "COMMAND_TYPES", "StartRun", "CancelRun", "CancelStep", "ReportStepStarted",
     "CompleteStep", "FailStep", "FireTimer", "RecordLlmCall", "RecordToolCall", "DecideApproval",
-    "SignalRun",
+    "SignalRun", "AwaitToolApproval",
 ]
 
 
@@ -129,6 +129,7 @@ class DecideApproval(Command):
     """Approve (with `answer`, the step's output) or reject the approval step `step_id`.
 
     Who may decide is checked before it is sent (bend.services.approvals); `decided_by` records it.
+    With `tool_call_id`, it decides that gated tool call of the agent step `step_id` instead.
     """
 
     step_id: str
@@ -136,6 +137,23 @@ class DecideApproval(Command):
     decided_by: str = ""
     comment: str = ""
     answer: Any = json_field()
+    tool_call_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AwaitToolApproval(Command):
+    """An agent step's model called a gated tool: pause the attempt until a person decides.
+
+    `checkpoint` is where the agent loop stands (its messages, the calls still to run, its
+    counters); the attempt resumes from it once the call is approved or rejected.
+    """
+
+    step_id: str
+    attempt: int = 1
+    tool_call_id: str
+    tool_name: str
+    arguments: Any = json_field()
+    checkpoint: Any = json_field()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -151,6 +169,6 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
         StartRun, CancelRun, CancelStep, ReportStepStarted, CompleteStep, FailStep,
-        FireTimer, RecordLlmCall, RecordToolCall, DecideApproval, SignalRun,
+        FireTimer, RecordLlmCall, RecordToolCall, DecideApproval, SignalRun, AwaitToolApproval,
     )
 }

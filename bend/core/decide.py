@@ -15,6 +15,8 @@ Policy choices:
   person or by its timeout's default) it fails like a step with no retry left. A signal goes to
   the earliest step waiting for its name, else is kept for the wait step that will; one that no
   wait step of the workflow could take, or whose payload fails the schema, is refused.
+- A gated tool call pauses its agent attempt until it is decided (bend.core.gates); the
+  attempt stays out meanwhile, and the step's timeout, if any, counts the wait.
 - A run's timeout fails it with error_type RunTimedOut; a step's timeout ends its attempt with
   StepTimedOut, which its retry policy treats as the (retryable) error type StepTimedOut.
 """
@@ -31,8 +33,8 @@ from jsonschema.validators import validator_for
 from bend.core.awaits import decide_approval, deliver, signal_problem, waiting_for, waits_on
 from bend.core.cascade import advance, schedule_attempt
 from bend.core.commands import (
-    CancelRun, CancelStep, Command, CompleteStep, DecideApproval, FailStep, FireTimer,
-    RecordLlmCall, RecordToolCall, ReportStepStarted, SignalRun, StartRun,
+    AwaitToolApproval, CancelRun, CancelStep, Command, CompleteStep, DecideApproval, FailStep,
+    FireTimer, RecordLlmCall, RecordToolCall, ReportStepStarted, SignalRun, StartRun,
 )
 from bend.core.draft import Accepted, Decision, Draft, Rejected
 from bend.core.errors import BendError
@@ -41,6 +43,7 @@ from bend.core.events import (
     AgentLlmCallRecorded, AgentToolCallRecorded, RunCancelled, RunFailed, RunRequested,
     RunStarted, SignalReceived, StepScheduled, StepStarted, StepSucceeded, TimerFired, TimerSet,
 )
+from bend.core.gates import await_tool_approval, decide_tool_call
 from bend.core.graph import compile_definition
 from bend.core.ids import split_instance, timer_id
 from bend.core.kinds import EXECUTOR_NODE_TYPES, NODE_KINDS, Runner, Wait, kind_of
@@ -273,6 +276,8 @@ def _record_call(state: RunState, cmd: RecordLlmCall | RecordToolCall,
 
 
 def _decide_approval(state: RunState, cmd: DecideApproval, now: datetime) -> Decision:
+    if cmd.tool_call_id:
+        return decide_tool_call(state, cmd, now)
     st = state.steps.get(cmd.step_id)
     if st is None or waits_on(st) is not Wait.APPROVAL:
         return Rejected(f"step {cmd.step_id} is not an approval step of run {state.run_id}",
@@ -329,4 +334,5 @@ _HANDLERS: dict[type, Callable[[RunState, Any, datetime], Decision]] = {
     RecordToolCall: _record_call,
     DecideApproval: _decide_approval,
     SignalRun: _signal_run,
+    AwaitToolApproval: await_tool_approval,
 }

@@ -13,7 +13,7 @@ from typing import Any
 from bend.core import ids
 from bend.core.apply import apply
 from bend.core.commands import Command
-from bend.core.events import Event, StepCancelled, StepScheduled, TimerSet
+from bend.core.events import Event, StepCancelled, StepResumed, StepScheduled, TimerSet
 from bend.core.kinds import EXECUTOR_NODE_TYPES
 from bend.core.graph import Plan
 from bend.core.state import RunState
@@ -30,12 +30,13 @@ class Accepted:
     state: RunState | None = None  # the run's state after `events`
 
     def tasks(self) -> tuple[StepScheduled, ...]:
-        """Executor steps (agent, tool, http) scheduled here and still open afterwards."""
+        """Executor steps (agent, tool, http) scheduled (or resumed) here and still open
+        afterwards."""
         if self.state is None:
             return ()
         return tuple(
-            ev for ev in self.events
-            if isinstance(ev, StepScheduled) and ev.node_type in EXECUTOR_NODE_TYPES
+            ev.task() if isinstance(ev, StepResumed) else ev for ev in self.events
+            if isinstance(ev, StepScheduled | StepResumed) and ev.node_type in EXECUTOR_NODE_TYPES
             and self.state.step(ev.step_id).status.attempt_open
             and self.state.step(ev.step_id).attempt == ev.attempt
         )

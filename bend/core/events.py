@@ -21,6 +21,7 @@ __all__ = [
     "ComponentRegistered", "CircuitStateChanged", "AgentLlmCallRecorded", "AgentToolCallRecorded",
     "DeadLetterRedriven",
     "DeadLettered", "ApprovalDecided", "SignalReceived", "SignalDelivered",
+    "ToolApprovalRequested", "StepResumed",
 ]
 
 
@@ -269,7 +270,8 @@ class TimerFired(Event):
 class ApprovalDecided(Event):
     """An approval step was approved or rejected: by whom, with what comment and answer.
 
-    `timed_out` marks the default its timeout took (`decided_by` is then empty).
+    `timed_out` marks the default its timeout took (`decided_by` is then empty). With
+    `tool_call_id`, it decided that gated tool call of the agent step `step_id`.
     """
 
     step_id: str
@@ -279,6 +281,48 @@ class ApprovalDecided(Event):
     comment: str = ""
     answer: Any = json_field()
     timed_out: bool = False
+    tool_call_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolApprovalRequested(Event):
+    """An agent step's model called a gated tool; the attempt waits for a person to decide.
+
+    `approvers` are who may decide (roles, keys); `checkpoint` is where the agent loop stands.
+    """
+
+    step_id: str
+    attempt: int = 1
+    tool_call_id: str
+    tool_name: str
+    arguments: Any = json_field()
+    approvers: Any = json_field()
+    checkpoint: Any = json_field()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepResumed(Event):
+    """A paused attempt is handed to an executor again, with `input` saying where to resume.
+
+    Its fields are a StepScheduled's: the executor receives it as that attempt's task.
+    """
+
+    step_id: str
+    node_type: str
+    attempt: int = 1
+    input: Any = json_field()
+    idempotency_key: str = ""
+    timeout_ms: int | None = None
+
+    def task(self) -> StepScheduled:
+        """The task an executor runs: this attempt, as scheduled again."""
+        return StepScheduled(
+            event_id=self.event_id, run_id=self.run_id, workflow_id=self.workflow_id,
+            workflow_version=self.workflow_version, seq=self.seq, occurred_at=self.occurred_at,
+            causation_id=self.causation_id, correlation_id=self.correlation_id,
+            tenant=self.tenant, project=self.project, step_id=self.step_id,
+            node_type=self.node_type, attempt=self.attempt, input=self.input,
+            idempotency_key=self.idempotency_key, timeout_ms=self.timeout_ms)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -480,5 +524,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ComponentRegistered,
         AgentLlmCallRecorded, AgentToolCallRecorded, CircuitStateChanged, DeadLettered,
         DeadLetterRedriven, ApprovalDecided, SignalReceived, SignalDelivered,
+        ToolApprovalRequested, StepResumed,
     )
 }

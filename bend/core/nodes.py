@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # a subworkflow holds a workflow: resolved in bend/core/workf
     from bend.core.workflow import WorkflowDefinition
 
 __all__ = [
-    "AgentStep", "ApprovalStep", "Approvers", "ConditionStep", "DelayStep", "Duration",
+    "AgentStep", "AgentTool", "ApprovalStep", "Approvers", "ConditionStep", "DelayStep", "Duration",
     "FrozenModel", "HttpStep",
     "LlmEndpoint", "LoopStep", "ParallelStep", "RetryPolicy", "StepBase", "SubworkflowStep",
     "ToolStep", "TransformStep", "WaitStep", "schema_problem",
@@ -101,6 +101,32 @@ class StepBase(FrozenModel):
                          "scheduled with an input")
 
 
+class Approvers(FrozenModel):
+    """Who may decide an approval: keys with one of `roles`, or the API keys named in `keys`.
+
+    Neither given: the project's operators (the operator and admin roles).
+    """
+
+    roles: tuple[Literal["admin", "editor", "operator", "viewer"], ...] = ()
+    keys: tuple[str, ...] = ()  # API key ids
+
+    def allowed_roles(self) -> tuple[str, ...]:
+        """The roles that may decide (the operators' when none are named)."""
+        return self.roles if self.roles or self.keys else ("operator", "admin")
+
+
+class AgentTool(FrozenModel):
+    """A tool offered to an agent, with options: `requires_approval` gates each of its calls.
+
+    A gated call pauses the agent step before it runs until one of `approvers` approves or
+    rejects it (bend.core.gates); a rejection is the tool's result the model reads.
+    """
+
+    ref: str = Field(min_length=1)  # component ref `name@version`
+    requires_approval: bool = False
+    approvers: Approvers = Approvers()
+
+
 class AgentStep(StepBase):
     """A model with tools in a loop (an executor step)."""
 
@@ -108,7 +134,7 @@ class AgentStep(StepBase):
     model: str = Field(min_length=1)
     system_prompt: str | None = None  # template
     prompt: str  # template
-    tools: tuple[str, ...] = ()  # component refs `name@version`
+    tools: tuple[str | AgentTool, ...] = ()  # component refs `name@version`, or with options
     max_iterations: int = Field(default=10, ge=1, le=100)
     temperature: float | None = Field(default=None, ge=0, le=2)
     llm: LlmEndpoint | None = None  # default: the workflow's `llm`
@@ -121,6 +147,11 @@ class AgentStep(StepBase):
         if self.llm is not None:
             yield "llm.base_url", "template", self.llm.base_url
 
+    def gated_tools(self) -> dict[str, dict[str, list[str]]]:
+        """Who may decide each gated tool's calls, by the tool's ref."""
+        return {t.ref: {"roles": list(t.approvers.allowed_roles()), "keys": list(t.approvers.keys)}
+                for t in self.tools if isinstance(t, AgentTool) and t.requires_approval}
+
     def task_input(self, ctx: dict[str, Any], default_llm: LlmEndpoint | None) -> Any:
         llm = self.llm or default_llm
         assert llm is not None  # the plan refuses an agent step without an endpoint
@@ -129,7 +160,8 @@ class AgentStep(StepBase):
             "prompt": as_text(render(self.prompt, ctx)),
             "system_prompt": (as_text(render(self.system_prompt, ctx))
                               if self.system_prompt is not None else None),
-            "tools": list(self.tools),
+            "tools": [t if isinstance(t, str) else t.ref for t in self.tools],
+            **({"gated": gated} if (gated := self.gated_tools()) else {}),
             "max_iterations": self.max_iterations,
             "temperature": self.temperature,
             "llm": {"base_url": as_text(render(llm.base_url, ctx)),
@@ -391,20 +423,6 @@ def schema_problem(schema: dict[str, Any] | None, value: Any) -> str | None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(value)"
     return f"{where}: {error.message}"
-
-
-class Approvers(FrozenModel):
-    """Who may decide an approval: keys with one of `roles`, or the API keys named in `keys`.
-
-    Neither given: the project's operators (the operator and admin roles).
-    """
-
-    roles: tuple[Literal["admin", "editor", "operator", "viewer"], ...] = ()
-    keys: tuple[str, ...] = ()  # API key ids
-
-    def allowed_roles(self) -> tuple[str, ...]:
-        """The roles that may decide (the operators' when none are named)."""
-        return self.roles if self.roles or self.keys else ("operator", "admin")
 
 
 class ApprovalStep(StepBase):

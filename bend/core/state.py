@@ -12,8 +12,8 @@ from bend.core.frozen import FrozenMap
 from bend.core.graph import Plan
 
 __all__ = [
-    "KeptSignal", "RunError", "RunState", "RunStatus", "StepError", "StepState", "StepStatus",
-    "Timer",
+    "KeptSignal", "PendingToolCall", "RunError", "RunState", "RunStatus", "StepError",
+    "StepState", "StepStatus", "Timer",
 ]
 
 
@@ -75,6 +75,18 @@ class StepError:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingToolCall:
+    """A gated tool call an agent step's attempt waits on: a person approves or rejects it."""
+
+    tool_call_id: str
+    tool_name: str
+    arguments: Any = None
+    approvers: Any = None  # {"roles": [...], "keys": [...]}
+    checkpoint: Any = None  # where the agent loop stands (bend.core.gates)
+    requested_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StepState:
     """One step instance (`fetch`, or `fetch[3]` inside a loop) and its latest attempt."""
 
@@ -91,6 +103,7 @@ class StepState:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     retry_at: datetime | None = None
+    awaiting: PendingToolCall | None = None  # an agent attempt paused on a gated tool call
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,8 @@ RUN_RULES: dict[str, Rule[RunStatus]] = {
        for name in ("StepScheduled", "StepStarted", "StepSucceeded", "StepFailed",
                     "StepRetryScheduled", "StepTimedOut", "StepSkipped", "StepCancelled",
                     "TimerSet", "TimerFired", "AgentLlmCallRecorded", "AgentToolCallRecorded",
-                    "ApprovalDecided", "SignalReceived", "SignalDelivered")},
+                    "ApprovalDecided", "SignalReceived", "SignalDelivered",
+                    "ToolApprovalRequested", "StepResumed")},
 }
 
 _ATTEMPT_OUT = (St.SCHEDULED, St.RUNNING)
@@ -84,8 +85,11 @@ STEP_RULES: dict[str, Rule[StepStatus]] = {
                            (St.SCHEDULED, St.RUNNING, St.RETRY_WAIT), St.CANCELLED),
     "AgentLlmCallRecorded": _rule("calls are recorded for steps that began", _BEGUN, None),
     "AgentToolCallRecorded": _rule("calls are recorded for steps that began", _BEGUN, None),
-    "ApprovalDecided": _rule("only a waiting approval is decided", (St.SCHEDULED,),
-                             None),
+    "ApprovalDecided": _rule("only a waiting approval (or gated tool call) is decided",
+                             _ATTEMPT_OUT, None),
+    "ToolApprovalRequested": _rule("an attempt that is out may pause on a gated tool call",
+                                   _ATTEMPT_OUT, None),
+    "StepResumed": _rule("a paused attempt is handed out again", _ATTEMPT_OUT, None),
     "SignalDelivered": _rule("a kept signal goes to a waiting step",
                              (St.SCHEDULED,), None),
 }

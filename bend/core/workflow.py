@@ -15,6 +15,8 @@ from pydantic import Field, ValidationError
 from bend.core.durations import parse_duration
 from bend.core.kinds import NODE_KINDS, NODE_TYPES
 from bend.core.nodes import Duration, FrozenModel, LlmEndpoint, RetryPolicy, SubworkflowStep
+from bend.core.chaining import Downstream
+from bend.core.notifications import Notification
 from bend.core.problems import InvalidDefinition, Problem
 
 __all__ = ["Defaults", "StepDefinition", "WorkflowDefinition", "parse_shape"]
@@ -44,6 +46,9 @@ class WorkflowDefinition(FrozenModel):
     timeout: Duration | None = None  # the whole run's
     defaults: Defaults = Field(default_factory=Defaults)
     llm: LlmEndpoint | None = None  # default endpoint of agent steps
+    # None, not empty, when unset: canonical JSON (and the definition's hash) leaves it out.
+    notifications: tuple[Notification, ...] | None = None  # webhooks and e-mails on run events
+    downstream: tuple[Downstream, ...] | None = None  # workflows a run's end starts
 
     def step(self, step_id: str) -> StepDefinition:
         """The step with this id; KeyError if there is none."""

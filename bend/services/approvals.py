@@ -1,5 +1,8 @@
 """Approvals and signals: the waiting approvals of a project, deciding one, signalling a run.
 
+Waiting approvals are approval steps and gated tool calls of agent steps (bend.core.gates):
+both are listed, and decided, through the same doors, by their approvers only.
+
 The checks a person's request needs are made here, against the read models (the run in the
 caller's project, the step waiting, the caller one of its approvers, the answer or payload
 fitting its schema); the orchestrator decides the command again against the run's own state,
@@ -8,6 +11,7 @@ so a request that races another is still refused there.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -26,12 +30,16 @@ from projections.queries import runs as queries
 
 __all__ = ["approval_context", "decide_approval", "pending_approvals", "signal_run"]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
 
 async def pending_approvals(deps: Deps, principal: Principal) -> list[dict[str, Any]]:
     """The approvals waiting in the caller's project, oldest first, with who may decide each."""
     require(principal, "runs:read")
     rows = await queries.pending_approvals(deps.pool, principal.project)
     out = []
+    for call in await queries.pending_tool_calls(deps.pool, principal.project):
+        out.append(_tool_call_view(principal, call))
     for row in rows:
         spec = row["input"] if isinstance(row["input"], dict) else {}
         out.append({"run_id": row["run_id"], "step_id": row["step_id"],
@@ -42,7 +50,20 @@ async def pending_approvals(deps: Deps, principal: Principal) -> list[dict[str, 
                     "on_timeout": spec.get("on_timeout"), "timeout_at": spec.get("timeout_at"),
                     "waiting_since": row["scheduled_at"],
                     "may_decide": _may_decide(principal, spec)})
-    return out
+    return sorted(out, key=lambda a: (a["waiting_since"] or _EPOCH, a["run_id"], a["step_id"]))
+
+
+def _tool_call_view(principal: Principal, row: dict[str, Any]) -> dict[str, Any]:
+    asked = row["payload"]
+    approvers = asked.get("approvers") or {}
+    return {"run_id": row["run_id"], "step_id": row["step_id"],
+            "workflow_id": row["workflow_id"], "workflow_version": row["workflow_version"],
+            "message": f"call {asked['tool_name']} with {json.dumps(asked.get('arguments'))}?",
+            "approvers": approvers, "answer_schema": None, "on_timeout": None,
+            "timeout_at": None, "waiting_since": row["occurred_at"],
+            "tool_call": {"tool_call_id": asked["tool_call_id"], "tool_name": asked["tool_name"],
+                          "arguments": asked.get("arguments")},
+            "may_decide": _may_decide(principal, {"approvers": approvers})}
 
 
 async def approval_context(deps: Deps, principal: Principal, run_id: str) -> dict[str, Any]:
@@ -66,10 +87,15 @@ def _may_decide(principal: Principal, spec: dict[str, Any]) -> bool:
 
 
 async def decide_approval(deps: Deps, principal: Principal, run_id: str, step_id: str, *,
-                          approved: bool, comment: str = "", answer: Any = None) -> Position:
-    """Approve or reject the waiting approval `step_id`; where the DecideApproval went."""
+                          approved: bool, comment: str = "", answer: Any = None,
+                          tool_call_id: str | None = None) -> Position:
+    """Approve or reject the waiting approval `step_id`, or the gated tool call its agent step
+    waits on (`tool_call_id`, if given, must name it); where the DecideApproval went."""
     run = await _open_run(deps, principal, run_id, "approvals")
     step = await queries.step(deps.pool, run_id, step_id)
+    if step is not None and step["node_type"] == "agent":
+        return await _decide_tool_call(deps, principal, run, step_id, approved=approved,
+                                       comment=comment, tool_call_id=tool_call_id)
     if step is None or step["node_type"] != "approval":
         raise ApprovalNotWaiting(run_id, step_id, "no approval step by that id has begun"
                                  if step is None else f"it is a {step['node_type']} step")
@@ -92,6 +118,29 @@ async def decide_approval(deps: Deps, principal: Principal, run_id: str, step_id
     cmd = DecideApproval(**_envelope(run, now), step_id=step_id, approved=approved,
                          decided_by=principal.subject, comment=comment,
                          answer=answer if approved else None)
+    return await deps.producer.send(cmd)
+
+
+async def _decide_tool_call(deps: Deps, principal: Principal, run: dict[str, Any],
+                            step_id: str, *, approved: bool, comment: str,
+                            tool_call_id: str | None) -> Position:
+    run_id = run["run_id"]
+    waiting = [c for c in await queries.pending_tool_calls(deps.pool, principal.project,
+                                                           run_id=run_id)
+               if c["step_id"] == step_id]
+    if not waiting:
+        raise ApprovalNotWaiting(run_id, step_id, "its agent waits on no gated tool call")
+    asked = waiting[-1]["payload"]
+    if tool_call_id and tool_call_id != asked["tool_call_id"]:
+        raise ApprovalNotWaiting(run_id, step_id, f"it waits on tool call "
+                                 f"{asked['tool_call_id']}, not {tool_call_id}")
+    if not _may_decide(principal, asked):
+        approvers = asked.get("approvers") or {}
+        raise NotAnApprover(run_id, step_id, approvers.get("roles") or [],
+                            approvers.get("keys") or [])
+    cmd = DecideApproval(**_envelope(run, datetime.now(timezone.utc)), step_id=step_id,
+                         approved=approved, decided_by=principal.subject, comment=comment,
+                         tool_call_id=asked["tool_call_id"])
     return await deps.producer.send(cmd)
 
 

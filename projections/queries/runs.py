@@ -8,8 +8,8 @@ from typing import Any, TypeAlias
 import asyncpg
 
 __all__ = [
-    "FINISHED", "attempts", "events", "get_run", "list_runs", "pending_approvals", "step",
-    "steps", "usage",
+    "FINISHED", "attempts", "events", "get_run", "list_runs", "pending_approvals",
+    "pending_tool_calls", "step", "steps", "usage",
 ]
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
@@ -99,6 +99,29 @@ async def pending_approvals(db: Db, project: str, *, limit: int = 200) -> list[d
         "WHERE r.project = $1 AND s.node_type = 'approval' AND s.status = 'scheduled' "
         "AND r.status NOT IN ('completed', 'failed', 'cancelled') "
         "ORDER BY s.scheduled_at, s.run_id, s.step_id LIMIT $2", project, limit)
+    return [dict(r) for r in rows]
+
+
+# A gated tool call waits until its step's next event: its decision, or the attempt's end.
+_TOOL_CALL_WAITING = """
+NOT EXISTS (SELECT 1 FROM run_events d WHERE d.run_id = e.run_id AND d.step_id = e.step_id
+            AND d.seq > e.seq AND d.event_type IN ('ApprovalDecided', 'StepScheduled',
+            'StepSucceeded', 'StepFailed', 'StepTimedOut', 'StepCancelled'))
+"""
+
+
+async def pending_tool_calls(db: Db, project: str, *, run_id: str | None = None,
+                             limit: int = 200) -> list[dict[str, Any]]:
+    """Gated tool calls of agent steps waiting for a decision in `project`'s unfinished runs
+    (of `run_id` only, if given), oldest first: their ToolApprovalRequested payloads."""
+    rows = await db.fetch(
+        "SELECT e.run_id, e.step_id, e.payload, e.occurred_at, r.workflow_id, "
+        "r.workflow_version FROM runs r JOIN run_events e ON e.run_id = r.run_id "
+        "AND e.event_type = 'ToolApprovalRequested' "
+        "WHERE r.project = $1 AND ($2::text IS NULL OR r.run_id = $2) "
+        "AND r.status NOT IN ('completed', 'failed', 'cancelled') AND "
+        f"{_TOOL_CALL_WAITING} ORDER BY e.occurred_at, e.run_id, e.step_id LIMIT $3",
+        project, run_id, limit)
     return [dict(r) for r in rows]
 
 

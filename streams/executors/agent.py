@@ -1,26 +1,35 @@
-"""The agent executor: a chat-completions loop that runs the model's tool calls via components."""
+"""The agent executor: a chat-completions loop that runs the model's tool calls via components.
+
+A call of a gated tool (the task's `gated`) is not run: the attempt pauses, reporting
+AwaitToolApproval with a checkpoint of the loop (bend.core.gates). Once a person decides, the
+attempt comes back with `resume` (the checkpoint and the decision) and goes on from there: the
+approved call runs, a rejected one's reason is the tool's result the model reads.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from bend.components import Component, ComponentError
+from bend.core.commands import AwaitToolApproval
 from bend.core.events import StepScheduled
+from bend.core.gates import rejection_text
 from streams.executors.context import ExecutionContext
 from streams.executors.errors import (
     InvalidStepInput, MaxIterationsExceeded, StepError, ToolFailed,
 )
 from streams.executors.inputs import parse_input
 from streams.executors.llm import LlmEndpoint, chat
-from streams.executors.outcome import Recorder, StepOutcome
+from streams.executors.outcome import Recorder, StepOutcome, command_envelope
 from streams.executors.tool import component_context, invoke_component
 
-__all__ = ["AgentInput", "LlmConfig", "execute", "openai_tools", "parse"]
+__all__ = ["AgentInput", "LlmConfig", "Resume", "execute", "openai_tools", "parse"]
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +44,18 @@ class LlmConfig(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
 
 
+class Resume(BaseModel):
+    """Where a paused attempt goes on from, and the decision on the call it paused on."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    checkpoint: dict[str, Any]
+    tool_call_id: str
+    approved: bool
+    decided_by: str = ""
+    comment: str = ""
+
+
 class AgentInput(BaseModel):
     """An agent node's evaluated configuration (bend.core.definitions.AgentStep's fields)."""
 
@@ -47,6 +68,8 @@ class AgentInput(BaseModel):
     max_iterations: int = Field(default=10, ge=1, le=100)
     temperature: float | None = Field(default=None, ge=0, le=2)
     llm: LlmConfig | None = None  # the orchestrator fills in the workflow's `llm` if unset
+    gated: dict[str, Any] = Field(default_factory=dict)  # tool ref -> who may approve a call
+    resume: Resume | None = None  # a paused attempt's checkpoint and decision
 
 
 def parse(value: Any) -> AgentInput:
@@ -84,15 +107,18 @@ def _tools(spec: AgentInput, ctx: ExecutionContext) -> dict[str, Component]:
 
 
 async def _run_tool(call: dict[str, Any], tools: dict[str, Component], task: StepScheduled,
-                    recorder: Recorder) -> str:
-    """Run one tool call; errors a retry cannot fix go back to the model as the result."""
+                    recorder: Recorder, rejected: str | None = None) -> str:
+    """Run one tool call; errors a retry cannot fix go back to the model as the result.
+
+    `rejected` (a gated call a person rejected) is recorded and returned as the error instead.
+    """
     function = call.get("function") or {}
     name, raw = str(function.get("name", "")), function.get("arguments") or "{}"
     call_id = str(call.get("id", ""))
     started = time.perf_counter()
     arguments: Any = raw
     result: Any = None
-    error: str | None = None
+    error: str | None = rejected
     try:
         arguments = json.loads(raw) if isinstance(raw, str) else raw
         if not isinstance(arguments, dict):
@@ -103,7 +129,7 @@ async def _run_tool(call: dict[str, Any], tools: dict[str, Component], task: Ste
     if error is None and comp is None:
         error = f"there is no tool named {name!r}; the tools are: {', '.join(tools)}"
     if error is None and comp is not None:
-        context = component_context(task, f"tool:{len(recorder.records)}")
+        context = component_context(task, f"tool:{recorder.next_index}")
         try:
             result = await invoke_component(comp, arguments, context)
         except ToolFailed as exc:
@@ -119,55 +145,140 @@ async def _run_tool(call: dict[str, Any], tools: dict[str, Component], task: Ste
     return json.dumps({"error": error} if error is not None else result)
 
 
-async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder) -> Any:
-    spec = parse(task.input)
-    assert spec.llm is not None  # parse() refuses a step without one
-    tools = _tools(spec, ctx)
-    secret = spec.llm.api_key_secret
-    api_key = (await ctx.secrets.secret(secret, task.project)).for_url(spec.llm.base_url) \
-        if secret else None
-    endpoint = LlmEndpoint(spec.llm.base_url, api_key, spec.llm.timeout_s or ctx.llm_timeout_s)
+class _Paused(Exception):
+    """The model called a gated tool that no one has decided on yet."""
+
+    def __init__(self, command: AwaitToolApproval) -> None:
+        super().__init__(command.tool_call_id)
+        self.command = command
+
+
+@dataclass(slots=True)
+class _Loop:
+    """Where the loop stands: what a checkpoint keeps and a resumed attempt starts from."""
+
+    messages: list[dict[str, Any]]
+    pending: list[dict[str, Any]] = field(default_factory=list)  # calls of this turn to run
+    iteration: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tool_calls: int = 0
+
+    def checkpoint(self, recorder: Recorder) -> dict[str, Any]:
+        """The loop as JSON, with the call index the resumed attempt records from."""
+        return {"messages": self.messages, "pending": self.pending,
+                "iteration": self.iteration, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "tool_calls": self.tool_calls,
+                "next_call_index": recorder.next_index}
+
+    @classmethod
+    def restore(cls, checkpoint: dict[str, Any]) -> _Loop:
+        """The loop a checkpoint kept."""
+        return cls(list(checkpoint.get("messages") or []),
+                   list(checkpoint.get("pending") or []),
+                   int(checkpoint.get("iteration") or 0),
+                   int(checkpoint.get("prompt_tokens") or 0),
+                   int(checkpoint.get("completion_tokens") or 0),
+                   int(checkpoint.get("tool_calls") or 0))
+
+
+def _gate(call: dict[str, Any], spec: AgentInput, listed: dict[str, str], loop: _Loop,
+          task: StepScheduled, recorder: Recorder) -> str | None:
+    """None to run the call; a rejection's text to return instead; _Paused if undecided."""
+    function = call.get("function") or {}
+    name = str(function.get("name", ""))
+    ref = listed.get(name)
+    if ref is None or ref not in spec.gated:
+        return None
+    call_id = str(call.get("id", ""))
+    decided = spec.resume
+    if decided is not None and decided.tool_call_id == call_id:
+        return None if decided.approved else rejection_text(decided.decided_by, decided.comment)
+    raw = function.get("arguments") or "{}"
+    try:
+        arguments: Any = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        arguments = raw
+    raise _Paused(AwaitToolApproval(
+        **command_envelope(task, f"gate:{call_id}", recorder.clock()), step_id=task.step_id,
+        attempt=task.attempt, tool_call_id=call_id, tool_name=ref, arguments=arguments,
+        checkpoint=loop.checkpoint(recorder)))
+
+
+def _start(spec: AgentInput) -> _Loop:
+    if spec.resume is not None:
+        return _Loop.restore(spec.resume.checkpoint)
     messages: list[dict[str, Any]] = []
     if spec.system_prompt:
         messages.append({"role": "system", "content": spec.system_prompt})
     messages.append({"role": "user", "content": spec.prompt})
+    return _Loop(messages)
+
+
+async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder) -> Any:
+    spec = parse(task.input)
+    assert spec.llm is not None  # parse() refuses a step without one
+    tools = _tools(spec, ctx)
+    listed = {comp.name: ref for ref, comp in zip(spec.tools, tools.values(), strict=True)}
+    secret = spec.llm.api_key_secret
+    api_key = (await ctx.secrets.secret(secret, task.project)).for_url(spec.llm.base_url) \
+        if secret else None
+    endpoint = LlmEndpoint(spec.llm.base_url, api_key, spec.llm.timeout_s or ctx.llm_timeout_s)
+    loop = _start(spec)
     described = openai_tools(list(tools.values()))
-    prompt_tokens = completion_tokens = tool_calls_made = 0
-    for iteration in range(1, spec.max_iterations + 1):
-        request: dict[str, Any] = {"model": spec.model, "messages": list(messages)}
+    while True:
+        while loop.pending:  # the calls of the last turn not run yet (a resumed attempt's)
+            call = loop.pending[0]
+            rejected = _gate(call, spec, listed, loop, task, recorder)
+            content = await _run_tool(call, tools, task, recorder, rejected)
+            loop.pending.pop(0)
+            loop.tool_calls += 1
+            loop.messages.append({"role": "tool", "tool_call_id": call.get("id", ""),
+                                  "content": content})
+        if loop.iteration >= spec.max_iterations:
+            raise MaxIterationsExceeded(spec.max_iterations)
+        loop.iteration += 1
+        request: dict[str, Any] = {"model": spec.model, "messages": list(loop.messages)}
         if described:
             request["tools"] = described
         if spec.temperature is not None:
             request["temperature"] = spec.temperature
         response = await chat(ctx, endpoint, request, recorder)
         usage = response.get("usage") or {}
-        prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        completion_tokens += int(usage.get("completion_tokens") or 0)
+        loop.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        loop.completion_tokens += int(usage.get("completion_tokens") or 0)
         message = response["choices"][0]["message"]
         calls = message.get("tool_calls") or []
         assistant: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
         if calls:
             assistant["tool_calls"] = calls
-        messages.append(assistant)
+        loop.messages.append(assistant)
         if not calls:
             return {
                 "answer": message.get("content") or "", "model": spec.model,
-                "iterations": iteration, "tool_calls": tool_calls_made,
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+                "iterations": loop.iteration, "tool_calls": loop.tool_calls,
+                "usage": {"prompt_tokens": loop.prompt_tokens,
+                          "completion_tokens": loop.completion_tokens},
             }
-        for call in calls:
-            content = await _run_tool(call, tools, task, recorder)
-            tool_calls_made += 1
-            messages.append({"role": "tool", "tool_call_id": call.get("id", ""),
-                             "content": content})
-    raise MaxIterationsExceeded(spec.max_iterations)
+        loop.pending = list(calls)
+
+
+def _first_index(value: Any) -> int:
+    """The call index a resumed attempt records from (0 for a fresh one)."""
+    resume = value.get("resume") if isinstance(value, dict) else None
+    checkpoint = resume.get("checkpoint") if isinstance(resume, dict) else None
+    return int(checkpoint.get("next_call_index") or 0) if isinstance(checkpoint, dict) else 0
 
 
 async def execute(task: StepScheduled, ctx: ExecutionContext) -> StepOutcome:
     """Run the agent loop; the outcome carries every model and tool call, in order."""
-    recorder = Recorder(task, ctx.clock)
+    recorder = Recorder(task, ctx.clock, first_index=_first_index(task.input))
     try:
         output = await _loop(task, ctx, recorder)
+    except _Paused as paused:
+        log.info("agent_paused", tool_call_id=paused.command.tool_call_id,
+                 tool_name=paused.command.tool_name, calls=len(recorder.records))
+        return StepOutcome.paused(paused.command, tuple(recorder.records))
     except StepError as exc:
         log.info("agent_failed", error_type=exc.error_type, calls=len(recorder.records))
         return StepOutcome.failure(exc, tuple(recorder.records))

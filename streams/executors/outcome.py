@@ -25,11 +25,17 @@ class StepOutcome:
     message: str | None = None
     retryable: bool = False
     records: tuple[Command, ...] = ()  # RecordLlmCall / RecordToolCall, in call order
+    pause: Command | None = None  # set: the attempt paused (AwaitToolApproval), neither outcome
 
     @classmethod
     def success(cls, output: Any, records: tuple[Command, ...] = ()) -> StepOutcome:
         """The attempt produced `output`."""
         return cls(succeeded=True, output=output, records=records)
+
+    @classmethod
+    def paused(cls, pause: Command, records: tuple[Command, ...] = ()) -> StepOutcome:
+        """The attempt paused on `pause` (a gated tool call); it resumes once decided."""
+        return cls(succeeded=False, records=records, pause=pause)
 
     @classmethod
     def failure(cls, error: StepError, records: tuple[Command, ...] = ()) -> StepOutcome:
@@ -56,16 +62,22 @@ class Recorder:
     task: StepScheduled
     clock: Callable[[], datetime]
     records: list[Command] = field(default_factory=list)
+    first_index: int = 0  # a resumed attempt goes on from its earlier calls' count
+
+    @property
+    def next_index(self) -> int:
+        """The call index of the next call recorded."""
+        return self.first_index + len(self.records)
 
     def _envelope(self) -> dict[str, Any]:
-        return command_envelope(self.task, f"call:{len(self.records)}", self.clock())
+        return command_envelope(self.task, f"call:{self.next_index}", self.clock())
 
     def llm_call(self, *, model: str, request: Any, response: Any, prompt_tokens: int,
                  completion_tokens: int, latency_ms: int) -> RecordLlmCall:
         """Record one chat-completions call."""
         record = RecordLlmCall(
             **self._envelope(), step_id=self.task.step_id, attempt=self.task.attempt,
-            call_index=len(self.records), model=model, request=request, response=response,
+            call_index=self.next_index, model=model, request=request, response=response,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             latency_ms=latency_ms,
         )
@@ -77,7 +89,7 @@ class Recorder:
         """Record one tool call (`error` set when it failed, `result` then None)."""
         record = RecordToolCall(
             **self._envelope(), step_id=self.task.step_id, attempt=self.task.attempt,
-            call_index=len(self.records), tool_call_id=tool_call_id, tool_name=tool_name,
+            call_index=self.next_index, tool_call_id=tool_call_id, tool_name=tool_name,
             arguments=arguments, result=result, error=error, latency_ms=latency_ms,
         )
         self.records.append(record)

@@ -18,6 +18,7 @@ class ApprovalDecision(BaseModel):
     decision: Literal["approve", "reject"]
     comment: str = Field(default="", max_length=4000)
     answer: Any = None
+    tool_call_id: str | None = Field(default=None, max_length=200)  # an agent's gated call
 
 
 class ApprovalView(BaseModel):
@@ -33,6 +34,7 @@ class ApprovalView(BaseModel):
     on_timeout: str | None = None
     timeout_at: str | None = None
     waiting_since: datetime | None = None
+    tool_call: dict[str, Any] | None = None  # a gated tool call: tool_call_id, tool_name, arguments
     may_decide: bool
 
 

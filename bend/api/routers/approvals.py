@@ -39,10 +39,11 @@ async def list_approvals(ctx: Context, principal: Reader) -> ApprovalPage:
              responses=problem_responses(404, 409))
 async def decide_approval(response: Response, ctx: Context, principal: Authenticated,
                           run_id: str, step_id: str, body: ApprovalDecision) -> Sent:
-    """Approve or reject the run's waiting approval step (its approvers only)."""
+    """Approve or reject the run's waiting approval step, or the gated tool call its agent step
+    `step_id` waits on (its approvers only); a rejected call's reason is the model's result."""
     position = await service.decide_approval(
         ctx, principal, run_id, step_id, approved=body.decision == "approve",
-        comment=body.comment, answer=body.answer)
+        comment=body.comment, answer=body.answer, tool_call_id=body.tool_call_id)
     return _sent(response, run_id, position)
 
 

@@ -25,7 +25,7 @@ __all__ = ["NOT_PROJECTED", "rebuild_projections"]
 
 # Tables of the read-model schema that no projection writes: never compared, and carried over
 # to the schema a full rebuild switches in.
-NOT_PROJECTED = ("projection_rebuilds",)
+NOT_PROJECTED = ("projection_rebuilds", "notification_deliveries")
 
 log = structlog.get_logger(__name__)
 

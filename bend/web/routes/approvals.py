@@ -56,6 +56,7 @@ async def decide(request: Request, session: Ui, run_id: str, step_id: str) -> Re
             raise BadForm(f"the answer is not JSON: {exc.msg} (line {exc.lineno})") from None
     position = await service.decide_approval(
         context(request), session.principal, run_id, step_id, approved=decision == "approve",
-        comment=str(form.get("comment") or ""), answer=answer)
+        comment=str(form.get("comment") or ""), answer=answer,
+        tool_call_id=str(form.get("tool_call_id") or "") or None)
     await context(request).watcher.wait_for([position], _WAIT_S)
     return RedirectResponse(f"/ui/approvals?done={decision}", status_code=303)

@@ -17,11 +17,14 @@ ROOT = Path(__file__).parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "histories"
 EXAMPLE = ROOT / "examples" / "research_agent.yaml"
 GATE = ROOT / "examples" / "release_gate.yaml"
+GATED = ROOT / "examples" / "gated_research.yaml"
 sys.path.insert(0, str(Path(__file__).parent))
 
 from core_harness import Run  # noqa: E402
 
-from bend.core.commands import COMMAND_TYPES, RecordLlmCall  # noqa: E402
+from bend.core.commands import (  # noqa: E402
+    COMMAND_TYPES, AwaitToolApproval, DecideApproval, RecordLlmCall, RecordToolCall,
+)
 from bend.core.events import EVENT_TYPES  # noqa: E402
 from bend.core.state import RunState  # noqa: E402
 
@@ -127,12 +130,53 @@ def release_gate_unanswered() -> Run:
     return run
 
 
+def _llm_call(run: Run, index: int, calls: str | None) -> None:
+    message = {"role": "assistant", "content": None if calls else "Summary.",
+               "tool_calls": [{"id": f"call_{index}", "type": "function",
+                               "function": {"name": calls, "arguments": "{}"}}] if calls else None}
+    run.ok(RecordLlmCall(**run.envelope(), step_id="research", attempt=1, call_index=index,
+                         model="bend-scripted-researcher", request={"messages": []},
+                         response={"choices": [{"message": message}]}, prompt_tokens=5,
+                         completion_tokens=3))
+
+
+def gated_research_rejected_fetch() -> Run:
+    """The agent searches, its fetch_page call waits for a person, who rejects it; the resumed
+    attempt hands the rejection to the model, which answers."""
+    run = Run.of(GATED.read_text(), input={"topic": "sagas"}, run_id="hist-gated")
+    run.start()
+    run.started("research")
+    _llm_call(run, 0, "web_search")
+    run.ok(RecordToolCall(**run.envelope(), step_id="research", attempt=1, call_index=1,
+                          tool_call_id="call_0", tool_name="web_search@1",
+                          arguments={"query": "sagas"}, result={"results": RESULTS}))
+    _llm_call(run, 2, "fetch_page")
+    run.advance_clock(5)
+    run.ok(AwaitToolApproval(**run.envelope(), step_id="research", attempt=1,
+                             tool_call_id="call_2", tool_name="fetch_page@1",
+                             arguments={"url": "https://a.example"},
+                             checkpoint={"messages": [], "next_call_index": 3}))
+    run.advance_clock(600)
+    run.ok(DecideApproval(**run.envelope(), step_id="research", approved=False,
+                          decided_by="key:k1", comment="not that site",
+                          tool_call_id="call_2"))
+    run.ok(RecordToolCall(**run.envelope(), step_id="research", attempt=1, call_index=3,
+                          tool_call_id="call_2", tool_name="fetch_page@1",
+                          arguments={"url": "https://a.example"}, result=None,
+                          error="the call was rejected by key:k1: not that site; it did not run"))
+    _llm_call(run, 4, None)
+    run.complete("research", {"answer": "Summary."})
+    return run
+
+
 SCENARIOS = {"research_completed": research_completed,
              "research_nothing_found": research_nothing_found,
              "research_agent_timed_out": research_agent_timed_out,
              "release_gate_shipped": release_gate_shipped,
-             "release_gate_unanswered": release_gate_unanswered}
-WORKFLOWS = {"release_gate_shipped": GATE, "release_gate_unanswered": GATE}
+             "release_gate_unanswered": release_gate_unanswered,
+             "gated_research_rejected_fetch": gated_research_rejected_fetch}
+WORKFLOWS = {"release_gate_shipped": GATE, "release_gate_unanswered": GATE,
+             "gated_research_rejected_fetch": GATED}
 
 
 def record(name: str) -> dict[str, Any]:

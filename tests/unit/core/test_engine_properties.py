@@ -1,8 +1,9 @@
 """Random workflows under random executor behaviour, driven through decide and apply.
 
 Hypothesis builds small valid workflows (transform, tool, condition, parallel, delay, loop,
-approval and wait steps) and interleaves completions, failures, timeouts, approvals and
-rejections, signals (early, late, unwanted), cancellations, redeliveries and stale reports. Whatever happens: the log replays to the live state, apply takes every event decide
+approval, wait and agent steps with a gated tool) and interleaves completions, failures,
+timeouts, approvals and rejections, pauses on gated tool calls and their decisions, signals
+(early, late, unwanted), cancellations, redeliveries and stale reports. Whatever happens: the log replays to the live state, apply takes every event decide
 makes, seq grows by one, no step succeeds twice, a redelivered command is rejected, a finished
 run rejects everything, and a run whose executors eventually answer eventually finishes.
 """
@@ -19,15 +20,16 @@ from hypothesis import strategies as st
 
 from bend.core.apply import fold
 from bend.core.commands import (
-    CancelRun, CancelStep, Command, CompleteStep, DecideApproval, FailStep, FireTimer,
-    ReportStepStarted, SignalRun, StartRun,
+    AwaitToolApproval, CancelRun, CancelStep, Command, CompleteStep, DecideApproval, FailStep,
+    FireTimer, ReportStepStarted, SignalRun, StartRun,
 )
 from bend.core.decide import Accepted, Rejected
 from bend.core.definitions import definition_json, parse_definition
 from bend.core.events import StepSucceeded
 from bend.core.state import StepStatus
 
-SIMPLE = ("transform", "tool", "tool", "delay", "approval", "wait")
+SIMPLE = ("transform", "tool", "tool", "delay", "approval", "wait", "agent", "agent")
+REPORTED = ("tool", "agent")  # executor steps: completed, failed, started from outside
 SIGNALS = ("go", "more")
 
 
@@ -51,6 +53,14 @@ def _simple_step(draw: Any, sid: str, visible: list[str], in_loop: bool) -> dict
                          "jitter": 0.2}
         if draw(st.booleans()):
             step["timeout"] = "30s"
+    elif kind == "agent":
+        step.update(model="m", prompt="p", llm={"base_url": "http://127.0.0.1:1/v1"},
+                    tools=["fetch_page@1", {"ref": "web_search@1", "requires_approval": True}],
+                    retry={"max_attempts": draw(st.integers(1, 2)), "initial_interval": "1s"})
+        if draw(st.booleans()):
+            step["timeout"] = "30s"
+        if deps and not via_after:
+            step["after"] = deps
     elif kind in ("approval", "wait"):
         if kind == "approval":
             step["on_timeout"] = draw(st.sampled_from(("approve", "reject")))
@@ -122,10 +132,14 @@ def _progress_actions(run: Run) -> list[tuple[str, Any]]:
     actions: list[tuple[str, Any]] = []
     assert run.state is not None
     for s in run.state.steps.values():
-        if s.node_type == "tool" and s.status.attempt_open:
+        if s.node_type in REPORTED and s.status.attempt_open and s.awaiting is None:
             actions += [("complete", s)] * 3 + [("fail", s)] * 3 + [("fail_permanent", s)]
             if s.status is StepStatus.SCHEDULED:
                 actions += [("started", s)] * 2
+            if s.node_type == "agent":
+                actions += [("pause", s)] * 8
+        if s.node_type == "agent" and s.status.attempt_open and s.awaiting is not None:
+            actions += [("approve_call", s)] * 2 + [("reject_call", s)]
         if s.node_type == "approval" and s.status.attempt_open:
             actions += [("approve", s)] * 2 + [("reject", s)]
     actions += [("fire", t) for t in run.state.timers.values() for _ in range(2)]
@@ -149,6 +163,14 @@ def _command(run: Run, action: str, target: Any) -> Command:
     if action in ("approve", "reject"):
         return DecideApproval(**env, step_id=target.step_id, approved=action == "approve",
                               decided_by="key:k", answer={"ok": True})
+    if action == "pause":
+        return AwaitToolApproval(**env, step_id=target.step_id, attempt=target.attempt,
+                                 tool_call_id=f"call-{env['event_id']}",
+                                 tool_name="web_search@1", checkpoint={"messages": []})
+    if action in ("approve_call", "reject_call"):
+        call = target.awaiting.tool_call_id if target.awaiting else "none"
+        return DecideApproval(**env, step_id=target.step_id, tool_call_id=call,
+                              approved=action == "approve_call", decided_by="key:k")
     if action == "signal":
         return SignalRun(**env, name=target, payload={"name": target})
     if action == "cancel_step":
@@ -171,7 +193,7 @@ def _drive(run: Run, data: Any, sent: list[tuple[Command, bool]]) -> None:
                 assert isinstance(decision, Rejected), f"redelivered {cmd} was accepted again"
             continue
         if mode == "stale":
-            open_tools = [s for s in run.state.steps.values() if s.node_type == "tool"]
+            open_tools = [s for s in run.state.steps.values() if s.node_type in REPORTED]
             if open_tools:
                 s = data.draw(st.sampled_from(open_tools))
                 stale = CompleteStep(**run.envelope(), step_id=s.step_id, attempt=s.attempt + 1)
@@ -203,9 +225,14 @@ def _finish(run: Run) -> None:
         if run.state.is_finished:
             return
         open_tools = [s for s in run.state.steps.values()
-                      if s.node_type == "tool" and s.status.attempt_open]
+                      if s.node_type in REPORTED and s.status.attempt_open]
         if open_tools:
-            run.ok(_command(run, "complete", open_tools[0]))
+            s = open_tools[0]
+            paused = any(e.event_type == "ToolApprovalRequested" and e.step_id == s.step_id
+                         and e.attempt == s.attempt for e in run.log)
+            action = "approve_call" if s.awaiting else \
+                "pause" if s.node_type == "agent" and not paused else "complete"
+            run.ok(_command(run, action, s))  # an agent's attempt pauses once on its way
             continue
         waiting = [s for s in run.state.steps.values()
                    if s.node_type in ("approval", "wait") and s.status.attempt_open]
@@ -253,7 +280,8 @@ def _check_finished_rejects_everything(run: Run) -> None:
         CancelRun(**run.envelope()),
     ]
     for s in run.state.steps.values():
-        for action in ("complete", "fail", "started", "cancel_step", "approve", "reject"):
+        for action in ("complete", "fail", "started", "cancel_step", "approve", "reject",
+                       "pause", "approve_call", "reject_call"):
             commands.append(_command(run, action, s))
     commands += [_command(run, "signal", name) for name in SIGNALS]
     for e in run.log:
