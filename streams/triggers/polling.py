@@ -30,10 +30,18 @@ __all__ = ["last_marker", "marker", "poll_forever"]
 log = structlog.get_logger(__name__)
 
 
+class UnreadableBody(ValueError):
+    """A response that says it is JSON but does not parse (cut short, or broken)."""
+
+
 def _body(response: httpx.Response) -> Any:
+    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         return response.json()
-    except ValueError:
+    except ValueError as exc:
+        if media == "application/json" or media.endswith("+json"):
+            raise UnreadableBody(f"{response.request.url} answered {media} that does not "
+                                 f"parse ({exc})") from None
         return response.text
 
 
@@ -84,8 +92,10 @@ async def poll_forever(trigger_id: str, book: TriggerBook, firer: Firer,
             try:
                 response = await client.get(spec.url)
                 response.raise_for_status()
+                body = _body(response)  # a JSON answer that does not parse is a failed poll
                 seen = marker(spec, response)
-            except (httpx.HTTPError, jmespath.exceptions.JMESPathError, EgressRefused) as exc:
+            except (httpx.HTTPError, jmespath.exceptions.JMESPathError, EgressRefused,
+                    UnreadableBody) as exc:
                 delay = next_backoff(delay, spec.backoff.initial_seconds,
                                      spec.backoff.multiplier, spec.backoff.max_seconds)
                 log.warning("poll_failed", trigger_id=trigger_id, url=spec.url, retry_in_s=delay)
@@ -95,7 +105,6 @@ async def poll_forever(trigger_id: str, book: TriggerBook, firer: Firer,
             delay = 0.0
             if seen is not None and seen != last_marker(trigger):
                 key = f"{trigger_id}#{trigger.state.fire_count + 1}:{seen}"
-                body = _body(response)
                 run_input = (jmespath.search(spec.input_mapping, body)
                              if spec.input_mapping else body)
                 await firer.fire(trigger, key, run_input)

@@ -241,11 +241,12 @@ class _Feed(BaseHTTPRequestHandler):
             type(self).failures -= 1
             self.send_error(503)
             return
+        body = self.body  # once: the test may swap it while a request is answered
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(self.body)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(self.body)
+        self.wfile.write(body)
 
     def log_message(self, *_: Any) -> None:
         pass

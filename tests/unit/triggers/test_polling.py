@@ -44,3 +44,22 @@ def test_the_last_marker_is_read_back_from_the_latest_firing() -> None:
                                       trigger_id="tr:1", trigger_type="polling",
                                       dedupe_key="tr:1#3:abc:def")
     assert last_marker(trigger) == "abc:def"
+
+
+def test_a_json_answer_cut_short_is_a_failed_poll_not_new_content() -> None:
+    import httpx
+    import pytest
+
+    from streams.triggers.polling import UnreadableBody, _body
+
+    request = httpx.Request("GET", "http://feed.test/items")
+    cut = httpx.Response(200, content=b'{"items": [1, ', request=request,
+                         headers={"Content-Type": "application/json"})
+    with pytest.raises(UnreadableBody, match="does not parse"):
+        _body(cut)
+    text = httpx.Response(200, content=b"plain words", request=request,
+                          headers={"Content-Type": "text/plain"})
+    assert _body(text) == "plain words"
+    whole = httpx.Response(200, content=b'{"items": [1]}', request=request,
+                           headers={"Content-Type": "application/problem+json"})
+    assert _body(whole) == {"items": [1]}
