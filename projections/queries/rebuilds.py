@@ -20,11 +20,10 @@ _COLUMNS = """rebuild_id, phase, only_projection, live_schema, records, total, e
 
 
 async def get_rebuild(db: Db, rebuild_id: str, abandoned_after_s: float) -> dict[str, Any] | None:
-    """One rebuild's row, with `stale` (unfinished, and no heartbeat for `abandoned_after_s`)
-    and `silent_s` (seconds since its last heartbeat); None if unknown."""
+    """One rebuild's row, with `stale` (unfinished, and no heartbeat for `abandoned_after_s`);
+    None if unknown."""
     row = await db.fetchrow(
-        f"SELECT {_COLUMNS}, extract(epoch FROM now() - heartbeat_at)::float8 AS silent_s, "
-        "(finished_at IS NULL AND heartbeat_at < now() - make_interval(secs => $2)) AS stale "
+        f"SELECT {_COLUMNS}, (finished_at IS NULL AND heartbeat_at < now() - make_interval(secs => $2)) AS stale "
         "FROM projection_rebuilds WHERE rebuild_id = $1", rebuild_id, abandoned_after_s)
     return None if row is None else dict(row)
 

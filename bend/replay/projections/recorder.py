@@ -58,7 +58,7 @@ class RebuildRecorder:
                "heartbeat_at": row["heartbeat_at"].isoformat(), "owner": row["owner"]}
         if row["stale"] or row["phase"] == "abandoned":
             out["phase"], out["last_phase"] = "abandoned", row["status"]["phase"]
-            out["abandoned"] = abandoned_detail(out, row["silent_s"], self.abandoned_after_s)
+            out["abandoned"] = abandoned_detail(out, self.abandoned_after_s)
         return out
 
     async def beat(self, status: RebuildStatus, worker: asyncio.Task[Any]) -> None:

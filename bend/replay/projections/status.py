@@ -88,10 +88,11 @@ def new_status(settings: Settings, only: str | None = None) -> RebuildStatus:
                          only)
 
 
-def abandoned_detail(status: dict[str, Any], silent_s: float, after_s: float) -> str:
-    """What an abandoned rebuild means and what to do about it."""
-    return (f"the process running it ({status['owner']}) sent no progress for {silent_s:.0f} s "
-            f"(more than {after_s:g} s) in phase {status['last_phase']!r}: it died or was "
+def abandoned_detail(status: dict[str, Any], after_s: float) -> str:
+    """What an abandoned rebuild means and what to do about it. It names the last heartbeat,
+    not the silence so far, so every read of the same record says the same."""
+    return (f"the process running it ({status['owner']}) sent no progress since "
+            f"{status['heartbeat_at']} (more than {after_s:g} s) in phase {status['last_phase']!r}: it died or was "
             "stopped. If schema " f"{status['rebuilt_schema']} still exists, the read model was "
             f"not switched: drop it (DROP SCHEMA {status['rebuilt_schema']} CASCADE) and start "
             "a new rebuild (POST /api/replay/projections, which also ends this one); if it no "
