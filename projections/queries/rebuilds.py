@@ -23,7 +23,8 @@ async def get_rebuild(db: Db, rebuild_id: str, abandoned_after_s: float) -> dict
     """One rebuild's row, with `stale` (unfinished, and no heartbeat for `abandoned_after_s`);
     None if unknown."""
     row = await db.fetchrow(
-        f"SELECT {_COLUMNS}, (finished_at IS NULL AND heartbeat_at < now() - make_interval(secs => $2)) AS stale "
+        f"SELECT {_COLUMNS}, (finished_at IS NULL "
+        "AND heartbeat_at < now() - make_interval(secs => $2)) AS stale "
         "FROM projection_rebuilds WHERE rebuild_id = $1", rebuild_id, abandoned_after_s)
     return None if row is None else dict(row)
 

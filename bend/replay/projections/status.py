@@ -92,8 +92,9 @@ def abandoned_detail(status: dict[str, Any], after_s: float) -> str:
     """What an abandoned rebuild means and what to do about it. It names the last heartbeat,
     not the silence so far, so every read of the same record says the same."""
     return (f"the process running it ({status['owner']}) sent no progress since "
-            f"{status['heartbeat_at']} (more than {after_s:g} s) in phase {status['last_phase']!r}: it died or was "
-            "stopped. If schema " f"{status['rebuilt_schema']} still exists, the read model was "
-            f"not switched: drop it (DROP SCHEMA {status['rebuilt_schema']} CASCADE) and start "
-            "a new rebuild (POST /api/replay/projections, which also ends this one); if it no "
-            "longer exists, the switch happened before the process stopped.")
+            f"{status['heartbeat_at']} (more than {after_s:g} s) in phase "
+            f"{status['last_phase']!r}: it died or was stopped. If schema "
+            f"{status['rebuilt_schema']} still exists, the read model was not switched: drop it "
+            f"(DROP SCHEMA {status['rebuilt_schema']} CASCADE) and start a new rebuild (POST "
+            "/api/replay/projections, which also ends this one); if it no longer exists, the "
+            "switch happened before the process stopped.")
