@@ -7,16 +7,15 @@ lag is measured on a connection of its own, so it never waits behind a batch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timezone
 
 import asyncpg
 import structlog
 
 from bend.kafka.offsets import OffsetReader
-from bend.ops.health import Heartbeat, assignment_check, kafka_check, postgres_check
+from bend.ops import process
+from bend.ops.health import assignment_check, kafka_check, postgres_check
 from bend.ops.metrics import set_consumer_lag, set_projection_lag
-from bend.ops.server import start_ops_server
 from bend.settings import Settings
 from projections.db import connect, database_url
 from projections.lag import projection_lag
@@ -65,20 +64,8 @@ async def _lag_loop(projector: Projector, settings: Settings) -> None:
 async def run_with_ops(projector: Projector, settings: Settings) -> None:
     """Run the projector with its ops server, heartbeat and lag measurement, until cancelled."""
     ops = settings.ops
-    heartbeat = Heartbeat(ops.stall_after_s)
     checks = {"kafka": kafka_check(settings.kafka, ops.check_timeout_s),
               "postgres": postgres_check(database_url(settings), ops.check_timeout_s),
               "assignment": assignment_check(projector.group_id, projector.assignment)}
-    server = start_ops_server(ops, "projector", checks=checks, heartbeat=heartbeat)
-    helpers = [asyncio.ensure_future(heartbeat.run()),
-               asyncio.ensure_future(_lag_loop(projector, settings))]
-    try:
-        await projector.run()
-    finally:
-        for task in helpers:
-            task.cancel()
-        for task in helpers:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if server is not None:
-            server.stop()
+    await process.run_with_ops(projector.run, ops, "projector", checks=checks,
+                               beside=(_lag_loop(projector, settings),))

@@ -11,105 +11,68 @@ and the orchestrator refuses a second StartRun for a run it holds.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
-from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
-from bend.contracts.codec import codec_for
 from bend.core.chaining import Downstream, DownstreamStart, downstream_starts, trigger_of
 from bend.core.commands import StartRun
-from bend.core.errors import BendError
 from bend.core.events import Event, RunRequested
 from bend.kafka.producer import RecordProducer
 from bend.settings import Settings
-from projections.db import create_pool, database_url
-from projections.migrate import migrate
-from streams.follow import follow_run_log
+from streams.follow import RUN_ENDS, RunLogFollower, RunMemo, entries_of, serve
 
 __all__ = ["Chainer", "downstream_of", "main"]
 
 log = structlog.get_logger(__name__)
 
-_KEPT_RUNS = 50_000
-
 
 def downstream_of(definition: Any) -> tuple[Downstream, ...]:
     """The downstream entries of a definition (JSON data); none if it names none."""
-    raw = definition.get("downstream") if isinstance(definition, dict) else None
-    if not raw:
-        return ()
-    try:
-        return tuple(Downstream.model_validate(d) for d in raw)
-    except ValidationError as exc:
-        log.warning("downstream_unreadable", error=str(exc)[:300])
-        return ()
+    return entries_of(definition, "downstream", Downstream)
 
 
-class Chainer:
+class Chainer(RunLogFollower):
     """Starts downstream runs of the settings' runs; `await run()` until cancelled."""
 
+    role = "chainer"
+
     def __init__(self, settings: Settings, *, group_id: str | None = None) -> None:
-        self.settings = settings
-        self.group_id = group_id or f"{settings.kafka.topic_prefix}-chainer"
-        self.read = 0  # run-log records handled since start
+        super().__init__(settings, group_id=group_id)
         self.started = 0  # downstream runs started since start
-        self.ready = asyncio.Event()
-        self._decode = codec_for(settings).decode
-        self._runs: OrderedDict[str, tuple[tuple[Downstream, ...], Any]] = OrderedDict()
-        self._pool: Any = None  # an asyncpg Pool
+        self._runs: RunMemo[tuple[tuple[Downstream, ...], Any]] = RunMemo()
         self._producer: RecordProducer | None = None
 
-    async def run(self) -> None:
-        """Follow the run log and start downstream runs, until cancelled."""
-        schema = self.settings.database.schema_name
-        self._pool = pool = await create_pool(database_url(self.settings), schema,
-                                              min_size=1, max_size=2)
-        try:
-            async with pool.acquire() as conn:
-                await migrate(conn, schema)
-            async with RecordProducer(self.settings) as producer:
-                self._producer = producer
-                await follow_run_log(self.settings, self.group_id, self.handle, self.ready)
-        finally:
-            await pool.close()
+    async def open(self) -> None:
+        self._producer = RecordProducer(self.settings)
+        await self._producer.start()
 
-    async def handle(self, raw: bytes) -> None:
-        """Start what one run-log record's end owes."""
-        self.read += 1
-        try:
-            event = self._decode(raw)
-        except BendError as exc:
-            log.warning("chainer_undecodable", error=exc.message)
-            return
-        if not isinstance(event, Event) or not event.run_id:
-            return
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def on_event(self, event: Event) -> None:
+        """Start what one run's end owes."""
+        assert event.run_id
         if isinstance(event, RunRequested):
-            self._keep(event.run_id, downstream_of(event.definition), event.input)
+            self._runs.keep(event.run_id, (downstream_of(event.definition), event.input))
             return
-        if event.event_type not in ("RunCompleted", "RunFailed", "RunCancelled"):
+        if event.event_type not in RUN_ENDS:
             return
         downstream, run_input = await self._downstream(event.run_id)
         for start in downstream_starts(event, run_input, downstream):
             await self._start(event, start)
-        self._runs.pop(event.run_id, None)
-
-    def _keep(self, run_id: str, downstream: tuple[Downstream, ...], run_input: Any) -> None:
-        self._runs[run_id] = (downstream, run_input)
-        while len(self._runs) > _KEPT_RUNS:
-            self._runs.popitem(last=False)
+        self._runs.drop(event.run_id)
 
     async def _downstream(self, run_id: str) -> tuple[tuple[Downstream, ...], Any]:
         kept = self._runs.get(run_id)
         if kept is not None:
             return kept
-        row = await self._pool.fetchrow("SELECT definition, input FROM runs WHERE run_id = $1",
-                                        run_id)
+        row = await self.pool.fetchrow("SELECT definition, input FROM runs WHERE run_id = $1",
+                                       run_id)
         return (downstream_of(row["definition"]), row["input"]) if row else ((), None)
 
     async def _start(self, ended: Event, start: DownstreamStart) -> None:
@@ -118,9 +81,9 @@ class Chainer:
         if start.error is not None:
             log.warning("downstream_input_failed", error=start.error, **bound)
             return
-        if await self._pool.fetchval("SELECT 1 FROM runs WHERE run_id = $1", start.run_id):
+        if await self.pool.fetchval("SELECT 1 FROM runs WHERE run_id = $1", start.run_id):
             return  # started already: this end was read again
-        wf = await self._pool.fetchrow(
+        wf = await self.pool.fetchrow(
             "SELECT w.workflow_id, w.tenant, v.version, v.definition FROM workflows w "
             "JOIN workflow_versions v ON v.workflow_id = w.workflow_id "
             "AND v.version = w.latest_version WHERE w.project = $1 "
@@ -145,20 +108,8 @@ class Chainer:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m streams.chaining run`: the chainer, until stopped."""
-    from bend.log import configure_logging
-    from bend.settings import get_settings
-
-    if argv[:1] != ["run"]:
-        print("usage: python -m streams.chaining run", file=sys.stderr)
-        return 2
-    settings = get_settings()
-    configure_logging(settings.log.level, settings.log.format)
-    try:
-        asyncio.run(Chainer(settings).run())
-    except KeyboardInterrupt:
-        pass
-    return 0
+    """`python -m streams.chaining run`: the chainer, with its ops server, until stopped."""
+    return serve(Chainer, "streams.chaining", argv)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import structlog
 from bend.archive.archiver import Archiver
 from bend.archive.status import partition_archives
 from bend.kafka.offsets import OffsetReader
-from bend.ops.health import Heartbeat, assignment_check, kafka_check, writable_dir_check
+from bend.ops import process
+from bend.ops.health import assignment_check, kafka_check, writable_dir_check
 from bend.ops.metrics import set_archive_lag, set_consumer_lag, watch_archiver
-from bend.ops.server import start_ops_server
 from bend.settings import Settings
 
 __all__ = ["publish_lag", "run_with_ops"]
@@ -67,22 +67,12 @@ async def _lag_loop(archiver: Archiver, settings: Settings) -> None:
 async def run_with_ops(archiver: Archiver, settings: Settings) -> None:
     """Run the archiver with its ops server, heartbeat and lag measurement, until cancelled."""
     ops = settings.ops
-    heartbeat = Heartbeat(ops.stall_after_s)
     checks = {"kafka": kafka_check(settings.kafka, ops.check_timeout_s),
               "archive_dir": writable_dir_check(archiver.store.root, "BEND_ARCHIVE__DIR"),
               "assignment": assignment_check(archiver.group_id, archiver.assignment)}
     watch_archiver(lambda: (archiver.gaps, archiver.archived))
-    server = start_ops_server(ops, "archiver", checks=checks, heartbeat=heartbeat)
-    helpers = [asyncio.ensure_future(heartbeat.run()),
-               asyncio.ensure_future(_lag_loop(archiver, settings))]
     try:
-        await archiver.run()
+        await process.run_with_ops(archiver.run, ops, "archiver", checks=checks,
+                                   beside=(_lag_loop(archiver, settings),))
     finally:
-        for task in helpers:
-            task.cancel()
-        for task in helpers:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if server is not None:
-            server.stop()
         watch_archiver(None)

@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "bend.cli.serve:serve",
     "projector": "projections.cli:projector",
     "archive": "bend.archive.cli:archive",
+    "notifier": "bend.cli.followers:notifier",
+    "chainer": "bend.cli.followers:chainer",
     "api": "bend.server.cli:api",
     "workflows": "bend.cli.workflows:workflows",
     "run": "bend.cli.runs:run",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka.errors import TopicAuthorizationFailedError
 
@@ -117,6 +119,7 @@ async def test_each_role_does_its_job_with_only_its_own_acls(
     workers.log_dir.mkdir(parents=True, exist_ok=True)
     llm = start_llm_server(0)
     projector = archiver = None
+    followers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     archive = ArchiveStore(tmp_path / "archive")
     try:
         for role, user in (("orchestrator", "bend-orchestrator"), ("executor", "bend-executor"),
@@ -137,6 +140,15 @@ async def test_each_role_does_its_job_with_only_its_own_acls(
                 env={**os.environ, **_env(listener, cluster, "bend-archiver"),
                      "BEND_ARCHIVE__DIR": str(archive.root),
                      "BEND_ARCHIVE__FLUSH_AFTER_S": "0.5", "BEND_OPS__PORT": "0"})
+        for role, module in (("notifier", "streams.notifications"),
+                             ("chainer", "streams.chaining")):
+            port = _free_port()
+            with (workers.log_dir / f"{role}.log").open("ab") as out:
+                followers[role] = (subprocess.Popen(
+                    [sys.executable, "-m", module, "run"], stdout=out, stderr=subprocess.STDOUT,
+                    env={**os.environ, **_env(listener, cluster, f"bend-{role}"),
+                         "BEND_DATABASE_URL": database_url, "BEND_DATABASE__SCHEMA_NAME": schema,
+                         "BEND_OPS__PORT": str(port)}), port)
         # Readiness is judged by an admin look at the groups, as the API's user may not.
         workers.settings = _as(listener, cluster, ADMIN)
         for role in ("orchestrator", "executor", "triggers"):
@@ -150,10 +162,12 @@ async def test_each_role_does_its_job_with_only_its_own_acls(
         assert await _projected(database_url, schema, start.run_id, projector) == "completed"
         assert await _archived(archive, f"{PREFIX}.run-events", start.run_id,
                                archiver) == "RunCompleted"
+        for role, (proc, port) in followers.items():  # joined their groups as their own users
+            assert await _ready(proc, port) == 200, f"the {role} is not ready (see its log)"
     finally:
         workers.stop()
         llm.stop()
-        for proc in (projector, archiver):  # by the PIDs started here
+        for proc in (projector, archiver, *(p for p, _ in followers.values())):  # started here
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=30)
@@ -162,6 +176,29 @@ async def test_each_role_does_its_job_with_only_its_own_acls(
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
             await conn.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _ready(proc: subprocess.Popen[bytes], port: int) -> int | None:
+    """The follower's /readyz status once it answers 200 (Kafka, Postgres and its group's
+    partitions), or the last one seen within 60 s."""
+    status = None
+    for _ in range(300):
+        assert proc.poll() is None, "the process exited (see its log)"
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+                status = (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code
+            if status == 200:
+                return status
+        except httpx.TransportError:
+            pass  # not listening yet
+        await asyncio.sleep(0.2)
+    return status
 
 
 async def _projected(url: str, schema: str, run_id: str,
@@ -203,6 +240,7 @@ async def _archived(store: ArchiveStore, topic: str, run_id: str,
     ("bend-api", "run-events"), ("bend-api", "tasks"), ("bend-executor", "workflows"),
     ("bend-executor", "run-events"), ("bend-projector", "commands"), ("bend-keda", "commands"),
     ("bend-archiver", "run-events"), ("bend-archiver", "dead-letters"),
+    ("bend-notifier", "run-events"), ("bend-notifier", "commands"), ("bend-chainer", "run-events"),
 ])
 async def test_the_broker_refuses_a_write_the_role_has_no_acl_for(
         cluster: Cluster, listener: SecureListener, user: str, topic: str) -> None:

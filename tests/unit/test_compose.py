@@ -15,7 +15,8 @@ COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 BEND = {"api": "bend api serve", "orchestrator": "bend worker orchestrator",
         "executor": "bend worker executor", "triggers": "bend worker triggers",
-        "projector": "bend projector run", "archiver": "bend archive run"}
+        "projector": "bend projector run", "archiver": "bend archive run",
+        "notifier": "bend notifier run", "chainer": "bend chainer run"}
 
 
 def _env(service: str) -> dict[str, str]:

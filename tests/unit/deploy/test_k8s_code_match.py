@@ -23,7 +23,8 @@ DOCKERFILE = (PROJECT_ROOT / "deploy" / "Dockerfile").read_text()
 # Deployment -> the command it runs; the scheduler is the worker role `triggers`.
 COMMANDS = {"bend-api": "bend api serve", "bend-orchestrator": "bend worker orchestrator",
             "bend-executor": "bend worker executor", "bend-scheduler": "bend worker triggers",
-            "bend-projector": "bend projector run", "bend-archiver": "bend archive run"}
+            "bend-projector": "bend projector run", "bend-archiver": "bend archive run",
+            "bend-notifier": "bend notifier run", "bend-chainer": "bend chainer run"}
 # Secrets a production operator creates (overlays/production/kustomization.yaml says how),
 # the one CloudNativePG writes for its Cluster, and those Strimzi writes: one per KafkaUser
 # (named as it) and the cluster CA's public part.
@@ -176,6 +177,8 @@ def test_each_process_serves_the_probe_paths_where_the_manifests_look() -> None:
     import inspect
 
     import bend.archive.cli
+    import bend.cli.followers
+    import streams.follow
     import projections.cli
     import streams.worker
     from bend.api.routers.health import router
@@ -184,6 +187,9 @@ def test_each_process_serves_the_probe_paths_where_the_manifests_look() -> None:
     assert "attach_ops(app, role, settings)" in inspect.getsource(streams.worker._run_role)
     assert "run_with_ops(" in inspect.getsource(projections.cli.run.callback)
     assert "run_with_ops(" in inspect.getsource(bend.archive.cli.run.callback)
+    for command in (bend.cli.followers.run_notifier, bend.cli.followers.run_chainer):
+        assert "serve(" in inspect.getsource(command.callback)  # streams.follow.serve
+    assert "run_with_ops(make(settings))" in inspect.getsource(streams.follow.serve)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -15,6 +15,8 @@ import pytest
 
 from bend.archive.archiver import Archiver, archived_topics
 from bend.contracts.topics import TOPIC_KINDS
+from streams.chaining import Chainer
+from streams.notifications.notifier import Notifier
 
 from .conftest import Rendered
 
@@ -23,10 +25,12 @@ IMPLIES = {"Describe": {"Read", "Write", "Delete", "Alter", "Describe"},
 # Deployment -> the Kafka user it logs in as.
 LOGINS = {"bend-api": "bend-api", "bend-orchestrator": "bend-orchestrator",
           "bend-executor": "bend-executor", "bend-scheduler": "bend-scheduler",
-          "bend-projector": "bend-projector", "bend-archiver": "bend-archiver"}
+          "bend-projector": "bend-projector", "bend-archiver": "bend-archiver",
+          "bend-notifier": "bend-notifier", "bend-chainer": "bend-chainer"}
 # Who may write each topic, and who may read it (by topic kind; prefix `bend`).
 WRITERS = {
-    "commands": {"bend-api", "bend-orchestrator", "bend-executor", "bend-scheduler"},
+    "commands": {"bend-api", "bend-orchestrator", "bend-executor", "bend-scheduler",
+                 "bend-chainer"},
     "runs": {"bend-orchestrator"},
     "run_states": {"bend-orchestrator"},
     "tasks": {"bend-orchestrator"},
@@ -38,7 +42,8 @@ WRITERS = {
 }
 READERS = {
     "commands": {"bend-api", "bend-orchestrator", "bend-projector", "bend-archiver"},
-    "runs": {"bend-api", "bend-orchestrator", "bend-projector", "bend-archiver"},
+    "runs": {"bend-api", "bend-orchestrator", "bend-projector", "bend-archiver",
+             "bend-notifier", "bend-chainer"},
     "run_states": {"bend-orchestrator"},
     "tasks": {"bend-executor"},
     "workflows": {"bend-api", "bend-orchestrator", "bend-scheduler", "bend-projector"},
@@ -144,7 +149,9 @@ def test_each_role_may_use_the_consumer_groups_its_code_joins(
              "bend-executor": [f"{prefix}-executor"],
              "bend-scheduler": [f"{prefix}-triggers", f"{prefix}-trigger-abc"],  # + a Kafka trigger
              "bend-projector": [f"{prefix}-projector"],
-             "bend-archiver": [Archiver(rendered["production"].settings()).group_id]}
+             "bend-archiver": [Archiver(rendered["production"].settings()).group_id],
+             "bend-notifier": [Notifier(rendered["production"].settings()).group_id],
+             "bend-chainer": [Chainer(rendered["production"].settings()).group_id]}
     for user, groups in joins.items():
         for group in groups:
             assert allowed(users[user], "Read", "group", group), (user, group)
