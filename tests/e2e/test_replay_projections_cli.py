@@ -230,8 +230,7 @@ async def test_a_killed_cli_rebuild_is_reported_abandoned_with_what_to_do_and_a_
     assert abandoned["owner"].endswith(f":{process.pid}")
     code, out, err = await cli.run("replay", "status", rebuild_id)
     assert code == 0, err
-    what_to_do = abandoned["abandoned"].split(" s (more than")[1]  # past its varying seconds
-    assert f"rebuild {rebuild_id}  abandoned" in out and what_to_do in out
+    assert f"rebuild {rebuild_id}  abandoned" in out and abandoned["abandoned"] in out
     assert f"DROP SCHEMA {abandoned['rebuilt_schema']} CASCADE" in out
 
     code, out, err = await cli.run("replay", "projections")  # takes over
