@@ -12,19 +12,19 @@ Exit codes: 0 ok, 1 other, 2 usage (the request was wrong), 3 not found, 4 refus
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 import click
 import httpx
 
-from bend import __version__
 from bend.cli.output import Output
+from bend.client.errors import ApiError, ApiUnreachable
+from bend.client.protocol import Call, RetryPolicy, SseFrame
+from bend.client.sync import Client
 from bend.core.errors import BendError
 from bend.settings import get_settings
 
@@ -123,37 +123,26 @@ class ApiFailure(CliError):
         self.problem = problem
 
 
-@dataclass(frozen=True, slots=True)
-class SseEvent:
-    """One server-sent event: `event` is its type, `data` its JSON text, `id` its seq."""
-
-    event: str
-    data: str
-    id: str | None = None
-
-    def json(self) -> Any:
-        """The event's data, parsed."""
-        return json.loads(self.data) if self.data else None
+_NO_BODY: Any = object()  # no JSON body (as opposed to a JSON null)
+SseEvent = SseFrame  # one server-sent event: `event` its type, `data` its JSON text, `id` seq
 
 
 class ApiClient:
-    """A synchronous client of one Bend API, sending the API key as a bearer token."""
+    """The CLI's client of one Bend API: bend.client's `Client` (the key as a bearer token,
+    429 and 503 sent again after their Retry-After), its answers as JSON and its errors as the
+    CLI's (ApiFailure, CliError) with their exit codes."""
 
     def __init__(self, base_url: str = DEFAULT_API_URL, api_key: str | None = None, *,
                  timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
         self.has_key = bool(api_key)
-        headers = {"User-Agent": f"bend-cli/{__version__}", "Accept": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s,
-                                  transport=transport)
-        self._sleep = sleep
+        self._client = Client(self.base_url, api_key, timeout_s=timeout_s, retry=RETRIES,
+                              transport=transport, sleep=sleep, product="bend-cli")
 
     def close(self) -> None:
         """Close the connections."""
-        self._http.close()
+        self._client.close()
 
     def __enter__(self) -> ApiClient:
         return self
@@ -161,49 +150,34 @@ class ApiClient:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _fail(self, response: httpx.Response) -> ApiFailure:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            text = response.text.strip()[:300]
-            body = {"detail": f"HTTP {response.status_code} from {response.request.method} "
-                              f"{response.request.url.path}" + (f": {text}" if text else "")}
+    def _failure(self, err: ApiError) -> ApiFailure:
         hint = ""
-        if response.status_code == 401 and not self.has_key:
+        if err.status == 401 and not self.has_key:
             hint = " (no API key was sent: set BEND_API_KEY or pass --api-key)"
-        return ApiFailure(response.status_code, body, hint)
+        return ApiFailure(err.status, err.problem, hint)
 
-    def _unreachable(self, err: httpx.HTTPError) -> CliError:
-        return CliError(f"cannot reach the Bend API at {self.base_url} ({type(err).__name__}: "
-                        f"{err}); start it with `bend api serve`, or point BEND_API_URL "
+    def _unreachable(self, err: ApiUnreachable) -> CliError:
+        cause = err.__cause__ or err
+        return CliError(f"cannot reach the Bend API at {self.base_url} ({type(cause).__name__}: "
+                        f"{cause}); start it with `bend api serve`, or point BEND_API_URL "
                         "(--api-url) at it", ExitCode.UNAVAILABLE)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send one request; ApiFailure for an error answer, CliError if the API is down.
-
-        A 429 (rate limited) is refused before the API does anything, so it is sent again
-        after its Retry-After, up to RATE_LIMIT_RETRIES times and RATE_LIMIT_WAIT_S in all.
-        """
-        waited = 0.0
-        for attempt in range(RATE_LIMIT_RETRIES + 1):
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.HTTPError as err:
-                raise self._unreachable(err) from None
-            wait = _retry_after_s(response)
-            if wait is None or attempt == RATE_LIMIT_RETRIES or waited + wait > RATE_LIMIT_WAIT_S:
-                break
-            self._sleep(wait)
-            waited += wait
-        if response.status_code >= 400:
-            raise self._fail(response)
-        return response
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                json: Any = _NO_BODY, content: bytes | None = None,
+                headers: dict[str, str] | None = None) -> httpx.Response:
+        """Send one request; ApiFailure for an error answer, CliError if the API is down."""
+        call = Call(method, path, params or {}, None if json is _NO_BODY else json,
+                    has_body=json is not _NO_BODY, headers=headers or {}, content=content)
+        try:
+            return self._client.send(call)
+        except ApiError as err:
+            raise self._failure(err) from None
+        except ApiUnreachable as err:
+            raise self._unreachable(err) from None
 
     def get(self, path: str, **params: Any) -> Any:
         """GET `path` with query `params` (None values left out); the JSON answer."""
-        return self.request("GET", path, params=_query(params)).json()
+        return self.request("GET", path, params=params).json()
 
     def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
         """POST `body` as JSON (or pass `content=` and `headers=`); the JSON answer."""
@@ -228,55 +202,17 @@ class ApiClient:
         headers = {"Accept": "text/event-stream"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
-        timeout = httpx.Timeout(10.0, read=read_timeout_s)
         try:
-            with self._http.stream("GET", path, params=_query(params), headers=headers,
-                                   timeout=timeout) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise self._fail(response)
-                yield from _parse_sse(response.iter_lines())
-        except httpx.HTTPError as err:
+            yield from self._client.frames(Call("GET", path, params, headers=headers),
+                                           read_timeout_s)
+        except ApiError as err:
+            raise self._failure(err) from None
+        except ApiUnreachable as err:
             raise self._unreachable(err) from None
 
 
-RATE_LIMIT_RETRIES = 5
-RATE_LIMIT_WAIT_S = 30.0
-
-
-def _retry_after_s(response: httpx.Response) -> float | None:
-    """For a 429, how long to wait before sending again (at least 0.1 s); else None."""
-    if response.status_code != 429:
-        return None
-    try:
-        return max(0.1, float(response.headers.get("Retry-After", "1")))
-    except ValueError:
-        return 1.0
-
-
-def _query(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if v is not None and v != [] and v != ()}
-
-
-def _parse_sse(lines: Iterator[str]) -> Iterator[SseEvent]:
-    """Frames of an event stream (keep-alive comments are skipped)."""
-    event, data, event_id = "message", [], None
-    for line in lines:
-        if not line:
-            if data:
-                yield SseEvent(event, "\n".join(data), event_id)
-            event, data = "message", []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if field == "event":
-            event = value
-        elif field == "data":
-            data.append(value)
-        elif field == "id":
-            event_id = value
+# A 429 or 503 is refused before the API does anything: sent again after its Retry-After.
+RETRIES = RetryPolicy(retries=5, max_wait_s=30.0)
 
 
 def default_api_url() -> str:

@@ -108,9 +108,9 @@ def query(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def headers_for(api_key: str | None) -> dict[str, str]:
-    """Default headers: user agent, JSON, and the key as a bearer token."""
-    headers = {"User-Agent": f"bend-client/{__version__}", "Accept": "application/json"}
+def headers_for(api_key: str | None, product: str = "bend-client") -> dict[str, str]:
+    """Default headers: user agent (`product`/version), JSON, and the key as a bearer token."""
+    headers = {"User-Agent": f"{product}/{__version__}", "Accept": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     return headers

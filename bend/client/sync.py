@@ -37,10 +37,11 @@ class Client:
     def __init__(self, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None, *,
                  timeout_s: float = 30.0, retry: RetryPolicy | None = None,
                  transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 product: str = "bend-client") -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
-        self._http = httpx.Client(base_url=self.base_url, headers=headers_for(api_key),
+        self._http = httpx.Client(base_url=self.base_url, headers=headers_for(api_key, product),
                                   timeout=timeout_s, transport=transport)
         self._sleep = sleep
         self._writes = Writes()
@@ -135,7 +136,7 @@ class Client:
             call = calls.follow_call(run_id, after_seq, min(300.0, left),
                                      self._writes.of(run_id))
             try:
-                for frame in self._frames(call):
+                for frame in self.frames(call, float(call.params["follow_s"]) + 30.0):
                     if frame.id is not None:
                         after_seq = int(frame.id)
                     if frame.event == "end":
@@ -150,9 +151,11 @@ class Client:
             if ended:
                 return
 
-    def _frames(self, call: Call) -> Iterator[SseFrame]:
+    def frames(self, call: Call, read_timeout_s: float = 60.0) -> Iterator[SseFrame]:
+        """The server-sent events `call` answers, until the server ends the stream; its typed
+        error (ApiError) if it answers with one, or ApiUnreachable."""
         parser = SseParser()
-        timeout = httpx.Timeout(10.0, read=float(call.params["follow_s"]) + 30.0)
+        timeout = httpx.Timeout(10.0, read=read_timeout_s)
         try:
             with self._http.stream(call.method, call.path, timeout=timeout,
                                    **call.request_kwargs()) as response:
