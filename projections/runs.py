@@ -7,7 +7,6 @@ applied twice. Only the events it lets through are projected further.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -18,7 +17,7 @@ from bend.core.events import (
     Event, RunCancelled, RunCompleted, RunFailed, RunRequested, RunStarted,
 )
 from projections.db import RawJson
-from projections.payload import payload_of
+from projections.payload import payload_json
 from projections.writes import Write
 
 __all__ = ["bump", "gate", "lane", "writes"]
@@ -38,7 +37,6 @@ SELECT NULL, run_id, -last_seq FROM runs WHERE run_id = ANY($4::text[])
 
 _COLUMNS = ["event_id", "run_id", "seq", "event_type", "step_id", "occurred_at", "payload", "topic",
             "partition", "offset"]
-_PAYLOAD = json.JSONEncoder(separators=(",", ":")).encode
 
 _BUMP = """
 UPDATE runs SET last_seq = $2, last_event_at = $3 WHERE run_id = $1 AND last_seq < $2
@@ -149,7 +147,7 @@ async def gate(conn: asyncpg.Connection, items: Sequence[tuple[Event, Placed]]) 
             logged.add(at)
         rows.append((ev.event_id, ev.run_id, ev.seq, ev.event_type,
                      getattr(ev, "step_id", None), ev.occurred_at,
-                     RawJson(_PAYLOAD(payload_of(ev))), p.topic, p.partition, p.offset))
+                     RawJson(payload_json(ev)), p.topic, p.partition, p.offset))
     if rows:
         await conn.copy_records_to_table("run_events", records=rows, columns=_COLUMNS)
     return {row[0] for row in rows}
