@@ -82,7 +82,7 @@ async def stack(kafka_bootstrap: str, database_url: str) -> AsyncIterator[Stack]
            "BEND_DATABASE__SCHEMA_NAME": settings.database.schema_name,
            "BEND_API__REBUILD_HEARTBEAT_S": "0.3",
            "BEND_API__REBUILD_ABANDONED_AFTER_S": str(ABANDONED_AFTER_S),
-           "BEND_LOG__LEVEL": "WARNING"}
+           "BEND_LOG__LEVEL": "WARNING", "PYTHONFAULTHANDLER": "1"}
     try:
         async with running_api(settings) as running:
             assert running.projector is not None
@@ -103,6 +103,19 @@ async def _some_runs(api: RunningApi) -> None:
         tokens.append(r.json()["position"]["token"])
     r = await api.client.get("/api/executions", params={"wait_for": tokens})
     assert len(r.json()["items"]) == 5
+
+
+async def _exits(process: asyncio.subprocess.Process, within_s: float) -> None:
+    """Wait for `process` to exit; past `within_s`, have it dump every thread's stack
+    (PYTHONFAULTHANDLER, SIGABRT) and fail with what it printed."""
+    done = asyncio.ensure_future(process.communicate())
+    try:
+        await asyncio.wait_for(asyncio.shield(done), within_s)
+    except TimeoutError:
+        process.send_signal(signal.SIGABRT)
+        out, err = await asyncio.wait_for(done, 30)
+        pytest.fail(f"the CLI did not exit within {within_s:.0f} s of Ctrl-C; its output:\n"
+                    f"{out.decode()[-4000:]}\n{err.decode()[-12000:]}")
 
 
 @asynccontextmanager
@@ -248,7 +261,7 @@ async def test_an_interrupted_cli_rebuild_is_recorded_failed_and_the_next_may_st
             await _until_phase(api, rebuild_id, {"verifying"})
         finally:
             process.send_signal(signal.SIGINT)  # Ctrl-C
-            await asyncio.wait_for(process.communicate(), 30)
+            await _exits(process, 60)
     assert process.returncode == 130
     ended = await _status(api, rebuild_id)
     assert ended["phase"] == "failed" and ended["finished_at"] is not None, ended
