@@ -13,13 +13,10 @@ __all__ = [
 class ProjectionError(BendError):
     """Root of the read side's errors."""
 
-    code = "projection_error"
-
 
 class DatabaseUnavailable(ProjectionError):
     """Postgres did not answer."""
 
-    code = "database_unavailable"
     status = 503
     retry_after = "5"  # seconds a client waits before asking again
 
@@ -34,8 +31,6 @@ class DatabaseUnavailable(ProjectionError):
 class InvalidSchemaName(ProjectionError):
     """A Postgres schema name that is not a plain lower-case identifier."""
 
-    code = "invalid_schema_name"
-
     def __init__(self, name: str) -> None:
         super().__init__(
             f"{name!r} is not a usable schema name; use lower-case letters, digits and _, "
@@ -46,8 +41,6 @@ class InvalidSchemaName(ProjectionError):
 
 class MigrationChanged(ProjectionError):
     """An applied migration's file differs from what was applied."""
-
-    code = "migration_changed"
 
     def __init__(self, version: int, name: str, schema: str) -> None:
         super().__init__(
@@ -62,7 +55,6 @@ class MigrationChanged(ProjectionError):
 class ProjectionBehind(ProjectionError):
     """The projection did not reach a log position in the time allowed."""
 
-    code = "projection_behind"
     status = 503
     retry_after = "1"  # seconds a client waits before asking again
 

@@ -90,13 +90,9 @@ class BatchResult:
 class Unprojectable(BendError):
     """A record the read models cannot hold as it is."""
 
-    code = "unprojectable"
-
 
 class DeadLetterFailed(BendError):
     """A record the read models cannot hold could not be dead-lettered; nothing was stored."""
-
-    code = "dead_letter_failed"
 
 
 async def fetch_batch(consumer: AIOKafkaConsumer, timeout_ms: int,

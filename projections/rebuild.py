@@ -34,8 +34,6 @@ log = structlog.get_logger(__name__)
 class SchemaNotFresh(ProjectionError):
     """The rebuild's target schema already holds tables."""
 
-    code = "schema_not_fresh"
-
     def __init__(self, schema: str) -> None:
         super().__init__(
             f"schema {schema} already holds tables; rebuild into a new schema name, or drop "

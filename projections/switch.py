@@ -42,7 +42,6 @@ Offsets = dict[tuple[str, int], int]
 class UnknownProjection(ProjectionError):
     """`--only` named no projection."""
 
-    code = "unknown_projection"
     status = 422
 
     def __init__(self, name: str) -> None:

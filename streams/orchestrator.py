@@ -58,8 +58,6 @@ _StepEnding = StepSucceeded | StepFailed | StepTimedOut | StepCancelled  # STEP_
 class SignalRefused(BendError):
     """A run refused a signal (finished or unknown run, no step for it, a failing payload)."""
 
-    code = "signal_refused"
-
     def __init__(self, cmd: SignalRun, reason: str) -> None:
         super().__init__(f"run {cmd.run_id} refused signal {cmd.name!r}: {reason}; fix it and "
                          "re-drive the dead letter, or send the signal again")

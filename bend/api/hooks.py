@@ -30,7 +30,6 @@ _JSON_TYPES = ("application/json", "application/problem+json")
 class WrongHeader(WebhookError):
     """A header the hook requires has another value."""
 
-    code = "wrong_header"
     status = 400
 
     def __init__(self, header: str, expected: str) -> None:
@@ -42,7 +41,6 @@ class WrongHeader(WebhookError):
 class UnreadableDelivery(ApiError):
     """The delivery's body is not what its Content-Type says, or not text."""
 
-    code = "unreadable_delivery"
     status = 400
 
     def __init__(self, reason: str) -> None:
@@ -54,7 +52,6 @@ class UnreadableDelivery(ApiError):
 class UnmappableDelivery(ApiError):
     """The trigger's input mapping failed on this delivery."""
 
-    code = "unmappable_delivery"
     status = 422
 
     def __init__(self, mapping: str, reason: str) -> None:

@@ -33,7 +33,6 @@ class NotInstallationAdmin(ApiError):
 class InvalidCursor(ApiError):
     """A paging cursor that this API did not give out."""
 
-    code = "invalid_cursor"
     status = 400
 
     def __init__(self, cursor: str) -> None:
@@ -44,7 +43,6 @@ class InvalidCursor(ApiError):
 class UnreadableBody(ApiError):
     """A request body in a media type the endpoint does not read."""
 
-    code = "unreadable_body"
     status = 415
 
     def __init__(self, media_type: str, accepted: Sequence[str]) -> None:
@@ -56,7 +54,6 @@ class UnreadableBody(ApiError):
 class NotProjected(ApiError):
     """A `wait_for` position on a topic the read models do not follow."""
 
-    code = "not_projected"
     status = 400
 
     def __init__(self, token: str, topics: Sequence[str]) -> None:

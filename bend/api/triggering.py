@@ -23,7 +23,6 @@ __all__ = [
 class UnknownTrigger(ApiError):
     """No trigger has this id (in the caller's project), or it was removed."""
 
-    code = "unknown_trigger"
     status = 404
 
     def __init__(self, trigger_id: str) -> None:
@@ -35,7 +34,6 @@ class UnknownTrigger(ApiError):
 class WebhookPathTaken(ApiError):
     """Another webhook trigger already listens on this path."""
 
-    code = "webhook_path_taken"
     status = 409
 
     def __init__(self, path: str) -> None:
@@ -47,7 +45,6 @@ class WebhookPathTaken(ApiError):
 class WorkflowPaused(ApiError):
     """The trigger's workflow is paused, so its triggers start no runs."""
 
-    code = "workflow_paused"
     status = 409
 
     def __init__(self, workflow_id: str) -> None:
@@ -59,7 +56,6 @@ class WorkflowPaused(ApiError):
 class TriggerTypeMismatch(ApiError):
     """The action is for another type of trigger (backfill: schedules; replay: Kafka)."""
 
-    code = "trigger_type_mismatch"
     status = 409
 
     def __init__(self, trigger_id: str, trigger_type: str, wanted: str, action: str) -> None:
@@ -71,7 +67,6 @@ class TriggerTypeMismatch(ApiError):
 class InvalidBackfill(ApiError):
     """A backfill range that is reversed, in the future or holds more due times than allowed."""
 
-    code = "invalid_backfill"
     status = 422
 
     def __init__(self, detail: str) -> None:

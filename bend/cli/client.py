@@ -50,8 +50,6 @@ class ExitCode(IntEnum):
 class CliError(BendError, click.ClickException):
     """A command could not do what it was asked; `exit_code` says which way it failed."""
 
-    code = "cli_error"
-
     def __init__(self, message: str, exit_code: int = ExitCode.OTHER,
                  problems: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
@@ -109,8 +107,6 @@ def _worded(problem: dict[str, Any], detail: str) -> str:
 
 class ApiFailure(CliError):
     """The API answered with an error; `problem` is its RFC 9457 body (or a stand-in)."""
-
-    code = "api_failure"
 
     def __init__(self, status: int, problem: dict[str, Any], hint: str = "") -> None:
         problems = [(str(p.get("location", "")), str(p.get("message", "")))

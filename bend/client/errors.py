@@ -15,8 +15,6 @@ __all__ = [
 class ApiError(BendError):
     """The API answered with an error; `problem` is its problem-details body."""
 
-    code = "api_error"
-
     def __init__(self, status: int, problem: dict[str, Any]) -> None:
         self.status = status
         self.problem = problem
@@ -71,8 +69,6 @@ class ServerError(ApiError):
 class ApiUnreachable(BendError):
     """No answer at all: the API is down or the URL is wrong."""
 
-    code = "api_unreachable"
-
     def __init__(self, base_url: str, cause: Exception) -> None:
         super().__init__(f"cannot reach the Bend API at {base_url} ({type(cause).__name__}: "
                          f"{cause}); start it with `bend api serve` or fix base_url")
@@ -81,8 +77,6 @@ class ApiUnreachable(BendError):
 
 class WaitTimedOut(BendError):
     """A run did not finish within the time `wait` was given."""
-
-    code = "wait_timed_out"
 
     def __init__(self, run_id: str, status: str | None, timeout_s: float) -> None:
         super().__init__(f"run {run_id} still {status or 'unknown'} after {timeout_s:g} s; wait "

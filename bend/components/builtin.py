@@ -29,8 +29,6 @@ _RESULT = {
 class PageNotFound(ComponentError):
     """`fetch_page` was asked for a URL outside its corpus."""
 
-    code = "page_not_found"
-
     def __init__(self, url: str) -> None:
         super().__init__(
             f"no page at {url!r}; fetch_page serves only the URLs that web_search returns"

@@ -14,14 +14,11 @@ __all__ = [
 class ComponentError(BendError):
     """Root of component errors; `retryable` says whether calling again may succeed."""
 
-    code = "component_error"
     retryable: bool = False
 
 
 class ComponentFailed(ComponentError):
     """A component refused its call on purpose (raise it from a component, with `retryable`)."""
-
-    code = "component_failed"
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
@@ -30,8 +27,6 @@ class ComponentFailed(ComponentError):
 
 class InvalidComponentRef(ComponentError):
     """A component reference is not `name` or `name@version`."""
-
-    code = "invalid_component_ref"
 
     def __init__(self, ref: str) -> None:
         super().__init__(
@@ -43,8 +38,6 @@ class InvalidComponentRef(ComponentError):
 
 class UnknownComponent(ComponentError):
     """No registered component has this name (and version)."""
-
-    code = "unknown_component"
 
     def __init__(self, ref: str, known: list[str]) -> None:
         listed = ", ".join(known) if known else "none"
@@ -58,8 +51,6 @@ class UnknownComponent(ComponentError):
 class DuplicateComponent(ComponentError):
     """Two different callables claim the same `name@version`."""
 
-    code = "duplicate_component"
-
     def __init__(self, ref: str) -> None:
         super().__init__(
             f"component {ref} is registered twice by different callables; bump the version "
@@ -71,8 +62,6 @@ class DuplicateComponent(ComponentError):
 class InvalidComponent(ComponentError):
     """A component's declaration is wrong (bad name, version or JSON Schema)."""
 
-    code = "invalid_component"
-
     def __init__(self, ref: str, reason: str) -> None:
         super().__init__(f"component {ref} is declared wrongly: {reason}")
         self.ref = ref
@@ -81,8 +70,6 @@ class InvalidComponent(ComponentError):
 
 class InvalidComponentInput(ComponentError):
     """A call's inputs do not match the component's input schema; retrying cannot fix it."""
-
-    code = "invalid_component_input"
 
     def __init__(self, ref: str, field: str, reason: str) -> None:
         super().__init__(
@@ -96,8 +83,6 @@ class InvalidComponentInput(ComponentError):
 
 class InvalidComponentOutput(ComponentError):
     """A component returned output that does not match its output schema (a component bug)."""
-
-    code = "invalid_component_output"
 
     def __init__(self, ref: str, field: str, reason: str) -> None:
         super().__init__(

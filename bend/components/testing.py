@@ -14,8 +14,6 @@ __all__ = ["FlakyFailure", "flaky", "noop", "sleep"]
 class FlakyFailure(BendError):
     """The `flaky` component failed on purpose (retryable)."""
 
-    code = "flaky_failure"
-
 
 @component(
     "noop", "1",

@@ -18,14 +18,11 @@ _RECORD = "python -m bend.contracts.history record"
 class ContractError(BendError):
     """Root of the errors about records on the wire, their schemas and their topics."""
 
-    code = "contract_error"
     status = 500
 
 
 class UnknownEventType(ContractError):
     """A record type that is not in Bend's event and command catalogue."""
-
-    code = "unknown_event_type"
 
     def __init__(self, name: str) -> None:
         super().__init__(
@@ -38,8 +35,6 @@ class UnknownEventType(ContractError):
 
 class UnknownSchema(ContractError):
     """The writer schema named by a record (fingerprint or registry id) is not known here."""
-
-    code = "unknown_schema"
 
     def __init__(self, reference: str, known: int, hint: str = "") -> None:
         super().__init__(
@@ -54,8 +49,6 @@ class UnknownSchema(ContractError):
 class CorruptPayload(ContractError):
     """Bytes that are not one whole Avro record in a format Bend reads."""
 
-    code = "corrupt_payload"
-
     def __init__(self, reason: str, size: int) -> None:
         super().__init__(
             f"cannot decode a {size}-byte record: {reason}; the producer did not write it with "
@@ -67,8 +60,6 @@ class CorruptPayload(ContractError):
 
 class SchemaViolation(ContractError):
     """A record whose values do not fit its schema."""
-
-    code = "schema_violation"
 
     def __init__(self, record_type: str, field: str, problem: str) -> None:
         super().__init__(
@@ -82,8 +73,6 @@ class SchemaViolation(ContractError):
 class RegistryUnavailable(ContractError):
     """The configured schema registry did not answer or refused a request."""
 
-    code = "registry_unavailable"
-
     def __init__(self, url: str, detail: str) -> None:
         super().__init__(
             f"schema registry {url} failed: {detail}; check BEND_KAFKA__SCHEMA_REGISTRY_URL and "
@@ -94,8 +83,6 @@ class RegistryUnavailable(ContractError):
 
 class IncompatibleSchema(ContractError):
     """A schema change that new readers cannot apply to data written with an old version."""
-
-    code = "incompatible_schema"
 
     def __init__(self, name: str, reasons: Sequence[str]) -> None:
         listed = "; ".join(reasons)
@@ -111,8 +98,6 @@ class IncompatibleSchema(ContractError):
 class UnrecordedSchema(ContractError):
     """A schema whose current text differs from its latest recorded version."""
 
-    code = "unrecorded_schema"
-
     def __init__(self, names: Sequence[str]) -> None:
         super().__init__(
             f"schemas changed without a recorded version: {', '.join(names)}; run `{_RECORD}` "
@@ -123,8 +108,6 @@ class UnrecordedSchema(ContractError):
 
 class TopicMismatch(ContractError):
     """Existing topics whose layout differs from what Bend needs; never ignored."""
-
-    code = "topic_mismatch"
 
     def __init__(self, differences: Sequence[str]) -> None:
         listed = "\n  - ".join(differences)
@@ -140,8 +123,6 @@ class TopicMismatch(ContractError):
 class MissingKey(ContractError):
     """A record without the id its topic is keyed by."""
 
-    code = "missing_key"
-
     def __init__(self, record_type: str, event_id: str, key_field: str) -> None:
         super().__init__(
             f"{record_type} {event_id} has no {key_field}, which its topic is keyed by; set it "
@@ -153,8 +134,6 @@ class MissingKey(ContractError):
 
 class KafkaAdminFailed(ContractError):
     """Kafka did not answer or refused a topic request."""
-
-    code = "kafka_admin_failed"
 
     def __init__(self, bootstrap: str, detail: str) -> None:
         super().__init__(

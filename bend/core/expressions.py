@@ -34,8 +34,6 @@ __all__ = [
 class ExpressionError(BendError):
     """An expression does not parse, or failed on the data it read."""
 
-    code = "expression_error"
-
     def __init__(self, expression: str, detail: str) -> None:
         super().__init__(f"expression {expression!r}: {detail}; fix it in the workflow definition")
         self.expression = expression

@@ -25,7 +25,6 @@ __all__ = ["UnknownStep", "fork_seed", "start_fork"]
 class UnknownStep(BendError):
     """The step to fork from is not in the source run's definition."""
 
-    code = "unknown_step"
     status = 404
 
     def __init__(self, run_id: str, step_id: str) -> None:

@@ -25,7 +25,6 @@ class Problem:
 class InvalidDefinition(BendError):
     """A workflow definition does not parse or does not hold together; lists every problem."""
 
-    code = "invalid_definition"
     status = 422
 
     def __init__(self, problems: Iterable[Problem]) -> None:

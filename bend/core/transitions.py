@@ -24,8 +24,6 @@ R, St = RunStatus, StepStatus
 class IllegalTransition(BendError):
     """An event does not fit the run's state: the run's log is inconsistent."""
 
-    code = "illegal_transition"
-
     def __init__(self, run_id: str | None, event_type: str, seq: int, detail: str) -> None:
         super().__init__(f"run {run_id}: {event_type} (seq {seq}) cannot be applied: {detail}; "
                          "the log does not fit the engine: inspect it with `bend replay "

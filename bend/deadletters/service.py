@@ -42,7 +42,6 @@ Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 class UnknownDeadLetter(BendError):
     """No dead letter has this event id."""
 
-    code = "unknown_dead_letter"
     status = 404
 
     def __init__(self, event_id: str) -> None:
@@ -53,7 +52,6 @@ class UnknownDeadLetter(BendError):
 class AlreadyRedriven(BendError):
     """The dead letter was re-driven before; re-driving it again needs force."""
 
-    code = "already_redriven"
     status = 409
 
     def __init__(self, event_id: str, at: datetime, by: str | None) -> None:

@@ -14,13 +14,9 @@ __all__ = ["DeployError", "KustomizeFailed", "KustomizeMissing", "ManifestsInval
 class DeployError(BendError):
     """Root of the errors about Bend's Kubernetes manifests."""
 
-    code = "deploy_error"
-
 
 class UnknownSetting(DeployError):
     """An env file sets a BEND_ variable that no field of bend.settings.Settings reads."""
-
-    code = "unknown_setting"
 
     def __init__(self, name: str, path: Path) -> None:
         super().__init__(f"{path} sets {name}, which is not a field of bend.settings.Settings; "
@@ -31,8 +27,6 @@ class UnknownSetting(DeployError):
 class KustomizeMissing(DeployError):
     """Neither `kustomize` nor `kubectl` (which embeds it) is on this machine."""
 
-    code = "kustomize_missing"
-
     def __init__(self) -> None:
         super().__init__("no kustomize: install kubectl, or run `make kustomize` (builds "
                          "kustomize from the Go module proxy into .bend/bin)")
@@ -41,8 +35,6 @@ class KustomizeMissing(DeployError):
 class KustomizeFailed(DeployError):
     """kustomize could not build an overlay."""
 
-    code = "kustomize_failed"
-
     def __init__(self, path: Path, detail: str) -> None:
         super().__init__(f"kustomize could not build {path}: {detail.strip()}")
         self.path = path
@@ -50,8 +42,6 @@ class KustomizeFailed(DeployError):
 
 class ManifestsInvalid(DeployError):
     """Rendered objects that the Kubernetes or CRD schemas reject."""
-
-    code = "manifests_invalid"
 
     def __init__(self, problems: Sequence[str]) -> None:
         super().__init__(f"{len(problems)} problem(s) in the manifests:\n  " +

@@ -21,13 +21,9 @@ __all__ = [
 class DevStackError(BendError):
     """Root of the errors `bend dev` raises."""
 
-    code = "dev_stack_error"
-
 
 class JavaMissing(DevStackError):
     """No `java` to run the Kafka broker with."""
-
-    code = "java_missing"
 
     def __init__(self) -> None:
         super().__init__(
@@ -39,8 +35,6 @@ class JavaMissing(DevStackError):
 class MavenMissing(DevStackError):
     """No `mvn` to download the Kafka jars with."""
 
-    code = "maven_missing"
-
     def __init__(self) -> None:
         super().__init__(
             "Maven is not installed (no `mvn` on PATH); it downloads the Kafka jars once, "
@@ -50,8 +44,6 @@ class MavenMissing(DevStackError):
 
 class PortTaken(DevStackError):
     """A port the local stack needs is held by another process."""
-
-    code = "port_taken"
 
     def __init__(self, port: int, setting: str) -> None:
         super().__init__(
@@ -65,8 +57,6 @@ class PortTaken(DevStackError):
 class DownloadFailed(DevStackError):
     """Maven could not fetch the Kafka jars."""
 
-    code = "download_failed"
-
     def __init__(self, tail: str) -> None:
         super().__init__(
             "downloading the Kafka jars with Maven failed; Maven Central "
@@ -78,8 +68,6 @@ class DownloadFailed(DevStackError):
 
 class NotAnswering(DevStackError):
     """A service was launched but did not answer in time."""
-
-    code = "not_answering"
 
     def __init__(self, service: str, timeout_s: float, log_path: Path) -> None:
         super().__init__(
@@ -93,8 +81,6 @@ class NotAnswering(DevStackError):
 class ServiceFailed(DevStackError):
     """A service exited or a setup step failed; the message carries its log's tail."""
 
-    code = "service_failed"
-
     def __init__(self, service: str, what: str, log_path: Path | None, tail: str = "") -> None:
         where = f"; see {log_path}" if log_path else ""
         detail = f":\n{tail}" if tail else ""
@@ -105,8 +91,6 @@ class ServiceFailed(DevStackError):
 
 class DatabaseUnreachable(DevStackError):
     """The external Postgres named by BEND_DATABASE_URL does not answer."""
-
-    code = "database_unreachable"
 
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(

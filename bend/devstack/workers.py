@@ -28,8 +28,6 @@ __all__ = ["WorkerFailed", "WorkerProcess", "Workers", "ops_url_from_log"]
 class WorkerFailed(BendError):
     """A worker process exited or did not join its consumer group in time."""
 
-    code = "worker_failed"
-
     def __init__(self, role: str, detail: str, log_path: Path) -> None:
         super().__init__(f"{role} worker {detail}; see its log at {log_path}")
         self.role = role

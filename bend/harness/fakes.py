@@ -18,8 +18,6 @@ class StepFailure(BendError):
     """Raise it from a fake to fail the attempt as an executor would: `retryable` (retried as
     the step's policy says) or not, with the `error_type` the run records."""
 
-    code = "step_failure"
-
     def __init__(self, message: str, *, retryable: bool = True,
                  error_type: str = "ToolFailed") -> None:
         super().__init__(message)
@@ -29,8 +27,6 @@ class StepFailure(BendError):
 
 class NoFake(BendError):
     """A step the harness has no fake for."""
-
-    code = "no_fake"
 
     def __init__(self, node_type: str, name: str) -> None:
         super().__init__(f"no fake for {node_type} {name!r}: pass it in "

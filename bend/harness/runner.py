@@ -41,8 +41,6 @@ class ReplayMismatch(BendError):
     """Folding the run's events anew gave another state than deciding them did: a bug in
     `decide` or `apply` (the engine's replay would disagree with its own run)."""
 
-    code = "replay_mismatch"
-
     def __init__(self, run_id: str) -> None:
         super().__init__(f"run {run_id}: folding its events with apply differs from the state "
                          "decide built; report it with the events")

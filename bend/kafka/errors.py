@@ -10,7 +10,6 @@ __all__ = ["InvalidPosition", "KafkaRefused", "KafkaUnavailable"]
 class KafkaUnavailable(BendError):
     """Kafka did not answer or refused a produce or metadata request."""
 
-    code = "kafka_unavailable"
     status = 503
     retry_after = "5"  # seconds a client waits before asking again
 
@@ -25,8 +24,6 @@ class KafkaUnavailable(BendError):
 class KafkaRefused(KafkaUnavailable):
     """The brokers answer but refuse this client: its TLS handshake or its SASL login."""
 
-    code = "kafka_refused"
-
     def __init__(self, bootstrap: str, detail: str) -> None:
         BendError.__init__(self, f"Kafka at {bootstrap} refused this client: {detail}")
         self.bootstrap = bootstrap
@@ -35,7 +32,6 @@ class KafkaRefused(KafkaUnavailable):
 class InvalidPosition(BendError):
     """A `topic:partition:offset` token that does not parse."""
 
-    code = "invalid_position"
     status = 400
 
     def __init__(self, token: str) -> None:

@@ -24,8 +24,6 @@ __all__ = ["ARCHIVE_SCHEMA", "BadArchive", "read_archive", "write_archive"]
 class BadArchive(BendError):
     """The file is no archive of run events, or one of its records does not decode."""
 
-    code = "bad_archive"
-
     def __init__(self, path: Path, detail: str) -> None:
         super().__init__(f"{path} is not a readable event archive ({detail}); write one with "
                          "`bend replay export`")

@@ -10,7 +10,6 @@ __all__ = ["NoEvents", "ReplayDiverged"]
 class NoEvents(BendError):
     """No recorded event belongs to the run."""
 
-    code = "no_events"
     status = 404
 
     def __init__(self, run_id: str, where: str) -> None:
@@ -22,7 +21,6 @@ class NoEvents(BendError):
 class ReplayDiverged(BendError):
     """The run's recorded events do not fold: the log holds an event the state refuses."""
 
-    code = "replay_diverged"
     status = 409
 
     def __init__(self, run_id: str, seq: int, detail: str) -> None:

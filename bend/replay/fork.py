@@ -26,7 +26,6 @@ __all__ = ["ForkRefused", "fork_command", "fork_run", "parse_assignment"]
 class ForkRefused(BendError):
     """The fork would not start: the core refuses its StartRun."""
 
-    code = "fork_refused"
     status = 409
 
     def __init__(self, run_id: str, reason: str) -> None:

@@ -25,8 +25,6 @@ def caller() -> tuple[str, int]:
 class SdkError(BendError):
     """A workflow written in Python that cannot compile; `file` and `line` say where."""
 
-    code = "sdk_error"
-
     def __init__(self, message: str, file: str, line: int) -> None:
         super().__init__(f"{file}:{line}: {message}")
         self.file, self.line = file, line
@@ -55,8 +53,6 @@ class DefinitionError(SdkError):
 
 class WorkflowNotFound(BendError):
     """`pkg.module:name` or `file.py:name` names no workflow."""
-
-    code = "workflow_not_found"
 
     def __init__(self, target: str, why: str) -> None:
         super().__init__(f"cannot load a workflow from {target!r}: {why}; pass "

@@ -19,7 +19,6 @@ __all__ = [
 class SecurityError(BendError):
     """Root of security errors; `status` and `headers` are what the HTTP answer carries."""
 
-    code = "security_error"
     status: int = 400
 
     @property
@@ -34,7 +33,6 @@ class SecurityError(BendError):
 class Unauthenticated(SecurityError):
     """The request proves no identity; every 401 of the API is one of these."""
 
-    code = "unauthenticated"
     status = 401
 
     @property
@@ -46,8 +44,6 @@ class Unauthenticated(SecurityError):
 class MissingCredentials(Unauthenticated):
     """No `Authorization: Bearer ...` header (nor `X-Api-Key`)."""
 
-    code = "missing_credentials"
-
     def __init__(self) -> None:
         super().__init__(
             "no credentials; send `Authorization: Bearer <api key or token>` "
@@ -58,16 +54,12 @@ class MissingCredentials(Unauthenticated):
 class InvalidApiKey(Unauthenticated):
     """The API key is malformed, unknown, or its secret is wrong (deliberately not told apart)."""
 
-    code = "invalid_api_key"
-
     def __init__(self) -> None:
         super().__init__("the API key is not valid; check it was copied whole, or create a new one")
 
 
 class RevokedApiKey(Unauthenticated):
     """The API key was revoked (only said to holders of the right secret)."""
-
-    code = "revoked_api_key"
 
     def __init__(self, key_id: str) -> None:
         super().__init__(f"API key {key_id} was revoked; ask an admin of the project for a new one")
@@ -77,8 +69,6 @@ class RevokedApiKey(Unauthenticated):
 class ExpiredApiKey(Unauthenticated):
     """The API key's expiry has passed."""
 
-    code = "expired_api_key"
-
     def __init__(self, key_id: str) -> None:
         super().__init__(f"API key {key_id} has expired; ask an admin of the project for a new one")
         self.key_id = key_id
@@ -86,8 +76,6 @@ class ExpiredApiKey(Unauthenticated):
 
 class InvalidToken(Unauthenticated):
     """The access token cannot be read or lacks a required claim."""
-
-    code = "invalid_token"
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"the access token is not valid ({reason}); request a new token")
@@ -97,16 +85,12 @@ class InvalidToken(Unauthenticated):
 class ExpiredToken(InvalidToken):
     """The access token's `exp` has passed."""
 
-    code = "expired_token"
-
     def __init__(self) -> None:
         super().__init__("expired")
 
 
 class BadTokenSignature(InvalidToken):
     """The access token was not signed with this server's secret."""
-
-    code = "bad_token_signature"
 
     def __init__(self) -> None:
         super().__init__("signature does not match; it was issued by another server or altered")
@@ -115,16 +99,12 @@ class BadTokenSignature(InvalidToken):
 class WrongTokenIssuer(InvalidToken):
     """The access token's `iss` is not this server's issuer."""
 
-    code = "wrong_token_issuer"
-
     def __init__(self, expected: str) -> None:
         super().__init__(f"issuer is not {expected!r}")
 
 
 class WrongTokenAudience(InvalidToken):
     """The access token's `aud` does not include this server's audience."""
-
-    code = "wrong_token_audience"
 
     def __init__(self, expected: str) -> None:
         super().__init__(f"audience is not {expected!r}")
@@ -136,7 +116,6 @@ class WrongTokenAudience(InvalidToken):
 class PermissionDenied(SecurityError):
     """The principal's role does not grant the permission."""
 
-    code = "permission_denied"
     status = 403
 
     def __init__(self, role: str, permission: str, allowed: list[str]) -> None:
@@ -166,7 +145,6 @@ class NotInProject(SecurityError):
 class RateLimited(SecurityError):
     """Too many requests from one API key or client address."""
 
-    code = "rate_limited"
     status = 429
 
     def __init__(self, scope: str, retry_after_s: float) -> None:
@@ -185,7 +163,6 @@ class RateLimited(SecurityError):
 class BodyTooLarge(SecurityError):
     """The request body is larger than the configured limit."""
 
-    code = "body_too_large"
     status = 413
 
     def __init__(self, limit_bytes: int) -> None:
@@ -202,14 +179,11 @@ class BodyTooLarge(SecurityError):
 class WebhookError(SecurityError):
     """A webhook delivery failed verification."""
 
-    code = "webhook_error"
     status = 401
 
 
 class BadSignature(WebhookError):
     """The delivery's signature is missing, malformed or does not match its body."""
-
-    code = "bad_signature"
 
     def __init__(self, reason: str) -> None:
         super().__init__(
@@ -222,8 +196,6 @@ class BadSignature(WebhookError):
 class StaleTimestamp(WebhookError):
     """The delivery's timestamp is outside the tolerance window."""
 
-    code = "stale_timestamp"
-
     def __init__(self, timestamp: int, now: float, tolerance_s: float) -> None:
         super().__init__(
             f"webhook timestamp {timestamp} is {abs(now - timestamp):.0f} s from now, beyond "
@@ -235,8 +207,6 @@ class StaleTimestamp(WebhookError):
 class ReplayedDelivery(WebhookError):
     """The same signed delivery was already accepted within the window."""
 
-    code = "replayed_delivery"
-
     def __init__(self) -> None:
         super().__init__(
             "this webhook delivery was already received; sign every new delivery afresh"
@@ -246,7 +216,6 @@ class ReplayedDelivery(WebhookError):
 class MissingHeader(WebhookError):
     """A header the hook requires is absent."""
 
-    code = "missing_header"
     status = 400
 
     def __init__(self, header: str) -> None:
@@ -260,7 +229,6 @@ class MissingHeader(WebhookError):
 class UnknownApiKey(SecurityError):
     """No key of this project has this id."""
 
-    code = "unknown_api_key"
     status = 404
 
     def __init__(self, key_id: str) -> None:
@@ -271,7 +239,6 @@ class UnknownApiKey(SecurityError):
 class InvalidRole(SecurityError):
     """A role name is not one of admin, editor, operator, viewer."""
 
-    code = "invalid_role"
     status = 422
 
     def __init__(self, role: str, known: list[str]) -> None:
@@ -282,7 +249,6 @@ class InvalidRole(SecurityError):
 class UnknownSecret(SecurityError):
     """No secret of this project has this name."""
 
-    code = "unknown_secret"
     status = 404
 
     def __init__(self, name: str) -> None:
@@ -293,7 +259,6 @@ class UnknownSecret(SecurityError):
 class InvalidSecretName(SecurityError):
     """A secret name is not an identifier-like string."""
 
-    code = "invalid_secret_name"
     status = 422
 
     def __init__(self, name: str) -> None:
@@ -307,7 +272,6 @@ class InvalidSecretName(SecurityError):
 class SecretUndecryptable(SecurityError):
     """A stored secret cannot be decrypted with the current key (key changed or row altered)."""
 
-    code = "secret_undecryptable"
     status = 500
 
     def __init__(self, name: str) -> None:
@@ -321,7 +285,6 @@ class SecretUndecryptable(SecurityError):
 class InvalidKeyMaterial(SecurityError):
     """A configured key is too short or not in the expected encoding."""
 
-    code = "invalid_key_material"
     status = 500
 
     def __init__(self, what: str, reason: str) -> None:

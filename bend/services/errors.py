@@ -17,13 +17,10 @@ __all__ = [
 class ApiError(BendError):
     """Root of the errors of requests the API cannot serve as asked."""
 
-    code = "api_error"
-
 
 class UnknownWorkflow(ApiError):
     """No workflow has this id (in the caller's project)."""
 
-    code = "unknown_workflow"
     status = 404
 
     def __init__(self, workflow_id: str) -> None:
@@ -35,7 +32,6 @@ class UnknownWorkflow(ApiError):
 class UnknownVersion(ApiError):
     """The workflow has no such version."""
 
-    code = "unknown_version"
     status = 404
 
     def __init__(self, workflow_id: str, version: int, latest: int) -> None:
@@ -48,7 +44,6 @@ class UnknownVersion(ApiError):
 class WorkflowDeleted(ApiError):
     """The workflow was deleted; it can be read but not changed or run."""
 
-    code = "workflow_deleted"
     status = 409
 
     def __init__(self, workflow_id: str) -> None:
@@ -60,7 +55,6 @@ class WorkflowDeleted(ApiError):
 class UnknownRun(ApiError):
     """No run has this id (in the caller's project)."""
 
-    code = "unknown_run"
     status = 404
 
     def __init__(self, run_id: str) -> None:
@@ -73,7 +67,6 @@ class UnknownRun(ApiError):
 class RunFinished(ApiError):
     """The run already finished, so it cannot be cancelled."""
 
-    code = "run_finished"
     status = 409
 
     def __init__(self, run_id: str, status: str) -> None:
@@ -85,7 +78,6 @@ class RunFinished(ApiError):
 class IdempotencyConflict(ApiError):
     """An idempotency key reused with another input or workflow version."""
 
-    code = "idempotency_conflict"
     status = 409
 
     def __init__(self, key: str, run_id: str) -> None:
@@ -98,7 +90,6 @@ class IdempotencyConflict(ApiError):
 class InvalidInput(ApiError):
     """A run's input does not match the workflow's `input_schema`."""
 
-    code = "invalid_input"
     status = 422
 
     def __init__(self, workflow_id: str, problems: Sequence[tuple[str, str]]) -> None:
@@ -112,7 +103,6 @@ class InvalidInput(ApiError):
 class UnstorableInput(ApiError):
     """A value Postgres cannot store (a NUL character or a lone surrogate) in a run's input."""
 
-    code = "unstorable_input"
     status = 422
 
     def __init__(self, locations: Sequence[str], problem: str) -> None:
@@ -135,7 +125,6 @@ class RunNotOpen(ApiError):
 class ApprovalNotWaiting(ApiError):
     """The step is not an approval waiting for a decision (never began, decided, or no approval)."""
 
-    code = "approval_not_waiting"
     status = 409
 
     def __init__(self, run_id: str, step_id: str, why: str) -> None:
@@ -148,7 +137,6 @@ class ApprovalNotWaiting(ApiError):
 class ApprovalTimedOut(ApiError):
     """The approval's timeout has passed: it takes its default outcome, not a decision."""
 
-    code = "approval_timed_out"
     status = 409
 
     def __init__(self, run_id: str, step_id: str, timeout_at: str) -> None:
@@ -162,7 +150,6 @@ class ApprovalTimedOut(ApiError):
 class NotAnApprover(ApiError):
     """The caller is none of the approval's approvers."""
 
-    code = "not_an_approver"
     status = 403
 
     def __init__(self, run_id: str, step_id: str, roles: Sequence[str],
@@ -179,7 +166,6 @@ class NotAnApprover(ApiError):
 class InvalidAnswer(ApiError):
     """The approver's answer does not match the approval's `answer_schema`."""
 
-    code = "invalid_answer"
     status = 422
 
     def __init__(self, run_id: str, step_id: str, problem: str) -> None:
@@ -192,7 +178,6 @@ class InvalidAnswer(ApiError):
 class InvalidSignal(ApiError):
     """The run cannot take the signal: no wait step for it, or its payload fails the schema."""
 
-    code = "invalid_signal"
     status = 422
 
     def __init__(self, run_id: str, name: str, problem: str) -> None:

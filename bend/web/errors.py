@@ -10,7 +10,6 @@ __all__ = ["BadForm", "CsrfRefused", "Forbidden", "LoginRequired", "NotFound", "
 class UiError(BendError):
     """An error a UI page shows as a page of its own, with `status`."""
 
-    code = "ui_error"
     status = 400
     title = "Something is wrong with this request"
 
@@ -18,7 +17,6 @@ class UiError(BendError):
 class LoginRequired(UiError):
     """No valid session: the page redirects to the sign-in form."""
 
-    code = "login_required"
     status = 401
     title = "Sign in"
 
@@ -31,7 +29,6 @@ class LoginRequired(UiError):
 class NotFound(UiError):
     """The page names something that does not exist (in the caller's project)."""
 
-    code = "not_found"
     status = 404
     title = "Not found"
 
@@ -39,7 +36,6 @@ class NotFound(UiError):
 class Forbidden(UiError):
     """The caller's role does not allow this action."""
 
-    code = "forbidden"
     status = 403
     title = "Not allowed"
 
@@ -51,7 +47,6 @@ class Forbidden(UiError):
 class CsrfRefused(UiError):
     """A state-changing form came without this session's CSRF token."""
 
-    code = "csrf_refused"
     status = 403
     title = "Form expired"
 
@@ -63,6 +58,5 @@ class CsrfRefused(UiError):
 class BadForm(UiError):
     """A form field holds something the action cannot use."""
 
-    code = "bad_form"
     status = 422
     title = "Check the form"

@@ -35,8 +35,6 @@ _METADATA = {ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2
 class EgressRefused(PermanentStepError):
     """A step's URL names a host whose address the egress policy refuses."""
 
-    code = "egress_refused"
-
     def __init__(self, host: str, address: str, why: str) -> None:
         super().__init__(
             f"connecting to {host} ({address}) is refused: it is {why}; steps may reach such "

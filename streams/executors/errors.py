@@ -18,7 +18,6 @@ __all__ = [
 class StepError(BendError):
     """Root of step failures; `error_type` is what `FailStep.error_type` carries."""
 
-    code = "step_error"
     retryable: bool = True
 
     @property
@@ -30,21 +29,17 @@ class StepError(BendError):
 class RetryableStepError(StepError):
     """A failure another attempt may not meet (a timeout, a 5xx, a dropped connection)."""
 
-    code = "retryable_step_error"
     retryable = True
 
 
 class PermanentStepError(StepError):
     """A failure no retry can fix (bad input, a 4xx, a missing secret); the run must change."""
 
-    code = "permanent_step_error"
     retryable = False
 
 
 class UnknownNodeType(PermanentStepError):
     """No executor runs this node type."""
-
-    code = "unknown_node_type"
 
     def __init__(self, node_type: str, known: list[str]) -> None:
         super().__init__(
@@ -57,8 +52,6 @@ class UnknownNodeType(PermanentStepError):
 class InvalidStepInput(PermanentStepError):
     """The step's evaluated input does not fit its node type."""
 
-    code = "invalid_step_input"
-
     def __init__(self, node_type: str, detail: str) -> None:
         super().__init__(f"the {node_type} step's input is invalid: {detail}; fix the node's "
                          "configuration (or the expressions feeding it) in the workflow")
@@ -67,8 +60,6 @@ class InvalidStepInput(PermanentStepError):
 
 class SecretNotFound(PermanentStepError):
     """A step names a secret nobody defined."""
-
-    code = "secret_not_found"
 
     def __init__(self, name: str) -> None:
         super().__init__(f"secret {name!r} is not defined for this run's project; set it with "
@@ -81,8 +72,6 @@ class SecretNotFound(PermanentStepError):
 class CircuitOpen(RetryableStepError):
     """Calls to a target are held back after its consecutive failures."""
 
-    code = "circuit_open"
-
     def __init__(self, target: str, open_until: datetime | None) -> None:
         when = f"until {open_until.isoformat()}" if open_until else "while a probe call runs"
         super().__init__(f"circuit for {target} is open {when} after consecutive failures; "
@@ -94,8 +83,6 @@ class CircuitOpen(RetryableStepError):
 class StepTimeout(RetryableStepError):
     """The attempt (or one of its calls) ran past its time limit."""
 
-    code = "step_timeout"
-
     def __init__(self, what: str, timeout_s: float) -> None:
         super().__init__(f"{what} took longer than {timeout_s:g} s; it is retried, raise the "
                          "timeout if the target is just slow")
@@ -105,37 +92,25 @@ class StepTimeout(RetryableStepError):
 class TargetFailed(RetryableStepError):
     """An HTTP target answered 5xx/429/408 or could not be reached."""
 
-    code = "target_failed"
-
 
 class TargetRejected(PermanentStepError):
     """An HTTP target refused the request with a 4xx; the request must change."""
-
-    code = "target_rejected"
 
 
 class LlmUnavailable(RetryableStepError):
     """The model endpoint failed (5xx, 429, timeout, connection); another attempt may pass."""
 
-    code = "llm_unavailable"
-
 
 class LlmRejected(PermanentStepError):
     """The model endpoint refused the request (4xx: bad key, unknown model, bad request)."""
-
-    code = "llm_rejected"
 
 
 class LlmBadResponse(PermanentStepError):
     """The model endpoint answered something that is not a chat completion."""
 
-    code = "llm_bad_response"
-
 
 class MaxIterationsExceeded(PermanentStepError):
     """An agent used all its iterations without a final answer."""
-
-    code = "max_iterations_exceeded"
 
     def __init__(self, max_iterations: int) -> None:
         super().__init__(
@@ -147,8 +122,6 @@ class MaxIterationsExceeded(PermanentStepError):
 
 class ToolFailed(StepError):
     """A component called by a tool step failed; retryable as the component said."""
-
-    code = "tool_failed"
 
     def __init__(self, message: str, *, retryable: bool, error_type: str) -> None:
         super().__init__(message)

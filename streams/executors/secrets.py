@@ -40,8 +40,6 @@ MIN_REDACTED_LENGTH = 8
 class SecretHostRefused(PermanentStepError):
     """A step would send a secret to a host the secret does not allow."""
 
-    code = "secret_host_refused"
-
     def __init__(self, name: str, host: str, allowed: tuple[str, ...]) -> None:
         listed = ", ".join(allowed) if allowed else "none yet"
         super().__init__(
@@ -54,8 +52,6 @@ class SecretHostRefused(PermanentStepError):
 
 class SecretsUnavailable(RetryableStepError):
     """The secrets store could not be read; the step is retried."""
-
-    code = "secrets_unavailable"
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"the secrets store could not be read ({detail}); the step is retried, "

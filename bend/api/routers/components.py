@@ -57,7 +57,6 @@ class UnknownComponentName(ApiError):
 class UnknownComponentVersion(ApiError):
     """The component has no such version."""
 
-    code = "unknown_component_version"
     status = 404
 
     def __init__(self, name: str, version: str, known: Iterable[str]) -> None:
@@ -70,7 +69,6 @@ class UnknownComponentVersion(ApiError):
 class ComponentVersionConflict(ApiError):
     """name@version is registered already with another description, tags or schemas."""
 
-    code = "component_version_conflict"
     status = 409
 
     def __init__(self, ref: str) -> None:

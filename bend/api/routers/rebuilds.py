@@ -47,7 +47,6 @@ def _installation(ctx: Context, principal: Principal) -> None:
 class UnknownRebuild(BendError):
     """No rebuild of this read model has this id."""
 
-    code = "unknown_rebuild"
     status = 404
 
     def __init__(self, rebuild_id: str) -> None:

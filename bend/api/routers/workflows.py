@@ -191,7 +191,6 @@ async def execute_workflow(body: ExecuteRequest, response: Response, ctx: Contex
 class BulkTooManyRuns(BendError):
     """A bulk execute asked for more runs than one request may start."""
 
-    code = "bulk_too_many_runs"
     status = 413
 
     def __init__(self, count: int, limit: int) -> None:
@@ -204,7 +203,6 @@ class BulkTooManyRuns(BendError):
 class BulkTooLarge(BendError):
     """A bulk execute would produce more bytes of commands than one request may."""
 
-    code = "bulk_too_large"
     status = 413
 
     def __init__(self, size: int, limit: int, count: int) -> None:

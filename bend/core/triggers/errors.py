@@ -16,13 +16,10 @@ __all__ = [
 class ScheduleError(BendError):
     """Root of the errors about triggers, schedules and their due times."""
 
-    code = "schedule_error"
-
 
 class InvalidTrigger(ScheduleError):
     """A trigger definition (or its schedule) was refused; `problems` lists every reason."""
 
-    code = "invalid_trigger"
     status = 422
 
     def __init__(self, problems: Sequence[str]) -> None:
@@ -33,8 +30,6 @@ class InvalidTrigger(ScheduleError):
 
 class NaiveDatetime(ScheduleError):
     """A time without a UTC offset reached the scheduler, which cannot place it."""
-
-    code = "naive_datetime"
 
     def __init__(self, name: str, value: datetime) -> None:
         super().__init__(
@@ -47,16 +42,12 @@ class NaiveDatetime(ScheduleError):
 class InvalidTimeRange(ScheduleError):
     """A range of times that is empty, reversed or in the future where a past one is needed."""
 
-    code = "invalid_time_range"
-
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
 
 
 class BackfillTooLarge(ScheduleError):
     """A backfill range holds more due times than the cap allows."""
-
-    code = "backfill_too_large"
 
     def __init__(self, cap: int, start: datetime, end: datetime) -> None:
         super().__init__(
@@ -68,8 +59,6 @@ class BackfillTooLarge(ScheduleError):
 
 class TriggerMismatch(ScheduleError):
     """An event of one trigger was folded into another trigger's state (a routing bug)."""
-
-    code = "trigger_mismatch"
 
     def __init__(self, state_trigger_id: str, event_trigger_id: str) -> None:
         super().__init__(

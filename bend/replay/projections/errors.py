@@ -11,7 +11,6 @@ __all__ = ["RebuildAbandoned", "RebuildInProgress", "RebuildRefused"]
 class RebuildRefused(ProjectionError):
     """The rebuilt read model was not switched in."""
 
-    code = "rebuild_refused"
     status = 409
 
     def __init__(self, rebuild_id: str, detail: str) -> None:
@@ -22,7 +21,6 @@ class RebuildRefused(ProjectionError):
 class RebuildInProgress(BendError):
     """Another rebuild is running (in this API process or another)."""
 
-    code = "rebuild_in_progress"
     status = 409
 
     def __init__(self, rebuild_id: str, owner: str | None = None) -> None:
@@ -35,7 +33,6 @@ class RebuildInProgress(BendError):
 class RebuildAbandoned(ProjectionError):
     """The rebuild stopped reporting progress and another process took over its record."""
 
-    code = "rebuild_abandoned"
     status = 409
 
     def __init__(self, rebuild_id: str) -> None:
