@@ -162,6 +162,7 @@ def test_a_workflow_is_written_fixed_saved_versioned_compared_run_and_retired_in
                                                                                    or "")
     assert len(added) == 1 and "names, politely." in (added[0] or "")
     browser.assert_accessible("the version diff")
+    browser.screenshot("workflow-diff")
 
     # Start a run from the form the input schema makes: a refused input keeps what was typed.
     browser.open(f"/ui/workflows/{workflow_id}")
@@ -176,6 +177,7 @@ def test_a_workflow_is_written_fixed_saved_versioned_compared_run_and_retired_in
     assert browser.attr('input[name="input.who"]', "aria-invalid") == "true"
     assert browser.attr("input#idempotency-key", "value") == f"{NAME}-run"
     browser.assert_accessible("the start form showing an error")
+    browser.screenshot("workflow-start-refused", max_height=1400)
     runs = stack.client.get("/api/executions", params={"workflow_id": workflow_id}).json()
     assert runs["items"] == [], "a refused input started a run"
 

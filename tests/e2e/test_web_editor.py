@@ -108,7 +108,28 @@ async def test_a_refused_save_keeps_the_text_and_an_unchanged_save_makes_no_vers
     detail = (await api.client.get(f"/api/workflows/{workflow_id}")).json()
     assert [v["version"] for v in detail["versions"]] == [1, 2]
 
-    diff = await get_page(editor, f"/ui/workflows/{workflow_id}/diff")
+    # Another version saved while the editor was open: the save says so and keeps the text;
+    # saving again makes the next version.
+    seen = await get_page(editor, f"/ui/workflows/{workflow_id}/edit")
+    assert [i.attrs.get("value") for i in seen.all("input", name="latest_seen")] == ["2"]
+    r = await api.client.put(f"/api/workflows/{workflow_id}", content=GOOD.replace("'one'", "'un'"),
+                             headers={"Content-Type": "application/yaml"})
+    assert r.status_code == 200 and r.json()["version"] == 3, r.text
+    mine = GOOD.replace("'one'", "'eins'")
+    r = await editor.post(f"/ui/workflows/{workflow_id}/edit",
+                          data={"csrf_token": csrf, "definition": mine, "latest_seen": "2"})
+    assert r.status_code == 409
+    page = Page(r)
+    notice = page.by_id("saved-since")
+    assert notice is not None and "Version 3 was saved while you edited" in notice.inner_text
+    box = page.by_id("definition")
+    assert box is not None and box.inner_text == mine
+    assert [i.attrs.get("value") for i in page.all("input", name="latest_seen")] == ["3"]
+    r = await editor.post(f"/ui/workflows/{workflow_id}/edit",
+                          data={"csrf_token": csrf, "definition": mine, "latest_seen": "3"})
+    assert r.status_code == 303 and r.headers["location"].endswith("version=4&saved=version")
+
+    diff = await get_page(editor, f"/ui/workflows/{workflow_id}/diff?old=1&new=2")
     rows = [(tr.attrs.get("data-kind"), tr.inner_text) for tr in diff.all("tr", "diff-line")]
     assert [k for k, _ in rows if k in ("added", "removed")] == ["removed", "added"]
     assert any(k == "added" and "'uno'" in t for k, t in rows), rows

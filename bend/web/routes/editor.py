@@ -44,10 +44,12 @@ def _graph_html(defn: WorkflowDefinition) -> str:
 
 def _editor(request: Request, session: Session, text: str, wf: dict[str, Any] | None,
             base_version: int | None, problems: list[PlacedProblem] | None = None,
-            status: int = 200) -> Response:
+            status: int = 200, saved_since: int | None = None) -> Response:
+    """The editor page; `saved_since`: the version the author had seen when another was saved
+    (the page says so, and a second save goes through)."""
     defn, found = _checked(text)
     return page(request, "editor.html", {
-        "wf": wf, "text": text, "base_version": base_version,
+        "wf": wf, "text": text, "base_version": base_version, "saved_since": saved_since,
         "problems": found if problems is None else problems,
         "graph": definition_graph(definition_json(defn)) if defn else None,
         "graph_id": GRAPH_ID,
@@ -96,15 +98,19 @@ async def edit(request: Request, session: Ui, workflow_id: str,
 
 @router.post("/{workflow_id}/edit")
 async def save(request: Request, session: Ui, workflow_id: str) -> Response:
-    """Save the form's definition as the workflow's next version (none if unchanged)."""
+    """Save the form's definition as the workflow's next version (none if unchanged); if
+    another version was saved since the editor opened, say so first (no update is lost)."""
     form = await form_of(request, session, "workflows:write")
     wf = await _workflow(request, session, workflow_id)
     text = str(form.get("definition") or "")
+    base, seen = (str(form.get(k) or "") for k in ("base_version", "latest_seen"))
+    base_version = int(base) if base.isdigit() else None
     defn, problems = _checked(text)
     if defn is None:
-        base = str(form.get("base_version") or "")
-        return _editor(request, session, text, wf, int(base) if base.isdigit() else None,
-                       problems, status=422)
+        return _editor(request, session, text, wf, base_version, problems, status=422)
+    if seen.isdigit() and int(seen) < wf["latest_version"]:
+        return _editor(request, session, text, wf, base_version, status=409,
+                       saved_since=int(seen))
     written = await service.version_workflow(context(request), session.principal,
                                              workflow_id, defn)
     outcome = "version" if written.changed else "unchanged"
