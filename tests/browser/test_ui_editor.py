@@ -15,7 +15,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.conftest import Browser, Stack
+from tests.browser.conftest import NARROW, WIDE, Browser, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -191,6 +191,22 @@ def test_a_workflow_is_written_fixed_saved_versioned_compared_run_and_retired_in
     assert run["workflow_version"] == 2 and run["input"] == {"who": "Ada"}
     browser.wait(lambda: browser.attr("#run-status", "data-status") == "completed",
                  "the run page to show it completed")
+
+    # On a phone-sized screen no page of the editor scrolls sideways.
+    browser.set_width(NARROW)
+    try:
+        wide = {}
+        for path in (f"/ui/workflows/{workflow_id}/edit", f"/ui/workflows/{workflow_id}",
+                     f"/ui/workflows/{workflow_id}/diff", f"/ui/workflows/{workflow_id}/status/pause"):
+            browser.open(path)
+            browser.one("main")
+            scroll, client = browser.driver.execute_script(
+                "const d = document.documentElement; return [d.scrollWidth, d.clientWidth];")
+            if scroll > client:
+                wide[path] = (scroll, client)
+        assert wide == {}, f"pages wider than the {NARROW[0]} px window (scroll, client): {wide}"
+    finally:
+        browser.set_width(WIDE)
 
     # Pause, then delete, each after its confirmation page, from the keyboard.
     browser.open(f"/ui/workflows/{workflow_id}")
