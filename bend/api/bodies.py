@@ -13,7 +13,7 @@ from bend.core.definitions import (
 )
 from bend.core.problems import InvalidDefinition, Problem
 
-__all__ = ["DEFINITION_BODY", "read_definition"]
+__all__ = ["DEFINITION_BODY", "definition_from_text", "read_definition"]
 
 _JSON = ("application/json",)
 _YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
@@ -33,7 +33,15 @@ DEFINITION_BODY = {
 
 async def read_definition(request: Request) -> WorkflowDefinition:
     """The definition in the body; InvalidDefinition (422) listing every problem."""
-    defn = await _read(request)
+    return _storable(await _read(request))
+
+
+def definition_from_text(text: str) -> WorkflowDefinition:
+    """The definition in YAML or JSON `text` (as a YAML body is read), checked as a body is."""
+    return _storable(load_definition(text))
+
+
+def _storable(defn: WorkflowDefinition) -> WorkflowDefinition:
     # Postgres stores no NUL in text or JSONB: such a definition could never be projected.
     nuls = nul_locations(definition_json(defn))
     if nuls:

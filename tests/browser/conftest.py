@@ -45,7 +45,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = ROOT / ".bend" / "screenshots"  # gitignored; the tests write here every run
 DOCS_UI = ROOT / "docs" / "ui"  # committed copies for the README, with BEND_UPDATE_SCREENSHOTS=1
-README_SHOTS = {"run": "run.png", "runs": "runs.png"}
+README_SHOTS = {"run": "run.png", "runs": "runs.png", "editor": "editor.png"}
+AXE = Path(__file__).parent / "vendor" / "axe" / "axe.min.js"  # axe-core, vendored (MPL-2.0)
+BLOCKING = ("serious", "critical")  # axe impacts a page may not have
 WAIT_S = 20.0  # an explicit wait's bound
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -193,6 +195,15 @@ return Array.from(document.querySelectorAll(css))
 """
 
 
+_AXE_RUN = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {resultTypes: ["violations"]})
+  .then((r) => done(r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" "))}))))
+  .catch((e) => done([{id: "axe-error", impact: "critical", help: String(e), nodes: []}]));
+"""
+
+
 @dataclass
 class Browser:
     """A Chromium session on the UI at `base_url`, with bounded waits."""
@@ -280,6 +291,24 @@ class Browser:
         """Accept a `confirm()` dialog if the page opened one."""
         with contextlib.suppress(NoAlertPresentException):
             self.driver.switch_to.alert.accept()
+
+    def accessibility_violations(self, impacts: tuple[str, ...] = BLOCKING
+                                 ) -> list[dict[str, Any]]:
+        """axe-core's violations of the shown page with one of `impacts`: each rule's id, impact,
+        help and (up to five of) the elements it found."""
+        if not self.driver.execute_script("return !!window.axe"):
+            self.driver.execute_script(AXE.read_text(encoding="utf-8"))
+        self.driver.set_script_timeout(60)
+        try:
+            found = self.driver.execute_async_script(_AXE_RUN)
+        finally:
+            self.driver.set_script_timeout(10)
+        return [v for v in found if v["impact"] in impacts]
+
+    def assert_accessible(self, what: str) -> None:
+        """Fail listing axe-core's serious and critical violations of the shown page."""
+        violations = self.accessibility_violations()
+        assert not violations, f"{what} ({self.path()}) fails axe-core: {violations}"
 
     def set_width(self, size: tuple[int, int]) -> None:
         """Resize the window to `size` (width, height)."""

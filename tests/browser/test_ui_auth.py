@@ -12,7 +12,8 @@ from tests.browser.conftest import Browser, Stack
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 ACTIONS = ("#action-start", "#action-cancel", "#action-fork", "#action-retry", ".action-retry",
-           ".action-redrive")
+           ".action-redrive", "#new-workflow", "#action-edit", "#action-pause", "#action-activate",
+           "#action-delete")
 
 
 def test_a_page_without_a_session_leads_to_the_login_form(browser: Browser) -> None:
@@ -76,6 +77,7 @@ def test_a_viewer_finds_no_actions_where_an_operator_finds_them(
     browser.sign_in(stack.keys["operator"])
     operator = _actions_on_pages(browser, pages)
     assert "#action-start" in operator[pages[0]], operator
+    assert "#action-edit" not in operator[pages[0]], "operators run workflows, not author them"
     assert {"#action-cancel", "#action-fork"} <= set(operator[pages[1]]), operator
     assert ".action-retry" in operator[pages[2]], operator
     browser.open(pages[2])

@@ -201,7 +201,7 @@ def test_the_keyboard_reaches_the_skip_link_and_the_main_actions(
         "return location.hash === '#' + arguments[0] || m.contains(a) || a === m;", target),
         "the skip link to move to the main content")
     stops = _tab_to(operator, "start-run")
-    assert any(s["id"] == "run-input" for s in stops), "Tab skips the run's input"
+    assert any(s["id"] == "in-1" for s in stops), "Tab skips the run's input fields"
     assert all(s["visible"] for s in stops[-1:]), "the start button shows no focus"
 
     run_id = stack.asleep()

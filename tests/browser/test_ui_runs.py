@@ -94,10 +94,8 @@ def test_the_example_run_started_from_its_page_finishes_live_as_the_api_says(
     step_ids = [s["id"] for s in definition["steps"]]
     browser.sign_in(stack.keys["operator"])
     browser.open(f"/ui/workflows/{example_id}")
-    run_input = browser.one("textarea#run-input")
-    run_input.clear()
-    run_input.send_keys(json_text({"topic": "durable execution",
-                                   "llm_base_url": stack.engine.llm.base_url}))
+    browser.one('input[name="input.topic"]').send_keys("durable execution")
+    browser.one('input[name="input.llm_base_url"]').send_keys(stack.engine.llm.base_url)
     browser.one("button#start-run").click()
     match = browser.wait(lambda: re.fullmatch(r"/ui/runs/([0-9a-f-]{36})", browser.path()),
                          "the new run's page")

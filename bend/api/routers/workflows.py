@@ -21,7 +21,6 @@ from bend.api.models.workflows import (
 )
 from bend.api.paging import after_cursor, next_cursor
 from bend.api.problems import UnknownVersion
-from bend.core.definitions import definition_hash
 from bend.core.errors import BendError
 from bend.security.roles import Principal
 from bend.services import workflows as service
@@ -53,15 +52,18 @@ async def _workflow(ctx: Context, principal: Principal, workflow_id: str, *,
 async def create_workflow(request: Request, response: Response, ctx: Context,
                           principal: Writer) -> WorkflowWritten:
     """Create a workflow from a JSON or YAML definition (422 lists every problem)."""
-    defn = await read_definition(request)
-    workflow_id = records.new_id()
-    event = records.registered(defn, workflow_id, ctx.settings.tenant, principal, _now())
-    position = await ctx.producer.send(event)
-    response.headers["Location"] = f"/api/workflows/{workflow_id}"
-    response.headers["X-Bend-Position"] = position.token
-    return WorkflowWritten(workflow_id=workflow_id, version=1,
-                           definition_hash=event.definition_hash, changed=True,
-                           position=LogPosition.of(position))
+    written = await service.create_workflow(ctx, principal, await read_definition(request))
+    response.headers["Location"] = f"/api/workflows/{written.workflow_id}"
+    return _written(response, written)
+
+
+def _written(response: Response, written: service.Written) -> WorkflowWritten:
+    if written.position is not None:
+        response.headers["X-Bend-Position"] = written.position.token
+    return WorkflowWritten(workflow_id=written.workflow_id, version=written.version,
+                           definition_hash=written.definition_hash, changed=written.changed,
+                           position=LogPosition.of(written.position) if written.position
+                           else None)
 
 
 @router.get("", response_model=WorkflowPage)
@@ -104,38 +106,17 @@ async def update_workflow(request: Request, response: Response, ctx: Context,
                           principal: Writer, workflow_id: str) -> WorkflowWritten:
     """Give the workflow a new version (none if the definition equals the latest)."""
     defn = await read_definition(request)
-    digest = definition_hash(defn)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        # One version number per update, even with several API processes: take turns, and
-        # hold the turn until the read models show this version.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                           f"bend.workflow.version:{workflow_id}")
-        row = await _workflow(ctx, principal, workflow_id, live=True)
-        latest = await queries.get_version(conn, workflow_id, row["latest_version"])
-        if latest is not None and latest["definition_hash"] == digest:
-            return WorkflowWritten(workflow_id=workflow_id, version=row["latest_version"],
-                                   definition_hash=digest, changed=False)
-        version = row["latest_version"] + 1
-        event = records.versioned(defn, workflow_id, version, ctx.settings.tenant, principal,
-                                  _now())
-        position = await ctx.producer.send(event)
-        await ctx.watcher.wait_for([position], timeout_s=10.0)
-    response.headers["X-Bend-Position"] = position.token
-    return WorkflowWritten(workflow_id=workflow_id, version=version, definition_hash=digest,
-                           changed=True, position=LogPosition.of(position))
+    return _written(response, await service.version_workflow(ctx, principal, workflow_id, defn))
 
 
 async def _set_status(ctx: Context, principal: Principal, response: Response,
                       workflow_id: str, status: str) -> WorkflowStatusChanged:
-    row = await _workflow(ctx, principal, workflow_id, live=True)
-    if row["status"] == status:
+    changed = await service.set_status(ctx, principal, workflow_id, status)
+    if changed.position is None:
         return WorkflowStatusChanged(workflow_id=workflow_id, status=status, changed=False)
-    event = records.status_changed(status, workflow_id, row["latest_version"],
-                                   ctx.settings.tenant, principal, _now())
-    position = await ctx.producer.send(event)
-    response.headers["X-Bend-Position"] = position.token
+    response.headers["X-Bend-Position"] = changed.position.token
     return WorkflowStatusChanged(workflow_id=workflow_id, status=status, changed=True,
-                                 position=LogPosition.of(position))
+                                 position=LogPosition.of(changed.position))
 
 
 @router.delete("/{workflow_id}", response_model=WorkflowStatusChanged,
