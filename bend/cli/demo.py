@@ -65,7 +65,8 @@ async def round_trip(settings: Settings, event: Event) -> tuple[Event, int, int,
 
 
 def _definition(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+    definition: dict[str, Any] = yaml.safe_load(path.read_text())
+    return definition
 
 
 def _detail(event: Event) -> str:
@@ -99,6 +100,8 @@ async def run_example(engine: Engine, definition: dict[str, Any], input: dict[st
                       timeout_s: float) -> tuple[Event, list[Event]]:
     """Start one run of `definition` and print its events as they come off the run log."""
     start = engine.start_run(definition, input, workflow_id=f"demo-{definition['name']}")
+    run_id = start.run_id
+    assert run_id is not None  # start_run always names the run
     click.secho(f"\nrun {start.run_id} of {definition['name']}", bold=True)
     async with RunWatcher(engine.settings) as watcher, RecordProducer(engine.settings) as producer:
         t0 = time.perf_counter()
@@ -115,7 +118,7 @@ async def run_example(engine: Engine, definition: dict[str, Any], input: dict[st
             raise AssertionError("unreachable")
 
         final = await asyncio.wait_for(follow(), timeout=timeout_s)
-    return final, watcher.events[start.run_id]
+    return final, watcher.events[run_id]
 
 
 def _outcome(final: Event, events: list[Event]) -> None:

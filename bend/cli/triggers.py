@@ -37,7 +37,8 @@ def _what(trigger: dict[str, Any]) -> str:
         case "schedule":
             return short_json(d.get("schedule"), 50)
         case "webhook":
-            return trigger.get("webhook_url") or d.get("path", "-")
+            url: str = trigger.get("webhook_url") or d.get("path", "-")
+            return url
         case "kafka":
             return f"topic {d.get('topic', '?')}"
         case "polling":

@@ -60,7 +60,8 @@ def load_document(path: str) -> Any:
 def resolve_workflow(api: ApiClient, ref: str, *, deleted: bool = False) -> dict[str, Any]:
     """The workflow whose id, or else whose name, is `ref` (its detail, latest version)."""
     try:
-        return api.get(f"/api/workflows/{quote(ref, safe='')}")
+        found: dict[str, Any] = api.get(f"/api/workflows/{quote(ref, safe='')}")
+        return found
     except ApiFailure as err:
         if err.status != 404:
             raise
@@ -74,7 +75,8 @@ def resolve_workflow(api: ApiClient, ref: str, *, deleted: bool = False) -> dict
         ids = ", ".join(w["workflow_id"] for w in named)
         raise CliError(f"{len(named)} workflows are named {ref!r} ({ids}); pass one's id",
                        ExitCode.USAGE)
-    return api.get(f"/api/workflows/{named[0]['workflow_id']}")
+    detail: dict[str, Any] = api.get(f"/api/workflows/{named[0]['workflow_id']}")
+    return detail
 
 
 def wait_visible(api: ApiClient, written: dict[str, Any]) -> None:

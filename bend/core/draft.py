@@ -96,20 +96,20 @@ class Draft:
     def emit(self, cls: type[Event], *, at: datetime | None = None, **fields: Any) -> Event:
         """Make the next event of the run (at `now`, or `at`) and fold it into the state."""
         cmd, state = self.cmd, self.state
-        envelope = {
-            "event_id": ids.event_id(cmd.event_id, len(self.events)),
-            "run_id": state.run_id if state else cmd.run_id,
-            "workflow_id": state.workflow_id if state else cmd.workflow_id,
-            "workflow_version": state.workflow_version if state else cmd.workflow_version,
-            "seq": (state.seq if state else 0) + 1,
-            "occurred_at": at or self.now,
-            "causation_id": cmd.event_id,
-            "correlation_id": (state.correlation_id if state
-                               else cmd.correlation_id or cmd.run_id),
-            "tenant": state.tenant if state else cmd.tenant,
-            "project": state.project if state else cmd.project,
-        }
-        event = cls(**envelope, **fields)
+        event = cls(
+            event_id=ids.event_id(cmd.event_id, len(self.events)),
+            run_id=state.run_id if state else cmd.run_id,
+            workflow_id=state.workflow_id if state else cmd.workflow_id,
+            workflow_version=state.workflow_version if state else cmd.workflow_version,
+            seq=(state.seq if state else 0) + 1,
+            occurred_at=at or self.now,
+            causation_id=cmd.event_id,
+            correlation_id=(state.correlation_id if state
+                            else cmd.correlation_id or cmd.run_id),
+            tenant=state.tenant if state else cmd.tenant,
+            project=state.project if state else cmd.project,
+            **fields,
+        )
         self.state = apply(state, event)
         self.events.append(event)
         if fields.get("step_id"):

@@ -225,7 +225,7 @@ def _at(moment: datetime) -> str:
 
 
 def _timer(state: RunState, t: Timer, facts: LiveFacts) -> Reason:
-    details = {"purpose": t.purpose, "timer_id": t.timer_id, "step_id": t.step_id}
+    details: dict[str, Any] = {"purpose": t.purpose, "timer_id": t.timer_id, "step_id": t.step_id}
     overdue = t.fire_at <= facts.now
     late = (" It is overdue: the orchestrator owning the run's partition fires it; check it "
             "is running.") if overdue else ""

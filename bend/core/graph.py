@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +110,7 @@ def _check_options(defn: WorkflowDefinition, problems: list[Problem]) -> None:
                                     "schema"))
 
 
-def _entry(defn_types: dict[str, str], step_id: str) -> Phase:
+def _entry(defn_types: Mapping[str, str], step_id: str) -> Phase:
     return (step_id, "start" if NODE_KINDS[defn_types[step_id]].has_start else "end")
 
 

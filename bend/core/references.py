@@ -10,6 +10,7 @@ from bend.core.expressions import (
     ExpressionError, compile_expression, expression_names, template_expressions,
 )
 from bend.core.kinds import NODE_KINDS
+from bend.core.nodes import StepBase
 from bend.core.problems import Problem
 from bend.core.workflow import WorkflowDefinition
 
@@ -112,7 +113,7 @@ def _scopes(defn: WorkflowDefinition, shape: Shape) -> None:
         shape.scope[node.id] = scope
 
 
-def _read_step(defn: WorkflowDefinition, shape: Shape, i: int, node: Any) -> None:
+def _read_step(defn: WorkflowDefinition, shape: Shape, i: int, node: StepBase) -> None:
     problems = shape.problems
     in_loop = shape.scope.get(node.id) is not None
     roots = _BASE_ROOTS | _LOOP_ROOTS if in_loop else _BASE_ROOTS

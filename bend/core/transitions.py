@@ -97,11 +97,11 @@ STEP_EVENT_TYPES = frozenset(STEP_RULES)
 # The events that end a step's attempt and a run, by type name, with the status each leaves:
 # the engine, the UI, replay, metrics and tracing read these, not lists of their own.
 STEP_ENDINGS: dict[str, StepStatus] = {
-    name: status for name in ("StepSucceeded", "StepFailed", "StepTimedOut", "StepCancelled")
-    if (status := STEP_RULES[name].to_state) is not None}
+    name: step_status for name in ("StepSucceeded", "StepFailed", "StepTimedOut", "StepCancelled")
+    if (step_status := STEP_RULES[name].to_state) is not None}
 RUN_ENDINGS: dict[str, RunStatus] = {
-    name: status for name in ("RunCompleted", "RunFailed", "RunCancelled")
-    if (status := RUN_RULES[name].to_state) is not None}
+    name: run_status for name in ("RunCompleted", "RunFailed", "RunCancelled")
+    if (run_status := RUN_RULES[name].to_state) is not None}
 
 
 def run_target(status: RunStatus | None, event_type: str) -> RunStatus | None:

@@ -24,6 +24,7 @@ from bend.server.app import create_app
 from bend.contracts.admin import ensure_topics
 from bend.contracts.topics import topic_specs
 from bend.kafka import clients
+from bend.security.dependencies import Security
 from bend.security.roles import Role
 from bend.settings import Settings
 from projections.db import database_url
@@ -77,7 +78,8 @@ class RunningApi:
 
     async def key(self, role: Role | str, project: str | None = None) -> str:
         """A new API key's full text, of `project` (default: the settings') with `role`."""
-        issued = await self.app.state.security.keys.create(
+        security: Security = self.app.state.security
+        issued = await security.keys.create(
             project or self.settings.project, role, name="tests", created_by="tests")
         return issued.key
 
