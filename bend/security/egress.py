@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Self, TypeVar
 
 from bend.core.errors import BendError
 from bend.settings import EgressSettings
 
-__all__ = ["EgressPolicy", "EgressRefusal", "refusal_text", "resolve_host"]
+__all__ = ["EgressPolicy", "EgressRefusal", "connect_checked", "refusal_text", "resolve_host"]
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+T = TypeVar("T")
 
 # Addresses of cloud instance metadata services, named apart in refusals.
 _METADATA = {ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2",
@@ -125,3 +126,25 @@ async def resolve_host(host: str, port: int, timeout: float | None) -> list[str]
     for info in infos:
         seen.setdefault(str(info[4][0]), None)
     return list(seen)
+
+
+async def connect_checked(policy: EgressPolicy, host: str, port: int,
+                          timeout: float | None,  # noqa: ASYNC109 - the transports' own timeout
+                          connect: Callable[[str], Awaitable[T]],
+                          next_on: tuple[type[Exception], ...],
+                          failed: Callable[[str], Exception]) -> T:
+    """`connect(address)` to the first of `host`'s checked addresses that takes it: the name is
+    resolved once, every address checked, and the socket opened to a checked address, never by
+    name again (no second lookup for DNS rebinding). `next_on` errors try the next address;
+    `failed(why)` is raised when none is left."""
+    try:
+        addresses = await resolve_host(host, port, timeout)
+    except OSError as exc:
+        raise failed(f"cannot resolve {host}: {exc}") from exc
+    last: Exception | None = None
+    for address in policy.check(host, addresses):
+        try:
+            return await connect(address)
+        except next_on as exc:
+            last = exc  # try the host's next address, as a resolver-connecting client does
+    raise last or failed(f"{host} resolved to no address")

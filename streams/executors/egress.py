@@ -16,7 +16,7 @@ import httpcore
 import httpx
 
 from bend.security.egress import EgressPolicy as BasePolicy
-from bend.security.egress import refusal_text, resolve_host
+from bend.security.egress import connect_checked, refusal_text
 from bend.settings import EgressSettings
 from streams.executors.errors import PermanentStepError
 
@@ -54,15 +54,11 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
                           local_address: str | None = None,
                           socket_options: typing.Iterable[typing.Any] | None = None,
                           ) -> httpcore.AsyncNetworkStream:
-        addresses = await _resolve(host, port, timeout)
-        last: Exception | None = None
-        for address in self._policy.check(host, addresses):
-            try:
-                return await self._inner.connect_tcp(address, port, timeout, local_address,
-                                                     socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc  # try the host's next address, as a resolver-connecting client does
-        raise last or httpcore.ConnectError(f"{host} resolved to no address")
+        return await connect_checked(
+            self._policy, host, port, timeout,
+            lambda address: self._inner.connect_tcp(address, port, timeout, local_address,
+                                                    socket_options),
+            (httpcore.ConnectError, httpcore.ConnectTimeout), httpcore.ConnectError)
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's signature
                                   socket_options: typing.Iterable[typing.Any] | None = None,
@@ -71,14 +67,6 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
-
-
-async def _resolve(host: str, port: int, timeout: float | None) -> list[str]:  # noqa: ASYNC109
-    """Every address `host` resolves to, or httpcore's ConnectError."""
-    try:
-        return await resolve_host(host, port, timeout)
-    except OSError as exc:
-        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):
