@@ -80,10 +80,28 @@ class McpServerHandle(ServerHandle):
         return f"{self.url}/mcp"
 
 
-def start_mcp_server(port: int = 0, *, broken_schema: bool = False) -> McpServerHandle:
-    """Start the glossary server on 127.0.0.1 in-process; `.mcp_url`, `.state`, `.stop()`."""
+def _bearer(app: Any, token: str) -> Any:
+    """`app`, answering 401 to HTTP requests without `Authorization: Bearer <token>`."""
+    expected = f"Bearer {token}".encode()
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and dict(scope["headers"]).get(b"authorization") != expected:
+            await send({"type": "http.response.start", "status": 401, "headers": []})
+            await send({"type": "http.response.body", "body": b"unauthorized"})
+            return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+def start_mcp_server(port: int = 0, *, broken_schema: bool = False,
+                     token: str | None = None) -> McpServerHandle:
+    """Start the glossary server on 127.0.0.1 in-process; `.mcp_url`, `.state`, `.stop()`.
+    With `token`, requests need `Authorization: Bearer <token>`."""
     state = McpState()
     app = create_server(state, broken_schema=broken_schema).streamable_http_app()
+    if token is not None:
+        app = _bearer(app, token)
     handle = serve_in_background(app, port, lifespan="on")
     return McpServerHandle(url=handle.url, port=handle.port,
                            _server=handle._server,  # noqa: SLF001 - the handle is handed over whole

@@ -23,6 +23,7 @@ from mcp_types import CallToolResult, TextContent, Tool
 from pydantic import BaseModel, ConfigDict, Field
 
 from bend.core.errors import BendError
+from bend.core.nodes import MCP_SERVER_NAME
 from bend.mcp.errors import (
     McpServerUnreachable, McpStdioRefused, McpToolMissing, McpToolSchemaInvalid,
 )
@@ -34,7 +35,6 @@ __all__ = ["McpCallResult", "McpConnection", "McpServerSpec", "McpTool", "connec
 
 log = structlog.get_logger(__name__)
 
-SERVER_NAME = r"^[A-Za-z][A-Za-z0-9-]*(_[A-Za-z0-9-]+)*$"  # no `__`: it joins server and tool
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_NAME = 64  # what OpenAI-compatible APIs take as a function name
 _LISTED_PAGES = 50  # a server paging its tools forever is cut off here
@@ -45,7 +45,7 @@ class McpServerSpec(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str = Field(pattern=SERVER_NAME, max_length=32)
+    name: str = Field(pattern=MCP_SERVER_NAME, max_length=32)
     url: str | None = Field(default=None, pattern=r"^https?://")
     command: str | None = None
     args: list[str] = Field(default_factory=list)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -26,15 +27,39 @@ from bend.security.secretstore import SecretEntry, SecretStore, host_allowed
 from bend.settings import Settings
 from streams.executors.errors import PermanentStepError, RetryableStepError, SecretNotFound
 
-__all__ = ["DictSecrets", "MIN_REDACTED_LENGTH", "Secret", "SecretHostRefused",
-           "SecretResolver", "SecretsUnavailable", "StoreLoader", "StoreSecrets"]
+__all__ = ["DictSecrets", "MIN_REDACTED_LENGTH", "SECRET_REFERENCE", "Secret",
+           "SecretHostRefused", "SecretResolver", "SecretsUnavailable", "StoreLoader",
+           "StoreSecrets", "fill_secrets", "secret_names"]
 
 log = structlog.get_logger(__name__)
 
 ENV_PREFIX = "BEND_SECRET_"
+SECRET_REFERENCE = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_.-]{0,127})\s*\}\}")
 # Values shorter than this are not masked in recorded output: they would mask ordinary words
 # (a local placeholder key such as "local"); real credentials are longer.
 MIN_REDACTED_LENGTH = 8
+
+
+def secret_names(value: Any) -> set[str]:
+    """The secret names `{{ secrets.NAME }}` in the strings of `value`."""
+    if isinstance(value, str):
+        return set(SECRET_REFERENCE.findall(value))
+    if isinstance(value, dict):
+        return {n for v in value.values() for n in secret_names(v)}
+    if isinstance(value, list):
+        return {n for v in value for n in secret_names(v)}
+    return set()
+
+
+def fill_secrets(value: Any, values: dict[str, str]) -> Any:
+    """`value` with each `{{ secrets.NAME }}` replaced by its value."""
+    if isinstance(value, str):
+        return SECRET_REFERENCE.sub(lambda m: values[m.group(1)], value)
+    if isinstance(value, dict):
+        return {k: fill_secrets(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_secrets(v, values) for v in value]
+    return value
 
 
 class SecretHostRefused(PermanentStepError):
