@@ -6,7 +6,7 @@ from __future__ import annotations
 from bend.core.errors import BendError
 
 __all__ = [
-    "McpError", "McpServerUnreachable", "McpStdioRefused", "McpToolMissing",
+    "McpError", "McpSecretRefused", "McpServerUnreachable", "McpStdioRefused", "McpToolMissing",
     "McpToolSchemaInvalid", "UnknownMcpServer",
 ]
 
@@ -80,3 +80,14 @@ class UnknownMcpServer(McpError):
         super().__init__(server, f"MCP server {server!r} is not registered for this project; "
                                  f"register it with PUT /api/mcp-servers/{server} (`bend mcp "
                                  "add`), or give its `url` in the definition")
+
+
+class McpSecretRefused(McpError):
+    """A header names a secret that may not be sent to the server's host, or is not set."""
+
+    code = "mcp_secret_refused"
+
+    def __init__(self, server: str, name: str, why: str) -> None:
+        super().__init__(server, f"MCP server {server!r}: secret {name!r} {why}; set it, or add "
+                                 f"the host to its allowed_hosts, with PUT /api/secrets/{name}")
+        self.name = name

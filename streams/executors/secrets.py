@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -23,7 +22,9 @@ import structlog
 from bend.security.database import open_security_pool
 from bend.security.keyfiles import load_keys
 from bend.security.redact import Redactor
-from bend.security.secretstore import SecretEntry, SecretStore, host_allowed
+from bend.security.secretstore import (
+    SECRET_REFERENCE, SecretEntry, SecretStore, fill_secrets, host_allowed, secret_names,
+)
 from bend.settings import Settings
 from streams.executors.errors import PermanentStepError, RetryableStepError, SecretNotFound
 
@@ -34,32 +35,9 @@ __all__ = ["DictSecrets", "MIN_REDACTED_LENGTH", "SECRET_REFERENCE", "Secret",
 log = structlog.get_logger(__name__)
 
 ENV_PREFIX = "BEND_SECRET_"
-SECRET_REFERENCE = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_.-]{0,127})\s*\}\}")
 # Values shorter than this are not masked in recorded output: they would mask ordinary words
 # (a local placeholder key such as "local"); real credentials are longer.
 MIN_REDACTED_LENGTH = 8
-
-
-def secret_names(value: Any) -> set[str]:
-    """The secret names `{{ secrets.NAME }}` in the strings of `value`."""
-    if isinstance(value, str):
-        return set(SECRET_REFERENCE.findall(value))
-    if isinstance(value, dict):
-        return {n for v in value.values() for n in secret_names(v)}
-    if isinstance(value, list):
-        return {n for v in value for n in secret_names(v)}
-    return set()
-
-
-def fill_secrets(value: Any, values: dict[str, str]) -> Any:
-    """`value` with each `{{ secrets.NAME }}` replaced by its value."""
-    if isinstance(value, str):
-        return SECRET_REFERENCE.sub(lambda m: values[m.group(1)], value)
-    if isinstance(value, dict):
-        return {k: fill_secrets(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [fill_secrets(v, values) for v in value]
-    return value
 
 
 class SecretHostRefused(PermanentStepError):
