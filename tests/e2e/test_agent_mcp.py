@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bend.devstack.engine import Engine, running_engine
 from bend.devstack.mcp_server import McpServerHandle, start_mcp_server
 from bend.server.testing import RunningApi, api_beside
 from bend.settings import EgressSettings
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -167,3 +171,19 @@ async def test_a_server_that_does_not_answer_or_lists_a_bad_schema_fails_the_ste
         "failed", error_type, "research"), run
     step = next(s for s in run["steps"] if s["step_id"] == "research")
     assert said in step["error_message"]
+
+
+async def test_the_glossary_example_runs_with_its_mcp_server(
+        api: RunningApi, engine: Engine, glossary: McpServerHandle) -> None:
+    definition = yaml.safe_load((EXAMPLES / "glossary_agent.yaml").read_text())
+    wf = await api.client.post("/api/workflows", json=definition)
+    assert wf.status_code == 201, wf.text
+    r = await api.client.post(f"/api/workflows/{wf.json()['workflow_id']}/execute", json={
+        "input": {"topic": "durable execution", "llm_base_url": engine.llm.base_url,
+                  "mcp_url": glossary.mcp_url}},
+        params={"wait_for": wf.json()["position"]["token"]})
+    assert r.status_code == 202, r.text
+    run = await finished(api, r.json()["run_id"])
+    assert run["status"] == "completed", run
+    assert run["output"]["tool_calls"] == 2
+    assert "survives crashes by replaying its history" in run["output"]["summary"]
