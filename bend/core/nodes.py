@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # a subworkflow holds a workflow: resolved in bend/core/workf
 
 __all__ = [
     "AgentStep", "AgentTool", "ApprovalStep", "Approvers", "ConditionStep", "DelayStep", "Duration",
-    "FrozenModel", "HttpStep",
+    "FrozenModel", "HttpHeaders", "HttpStep",
     "LlmEndpoint", "LoopStep", "MCP_SERVER_NAME", "McpServer", "ParallelStep", "RetryPolicy",
     "StepBase", "SubworkflowStep", "ToolStep", "TransformStep", "WaitStep", "schema_problem",
 ]
@@ -129,6 +129,11 @@ class AgentTool(FrozenModel):
 
 MCP_SERVER_NAME = r"^[A-Za-z][A-Za-z0-9-]*(_[A-Za-z0-9-]+)*$"  # no `__`: it joins server__tool
 McpServerName = Annotated[str, StringConstraints(pattern=MCP_SERVER_NAME, max_length=32)]
+# HTTP header fields as RFC 9110 allows them: a token, and visible ASCII, spaces and tabs.
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+                                              max_length=256)]
+HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\t\x20-\x7e]*$", max_length=8192)]
+HttpHeaders = dict[HeaderName, HeaderValue]
 
 
 class McpServer(FrozenModel):
@@ -141,7 +146,7 @@ class McpServer(FrozenModel):
     url: str | None = Field(default=None, min_length=1)  # template
     command: str | None = Field(default=None, min_length=1)
     args: tuple[str, ...] = ()
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: HttpHeaders = Field(default_factory=dict)
     tools: tuple[str, ...] | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=600)
 

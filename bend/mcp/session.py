@@ -199,7 +199,10 @@ async def connect(spec: McpServerSpec, policy: EgressPolicy, *, timeout_s: float
         http = None
     else:
         assert spec.url is not None  # a spec names a url or a command
-        http = guarded_client(policy, spec.headers, timeout)
+        try:
+            http = guarded_client(policy, spec.headers, timeout)
+        except (ValueError, TypeError) as exc:  # a header value httpx2 cannot send
+            raise _unreachable(spec, exc) from exc
         server = streamable_http_client(spec.url, http_client=http)
     client = Client(server, read_timeout_seconds=timeout, cache=None)
     try:

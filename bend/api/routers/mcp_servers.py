@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bend.api.deps import Context, Sec, permit
 from bend.api.errors import problem_responses
-from bend.core.nodes import MCP_SERVER_NAME
+from bend.core.nodes import MCP_SERVER_NAME, HttpHeaders
 from bend.mcp import McpTool
 from bend.mcp.store import RegisteredServer
 from bend.security.roles import Principal
@@ -40,7 +40,7 @@ class McpServerBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(pattern=r"^https?://", max_length=2000)
-    headers: dict[str, str] = Field(default_factory=dict, description=(
+    headers: HttpHeaders = Field(default_factory=dict, description=(
         "Sent with every request; name credentials as `{{ secrets.NAME }}`"))
     tools: list[str] | None = Field(default=None, description="Only these tools (all if unset)")
     timeout_s: float | None = Field(default=None, gt=0, le=600)

@@ -54,6 +54,8 @@ def test_an_agent_without_servers_keeps_its_task_input_as_before() -> None:
     ([{"name": "a", "headers": {"x": "y"}}], "`headers` go with `url`"),
     ([{"name": "a", "url": "http://x", "args": ["-v"]}], "`args` go with `command`"),
     ([{"name": "a", "url": "http://x", "transport": "sse"}], "transport"),
+    ([{"name": "a", "url": "http://x", "headers": {"X-Key": "caf\u00e9"}}], "headers.X-Key"),
+    ([{"name": "a", "url": "http://x", "headers": {"Bad Name": "v"}}], "headers.Bad Name"),
 ])
 def test_a_wrong_server_entry_is_refused_with_where_and_why(servers: Any, said: str) -> None:
     with pytest.raises(InvalidDefinition) as caught:
