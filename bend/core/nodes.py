@@ -25,9 +25,10 @@ if TYPE_CHECKING:  # a subworkflow holds a workflow: resolved in bend/core/workf
 
 __all__ = [
     "AgentStep", "AgentTool", "ApprovalStep", "Approvers", "ConditionStep", "DelayStep", "Duration",
-    "FrozenModel", "HttpHeaders", "HttpStep",
-    "LlmEndpoint", "LoopStep", "MCP_SERVER_NAME", "McpServer", "ParallelStep", "RetryPolicy",
-    "StepBase", "SubworkflowStep", "ToolStep", "TransformStep", "WaitStep", "schema_problem",
+    "FrozenModel", "HttpStep",
+    "LlmEndpoint", "LoopStep", "ParallelStep", "RetryPolicy", "StepBase", "SubworkflowStep",
+    "ToolStep", "TransformStep", "WaitStep", "schema_problem",
+    "HttpHeaders", "MCP_SERVER_NAME", "McpServer",
 ]
 
 Slot = tuple[str, str, tuple[str, ...]]  # (slot name, location in the step, member step ids)
@@ -173,6 +174,16 @@ class McpServer(FrozenModel):
                 "timeout_s": self.timeout_s}
 
 
+def _distinct(servers: tuple[McpServer, ...]) -> tuple[McpServer, ...]:
+    names = [s.name for s in servers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"MCP server names repeat ({', '.join(names)}); name each once")
+    return servers
+
+
+McpServers = Annotated[tuple[McpServer, ...], AfterValidator(_distinct)]
+
+
 class AgentStep(StepBase):
     """A model with tools in a loop (an executor step)."""
 
@@ -183,20 +194,12 @@ class AgentStep(StepBase):
     tools: tuple[str | AgentTool, ...] = ()  # component refs `name@version`, or with options
     max_iterations: int = Field(default=10, ge=1, le=100)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    mcp_servers: McpServers | None = None  # their tools are offered as `server__tool`
     llm: LlmEndpoint | None = None  # default: the workflow's `llm`
-    mcp_servers: tuple[McpServer, ...] = ()  # their tools are offered as `server__tool`
-
-    @field_validator("mcp_servers")
-    @classmethod
-    def _distinct_servers(cls, value: tuple[McpServer, ...]) -> tuple[McpServer, ...]:
-        names = [s.name for s in value]
-        if len(set(names)) != len(names):
-            raise ValueError(f"MCP server names repeat ({', '.join(names)}); name each once")
-        return value
 
     def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
         yield from super().fields_to_check()
-        for server in self.mcp_servers:
+        for server in self.mcp_servers or ():
             if server.url is not None:
                 yield f"mcp_servers.{server.name}.url", "template", server.url
         if self.system_prompt is not None:
@@ -220,12 +223,12 @@ class AgentStep(StepBase):
                               if self.system_prompt is not None else None),
             "tools": [t if isinstance(t, str) else t.ref for t in self.tools],
             **({"gated": gated} if (gated := self.gated_tools()) else {}),
+            **({"mcp_servers": [s.task_input(ctx) for s in self.mcp_servers]}
+               if self.mcp_servers else {}),
             "max_iterations": self.max_iterations,
             "temperature": self.temperature,
             "llm": {"base_url": as_text(render(llm.base_url, ctx)),
                     "api_key_secret": llm.api_key_secret, "timeout_s": llm.timeout_s},
-            **({"mcp_servers": [s.task_input(ctx) for s in self.mcp_servers]}
-               if self.mcp_servers else {}),
         }
 
 

@@ -71,7 +71,7 @@ class AgentInput(BaseModel):
     llm: LlmConfig | None = None  # the orchestrator fills in the workflow's `llm` if unset
     gated: dict[str, Any] = Field(default_factory=dict)  # tool ref -> who may approve a call
     resume: Resume | None = None  # a paused attempt's checkpoint and decision
-    mcp_servers: list[dict[str, Any]] = Field(default_factory=list)  # see executors/mcp.py
+    mcp_servers: list[dict[str, Any]] | None = None  # read by streams/executors/mcp.py
 
 
 def parse(value: Any) -> AgentInput:
