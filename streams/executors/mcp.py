@@ -21,11 +21,11 @@ from pydantic import ValidationError
 from bend.core.events import StepScheduled
 from bend.mcp import McpConnection, McpError, McpServerSpec, McpTool, connect
 from streams.executors.context import ExecutionContext
-from streams.executors.errors import InvalidStepInput, StepError
+from streams.executors.errors import InvalidStepInput, RetryableStepError, StepError
 from streams.executors.outcome import Recorder
 from streams.executors.secrets import fill_secrets, secret_names
 
-__all__ = ["McpFailed", "McpTools"]
+__all__ = ["McpFailed", "McpRegistryUnavailable", "McpTools"]
 
 log = structlog.get_logger(__name__)
 
@@ -47,12 +47,28 @@ class McpFailed(StepError):
         return self._error_type
 
 
+class McpRegistryUnavailable(RetryableStepError):
+    """The project's registered MCP servers could not be read; the step is retried."""
+
+    code = "mcp_registry_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the registered MCP servers could not be read ({detail}); the step is "
+                         "retried, check that Postgres is up (BEND_DATABASE_URL)")
+
+
 async def _spec(entry: Any, task: StepScheduled, ctx: ExecutionContext) -> McpServerSpec:
     """A `mcp_servers` entry as a connectable spec: registered servers looked up, secrets in."""
     if not isinstance(entry, dict):
         raise InvalidStepInput("agent", f"mcp_servers: {entry!r} is not an object")
     if not entry.get("url") and not entry.get("command"):
-        registered = await ctx.mcp.registry.server(task.project, str(entry.get("name")))
+        try:
+            registered = await ctx.mcp.registry.server(task.project, str(entry.get("name")))
+        except McpError:
+            raise
+        except Exception as exc:  # a store outage is retried, never a permanent failure
+            log.warning("mcp_registry_unreadable", error=repr(exc))
+            raise McpRegistryUnavailable(type(exc).__name__) from exc
         entry = registered.spec(entry.get("tools"))
     try:
         spec = McpServerSpec.model_validate(entry)

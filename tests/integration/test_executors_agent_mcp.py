@@ -166,3 +166,17 @@ async def test_the_egress_policy_refuses_a_server_at_an_internal_address(
                         context(client, policy=EgressPolicy()))
     assert (out.error_type, out.retryable) == ("EgressRefused", False)
     assert "BEND_EGRESS__ALLOWED_NETWORKS" in (out.message or "")
+
+
+class _Down:
+    async def server(self, project: str, name: str) -> RegisteredServer:
+        raise ConnectionRefusedError("the store is down")
+
+
+async def test_a_registry_that_cannot_be_read_fails_the_step_retryably(
+        llm: LlmServer, client: httpx.AsyncClient) -> None:
+    ctx = context(client)
+    ctx.mcp.registry = _Down()
+    out = await execute(agent_step(llm, [{"name": "docs"}], tools=[]), ctx)
+    assert (out.error_type, out.retryable) == ("McpRegistryUnavailable", True)
+    assert "ConnectionRefusedError" in (out.message or "")
