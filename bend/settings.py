@@ -332,6 +332,16 @@ class EgressSettings(BaseModel):
     allowed_networks: list[str] = Field(default_factory=list)  # e.g. ["127.0.0.0/8", "10.1.0.0/16"]
 
 
+class McpSettings(BaseModel):
+    """MCP servers agents take tools from (`BEND_MCP__TIMEOUT_S`, `BEND_MCP__ALLOW_STDIO`)."""
+
+    timeout_s: float = Field(default=30.0, gt=0)  # connect and list tools; each tool call
+    # Run the `command` MCP servers definitions name, on the executor's machine: local
+    # development only (`bend serve` and `bend dev` allow it); production executors refuse.
+    allow_stdio: bool = False
+    cache_s: float = Field(default=30.0, ge=0)  # how long executors keep a project's registry
+
+
 class Settings(BaseSettings):
     """All of Bend's configuration; nested sections use `__` (`BEND_DEV__KAFKA_PORT`)."""
 
@@ -353,6 +363,7 @@ class Settings(BaseSettings):
     tracing: TracingSettings = TracingSettings()
     secrets: SecretsSettings = SecretsSettings()
     egress: EgressSettings = EgressSettings()
+    mcp: McpSettings = McpSettings()
     archive: ArchiveSettings = ArchiveSettings()
     notify: NotifySettings = NotifySettings()
 

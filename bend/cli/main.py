@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, str] = {
     "runs": "bend.cli.runs:runs",
     "approvals": "bend.cli.approvals:approvals",
     "components": "bend.cli.components:components",
+    "mcp": "bend.cli.mcp:mcp",
     "triggers": "bend.cli.triggers:triggers",
     "keys": "bend.cli.keys:keys",
     "audit": "bend.cli.audit:audit",

@@ -28,6 +28,7 @@ __all__ = [
     "FrozenModel", "HttpStep",
     "LlmEndpoint", "LoopStep", "ParallelStep", "RetryPolicy", "StepBase", "SubworkflowStep",
     "ToolStep", "TransformStep", "WaitStep", "schema_problem",
+    "HttpHeaders", "MCP_SERVER_NAME", "McpServer",
 ]
 
 Slot = tuple[str, str, tuple[str, ...]]  # (slot name, location in the step, member step ids)
@@ -127,6 +128,62 @@ class AgentTool(FrozenModel):
     approvers: Approvers = Approvers()
 
 
+MCP_SERVER_NAME = r"^[A-Za-z][A-Za-z0-9-]*(_[A-Za-z0-9-]+)*$"  # no `__`: it joins server__tool
+McpServerName = Annotated[str, StringConstraints(pattern=MCP_SERVER_NAME, max_length=32)]
+# HTTP header fields as RFC 9110 allows them: a token, and visible ASCII, spaces and tabs.
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+                                              max_length=256)]
+HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\t\x20-\x7e]*$", max_length=8192)]
+HttpHeaders = dict[HeaderName, HeaderValue]
+
+
+class McpServer(FrozenModel):
+    """An MCP server an agent takes tools from: at `url` (streamable HTTP), run as `command` with
+    `args` (stdio, local development only), or, with neither, the project's registered server
+    called `name`. `tools` keeps only the tools it names; header values may name
+    `{{ secrets.NAME }}`, filled in by the executor for the server's host."""
+
+    name: McpServerName
+    url: str | None = Field(default=None, min_length=1)  # template
+    command: str | None = Field(default=None, min_length=1)
+    args: tuple[str, ...] = ()
+    headers: HttpHeaders = Field(default_factory=dict)
+    tools: tuple[str, ...] | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _by_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value  # `- github`: registered
+
+    @model_validator(mode="after")
+    def _one_place(self) -> McpServer:
+        if self.url is not None and self.command is not None:
+            raise ValueError("an MCP server has a `url` or a `command`, not both")
+        if self.args and self.command is None:
+            raise ValueError("`args` go with `command`")
+        if self.headers and self.url is None:
+            raise ValueError("`headers` go with `url` (a registered server keeps its own)")
+        return self
+
+    def task_input(self, ctx: dict[str, Any]) -> dict[str, Any]:
+        """What the executor receives: the url rendered, secrets still named, never filled."""
+        return {"name": self.name, "url": as_text(render(self.url, ctx)) if self.url else None,
+                "command": self.command, "args": list(self.args), "headers": dict(self.headers),
+                "tools": list(self.tools) if self.tools is not None else None,
+                "timeout_s": self.timeout_s}
+
+
+def _distinct(servers: tuple[McpServer, ...]) -> tuple[McpServer, ...]:
+    names = [s.name for s in servers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"MCP server names repeat ({', '.join(names)}); name each once")
+    return servers
+
+
+McpServers = Annotated[tuple[McpServer, ...], AfterValidator(_distinct)]
+
+
 class AgentStep(StepBase):
     """A model with tools in a loop (an executor step)."""
 
@@ -137,10 +194,14 @@ class AgentStep(StepBase):
     tools: tuple[str | AgentTool, ...] = ()  # component refs `name@version`, or with options
     max_iterations: int = Field(default=10, ge=1, le=100)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    mcp_servers: McpServers | None = None  # their tools are offered as `server__tool`
     llm: LlmEndpoint | None = None  # default: the workflow's `llm`
 
     def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
         yield from super().fields_to_check()
+        for server in self.mcp_servers or ():
+            if server.url is not None:
+                yield f"mcp_servers.{server.name}.url", "template", server.url
         if self.system_prompt is not None:
             yield "system_prompt", "template", self.system_prompt
         yield "prompt", "template", self.prompt
@@ -162,6 +223,8 @@ class AgentStep(StepBase):
                               if self.system_prompt is not None else None),
             "tools": [t if isinstance(t, str) else t.ref for t in self.tools],
             **({"gated": gated} if (gated := self.gated_tools()) else {}),
+            **({"mcp_servers": [s.task_input(ctx) for s in self.mcp_servers]}
+               if self.mcp_servers else {}),
             "max_iterations": self.max_iterations,
             "temperature": self.temperature,
             "llm": {"base_url": as_text(render(llm.base_url, ctx)),

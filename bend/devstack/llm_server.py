@@ -1,7 +1,8 @@
 """A local OpenAI-compatible chat-completions server playing a scripted, deterministic researcher.
 
 With tools offered it calls `web_search` on the user's topic, then `fetch_page` on the first
-result, then answers with a summary of what it read. `GET /stats` counts requests; `POST
+result, then each MCP tool offered (`server__tool`) once with the topic, then answers with a
+summary of what it read. `GET /stats` counts requests; `POST
 /control` makes the next N requests fail (or all of them slow) for retry and breaker tests.
 Run it in-process with `start_llm_server()` or as `python -m bend.devstack.llm_server --port P`.
 """
@@ -17,7 +18,7 @@ import socket
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -58,7 +59,22 @@ def _tool_results(messages: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return results
 
 
+def _mcp_arguments(tool: dict[str, Any], topic: str) -> dict[str, Any]:
+    """The topic for each required string parameter of an MCP tool (named `server__tool`)."""
+    schema = tool.get("function", {}).get("parameters") or {}
+    properties = schema.get("properties") or {}
+    return {name: topic for name in schema.get("required") or []
+            if (properties.get(name) or {}).get("type") == "string"}
+
+
 def _answer(topic: str, results: dict[str, list[Any]], tools_offered: bool) -> str:
+    """The research answer, then what each MCP tool (`server__tool`) answered."""
+    said = [f"{name} says: {v if isinstance(v, str) else json.dumps(v, sort_keys=True)}"
+            for name, values in results.items() if "__" in name for v in values]
+    return " ".join([_research(topic, results, tools_offered), *said])
+
+
+def _research(topic: str, results: dict[str, list[Any]], tools_offered: bool) -> str:
     if not tools_offered:
         return f"Research summary on {topic}: no tools were offered, so nothing was read."
     searches = [r for r in results.get("web_search", []) if isinstance(r, dict)]
@@ -90,6 +106,12 @@ def scripted_reply(request: dict[str, Any]) -> dict[str, Any]:
         call = ("web_search", {"query": topic})
     elif "fetch_page" in offered and hits and "fetch_page" not in results:
         call = ("fetch_page", {"url": hits[0]["url"]})
+    else:  # then each MCP tool once, on the topic
+        mcp = [t for t in request.get("tools") or []
+               if "__" in str(t.get("function", {}).get("name")) and
+               t["function"]["name"] not in results]
+        if mcp:
+            call = (mcp[0]["function"]["name"], _mcp_arguments(mcp[0], topic))
     if call is not None:
         arguments = json.dumps(call[1])
         message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [{
@@ -213,11 +235,13 @@ def _bind(port: int) -> socket.socket:
     return sock
 
 
-def serve_in_background(app: Any, port: int = 0, start_timeout_s: float = 10.0) -> ServerHandle:
-    """Serve an ASGI app on 127.0.0.1 (`port` 0 picks a free one) from a daemon thread."""
+def serve_in_background(app: Any, port: int = 0, start_timeout_s: float = 10.0,
+                        lifespan: Literal["on", "off"] = "off") -> ServerHandle:
+    """Serve an ASGI app on 127.0.0.1 (`port` 0 picks a free one) from a daemon thread; with
+    `lifespan="on"` its startup runs first and open streams are cut 2 s into a stop."""
     sock = _bind(port)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                           loop="asyncio"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan,
+                                           loop="asyncio", timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name=f"serve-{sock.getsockname()[1]}", daemon=True)
     thread.start()

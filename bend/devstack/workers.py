@@ -86,9 +86,13 @@ class WorkerProcess:
 LOCAL_EGRESS = {"BEND_EGRESS__ALLOWED_NETWORKS": '["127.0.0.0/8", "::1/128"]'}
 
 
+# Local executors also run the stdio MCP servers definitions name (production ones refuse).
+LOCAL_MCP = {"BEND_MCP__ALLOW_STDIO": "true"}
+
+
 def local_env() -> dict[str, str]:
     """What the local stack adds to its processes' environment, unless already set."""
-    return {k: v for k, v in LOCAL_EGRESS.items() if k not in os.environ}
+    return {k: v for k, v in {**LOCAL_EGRESS, **LOCAL_MCP}.items() if k not in os.environ}
 
 
 @dataclass

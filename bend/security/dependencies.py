@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import asyncpg
 from fastapi import Depends, Request
 
+from bend.mcp.store import McpServerStore
 from bend.security.apikeys import looks_like_key
 from bend.security.denials import DenialLog
 from bend.security.errors import MissingCredentials, SecurityError
@@ -42,6 +43,7 @@ class Security:
     webhook_guard: ReplayGuard
     denials: DenialLog
     settings: SecuritySettings
+    mcp_servers: McpServerStore  # the projects' registered MCP servers, beside their secrets
 
 
 async def build_security(
@@ -62,6 +64,7 @@ async def build_security(
         webhook_guard=PostgresReplayGuard(pool),
         denials=DenialLog(pool),
         settings=sec,
+        mcp_servers=McpServerStore(pool),
     )
 
 

@@ -26,6 +26,7 @@ from streams.executors.errors import (
 )
 from streams.executors.inputs import parse_input
 from streams.executors.llm import LlmEndpoint, chat
+from streams.executors.mcp import McpTools
 from streams.executors.outcome import Recorder, StepOutcome, command_envelope
 from streams.executors.tool import component_context, invoke_component
 
@@ -70,6 +71,7 @@ class AgentInput(BaseModel):
     llm: LlmConfig | None = None  # the orchestrator fills in the workflow's `llm` if unset
     gated: dict[str, Any] = Field(default_factory=dict)  # tool ref -> who may approve a call
     resume: Resume | None = None  # a paused attempt's checkpoint and decision
+    mcp_servers: list[dict[str, Any]] | None = None  # read by streams/executors/mcp.py
 
 
 def parse(value: Any) -> AgentInput:
@@ -215,7 +217,8 @@ def _start(spec: AgentInput) -> _Loop:
     return _Loop(messages)
 
 
-async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder) -> Any:
+async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder,
+                mcp: McpTools) -> Any:
     spec = parse(task.input)
     assert spec.llm is not None  # parse() refuses a step without one
     tools = _tools(spec, ctx)
@@ -225,12 +228,13 @@ async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder) 
         if secret else None
     endpoint = LlmEndpoint(spec.llm.base_url, api_key, spec.llm.timeout_s or ctx.llm_timeout_s)
     loop = _start(spec)
-    described = openai_tools(list(tools.values()))
+    described = openai_tools(list(tools.values())) + mcp.described(tools)
     while True:
         while loop.pending:  # the calls of the last turn not run yet (a resumed attempt's)
             call = loop.pending[0]
             rejected = _gate(call, spec, listed, loop, task, recorder)
-            content = await _run_tool(call, tools, task, recorder, rejected)
+            content = await (mcp.run(call, recorder) if mcp.offers(call) else
+                             _run_tool(call, tools, task, recorder, rejected))
             loop.pending.pop(0)
             loop.tool_calls += 1
             loop.messages.append({"role": "tool", "tool_call_id": call.get("id", ""),
@@ -274,7 +278,8 @@ async def execute(task: StepScheduled, ctx: ExecutionContext) -> StepOutcome:
     """Run the agent loop; the outcome carries every model and tool call, in order."""
     recorder = Recorder(task, ctx.clock, first_index=_first_index(task.input))
     try:
-        output = await _loop(task, ctx, recorder)
+        async with McpTools.open(task, ctx) as mcp:
+            output = await _loop(task, ctx, recorder, mcp)
     except _Paused as paused:
         log.info("agent_paused", tool_call_id=paused.command.tool_call_id,
                  tool_name=paused.command.tool_name, calls=len(recorder.records))

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import httpx
 
 from bend.components import Registry, default_registry
+from bend.mcp.registry import McpAccess
 from bend.settings import Settings
 from streams.executors.egress import EgressPolicy, GuardedTransport
 from streams.executors.circuits import CircuitBreakers
@@ -35,6 +36,7 @@ class ExecutionContext:
     llm_timeout_s: float = 60.0  # one chat-completions call
     llm_call_attempts: int = 3  # tries of one chat call inside an attempt (5xx/429/timeouts)
     llm_retry_wait_s: float = 0.2  # first back-off between those tries, doubling
+    mcp: McpAccess = field(default_factory=McpAccess)  # MCP servers agents take tools from
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, worker_id: str = "",
@@ -63,11 +65,13 @@ class ExecutionContext:
             secrets=secrets,
             circuits=circuits or CircuitBreakers(),
             worker_id=worker_id,
+            mcp=McpAccess.of(settings, policy) if settings is not None else McpAccess(),
         )
 
     async def aclose(self) -> None:
         """Close the HTTP client's connections and the secrets store's pool."""
         await self.http.aclose()
+        await self.mcp.aclose()
         closer = getattr(self.secrets, "aclose", None)
         if closer is not None:
             await closer()

@@ -7,7 +7,6 @@ redirect with it. The task (and so the run log) keeps the reference, never the v
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -24,6 +23,7 @@ from streams.executors.errors import (
 )
 from streams.executors.inputs import parse_input
 from streams.executors.outcome import StepOutcome
+from streams.executors.secrets import fill_secrets, secret_names
 
 __all__ = ["HttpInput", "execute", "parse"]
 
@@ -32,7 +32,6 @@ log = structlog.get_logger(__name__)
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _DEFAULT_TIMEOUT_S = 30.0
 _SNIPPET = 300
-SECRET_REFERENCE = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_.-]{0,127})\s*\}\}")
 
 
 # Header and query values come from templates: non-strings are sent as templates render them.
@@ -76,40 +75,18 @@ def _body(response: httpx.Response) -> Any:
     return response.text
 
 
-def _references(value: Any) -> set[str]:
-    """The secret names `{{ secrets.NAME }}` in the strings of `value`."""
-    if isinstance(value, str):
-        return set(SECRET_REFERENCE.findall(value))
-    if isinstance(value, dict):
-        return {n for v in value.values() for n in _references(v)}
-    if isinstance(value, list):
-        return {n for v in value for n in _references(v)}
-    return set()
-
-
-def _filled(value: Any, values: dict[str, str]) -> Any:
-    """`value` with each `{{ secrets.NAME }}` replaced by its value."""
-    if isinstance(value, str):
-        return SECRET_REFERENCE.sub(lambda m: values[m.group(1)], value)
-    if isinstance(value, dict):
-        return {k: _filled(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_filled(v, values) for v in value]
-    return value
-
-
 async def with_secrets(spec: HttpInput, task: StepScheduled,
                        ctx: ExecutionContext) -> tuple[HttpInput, bool]:
     """`spec` with the secrets its headers and body name filled in, and whether any were."""
-    if _references(spec.url) or _references(spec.query):
+    if secret_names(spec.url) or secret_names(spec.query):
         raise InvalidStepInput("http", "secrets may be named in headers and the body only, not "
                                "in the url or query (URLs are recorded and logged)")
-    names = _references(spec.headers) | _references(spec.body)
+    names = secret_names(spec.headers) | secret_names(spec.body)
     if not names:
         return spec, False
     values = {n: (await ctx.secrets.secret(n, task.project)).for_url(spec.url) for n in names}
-    return spec.model_copy(update={"headers": _filled(spec.headers, values),
-                                   "body": _filled(spec.body, values)}), True
+    return spec.model_copy(update={"headers": fill_secrets(spec.headers, values),
+                                   "body": fill_secrets(spec.body, values)}), True
 
 
 async def _send(spec: HttpInput, idempotency_key: str, ctx: ExecutionContext,

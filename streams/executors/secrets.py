@@ -22,12 +22,15 @@ import structlog
 from bend.security.database import open_security_pool
 from bend.security.keyfiles import load_keys
 from bend.security.redact import Redactor
-from bend.security.secretstore import SecretEntry, SecretStore, host_allowed
+from bend.security.secretstore import (
+    SECRET_REFERENCE, SecretEntry, SecretStore, fill_secrets, host_allowed, secret_names,
+)
 from bend.settings import Settings
 from streams.executors.errors import PermanentStepError, RetryableStepError, SecretNotFound
 
-__all__ = ["DictSecrets", "MIN_REDACTED_LENGTH", "Secret", "SecretHostRefused",
-           "SecretResolver", "SecretsUnavailable", "StoreLoader", "StoreSecrets"]
+__all__ = ["DictSecrets", "MIN_REDACTED_LENGTH", "SECRET_REFERENCE", "Secret",
+           "SecretHostRefused", "SecretResolver", "SecretsUnavailable", "StoreLoader",
+           "StoreSecrets", "fill_secrets", "secret_names"]
 
 log = structlog.get_logger(__name__)
 

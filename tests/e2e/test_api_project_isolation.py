@@ -55,7 +55,7 @@ BODIES: dict[tuple[str, str], Any] = {
 }
 # Ids that name nothing across projects: a secret's name is the caller's own namespace (A may
 # set a secret of the same name: it is A's, and B's stays as it was, which the test checks).
-OWN_NAMESPACE = {("put", "/api/secrets/{name}")}
+OWN_NAMESPACE = {("put", "/api/secrets/{name}"), ("put", "/api/mcp-servers/{name}")}
 # Not project resources: the installed component catalog, and the public webhook endpoint,
 # which is authenticated by the trigger's HMAC secret, not by a key.
 NOT_PROJECT_IDS = {"name": "/api/components/", "version": "/api/components/",

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from bend.security import egress as base_egress
 from bend.devstack.llm_server import ServerHandle, serve_in_background
 from bend.settings import EgressSettings, Settings
 from streams.executors import DictSecrets, ExecutionContext, execute
-from streams.executors import egress
 from streams.executors.egress import EgressPolicy, EgressRefused, GuardedTransport
 from tests.integration.test_executors_http import http_step
 
@@ -94,7 +94,7 @@ async def test_the_socket_opens_to_the_checked_address_never_to_the_name_again(
         connected.append(host)
         return await real(self, host, port, *args, **kw)
 
-    monkeypatch.setattr(egress, "_resolve", resolve)
+    monkeypatch.setattr(base_egress, "resolve_host", resolve)
     monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", connect)
     allowed = EgressPolicy.of(EgressSettings(allowed_networks=["127.0.0.0/8"]))
     r = await _get(allowed, f"http://rebind.test:{server.port}/ping")
