@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import httpx
 
 from bend.components import Registry, default_registry
-from bend.settings import Settings
+from bend.settings import DEFAULT_LLM_PRICES, LlmPrice, LlmSettings, Settings
 from streams.executors.egress import EgressPolicy, GuardedTransport
 from streams.executors.circuits import CircuitBreakers
 from streams.executors.secrets import DictSecrets, SecretResolver, StoreSecrets
@@ -35,6 +35,8 @@ class ExecutionContext:
     llm_timeout_s: float = 60.0  # one chat-completions call
     llm_call_attempts: int = 3  # tries of one chat call inside an attempt (5xx/429/timeouts)
     llm_retry_wait_s: float = 0.2  # first back-off between those tries, doubling
+    llm: LlmSettings = field(default_factory=LlmSettings)  # providers by model
+    prices: Mapping[str, LlmPrice] = field(default_factory=lambda: dict(DEFAULT_LLM_PRICES))
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, worker_id: str = "",
@@ -63,6 +65,8 @@ class ExecutionContext:
             secrets=secrets,
             circuits=circuits or CircuitBreakers(),
             worker_id=worker_id,
+            llm=settings.llm if settings is not None else LlmSettings(),
+            prices=settings.ops.prices() if settings is not None else dict(DEFAULT_LLM_PRICES),
         )
 
     async def aclose(self) -> None:
