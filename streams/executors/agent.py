@@ -30,7 +30,7 @@ from streams.executors.context import ExecutionContext
 from streams.executors.errors import (
     InvalidStepInput, MaxIterationsExceeded, OutputSchemaMismatch, StepError, ToolFailed,
 )
-from streams.executors.fallbacks import Candidate, answer, endpoint_of
+from streams.executors.fallbacks import Candidate, answer
 from streams.executors.inputs import parse_input
 from streams.executors.metering import Meter
 from streams.executors.outcome import Recorder, StepOutcome, command_envelope
@@ -252,14 +252,11 @@ def _start(spec: AgentInput) -> _Loop:
     return _Loop(messages)
 
 
-async def _candidates(spec: AgentInput, ctx: ExecutionContext,
-                      project: str) -> list[Candidate]:
+def _candidates(spec: AgentInput) -> list[Candidate]:
     """The step's model at its endpoint, then each fallback at its own (or the step's)."""
     assert spec.llm is not None  # parse() refuses a step without one
     tried = [(spec.model, spec.llm), *((f.model, f.llm or spec.llm) for f in spec.fallbacks)]
-    return [Candidate(model, await endpoint_of(ctx, project, model,
-                                               llm.model_dump(exclude_none=True)))
-            for model, llm in tried]
+    return [Candidate(model, llm.model_dump(exclude_none=True)) for model, llm in tried]
 
 
 def _adapt(spec: AgentInput) -> Any:
@@ -289,7 +286,7 @@ async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder) 
     spec = parse(task.input)
     tools = _tools(spec, ctx)
     listed = {comp.name: ref for ref, comp in zip(spec.tools, tools.values(), strict=True)}
-    candidates = await _candidates(spec, ctx, task.project)
+    candidates = _candidates(spec)
     loop = _start(spec)
     meter = Meter.of(spec.budget, spec.run_budget)
     meter.tokens, meter.cost_usd = loop.prompt_tokens + loop.completion_tokens, loop.cost_usd
@@ -312,8 +309,8 @@ async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder) 
             request["tools"] = described
         if spec.temperature is not None:
             request["temperature"] = spec.temperature
-        response, answered, position = await answer(ctx, candidates, request, recorder,
-                                                    _adapt(spec))
+        response, endpoint, position = await answer(ctx, task.project, candidates, request,
+                                                    recorder, _adapt(spec))
         record = recorder.records[-1]
         assert isinstance(record, RecordLlmCall)  # answer() recorded the call
         loop.prompt_tokens += record.prompt_tokens
@@ -331,8 +328,8 @@ async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder) 
             if not done:
                 continue
             return {
-                "answer": final, "model": answered.model,
-                "provider": answered.endpoint.provider, "fallback": position,
+                "answer": final, "model": candidates[position].model,
+                "provider": endpoint.provider, "fallback": position,
                 "iterations": loop.iteration, "tool_calls": loop.tool_calls,
                 "usage": {"prompt_tokens": loop.prompt_tokens,
                           "completion_tokens": loop.completion_tokens,

@@ -23,12 +23,14 @@ __all__ = ["Candidate", "answer", "endpoint_of"]
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
-    """A model and the endpoint it is called at."""
+    """A model and its endpoint's configuration, resolved (key, provider) when first tried: a
+    fallback's secret is read only if the fallback is needed."""
 
     model: str
-    endpoint: LlmEndpoint
+    config: dict[str, Any]
+    endpoint: LlmEndpoint | None = None
 
 
 async def endpoint_of(ctx: ExecutionContext, project: str, model: str,
@@ -41,25 +43,28 @@ async def endpoint_of(ctx: ExecutionContext, project: str, model: str,
                        ctx.llm.provider_of(model, config.get("provider")))
 
 
-async def answer(ctx: ExecutionContext, candidates: list[Candidate], request: dict[str, Any],
-                 recorder: Recorder,
+async def answer(ctx: ExecutionContext, project: str, candidates: list[Candidate],
+                 request: dict[str, Any], recorder: Recorder,
                  adapt: Callable[[dict[str, Any], str], dict[str, Any]] | None = None,
-                 ) -> tuple[dict[str, Any], Candidate, int]:
+                 ) -> tuple[dict[str, Any], LlmEndpoint, int]:
     """The first candidate's chat completion for `request`, trying the next on a retryable
     failure; with the candidate that answered and its position. `adapt(request, provider)`
     fits the request to a candidate's provider."""
     for position, candidate in enumerate(candidates):
+        if candidate.endpoint is None:
+            candidate.endpoint = await endpoint_of(ctx, project, candidate.model, candidate.config)
+        endpoint = candidate.endpoint
         sent = {**request, "model": candidate.model}
         if adapt is not None:
-            sent = adapt(sent, candidate.endpoint.provider)
+            sent = adapt(sent, endpoint.provider)
         try:
-            completion = await chat(ctx, candidate.endpoint, sent, recorder, fallback=position)
+            completion = await chat(ctx, endpoint, sent, recorder, fallback=position)
         except RetryableStepError as exc:
             if position == len(candidates) - 1:
                 raise
             nxt = candidates[position + 1]
             log.warning("llm_fallback", model=candidate.model, error_type=exc.error_type,
-                        next_model=nxt.model, next_provider=nxt.endpoint.provider)
+                        next_model=nxt.model)
             continue
-        return completion, candidate, position
+        return completion, endpoint, position
     raise AssertionError("a step has at least its own model")

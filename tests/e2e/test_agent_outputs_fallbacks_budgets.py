@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,7 +51,7 @@ def control(server: LlmServer, **body: Any) -> None:
 
 
 async def run_to_end(api: RunningApi, definition: dict[str, Any],
-                     topic: str = "durable timers", timeout_s: float = 90.0) -> dict[str, Any]:
+                     topic: str = "durable timers") -> dict[str, Any]:
     r = await api.client.post("/api/workflows", json=definition)
     assert r.status_code == 201, r.text
     wf = r.json()
@@ -58,7 +59,10 @@ async def run_to_end(api: RunningApi, definition: dict[str, Any],
                               json={"input": {"topic": topic}},
                               params={"wait_for": wf["position"]["token"]})
     assert r.status_code == 202, r.text
-    run_id = r.json()["run_id"]
+    return await finished(api, r.json()["run_id"])
+
+
+async def finished(api: RunningApi, run_id: str, timeout_s: float = 90.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         run = (await api.client.get(f"/api/executions/{run_id}")).json()
@@ -75,7 +79,7 @@ async def recorded(api: RunningApi, run_id: str, event_type: str) -> list[dict[s
 
 def agent(base_url: str, **step: Any) -> dict[str, Any]:
     return {"name": f"agent_{step.pop('name')}", "llm": {"base_url": base_url}, "steps": [
-        {"id": "research", "type": "agent", "model": "scripted",
+        {"id": "research", "type": "agent", "model": step.pop("model", "scripted"),
          "prompt": "Research the topic: ${input.topic}", **step}]}
 
 
@@ -203,3 +207,32 @@ async def test_a_spent_run_budget_schedules_no_more_agent_work(
             "calls before step c began") in c["error_message"]
     started = await recorded(api, run["run_id"], "StepStarted")
     assert "c" not in {e["step_id"] for e in started}
+
+
+async def test_the_research_brief_example_returns_its_structured_brief(
+        api: RunningApi, engine: Engine) -> None:
+    text = (Path(__file__).parents[2] / "examples" / "research_brief.yaml").read_text()
+    r = await api.client.post("/api/workflows", content=text,
+                              headers={"content-type": "application/yaml"})
+    assert r.status_code == 201, r.text
+    wf = r.json()
+    r = await api.client.post(f"/api/workflows/{wf['workflow_id']}/execute",
+                              json={"input": {"topic": "durable timers",
+                                              "llm_base_url": engine.llm.base_url}},
+                              params={"wait_for": wf["position"]["token"]})
+    assert r.status_code == 202, r.text
+    run = await finished(api, r.json()["run_id"])
+    assert run["status"] == "completed", run
+    brief = run["output"]
+    assert brief["topic"] == "durable timers"
+    assert brief["summary"].startswith("Research summary on durable timers")
+    assert brief["answered_by"] == "bend-scripted-researcher"  # the fallback was not needed
+
+
+async def test_a_cost_budget_below_one_priced_call_is_refused(
+        api: RunningApi, engine: Engine) -> None:
+    definition = agent(engine.llm.base_url, name="tiny_budget", model="gpt-4o",
+                       budget={"max_cost_usd": 0.000001})
+    r = await api.client.post("/api/workflows", json=definition)
+    assert r.status_code == 422, r.text
+    assert "steps[0].budget.max_cost_usd" in r.text and "gpt-4o" in r.text
