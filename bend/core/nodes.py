@@ -106,12 +106,17 @@ class LlmEndpoint(FrozenModel):
     api_key_secret: str | None = None
     timeout_s: float | None = Field(default=None, gt=0)
     provider: Provider | None = None
+    # How an output_schema is asked for: OpenAI's `response_format`, or an instruction (for
+    # OpenAI-compatible servers without it). Default: response_format for openai.
+    structured_output: Literal["response_format", "instructions"] | None = None
 
     def rendered(self, ctx: dict[str, Any]) -> dict[str, Any]:
         """The endpoint as its runner receives it, the base URL rendered in `ctx`."""
         return {"base_url": as_text(render(self.base_url, ctx)),
                 "api_key_secret": self.api_key_secret, "timeout_s": self.timeout_s,
-                **({"provider": self.provider} if self.provider else {})}
+                **({"provider": self.provider} if self.provider else {}),
+                **({"structured_output": self.structured_output}
+                   if self.structured_output else {})}
 
 
 class Budget(FrozenModel):

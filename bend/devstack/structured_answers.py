@@ -22,9 +22,10 @@ def schema_asked(request: dict[str, Any]) -> dict[str, Any] | None:
     for message in request.get("messages") or []:
         content = message.get("content")
         if message.get("role") == "system" and isinstance(content, str) \
-                and content.startswith(INSTRUCTION):
-            try:
-                found = json.loads(content[len(INSTRUCTION):])
+                and INSTRUCTION in content:
+            after = content[content.index(INSTRUCTION) + len(INSTRUCTION):]
+            try:  # the schema, then whatever other system text was joined to it
+                found, _end = json.JSONDecoder().raw_decode(after)
             except ValueError:
                 return {}
             return found if isinstance(found, dict) else {}

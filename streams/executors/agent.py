@@ -51,6 +51,7 @@ class LlmConfig(BaseModel):
     api_key_secret: str | None = None
     timeout_s: float | None = Field(default=None, gt=0)
     provider: Literal["openai", "anthropic"] | None = None  # None: by settings, else openai
+    structured_output: Literal["response_format", "instructions"] | None = None
 
 
 class FallbackConfig(BaseModel):
@@ -264,7 +265,7 @@ def _adapt(spec: AgentInput) -> Any:
     schema = spec.output_schema
     if schema is None:
         return None
-    return lambda request, provider: ask_for(request, schema, provider)
+    return lambda request, endpoint: ask_for(request, schema, endpoint.native_schema)
 
 
 def _final(spec: AgentInput, loop: _Loop, content: str | None) -> tuple[bool, Any]:

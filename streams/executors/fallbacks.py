@@ -39,24 +39,27 @@ async def endpoint_of(ctx: ExecutionContext, project: str, model: str,
     base_url = str(config["base_url"])
     secret = config.get("api_key_secret")
     api_key = (await ctx.secrets.secret(secret, project)).for_url(base_url) if secret else None
+    provider = ctx.llm.provider_of(model, config.get("provider"))
+    mode = config.get("structured_output") or (
+        "response_format" if provider == "openai" else "instructions")
     return LlmEndpoint(base_url, api_key, config.get("timeout_s") or ctx.llm_timeout_s,
-                       ctx.llm.provider_of(model, config.get("provider")))
+                       provider, native_schema=mode == "response_format")
 
 
 async def answer(ctx: ExecutionContext, project: str, candidates: list[Candidate],
                  request: dict[str, Any], recorder: Recorder,
-                 adapt: Callable[[dict[str, Any], str], dict[str, Any]] | None = None,
+                 adapt: Callable[[dict[str, Any], LlmEndpoint], dict[str, Any]] | None = None,
                  ) -> tuple[dict[str, Any], LlmEndpoint, int]:
     """The first candidate's chat completion for `request`, trying the next on a retryable
-    failure; with the candidate that answered and its position. `adapt(request, provider)`
-    fits the request to a candidate's provider."""
+    failure; with the endpoint that answered and its position. `adapt(request, endpoint)`
+    fits the request to a candidate's endpoint."""
     for position, candidate in enumerate(candidates):
         if candidate.endpoint is None:
             candidate.endpoint = await endpoint_of(ctx, project, candidate.model, candidate.config)
         endpoint = candidate.endpoint
         sent = {**request, "model": candidate.model}
         if adapt is not None:
-            sent = adapt(sent, endpoint.provider)
+            sent = adapt(sent, endpoint)
         try:
             completion = await chat(ctx, endpoint, sent, recorder, fallback=position)
         except RetryableStepError as exc:

@@ -40,6 +40,7 @@ class LlmEndpoint:
     api_key: str | None = None
     timeout_s: float = 60.0
     provider: str = "openai"  # openai | anthropic
+    native_schema: bool = True  # an output_schema goes in `response_format` (else: instructions)
 
     @property
     def url(self) -> str:

@@ -1,7 +1,8 @@
 """Structured output: ask a model for JSON matching a step's output_schema, then read and check it.
 
-OpenAI-compatible endpoints get `response_format` (json_schema); other providers get the schema
-in a system instruction. A miss is sent back once with what was wrong (`repair_turn`).
+OpenAI-compatible endpoints get `response_format` (json_schema) unless their `llm` says
+`structured_output: instructions`; other providers get the schema in a system instruction. A
+miss is sent back once with what was wrong (`repair_turn`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ INSTRUCTION = "Answer with only a JSON value matching this JSON Schema, no other
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*)\n\s*```\s*$", re.DOTALL)
 
 
-def ask_for(request: dict[str, Any], schema: dict[str, Any], provider: str) -> dict[str, Any]:
-    """`request` asking for an answer matching `schema`, in the provider's way."""
-    if provider == "openai":
+def ask_for(request: dict[str, Any], schema: dict[str, Any],
+            response_format: bool) -> dict[str, Any]:
+    """`request` asking for an answer matching `schema`: in `response_format`, else in a system
+    instruction."""
+    if response_format:
         return {**request, "response_format": {"type": "json_schema", "json_schema": {
             "name": "output", "schema": schema}}}
     instruction = {"role": "system", "content": INSTRUCTION + json.dumps(schema)}

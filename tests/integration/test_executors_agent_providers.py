@@ -130,3 +130,30 @@ async def test_fallbacks_answer_in_turn_and_a_permanent_error_is_not_passed_on(
                                  fallbacks=fallbacks[1:]), ctx)
     assert (refused.succeeded, refused.error_type) == (False, "LlmRejected")
     assert calls(refused.records) == []
+
+
+SCHEMA = {"type": "object", "required": ["summary"], "properties": {"summary": {"type": "string"}}}
+
+
+@pytest.mark.parametrize("llm_extra", [{"structured_output": "instructions"},
+                                       {"provider": "anthropic"}])
+async def test_without_response_format_the_schema_is_an_instruction_and_a_miss_is_repaired(
+        llm: LlmServer, ctx: ExecutionContext, llm_extra: dict[str, Any]) -> None:
+    httpx.post(f"{llm.url}/control", json={"bad_answers_next": 1}).raise_for_status()
+    endpoint = {"base_url": llm.base_url, "api_key_secret": "llm_key", **llm_extra}
+    out = await execute(step(llm, tools=[], output_schema=SCHEMA, llm=endpoint), ctx)
+    assert out.succeeded, out.message
+    assert out.output["answer"]["summary"].startswith("Research summary on idempotency keys")
+    first, second = calls(out.records)
+    assert "response_format" not in first.request
+    system = first.request.get("system") or first.request["messages"][0]["content"]
+    assert "matching this JSON Schema" in system and '"required": ["summary"]' in system
+    assert llm.state is not None and llm.state.structured_answers == 2
+    assert out.output["iterations"] == 2
+
+
+async def test_a_fallbacks_secret_is_read_only_if_the_fallback_is_tried(
+        llm: LlmServer, ctx: ExecutionContext) -> None:
+    fallbacks = [{"model": "m2", "llm": {"base_url": llm.base_url, "api_key_secret": "nobody"}}]
+    out = await execute(step(llm, tools=[], fallbacks=fallbacks), ctx)
+    assert out.succeeded and out.output["fallback"] == 0

@@ -78,8 +78,8 @@ def test_asked_for_a_schema_it_answers_json_matching_it_or_a_bad_one_when_told()
 
     from streams.executors.structured import ask_for, read_answer
 
-    for provider in ("openai", "anthropic"):
-        request = ask_for({"model": "m", "messages": [USER]}, SCHEMA, provider)
+    for native in (True, False):
+        request = ask_for({"model": "m", "messages": [USER]}, SCHEMA, native)
         good = scripted_reply(request)["choices"][0]["message"]["content"]
         validate(json.loads(good), SCHEMA)
         assert json.loads(good)["summary"].startswith("Research summary on durable timers")

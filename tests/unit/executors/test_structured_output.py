@@ -12,14 +12,14 @@ REQUEST = {"model": "m", "messages": [{"role": "user", "content": "go"}]}
 
 
 def test_openai_endpoints_get_a_json_schema_response_format() -> None:
-    asked = ask_for(REQUEST, SCHEMA, "openai")
+    asked = ask_for(REQUEST, SCHEMA, True)
     assert asked["response_format"] == {"type": "json_schema", "json_schema": {
         "name": "output", "schema": SCHEMA}}
     assert asked["messages"] == REQUEST["messages"]
 
 
-def test_other_providers_get_the_schema_as_an_instruction() -> None:
-    asked = ask_for(REQUEST, SCHEMA, "anthropic")
+def test_other_providers_and_endpoints_without_it_get_the_schema_as_an_instruction() -> None:
+    asked = ask_for(REQUEST, SCHEMA, False)
     assert "response_format" not in asked
     assert asked["messages"][0] == {"role": "system", "content": INSTRUCTION + json.dumps(SCHEMA)}
     assert asked["messages"][1:] == REQUEST["messages"]
