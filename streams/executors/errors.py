@@ -123,8 +123,6 @@ class MaxIterationsExceeded(PermanentStepError):
 class OutputSchemaMismatch(PermanentStepError):
     """An agent's final answer did not match its output_schema, even after one repair turn."""
 
-    code = "output_schema_mismatch"
-
     def __init__(self, problem: str) -> None:
         super().__init__(
             f"the agent's answer does not match the step's output_schema after one repair "
@@ -136,8 +134,6 @@ class OutputSchemaMismatch(PermanentStepError):
 
 class BudgetExceeded(PermanentStepError):
     """An agent step's or a run's LLM budget is spent (tokens or cost)."""
-
-    code = "budget_exceeded"
 
     def __init__(self, spent: str, what: str) -> None:
         super().__init__(f"{spent}; {what}")
