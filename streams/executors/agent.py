@@ -22,9 +22,8 @@ import structlog
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bend.components import Component, ComponentError
-from bend.core.commands import AwaitToolApproval
+from bend.core.commands import AwaitToolApproval, RecordLlmCall
 from bend.core.events import StepScheduled
-from bend.core.commands import RecordLlmCall
 from bend.core.gates import rejection_text
 from streams.executors.context import ExecutionContext
 from streams.executors.errors import (
