@@ -243,6 +243,25 @@ DEFAULT_LLM_PRICES: dict[str, LlmPrice] = {
 }
 
 
+class LlmSettings(BaseModel):
+    """How executors talk to models: which API a model speaks when its endpoint does not say.
+
+    `providers` maps a model name prefix to its API (`BEND_LLM__PROVIDERS='{"claude-":
+    "anthropic"}'`); the longest matching prefix wins, and a model matching none speaks OpenAI.
+    """
+
+    providers: dict[str, Literal["openai", "anthropic"]] = Field(default_factory=dict)
+    anthropic_version: str = "2023-06-01"  # the `anthropic-version` header
+    anthropic_max_tokens: int = Field(default=4096, ge=1)  # Messages API's required max_tokens
+
+    def provider_of(self, model: str, declared: str | None = None) -> str:
+        """The API `model` speaks: the endpoint's `declared` one, else by prefix, else openai."""
+        if declared:
+            return declared
+        matches = [prefix for prefix in self.providers if model.startswith(prefix)]
+        return self.providers[max(matches, key=len)] if matches else "openai"
+
+
 class OpsSettings(BaseModel):
     """Each process's ops server: /metrics, /livez, /readyz (`BEND_OPS__HOST`, `BEND_OPS__PORT`).
 
@@ -366,6 +385,7 @@ class Settings(BaseSettings):
     mcp: McpSettings = McpSettings()
     archive: ArchiveSettings = ArchiveSettings()
     notify: NotifySettings = NotifySettings()
+    llm: LlmSettings = LlmSettings()
 
     # Flat aliases for the two settings users set most (BEND_DATABASE_URL, BEND_KAFKA_BOOTSTRAP).
     database_url: str | None = None

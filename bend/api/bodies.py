@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from functools import partial
 
 from fastapi import Request
 
 from bend.api.inputs import nul_locations
 from bend.api.problems import UnreadableBody
+from bend.core.budgets import budget_problems
 from bend.core.definitions import (
     WorkflowDefinition, definition_json, load_definition, parse_definition,
 )
 from bend.core.problems import InvalidDefinition, Problem
+from bend.ops.metrics import price_of
+from bend.settings import LlmPrice
 
 __all__ = ["DEFINITION_BODY", "definition_from_text", "read_definition"]
+
 
 _JSON = ("application/json",)
 _YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
@@ -33,7 +39,16 @@ DEFINITION_BODY = {
 
 async def read_definition(request: Request) -> WorkflowDefinition:
     """The definition in the body; InvalidDefinition (422) listing every problem."""
-    return _storable(await _read(request))
+    defn = await _read(request)
+    # Budgets below one call's cost: the core prices nothing, the settings' price table does.
+    settings = getattr(getattr(request.app.state, "bend", None), "settings", None)
+    if settings is not None:
+        prices = settings.ops.prices()
+        too_small = [p for p in budget_problems(defn, partial(_price, prices))
+                     if p.location.endswith("max_cost_usd")]
+        if too_small:
+            raise InvalidDefinition(too_small)
+    return _storable(defn)
 
 
 def definition_from_text(text: str) -> WorkflowDefinition:
@@ -50,6 +65,11 @@ def _storable(defn: WorkflowDefinition) -> WorkflowDefinition:
                                          "surrogate; remove it", "nul")
                                  for where in nuls])
     return defn
+
+
+def _price(prices: Mapping[str, LlmPrice], model: str) -> tuple[float, float] | None:
+    price = price_of(model, prices)
+    return (price.input_per_mtok, price.output_per_mtok) if price is not None else None
 
 
 async def _read(request: Request) -> WorkflowDefinition:

@@ -57,8 +57,9 @@ def _message(kind: str, p: dict[str, Any]) -> str:
         case "TimerFired":
             return f"timer {p.get('purpose')} fired"
         case "AgentLlmCallRecorded":
+            fallback = f", fallback {p['fallback']}" if p.get("fallback") else ""
             return (f"{_step(p)} called {p.get('model')} ({p.get('prompt_tokens')} + "
-                    f"{p.get('completion_tokens')} tokens, {p.get('latency_ms')} ms)")
+                    f"{p.get('completion_tokens')} tokens, {p.get('latency_ms')} ms{fallback})")
         case "AgentToolCallRecorded":
             failed = f", failed: {p['error']}" if p.get("error") else ""
             return f"{_step(p)} called tool {p.get('tool_name')} ({p.get('latency_ms')} ms{failed})"

@@ -219,7 +219,16 @@ def _step_cancelled(step: StepState, ev: StepCancelled) -> StepState:
 def _call_recorded(step: StepState, ev: AgentLlmCallRecorded | AgentToolCallRecorded) -> StepState:
     if ev.attempt > step.attempt or ev.attempt < 1:
         raise ValueError(f"attempt {ev.attempt} of the step never began")
-    return step  # the call is kept in the log; the state needs nothing from it
+    return step  # the call is kept in the log; the run adds up its usage
+
+
+_record_step_call = _step_applier(_call_recorded)
+
+
+def _llm_call_recorded(state: RunState | None, ev: AgentLlmCallRecorded) -> RunState:
+    new = _record_step_call(state, ev)
+    return replace(new, usage=new.usage.plus(ev.prompt_tokens + ev.completion_tokens,
+                                             ev.cost_usd))
 
 
 def _approval_decided(step: StepState, ev: ApprovalDecided) -> StepState:
@@ -287,7 +296,7 @@ APPLIERS: dict[tuple[str, int], RunApplier] = {
     ("StepRetryScheduled", 1): _step_applier(_retry_scheduled),
     ("StepSkipped", 1): _step_applier(_skipped),
     ("StepCancelled", 1): _step_applier(_step_cancelled),
-    ("AgentLlmCallRecorded", 1): _step_applier(_call_recorded),
+    ("AgentLlmCallRecorded", 1): _llm_call_recorded,
     ("AgentToolCallRecorded", 1): _step_applier(_call_recorded),
     ("ApprovalDecided", 1): _step_applier(_approval_decided),
     ("ToolApprovalRequested", 1): _step_applier(_tool_approval_requested),

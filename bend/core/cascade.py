@@ -16,6 +16,7 @@ from typing import Any
 
 from bend.core import ids
 from bend.core.awaits import begin_await
+from bend.core.budgets import overrun
 from bend.core.commands import StartRun
 from bend.core.containers import begin_loop, iterate_loop, join_parallel
 from bend.core.context import resolve, run_context, step_context, step_input
@@ -26,7 +27,9 @@ from bend.core.events import RunCompleted, StepSkipped, StepSucceeded, TimerSet
 from bend.core.expressions import ExpressionError, evaluate, truthy
 from bend.core.graph import Plan
 from bend.core.kinds import NODE_KINDS, Begin, Members, Runner
-from bend.core.outcomes import engine_step_failed, fail_run, notify_parent, scheduled
+from bend.core.outcomes import (
+    engine_step_failed, fail_attempt, fail_run, notify_parent, scheduled,
+)
 from bend.core.state import RunState, RunStatus, StepStatus
 
 __all__ = ["advance", "schedule_attempt"]
@@ -136,6 +139,19 @@ def schedule_attempt(d: Draft, node: Any, inst: str, attempt: int, spec: Any) ->
     """Hand attempt `attempt` of an executor or subworkflow step out, with its timeout timer."""
     defn = d.run.definition
     assert defn is not None
+    if NODE_KINDS[node.type].metered and defn.budget is not None:
+        usage = d.run.usage
+        spent = overrun(defn.budget, usage.tokens, usage.cost_usd)
+        if spent is not None:  # no LLM work once the run's budget is spent
+            scheduled(d, node, inst, attempt, spec)
+            whose = "the run's"
+            fail_attempt(d, inst, "BudgetExceeded", f"{spent.text(whose)} by its LLM calls "
+                         f"before step {inst} began; raise the workflow's budget",
+                         retryable=False)
+            return
+        spec = {**spec, "run_budget": {**defn.budget.model_dump(exclude_none=True),
+                                       "used_tokens": usage.tokens,
+                                       "used_cost_usd": usage.cost_usd}}
     timeout = defn.step_timeout(node)
     child = NODE_KINDS[node.type].runner is Runner.CHILD_RUN
     if child:

@@ -318,7 +318,8 @@ def _signal_run(state: RunState, cmd: SignalRun, now: datetime) -> Decision:
 
 _CALL_FIELDS = {
     RecordLlmCall: ("step_id", "attempt", "call_index", "model", "request", "response",
-                    "prompt_tokens", "completion_tokens", "latency_ms"),
+                    "prompt_tokens", "completion_tokens", "latency_ms", "provider", "endpoint",
+                    "fallback", "cost_usd"),
     RecordToolCall: ("step_id", "attempt", "call_index", "tool_call_id", "tool_name",
                      "arguments", "result", "error", "latency_ms"),
 }

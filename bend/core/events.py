@@ -449,6 +449,10 @@ class AgentLlmCallRecorded(Event):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: int = 0
+    provider: str = ""  # the API that answered: openai | anthropic ("" before it was kept)
+    endpoint: str = ""  # the base URL that answered
+    fallback: int = 0  # 0: the step's own model answered; n: its n-th fallback
+    cost_usd: float = 0.0  # priced by the executor from its price table (0: unpriced)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

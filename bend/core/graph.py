@@ -17,6 +17,7 @@ from typing import Any
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
+from bend.core.budgets import budget_problems
 from bend.core.frozen import FrozenMap
 from bend.core.kinds import NODE_KINDS, NODE_TYPES, Members
 from bend.core.problems import InvalidDefinition, Problem
@@ -102,6 +103,7 @@ def _check_options(defn: WorkflowDefinition, problems: list[Problem]) -> None:
         if node.type == "subworkflow" and node.definition is not None:
             for p in analyze(node.definition).problems:
                 problems.append(Problem(f"steps[{i}].definition.{p.location}", p.message, p.code))
+    problems.extend(budget_problems(defn))
     if defn.input_schema is not None:
         try:
             validator_for(defn.input_schema).check_schema(defn.input_schema)

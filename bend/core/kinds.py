@@ -82,6 +82,7 @@ class NodeKind:
     retried: bool  # it takes `retry` and `timeout`; a failed attempt may be tried again
     members: Members | None = None
     timed: bool | None = None  # it takes `timeout` (None: if it is retried)
+    metered: bool = False  # its attempts call LLMs, within the run's budget (bend.core.budgets)
 
     @property
     def takes_timeout(self) -> bool:
@@ -110,13 +111,15 @@ def _awaits(name: str, model: type[StepBase], waits_on: Wait) -> NodeKind:
                     retried=False, timed=True)
 
 
-def _outside(name: str, model: type[StepBase], runner: Runner, waits_on: Wait) -> NodeKind:
-    return NodeKind(name, model, runner, Begin.SCHEDULE, waits_on, reported=True, retried=True)
+def _outside(name: str, model: type[StepBase], runner: Runner, waits_on: Wait,
+             metered: bool = False) -> NodeKind:
+    return NodeKind(name, model, runner, Begin.SCHEDULE, waits_on, reported=True, retried=True,
+                    metered=metered)
 
 
 # In the order definitions list them in messages ("use one of agent, tool, ...").
 NODE_KINDS: Mapping[str, NodeKind] = FrozenMap((kind.name, kind) for kind in (
-    _outside("agent", AgentStep, Runner.EXECUTOR, Wait.WORKER),
+    _outside("agent", AgentStep, Runner.EXECUTOR, Wait.WORKER, metered=True),
     _outside("tool", ToolStep, Runner.EXECUTOR, Wait.WORKER),
     _outside("http", HttpStep, Runner.EXECUTOR, Wait.WORKER),
     _engine("transform", TransformStep, Begin.EVALUATE, Wait.NOTHING),

@@ -24,8 +24,8 @@ if TYPE_CHECKING:  # a subworkflow holds a workflow: resolved in bend/core/workf
     from bend.core.workflow import WorkflowDefinition
 
 __all__ = [
-    "AgentStep", "AgentTool", "ApprovalStep", "Approvers", "ConditionStep", "DelayStep", "Duration",
-    "FrozenModel", "HttpStep",
+    "AgentStep", "AgentTool", "ApprovalStep", "Approvers", "Budget", "ConditionStep", "DelayStep",
+    "Duration", "FrozenModel", "HttpStep", "ModelFallback", "Provider",
     "LlmEndpoint", "LoopStep", "ParallelStep", "RetryPolicy", "StepBase", "SubworkflowStep",
     "ToolStep", "TransformStep", "WaitStep", "schema_problem",
     "HttpHeaders", "MCP_SERVER_NAME", "McpServer",
@@ -51,6 +51,29 @@ StepId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", m
 ComponentRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.-]*@[\w.-]+$")]
 
 
+def _check_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None:
+        try:
+            validator_for(value).check_schema(value)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+    return value
+
+
+JsonSchema = Annotated[dict[str, Any] | None, AfterValidator(_check_schema)]
+
+
+def schema_problem(schema: dict[str, Any] | None, value: Any) -> str | None:
+    """Why `value` does not match the JSON Schema `schema` (`where: what`), or None if it does."""
+    if schema is None:
+        return None
+    error = best_match(validator_for(schema)(schema).iter_errors(value))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(value)"
+    return f"{where}: {error.message}"
+
+
 class FrozenModel(BaseModel):
     """Frozen, refuses unknown fields, accepts field names and aliases."""
 
@@ -69,12 +92,56 @@ class RetryPolicy(FrozenModel):
     non_retryable: tuple[str, ...] = ()  # these error types never retry
 
 
+Provider = Literal["openai", "anthropic"]
+
+
 class LlmEndpoint(FrozenModel):
-    """An OpenAI-compatible endpoint: its base URL and the NAME of the secret holding its key."""
+    """A model endpoint: its base URL, the NAME of the secret holding its key, and its API.
+
+    `provider` is the API it speaks: OpenAI chat completions (also what most gateways and local
+    servers speak) or Anthropic's Messages API. Unset, the executor's settings choose by model
+    name (`BEND_LLM__PROVIDERS`), else OpenAI.
+    """
 
     base_url: str = Field(min_length=1)  # template (the workflow's reads only input and run)
     api_key_secret: str | None = None
     timeout_s: float | None = Field(default=None, gt=0)
+    provider: Provider | None = None
+    # How an output_schema is asked for: OpenAI's `response_format`, or an instruction (for
+    # OpenAI-compatible servers without it). Default: response_format for openai.
+    structured_output: Literal["response_format", "instructions"] | None = None
+
+    def rendered(self, ctx: dict[str, Any]) -> dict[str, Any]:
+        """The endpoint as its runner receives it, the base URL rendered in `ctx`."""
+        return {"base_url": as_text(render(self.base_url, ctx)),
+                "api_key_secret": self.api_key_secret, "timeout_s": self.timeout_s,
+                **({"provider": self.provider} if self.provider else {}),
+                **({"structured_output": self.structured_output}
+                   if self.structured_output else {})}
+
+
+class Budget(FrozenModel):
+    """A ceiling on LLM usage: tokens (prompt and completion) and cost in US dollars.
+
+    An agent step's counts its own calls; a workflow's counts every call of the run. Costs are
+    priced from the executors' price table (`BEND_OPS__LLM_PRICES` over the built-in list).
+    """
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _some(self) -> Budget:
+        if self.max_tokens is None and self.max_cost_usd is None:
+            raise ValueError("a budget needs `max_tokens`, `max_cost_usd` or both")
+        return self
+
+
+class ModelFallback(FrozenModel):
+    """A model tried when the ones before it fail with a retryable error or an open circuit."""
+
+    model: str = Field(min_length=1)
+    llm: LlmEndpoint | None = None  # default: the step's endpoint
 
 
 class StepBase(FrozenModel):
@@ -196,6 +263,11 @@ class AgentStep(StepBase):
     temperature: float | None = Field(default=None, ge=0, le=2)
     mcp_servers: McpServers | None = None  # their tools are offered as `server__tool`
     llm: LlmEndpoint | None = None  # default: the workflow's `llm`
+    output_schema: JsonSchema = None  # the final answer must be JSON matching it
+    # Tried in order when the model (or those before) fail with retryable errors; a bare name
+    # is another model on the same endpoint.
+    fallbacks: tuple[str | ModelFallback, ...] | None = None
+    budget: Budget | None = None  # this step's calls, per attempt
 
     def fields_to_check(self) -> Iterator[tuple[str, str, Any]]:
         yield from super().fields_to_check()
@@ -207,6 +279,9 @@ class AgentStep(StepBase):
         yield "prompt", "template", self.prompt
         if self.llm is not None:
             yield "llm.base_url", "template", self.llm.base_url
+        for i, fallback in enumerate(self.fallbacks or ()):
+            if isinstance(fallback, ModelFallback) and fallback.llm is not None:
+                yield f"fallbacks[{i}].llm.base_url", "template", fallback.llm.base_url
 
     def gated_tools(self) -> dict[str, dict[str, list[str]]]:
         """Who may decide each gated tool's calls, by the tool's ref."""
@@ -227,8 +302,13 @@ class AgentStep(StepBase):
                if self.mcp_servers else {}),
             "max_iterations": self.max_iterations,
             "temperature": self.temperature,
-            "llm": {"base_url": as_text(render(llm.base_url, ctx)),
-                    "api_key_secret": llm.api_key_secret, "timeout_s": llm.timeout_s},
+            "llm": llm.rendered(ctx),
+            **({"output_schema": self.output_schema} if self.output_schema is not None else {}),
+            **({"fallbacks": [
+                {"model": f} if isinstance(f, str)
+                else {"model": f.model, "llm": (f.llm or llm).rendered(ctx)}
+                for f in self.fallbacks]} if self.fallbacks else {}),
+            **({"budget": self.budget.model_dump(exclude_none=True)} if self.budget else {}),
         }
 
 
@@ -463,29 +543,6 @@ class SubworkflowStep(StepBase):
     def task_input(self, ctx: dict[str, Any], default_llm: LlmEndpoint | None) -> Any:
         return {"workflow_id": self.workflow, "version": self.version,
                 "input": render(self.input, ctx)}
-
-
-def _check_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is not None:
-        try:
-            validator_for(value).check_schema(value)
-        except SchemaError as exc:
-            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
-    return value
-
-
-JsonSchema = Annotated[dict[str, Any] | None, AfterValidator(_check_schema)]
-
-
-def schema_problem(schema: dict[str, Any] | None, value: Any) -> str | None:
-    """Why `value` does not match the JSON Schema `schema` (`where: what`), or None if it does."""
-    if schema is None:
-        return None
-    error = best_match(validator_for(schema)(schema).iter_errors(value))
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(value)"
-    return f"{where}: {error.message}"
 
 
 class ApprovalStep(StepBase):

@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from bend.core.budgets import LlmUsage
 from bend.core.definitions import WorkflowDefinition
 from bend.core.frozen import FrozenMap
 from bend.core.graph import Plan
@@ -167,6 +168,7 @@ class RunState:
     fork_step_id: str | None = None
     decided: frozenset[str] = frozenset()  # ids of the commands already decided (redeliveries)
     open_ids: frozenset[str] = frozenset()  # instances begun and not finished (an index)
+    usage: LlmUsage = LlmUsage()  # the LLM calls recorded so far (bend.core.budgets)
 
     @property
     def is_finished(self) -> bool:

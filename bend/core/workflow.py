@@ -14,7 +14,9 @@ from pydantic import Field, ValidationError
 
 from bend.core.durations import parse_duration
 from bend.core.kinds import NODE_KINDS, NODE_TYPES
-from bend.core.nodes import Duration, FrozenModel, LlmEndpoint, RetryPolicy, SubworkflowStep
+from bend.core.nodes import (
+    Budget, Duration, FrozenModel, LlmEndpoint, RetryPolicy, SubworkflowStep,
+)
 from bend.core.chaining import Downstream
 from bend.core.notifications import Notification
 from bend.core.problems import InvalidDefinition, Problem
@@ -49,6 +51,7 @@ class WorkflowDefinition(FrozenModel):
     # None, not empty, when unset: canonical JSON (and the definition's hash) leaves it out.
     notifications: tuple[Notification, ...] | None = None  # webhooks and e-mails on run events
     downstream: tuple[Downstream, ...] | None = None  # workflows a run's end starts
+    budget: Budget | None = None  # LLM tokens and cost of the whole run (bend.core.budgets)
 
     def step(self, step_id: str) -> StepDefinition:
         """The step with this id; KeyError if there is none."""

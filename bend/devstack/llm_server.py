@@ -2,8 +2,11 @@
 
 With tools offered it calls `web_search` on the user's topic, then `fetch_page` on the first
 result, then each MCP tool offered (`server__tool`) once with the topic, then answers with a
-summary of what it read. `GET /stats` counts requests; `POST
-/control` makes the next N requests fail (or all of them slow) for retry and breaker tests.
+summary of what it read; asked for structured output (a `response_format` JSON Schema, or the
+executor's instruction), it answers JSON matching the schema. It speaks OpenAI chat completions
+and Anthropic's Messages API (`/v1/messages`). `GET /stats` counts requests; `POST /control`
+makes the next N requests fail (or all of them slow) for retry, fallback and breaker tests, or
+the next N structured answers miss their schema.
 Run it in-process with `start_llm_server()` or as `python -m bend.devstack.llm_server --port P`.
 """
 
@@ -24,6 +27,9 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from bend.devstack.messages_api import chat_request, messages_reply
+from bend.devstack.structured_answers import answer_for, schema_asked
+
 __all__ = ["LlmServer", "ServerHandle", "ScriptState", "create_app", "scripted_reply",
            "serve_in_background", "start_llm_server"]
 
@@ -35,9 +41,11 @@ def _words(text: Any) -> int:
 
 
 def _topic(messages: list[dict[str, Any]]) -> str:
-    """The user's topic: the text after `topic:` in the last user message, else all of it."""
-    users = [m.get("content") for m in messages if m.get("role") == "user"]
-    text = str(users[-1] if users else "").strip()
+    """The user's topic: the text after `topic:` in the last user message that has one, else
+    all of the first user message (a later one may be a repair turn, not the task)."""
+    users = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+    named = [u for u in users if re.search(r"topic\s*:", u, flags=re.IGNORECASE)]
+    text = (named[-1] if named else users[0] if users else "").strip()
     match = re.search(r"topic\s*:\s*(.+)", text, flags=re.IGNORECASE)
     topic = (match.group(1) if match else text).splitlines()[0] if text else ""
     return topic.strip().rstrip(".")[:200] or "the given subject"
@@ -92,8 +100,9 @@ def _research(topic: str, results: dict[str, list[Any]], tools_offered: bool) ->
     return " ".join(parts)
 
 
-def scripted_reply(request: dict[str, Any]) -> dict[str, Any]:
-    """The scripted model's chat completion for `request` (a pure function of it)."""
+def scripted_reply(request: dict[str, Any], bad_structured: bool = False) -> dict[str, Any]:
+    """The scripted model's chat completion for `request` (a pure function of it); asked for
+    structured output, `bad_structured` makes the final answer miss the schema."""
     messages = list(request.get("messages") or [])
     offered = {t.get("function", {}).get("name") for t in request.get("tools") or []}
     topic, results = _topic(messages), _tool_results(messages)
@@ -121,6 +130,9 @@ def scripted_reply(request: dict[str, Any]) -> dict[str, Any]:
         finish, completion = "tool_calls", _words(arguments) + 1
     else:
         content = _answer(topic, results, bool(offered))
+        schema = schema_asked(request)
+        if schema is not None:
+            content = answer_for(schema, content, bad_structured)
         message = {"role": "assistant", "content": content}
         finish, completion = "stop", _words(content)
     prompt = sum(_words(m.get("content")) for m in messages)
@@ -142,9 +154,12 @@ class ScriptState:
     completions: int = 0  # answered with a completion
     failed: int = 0  # answered with an injected error
     tool_call_replies: int = 0
+    messages_requests: int = 0  # of the requests, those to the Messages API
+    structured_answers: int = 0  # final answers given as JSON for a schema
     fail_next: int = 0
     fail_status: int = 500
     delay_ms: int = 0
+    bad_answers_next: int = 0  # the next N structured answers miss their schema
 
 
 def create_app(api_key: str | None = None) -> FastAPI:
@@ -152,7 +167,8 @@ def create_app(api_key: str | None = None) -> FastAPI:
     app = FastAPI(title="Bend scripted LLM", docs_url=None, redoc_url=None)
     state = app.state.script = ScriptState()
 
-    async def completions(request: Request) -> JSONResponse:
+    async def read(request: Request, authorized: bool) -> dict[str, Any] | JSONResponse:
+        """The request's body, or the error the server answers instead."""
         state.requests += 1
         if state.delay_ms:
             await asyncio.sleep(state.delay_ms / 1000)
@@ -161,7 +177,7 @@ def create_app(api_key: str | None = None) -> FastAPI:
             state.failed += 1
             return JSONResponse({"error": {"message": "injected failure", "type": "server_error"}},
                                 status_code=state.fail_status)
-        if api_key and request.headers.get("authorization") != f"Bearer {api_key}":
+        if not authorized:
             return JSONResponse({"error": {"message": "invalid api key",
                                            "type": "invalid_request_error"}}, status_code=401)
         try:
@@ -170,13 +186,43 @@ def create_app(api_key: str | None = None) -> FastAPI:
             return JSONResponse({"error": {"message": "body is not JSON"}}, status_code=400)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return JSONResponse({"error": {"message": "messages is required"}}, status_code=400)
-        reply = scripted_reply(body)
+        return body
+
+    def reply_to(body: dict[str, Any]) -> dict[str, Any]:
+        structured = schema_asked(body) is not None
+        bad = structured and state.bad_answers_next > 0
+        reply = scripted_reply(body, bad_structured=bad)
+        final = reply["choices"][0]["finish_reason"] == "stop"
         state.completions += 1
-        state.tool_call_replies += int(reply["choices"][0]["finish_reason"] == "tool_calls")
-        return JSONResponse(reply)
+        state.tool_call_replies += int(not final)
+        if structured and final:
+            state.structured_answers += 1
+            state.bad_answers_next -= int(bad)
+        return reply
+
+    async def completions(request: Request) -> JSONResponse:
+        authorized = not api_key or request.headers.get("authorization") == f"Bearer {api_key}"
+        body = await read(request, authorized)
+        return body if isinstance(body, JSONResponse) else JSONResponse(reply_to(body))
+
+    async def messages(request: Request) -> JSONResponse:
+        """Anthropic's Messages API: `x-api-key` and `anthropic-version` headers."""
+        authorized = not api_key or request.headers.get("x-api-key") == api_key
+        body = await read(request, authorized)
+        if isinstance(body, JSONResponse):
+            return body
+        state.messages_requests += 1
+        if not request.headers.get("anthropic-version") or not body.get("max_tokens"):
+            return JSONResponse({"type": "error", "error": {
+                "type": "invalid_request_error",
+                "message": "anthropic-version header and max_tokens are required"}},
+                status_code=400)
+        return JSONResponse(messages_reply(reply_to(chat_request(body))))
 
     app.add_api_route("/v1/chat/completions", completions, methods=["POST"])
     app.add_api_route("/chat/completions", completions, methods=["POST"])
+    app.add_api_route("/v1/messages", messages, methods=["POST"])
+    app.add_api_route("/messages", messages, methods=["POST"])
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -188,12 +234,13 @@ def create_app(api_key: str | None = None) -> FastAPI:
 
     @app.post("/control")
     async def control(request: Request) -> dict[str, Any]:
-        """Set `fail_next`, `fail_status`, `delay_ms`; `reset: true` zeroes everything first."""
+        """Set `fail_next`, `fail_status`, `delay_ms`, `bad_answers_next`; `reset: true` zeroes
+        everything first."""
         body = await request.json()
         if body.get("reset"):
             for key, value in asdict(ScriptState()).items():
                 setattr(state, key, value)
-        for key in ("fail_next", "fail_status", "delay_ms"):
+        for key in ("fail_next", "fail_status", "delay_ms", "bad_answers_next"):
             if key in body:
                 setattr(state, key, int(body[key]))
         return asdict(state)

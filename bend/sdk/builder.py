@@ -81,7 +81,8 @@ class Workflow:
 
     def __init__(self, name: str, *, description: str = "",
                  input_schema: Mapping[str, Any] | None = None, input_type: Any = Any,
-                 timeout: str | None = None, defaults: Any = None, llm: Any = None) -> None:
+                 timeout: str | None = None, defaults: Any = None, llm: Any = None,
+                 budget: Any = None) -> None:
         self.name = name
         self.site = _Site(*caller())
         self._head: dict[str, Any] = {"name": name}
@@ -95,6 +96,8 @@ class Workflow:
             self._head["defaults"] = {k: _model(v) for k, v in _model(defaults).items()}
         if llm is not None:
             self._head["llm"] = _model(llm)
+        if budget is not None:
+            self._head["budget"] = _model(budget)
         self._input_type = input_type
         self._steps: list[Step[Any]] = []
         self._output: str | None = None
@@ -142,13 +145,19 @@ class Workflow:
 
     def agent(self, id: str, *, model: str, prompt: Any, system_prompt: Any = None,
               tools: Sequence[Any] = (), max_iterations: int | None = None,
-              temperature: float | None = None, llm: Any = None, **common: Any) -> Step[Any]:
+              temperature: float | None = None, llm: Any = None,
+              output_schema: Mapping[str, Any] | None = None, fallbacks: Sequence[Any] = (),
+              budget: Any = None, **common: Any) -> Step[Any]:
         """A model with `tools` (component refs or Components) in a loop, prompted with
-        templates."""
+        templates; `output_schema` asks for a JSON answer, `fallbacks` (model names or
+        ModelFallback) answer when the model fails, `budget` caps its tokens and cost."""
         return self._add(id, "agent", common, model=model, system_prompt=template(system_prompt),
                          prompt=template(prompt), tools=[_ref(t) for t in tools] or None,
                          max_iterations=max_iterations, temperature=temperature,
-                         llm=_model(llm))
+                         llm=_model(llm),
+                         output_schema=None if output_schema is None else dict(output_schema),
+                         fallbacks=[_model(f) for f in fallbacks] or None,
+                         budget=_model(budget))
 
     def condition(self, id: str, *, if_: Any = None, then: Iterable[Step[Any] | str] = (),
                   else_: Iterable[Step[Any] | str] = (), switch: Any = None,

@@ -60,6 +60,12 @@ def _llm_call(payload: dict[str, Any]) -> dict[str, Any]:
     request = payload.get("request") or {}
     response = payload.get("response") or {}
     message = response.get("message") if isinstance(response, dict) else None
+    if message is None and isinstance(response, dict) and isinstance(response.get("content"),
+                                                                      list):
+        blocks = [b for b in response["content"] if isinstance(b, dict)]  # Messages API
+        text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
+        message = {"content": text or None,
+                   "tool_calls": [b for b in blocks if b.get("type") == "tool_use"]}
     if message is None and isinstance(response, dict):
         choices = response.get("choices") or []
         message = (choices[0] or {}).get("message") if choices else None

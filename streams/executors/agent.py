@@ -1,5 +1,10 @@
 """The agent executor: a chat-completions loop that runs the model's tool calls via components.
 
+The model is the step's, else its fallbacks in turn (streams/executors/fallbacks.py), at an
+OpenAI-compatible or Anthropic endpoint; with an `output_schema` the final answer must be JSON
+matching it, with one repair turn (streams/executors/structured.py); budgets stop the loop
+before or after a call that goes past them (streams/executors/metering.py).
+
 A call of a gated tool (the task's `gated`) is not run: the attempt pauses, reporting
 AwaitToolApproval with a checkpoint of the loop (bend.core.gates). Once a person decides, the
 attempt comes back with `resume` (the checkpoint and the decision) and goes on from there: the
@@ -11,23 +16,25 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bend.components import Component, ComponentError
-from bend.core.commands import AwaitToolApproval
+from bend.core.commands import AwaitToolApproval, RecordLlmCall
 from bend.core.events import StepScheduled
 from bend.core.gates import rejection_text
 from streams.executors.context import ExecutionContext
 from streams.executors.errors import (
-    InvalidStepInput, MaxIterationsExceeded, StepError, ToolFailed,
+    InvalidStepInput, MaxIterationsExceeded, OutputSchemaMismatch, StepError, ToolFailed,
 )
+from streams.executors.fallbacks import Candidate, answer
 from streams.executors.inputs import parse_input
-from streams.executors.llm import LlmEndpoint, chat
 from streams.executors.mcp import McpTools
+from streams.executors.metering import Meter
 from streams.executors.outcome import Recorder, StepOutcome, command_envelope
+from streams.executors.structured import ask_for, read_answer, repair_turn
 from streams.executors.tool import component_context, invoke_component
 
 __all__ = ["AgentInput", "LlmConfig", "Resume", "execute", "openai_tools", "parse"]
@@ -36,13 +43,24 @@ log = structlog.get_logger(__name__)
 
 
 class LlmConfig(BaseModel):
-    """Where the model is: an OpenAI-compatible base URL and the NAME of the key's secret."""
+    """Where the model is: a base URL, the NAME of the key's secret, the API it speaks."""
 
     model_config = ConfigDict(extra="ignore")
 
     base_url: str = Field(pattern=r"^https?://")
     api_key_secret: str | None = None
     timeout_s: float | None = Field(default=None, gt=0)
+    provider: Literal["openai", "anthropic"] | None = None  # None: by settings, else openai
+    structured_output: Literal["response_format", "instructions"] | None = None
+
+
+class FallbackConfig(BaseModel):
+    """A model tried when those before it fail with a retryable error (its endpoint rendered)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    llm: LlmConfig | None = None  # None: the step's endpoint
 
 
 class Resume(BaseModel):
@@ -55,6 +73,15 @@ class Resume(BaseModel):
     approved: bool
     decided_by: str = ""
     comment: str = ""
+
+
+def _fallbacks(value: Any) -> Any:
+    """None as none, and a bare model name as that model on the step's endpoint."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [{"model": f} if isinstance(f, str) else f for f in value]
+    return value
 
 
 class AgentInput(BaseModel):
@@ -72,6 +99,11 @@ class AgentInput(BaseModel):
     gated: dict[str, Any] = Field(default_factory=dict)  # tool ref -> who may approve a call
     resume: Resume | None = None  # a paused attempt's checkpoint and decision
     mcp_servers: list[dict[str, Any]] | None = None  # read by streams/executors/mcp.py
+    output_schema: dict[str, Any] | None = None  # the final answer: JSON matching it
+    fallbacks: Annotated[list[FallbackConfig], BeforeValidator(_fallbacks)] = Field(
+        default_factory=list)
+    budget: dict[str, Any] | None = None  # this step's {max_tokens, max_cost_usd}
+    run_budget: dict[str, Any] | None = None  # the run's, with what it had used (the core's)
 
 
 def parse(value: Any) -> AgentInput:
@@ -165,12 +197,15 @@ class _Loop:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     tool_calls: int = 0
+    cost_usd: float = 0.0
+    repaired: bool = False  # the one repair turn of a structured answer was used
 
     def checkpoint(self, recorder: Recorder) -> dict[str, Any]:
         """The loop as JSON, with the call index the resumed attempt records from."""
         return {"messages": self.messages, "pending": self.pending,
                 "iteration": self.iteration, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "tool_calls": self.tool_calls,
+                "cost_usd": self.cost_usd, "repaired": self.repaired,
                 "next_call_index": recorder.next_index}
 
     @classmethod
@@ -181,7 +216,9 @@ class _Loop:
                    int(checkpoint.get("iteration") or 0),
                    int(checkpoint.get("prompt_tokens") or 0),
                    int(checkpoint.get("completion_tokens") or 0),
-                   int(checkpoint.get("tool_calls") or 0))
+                   int(checkpoint.get("tool_calls") or 0),
+                   float(checkpoint.get("cost_usd") or 0.0),
+                   bool(checkpoint.get("repaired")))
 
 
 def _gate(call: dict[str, Any], spec: AgentInput, listed: dict[str, str], loop: _Loop,
@@ -217,17 +254,45 @@ def _start(spec: AgentInput) -> _Loop:
     return _Loop(messages)
 
 
+def _candidates(spec: AgentInput) -> list[Candidate]:
+    """The step's model at its endpoint, then each fallback at its own (or the step's)."""
+    assert spec.llm is not None  # parse() refuses a step without one
+    tried = [(spec.model, spec.llm), *((f.model, f.llm or spec.llm) for f in spec.fallbacks)]
+    return [Candidate(model, llm.model_dump(exclude_none=True)) for model, llm in tried]
+
+
+def _adapt(spec: AgentInput) -> Any:
+    """How a request asks a candidate's provider for the step's output_schema (None: as is)."""
+    schema = spec.output_schema
+    if schema is None:
+        return None
+    return lambda request, endpoint: ask_for(request, schema, endpoint.native_schema)
+
+
+def _final(spec: AgentInput, loop: _Loop, content: str | None) -> tuple[bool, Any]:
+    """(done, answer): the answer, or not done when a structured answer gets its repair turn."""
+    if spec.output_schema is None:
+        return True, content or ""
+    value, problem = read_answer(content, spec.output_schema)
+    if problem is None:
+        return True, value
+    if loop.repaired:
+        raise OutputSchemaMismatch(problem)
+    loop.repaired = True
+    log.info("agent_output_repair", problem=problem)
+    loop.messages.append(repair_turn(problem))
+    return False, None
+
+
 async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder,
                 mcp: McpTools) -> Any:
     spec = parse(task.input)
-    assert spec.llm is not None  # parse() refuses a step without one
     tools = _tools(spec, ctx)
     listed = {comp.name: ref for ref, comp in zip(spec.tools, tools.values(), strict=True)}
-    secret = spec.llm.api_key_secret
-    api_key = (await ctx.secrets.secret(secret, task.project)).for_url(spec.llm.base_url) \
-        if secret else None
-    endpoint = LlmEndpoint(spec.llm.base_url, api_key, spec.llm.timeout_s or ctx.llm_timeout_s)
+    candidates = _candidates(spec)
     loop = _start(spec)
+    meter = Meter.of(spec.budget, spec.run_budget)
+    meter.tokens, meter.cost_usd = loop.prompt_tokens + loop.completion_tokens, loop.cost_usd
     described = openai_tools(list(tools.values())) + mcp.described(tools)
     while True:
         while loop.pending:  # the calls of the last turn not run yet (a resumed attempt's)
@@ -241,16 +306,21 @@ async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder,
                                   "content": content})
         if loop.iteration >= spec.max_iterations:
             raise MaxIterationsExceeded(spec.max_iterations)
+        meter.before_call()
         loop.iteration += 1
         request: dict[str, Any] = {"model": spec.model, "messages": list(loop.messages)}
         if described:
             request["tools"] = described
         if spec.temperature is not None:
             request["temperature"] = spec.temperature
-        response = await chat(ctx, endpoint, request, recorder)
-        usage = response.get("usage") or {}
-        loop.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        loop.completion_tokens += int(usage.get("completion_tokens") or 0)
+        response, endpoint, position = await answer(ctx, task.project, candidates, request,
+                                                    recorder, _adapt(spec))
+        record = recorder.records[-1]
+        assert isinstance(record, RecordLlmCall)  # answer() recorded the call
+        loop.prompt_tokens += record.prompt_tokens
+        loop.completion_tokens += record.completion_tokens
+        loop.cost_usd += record.cost_usd
+        meter.after_call(record.prompt_tokens + record.completion_tokens, record.cost_usd)
         message = response["choices"][0]["message"]
         calls = message.get("tool_calls") or []
         assistant: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
@@ -258,11 +328,16 @@ async def _loop(task: StepScheduled, ctx: ExecutionContext, recorder: Recorder,
             assistant["tool_calls"] = calls
         loop.messages.append(assistant)
         if not calls:
+            done, final = _final(spec, loop, message.get("content"))
+            if not done:
+                continue
             return {
-                "answer": message.get("content") or "", "model": spec.model,
+                "answer": final, "model": candidates[position].model,
+                "provider": endpoint.provider, "fallback": position,
                 "iterations": loop.iteration, "tool_calls": loop.tool_calls,
                 "usage": {"prompt_tokens": loop.prompt_tokens,
-                          "completion_tokens": loop.completion_tokens},
+                          "completion_tokens": loop.completion_tokens,
+                          "cost_usd": round(loop.cost_usd, 8)},
             }
         loop.pending = list(calls)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -10,7 +10,7 @@ import httpx
 
 from bend.components import Registry, default_registry
 from bend.mcp.registry import McpAccess
-from bend.settings import Settings
+from bend.settings import DEFAULT_LLM_PRICES, LlmPrice, LlmSettings, Settings
 from streams.executors.egress import EgressPolicy, GuardedTransport
 from streams.executors.circuits import CircuitBreakers
 from streams.executors.secrets import DictSecrets, SecretResolver, StoreSecrets
@@ -37,6 +37,8 @@ class ExecutionContext:
     llm_call_attempts: int = 3  # tries of one chat call inside an attempt (5xx/429/timeouts)
     llm_retry_wait_s: float = 0.2  # first back-off between those tries, doubling
     mcp: McpAccess = field(default_factory=McpAccess)  # MCP servers agents take tools from
+    llm: LlmSettings = field(default_factory=LlmSettings)  # providers by model
+    prices: Mapping[str, LlmPrice] = field(default_factory=lambda: dict(DEFAULT_LLM_PRICES))
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, worker_id: str = "",
@@ -66,6 +68,8 @@ class ExecutionContext:
             circuits=circuits or CircuitBreakers(),
             worker_id=worker_id,
             mcp=McpAccess.of(settings, policy) if settings is not None else McpAccess(),
+            llm=settings.llm if settings is not None else LlmSettings(),
+            prices=settings.ops.prices() if settings is not None else dict(DEFAULT_LLM_PRICES),
         )
 
     async def aclose(self) -> None:

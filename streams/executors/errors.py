@@ -8,10 +8,10 @@ from datetime import datetime
 from bend.core.errors import BendError
 
 __all__ = [
-    "CircuitOpen", "InvalidStepInput", "LlmBadResponse", "LlmRejected", "LlmUnavailable",
-    "MaxIterationsExceeded", "PermanentStepError", "RetryableStepError", "SecretNotFound",
-    "StepError", "StepTimeout", "TargetFailed", "TargetRejected", "ToolFailed",
-    "UnknownNodeType",
+    "BudgetExceeded", "CircuitOpen", "InvalidStepInput", "LlmBadResponse", "LlmRejected",
+    "LlmUnavailable", "MaxIterationsExceeded", "OutputSchemaMismatch", "PermanentStepError",
+    "RetryableStepError", "SecretNotFound", "StepError", "StepTimeout", "TargetFailed",
+    "TargetRejected", "ToolFailed", "UnknownNodeType",
 ]
 
 
@@ -118,6 +118,26 @@ class MaxIterationsExceeded(PermanentStepError):
             "answer; raise max_iterations or make the prompt ask for an answer sooner"
         )
         self.max_iterations = max_iterations
+
+
+class OutputSchemaMismatch(PermanentStepError):
+    """An agent's final answer did not match its output_schema, even after one repair turn."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            f"the agent's answer does not match the step's output_schema after one repair "
+            f"turn: {problem}; make the prompt describe the fields, loosen the schema or use a "
+            "model that supports structured output"
+        )
+        self.problem = problem
+
+
+class BudgetExceeded(PermanentStepError):
+    """An agent step's or a run's LLM budget is spent (tokens or cost)."""
+
+    def __init__(self, spent: str, what: str) -> None:
+        super().__init__(f"{spent}; {what}")
+        self.spent = spent
 
 
 class ToolFailed(StepError):

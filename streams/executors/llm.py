@@ -1,4 +1,9 @@
-"""One OpenAI-compatible chat-completions call: breaker, bounded retries, and its record."""
+"""One model call: breaker, bounded retries, and its record.
+
+The endpoint speaks OpenAI chat completions or Anthropic's Messages API (streams/executors/
+anthropic.py translates both ways); the loop always sees a chat completion, the record keeps the
+request and response as sent and received, with the provider, endpoint and price of the call.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from bend.ops.metrics import llm_cost
 from bend.tracing import call_span, http_attributes, inject_http, note_http_status, note_llm_usage
+from streams.executors.anthropic import completion_of, messages_request
 from streams.executors.circuits import target_of
 from streams.executors.context import ExecutionContext
 from streams.executors.errors import (
@@ -32,14 +39,25 @@ class LlmEndpoint:
     base_url: str
     api_key: str | None = None
     timeout_s: float = 60.0
+    provider: str = "openai"  # openai | anthropic
+    native_schema: bool = True  # an output_schema goes in `response_format` (else: instructions)
 
     @property
     def url(self) -> str:
-        """The chat-completions URL."""
-        return self.base_url.rstrip("/") + "/chat/completions"
+        """The chat-completions (or Messages API) URL."""
+        path = "/messages" if self.provider == "anthropic" else "/chat/completions"
+        return self.base_url.rstrip("/") + path
+
+    def headers(self, anthropic_version: str) -> dict[str, str]:
+        """The request's authentication (and API version) headers."""
+        if self.provider == "anthropic":
+            return {"anthropic-version": anthropic_version,
+                    **({"x-api-key": self.api_key} if self.api_key else {})}
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def __repr__(self) -> str:
-        return f"LlmEndpoint({self.base_url!r}, api_key={'***' if self.api_key else None})"
+        return (f"LlmEndpoint({self.base_url!r}, {self.provider}, "
+                f"api_key={'***' if self.api_key else None})")
 
 
 def _check(body: Any) -> dict[str, Any]:
@@ -56,7 +74,7 @@ def _check(body: Any) -> dict[str, Any]:
 
 async def _post(ctx: ExecutionContext, endpoint: LlmEndpoint,
                 request: dict[str, Any]) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+    headers = endpoint.headers(ctx.llm.anthropic_version)
     try:
         # With a key, never follow a redirect: the key goes to the host it allows, nowhere else.
         response = await ctx.http.post(endpoint.url, json=request, headers=inject_http(headers),
@@ -78,7 +96,12 @@ async def _post(ctx: ExecutionContext, endpoint: LlmEndpoint,
                           f"{status}: {response.text[:300]}; check the model name, the "
                           "api_key secret and the request")
     try:
-        return _check(response.json())
+        body = response.json()
+        if endpoint.provider == "anthropic":
+            completion_of(body)  # raises LlmBadResponse if it is no Messages API response
+            answer: dict[str, Any] = body
+            return answer
+        return _check(body)
     except ValueError as exc:
         raise LlmBadResponse(f"the model at {endpoint.base_url} answered non-JSON: "
                              f"{response.text[:200]}") from exc
@@ -90,10 +113,14 @@ def _retryable(exc: BaseException) -> bool:
 
 
 async def chat(ctx: ExecutionContext, endpoint: LlmEndpoint, request: dict[str, Any],
-               recorder: Recorder) -> dict[str, Any]:
-    """POST `request`, retrying 5xx/429/timeouts a few times; record and return the response."""
+               recorder: Recorder, fallback: int = 0) -> dict[str, Any]:
+    """POST `request` (a chat-completions request, translated for the endpoint's provider),
+    retrying 5xx/429/timeouts a few times; record the call, return it as a chat completion."""
     target = target_of(endpoint.base_url)
     model = str(request.get("model") or "")
+    sent = request
+    if endpoint.provider == "anthropic":
+        sent = messages_request(request, ctx.llm.anthropic_max_tokens)
     attributes = {**http_attributes("POST", endpoint.url), "gen_ai.operation.name": "chat",
                   "gen_ai.request.model": model}
     retrying = AsyncRetrying(
@@ -107,16 +134,23 @@ async def chat(ctx: ExecutionContext, endpoint: LlmEndpoint, request: dict[str, 
             started = time.perf_counter()
             with call_span(f"chat {model}", attributes):  # one span per try
                 async with ctx.circuits.guard(target, ctx.clock):
-                    response = await _post(ctx, endpoint, request)
+                    received = await _post(ctx, endpoint, sent)
+                response = (completion_of(received) if endpoint.provider == "anthropic"
+                            else received)
                 note_llm_usage(response)
             latency_ms = int((time.perf_counter() - started) * 1000)
     usage = response.get("usage") or {}
+    prompt_tokens = int(usage.get("prompt_tokens") or 0)
+    completion_tokens = int(usage.get("completion_tokens") or 0)
+    model = model or str(response.get("model") or "")
     record = recorder.llm_call(
-        model=str(request.get("model") or response.get("model") or ""), request=request,
-        response=response, prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0), latency_ms=latency_ms,
+        model=model, request=sent, response=received, prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens, latency_ms=latency_ms, provider=endpoint.provider,
+        endpoint=endpoint.base_url, fallback=fallback,
+        cost_usd=llm_cost(model, prompt_tokens, completion_tokens, ctx.prices),
     )
     log.info("llm_call", call_index=record.call_index, model=record.model,
+             provider=endpoint.provider, fallback=fallback,
              prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens,
              latency_ms=latency_ms,
              finish_reason=(response["choices"][0].get("finish_reason")))

@@ -73,13 +73,15 @@ class Recorder:
         return command_envelope(self.task, f"call:{self.next_index}", self.clock())
 
     def llm_call(self, *, model: str, request: Any, response: Any, prompt_tokens: int,
-                 completion_tokens: int, latency_ms: int) -> RecordLlmCall:
-        """Record one chat-completions call."""
+                 completion_tokens: int, latency_ms: int, provider: str = "",
+                 endpoint: str = "", fallback: int = 0, cost_usd: float = 0.0) -> RecordLlmCall:
+        """Record one model call (`fallback` > 0: the step's n-th fallback answered)."""
         record = RecordLlmCall(
             **self._envelope(), step_id=self.task.step_id, attempt=self.task.attempt,
             call_index=self.next_index, model=model, request=request, response=response,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            latency_ms=latency_ms,
+            latency_ms=latency_ms, provider=provider, endpoint=endpoint, fallback=fallback,
+            cost_usd=cost_usd,
         )
         self.records.append(record)
         return record

@@ -243,6 +243,45 @@ steps:
     assert r.exit_code == 2 and "line" in r.stderr, r.output
 
 
+def test_an_agent_with_a_bad_output_schema_or_a_budget_below_one_call_is_refused(
+        served: ServedApi, tmp_path: Path) -> None:
+    bad = write(tmp_path, "agent.yaml", """
+name: bad_agent
+llm: {base_url: "http://127.0.0.1:8700/v1"}
+steps:
+  - id: a
+    type: agent
+    model: gpt-4o
+    prompt: "Summarise the five pages you read about ${input.topic}"
+    output_schema: {type: objekt}
+    budget: {max_tokens: 3}
+""")
+    r = bend(served, "workflows", "apply", bad)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.splitlines() == [
+        "error: the workflow definition has 1 problem; fix it and submit it again",
+        "  - steps[0].output_schema: not a valid JSON Schema: 'objekt' is not valid under any "
+        "of the given schemas"]
+    fixed = write(tmp_path, "agent2.yaml", bad_text(bad).replace("{type: objekt}", "{}"))
+    r = bend(served, "workflows", "apply", fixed)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.splitlines()[1] == (
+        "  - steps[0].budget.max_tokens: 3 tokens is less than one call of step a uses: its "
+        "prompt alone is at least 7 tokens; raise it")
+    priced = write(tmp_path, "agent3.yaml", bad_text(fixed).replace(
+        "{max_tokens: 3}", "{max_cost_usd: 0.000001}"))
+    r = bend(served, "workflows", "apply", priced)
+    assert r.exit_code == 2, r.output
+    line = r.stderr.splitlines()[1]  # 7 prompt tokens at $2.50/M and 1 at $10/M: $0.0000275
+    assert line.startswith("  - steps[0].budget.max_cost_usd: $1e-06 is less than one call of "
+                           "step a costs: at least $0.00002"), line
+    assert line.endswith(" for 8 tokens of gpt-4o; raise it"), line
+
+
+def bad_text(path: str) -> str:
+    return Path(path).read_text()
+
+
 def test_errors_say_what_went_wrong_with_their_exit_codes(served: ServedApi,
                                                           tmp_path: Path) -> None:
     greeter = write(tmp_path, "g.json", json.dumps(GREETER))

@@ -86,7 +86,10 @@ async def test_records_hold_every_model_and_tool_call_in_order_with_tokens(llm, 
     assert all(r.prompt_tokens > 0 and r.completion_tokens > 0 for r in llm_calls)
     assert out.output["usage"] == {
         "prompt_tokens": sum(r.prompt_tokens for r in llm_calls),
-        "completion_tokens": sum(r.completion_tokens for r in llm_calls)}
+        "completion_tokens": sum(r.completion_tokens for r in llm_calls),
+        "cost_usd": 0.0}  # the scripted model has no price
+    assert {(r.provider, r.endpoint, r.fallback) for r in llm_calls} == {
+        ("openai", llm.base_url, 0)}
     first = llm_calls[0]
     assert first.model == "scripted" and first.request["temperature"] == 0
     assert [m["role"] for m in first.request["messages"]] == ["system", "user"]

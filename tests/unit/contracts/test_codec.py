@@ -50,7 +50,7 @@ def _values(hint: Any, name: str) -> st.SearchStrategy[Any]:
         bits = 31 if name in _INT32 else 63
         return st.integers(-(2**bits), 2**bits - 1)
     return {str: st.text(max_size=20), bool: st.booleans(), bytes: st.binary(max_size=20),
-            datetime: _datetimes}[hint]
+            datetime: _datetimes, float: st.floats(allow_nan=False, allow_infinity=False)}[hint]
 
 
 def records(cls: type) -> st.SearchStrategy[Any]:

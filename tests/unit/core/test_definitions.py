@@ -249,3 +249,31 @@ def test_parse_definition_takes_json_data_and_refuses_the_wrong_kind() -> None:
         parse_definition(None)
     assert isinstance(parse_definition(definition_json(load_definition(EXAMPLE.read_text()))),
                       WorkflowDefinition)
+
+
+def test_an_agent_output_schema_that_is_not_a_json_schema_is_refused_with_the_reason() -> None:
+    text = ("name: t\nsteps:\n  - id: a\n    type: agent\n    model: m\n    prompt: hi\n"
+            "    llm: {base_url: 'http://127.0.0.1:1/v1'}\n"
+            "    output_schema: {type: object, required: yes}\n")
+    with pytest.raises(InvalidDefinition) as caught:
+        load_definition(text)
+    [problem] = caught.value.problems
+    assert problem.location == "steps[0].output_schema"
+    assert problem.message.startswith("not a valid JSON Schema: True is not of type 'array'")
+
+
+def test_an_agent_step_takes_an_output_schema_fallbacks_and_a_budget() -> None:
+    text = ("name: t\nsteps:\n  - id: a\n    type: agent\n    model: m\n    prompt: hi\n"
+            "    llm: {base_url: 'http://127.0.0.1:1/v1'}\n"
+            "    output_schema: {type: object, required: [title]}\n"
+            "    fallbacks: [m2, {model: claude-x, llm: {base_url: 'http://h/v1', "
+            "provider: anthropic}}]\n"
+            "    budget: {max_tokens: 5000, max_cost_usd: 0.5}\n")
+    step = load_definition(text).steps[0]
+    spec = step.task_input({}, None)
+    assert spec["output_schema"] == {"type": "object", "required": ["title"]}
+    assert spec["fallbacks"] == [
+        {"model": "m2"},
+        {"model": "claude-x", "llm": {"base_url": "http://h/v1", "api_key_secret": None,
+                                      "timeout_s": None, "provider": "anthropic"}}]
+    assert spec["budget"] == {"max_tokens": 5000, "max_cost_usd": 0.5}

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bend.core.definitions import AgentStep, HttpStep, LlmEndpoint, ToolStep
+from bend.core.nodes import Budget, ModelFallback
 from streams.executors import agent, http, tool
 
 STEP_ONLY = {"id", "after", "retry", "timeout"}  # the orchestrator keeps these
@@ -30,6 +31,21 @@ def test_an_agent_step_of_the_core_parses_with_every_field() -> None:
     assert spec.llm is not None
     assert (spec.llm.base_url, spec.llm.api_key_secret, spec.llm.timeout_s) == (
         "http://127.0.0.1:1/v1", "k", 9)
+
+
+def test_an_agent_steps_structured_output_fallbacks_and_budget_parse() -> None:
+    endpoint = LlmEndpoint(base_url="http://127.0.0.1:2/v1", provider="anthropic")
+    step = AgentStep(id="a", type="agent", model="m", prompt="p",
+                     llm=LlmEndpoint(base_url="http://127.0.0.1:1/v1"),
+                     output_schema={"type": "object"},
+                     fallbacks=("m2", ModelFallback(model="claude-x", llm=endpoint)),
+                     budget=Budget(max_tokens=500))
+    for value in (evaluated(step), step.task_input({}, None)):
+        spec = agent.parse(value)
+        assert spec.output_schema == {"type": "object"}
+        assert [f.model for f in spec.fallbacks] == ["m2", "claude-x"]
+        assert spec.fallbacks[1].llm is not None and spec.fallbacks[1].llm.provider == "anthropic"
+        assert spec.budget is not None and spec.budget["max_tokens"] == 500
 
 
 def test_a_tool_step_of_the_core_parses_with_every_field() -> None:

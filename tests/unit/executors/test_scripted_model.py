@@ -67,3 +67,44 @@ def test_an_empty_search_leads_to_an_answer_saying_so() -> None:
 def test_the_same_request_gets_the_same_reply() -> None:
     request = {"model": "m", "messages": [USER], "tools": TOOLS}
     assert scripted_reply(request) == scripted_reply(json.loads(json.dumps(request)))
+
+
+SCHEMA = {"type": "object", "required": ["summary", "sources"],
+          "properties": {"summary": {"type": "string"}, "sources": {"type": "integer"}}}
+
+
+def test_asked_for_a_schema_it_answers_json_matching_it_or_a_bad_one_when_told() -> None:
+    from jsonschema import validate
+
+    from streams.executors.structured import ask_for, read_answer
+
+    for native in (True, False):
+        request = ask_for({"model": "m", "messages": [USER]}, SCHEMA, native)
+        good = scripted_reply(request)["choices"][0]["message"]["content"]
+        validate(json.loads(good), SCHEMA)
+        assert json.loads(good)["summary"].startswith("Research summary on durable timers")
+        bad = scripted_reply(request, bad_structured=True)["choices"][0]["message"]["content"]
+        assert read_answer(bad, SCHEMA)[1] == "(value): 'summary' is a required property"
+
+
+def test_through_the_messages_api_it_answers_as_through_chat_completions() -> None:
+    from bend.devstack.messages_api import chat_request, messages_reply
+    from streams.executors.anthropic import completion_of, messages_request
+
+    messages = [USER]
+    for _ in range(3):  # search, fetch, answer
+        request = {"model": "m", "messages": messages, "tools": TOOLS}
+        direct = scripted_reply(request)
+        native = messages_reply(scripted_reply(chat_request(messages_request(request, 100))))
+        via = completion_of(native)
+        assert via["choices"][0]["message"].get("tool_calls") == \
+            direct["choices"][0]["message"].get("tool_calls")
+        assert via["choices"][0]["message"]["content"] == direct["choices"][0]["message"]["content"]
+        assert via["choices"][0]["finish_reason"] == direct["choices"][0]["finish_reason"]
+        assert via["usage"]["prompt_tokens"] == direct["usage"]["prompt_tokens"]
+        if direct["choices"][0]["finish_reason"] == "stop":
+            break
+        result = {"results": [{"url": "u1", "title": "T"}]} if len(messages) == 1 else \
+            {"url": "u1", "title": "T", "text": "Timers are events."}
+        messages = continued(messages, direct, result)
+    assert direct["choices"][0]["finish_reason"] == "stop"

@@ -171,3 +171,29 @@ def test_targets_name_a_module_or_a_file(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(WorkflowNotFound, match="no module 'nomodule'"):
         load_workflow("nomodule:wf")
     sys.modules.pop("myflows", None)
+
+
+def test_the_research_brief_example_compiles_from_python_as_its_yaml_does() -> None:
+    from bend.core.nodes import Budget, LlmEndpoint, ModelFallback
+
+    from_yaml = parse_definition(yaml.safe_load((EXAMPLES / "research_brief.yaml").read_text()))
+    step = from_yaml.step("research")
+    wf = Workflow("research_brief", description=from_yaml.description,
+                  input_schema=from_yaml.input_schema, llm=from_yaml.llm,
+                  budget=Budget(max_cost_usd=0.5))
+    wf.agent(
+        "research", model="bend-scripted-researcher", system_prompt=step.system_prompt,
+        prompt="Research the topic: ${input.topic}", tools=["web_search@1", "fetch_page@1"],
+        max_iterations=6, timeout="3m", output_schema=step.output_schema,
+        fallbacks=[ModelFallback(model="claude-3-5-haiku-latest", llm=LlmEndpoint(
+            base_url="https://api.anthropic.com/v1", api_key_secret="anthropic_api_key",
+            provider="anthropic"))],
+        budget={"max_tokens": 20000})
+    wf.transform("brief", mapping={
+        "topic": "input.topic", "title": "steps.research.output.answer.title",
+        "summary": "steps.research.output.answer.summary",
+        "answered_by": "steps.research.output.model"})
+    wf.output("steps.brief.output")
+    built = wf.build()
+    assert built == from_yaml
+    assert definition_hash(built) == definition_hash(from_yaml)
