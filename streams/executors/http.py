@@ -7,7 +7,6 @@ redirect with it. The task (and so the run log) keeps the reference, never the v
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -16,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bend.core.events import StepScheduled
 from bend.core.expressions import as_text
+from bend.core.secret_refs import SECRET_REFERENCE
 from bend.tracing import call_span, http_attributes, inject_http, note_http_status
 from streams.executors.circuits import target_of
 from streams.executors.context import ExecutionContext
@@ -32,7 +32,6 @@ log = structlog.get_logger(__name__)
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _DEFAULT_TIMEOUT_S = 30.0
 _SNIPPET = 300
-SECRET_REFERENCE = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_.-]{0,127})\s*\}\}")
 
 
 # Header and query values come from templates: non-strings are sent as templates render them.
