@@ -16,6 +16,7 @@ import asyncpg
 from fastapi import Depends, Request
 
 from bend.security.apikeys import looks_like_key
+from bend.security.adminlog import AdminLog
 from bend.security.denials import DenialLog
 from bend.security.errors import MissingCredentials, SecurityError
 from bend.security.keyfiles import SecurityKeys, load_keys
@@ -42,6 +43,7 @@ class Security:
     webhook_guard: ReplayGuard
     denials: DenialLog
     settings: SecuritySettings
+    admin_log: AdminLog
 
 
 async def build_security(
@@ -62,6 +64,7 @@ async def build_security(
         webhook_guard=PostgresReplayGuard(pool),
         denials=DenialLog(pool),
         settings=sec,
+        admin_log=AdminLog(pool),
     )
 
 
