@@ -13,10 +13,12 @@ __all__ = ["install_ui"]
 def install_ui(app: FastAPI) -> None:
     """Mount the UI's pages and static files on the API app (the catch-all 404 goes last)."""
     from bend.web.routes import (
-        approvals, auth, components, dead_letters, fallback, run, runs, workflows,
+        access, approvals, auth, components, dead_letters, fallback, run, runs, secrets, system,
+        workflows,
     )
 
     app.mount("/ui/static", StaticFiles(directory=Path(__file__).parent / "static"),
               name="ui-static")
-    for module in (auth, workflows, runs, run, approvals, components, dead_letters, fallback):
+    for module in (auth, workflows, runs, run, approvals, components, dead_letters, secrets,
+                   access, system, fallback):
         app.include_router(module.router)
