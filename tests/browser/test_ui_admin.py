@@ -96,6 +96,14 @@ def test_a_secret_is_set_rotated_and_deleted_in_the_ui_and_its_value_is_never_sh
     assert browser.absent(row)
     assert _secret(stack, SECRET) is None
 
+    browser.open("/ui/audit")
+    done = [a for a, r in browser.read("tr.audit-row", "data-action", "data-resource")
+            if r == f"secret:{SECRET}"]
+    assert done == ["secret.delete", "secret.set", "secret.set"], done
+    assert VALUE not in browser.driver.page_source and ROTATED not in browser.driver.page_source
+    browser.open(f"/ui/secrets/{SECRET}")
+    assert "Not found" in (browser.text("h1") or "")
+
 
 def test_a_key_created_and_revoked_in_the_ui_is_in_the_audit_log(
         browser: Browser, stack: Stack) -> None:

@@ -16,6 +16,7 @@ from bend.security.roles import Role
 from bend.services import audit as audit_service
 from bend.services import keys as service
 from bend.services.audit import ACTIONS, AuditFilter
+from bend.web.errors import NotFound
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
 from bend.web.render import page
 from bend.web.session import Session
@@ -75,9 +76,7 @@ async def confirm_revoke(request: Request, session: Ui, key_id: str) -> Response
     found = [k for k in await service.list_keys(get_security(request), session.principal)
              if k.key_id == key_id]
     if not found:
-        return page(request, "error.html", {"status": 404, "title": "Not found",
-                                            "message": f"no key {key_id} in this project"},
-                    status=404)
+        raise NotFound(f"no key {key_id} in this project; see the keys page")
     return page(request, "key_revoke.html", {"key": found[0]})
 
 

@@ -12,7 +12,7 @@ from bend.security.dependencies import client_ip, get_security
 from bend.security.errors import InvalidSecretName
 from bend.security.secretstore import check_host_pattern, check_secret_name
 from bend.services import secrets as service
-from bend.web.errors import BadForm
+from bend.web.errors import BadForm, NotFound
 from bend.web.render import page
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
 from bend.web.session import Session
@@ -93,7 +93,7 @@ async def _rotate_page(request: Request, session: Session, name: str, *,
     rows = {r.info.name: r for r in await service.list_secrets(
         context(request), get_security(request), session.principal)}
     if name not in rows:
-        raise BadForm(f"no secret is named {name!r}; set it on the secrets page")
+        raise NotFound(f"no secret is named {name!r}; set it on the secrets page")
     row = rows[name]
     shown_hosts = " ".join(row.info.allowed_hosts or ())
     return page(request, "secret.html", {
