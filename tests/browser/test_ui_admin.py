@@ -136,6 +136,7 @@ def test_a_key_created_and_revoked_in_the_ui_is_in_the_audit_log(
         browser.one("#confirm-revoke").click()
         browser.wait(lambda: not browser.absent("#key-revoked"), "the revoked notice")
         assert browser.attr(row, "data-state") == "revoked"
+        browser.screenshot("keys")
         assert client.get("/api/workflows", headers={"X-Api-Key": key}).status_code == 401
 
     browser.open("/ui/audit")
