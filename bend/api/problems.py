@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bend.services.errors import (
-    ApiError, IdempotencyConflict, InvalidInput, RunFinished, UnknownRun, UnknownVersion,
-    UnknownWorkflow, WorkflowDeleted,
+    ApiError, IdempotencyConflict, InvalidInput, NotInstallationAdmin, RunFinished, UnknownRun,
+    UnknownVersion, UnknownWorkflow, WorkflowDeleted,
 )
 
 __all__ = [
@@ -16,18 +16,6 @@ __all__ = [
     "RunFinished", "UnknownRun", "UnknownVersion", "UnknownWorkflow", "UnreadableBody",
     "WorkflowDeleted",
 ]
-
-
-class NotInstallationAdmin(ApiError):
-    """Acting across projects is for admins of the installation's own project (BEND_PROJECT)."""
-
-    code = "installation_admin_required"
-    status = 403
-
-    def __init__(self, project: str, what: str) -> None:
-        super().__init__(f"only admins of the installation's own project may {what}; a key of "
-                         f"project {project!r} cannot: ask an installation admin")
-        self.project = project
 
 
 class InvalidCursor(ApiError):

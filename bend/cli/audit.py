@@ -16,7 +16,8 @@ _TIME = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"])
 
 @click.command()
 @click.option("--actor", help="Only what this actor did (key:<key_id>, trigger:<id>, …).")
-@click.option("--action", help="Only this action (run.request, access.forbidden, …).")
+@click.option("--action", help="Only this action (run.request, key.create, secret.set, "
+              "access.forbidden, …).")
 @click.option("--workflow", "workflow_id", help="Only entries of this workflow id.")
 @click.option("--since", type=_TIME, help="At or after this time (local unless it has an offset).")
 @click.option("--until", type=_TIME, help="Before this time.")
@@ -43,4 +44,5 @@ def _target(entry: dict[str, object]) -> str:
     detail = entry.get("detail") or {}
     if isinstance(detail, dict) and "path" in detail:
         return f"{detail['method']} {detail['path']} ({detail['status']}, {detail['client_ip']})"
-    return str(entry.get("run_id") or entry.get("workflow_id") or "-")
+    resource = detail.get("resource") if isinstance(detail, dict) else None
+    return str(entry.get("run_id") or entry.get("workflow_id") or resource or "-")

@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 
 from bend.mcp.store import McpServerStore
 from bend.security.apikeys import looks_like_key
+from bend.security.adminlog import AdminLog
 from bend.security.denials import DenialLog
 from bend.security.errors import MissingCredentials, SecurityError
 from bend.security.keyfiles import SecurityKeys, load_keys
@@ -44,6 +45,7 @@ class Security:
     denials: DenialLog
     settings: SecuritySettings
     mcp_servers: McpServerStore  # the projects' registered MCP servers, beside their secrets
+    admin_log: AdminLog
 
 
 async def build_security(
@@ -65,6 +67,7 @@ async def build_security(
         denials=DenialLog(pool),
         settings=sec,
         mcp_servers=McpServerStore(pool),
+        admin_log=AdminLog(pool),
     )
 
 

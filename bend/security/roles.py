@@ -40,6 +40,7 @@ class Permission(StrEnum):
     KEYS_ADMIN = "keys:admin"
     AUDIT_READ = "audit:read"
     PROJECTIONS_REBUILD = "projections:rebuild"  # rebuild the read model and switch it in
+    SYSTEM_READ = "system:read"  # workers, lag, circuits and health: the operators' page
 
 
 _A, _E, _O, _V = Role.ADMIN, Role.EDITOR, Role.OPERATOR, Role.VIEWER
@@ -64,6 +65,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.KEYS_ADMIN: frozenset({_A}),
     Permission.AUDIT_READ: frozenset({_A}),
     Permission.PROJECTIONS_REBUILD: frozenset({_A}),
+    Permission.SYSTEM_READ: frozenset({_A, _O}),
 }
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
+from bend.core.secret_refs import SECRET_REFERENCE, fill_secrets, secret_names
 from bend.security.errors import InvalidSecretName, SecretUndecryptable, UnknownSecret
 from bend.security.keystore import Clock, utcnow
 from bend.security.secretbox import SecretBox, Unsealable
@@ -17,8 +17,6 @@ __all__ = ["SECRET_REFERENCE", "SecretEntry", "SecretInfo", "SecretStore", "chec
            "check_secret_name", "fill_secrets", "host_allowed", "secret_names"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
-# How steps name a secret in a header or body value; the value is filled in where it is sent.
-SECRET_REFERENCE = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_.-]{0,127})\s*\}\}")
 _HOST = re.compile(r"(\*|(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*"
                    r"|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
@@ -72,28 +70,6 @@ def _split_host(pattern: str) -> tuple[str, int | None]:
         return pattern[1:end], int(rest[1:]) if rest else None
     name, sep, port = pattern.partition(":")
     return name, int(port) if sep else None
-
-
-def secret_names(value: Any) -> set[str]:
-    """The secret names `{{ secrets.NAME }}` in the strings of `value`."""
-    if isinstance(value, str):
-        return set(SECRET_REFERENCE.findall(value))
-    if isinstance(value, dict):
-        return {n for v in value.values() for n in secret_names(v)}
-    if isinstance(value, list):
-        return {n for v in value for n in secret_names(v)}
-    return set()
-
-
-def fill_secrets(value: Any, values: dict[str, str]) -> Any:
-    """`value` with each `{{ secrets.NAME }}` replaced by its value."""
-    if isinstance(value, str):
-        return SECRET_REFERENCE.sub(lambda m: values[m.group(1)], value)
-    if isinstance(value, dict):
-        return {k: fill_secrets(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [fill_secrets(v, values) for v in value]
-    return value
 
 
 def check_secret_name(name: str) -> str:

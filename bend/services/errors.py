@@ -9,7 +9,8 @@ from bend.core.errors import BendError
 
 __all__ = [
     "ApiError", "ApprovalNotWaiting", "ApprovalTimedOut", "IdempotencyConflict", "InvalidAnswer",
-    "InvalidSignal", "NotAnApprover", "RunNotOpen", "InvalidInput", "RunFinished", "UnknownRun",
+    "InvalidSignal", "NotAnApprover", "NotInstallationAdmin", "RunNotOpen", "InvalidInput",
+    "RunFinished", "UnknownRun",
     "UnknownVersion", "UnknownWorkflow", "UnstorableInput", "WorkflowDeleted",
 ]
 
@@ -184,3 +185,15 @@ class InvalidSignal(ApiError):
         super().__init__(f"run {run_id} refuses signal {name!r}: {problem}")
         self.run_id = run_id
         self.name = name
+
+
+class NotInstallationAdmin(ApiError):
+    """Acting across projects is for admins of the installation's own project (BEND_PROJECT)."""
+
+    code = "installation_admin_required"
+    status = 403
+
+    def __init__(self, project: str, what: str) -> None:
+        super().__init__(f"only admins of the installation's own project may {what}; a key of "
+                         f"project {project!r} cannot: ask an installation admin")
+        self.project = project

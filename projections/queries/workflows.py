@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["get_version", "get_workflow", "list_workflows", "versions"]
+__all__ = ["get_version", "get_workflow", "latest_definitions", "list_workflows", "versions"]
 
 _COLUMNS = """workflow_id, name, description, status, latest_version, tenant, project,
               created_at, updated_at, deleted_at"""
@@ -65,3 +65,15 @@ async def list_workflows(db: asyncpg.Pool | asyncpg.Connection, project: str, *,
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def latest_definitions(db: asyncpg.Pool | asyncpg.Connection, project: str
+                             ) -> list[dict[str, Any]]:
+    """Each live workflow of `project` with its latest version's definition, by name."""
+    rows = await db.fetch(
+        "SELECT w.workflow_id, w.name, w.latest_version, v.definition FROM workflows w "
+        "JOIN workflow_versions v ON v.workflow_id = w.workflow_id "
+        "AND v.version = w.latest_version "
+        "WHERE w.project = $1 AND w.status <> 'deleted' ORDER BY w.name, w.workflow_id",
+        project)
+    return [dict(r) for r in rows]

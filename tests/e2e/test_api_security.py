@@ -205,6 +205,27 @@ async def test_keys_are_shown_once_and_secret_values_never(api: RunningApi) -> N
     assert (gone.status_code, gone.json()["error"]) == (404, "unknown_secret")
 
 
+async def test_key_and_secret_changes_through_the_api_are_in_the_audit_log(
+        api: RunningApi) -> None:
+    created = (await api.client.post("/api/keys", json={"role": "operator"})).json()
+    value = f"v-{secrets.token_hex(16)}"
+    name = f"AUDITED_{secrets.token_hex(3)}"
+    assert (await api.client.put(f"/api/secrets/{name}", json={"value": value})).status_code \
+        == 201
+    assert (await api.client.delete(f"/api/secrets/{name}")).status_code == 204
+    assert (await api.client.delete(f"/api/keys/{created['key_id']}")).status_code == 200
+    r = await api.client.get("/api/audit", params={"limit": 20})
+    assert r.status_code == 200, r.text
+    mine = [(e["action"], e["detail"]["resource"]) for e in r.json()["items"]
+            if e["detail"].get("resource") in (f"key:{created['key_id']}", f"secret:{name}")]
+    assert mine == [("key.revoke", f"key:{created['key_id']}"),
+                    ("secret.delete", f"secret:{name}"), ("secret.set", f"secret:{name}"),
+                    ("key.create", f"key:{created['key_id']}")]
+    assert value not in r.text
+    only = await api.client.get("/api/audit", params={"action": "secret.set"})
+    assert {e["action"] for e in only.json()["items"]} == {"secret.set"}
+
+
 async def test_nul_characters_are_refused_before_they_reach_postgres_or_kafka(
         api: RunningApi, run: dict[str, Any]) -> None:
     await refused(api, "GET", "/api/workflows?q=a%00b", None, 400, "nul_in_url")

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from bend.security import Principal, Role
+from bend.security.adminlog import AdminAction, AdminLog
 from bend.security.bootstrap import bootstrap_admin_key
 from bend.security.dependencies import Security, allow, authenticate, build_security
 from bend.security.errors import (
@@ -96,12 +97,47 @@ async def test_ensure_schema_applies_each_migration_once_even_when_raced(
         tables = {r["tablename"] for r in await admin.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)}
         assert tables == {"sec_schema_migrations", "sec_api_keys", "sec_secrets",
-                          "sec_webhook_seen", "sec_access_denials", "sec_rate_buckets"}
+                          "sec_webhook_seen", "sec_access_denials", "sec_rate_buckets",
+                          "sec_admin_actions"}
     finally:
         for p in pools:
             await p.close()
         await admin.execute(f"DROP SCHEMA {schema} CASCADE")
         await admin.close()
+
+
+# --- admin actions --------------------------------------------------------------------------
+
+
+async def test_admin_actions_are_listed_newest_first_per_project_and_filtered(
+        pool: asyncpg.Pool) -> None:
+    project = f"adm-{secrets.token_hex(3)}"
+    times = iter([datetime(2026, 1, 1, 12, m, tzinfo=UTC) for m in range(5)])
+    log = AdminLog(pool, clock=lambda: next(times))
+    await log.record(AdminAction(project, "key:a", "key.create", "key:k1", "10.0.0.1",
+                                 {"role": "viewer"}))
+    await log.record(AdminAction(project, "key:b", "secret.set", "secret:S", "10.0.0.2"))
+    await log.record(AdminAction(project, "key:a", "key.revoke", "key:k1", "10.0.0.1"))
+    await log.record(AdminAction("other", "key:a", "key.create", "key:k9", "10.0.0.1"))
+
+    async def listed(**where: object) -> list[tuple[str, str]]:
+        args: dict[str, object] = {"actor": None, "action": None, "since": None,
+                                   "until": None, "after": None, "limit": 10, **where}
+        rows = await log.list(project, **args)  # type: ignore[arg-type]
+        return [(r["action"], r["detail"]["resource"]) for r in rows]
+
+    assert await listed() == [("key.revoke", "key:k1"), ("secret.set", "secret:S"),
+                              ("key.create", "key:k1")]
+    assert await listed(actor="key:b") == [("secret.set", "secret:S")]
+    assert await listed(action="key.create") == [("key.create", "key:k1")]
+    assert await listed(since=datetime(2026, 1, 1, 12, 1, tzinfo=UTC),
+                        until=datetime(2026, 1, 1, 12, 2, tzinfo=UTC)) == [
+        ("secret.set", "secret:S")]
+    first = (await log.list(project, actor=None, action=None, since=None, until=None,
+                            after=None, limit=1))[0]
+    assert first["detail"]["client_ip"] == "10.0.0.1"
+    assert await listed(after=(first["occurred_at"], first["event_id"])) == [
+        ("secret.set", "secret:S"), ("key.create", "key:k1")]
 
 
 # --- API keys -------------------------------------------------------------------------------

@@ -1,13 +1,11 @@
 """`GET /api/audit`: who did what in the project, when and from where (admins).
 
-Two sources, merged newest first: the `audit` read model (what people and triggers did, from
-the log) and the refused requests (401/403, kept by the API in `sec_access_denials`; those of
-no known project are shown to installation admins only).
+Three sources, merged newest first by bend.services.audit: the `audit` read model (what people
+and triggers did, from the log), admins' changes to keys and secrets, and refused requests.
 """
 
 from __future__ import annotations
 
-import heapq
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -17,8 +15,9 @@ from bend.api.deps import Context, Sec, consistent, permit
 from bend.api.errors import problem_responses
 from bend.api.inputs import IsoTime
 from bend.api.paging import after_cursor, next_cursor
-from bend.security.roles import Principal, installation_admin
-from projections.queries import audit as queries
+from bend.security.roles import Principal
+from bend.services import audit as service
+from bend.services.audit import AuditFilter
 
 __all__ = ["router"]
 
@@ -26,7 +25,6 @@ router = APIRouter(prefix="/api/audit", tags=["audit"], dependencies=[Depends(co
                    responses=problem_responses(400, 403, 422, 503))
 
 Auditor = Annotated[Principal, Depends(permit("audit:read"))]
-DENIALS = ("access.unauthenticated", "access.forbidden")
 
 
 class AuditEntry(BaseModel):
@@ -36,7 +34,8 @@ class AuditEntry(BaseModel):
     occurred_at: Any
     actor: str
     action: str = Field(description="workflow.register, run.request, run.cancel, trigger.fire, "
-                                    "…, access.unauthenticated, access.forbidden")
+                                    "…, key.create, key.revoke, secret.set, secret.delete, "
+                                    "access.unauthenticated, access.forbidden")
     project: str | None
     workflow_id: str | None = None
     run_id: str | None = None
@@ -64,25 +63,8 @@ async def list_audit(
     cursor: str | None = None,
 ) -> AuditPage:
     """The project's audit log, newest first, filtered by actor, action, workflow and time."""
-    after = after_cursor(cursor)
-    sources = []
-    if action is None or action not in DENIALS:
-        sources.append(await queries.list_audit(
-            ctx.pool, principal.project, actor=actor, action=action, workflow_id=workflow_id,
-            since=since, until=until, after=after, limit=limit + 1))
-    if workflow_id is None and (action is None or action in DENIALS):
-        denials = await security.denials.list(
-            principal.project, include_unknown=installation_admin(principal,
-                                                                  ctx.settings.project),
-            actor=actor, since=since, until=until, after=after, limit=limit + 1)
-        sources.append([_denial_entry(d) for d in denials if action in (None, d["action"])])
-    key = lambda row: (row["occurred_at"], row["event_id"])  # noqa: E731 - a sort key
-    rows = list(heapq.merge(*sources, key=key, reverse=True))[:limit + 1]
+    rows = await service.list_audit(
+        ctx, security, principal, AuditFilter(actor, action, workflow_id, since, until),
+        after=after_cursor(cursor), limit=limit)
     return AuditPage(items=[AuditEntry.model_validate(r) for r in rows[:limit]],
                      next_cursor=next_cursor(rows, limit, "occurred_at", "event_id"))
-
-
-def _denial_entry(row: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": row["event_id"], "occurred_at": row["occurred_at"],
-            "actor": row["actor"], "action": row["action"], "project": row["project"],
-            "detail": {k: row[k] for k in ("status", "code", "method", "path", "client_ip")}}

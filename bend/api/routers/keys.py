@@ -6,13 +6,14 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from bend.api.deps import Context, Sec, permit
 from bend.api.errors import problem_responses
 from bend.api.models.security import KeyCreated, KeyInfo, KeyList, KeyRequest
-from bend.api.problems import NotInstallationAdmin
-from bend.security.roles import Principal, installation_admin
+from bend.security.dependencies import client_ip
+from bend.security.roles import Principal
+from bend.services import keys as service
 
 __all__ = ["router"]
 
@@ -31,21 +32,19 @@ def _now() -> datetime:
 async def list_keys(caller: Admin, security: Sec) -> KeyList:
     """Every key of the project (revoked and expired ones too), oldest first."""
     now = _now()
-    return KeyList(items=[KeyInfo.of(k, now) for k in await security.keys.list(caller.project)])
+    return KeyList(items=[KeyInfo.of(k, now) for k in await service.list_keys(security, caller)])
 
 
 @router.post("", status_code=201, response_model=KeyCreated)
-async def create_key(body: KeyRequest, response: Response, caller: Admin,
+async def create_key(body: KeyRequest, request: Request, response: Response, caller: Admin,
                      security: Sec, ctx: Context) -> KeyCreated:
     """A new key of the project (or, for installation admins, of `project`: how a project
     begins) with `role`; the response is the only time `key` is shown."""
-    project = body.project or caller.project
-    if project != caller.project and not installation_admin(caller, ctx.settings.project):
-        raise NotInstallationAdmin(caller.project, "create keys of another project")
-    issued = await security.keys.create(project, body.role, name=body.name,
-                                        created_by=caller.subject, expires_at=body.expires_at)
+    issued = await service.create_key(ctx, security, caller, body.role, name=body.name,
+                                      project=body.project, expires_at=body.expires_at,
+                                      client_ip=client_ip(request))
     log.info("api_key_created", key_id=issued.info.key_id, role=body.role.value,
-             project=project, actor=caller.subject, actor_project=caller.project)
+             project=issued.info.project, actor=caller.subject, actor_project=caller.project)
     response.headers["Location"] = f"/api/keys/{issued.info.key_id}"
     response.headers["Cache-Control"] = "no-store"
     info = KeyInfo.of(issued.info, _now())
@@ -53,8 +52,8 @@ async def create_key(body: KeyRequest, response: Response, caller: Admin,
 
 
 @router.delete("/{key_id}", response_model=KeyInfo, responses=problem_responses(404))
-async def revoke_key(key_id: str, caller: Admin, security: Sec) -> KeyInfo:
+async def revoke_key(key_id: str, request: Request, caller: Admin, security: Sec) -> KeyInfo:
     """Revoke the key and the tokens issued for it (again: no change)."""
-    info = await security.keys.revoke(caller.project, key_id)
+    info = await service.revoke_key(security, caller, key_id, client_ip=client_ip(request))
     log.info("api_key_revoked", key_id=key_id, project=caller.project, actor=caller.subject)
     return KeyInfo.of(info, _now())

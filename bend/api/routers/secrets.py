@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from bend.api.deps import Sec, permit
 from bend.api.errors import problem_responses
 from bend.api.models.security import SecretList, SecretMeta, SecretValue
+from bend.security.dependencies import client_ip
 from bend.security.errors import UnknownSecret
 from bend.security.roles import Principal
+from bend.services import secrets as service
 
 __all__ = ["router"]
 
@@ -44,15 +46,12 @@ async def get_secret(name: Name, caller: Reader, security: Sec) -> SecretMeta:
 @router.put("/{name}", response_model=SecretMeta,
             responses={**problem_responses(404),
                        201: {"model": SecretMeta, "description": "The secret was created"}})
-async def put_secret(name: Name, body: SecretValue, response: Response, caller: Writer,
-                     security: Sec) -> SecretMeta:
+async def put_secret(name: Name, body: SecretValue, request: Request, response: Response,
+                     caller: Writer, security: Sec) -> SecretMeta:
     """Set the secret (encrypted at rest), replacing any earlier value, and/or the hosts it may
     be sent to; 201 when new."""
-    if body.value is None:
-        assert body.allowed_hosts is not None  # the body's validator asks for one of them
-        info = await security.secrets.set_hosts(caller.project, name, body.allowed_hosts)
-    else:
-        info = await security.secrets.set(caller.project, name, body.value, body.allowed_hosts)
+    info = await service.set_secret(security, caller, name, body.value,
+                                    allowed_hosts=body.allowed_hosts, client_ip=client_ip(request))
     created = info.created_at == info.updated_at
     response.status_code = 201 if created else 200
     log.info("secret_set", name=name, project=caller.project, actor=caller.subject,
@@ -62,8 +61,8 @@ async def put_secret(name: Name, body: SecretValue, response: Response, caller: 
 
 
 @router.delete("/{name}", status_code=204, responses=problem_responses(404))
-async def delete_secret(name: Name, caller: Writer, security: Sec) -> Response:
+async def delete_secret(name: Name, request: Request, caller: Writer, security: Sec) -> Response:
     """Delete the secret; steps and hooks that name it fail until it is set again."""
-    await security.secrets.delete(caller.project, name)
+    await service.delete_secret(security, caller, name, client_ip=client_ip(request))
     log.info("secret_deleted", name=name, project=caller.project, actor=caller.subject)
     return Response(status_code=204)

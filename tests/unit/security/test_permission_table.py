@@ -45,7 +45,8 @@ def test_the_table_says_what_the_roles_are_for() -> None:
     assert not allows(Role.EDITOR, Permission.DEAD_LETTERS_REDRIVE)
     assert all(allows(r, p) for r in Role for p in Permission if p.value.endswith(":read")
                and p not in {Permission.DEAD_LETTERS_READ, Permission.SECRETS_READ,
-                             Permission.AUDIT_READ})
+                             Permission.AUDIT_READ, Permission.SYSTEM_READ})
+    assert [r for r in Role if allows(r, Permission.SYSTEM_READ)] == [Role.ADMIN, Role.OPERATOR]
     assert all(not allows(Role.VIEWER, p) for p in Permission if not p.value.endswith(":read"))
 
 
