@@ -98,7 +98,7 @@ async def test_ensure_schema_applies_each_migration_once_even_when_raced(
             "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)}
         assert tables == {"sec_schema_migrations", "sec_api_keys", "sec_secrets",
                           "sec_webhook_seen", "sec_access_denials", "sec_rate_buckets",
-                          "sec_admin_actions"}
+                          "sec_admin_actions", "sec_mcp_servers"}
     finally:
         for p in pools:
             await p.close()
