@@ -144,7 +144,18 @@ class Projector:
                 # the stored offsets, with nothing fetched meanwhile, so this settles.
                 async with self._applying:
                     self._reseek = False
-                    await self._seek_to_stored(self._consumer.assignment())
+                    try:
+                        await self._seek_to_stored(self._consumer.assignment())
+                    except _CONNECTION_ERRORS as err:
+                        log.warning("projector_database_lost", error=str(err))
+                        await self._reconnect()
+                        self._reseek = True
+                    except Exception as err:  # a rebalance took a partition under the seek
+                        log.warning("projector_reseek_failed", error=repr(err), retry_in_s=0.2)
+                        self._reseek = True
+                        await asyncio.sleep(0.2)
+                    else:
+                        self.ready.set()
                 batch = await self._fetch()
                 continue
             batch, _ = await asyncio.gather(self._fetch(), self._apply(batch))
@@ -236,6 +247,11 @@ class Projector:
         async with self._applying:
             pass
 
+    def reseek(self) -> None:
+        """Have the loop seek every held partition to its stored offset before applying more
+        (a seek that failed, or one that raced a fetch)."""
+        self._reseek = True
+
     async def seek_assigned(self, assigned: list[TopicPartition]) -> None:
         """Position newly assigned partitions at their stored offsets; ready from then on."""
         async with self._applying:
@@ -246,10 +262,10 @@ class Projector:
         """Position each partition at its stored next offset (the log's start if none)."""
         assert self._consumer is not None and self._conn is not None
         partitions = list(partitions)
+        fresh: list[TopicPartition] = []
         self._seeks.begin()
         try:
             stored = await checkpoint.stored(self._conn, {tp.topic for tp in partitions})
-            fresh = []
             for tp in partitions:
                 offset = stored.get((tp.topic, tp.partition))
                 if offset is None:
@@ -274,4 +290,8 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.projector.let_batch_finish()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.projector.seek_assigned(assigned)
+        try:
+            await self.projector.seek_assigned(assigned)
+        except Exception:  # aiokafka only logs a listener's error: seek again from the loop
+            log.exception("projector_positioning_failed", partitions=len(assigned))
+            self.projector.reseek()

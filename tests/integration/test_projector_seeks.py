@@ -1,4 +1,5 @@
-"""The projector applies every record once even when a fetch overlaps a seek.
+"""The projector applies every record once even when a fetch overlaps a seek, or a seek on
+assignment fails (it seeks again before applying anything).
 
 aiokafka's `seek_to_beginning` is awaited: once the fetcher has reset the position, a fetch
 under way can return records read from the new position before the seek returns. The
@@ -106,6 +107,32 @@ class RacingConsumer:
             await asyncio.sleep(0.01)
 
 
+class FailingSeekConsumer(RacingConsumer):
+    """Its first two resets fail half-way, as a seek does when a rebalance takes a partition
+    under it: on assignment (aiokafka only logs a listener's error) and when the projector
+    seeks again; the partitions are left where the group would put them (their middle, standing
+    for a committed or reset position)."""
+
+    def __init__(self, log: dict[TopicPartition, list[_Message]], batch: int) -> None:
+        super().__init__(log, 0.0, batch)
+        self.failures = 2
+
+    async def _join(self) -> None:
+        await asyncio.sleep(0.05)
+        try:
+            await self.listener.on_partitions_assigned(list(self.log))
+        except Exception:  # what aiokafka's coordinator does with a listener's error
+            pass
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> bool:
+        if self.failures:
+            self.failures -= 1
+            for tp in self.log:
+                self.position[tp] = len(self.log[tp]) // 2
+            raise RuntimeError("No current assignment for partition (a rebalance under way)")
+        return await super().seek_to_beginning(*partitions)
+
+
 class _NoDeadLetters:
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -152,12 +179,14 @@ async def _snapshot(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]
             for t in TABLES}
 
 
-@pytest.mark.parametrize("reset_takes_s", [0.0, 0.2])
+@pytest.mark.parametrize("reset_takes_s", [0.0, 0.2, "fails"])
 async def test_a_fetch_that_overlaps_a_seek_loses_nothing(settings: Settings,
-                                                          reset_takes_s: float) -> None:
+                                                          reset_takes_s: float | str) -> None:
     log = _log(settings)
     total = sum(len(messages) for messages in log.values())
-    projector = _Projector(settings, RacingConsumer(log, reset_takes_s, batch=50))
+    consumer = (FailingSeekConsumer(log, batch=50) if reset_takes_s == "fails" else
+                RacingConsumer(log, float(reset_takes_s), batch=50))
+    projector = _Projector(settings, consumer)
     running = asyncio.create_task(projector.run())
     url, schema = settings.database.url or "", settings.database.schema_name
     try:
