@@ -20,6 +20,7 @@ from jsonschema.validators import validator_for
 from bend.core.budgets import budget_problems
 from bend.core.frozen import FrozenMap
 from bend.core.kinds import NODE_KINDS, NODE_TYPES, Members
+from bend.core.nodes import AgentStep, SubworkflowStep
 from bend.core.problems import InvalidDefinition, Problem
 from bend.core.references import Shape, read_shape
 from bend.core.workflow import WorkflowDefinition, parse_shape
@@ -97,10 +98,10 @@ def _check_options(defn: WorkflowDefinition, problems: list[Problem]) -> None:
                     problems.append(Problem(f"steps[{i}].{option}", (
                         f"a {node.type} step is run by the engine itself and takes no {option}; "
                         f"remove it (set it on the {_RETRIED_TEXT} steps)"), "option"))
-        if node.type == "agent" and node.llm is None and defn.llm is None:
+        if isinstance(node, AgentStep) and node.llm is None and defn.llm is None:
             problems.append(Problem(f"steps[{i}].llm", "an agent step needs an llm endpoint; "
                                     "set `llm` on the step or on the workflow", "missing"))
-        if node.type == "subworkflow" and node.definition is not None:
+        if isinstance(node, SubworkflowStep) and node.definition is not None:
             for p in analyze(node.definition).problems:
                 problems.append(Problem(f"steps[{i}].definition.{p.location}", p.message, p.code))
     problems.extend(budget_problems(defn))

@@ -147,6 +147,8 @@ class ModelFallback(FrozenModel):
 class StepBase(FrozenModel):
     """Fields every step has."""
 
+    if TYPE_CHECKING:  # each kind's model declares it as its Literal (a type checker's view)
+        type: str
     id: StepId
     description: str = ""
     after: tuple[str, ...] = ()  # explicit dependencies, besides the steps expressions read

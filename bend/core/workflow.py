@@ -8,14 +8,14 @@ Imports go one way: nodes <- kinds <- workflow <- references <- graph <- definit
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field, ValidationError
 
 from bend.core.durations import parse_duration
 from bend.core.kinds import NODE_KINDS, NODE_TYPES
 from bend.core.nodes import (
-    Budget, Duration, FrozenModel, LlmEndpoint, RetryPolicy, SubworkflowStep,
+    Budget, Duration, FrozenModel, LlmEndpoint, RetryPolicy, StepBase, SubworkflowStep,
 )
 from bend.core.chaining import Downstream
 from bend.core.notifications import Notification
@@ -24,10 +24,15 @@ from bend.core.problems import InvalidDefinition, Problem
 __all__ = ["Defaults", "StepDefinition", "WorkflowDefinition", "parse_shape"]
 
 # Any step: the model of its `type`, one per row of the table of node kinds (bend.core.kinds).
-StepDefinition = Annotated[
-    Union[tuple(kind.model for kind in NODE_KINDS.values())],  # type: ignore[valid-type]  # noqa: UP007 - built from the table
-    Field(discriminator="type"),
-]
+# The union is built from the table, which a type checker cannot read: to it a step is the base
+# every kind's model extends, and a kind's own fields are reached after an isinstance check.
+if TYPE_CHECKING:
+    StepDefinition = StepBase
+else:
+    StepDefinition = Annotated[
+        Union[tuple(kind.model for kind in NODE_KINDS.values())],  # noqa: UP007 - from the table
+        Field(discriminator="type"),
+    ]
 
 
 class Defaults(FrozenModel):
