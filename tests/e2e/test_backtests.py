@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from bend.devstack.engine import Engine, running_engine
 from bend.devstack.llm_server import ServerHandle, serve_in_background
 from bend.server.testing import RunningApi, api_beside
+from tests.e2e.web_pages import get_page, signed_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -173,6 +174,22 @@ async def test_a_backtest_of_twenty_runs_calls_the_model_only_for_the_changed_st
                                  params={"workflow_id": wf["workflow_id"]})).json()
     assert [b["backtest_id"] for b in page["items"]] == [backtest_id]
     assert page["items"][0]["finished_runs"] == RUNS
+
+    ui = await signed_in(api, await api.key("viewer"))  # the UI pages, as a viewer
+    try:
+        listing = await get_page(ui, "/ui/backtests")
+        assert listing.status == 200
+        assert [r.attrs["data-backtest-id"] for r in listing.all("tr", "backtest-row")] == \
+            [backtest_id]
+        shown = await get_page(ui, f"/ui/backtests/{backtest_id}")
+        assert shown.status == 200
+        verdicts = [r.attrs["data-verdict"] for r in shown.all("tr", "comparison-row")]
+        assert sorted(verdicts) == sorted(["changed"] * (RUNS // 2) + ["unchanged"] * (RUNS // 2))
+        changed_count = shown.by_id("count-changed")
+        assert changed_count is not None and changed_count.inner_text.strip() == str(RUNS // 2)
+        assert "in depth" in shown.html
+    finally:
+        await ui.aclose()
 
 
 async def test_backtests_that_cannot_run_are_refused_with_the_reason_and_start_nothing(
