@@ -235,3 +235,43 @@ async def test_backtests_that_cannot_run_are_refused_with_the_reason_and_start_n
     assert await api_topics() == ends  # nothing was sent: no backtest, no fork
     assert (await api.client.get("/api/backtests/no-such-backtest")).json()["error"] == \
         "unknown_backtest"
+
+
+async def test_an_operator_starts_a_backtest_from_its_page_in_the_ui(
+        api: RunningApi, engine: Engine, hook: tuple[Hook, ServerHandle]) -> None:
+    counting, handle = hook
+    wf = await register(api, workflow(engine.llm.base_url, f"{handle.url}/hook"))
+    await run_all(api, wf, [{"topic": "ui one", "suffix": " please"},
+                            {"topic": "ui two", "suffix": ""}])
+    hook_before = counting.requests
+    ui = await signed_in(api, await api.key("operator"))
+    try:
+        listing = await get_page(ui, f"/ui/backtests?workflow_id={wf['workflow_id']}")
+        assert listing.by_id("start-backtest") is not None
+        fields = {"csrf_token": listing.csrf(), "workflow_id": wf["workflow_id"],
+                  "step_id": "research", "status": "completed", "limit": "2"}
+        bad = await ui.post("/ui/backtests", data={**fields, "changes": "{not json"})
+        assert bad.status_code == 422 and "the change is not JSON" in bad.text
+        missing = await ui.post("/ui/backtests", data={**fields, "step_id": "nope",
+                                                       "changes": '{"prompt": "x"}'})
+        assert missing.status_code == 422 and "has no step" in missing.text
+        r = await ui.post("/ui/backtests", data={
+            **fields, "changes": f'{{"prompt": "{NEW_PROMPT}"}}'})
+        assert r.status_code == 303, r.text
+        where = r.headers["location"]
+
+        async def done() -> Any:
+            shown = await get_page(ui, where)
+            verdicts = sorted(row.attrs["data-verdict"]
+                              for row in shown.all("tr", "comparison-row"))
+            return shown if verdicts == ["changed", "unchanged"] else None
+
+        await until(done, 90)
+    finally:
+        await ui.aclose()
+    assert counting.requests == hook_before
+    viewer = await signed_in(api, await api.key("viewer"))
+    try:
+        assert (await get_page(viewer, "/ui/backtests")).by_id("start-backtest") is None
+    finally:
+        await viewer.aclose()
