@@ -175,12 +175,30 @@ async def test_a_backtest_of_twenty_runs_calls_the_model_only_for_the_changed_st
     assert [b["backtest_id"] for b in page["items"]] == [backtest_id]
     assert page["items"][0]["finished_runs"] == RUNS
 
+    # With live_downstream, the http step after the changed one is called again.
+    llm_before, hook_before = engine.llm.state.requests, counting.requests
+    r = await api.client.post("/api/backtests", json={
+        "workflow_id": wf["workflow_id"], "step_id": "research", "run_ids": sources[:2],
+        "changes": {"prompt": NEW_PROMPT}, "live_downstream": True})
+    assert r.status_code == 202, r.text
+    live_id = r.json()["backtest_id"]
+
+    async def live_done() -> dict[str, Any] | None:
+        got = await api.client.get(f"/api/backtests/{live_id}")
+        body = got.json() if got.status_code == 200 else None
+        return body if body and body["finished"] and len(body["runs"]) == 2 else None
+
+    live = await until(live_done, 90)
+    assert live["live_downstream"] and live["summary"]["failed"] == 0, live["summary"]
+    assert engine.llm.state.requests - llm_before == 2
+    assert counting.requests - hook_before == 2
+
     ui = await signed_in(api, await api.key("viewer"))  # the UI pages, as a viewer
     try:
-        listing = await get_page(ui, "/ui/backtests")
+        listing = await get_page(ui, f"/ui/backtests?workflow_id={wf['workflow_id']}")
         assert listing.status == 200
         assert [r.attrs["data-backtest-id"] for r in listing.all("tr", "backtest-row")] == \
-            [backtest_id]
+            [live_id, backtest_id]
         shown = await get_page(ui, f"/ui/backtests/{backtest_id}")
         assert shown.status == 200
         verdicts = [r.attrs["data-verdict"] for r in shown.all("tr", "comparison-row")]
