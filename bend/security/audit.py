@@ -87,6 +87,7 @@ def _resource(event: Event) -> str:
 
 def _detail(event: Event) -> dict[str, Any]:
     """The few facts that explain the action (never payloads: they may hold secrets)."""
+    detail: dict[str, Any]
     match event:
         case RunRequested():
             detail = {"trigger_id": event.trigger_id, "idempotency_key": event.idempotency_key,
