@@ -206,6 +206,9 @@ async def test_a_backtest_of_twenty_runs_calls_the_model_only_for_the_changed_st
         changed_count = shown.by_id("count-changed")
         assert changed_count is not None and changed_count.inner_text.strip() == str(RUNS // 2)
         assert "in depth" in shown.html
+        run_page = await get_page(ui, f"/ui/runs/{result['runs'][0]['run_id']}")
+        link = run_page.by_id("run-backtest")
+        assert link is not None and link.attrs["href"] == f"/ui/backtests/{backtest_id}"
     finally:
         await ui.aclose()
 

@@ -5,6 +5,7 @@ reason."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -79,3 +80,10 @@ def test_bend_backtest_waits_and_prints_each_run_beside_its_original(
     assert shown.exit_code == 0 and "2 changed, 1 unchanged" in shown.output, shown.output
     as_json = bend(served, "backtest", "show", backtest_id, "--json")
     assert '"verdict": "changed"' in as_json.output
+    forks = [c["run_id"] for c in json.loads(as_json.output)["runs"]]
+    plain = bend(served, "runs", "list", "--workflow", "headline_desk", "--json")
+    assert {r["run_id"] for r in json.loads(plain.output)["items"]} == set(runs)
+    theirs = bend(served, "runs", "list", "--backtest", backtest_id, "--json")
+    assert {r["run_id"] for r in json.loads(theirs.output)["items"]} == set(forks)
+    both = bend(served, "runs", "list", "--workflow", "headline_desk", "--backtests", "--json")
+    assert {r["run_id"] for r in json.loads(both.output)["items"]} == {*runs, *forks}
