@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field, model_validator
 
-from bend.api.deps import Context, permit
+from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
 from bend.api.inputs import NUL_PROBLEM, IsoAwareTime, NulFree, nul_locations
 from bend.security.roles import Principal
@@ -16,7 +16,7 @@ from bend.services import backtests as service
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/backtests", tags=["backtests"],
+router = APIRouter(prefix="/api/backtests", tags=["backtests"], dependencies=[Depends(consistent)],
                    responses=problem_responses(400, 403, 422, 503))
 
 Reader = Annotated[Principal, Depends(permit("runs:read"))]
