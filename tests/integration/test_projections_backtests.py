@@ -1,6 +1,7 @@
 """Backtests in the read models, against the real Kafka and Postgres: a BacktestRequested and
 its runs' records are projected into `backtests`, `backtest_runs` and the runs' `backtest_id`,
-a redelivery changes nothing, and a fresh rebuild from the log gives the same tables."""
+a redelivery changes nothing, a fresh rebuild from the log gives the same tables, and a purge of
+old runs takes old backtests along."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from bench.projection_history import BASE_TIME, sample_history
 from bend.core.commands import Command, StartRun
 from bend.core.events import BacktestRequested, Event, RunCompleted, RunRequested, RunStarted
 from bend.settings import Settings
+from projections.db import connect
 from projections.projector import Projector
+from projections.purge import purge_finished_runs
 from projections.rebuild import rebuild
 from tests.integration.test_projections import (  # noqa: F401 - fixtures
     caught_up, fetch, produce, projector, settings, snapshot,
@@ -73,3 +76,13 @@ async def test_a_backtest_is_projected_once_and_rebuilds_to_the_same_tables(
     rebuilt = await snapshot(settings, report.schema, TABLES)
     for table in TABLES:
         assert live[table] == rebuilt[table], f"{table} differs from its rebuild"
+
+    conn = await connect(settings.database.url or "", settings.database.schema_name)
+    try:  # purging old runs takes old backtests along
+        kept = await purge_finished_runs(conn, BASE_TIME + timedelta(hours=1))
+        assert kept.backtests == 0 and await conn.fetchval("SELECT count(*) FROM backtests") == 1
+        purged = await purge_finished_runs(conn, BASE_TIME + timedelta(days=2))
+        assert purged.backtests == 1
+        assert await conn.fetchval("SELECT count(*) FROM backtest_runs") == 0
+    finally:
+        await conn.close()
