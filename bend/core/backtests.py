@@ -30,7 +30,6 @@ _FINISHED = ("completed", "failed", "cancelled")
 class InvalidOverride(BendError):
     """The change to the step is not a valid definition of a step of its kind."""
 
-    code = "invalid_override"
     status = 422
 
     def __init__(self, step_id: str, problem: str) -> None:

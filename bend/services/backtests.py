@@ -49,7 +49,6 @@ _FINISHED = ("completed", "failed")
 class UnknownBacktest(ApiError):
     """No backtest has this id (in the caller's project)."""
 
-    code = "unknown_backtest"
     status = 404
 
     def __init__(self, backtest_id: str) -> None:
@@ -61,7 +60,6 @@ class UnknownBacktest(ApiError):
 class RunNotBacktestable(ApiError):
     """A chosen run cannot be backtested: another workflow's, unfinished, or a backtest run."""
 
-    code = "run_not_backtestable"
     status = 422
 
     def __init__(self, run_id: str, why: str) -> None:
@@ -72,7 +70,6 @@ class RunNotBacktestable(ApiError):
 class NoRunsToBacktest(ApiError):
     """The filter chose no run."""
 
-    code = "no_runs_to_backtest"
     status = 422
 
     def __init__(self, workflow_id: str, selection: Mapping[str, Any]) -> None:
