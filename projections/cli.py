@@ -67,7 +67,8 @@ def purge(older_than: str, schema: str | None) -> None:
     cutoff = datetime.now(timezone.utc) - _duration(older_than)
     report = asyncio.run(_purge(schema, cutoff))
     click.echo(f"purged {report.runs} runs finished before {cutoff:%Y-%m-%d %H:%M} UTC "
-               f"({report.events} events, {report.other_rows} step, timer and usage rows)")
+               f"({report.events} events, {report.other_rows} step, timer and usage rows) "
+               f"and {report.backtests} backtests asked for before it")
 
 
 def _duration(text: str) -> timedelta:

@@ -97,7 +97,7 @@ _RUNS = _Table("runs", ("run_id",), (
     ("cancel_reason", "text"), ("tenant", "text"), ("project", "text"),
     ("requested_at", "timestamptz"), ("started_at", "timestamptz"),
     ("finished_at", "timestamptz"), ("duration_ms", "bigint"), ("last_seq", "bigint"),
-    ("last_event_at", "timestamptz"),
+    ("last_event_at", "timestamptz"), ("backtest_id", "text"),
 ))
 _STEPS = _Table("steps", ("run_id", "step_id"), (
     ("run_id", "text"), ("step_id", "text"), ("node_type", "text"), ("status", "text"),
@@ -271,7 +271,7 @@ def _fold_run_record(row: Row | None, rec: Any) -> Row | None:
             "trigger_id": rec.trigger_id, "parent_run_id": rec.parent_run_id,
             "parent_step_id": rec.parent_step_id, "forked_from_run_id": rec.forked_from_run_id,
             "fork_step_id": rec.fork_step_id, "tenant": rec.tenant, "project": rec.project,
-            "requested_at": rec.occurred_at,
+            "requested_at": rec.occurred_at, "backtest_id": rec.backtest_id,
         }
         if row is None:
             row = {c: None for c in _RUNS.names} | {"last_seq": 0}

@@ -21,7 +21,8 @@ from bend.contracts.topics import topic_name
 from bend.core.commands import CancelRun, Command, StartRun
 from bend.core.errors import BendError
 from bend.core.events import (
-    AgentLlmCallRecorded, ComponentRegistered, DeadLettered, DeadLetterRedriven, Event,
+    AgentLlmCallRecorded, BacktestRequested, ComponentRegistered, DeadLettered,
+    DeadLetterRedriven, Event,
     RunCancelled, RunCompleted, RunFailed, RunRequested, RunStarted, TimerFired, TimerSet,
     TriggerFired,
     TriggerFailed, TriggerRegistered, TriggerRemoved, TriggerUpdated,
@@ -29,7 +30,7 @@ from bend.core.events import (
 from bend.kafka.position import Position
 from bend.settings import Settings
 from projections import audit, checkpoint, dead_letters, llm_usage, runs, steps, timers
-from projections import components, triggers, workflows
+from projections import backtests, components, triggers, workflows
 from projections.fold import Fold
 from projections.writes import Write, execute_in_order, execute_in_waves
 
@@ -139,6 +140,8 @@ def writes_for(record: Record) -> list[Write]:
             return dead_letters.writes(record)
         case ComponentRegistered():
             return components.writes(record)
+        case BacktestRequested():
+            return backtests.writes(record)
         case Event() if record.topic_kind == "workflows":
             return workflows.writes(record)
         case RunRequested() | RunStarted() | RunCompleted() | RunFailed() | RunCancelled():

@@ -1,7 +1,7 @@
 """Purging old runs from the read models: finished runs whose end is older than a cutoff lose
-their rows (run, events, steps, attempts, timers, LLM usage) in batches; the log and the archive
-keep their records, so replay, fork and a rebuild still see them (a rebuild brings the rows
-back: purge again after one)."""
+their rows (run, events, steps, attempts, timers, LLM usage) in batches, and backtests asked for
+before it theirs; the log and the archive keep their records, so replay, fork and a rebuild
+still see them (a rebuild brings the rows back: purge again after one)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,13 @@ SELECT (SELECT count(*) FROM gone) AS runs, (SELECT count(*) FROM events) AS eve
 """
 
 
+_PURGE_BACKTESTS = """
+WITH gone AS (DELETE FROM backtests WHERE requested_at < $1 RETURNING backtest_id),
+pairs AS (DELETE FROM backtest_runs WHERE backtest_id IN (SELECT backtest_id FROM gone))
+SELECT count(*) FROM gone
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class PurgeReport:
     """What a purge deleted."""
@@ -51,6 +58,7 @@ class PurgeReport:
     runs: int
     events: int
     other_rows: int
+    backtests: int = 0
 
 
 async def purge_finished_runs(conn: asyncpg.Connection, finished_before: datetime, *,
@@ -64,6 +72,7 @@ async def purge_finished_runs(conn: asyncpg.Connection, finished_before: datetim
         runs, events, other = runs + row["runs"], events + row["events"], other + row["other_rows"]
         if row["runs"] < batch:
             break
+    backtests = await conn.fetchval(_PURGE_BACKTESTS, finished_before)
     log.info("runs_purged", finished_before=finished_before.isoformat(), runs=runs,
-             events=events, other_rows=other)
-    return PurgeReport(runs, events, other)
+             events=events, other_rows=other, backtests=backtests)
+    return PurgeReport(runs, events, other, backtests)

@@ -47,16 +47,16 @@ UPDATE runs SET last_seq = $2, last_event_at = $3 WHERE run_id = $1 AND last_seq
 _QUEUE = """
 INSERT INTO runs (run_id, workflow_id, workflow_version, status, input, definition,
                   idempotency_key, trigger_id, parent_run_id, parent_step_id, forked_from_run_id,
-                  fork_step_id, tenant, project, requested_at)
-VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                  fork_step_id, tenant, project, requested_at, backtest_id)
+VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (run_id) DO NOTHING
 """
 
 _REQUESTED = """
 INSERT INTO runs (run_id, workflow_id, workflow_version, status, input, definition,
                   idempotency_key, trigger_id, parent_run_id, parent_step_id, forked_from_run_id,
-                  fork_step_id, tenant, project, requested_at)
-VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                  fork_step_id, tenant, project, requested_at, backtest_id)
+VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (run_id) DO UPDATE SET
     workflow_id = EXCLUDED.workflow_id, workflow_version = EXCLUDED.workflow_version,
     status = CASE WHEN runs.status = 'queued' THEN 'pending' ELSE runs.status END,
@@ -64,7 +64,8 @@ ON CONFLICT (run_id) DO UPDATE SET
     idempotency_key = EXCLUDED.idempotency_key, trigger_id = EXCLUDED.trigger_id,
     parent_run_id = EXCLUDED.parent_run_id, parent_step_id = EXCLUDED.parent_step_id,
     forked_from_run_id = EXCLUDED.forked_from_run_id, fork_step_id = EXCLUDED.fork_step_id,
-    tenant = EXCLUDED.tenant, project = EXCLUDED.project, requested_at = EXCLUDED.requested_at
+    tenant = EXCLUDED.tenant, project = EXCLUDED.project, requested_at = EXCLUDED.requested_at,
+    backtest_id = EXCLUDED.backtest_id
 """
 
 _STARTED = """
@@ -168,7 +169,8 @@ def writes(record: Event | StartRun | CancelRun) -> list[Write]:
                 record.run_id, record.workflow_id, record.workflow_version, record.input,
                 record.definition, record.idempotency_key, record.trigger_id,
                 record.parent_run_id, record.parent_step_id, record.forked_from_run_id,
-                record.fork_step_id, record.tenant, record.project, record.occurred_at))]
+                record.fork_step_id, record.tenant, record.project, record.occurred_at,
+                record.backtest_id))]
         case RunStarted():
             return [Write(ln, _STARTED, (record.run_id, record.occurred_at))]
         case RunCompleted():

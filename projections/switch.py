@@ -34,6 +34,7 @@ PROJECTIONS: Mapping[str, tuple[str, ...]] = {
     "llm_usage": ("llm_usage",),
     "audit": ("audit",),
     "components": ("components",),
+    "backtests": ("backtests", "backtest_runs"),
 }
 
 Offsets = dict[tuple[str, int], int]

@@ -2,11 +2,12 @@
 
 It follows the run log in its consumer group (`<prefix>-chainer`). A run's `downstream` entries
 and input come with its RunRequested (kept in memory while the run is open), else from its row
-in the read model. Each downstream run has an id derived from the ended run's id and the entry's
-place (bend.core.chaining), records the ended run as its trigger (`trigger_id
-downstream:<run_id>`) and carries the workflow's latest active version whole, like every run.
-An end read twice starts nothing twice: a run id already in the read model is not started again,
-and the orchestrator refuses a second StartRun for a run it holds.
+in the read model; a backtest's runs (RunRequested.backtest_id) start nothing. Each downstream
+run has an id derived from the ended run's id and the entry's place (bend.core.chaining),
+records the ended run as its trigger (`trigger_id downstream:<run_id>`) and carries the
+workflow's latest active version whole, like every run. An end read twice starts nothing
+twice: a run id already in the read model is not started again, and the orchestrator refuses a
+second StartRun for a run it holds.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ class Chainer(RunLogFollower):
     async def on_event(self, event: Event) -> None:
         """Start what one run's end owes."""
         assert event.run_id
-        if isinstance(event, RunRequested):
-            self._runs.keep(event.run_id, (downstream_of(event.definition), event.input))
+        if isinstance(event, RunRequested):  # a backtest's runs chain nothing
+            self._runs.keep(event.run_id, (() if event.backtest_id
+                                           else downstream_of(event.definition), event.input))
             return
         if event.event_type not in RUN_ENDS:
             return
@@ -71,9 +73,11 @@ class Chainer(RunLogFollower):
         kept = self._runs.get(run_id)
         if kept is not None:
             return kept
-        row = await self.pool.fetchrow("SELECT definition, input FROM runs WHERE run_id = $1",
-                                       run_id)
-        return (downstream_of(row["definition"]), row["input"]) if row else ((), None)
+        row = await self.pool.fetchrow("SELECT definition, input, backtest_id FROM runs "
+                                       "WHERE run_id = $1", run_id)
+        if row is None or row["backtest_id"]:
+            return (), None
+        return downstream_of(row["definition"]), row["input"]
 
     async def _start(self, ended: Event, start: DownstreamStart) -> None:
         bound = {"run_id": ended.run_id, "downstream_run_id": start.run_id,

@@ -16,7 +16,8 @@ from bend.api.errors import install_error_handlers
 from bend.api.guards import ProblemBodySizeLimit, RefuseNul, document_auth
 from bend.api.metrics import RequestMetrics
 from bend.api.routers import (
-    approvals, audit, auth, components, dead_letters, executions, health, keys, mcp_servers,
+    approvals, audit, auth, backtests, components, dead_letters, executions, health, keys,
+    mcp_servers,
     notifications, rebuilds, replay, secrets,
     triggers, webhooks, workflows,
 )
@@ -57,4 +58,5 @@ def create_api(settings: Settings | None = None) -> FastAPI:
     app.include_router(approvals.router)
     app.include_router(notifications.router)
     app.include_router(mcp_servers.router)
+    app.include_router(backtests.router)
     return app

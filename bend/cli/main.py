@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, str] = {
     "keys": "bend.cli.keys:keys",
     "audit": "bend.cli.audit:audit",
     "replay": "bend.cli.replay:replay",
+    "backtest": "bend.cli.backtest:backtest",
     "dead-letters": "bend.cli.dead_letters:dead_letters",
     "deploy": "bend.deploy.cli:deploy",
 }

@@ -137,14 +137,18 @@ def parse_since(text: str) -> str:
               help="Only these statuses (repeatable).")
 @click.option("--since", default=None, help="Requested since: 30m, 2h, 7d or an ISO time.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 200))
+@click.option("--backtests", is_flag=True, help="Include backtest runs (left out by default).")
+@click.option("--backtest", "backtest_id", default=None, metavar="ID",
+              help="Only the runs of this backtest.")
 @api_command
 def list_(api: ApiClient, out: Output, workflow: str | None, status: tuple[str, ...],
-          since: str | None, limit: int) -> None:
-    """List runs, newest first."""
+          since: str | None, limit: int, backtests: bool, backtest_id: str | None) -> None:
+    """List runs, newest first (backtest runs only with --backtests or --backtest)."""
     workflow_id = resolve_workflow(api, workflow, deleted=True)["workflow_id"] if workflow \
         else None
     page = api.get("/api/executions", workflow_id=workflow_id, status=list(status),
-                   since=parse_since(since) if since else None, limit=limit)
+                   since=parse_since(since) if since else None, limit=limit,
+                   backtests=backtests or None, backtest_id=backtest_id)
     if out.json_mode:
         out.data(page)
         return

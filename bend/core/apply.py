@@ -94,7 +94,8 @@ def _requested(state: RunState | None, ev: RunRequested) -> RunState:
         requested_at=ev.occurred_at, idempotency_key=ev.idempotency_key,
         trigger_id=ev.trigger_id, parent_run_id=ev.parent_run_id,
         parent_step_id=ev.parent_step_id, forked_from_run_id=ev.forked_from_run_id,
-        fork_step_id=ev.fork_step_id,
+        fork_step_id=ev.fork_step_id, backtest_id=ev.backtest_id,
+        replayed=ev.replayed if isinstance(ev.replayed, dict) else None,
     )
 
 

@@ -109,10 +109,34 @@ def _try_begin(d: Draft, node: Any, inst: str, indices: tuple[int, ...]) -> bool
         if node.when is not None and not truthy(evaluate(node.when, ctx)):
             d.emit(StepSkipped, step_id=inst, reason="its `when` guard is false")
             return True
-        _begin(d, node, inst, ctx)
+        if _replays(d.run, d.plan, node):
+            _replay(d, node, inst)
+        else:
+            _begin(d, node, inst, ctx)
     except ExpressionError as exc:
         engine_step_failed(d, node, inst, "ExpressionError", exc.message)
     return True
+
+
+def _replays(run: RunState, plan: Plan, node: Any) -> bool:
+    """Whether a backtest run takes `node`'s recorded output instead of running it: an impure
+    step after the step the backtest changed (bend.core.fork.replayed_outputs)."""
+    return (run.replayed is not None and run.fork_step_id is not None
+            and not NODE_KINDS[node.type].pure and node.id != run.fork_step_id
+            and run.fork_step_id in plan.nodes and node.id in plan.rerun_from(run.fork_step_id))
+
+
+def _replay(d: Draft, node: Any, inst: str) -> None:
+    recorded = d.run.replayed
+    assert isinstance(recorded, dict)
+    if inst not in recorded:
+        engine_step_failed(d, node, inst, "NoRecordedOutput", (
+            f"the backtest reuses the recorded outputs of the steps after "
+            f"{d.run.fork_step_id!r}, and step {inst!r} did not succeed in run "
+            f"{d.run.forked_from_run_id}; run the backtest with live_downstream to call it"))
+        return
+    scheduled(d, node, inst, 1, None)
+    d.emit(StepSucceeded, step_id=inst, attempt=1, output=recorded[inst])
 
 
 def _begin(d: Draft, node: Any, inst: str, ctx: dict[str, Any]) -> None:
@@ -166,7 +190,7 @@ def schedule_attempt(d: Draft, node: Any, inst: str, attempt: int, spec: Any) ->
                workflow_version=node.version or 0, input=spec["input"],
                definition=definition_json(node.definition) if node.definition else None,
                idempotency_key=ids.idempotency_key(d.run.run_id, inst, attempt),
-               parent_run_id=d.run.run_id, parent_step_id=inst)
+               parent_run_id=d.run.run_id, parent_step_id=inst, backtest_id=d.run.backtest_id)
 
 
 def _begin_delay(d: Draft, node: Any, inst: str, ctx: dict[str, Any]) -> None:

@@ -38,6 +38,10 @@ class StartRun(Command):
     forked_from_run_id: str | None = None
     fork_step_id: str | None = None
     seed: Any = json_field()  # a fork's reused outputs by step id (bend.core.fork.fork_seed)
+    backtest_id: str | None = None  # the backtest this run belongs to, if any
+    # A backtest's recorded outputs of the impure steps after fork_step_id, by step instance
+    # (bend.core.fork.replayed_outputs); None: those steps run for real.
+    replayed: Any = json_field()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

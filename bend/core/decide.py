@@ -93,7 +93,9 @@ def start_run(state: RunState | None, cmd: StartRun, now: datetime,
     d.emit(RunRequested, input=cmd.input, definition=cmd.definition,
            idempotency_key=cmd.idempotency_key, trigger_id=cmd.trigger_id,
            parent_run_id=cmd.parent_run_id, parent_step_id=cmd.parent_step_id,
-           forked_from_run_id=cmd.forked_from_run_id, fork_step_id=cmd.fork_step_id)
+           forked_from_run_id=cmd.forked_from_run_id, fork_step_id=cmd.fork_step_id,
+           backtest_id=cmd.backtest_id,
+           replayed=cmd.replayed if cmd.forked_from_run_id else None)
     problem = _start_problem(cmd, d.run)
     if problem is not None:
         d.emit(RunFailed, error_type=problem[0], message=problem[1])

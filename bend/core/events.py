@@ -21,7 +21,7 @@ __all__ = [
     "ComponentRegistered", "CircuitStateChanged", "AgentLlmCallRecorded", "AgentToolCallRecorded",
     "DeadLetterRedriven",
     "DeadLettered", "ApprovalDecided", "SignalReceived", "SignalDelivered",
-    "ToolApprovalRequested", "StepResumed",
+    "ToolApprovalRequested", "StepResumed", "BacktestRequested",
 ]
 
 
@@ -128,6 +128,10 @@ class RunRequested(Event):
     parent_step_id: str | None = None
     forked_from_run_id: str | None = None
     fork_step_id: str | None = None
+    backtest_id: str | None = None  # the backtest this run belongs to, if any
+    # A backtest's recorded outputs of the impure steps after fork_step_id, by step instance;
+    # None: those steps run for real (bend.core.fork).
+    replayed: Any = json_field()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -437,6 +441,24 @@ class TriggerReplayRequested(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class BacktestRequested(Event):
+    """A backtest of a workflow's step began: the change, the runs chosen, the forks started.
+
+    Keyed by `workflow_id` on the workflows topic; `runs` pairs each source run with the backtest
+    run forked from it (`[{"source_run_id": ..., "run_id": ...}]`), whose StartRun follows.
+    """
+
+    topic_kind: ClassVar[str] = "workflows"
+    backtest_id: str
+    step_id: str
+    changes: Any = json_field()
+    selection: Any = json_field()
+    runs: Any = json_field()
+    live_downstream: bool = False
+    actor: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AgentLlmCallRecorded(Event):
     """One chat-completions call of an agent step, recorded so replay never calls the model."""
 
@@ -528,6 +550,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ComponentRegistered,
         AgentLlmCallRecorded, AgentToolCallRecorded, CircuitStateChanged, DeadLettered,
         DeadLetterRedriven, ApprovalDecided, SignalReceived, SignalDelivered,
-        ToolApprovalRequested, StepResumed,
+        ToolApprovalRequested, StepResumed, BacktestRequested,
     )
 }

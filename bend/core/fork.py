@@ -5,6 +5,11 @@ in the source run and does not wait, directly or not, on `from_step` (the fork r
 `from_step`, the loops and parallels around it, and everything after). `start_fork` starts the
 fork: each seeded step is recorded as StepScheduled + StepSucceeded with its recorded output,
 then the run goes on as usual. The fork's log is self-contained, like every run's.
+
+A backtest's fork also carries `replayed_outputs(source, from_step)`: the recorded outputs of
+the steps after `from_step` that are not pure. Its RunRequested holds them, and the cascade
+records each such step as done with its recorded output when it would begin it (it fails the
+step if the source has none), so only `from_step` and the pure steps after it run again.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from bend.core.commands import StartRun
 from bend.core.decide import start_run
 from bend.core.draft import Decision, Rejected
 from bend.core.errors import BendError
+from bend.core.ids import split_instance
+from bend.core.kinds import NODE_KINDS
 from bend.core.state import RunState, StepStatus
 
-__all__ = ["UnknownStep", "fork_seed", "start_fork"]
+__all__ = ["UnknownStep", "fork_seed", "replayed_outputs", "start_fork"]
 
 
 class UnknownStep(BendError):
@@ -39,15 +46,22 @@ def fork_seed(source: RunState, from_step: str) -> dict[str, Any]:
     plan = source.plan
     if plan is None or from_step not in plan.nodes:
         raise UnknownStep(source.run_id, from_step)
-    rerun = {from_step}
-    todo = [from_step]
-    while todo:
-        for later in plan.downstream[todo.pop()]:
-            if later not in rerun:
-                rerun.add(later)
-                todo.append(later)
+    rerun = plan.rerun_from(from_step)
     return {s: source.step(s).output for s in plan.scope_steps[None]
             if s not in rerun and source.step(s).status is StepStatus.SUCCEEDED}
+
+
+def replayed_outputs(source: RunState, from_step: str) -> dict[str, Any]:
+    """The recorded outputs (by step instance) a backtest forked from `from_step` reuses instead
+    of running again: those of the steps after it that are not pure (agents, tools, http calls,
+    child runs, delays, approvals and waits) and succeeded in the source run."""
+    plan = source.plan
+    if plan is None or from_step not in plan.nodes:
+        raise UnknownStep(source.run_id, from_step)
+    after = plan.rerun_from(from_step) - {from_step}
+    return {inst: st.output for inst, st in source.steps.items()
+            if st.status is StepStatus.SUCCEEDED and (node := split_instance(inst)[0]) in after
+            and not NODE_KINDS[plan.nodes[node].type].pure}
 
 
 def start_fork(cmd: StartRun, seed: Mapping[str, Any], now: datetime) -> Decision:

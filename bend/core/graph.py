@@ -56,6 +56,19 @@ class Plan:
         """How many loops enclose `step_id`."""
         return len(self.chains[step_id])
 
+    def rerun_from(self, step_id: str) -> frozenset[str]:
+        """`step_id`, every step that waits on it directly or not, and every member of those
+        containers: what runs again when a run is forked from `step_id`."""
+        rerun: set[str] = set()
+        todo = [step_id]
+        while todo:
+            step = todo.pop()
+            if step not in rerun:
+                rerun.add(step)
+                todo.extend(self.downstream[step])
+                todo.extend(m for m, container in self.owner.items() if container == step)
+        return frozenset(rerun)
+
 
 @dataclass(frozen=True, slots=True)
 class Analysis:

@@ -95,6 +95,12 @@ class NodeKind:
         return self.begins in (Begin.OPEN, Begin.ITERATE)
 
     @property
+    def pure(self) -> bool:
+        """Whether the engine computes it within its decisions from the run alone: no worker,
+        child run, timer, person or signal (a backtest runs these again, reuses the others)."""
+        return self.begins in (Begin.EVALUATE, Begin.OPEN, Begin.ITERATE)
+
+    @property
     def is_scope(self) -> bool:
         """Whether its members form a scope of their own (a loop's body)."""
         return self.members is Members.BODY

@@ -166,6 +166,8 @@ class RunState:
     parent_step_id: str | None = None
     forked_from_run_id: str | None = None
     fork_step_id: str | None = None
+    backtest_id: str | None = None
+    replayed: Any = None  # a backtest's recorded outputs after fork_step_id (bend.core.fork)
     decided: frozenset[str] = frozenset()  # ids of the commands already decided (redeliveries)
     open_ids: frozenset[str] = frozenset()  # instances begun and not finished (an index)
     usage: LlmUsage = LlmUsage()  # the LLM calls recorded so far (bend.core.budgets)

@@ -46,8 +46,13 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 def fork_command(source: RunState, from_step: str, now: datetime, *,
                  input: Any = None, overrides: Mapping[str, Any] | None = None,
-                 run_id: str | None = None) -> StartRun:
-    """The StartRun of a fork of `source` from `from_step`, checked against the core."""
+                 run_id: str | None = None, definition: Any = None,
+                 backtest_id: str | None = None, replayed: Any = None) -> StartRun:
+    """The StartRun of a fork of `source` from `from_step`, checked against the core.
+
+    A backtest's fork gives `definition` (the source's with `from_step` changed), its
+    `backtest_id`, and `replayed` (bend.core.fork.replayed_outputs; None: run them live).
+    """
     if source.definition is None:
         raise ForkRefused(source.run_id, "its definition never compiled, so it has no steps")
     seed = fork_seed(source, from_step)  # UnknownStep names the steps there are
@@ -61,8 +66,9 @@ def fork_command(source: RunState, from_step: str, now: datetime, *,
         event_id=str(uuid.uuid4()), run_id=run_id, workflow_id=source.workflow_id,
         workflow_version=source.workflow_version, occurred_at=now, correlation_id=run_id,
         tenant=source.tenant, project=source.project,
-        definition=definition_json(source.definition), input=new_input,
-        forked_from_run_id=source.run_id, fork_step_id=from_step, seed=seed,
+        definition=definition_json(source.definition) if definition is None else definition,
+        input=new_input, forked_from_run_id=source.run_id, fork_step_id=from_step, seed=seed,
+        backtest_id=backtest_id, replayed=replayed,
     )
     decision = start_fork(cmd, seed, now)  # refuse here what the orchestrator would refuse
     if isinstance(decision, Rejected):

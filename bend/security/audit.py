@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from bend.core.events import (
-    DeadLettered, Event, RunCancelled, RunRequested, TriggerFired, WorkflowActivated,
-    WorkflowDeleted, WorkflowPaused, WorkflowRegistered, WorkflowVersioned,
+    BacktestRequested, DeadLettered, Event, RunCancelled, RunRequested, TriggerFired,
+    WorkflowActivated, WorkflowDeleted, WorkflowPaused, WorkflowRegistered, WorkflowVersioned,
 )
 
 __all__ = ["AuditRow", "audit_row", "AUDITED", "UNKNOWN_ACTOR"]
@@ -29,6 +29,7 @@ _ACTIONS: dict[type[Event], str] = {
     RunCancelled: "run.cancel",
     TriggerFired: "trigger.fire",
     DeadLettered: "dead_letter.record",
+    BacktestRequested: "backtest.start",
 }
 AUDITED: frozenset[type[Event]] = frozenset(_ACTIONS)
 
@@ -86,11 +87,15 @@ def _resource(event: Event) -> str:
 
 def _detail(event: Event) -> dict[str, Any]:
     """The few facts that explain the action (never payloads: they may hold secrets)."""
+    detail: dict[str, Any]
     match event:
         case RunRequested():
             detail = {"trigger_id": event.trigger_id, "idempotency_key": event.idempotency_key,
                       "forked_from_run_id": event.forked_from_run_id,
-                      "parent_run_id": event.parent_run_id}
+                      "parent_run_id": event.parent_run_id, "backtest_id": event.backtest_id}
+        case BacktestRequested():
+            detail = {"backtest_id": event.backtest_id, "step_id": event.step_id,
+                      "runs": len(event.runs or []), "live_downstream": event.live_downstream}
         case RunCancelled():
             detail = {"reason": event.reason}
         case TriggerFired():
@@ -112,7 +117,7 @@ def audit_row(event: Event) -> AuditRow | None:
     if action is None:
         return None
     if isinstance(event, RunRequested) and event.forked_from_run_id:
-        action = "run.replay"
+        action = "run.backtest" if event.backtest_id else "run.replay"
     return AuditRow(
         event_id=event.event_id,
         occurred_at=event.occurred_at,

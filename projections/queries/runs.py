@@ -19,7 +19,7 @@ Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 _SUMMARY = """run_id, workflow_id, workflow_version, status, error_type, error_message,
               failed_step_id, idempotency_key, trigger_id, parent_run_id, forked_from_run_id,
               cancel_requested_at, requested_at, started_at, finished_at, duration_ms,
-              last_seq, last_event_at"""
+              last_seq, last_event_at, backtest_id"""
 
 
 async def get_run(db: Db, project: str, run_id: str) -> dict[str, Any] | None:
@@ -33,10 +33,13 @@ async def list_runs(db: Db, project: str, *, workflow_id: str | None = None,
                     statuses: list[str] | None = None, since: datetime | None = None,
                     until: datetime | None = None, after: tuple[datetime, str] | None = None,
                     limit: int = 50, trigger_id: str | None = None,
-                    before: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
+                    before: tuple[datetime, str] | None = None,
+                    backtest_id: str | None = None,
+                    include_backtests: bool = False) -> list[dict[str, Any]]:
     """Runs of `project`, newest request first, filtered, after the cursor's row.
 
     With `before` (paging back), the `limit` runs just newer than that row, still newest first.
+    Backtest runs are left out unless `include_backtests`, or `backtest_id` names their backtest.
     """
     where = ["project = $1"]
     args: list[Any] = [project]
@@ -55,6 +58,10 @@ async def list_runs(db: Db, project: str, *, workflow_id: str | None = None,
         where.append(f"requested_at < {arg(until)}")
     if trigger_id:
         where.append(f"trigger_id = {arg(trigger_id)}")
+    if backtest_id:
+        where.append(f"backtest_id = {arg(backtest_id)}")
+    elif not include_backtests:
+        where.append("backtest_id IS NULL")
     if after is not None:
         where.append(f"(requested_at, run_id) < ({arg(after[0])}, {arg(after[1])})")
     order = "DESC"

@@ -2,7 +2,8 @@
 ask for in `notifications` (bend.core.notifications) on their failures, ends and approvals.
 
 A run's notifications come with its RunRequested (the definition it pins), kept in memory
-while the run is open, else from the run's row in the read model. Each delivery is logged in
+while the run is open, else from the run's row in the read model; a backtest's runs
+(RunRequested.backtest_id) notify no one. Each delivery is logged in
 `notification_deliveries` under its deterministic id before it is sent and marked delivered or
 failed after: an event read again (a crash before the offset was committed, a rebalance) finds
 its deliveries done and sends nothing twice; one cut off while it was being sent is sent again
@@ -67,8 +68,9 @@ class Notifier(RunLogFollower):
     async def on_event(self, event: Event) -> None:
         """Notify what one run event asks for."""
         assert event.run_id
-        if isinstance(event, RunRequested):
-            self._runs.keep(event.run_id, notifications_of(event.definition))
+        if isinstance(event, RunRequested):  # a backtest's runs notify no one
+            self._runs.keep(event.run_id, () if event.backtest_id
+                            else notifications_of(event.definition))
         if not kind_of_event(event):
             return
         notifications = await self._notifications(event.run_id)
@@ -81,9 +83,9 @@ class Notifier(RunLogFollower):
         kept = self._runs.get(run_id)
         if kept is not None:
             return kept
-        definition = await self.pool.fetchval("SELECT definition FROM runs WHERE run_id = $1",
-                                              run_id)
-        found = notifications_of(definition)
+        row = await self.pool.fetchrow("SELECT definition, backtest_id FROM runs "
+                                       "WHERE run_id = $1", run_id)
+        found = notifications_of(row["definition"]) if row and not row["backtest_id"] else ()
         self._runs.keep(run_id, found)
         return found
 

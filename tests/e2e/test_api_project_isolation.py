@@ -113,6 +113,15 @@ async def _project_b(api: RunningApi) -> dict[str, str]:
         position = await producer.send(letter)
     rebuild = await _ok(api, api.admin_key, "POST", "/api/replay/projections")
     await _until_completed(api, admin_b, run["run_id"])
+    backtest = await _ok(api, admin_b, "POST", "/api/backtests", json={
+        "workflow_id": wf["workflow_id"], "step_id": "greet", "run_ids": [run["run_id"]],
+        "changes": {"expression": "'hi'"}})
+    for _ in range(300):  # its run ends before the walk, which watches the run log
+        found = await _ok(api, admin_b, "GET", f"/api/backtests/{backtest['backtest_id']}",
+                          params={"wait_for": backtest["position"]["token"]})
+        if found["finished"] and found["runs"]:
+            break
+        await asyncio.sleep(0.1)
     await _ok(api, admin_b, "GET", f"/api/dead-letters/{letter.event_id}",
               params={"wait_for": position.token})
     await _ok(api, admin_b, "GET", f"/api/triggers/{trigger['trigger_id']}",
@@ -125,7 +134,8 @@ async def _project_b(api: RunningApi) -> dict[str, str]:
         await asyncio.sleep(0.1)
     return {"admin_b": admin_b, "workflow_id": wf["workflow_id"], "run_id": run["run_id"],
             "trigger_id": trigger["trigger_id"], "name": "b_only", "step_id": "greet", "key_id": key["key_id"],
-            "event_id": letter.event_id, "rebuild_id": rebuild["rebuild_id"]}
+            "event_id": letter.event_id, "rebuild_id": rebuild["rebuild_id"],
+            "backtest_id": backtest["backtest_id"]}
 
 
 def _operations(spec: dict[str, Any]) -> list[tuple[str, str, list[str]]]:

@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 READ_MODELS = (
     "workflows", "workflow_versions", "runs", "run_events", "steps", "step_attempts", "timers",
     "triggers", "trigger_firings", "dead_letters", "llm_usage", "audit", "components",
-    "projection_offsets", "projection_errors",
+    "projection_offsets", "projection_errors", "backtests", "backtest_runs",
 )
 
 
@@ -108,11 +108,12 @@ async def projector(settings: Settings) -> AsyncIterator[Projector]:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def snapshot(settings: Settings, schema: str) -> dict[str, list[tuple]]:
+async def snapshot(settings: Settings, schema: str,
+                   tables: tuple[str, ...] = READ_MODELS) -> dict[str, list[tuple]]:
     conn = await connect(settings.database.url or "", schema)
     try:
         return {t: sorted((tuple(r) for r in await conn.fetch(f"SELECT * FROM {t}")), key=repr)
-                for t in READ_MODELS}
+                for t in tables}
     finally:
         await conn.close()
 

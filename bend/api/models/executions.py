@@ -31,6 +31,7 @@ class RunSummary(BaseModel):
     trigger_id: str | None = None
     parent_run_id: str | None = None
     forked_from_run_id: str | None = None
+    backtest_id: str | None = Field(default=None, description="The backtest this run is part of")
     requested_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

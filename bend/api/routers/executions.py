@@ -58,11 +58,15 @@ async def list_executions(
     until: Annotated[IsoTime | None, Query(description="Requested before")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
+    backtests: Annotated[bool, Query(description="Include backtest runs (left out by "
+                                                 "default)")] = False,
+    backtest_id: Annotated[str | None, Query(description="Only this backtest's runs")] = None,
 ) -> RunPage:
     """Runs of the caller's project, newest first, filtered by workflow, status and time."""
     rows = await queries.list_runs(ctx.pool, principal.project, workflow_id=workflow_id,
                                    statuses=status, since=since, until=until,
-                                   after=after_cursor(cursor), limit=limit + 1)
+                                   after=after_cursor(cursor), limit=limit + 1,
+                                   include_backtests=backtests, backtest_id=backtest_id)
     return RunPage(items=[RunSummary.model_validate(r) for r in rows[:limit]],
                    next_cursor=next_cursor(rows, limit, "requested_at", "run_id"))
 

@@ -25,7 +25,9 @@ from core_harness import Run  # noqa: E402
 from bend.core.commands import (  # noqa: E402
     COMMAND_TYPES, AwaitToolApproval, DecideApproval, RecordLlmCall, RecordToolCall,
 )
+from bend.core.backtests import override_step  # noqa: E402
 from bend.core.events import EVENT_TYPES  # noqa: E402
+from bend.core.fork import fork_seed, replayed_outputs  # noqa: E402
 from bend.core.state import RunState  # noqa: E402
 
 
@@ -169,12 +171,28 @@ def gated_research_rejected_fetch() -> Run:
     return run
 
 
+def research_backtested() -> Run:
+    """A backtest of research_completed from `search` with its query changed: the search runs
+    again; the tools, the delay and the agent after it take their recorded outputs."""
+    source = research_completed()
+    assert source.state is not None
+    changed = override_step(source.definition, "search", {"inputs": {
+        "query": "${steps.plan.output.query} 2026", "limit": "${steps.plan.output.limit}"}})
+    run = Run(definition=changed, input=source.input, run_id="hist-backtest", now=source.now)
+    run.start(forked_from_run_id=source.run_id, fork_step_id="search",
+              seed=fork_seed(source.state, "search"), backtest_id="bt-hist",
+              replayed=replayed_outputs(source.state, "search"))
+    run.complete("search", {"query": "sagas 2026", "results": RESULTS})
+    return run
+
+
 SCENARIOS = {"research_completed": research_completed,
              "research_nothing_found": research_nothing_found,
              "research_agent_timed_out": research_agent_timed_out,
              "release_gate_shipped": release_gate_shipped,
              "release_gate_unanswered": release_gate_unanswered,
-             "gated_research_rejected_fetch": gated_research_rejected_fetch}
+             "gated_research_rejected_fetch": gated_research_rejected_fetch,
+             "research_backtested": research_backtested}
 WORKFLOWS = {"release_gate_shipped": GATE, "release_gate_unanswered": GATE,
              "gated_research_rejected_fetch": GATED}
 

@@ -54,7 +54,8 @@ def test_the_recorded_histories_end_completed_completed_and_failed() -> None:
     assert ends == {"research_agent_timed_out": "failed", "research_completed": "completed",
                     "research_nothing_found": "completed", "release_gate_shipped": "completed",
                     "release_gate_unanswered": "failed",
-                    "gated_research_rejected_fetch": "completed"}
+                    "gated_research_rejected_fetch": "completed",
+                    "research_backtested": "completed"}
 
 
 def test_the_release_gate_history_records_the_decision_and_the_kept_signal() -> None:
@@ -74,3 +75,15 @@ def test_the_gated_history_records_the_pause_the_decision_and_the_resume() -> No
     assert (decided["tool_call_id"], decided["approved"]) == ("call_2", False)
     resumed = next(e for e in events if e["type"] == "StepResumed")
     assert resumed["input"]["resume"]["comment"] == "not that site"
+
+
+def test_the_backtest_history_runs_only_the_changed_step_and_replays_the_rest() -> None:
+    history = load("research_backtested")
+    requested = history["events"][0]
+    assert (requested["type"], requested["backtest_id"]) == ("RunRequested", "bt-hist")
+    assert sorted(requested["replayed"]) == ["pause", "read_first", "read_second", "research"]
+    handed_out = [e["step_id"] for e in history["events"]
+                  if e["type"] == "StepScheduled" and e["input"] is not None]
+    assert handed_out == ["search"]  # no executor, timer or model call after it
+    steps = history["final_state"]["steps"]
+    assert steps["research"]["output"] == {"answer": "Sagas coordinate long transactions."}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bend.core.events import (
-    EVENT_TYPES, DeadLettered, RunCancelled, RunRequested, StepSucceeded, TriggerFired,
+    EVENT_TYPES, BacktestRequested, DeadLettered, RunCancelled, RunRequested, StepSucceeded, TriggerFired,
     WorkflowActivated, WorkflowDeleted, WorkflowPaused, WorkflowRegistered,
 )
 from bend.security.audit import AUDITED, UNKNOWN_ACTOR, audit_row
@@ -61,7 +61,7 @@ def test_trigger_firings_and_dead_letters_name_their_resource() -> None:
 
 def test_engine_events_are_not_audited() -> None:
     assert audit_row(StepSucceeded(**ENV, run_id="r1", step_id="s1")) is None
-    assert all(cls.__name__.startswith(("Workflow", "Run", "Trigger", "Dead"))
+    assert all(cls.__name__.startswith(("Workflow", "Run", "Trigger", "Dead", "Backtest"))
                for cls in AUDITED)
     assert len(AUDITED) < len(EVENT_TYPES)
 
@@ -74,3 +74,17 @@ def test_as_row_has_exactly_the_audit_tables_columns() -> None:
     assert set(columns) == {"event_id", "occurred_at", "actor", "action", "workflow_id",
                             "workflow_version", "run_id", "tenant", "project", "detail"}
     assert columns["detail"] == {"name": "n", "definition_hash": "h", "resource": "workflow:wf@2"}
+
+
+def test_a_backtest_is_audited_with_who_started_it_and_its_runs_as_backtest_runs() -> None:
+    started = audit_row(BacktestRequested(**ENV, backtest_id="b1", step_id="research",
+                                          changes={"prompt": "secret?"}, actor="key:abc",
+                                          runs=[{"source_run_id": "r1", "run_id": "r9"}]))
+    assert started is not None
+    assert (started.actor, started.action, started.resource) == ("key:abc", "backtest.start",
+                                                                 "workflow:wf@2")
+    assert started.detail == {"backtest_id": "b1", "step_id": "research", "runs": 1,
+                              "live_downstream": False}  # never the change: prompts are data
+    run = audit_row(RunRequested(**ENV, run_id="r9", forked_from_run_id="r1", backtest_id="b1"))
+    assert run is not None and run.action == "run.backtest"
+    assert run.detail == {"forked_from_run_id": "r1", "backtest_id": "b1"}
