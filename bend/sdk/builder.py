@@ -147,17 +147,21 @@ class Workflow:
               tools: Sequence[Any] = (), max_iterations: int | None = None,
               temperature: float | None = None, llm: Any = None,
               output_schema: Mapping[str, Any] | None = None, fallbacks: Sequence[Any] = (),
-              budget: Any = None, **common: Any) -> Step[Any]:
+              budget: Any = None, mcp_servers: Sequence[Any] = (),
+              **common: Any) -> Step[Any]:
         """A model with `tools` (component refs or Components) in a loop, prompted with
         templates; `output_schema` asks for a JSON answer, `fallbacks` (model names or
-        ModelFallback) answer when the model fails, `budget` caps its tokens and cost."""
+        ModelFallback) answer when the model fails, `budget` caps its tokens and cost,
+        `mcp_servers` (a registered server's name, or `{name, url | command, ...}`) add the
+        tools of MCP servers."""
         return self._add(id, "agent", common, model=model, system_prompt=template(system_prompt),
                          prompt=template(prompt), tools=[_ref(t) for t in tools] or None,
                          max_iterations=max_iterations, temperature=temperature,
                          llm=_model(llm),
                          output_schema=None if output_schema is None else dict(output_schema),
                          fallbacks=[_model(f) for f in fallbacks] or None,
-                         budget=_model(budget))
+                         budget=_model(budget),
+                         mcp_servers=[_model(m) for m in mcp_servers] or None)
 
     def condition(self, id: str, *, if_: Any = None, then: Iterable[Step[Any] | str] = (),
                   else_: Iterable[Step[Any] | str] = (), switch: Any = None,

@@ -197,3 +197,20 @@ def test_the_research_brief_example_compiles_from_python_as_its_yaml_does() -> N
     built = wf.build()
     assert built == from_yaml
     assert definition_hash(built) == definition_hash(from_yaml)
+
+
+def test_an_agent_with_mcp_servers_compiles_as_its_yaml_does() -> None:
+    wf = Workflow("mcp", input_schema={"type": "object"},
+                  llm={"base_url": "http://127.0.0.1:8700/v1"})
+    wf.agent("research", model="m", prompt="topic: x", tools=["web_search@1"],
+             mcp_servers=["registered", {"name": "glossary", "url": "http://127.0.0.1:8701/mcp",
+                                         "tools": ["lookup"]}])
+    from_yaml = parse_definition({
+        "name": "mcp", "input_schema": {"type": "object"},
+        "llm": {"base_url": "http://127.0.0.1:8700/v1"},
+        "steps": [{"id": "research", "type": "agent", "model": "m", "prompt": "topic: x",
+                   "tools": ["web_search@1"],
+                   "mcp_servers": ["registered", {"name": "glossary",
+                                                  "url": "http://127.0.0.1:8701/mcp",
+                                                  "tools": ["lookup"]}]}]})
+    assert definition_hash(wf.build()) == definition_hash(from_yaml)
