@@ -28,6 +28,7 @@ class TopicNames:
     dead_letters: str
     circuits: str
     run_states: str
+    agent_tokens: str
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -41,6 +42,7 @@ def topic_names(settings: Settings) -> TopicNames:
         dead_letters=topic_name("dead_letters", settings),
         circuits=topic_name("circuits", settings),
         run_states=topic_name("run_states", settings),
+        agent_tokens=topic_name("agent_tokens", settings),
     )
 
 

@@ -16,7 +16,7 @@ from bend.core.events import (
 from bend.settings import Settings
 
 __all__ = [
-    "FINISHED_RUNS_KEPT_MS", "FOREVER", "TOPIC_KINDS", "TopicSpec", "key_for", "topic_for",
+    "AGENT_TOKENS_KEPT_MS", "FINISHED_RUNS_KEPT_MS", "FOREVER", "TOPIC_KINDS", "TopicSpec", "key_for", "topic_for",
     "topic_name", "topic_specs",
 ]
 
@@ -29,6 +29,8 @@ _DAY_MS = 24 * 60 * 60 * 1000
 FINISHED_RUNS_KEPT_MS = 60 * 60 * 1000
 # How long a tombstone stays (delete.retention.ms): a new owner reads the topic well within it.
 _TOMBSTONES_KEPT_MS = 15 * 60 * 1000
+# How long streamed model text stays: it is only worth watching while the step runs.
+AGENT_TOKENS_KEPT_MS = 60 * 60 * 1000
 
 # A record class's `topic_kind` -> the topic's suffix.
 TOPIC_KINDS: Mapping[str, str] = MappingProxyType({
@@ -41,6 +43,9 @@ TOPIC_KINDS: Mapping[str, str] = MappingProxyType({
     "timers": "timers",
     "circuits": "circuits",
     "run_states": "run-states",
+    # Not a contract: a best-effort side channel of an agent step's model text as it streams
+    # (streams/executors/tokens.py writes JSON to it; the API's /tokens route reads it).
+    "agent_tokens": "agent-tokens",
 })
 
 
@@ -100,6 +105,8 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
                       "min.cleanable.dirty.ratio": "0.1",
                       "max.message.bytes": str(8 * 1024 * 1024),
                   })),
+        spec("agent_tokens", "run_id (streamed model text; a side channel, no contract)",
+             AGENT_TOKENS_KEPT_MS),
     )
 
 

@@ -28,7 +28,8 @@ def test_every_topic_takes_the_prefix_partitions_and_replication_from_the_settin
     specs = {s.name: s for s in topic_specs(SETTINGS)}
     assert list(specs) == ["acme.workflows", "acme.run-events", "acme.commands", "acme.tasks",
                            "acme.triggers", "acme.dead-letters", "acme.timers",
-                           "acme.circuits", "acme.run-states"]
+                           "acme.circuits", "acme.run-states",
+                           "acme.agent-tokens"]
     assert {(s.partitions, s.replication_factor) for s in specs.values()} == {(6, 3)}
     assert {s.all_configs()["min.insync.replicas"] for s in specs.values()} == {"2"}
 
@@ -56,6 +57,7 @@ def test_min_insync_replicas_is_read_from_the_environment(
     ("acme.timers", FOREVER, "compact"),
     ("acme.circuits", 7 * DAY_MS, "delete"),
     ("acme.run-states", FOREVER, "compact"),
+    ("acme.agent-tokens", 60 * 60 * 1000, "delete"),
 ])
 def test_each_topic_keeps_its_records_as_long_as_bend_needs(
     name: str, retention_ms: int, policy: str

@@ -38,6 +38,7 @@ WRITERS = {
     "triggers": {"bend-api", "bend-scheduler"},
     "dead_letters": {"bend-api", "bend-orchestrator", "bend-executor", "bend-projector"},
     "circuits": {"bend-executor"},
+    "agent_tokens": {"bend-executor"},
     "timers": set(),
 }
 READERS = {
@@ -50,6 +51,7 @@ READERS = {
     "triggers": {"bend-api", "bend-scheduler", "bend-projector"},
     "dead_letters": {"bend-api", "bend-projector", "bend-archiver"},
     "circuits": {"bend-api"},
+    "agent_tokens": {"bend-api"},
     "timers": set(),
 }
 
