@@ -253,6 +253,9 @@ class LlmSettings(BaseModel):
     providers: dict[str, Literal["openai", "anthropic"]] = Field(default_factory=dict)
     anthropic_version: str = "2023-06-01"  # the `anthropic-version` header
     anthropic_max_tokens: int = Field(default=4096, ge=1)  # Messages API's required max_tokens
+    # Agent steps ask the model to stream and send its text, as it comes, to the agent-tokens
+    # side channel (what the run page shows); off: one whole answer per call.
+    stream_tokens: bool = True
 
     def provider_of(self, model: str, declared: str | None = None) -> str:
         """The API `model` speaks: the endpoint's `declared` one, else by prefix, else openai."""

@@ -100,6 +100,8 @@ class Executor:
             self.context = ExecutionContext.create(
                 self.settings, worker_id=self.worker_id,
                 circuits=CircuitBreakers(on_transition=self._circuit_changed))
+            if self.settings.llm.stream_tokens:
+                self.context.tokens = partial(self.producer.send, self.names.agent_tokens)
         return self.context
 
     def _circuit_changed(self, t: CircuitTransition) -> None:

@@ -16,8 +16,8 @@ from bend.core.events import (
 from bend.settings import Settings
 
 __all__ = [
-    "AGENT_TOKENS_KEPT_MS", "FINISHED_RUNS_KEPT_MS", "FOREVER", "TOPIC_KINDS", "TopicSpec", "key_for", "topic_for",
-    "topic_name", "topic_specs",
+    "AGENT_TOKENS_KEPT_MS", "FINISHED_RUNS_KEPT_MS", "FOREVER", "TOPIC_KINDS", "TopicSpec",
+    "key_for", "topic_for", "topic_name", "topic_specs",
 ]
 
 FOREVER = -1  # retention.ms of logs that are the source of truth

@@ -6,7 +6,8 @@ summary of what it read; asked for structured output (a `response_format` JSON S
 executor's instruction), it answers JSON matching the schema. It speaks OpenAI chat completions
 and Anthropic's Messages API (`/v1/messages`). `GET /stats` counts requests; `POST /control`
 makes the next N requests fail (or all of them slow) for retry, fallback and breaker tests, or
-the next N structured answers miss their schema.
+the next N structured answers miss their schema. Asked with `stream: true` it streams the same
+answer as server-sent events (bend/devstack/streamed_replies.py), `stream_delay_ms` apart.
 Run it in-process with `start_llm_server()` or as `python -m bend.devstack.llm_server --port P`.
 """
 
@@ -24,10 +25,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from bend.devstack.messages_api import chat_request, messages_reply
+from bend.devstack.streamed_replies import STREAM_FLAGS, messages_events, openai_chunks
 from bend.devstack.structured_answers import answer_for, schema_asked
 
 __all__ = ["LlmServer", "ServerHandle", "ScriptState", "create_app", "scripted_reply",
@@ -160,6 +162,8 @@ class ScriptState:
     fail_status: int = 500
     delay_ms: int = 0
     bad_answers_next: int = 0  # the next N structured answers miss their schema
+    streamed: int = 0  # of the completions, those streamed
+    stream_delay_ms: int = 0  # between the chunks of a streamed answer
 
 
 def create_app(api_key: str | None = None) -> FastAPI:
@@ -200,12 +204,34 @@ def create_app(api_key: str | None = None) -> FastAPI:
             state.bad_answers_next -= int(bad)
         return reply
 
-    async def completions(request: Request) -> JSONResponse:
+    def streamed(frames: list[str]) -> StreamingResponse:
+        state.streamed += 1
+
+        async def send() -> Any:
+            for frame in frames:
+                yield frame
+                if state.stream_delay_ms:
+                    await asyncio.sleep(state.stream_delay_ms / 1000)
+
+        return StreamingResponse(send(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    def whole(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The request without its streaming flags (the answer is the same), and whether it
+        asked to stream."""
+        return {k: v for k, v in body.items() if k not in STREAM_FLAGS}, bool(body.get("stream"))
+
+    async def completions(request: Request) -> Response:
         authorized = not api_key or request.headers.get("authorization") == f"Bearer {api_key}"
         body = await read(request, authorized)
-        return body if isinstance(body, JSONResponse) else JSONResponse(reply_to(body))
+        if isinstance(body, JSONResponse):
+            return body
+        body, stream = whole(body)
+        if stream:
+            return streamed([f"data: {c}\n\n" for c in openai_chunks(reply_to(body))])
+        return JSONResponse(reply_to(body))
 
-    async def messages(request: Request) -> JSONResponse:
+    async def messages(request: Request) -> Response:
         """Anthropic's Messages API: `x-api-key` and `anthropic-version` headers."""
         authorized = not api_key or request.headers.get("x-api-key") == api_key
         body = await read(request, authorized)
@@ -217,7 +243,11 @@ def create_app(api_key: str | None = None) -> FastAPI:
                 "type": "invalid_request_error",
                 "message": "anthropic-version header and max_tokens are required"}},
                 status_code=400)
-        return JSONResponse(messages_reply(reply_to(chat_request(body))))
+        body, stream = whole(body)
+        reply = messages_reply(reply_to(chat_request(body)))
+        if stream:
+            return streamed([f"event: {e}\ndata: {d}\n\n" for e, d in messages_events(reply)])
+        return JSONResponse(reply)
 
     app.add_api_route("/v1/chat/completions", completions, methods=["POST"])
     app.add_api_route("/chat/completions", completions, methods=["POST"])
@@ -234,13 +264,14 @@ def create_app(api_key: str | None = None) -> FastAPI:
 
     @app.post("/control")
     async def control(request: Request) -> dict[str, Any]:
-        """Set `fail_next`, `fail_status`, `delay_ms`, `bad_answers_next`; `reset: true` zeroes
-        everything first."""
+        """Set `fail_next`, `fail_status`, `delay_ms`, `bad_answers_next`, `stream_delay_ms`;
+        `reset: true` zeroes everything first."""
         body = await request.json()
         if body.get("reset"):
             for key, value in asdict(ScriptState()).items():
                 setattr(state, key, value)
-        for key in ("fail_next", "fail_status", "delay_ms", "bad_answers_next"):
+        for key in ("fail_next", "fail_status", "delay_ms", "bad_answers_next",
+                    "stream_delay_ms"):
             if key in body:
                 setattr(state, key, int(body[key]))
         return asdict(state)

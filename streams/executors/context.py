@@ -14,6 +14,7 @@ from bend.settings import DEFAULT_LLM_PRICES, LlmPrice, LlmSettings, Settings
 from streams.executors.egress import EgressPolicy, GuardedTransport
 from streams.executors.circuits import CircuitBreakers
 from streams.executors.secrets import DictSecrets, SecretResolver, StoreSecrets
+from streams.executors.tokens import TokenSink
 
 __all__ = ["ExecutionContext", "utc_now"]
 
@@ -39,6 +40,8 @@ class ExecutionContext:
     mcp: McpAccess = field(default_factory=McpAccess)  # MCP servers agents take tools from
     llm: LlmSettings = field(default_factory=LlmSettings)  # providers by model
     prices: Mapping[str, LlmPrice] = field(default_factory=lambda: dict(DEFAULT_LLM_PRICES))
+    # Where an agent's streamed model text goes (the agent-tokens topic); None: no streaming.
+    tokens: TokenSink | None = None
 
     @classmethod
     def create(cls, settings: Settings | None = None, *, worker_id: str = "",

@@ -3,6 +3,11 @@
 The endpoint speaks OpenAI chat completions or Anthropic's Messages API (streams/executors/
 anthropic.py translates both ways); the loop always sees a chat completion, the record keeps the
 request and response as sent and received, with the provider, endpoint and price of the call.
+
+With a token sink in the context (`ctx.tokens`), the call asks the model to stream: its text goes
+to the side channel as it comes (streams/executors/tokens.py) and the stream is put back together
+(streams/executors/streamed.py), so the call is recorded as the non-streamed call would be: the
+request without the streaming flags, the response the model would have answered whole.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from streams.executors.errors import (
     CircuitOpen, LlmBadResponse, LlmRejected, LlmUnavailable, RetryableStepError,
 )
 from streams.executors.outcome import Recorder
+from streams.executors.streamed import (
+    AnthropicAssembly, OpenAiAssembly, sse_data, streaming_request,
+)
+from streams.executors.tokens import TokenStream
 
 __all__ = ["LlmEndpoint", "chat"]
 
@@ -72,6 +81,26 @@ def _check(body: Any) -> dict[str, Any]:
     return completion
 
 
+def _refused(endpoint: LlmEndpoint, status: int, text: str) -> None:
+    """Raise for an answer that is no success: retried (5xx, 429, ...) or not (other 4xx)."""
+    note_http_status(status)
+    if status >= 500 or status in _RETRYABLE_STATUS:
+        raise LlmUnavailable(f"the model at {endpoint.base_url} answered {status}: "
+                             f"{text[:200]}; it is retried")
+    if not 200 <= status < 300:
+        raise LlmRejected(f"the model at {endpoint.base_url} refused the request with "
+                          f"{status}: {text[:300]}; check the model name, the "
+                          "api_key secret and the request")
+
+
+def _unavailable(endpoint: LlmEndpoint, exc: httpx.HTTPError) -> LlmUnavailable:
+    if isinstance(exc, httpx.TimeoutException):
+        return LlmUnavailable(f"the model at {endpoint.base_url} did not answer within "
+                              f"{endpoint.timeout_s:g} s; it is retried")
+    return LlmUnavailable(f"the model at {endpoint.base_url} is unreachable "
+                          f"({type(exc).__name__}); it is retried, check it is up")
+
+
 async def _post(ctx: ExecutionContext, endpoint: LlmEndpoint,
                 request: dict[str, Any]) -> dict[str, Any]:
     headers = endpoint.headers(ctx.llm.anthropic_version)
@@ -80,21 +109,14 @@ async def _post(ctx: ExecutionContext, endpoint: LlmEndpoint,
         response = await ctx.http.post(endpoint.url, json=request, headers=inject_http(headers),
                                        timeout=endpoint.timeout_s,
                                        follow_redirects=not endpoint.api_key)
-    except httpx.TimeoutException as exc:
-        raise LlmUnavailable(f"the model at {endpoint.base_url} did not answer within "
-                             f"{endpoint.timeout_s:g} s; it is retried") from exc
-    except httpx.TransportError as exc:
-        raise LlmUnavailable(f"the model at {endpoint.base_url} is unreachable "
-                             f"({type(exc).__name__}); it is retried, check it is up") from exc
-    status = response.status_code
-    note_http_status(status)
-    if status >= 500 or status in _RETRYABLE_STATUS:
-        raise LlmUnavailable(f"the model at {endpoint.base_url} answered {status}: "
-                             f"{response.text[:200]}; it is retried")
-    if not response.is_success:
-        raise LlmRejected(f"the model at {endpoint.base_url} refused the request with "
-                          f"{status}: {response.text[:300]}; check the model name, the "
-                          "api_key secret and the request")
+    except (httpx.TimeoutException, httpx.TransportError) as exc:
+        raise _unavailable(endpoint, exc) from exc
+    _refused(endpoint, response.status_code, response.text)
+    return _whole(endpoint, response)
+
+
+def _whole(endpoint: LlmEndpoint, response: httpx.Response) -> dict[str, Any]:
+    """The answer of a non-streamed call; LlmBadResponse if it is none."""
     try:
         body = response.json()
         if endpoint.provider == "anthropic":
@@ -105,6 +127,41 @@ async def _post(ctx: ExecutionContext, endpoint: LlmEndpoint,
     except ValueError as exc:
         raise LlmBadResponse(f"the model at {endpoint.base_url} answered non-JSON: "
                              f"{response.text[:200]}") from exc
+
+
+async def _post_streamed(ctx: ExecutionContext, endpoint: LlmEndpoint, request: dict[str, Any],
+                         tokens: TokenStream) -> dict[str, Any]:
+    """`_post`, the model streaming: its text goes to `tokens` as it comes; the answer is the
+    response a non-streamed call gets."""
+    headers = endpoint.headers(ctx.llm.anthropic_version)
+    assembly = AnthropicAssembly() if endpoint.provider == "anthropic" else OpenAiAssembly()
+    try:
+        async with ctx.http.stream("POST", endpoint.url,
+                                   json=streaming_request(request, endpoint.provider),
+                                   headers=inject_http(headers), timeout=endpoint.timeout_s,
+                                   follow_redirects=not endpoint.api_key) as response:
+            if not response.is_success:
+                await response.aread()
+                _refused(endpoint, response.status_code, response.text)
+            note_http_status(response.status_code)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                await response.aread()  # an endpoint that does not stream answers whole
+                return _whole(endpoint, response)
+            async for line in response.aiter_lines():
+                data = sse_data(line)
+                if data is not None:
+                    await tokens.add(assembly.feed(data))
+                if assembly.done:
+                    break
+    except (httpx.TimeoutException, httpx.TransportError) as exc:
+        raise _unavailable(endpoint, exc) from exc
+    finally:
+        await tokens.close()
+    received = assembly.result()
+    if endpoint.provider == "anthropic":
+        completion_of(received)
+        return received
+    return _check(received)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -134,7 +191,13 @@ async def chat(ctx: ExecutionContext, endpoint: LlmEndpoint, request: dict[str, 
             started = time.perf_counter()
             with call_span(f"chat {model}", attributes):  # one span per try
                 async with ctx.circuits.guard(target, ctx.clock):
-                    received = await _post(ctx, endpoint, sent)
+                    if ctx.tokens is None:
+                        received = await _post(ctx, endpoint, sent)
+                    else:
+                        task = recorder.task
+                        stream = TokenStream(ctx.tokens, task.run_id or "", task.step_id,
+                                             task.attempt, recorder.next_index)
+                        received = await _post_streamed(ctx, endpoint, sent, stream)
                 response = (completion_of(received) if endpoint.provider == "anthropic"
                             else received)
                 note_llm_usage(response)
