@@ -20,6 +20,7 @@ from bend.api.models.executions import (
     RunSummary, StepView, UsageView,
 )
 from bend.api.paging import after_cursor, next_cursor
+from bend.api.tokens import follow_tokens
 from bend.explain import Explanation, explain_run
 from bend.kafka.position import Position
 from bend.security.roles import Principal
@@ -148,6 +149,20 @@ async def get_execution_logs(ctx: Context, principal: Reader, run_id: str,
              if LEVELS.index(line.level) >= lowest and (step_id is None or
                                                         line.step_id == step_id)]
     return LogPage(items=lines, next_after_seq=rows[-1]["seq"] if rows else after_seq)
+
+
+@router.get("/{run_id}/tokens", response_class=StreamingResponse,
+            responses={**problem_responses(404),
+                       200: {"content": {SSE_MEDIA_TYPE: {}},
+                             "description": "`tokens` frames, then `end` or `timeout`"}})
+async def get_execution_tokens(ctx: Context, principal: Reader, run_id: str,
+                               step_id: str | None = None,
+                               follow_s: FollowFor = 300.0) -> StreamingResponse:
+    """An agent's model text as it streams (a side channel, not the run log: best effort, from
+    now on), until the step (or without `step_id`, the run) ends; server-sent events."""
+    await _run(ctx, principal, run_id)
+    return StreamingResponse(follow_tokens(ctx, run_id, step_id, max_s=follow_s),
+                             media_type=SSE_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/{run_id}/graph", response_model=Graph, responses=problem_responses(404))

@@ -1,0 +1,111 @@
+"""Server-sent events of an agent's model text as it streams: the agent-tokens side channel.
+
+Not the run log: the records are best-effort batches of text (streams/executors/tokens.py),
+kept an hour. A stream reads only the partition the run's key lands on, from its end when the
+request comes, and ends once the step (or, without one, the run) has ended, or after `max_s`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from aiokafka import TopicPartition
+
+from bend.api.context import ApiContext
+from bend.contracts.topics import topic_name
+from bend.explain.observe import partition_of
+from bend.kafka import clients
+from bend.kafka.metadata import topic_partitions
+from projections.queries import runs as queries
+
+__all__ = ["ACTIVE_STEP", "follow_tokens"]
+
+log = structlog.get_logger(__name__)
+
+ACTIVE_STEP = frozenset({"scheduled", "running", "retrying"})  # may stream more text
+_CHECK_S = 1.0  # how often the read model is asked whether the step has ended
+_DRAIN_MS = 300  # one last read once it has: its last batch went out before it ended
+_KEEPALIVE_S = 15.0
+
+
+def _frame(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+async def _ended(ctx: ApiContext, run_id: str, step_id: str | None) -> str | None:
+    """Why there is no more text to wait for (the step's or run's status), else None."""
+    status, _ = await queries.progress(ctx.pool, run_id) or ("pending", 0)
+    if status in queries.FINISHED:
+        return status
+    if step_id is None:
+        return None
+    step = await queries.step(ctx.pool, run_id, step_id)
+    if step is None or step["status"] in ACTIVE_STEP:
+        return None
+    return str(step["status"])
+
+
+def _pieces(records: Any, run_id: str, step_id: str | None) -> list[dict[str, Any]]:
+    key = run_id.encode()
+    out = []
+    for record in records:
+        if record.key != key:
+            continue
+        try:
+            piece = json.loads(record.value)
+        except ValueError:
+            continue
+        if not isinstance(piece, dict) or (step_id is not None and piece.get("step_id") != step_id):
+            continue
+        out.append({k: piece.get(k) for k in ("step_id", "attempt", "call_index", "seq", "text",
+                                              "final")})
+    return out
+
+
+async def follow_tokens(ctx: ApiContext, run_id: str, step_id: str | None, *,
+                        max_s: float) -> AsyncIterator[str]:
+    """`tokens` frames of the run's (or step's) streamed text from now on, then an `end` frame
+    once the step or run has ended, or a `timeout` frame after `max_s`."""
+    topic = topic_name("agent_tokens", ctx.settings)
+    consumer = clients.consumer(ctx.settings.kafka, enable_auto_commit=False,
+                                client_id=f"{ctx.settings.kafka.client_id}-tokens")
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, topic)
+        if not partitions:
+            yield _frame("end", {"run_id": run_id, "status": None,
+                                 "reason": f"the topic {topic} does not exist"})
+            return
+        tp = TopicPartition(topic, partition_of(run_id, len(partitions)))
+        consumer.assign([tp])
+        await consumer.seek_to_end(tp)
+        deadline = time.monotonic() + max_s
+        checked = last_beat = time.monotonic()
+        while True:
+            batches = await consumer.getmany(tp, timeout_ms=250, max_records=500)
+            for piece in _pieces(batches.get(tp, []), run_id, step_id):
+                yield _frame("tokens", piece)
+                last_beat = time.monotonic()
+            now = time.monotonic()
+            if now - checked >= _CHECK_S or now >= deadline:
+                checked = now
+                status = await _ended(ctx, run_id, step_id)
+                if status is not None:
+                    last = await consumer.getmany(tp, timeout_ms=_DRAIN_MS, max_records=500)
+                    for piece in _pieces(last.get(tp, []), run_id, step_id):
+                        yield _frame("tokens", piece)
+                    yield _frame("end", {"run_id": run_id, "step_id": step_id,
+                                         "status": status})
+                    return
+                if now >= deadline:
+                    yield _frame("timeout", {"run_id": run_id, "step_id": step_id})
+                    return
+            if now - last_beat >= _KEEPALIVE_S:
+                last_beat = now
+                yield ": keep-alive\n\n"
+    finally:
+        await consumer.stop()
