@@ -57,15 +57,15 @@ def control(engine: Engine, **body: Any) -> None:
 async def frames(base_url: str, key: str, run_id: str, wait_for: str) -> AsyncIterator[SseFrame]:
     parser = SseParser()
     async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"},
-                                 timeout=httpx.Timeout(10.0, read=60.0)) as client:
-        async with client.stream("GET", f"/api/executions/{run_id}/tokens",
-                                 params={"step_id": "think", "follow_s": 60,
-                                         "wait_for": wait_for}) as response:
-            assert response.status_code == 200, await response.aread()
-            assert response.headers["content-type"].startswith("text/event-stream")
-            async for line in response.aiter_lines():
-                for frame in parser.feed([line]):
-                    yield frame
+                                 timeout=httpx.Timeout(10.0, read=60.0)) as client, \
+            client.stream("GET", f"/api/executions/{run_id}/tokens",
+                          params={"step_id": "think", "follow_s": 60,
+                                  "wait_for": wait_for}) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for line in response.aiter_lines():
+            for frame in parser.feed([line]):
+                yield frame
 
 
 async def step_status(api: RunningApi, run_id: str) -> str | None:
