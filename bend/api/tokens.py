@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -49,7 +49,8 @@ async def _ended(ctx: ApiContext, run_id: str, step_id: str | None) -> str | Non
     return str(step["status"])
 
 
-def _pieces(records: Any, run_id: str, step_id: str | None) -> list[dict[str, Any]]:
+def _pieces(records: Any, run_id: str, step_id: str | None,
+            redact: Callable[[str], str]) -> list[dict[str, Any]]:
     key = run_id.encode()
     out = []
     for record in records:
@@ -61,15 +62,20 @@ def _pieces(records: Any, run_id: str, step_id: str | None) -> list[dict[str, An
             continue
         if not isinstance(piece, dict) or (step_id is not None and piece.get("step_id") != step_id):
             continue
-        out.append({k: piece.get(k) for k in ("step_id", "attempt", "call_index", "seq", "text",
-                                              "final")})
+        shown = {k: piece.get(k) for k in ("step_id", "attempt", "call_index", "seq", "final")}
+        out.append({**shown, "text": redact(str(piece.get("text") or ""))})
     return out
 
 
-async def follow_tokens(ctx: ApiContext, run_id: str, step_id: str | None, *,
-                        max_s: float) -> AsyncIterator[str]:
-    """`tokens` frames of the run's (or step's) streamed text from now on, then an `end` frame
-    once the step or run has ended, or a `timeout` frame after `max_s`."""
+def _as_is(text: str) -> str:
+    return text
+
+
+async def follow_tokens(ctx: ApiContext, run_id: str, step_id: str | None, *, max_s: float,
+                        redact: Callable[[str], str] = _as_is) -> AsyncIterator[str]:
+    """`tokens` frames of the run's (or step's) streamed text from now on (each batch's text
+    through `redact`), then an `end` frame once the step or run has ended, or a `timeout` frame
+    after `max_s`."""
     topic = topic_name("agent_tokens", ctx.settings)
     consumer = clients.consumer(ctx.settings.kafka, enable_auto_commit=False,
                                 client_id=f"{ctx.settings.kafka.client_id}-tokens")
@@ -87,7 +93,7 @@ async def follow_tokens(ctx: ApiContext, run_id: str, step_id: str | None, *,
         checked = last_beat = time.monotonic()
         while True:
             batches = await consumer.getmany(tp, timeout_ms=250, max_records=500)
-            for piece in _pieces(batches.get(tp, []), run_id, step_id):
+            for piece in _pieces(batches.get(tp, []), run_id, step_id, redact):
                 yield _frame("tokens", piece)
                 last_beat = time.monotonic()
             now = time.monotonic()
@@ -96,7 +102,7 @@ async def follow_tokens(ctx: ApiContext, run_id: str, step_id: str | None, *,
                 status = await _ended(ctx, run_id, step_id)
                 if status is not None:
                     last = await consumer.getmany(tp, timeout_ms=_DRAIN_MS, max_records=500)
-                    for piece in _pieces(last.get(tp, []), run_id, step_id):
+                    for piece in _pieces(last.get(tp, []), run_id, step_id, redact):
                         yield _frame("tokens", piece)
                     yield _frame("end", {"run_id": run_id, "step_id": step_id,
                                          "status": status})

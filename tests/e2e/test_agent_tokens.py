@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from pathlib import Path
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from bend.client.protocol import SseFrame, SseParser
 from bend.devstack.engine import Engine, running_engine
 from bend.devstack.llm_server import scripted_reply
 from bend.server.testing import RunningApi, api_beside
+from tests.e2e.web_pages import get_page, signed_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -68,6 +70,21 @@ async def frames(base_url: str, key: str, run_id: str, wait_for: str) -> AsyncIt
                 yield frame
 
 
+async def start(api: RunningApi, engine: Engine, topic: str) -> tuple[str, str]:
+    """Start a run of one agent step, `think` (no tools: one model call); its id and token."""
+    definition = {"name": "agent_tokens", "llm": {"base_url": engine.llm.base_url},
+                  "steps": [{"id": "think", "type": "agent", "model": "scripted",
+                             "prompt": "Research the topic: ${input.topic}"}]}
+    r = await api.client.post("/api/workflows", json=definition)
+    assert r.status_code in (200, 201), r.text
+    wf = r.json()
+    r = await api.client.post(f"/api/workflows/{wf['workflow_id']}/execute",
+                              json={"input": {"topic": topic}},
+                              params={"wait_for": wf["position"]["token"]})
+    assert r.status_code == 202, r.text
+    return r.json()["run_id"], r.json()["position"]["token"]
+
+
 async def step_status(api: RunningApi, run_id: str) -> str | None:
     run = (await api.client.get(f"/api/executions/{run_id}")).json()
     return next((s["status"] for s in run.get("steps") or [] if s["step_id"] == "think"), None)
@@ -78,17 +95,7 @@ async def test_an_agents_text_is_watched_as_it_streams_and_recorded_as_a_whole_c
     assert engine.llm.state is not None
     control(engine, reset=True, stream_delay_ms=250)  # ~13 words: about 3 s of streaming
     try:
-        definition = {"name": "agent_tokens", "llm": {"base_url": engine.llm.base_url},
-                      "steps": [{"id": "think", "type": "agent", "model": "scripted",
-                                 "prompt": "Research the topic: ${input.topic}"}]}
-        r = await api.client.post("/api/workflows", json=definition)
-        assert r.status_code == 201, r.text
-        wf = r.json()
-        r = await api.client.post(f"/api/workflows/{wf['workflow_id']}/execute",
-                                  json={"input": {"topic": "durable timers"}},
-                                  params={"wait_for": wf["position"]["token"]})
-        assert r.status_code == 202, r.text
-        run_id, token = r.json()["run_id"], r.json()["position"]["token"]
+        run_id, token = await start(api, engine, "durable timers")
         texts: list[str] = []
         status_at_first_text = None
         ended: dict[str, Any] = {}
@@ -119,5 +126,36 @@ async def test_an_agents_text_is_watched_as_it_streams_and_recorded_as_a_whole_c
         assert "stream" not in call["request"] and "stream_options" not in call["request"]
         assert call["response"] == scripted_reply(call["request"])  # as if not streamed
         assert engine.llm.state.streamed >= 1
+    finally:
+        control(engine, reset=True)
+
+
+async def test_the_run_page_shows_an_agents_text_as_data_masked_never_as_markup(
+        api: RunningApi, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BEND_SECRET_TOKENS_DEMO", "sk-hidden-4711")
+    control(engine, reset=True, stream_delay_ms=300)
+    try:
+        run_id, token = await start(api, engine, "<img src=x onerror=alert(1)> sk-hidden-4711")
+        client = await signed_in(api, await api.key("viewer"))
+        try:
+            await api.client.get(f"/api/executions/{run_id}", params={"wait_for": token})
+            # httpx's ASGI transport answers once the stream has ended: with the step
+            r = await client.get(f"/ui/runs/{run_id}/tokens", params={"step_id": "think"})
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"].startswith("text/event-stream")
+            parser = SseParser()
+            got = list(parser.feed([*r.text.splitlines(), ""]))
+            assert got[-1].event == "end", got
+            text = "".join(f.json()["text"] for f in got if f.event == "tokens")
+            assert "<img src=x onerror=alert(1)>" in text  # data (JSON), shown as textContent
+            assert "sk-hidden-4711" not in text and "***" in text
+            page = await get_page(client, f"/ui/runs/{run_id}")
+            [panel] = page.all("section", cls="step-detail")
+            assert panel.attrs["data-node-type"] == "agent"
+        finally:
+            await client.aclose()
+        ui_js = (Path(__file__).parents[2] / "bend/web/static/ui.js").read_text()
+        shown = ui_js[ui_js.index("function showTokens"):ui_js.index("function watchTokens")]
+        assert "box.textContent = " in shown and "innerHTML" not in shown
     finally:
         control(engine, reset=True)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from bend.api.follow import MAX_SEQ, SSE_MEDIA_TYPE, resume_after
+from bend.api.tokens import follow_tokens
 from bend.services import runs as service
 from bend.web.errors import BadForm, NotFound
 from bend.web.render import masked, page, redactor_for, templates, unmask
@@ -100,6 +101,19 @@ async def run_stream(request: Request, session: Ui, run_id: str,
 
     return StreamingResponse(run_state(ctx, run_id, after_seq, render,
                                        shown_status=status, max_s=follow_s),
+                             media_type=SSE_MEDIA_TYPE,
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/{run_id}/tokens")
+async def run_tokens(request: Request, session: Ui, run_id: str, step_id: str,
+                     follow_s: Annotated[float, Query(gt=0, le=3600)] = MAX_S) -> Response:
+    """Server-sent `tokens` frames: an agent step's model text as it streams (the side channel
+    of bend.api.tokens), the project's secrets masked, until the step ends."""
+    await _run(request, session, run_id)
+    redactor = await redactor_for(request, session.principal.project)
+    return StreamingResponse(follow_tokens(context(request), run_id, step_id, max_s=follow_s,
+                                           redact=redactor.text),
                              media_type=SSE_MEDIA_TYPE,
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

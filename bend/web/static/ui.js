@@ -97,6 +97,7 @@ function liveRun() {
     const box = document.getElementById("timeline-box");
     if (box && data.timeline_html) replaceKeepingFocus(box, data.timeline_html);
     if (data.panels) updatePanels(data.panels, data.panel_order || []);
+    watchTokens(runId);
     const waiting = document.getElementById("waiting-body");
     if (waiting && data.waiting_html) waiting.innerHTML = data.waiting_html;
     if (data.finished) {
@@ -108,6 +109,54 @@ function liveRun() {
     source.close();
     refreshSections(["run-io", "run-usage"]);
   });
+  watchTokens(runId);
+}
+
+// An agent step's model text as it streams (a side channel: not the run log), shown under the
+// step as plain text (textContent: never parsed as HTML). Kept here so a re-rendered panel gets
+// it back; each model call starts a new paragraph.
+const streamed = new Map();  // step_id -> {source, calls: Map(call_index -> text)}
+
+function showTokens(stepId) {
+  const seen = streamed.get(stepId);
+  const panel = document.querySelector(
+    `#step-panels section.step-detail[data-step-id="${CSS.escape(stepId)}"]`);
+  if (!seen || !panel) return;
+  let box = panel.querySelector(":scope > pre.agent-tokens");
+  if (!box) {
+    box = document.createElement("pre");
+    box.className = "agent-tokens";
+    box.setAttribute("aria-live", "polite");
+    box.setAttribute("aria-label", "The model's text as it streams");
+    panel.querySelector(":scope > .step-head")?.after(box);
+  }
+  box.textContent = [...seen.calls.values()].join("\n\n");
+}
+
+function watchTokens(runId) {
+  if (!window.EventSource) return;
+  for (const panel of document.querySelectorAll(
+      '#step-panels section.step-detail[data-node-type="agent"]')) {
+    const stepId = panel.dataset.stepId;
+    const seen = streamed.get(stepId);
+    if (seen) { showTokens(stepId); }
+    if (!["scheduled", "running", "retrying"].includes(panel.dataset.status) || seen?.source) {
+      continue;
+    }
+    const entry = seen || {source: null, calls: new Map()};
+    streamed.set(stepId, entry);
+    entry.source = new EventSource(`/ui/runs/${encodeURIComponent(runId)}/tokens` +
+                                   `?step_id=${encodeURIComponent(stepId)}`);
+    entry.source.addEventListener("tokens", (e) => {
+      const piece = JSON.parse(e.data);
+      const key = `${piece.attempt}:${piece.call_index}`;
+      entry.calls.set(key, (entry.calls.get(key) || "") + String(piece.text || ""));
+      showTokens(stepId);
+    });
+    const stop = () => { entry.source?.close(); entry.source = null; };
+    entry.source.addEventListener("end", stop);
+    entry.source.addEventListener("timeout", stop);
+  }
 }
 
 // What the reader opened ("show all" of a value, an LLM call's prompt) stays open, and the focus
