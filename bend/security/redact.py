@@ -28,11 +28,28 @@ class Redactor:
         forms = {form for s in secrets if s for form in _forms(s)}
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(forms, key=len, reverse=True)
+        self._forms = tuple(ordered)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def __bool__(self) -> bool:
         """Whether there is anything to mask."""
         return self._pattern is not None
+
+    def safe_cut(self, text: str) -> int:
+        """How much of `text` (a stream's next piece) can be masked and sent now: all of it
+        unless it ends with the start of a secret, which stays back to meet the rest."""
+        cut = len(text)
+        moved = True
+        while moved and cut:
+            moved = False
+            for form in self._forms:
+                for k in range(min(len(form) - 1, cut), 0, -1):
+                    if text[cut - k:cut] == form[:k]:
+                        cut, moved = cut - k, True
+                        break
+                if moved:
+                    break
+        return cut
 
     def text(self, text: str) -> str:
         """`text` with every secret masked."""

@@ -26,13 +26,13 @@ from streams.executors.anthropic import completion_of, messages_request
 from streams.executors.circuits import target_of
 from streams.executors.context import ExecutionContext
 from streams.executors.errors import (
-    CircuitOpen, LlmBadResponse, LlmRejected, LlmUnavailable, RetryableStepError,
+    CircuitOpen, LlmBadResponse, LlmRejected, LlmUnavailable, RetryableStepError, StepError,
 )
 from streams.executors.outcome import Recorder
 from streams.executors.streamed import (
     AnthropicAssembly, OpenAiAssembly, sse_data, streaming_request,
 )
-from streams.executors.tokens import TokenStream
+from streams.executors.tokens import TokenSink, TokenStream
 
 __all__ = ["LlmEndpoint", "chat"]
 
@@ -164,6 +164,20 @@ async def _post_streamed(ctx: ExecutionContext, endpoint: LlmEndpoint, request: 
     return _check(received)
 
 
+async def _token_stream(ctx: ExecutionContext, sink: TokenSink,
+                        recorder: Recorder) -> TokenStream:
+    """Where this call's text goes, the project's secrets masked (none if they cannot be)."""
+    task = recorder.task
+    try:
+        redactor = await ctx.secrets.redactor(task.project)
+    except StepError as exc:  # nothing may leave unmasked: stream to no one
+        log.warning("agent_tokens_not_redactable", error=exc.message)
+        return TokenStream(None, task.run_id or "", task.step_id, task.attempt,
+                           recorder.next_index)
+    return TokenStream(sink, task.run_id or "", task.step_id, task.attempt,
+                       recorder.next_index, redactor=redactor)
+
+
 def _retryable(exc: BaseException) -> bool:
     # An open circuit is not retried here: the step fails now and its retry policy waits.
     return isinstance(exc, RetryableStepError) and not isinstance(exc, CircuitOpen)
@@ -194,9 +208,7 @@ async def chat(ctx: ExecutionContext, endpoint: LlmEndpoint, request: dict[str, 
                     if ctx.tokens is None:
                         received = await _post(ctx, endpoint, sent)
                     else:
-                        task = recorder.task
-                        stream = TokenStream(ctx.tokens, task.run_id or "", task.step_id,
-                                             task.attempt, recorder.next_index)
+                        stream = await _token_stream(ctx, ctx.tokens, recorder)
                         received = await _post_streamed(ctx, endpoint, sent, stream)
                 response = (completion_of(received) if endpoint.provider == "anthropic"
                             else received)

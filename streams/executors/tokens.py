@@ -3,8 +3,10 @@
 Not a contract and not the run log: a record is JSON `{run_id, step_id, attempt, call_index,
 seq, text, final}` keyed by run_id, kept an hour (bend.contracts.topics), read by the API's
 `GET /api/executions/{run_id}/tokens`. Text goes out every `max_chars` characters or
-`max_wait_s` seconds, and once more (`final`) when the call ends. Best effort: a send that fails
-is logged and dropped, never failing the step; the finished call is recorded as ever.
+`max_wait_s` seconds, and once more (`final`) when the call ends, every secret of the run's
+project masked (the end of a batch that could be the start of a secret waits for the next).
+Best effort: a send that fails is logged and dropped, never failing the step; the finished call
+is recorded as ever.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+
+from bend.security.redact import Redactor
 
 __all__ = ["TokenSink", "TokenStream"]
 
@@ -37,6 +41,7 @@ class TokenStream:
     max_chars: int = 200
     max_wait_s: float = 0.1
     clock: Callable[[], float] = time.monotonic
+    redactor: Redactor = field(default_factory=lambda: Redactor(()))
     pending: list[str] = field(default_factory=list)
     size: int = 0
     seq: int = 0
@@ -62,7 +67,10 @@ class TokenStream:
 
     async def _send(self, *, final: bool) -> None:
         assert self.sink is not None
-        text, self.pending, self.size = "".join(self.pending), [], 0
+        raw = "".join(self.pending)
+        cut = len(raw) if final else self.redactor.safe_cut(raw)
+        text, kept = self.redactor.text(raw[:cut]), raw[cut:]
+        self.pending, self.size = ([kept], len(kept)) if kept else ([], 0)
         self.last_sent = self.clock()
         if self.failed or (not text and not final):
             return

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bend.devstack.llm_server import scripted_reply
 from bend.devstack.messages_api import messages_reply
+from bend.security.redact import Redactor
 from bend.devstack.streamed_replies import messages_events, openai_chunks, pieces
 from streams.executors.anthropic import completion_of
 from streams.executors.errors import LlmBadResponse, LlmUnavailable
@@ -173,3 +174,38 @@ async def test_a_failing_side_channel_never_fails_the_call() -> None:
     await stream.add("b")
     await stream.close()
     assert tries == 1  # given up on after the first failure
+
+
+SECRET = "sk-live-0123456789"
+
+
+@given(text=st.text(alphabet="ab -sk0123456789livex", max_size=60),
+       cuts=st.lists(st.integers(min_value=0, max_value=80), max_size=8),
+       at=st.integers(min_value=0, max_value=60))
+async def test_a_secret_never_goes_out_whole_or_in_part_however_the_stream_is_cut(
+        text: str, cuts: list[int], at: int) -> None:
+    text = text[:at] + SECRET + text[at:]
+    sent: list[str] = []
+
+    async def sink(key: bytes, value: bytes) -> None:
+        sent.append(json.loads(value)["text"])
+
+    stream = TokenStream(sink, "run-1", "research", 1, 0, max_chars=1,
+                         redactor=Redactor([SECRET]))
+    edges = sorted({0, len(text), *(c for c in cuts if c < len(text))})
+    for start, end in zip(edges, edges[1:], strict=False):
+        await stream.add(text[start:end])
+    await stream.close()
+    out = "".join(sent)
+    assert SECRET not in out
+    assert out == Redactor([SECRET]).text(text)  # all of it, masked as a whole would be
+    for batch in sent[:-1]:  # no batch but the last ends with the secret's start
+        assert not any(batch.endswith(SECRET[:k]) for k in range(4, len(SECRET)))
+
+
+def test_a_safe_cut_keeps_back_what_could_be_a_secrets_start() -> None:
+    redactor = Redactor([SECRET])
+    assert redactor.safe_cut("the key is sk-li") == len("the key is ")
+    assert redactor.safe_cut("the key is sk-live-0123456789 ok") == len(
+        "the key is sk-live-0123456789 ok")
+    assert Redactor([]).safe_cut("anything s") == len("anything s")
