@@ -13,24 +13,28 @@ from typing import Any
 
 import asyncpg
 
+from bend.core.commands import Command
 from bend.core.events import Event
 from bend.core.triggers import ScheduleTrigger, WebhookTrigger, parse_trigger
+from bend.core.triggers.errors import BackfillTooLarge, InvalidTimeRange
 from bend.core.triggers.schedule_spec import ScheduleSpec
-from bend.core.triggers.schedules import upcoming
+from bend.core.triggers.schedules import backfill, dedupe_key, upcoming
 from bend.kafka.position import Position
 from bend.security.adminlog import AdminAction
 from bend.security.dependencies import Security
 from bend.security.roles import Principal, require
 from bend.services import workflows
 from bend.services.deps import WatchingDeps
-from bend.services.trigger_checks import UnknownTrigger, WebhookPathTaken, accepted
+from bend.services.trigger_checks import (
+    InvalidBackfill, TriggerTypeMismatch, UnknownTrigger, WebhookPathTaken, accepted, pinned,
+)
 from bend.triggering import events as trigger_events
 from projections.queries import triggers as queries
 
 __all__ = [
-    "TriggerWritten", "create_trigger", "delete_trigger", "get_trigger", "list_triggers",
-    "next_fire_times", "preview", "recent_errors", "store_webhook_secret", "update_trigger",
-    "webhook_url",
+    "Backfilled", "TriggerWritten", "backfill_trigger", "create_trigger", "delete_trigger",
+    "get_trigger", "list_triggers", "next_fire_times", "preview", "recent_errors",
+    "store_webhook_secret", "update_trigger", "webhook_url",
 ]
 
 _WAIT_S = 10.0
@@ -194,3 +198,52 @@ async def store_webhook_secret(security: Security, principal: Principal, name: s
         {"created": info.created_at == info.updated_at, "value_changed": True,
          "for": "webhook"}))
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class Backfilled:
+    """A backfill's due times, oldest first, each with its run and `started` or
+    `already_fired`; `position` is the last event sent (None: none was)."""
+
+    trigger_id: str
+    runs: tuple[tuple[datetime, str, str], ...]  # (due_at, run_id, status)
+    position: Position | None = None
+
+    @property
+    def started(self) -> int:
+        """How many due times this backfill started."""
+        return sum(status == "started" for _, _, status in self.runs)
+
+
+async def backfill_trigger(deps: WatchingDeps, principal: Principal, trigger_id: str,
+                           start: datetime, end: datetime, max_runs: int) -> Backfilled:
+    """Fire a schedule's due times in [start, end) that have not fired yet, oldest first.
+
+    Each due time fires once whoever fires it (its key and run id are the scheduler's); one
+    fired already is reported as `already_fired` and not sent again.
+    """
+    require(principal, "triggers:write")
+    row = await get_trigger(deps, principal, trigger_id)
+    trigger = parse_trigger(row["definition"])
+    if not isinstance(trigger, ScheduleTrigger):
+        raise TriggerTypeMismatch(trigger_id, row["trigger_type"], "schedule", "be backfilled")
+    now = _now()
+    try:
+        due = backfill(trigger.schedule, start, end, max_runs, now=now)
+    except (InvalidTimeRange, BackfillTooLarge) as exc:
+        raise InvalidBackfill(str(exc)) from None
+    version, definition = await pinned(deps.pool, row)
+    keys = [dedupe_key(trigger_id, at) for at in due]
+    before = await queries.fired_keys(deps.pool, trigger_id, keys)
+    runs: list[tuple[datetime, str, str]] = []
+    batch: list[Event | Command] = []
+    for at, key in zip(due, keys, strict=False):
+        fired, begin = trigger_events.firing(row, key, version, definition, trigger.input, now,
+                                             at)
+        if key in before:
+            runs.append((at, before[key] or fired.run_id or "", "already_fired"))
+            continue
+        batch += [fired, begin]
+        runs.append((at, begin.run_id or "", "started"))
+    position = (await deps.producer.send_many(batch))[-1] if batch else None
+    return Backfilled(trigger_id, tuple(runs), position)

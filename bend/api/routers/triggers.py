@@ -16,14 +16,11 @@ from bend.api.models.triggers import (
     TriggerErrorList, TriggerErrorView, TriggerList, TriggerState, TriggerView, TriggerWrite,
     TriggerWritten, WebhookList, WebhookView,
 )
-from bend.core.triggers.errors import BackfillTooLarge, InvalidTimeRange
-from bend.core.triggers.schedules import backfill, dedupe_key
-from bend.core.triggers import KafkaTrigger, ScheduleTrigger, parse_trigger
+from bend.core.triggers import KafkaTrigger, parse_trigger
 from bend.kafka.position import Position
 from bend.security.roles import Principal
-from bend.services import trigger_checks as triggering
 from bend.services import triggers as service
-from bend.services.trigger_checks import InvalidBackfill, TriggerTypeMismatch
+from bend.services.trigger_checks import TriggerTypeMismatch
 from bend.triggering import events as trigger_events
 from projections.queries import triggers as queries
 
@@ -164,34 +161,15 @@ async def backfill_trigger(body: BackfillRequest, response: Response, ctx: Conte
     Each due time fires once whoever fires it (its key and run id are the scheduler's); one
     fired already is reported as `already_fired` and not sent again.
     """
-    row = await service.get_trigger(ctx, principal, trigger_id)
-    trigger = parse_trigger(row["definition"])
-    if not isinstance(trigger, ScheduleTrigger):
-        raise TriggerTypeMismatch(trigger_id, row["trigger_type"], "schedule", "be backfilled")
-    now = _now()
-    try:
-        due = backfill(trigger.schedule, body.start, body.end, body.max_runs, now=now)
-    except (InvalidTimeRange, BackfillTooLarge) as exc:
-        raise InvalidBackfill(str(exc)) from None
-    version, definition = await triggering.pinned(ctx.pool, row)
-    keys = [dedupe_key(trigger_id, at) for at in due]
-    before = await queries.fired_keys(ctx.pool, trigger_id, keys)
-    runs, batch = [], []
-    for at, key in zip(due, keys, strict=False):
-        fired, start = trigger_events.firing(row, key, version, definition, trigger.input, now,
-                                             at)
-        if key in before:
-            runs.append(BackfilledRun(due_at=at, run_id=before[key] or fired.run_id or "",
-                                      status="already_fired"))
-            continue
-        batch += [fired, start]
-        runs.append(BackfilledRun(due_at=at, run_id=start.run_id or "", status="started"))
-    if batch:
-        positions = await ctx.producer.send_many(batch)
-        response.headers["X-Bend-Position"] = positions[-1].token
-    started = sum(r.status == "started" for r in runs)
-    return BackfillAccepted(trigger_id=trigger_id, started=started,
-                            already_fired=len(runs) - started, runs=runs)
+    done = await service.backfill_trigger(ctx, principal, trigger_id, body.start, body.end,
+                                          body.max_runs)
+    if done.position is not None:
+        response.headers["X-Bend-Position"] = done.position.token
+    return BackfillAccepted(
+        trigger_id=trigger_id, started=done.started,
+        already_fired=len(done.runs) - done.started,
+        runs=[BackfilledRun(due_at=at, run_id=run_id, status=status)
+              for at, run_id, status in done.runs])
 
 
 @router.post("/triggers/{trigger_id}/replay", status_code=202, response_model=ReplayAccepted,
