@@ -1,12 +1,13 @@
 """Triggers in real Chromium on the real engine: a cron trigger added from the form, whose five
 previewed fire times are the ones the API reports once it is saved; paused and resumed; a
-webhook whose secret is shown once; a Kafka trigger from YAML; deleting after a confirmation;
-viewers and operators see no action, and their forms posted by hand get 403 and change
+webhook whose secret is shown once; a Kafka trigger from YAML; deleting after a confirmation; a
+backfill that starts each past due time once; viewers and operators see no action, and their forms posted by hand get 403 and change
 nothing."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -181,7 +182,7 @@ def test_viewers_and_operators_see_no_trigger_actions_and_their_posts_get_403(
         browser.open(f"/ui/workflows/{workflow_id}/triggers")
         assert trigger_id in _row_ids(browser, "schedule")
         for css in ("#cron-form", "#webhook-form", "#definition-form", ".action-pause",
-                    ".action-resume", ".action-edit", ".action-delete"):
+                    ".action-resume", ".action-edit", ".action-delete", ".action-backfill"):
             assert browser.absent(css), (role, css)
         browser.assert_accessible(f"the triggers page for a {role}")
         token = browser.attr("input[name=csrf_token]", "value")
@@ -200,6 +201,56 @@ def test_viewers_and_operators_see_no_trigger_actions_and_their_posts_get_403(
             for path, data in posts:
                 r = hand.post(path, data={"csrf_token": token, **data})
                 assert r.status_code == 403, (role, path, r.status_code)
-            for path in (f"/ui/triggers/{trigger_id}/edit", f"/ui/triggers/{trigger_id}/delete"):
+                r = hand.post(f"/ui/triggers/{trigger_id}/backfill", data={
+                    "csrf_token": token, "start": "2026-01-01T00:00", "end": "2026-01-02T00:00"})
+                assert r.status_code == 403, (role, "backfill", r.status_code)
+            for path in (f"/ui/triggers/{trigger_id}/edit", f"/ui/triggers/{trigger_id}/delete",
+                         f"/ui/triggers/{trigger_id}/backfill"):
                 assert hand.get(path).status_code == 403, (role, path)
     assert _triggers(stack, workflow_id) == before
+
+
+def _set(browser: Browser, css: str, value: str) -> None:
+    browser.driver.execute_script("arguments[0].value = arguments[1]", browser.one(css), value)
+
+
+def test_a_backfill_starts_each_past_due_time_once(browser: Browser, stack: Stack) -> None:
+    workflow_id = stack.register(TRIGGERED)
+    r = stack.client.post(f"/api/workflows/{workflow_id}/triggers", json={"definition": {
+        "type": "schedule", "schedule": {"cron": "0 9 * * *"}}})
+    assert r.status_code == 201, r.text
+    trigger_id = r.json()["trigger_id"]
+    stack.client.get(f"/api/triggers/{trigger_id}",
+                     params={"wait_for": r.json()["position"]["token"]})
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = (today - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"), today.strftime(
+        "%Y-%m-%dT%H:%M")
+    browser.sign_in(stack.keys["admin"])
+    browser.open(f"/ui/workflows/{workflow_id}/triggers")
+    browser.one(f'tr[data-trigger-id="{trigger_id}"] .action-backfill').click()
+    browser.wait(lambda: not browser.absent("#backfill-form"), "the backfill dialog")
+    browser.assert_accessible("the backfill dialog")
+    _set(browser, "#backfill-start", end)  # reversed: refused by the end, typing kept
+    _set(browser, "#backfill-end", start)
+    browser.one("#start-backfill").click()
+    browser.wait(lambda: not browser.absent("#backfill-end-error"), "the range's error")
+    assert browser.attr("#backfill-start", "value") == end
+
+    _set(browser, "#backfill-start", start)
+    _set(browser, "#backfill-end", end)
+    browser.one("#start-backfill").click()
+    browser.wait(lambda: not browser.absent("#backfill-done"), "the backfill's result")
+    assert browser.text("#backfill-started") == "3"
+    runs = [href.rsplit("/", 1)[-1] for (href,) in browser.read(".backfill-row a", "href")
+            if href]
+    assert len(runs) == 3
+    assert stack.until(runs[0], {"completed", "failed"})["status"] == "completed"
+    browser.assert_accessible("the backfill's result")
+
+    browser.open(f"/ui/triggers/{trigger_id}/backfill")  # the same range again: all had fired
+    _set(browser, "#backfill-start", start)
+    _set(browser, "#backfill-end", end)
+    browser.one("#start-backfill").click()
+    browser.wait(lambda: not browser.absent("#backfill-done"), "the second result")
+    assert browser.text("#backfill-started") == "0"
+    assert browser.text("#backfill-already") == "3"
