@@ -166,7 +166,14 @@ def test_a_webhooks_secret_is_shown_once_and_a_trigger_is_deleted_after_confirma
     assert secret not in browser.driver.page_source
 
     browser.open(f"/ui/workflows/{workflow_id}/triggers")
-    browser.one("#trigger-definition").send_keys("type: kafka\ntopic: orders.created")
+    browser.one("#trigger-definition").send_keys("type: kafka\ntopic: orders created")
+    browser.one("#save-definition").click()  # the core's word by the box, the text kept
+    browser.wait(lambda: not browser.absent("#trigger-definition-error"), "the topic's error")
+    assert "topic" in (browser.text("#trigger-definition-error") or "")
+    assert browser.one("#trigger-definition").get_property("value") == (
+        "type: kafka\ntopic: orders created")
+    assert not _row_ids(browser, "kafka")
+    _retype(browser, "#trigger-definition", "type: kafka\ntopic: orders.created")
     browser.one("#save-definition").click()
     browser.wait(lambda: _row_ids(browser, "kafka"), "the Kafka trigger's row")
     (kafka_id,) = _row_ids(browser, "kafka")
