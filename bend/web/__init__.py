@@ -14,12 +14,14 @@ def install_ui(app: FastAPI) -> None:
     """Mount the UI's pages and static files on the API app (the catch-all 404 goes last)."""
     from bend.web.routes import (
         access, approvals, auth, backtests, components, dead_letters, editor, fallback, run, runs,
-        secrets, system, workflow_diff, workflow_status, workflows,
+        secrets, system, trigger_backfill, triggers, workflow_diff, workflow_status, workflows,
     )
 
     app.mount("/ui/static", StaticFiles(directory=Path(__file__).parent / "static"),
               name="ui-static")
-    # The editor's /new and /validate before a workflow's /{workflow_id}.
+    # The editor's /new and /validate before a workflow's /{workflow_id}; a trigger's
+    # /backfill before its /{action}.
     for module in (auth, editor, workflow_diff, workflow_status, workflows, runs, run, approvals,
-                   components, dead_letters, backtests, secrets, access, system, fallback):
+                   components, dead_letters, backtests, secrets, access, system, trigger_backfill,
+                   triggers, fallback):
         app.include_router(module.router)

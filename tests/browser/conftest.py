@@ -45,7 +45,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = ROOT / ".bend" / "screenshots"  # gitignored; the tests write here every run
 DOCS_UI = ROOT / "docs" / "ui"  # committed copies for the README, with BEND_UPDATE_SCREENSHOTS=1
-README_SHOTS = {"run": "run.png", "runs": "runs.png", "editor": "editor.png"}
+README_SHOTS = {"run": "run.png", "runs": "runs.png", "editor": "editor.png",
+                "trigger": "trigger.png"}
 AXE = Path(__file__).parent / "vendor" / "axe" / "axe.min.js"  # axe-core, vendored (MPL-2.0)
 BLOCKING = ("serious", "critical")  # axe impacts a page may not have
 WAIT_S = 20.0  # an explicit wait's bound

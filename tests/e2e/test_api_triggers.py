@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -124,6 +125,31 @@ async def test_a_bad_definition_is_refused_with_every_problem_and_nothing_produc
                               json={"definition": {"type": "webhook", "path": "no-secret"}})
     assert r.status_code == 422 and r.json()["errors"][0]["location"] == "secret_name"
     assert await api.log_ends() == before
+
+
+async def test_a_schedules_next_fire_times_are_listed_and_none_once_it_is_disabled(
+        api: RunningApi) -> None:
+    workflow_id = await workflow(api)
+    trigger_id = await created(api, workflow_id, SCHEDULE)
+    r = await api.client.get(f"/api/triggers/{trigger_id}/next", params={"count": 7})
+    assert r.status_code == 200, r.text
+    times = [datetime.fromisoformat(at) for at in r.json()["items"]]
+    assert len(times) == 7 and times == sorted(set(times))
+    paris = ZoneInfo("Europe/Paris")
+    assert all(t.astimezone(paris).hour == 9 and t.astimezone(paris).weekday() < 5
+               for t in times)
+    shown = (await api.client.get(f"/api/triggers/{trigger_id}")).json()
+    assert datetime.fromisoformat(shown["state"]["next_due_at"]) == times[0]
+    assert (await api.client.get(f"/api/triggers/{trigger_id}/next",
+                                 params={"count": 0})).status_code == 422
+    hook = await created(api, workflow_id, {"type": "webhook", "path": f"n-{uuid.uuid4().hex[:8]}",
+                                             "secret_name": "HOOK"})
+    assert (await api.client.get(f"/api/triggers/{hook}/next")).json()["items"] == []
+    r = await api.client.put(f"/api/triggers/{trigger_id}",
+                             json={"definition": SCHEDULE, "enabled": False})
+    await api.client.get(f"/api/triggers/{trigger_id}",
+                         params={"wait_for": r.json()["position"]["token"]})
+    assert (await api.client.get(f"/api/triggers/{trigger_id}/next")).json()["items"] == []
 
 
 async def test_disabling_and_removing_a_trigger_produce_updated_and_removed(

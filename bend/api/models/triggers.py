@@ -11,7 +11,8 @@ from bend.api.inputs import IsoAwareTime
 from bend.api.models.common import LogPosition
 
 __all__ = [
-    "BACKFILL_CAP", "BackfillAccepted", "BackfillRequest", "BackfilledRun", "ReplayAccepted",
+    "BACKFILL_CAP", "BackfillAccepted", "BackfillRequest", "BackfilledRun", "NextFireTimes",
+    "ReplayAccepted",
     "ReplayRequest", "TriggerList", "TriggerState", "TriggerView", "TriggerWrite",
     "TriggerErrorList", "TriggerErrorView", "TriggerWritten", "WebhookAccepted", "WebhookList",
     "WebhookView",
@@ -56,6 +57,13 @@ class TriggerView(BaseModel):
     updated_at: datetime | None
     state: TriggerState
     webhook_url: str | None = Field(default=None, description="Webhooks: where to POST")
+
+
+class NextFireTimes(BaseModel):
+    """A schedule trigger's next due times, oldest first (none when disabled or paused)."""
+
+    trigger_id: str
+    items: list[datetime]
 
 
 class TriggerList(BaseModel):

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from bend.api import triggering
 from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
 from bend.api.models.common import LogPosition
 from bend.api.models.triggers import (
-    BackfillAccepted, BackfilledRun, BackfillRequest, ReplayAccepted, ReplayRequest,
+    BackfillAccepted, BackfilledRun, BackfillRequest, NextFireTimes, ReplayAccepted, ReplayRequest,
     TriggerErrorList, TriggerErrorView, TriggerList, TriggerState, TriggerView, TriggerWrite,
     TriggerWritten, WebhookList, WebhookView,
 )
-from bend.api.triggering import (
-    InvalidBackfill, TriggerTypeMismatch, UnknownTrigger, WebhookPathTaken,
-)
-from bend.core.events import Event
-from bend.core.triggers.errors import BackfillTooLarge, InvalidTimeRange
-from bend.core.triggers.schedules import backfill, dedupe_key, next_due
-from bend.core.triggers import KafkaTrigger, ScheduleTrigger, WebhookTrigger, parse_trigger
+from bend.core.triggers import KafkaTrigger, parse_trigger
 from bend.kafka.position import Position
 from bend.security.roles import Principal
-from bend.services import workflows
+from bend.services import triggers as service
+from bend.services.trigger_checks import TriggerTypeMismatch
 from bend.triggering import events as trigger_events
 from projections.queries import triggers as queries
 
@@ -41,27 +32,22 @@ router = APIRouter(prefix="/api", tags=["triggers"], dependencies=[Depends(consi
 Reader = Annotated[Principal, Depends(permit("triggers:read"))]
 Writer = Annotated[Principal, Depends(permit("triggers:write"))]
 
-_WAIT_S = 10.0
-
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
 def _hook_url(request: Request, path: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}/webhooks/{path}"
+    return service.webhook_url(str(request.base_url), path)
 
 
 def _state(row: dict[str, Any], now: datetime) -> TriggerState:
-    upcoming = None
-    if row["enabled"] and row["trigger_type"] == "schedule":
-        trigger = parse_trigger(row["definition"])
-        if isinstance(trigger, ScheduleTrigger):
-            upcoming = next_due(trigger.schedule, row["last_due_at"], now)
+    upcoming = service.next_fire_times(row, now, 1)
     return TriggerState(fire_count=row["firings"], first_fired_at=row["first_fired_at"],
                         last_fired_at=row["last_fired_at"], last_due_at=row["last_due_at"],
-                        next_due_at=upcoming, last_error=row["last_error"],
-                        last_error_at=row["last_error_at"], error_count=row["error_count"])
+                        next_due_at=upcoming[0] if upcoming else None,
+                        last_error=row["last_error"], last_error_at=row["last_error_at"],
+                        error_count=row["error_count"])
 
 
 def _view(request: Request, row: dict[str, Any], now: datetime) -> TriggerView:
@@ -73,37 +59,17 @@ def _view(request: Request, row: dict[str, Any], now: datetime) -> TriggerView:
                        webhook_url=_hook_url(request, path) if path else None)
 
 
-async def _trigger(ctx: Context, principal: Principal, trigger_id: str) -> dict[str, Any]:
-    row = await queries.get_trigger(ctx.pool, principal.project, trigger_id)
-    if row is None:
-        raise UnknownTrigger(trigger_id)
-    return row
-
-
-@contextlib.asynccontextmanager
-async def _path_claimed(ctx: Context, trigger: Any, trigger_id: str) -> AsyncIterator[None]:
-    """For a webhook: hold its path's lock (until the read models show the event sent inside)
-    and refuse a path another trigger listens on. Other triggers pass through."""
-    if not isinstance(trigger, WebhookTrigger):
-        yield
-        return
-    conn: asyncpg.Connection
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        # Paths are global (/webhooks/<path>); API processes take turns to claim one.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                           f"bend.webhook.path:{trigger.path}")
-        holder = await queries.webhook_by_path(conn, trigger.path)
-        if holder is not None and holder["trigger_id"] != trigger_id:
-            raise WebhookPathTaken(trigger.path)
-        yield
-
-
-async def _send(ctx: Context, response: Response, event: Event, *, wait: bool) -> LogPosition:
-    position: Position = await ctx.producer.send(event)
-    if wait:  # the next claimant of the path must see this one
-        await ctx.watcher.wait_for([position], timeout_s=_WAIT_S)
-    response.headers["X-Bend-Position"] = position.token
-    return LogPosition.of(position)
+def _written(request: Request, response: Response,
+             written: service.TriggerWritten) -> TriggerWritten:
+    path = written.webhook_path
+    position = None
+    if written.position is not None:
+        response.headers["X-Bend-Position"] = written.position.token
+        position = LogPosition.of(written.position)
+    return TriggerWritten(trigger_id=written.trigger_id, workflow_id=written.workflow_id,
+                          type=written.type, enabled=written.enabled, changed=written.changed,
+                          removed=written.removed, position=position,
+                          webhook_url=_hook_url(request, path) if path else None)
 
 
 @router.get("/workflows/{workflow_id}/triggers", response_model=TriggerList,
@@ -111,9 +77,8 @@ async def _send(ctx: Context, response: Response, event: Event, *, wait: bool) -
 async def list_triggers(request: Request, ctx: Context, principal: Reader,
                         workflow_id: str) -> TriggerList:
     """The workflow's triggers with their state, oldest first."""
-    await workflows.get_workflow(ctx, principal, workflow_id)
     now = _now()
-    rows = await queries.list_triggers(ctx.pool, principal.project, workflow_id)
+    rows = await service.list_triggers(ctx, principal, workflow_id)
     return TriggerList(items=[_view(request, r, now) for r in rows])
 
 
@@ -122,24 +87,10 @@ async def list_triggers(request: Request, ctx: Context, principal: Reader,
 async def create_trigger(body: TriggerWrite, request: Request, response: Response, ctx: Context,
                          principal: Writer, workflow_id: str) -> TriggerWritten:
     """Add a trigger to the workflow (422 lists every problem of its definition)."""
-    workflow = await workflows.get_workflow(ctx, principal, workflow_id, live=True)
-    trigger, definition = triggering.accepted(body.definition)
-    trigger_id = str(uuid.uuid4())
-    event: Event = trigger_events.registered(trigger_id, definition, workflow_id,
-                                         workflow["latest_version"], ctx.settings.tenant,
-                                         principal, _now())
-    async with _path_claimed(ctx, trigger, trigger_id):
-        position = await _send(ctx, response, event,
-                               wait=isinstance(trigger, WebhookTrigger) or not body.enabled)
-        if not body.enabled:  # registered enabled; disabling is the next event
-            event = trigger_events.updated({"trigger_id": trigger_id, "workflow_id": workflow_id},
-                                       definition, False, ctx.settings.tenant, principal, _now())
-            position = await _send(ctx, response, event, wait=False)
-    response.headers["Location"] = f"/api/triggers/{trigger_id}"
-    path = trigger.path if isinstance(trigger, WebhookTrigger) else None
-    return TriggerWritten(trigger_id=trigger_id, workflow_id=workflow_id, type=trigger.type,
-                          enabled=body.enabled, changed=True, position=position,
-                          webhook_url=_hook_url(request, path) if path else None)
+    written = await service.create_trigger(ctx, principal, workflow_id, body.definition,
+                                           enabled=body.enabled)
+    response.headers["Location"] = f"/api/triggers/{written.trigger_id}"
+    return _written(request, response, written)
 
 
 @router.get("/triggers/{trigger_id}", response_model=TriggerView,
@@ -147,7 +98,17 @@ async def create_trigger(body: TriggerWrite, request: Request, response: Respons
 async def get_trigger(request: Request, ctx: Context, principal: Reader,
                       trigger_id: str) -> TriggerView:
     """A trigger: definition, enabled, last and next firing, count and last error."""
-    return _view(request, await _trigger(ctx, principal, trigger_id), _now())
+    return _view(request, await service.get_trigger(ctx, principal, trigger_id), _now())
+
+
+@router.get("/triggers/{trigger_id}/next", response_model=NextFireTimes,
+            responses=problem_responses(404))
+async def next_fire_times(ctx: Context, principal: Reader, trigger_id: str,
+                          count: Annotated[int, Query(ge=1, le=100)] = 5) -> NextFireTimes:
+    """A schedule's next due times, as its scheduler fires them (none if disabled or paused)."""
+    row = await service.get_trigger(ctx, principal, trigger_id)
+    return NextFireTimes(trigger_id=trigger_id,
+                         items=service.next_fire_times(row, _now(), count))
 
 
 @router.put("/triggers/{trigger_id}", response_model=TriggerWritten,
@@ -155,33 +116,17 @@ async def get_trigger(request: Request, ctx: Context, principal: Reader,
 async def update_trigger(body: TriggerWrite, request: Request, response: Response, ctx: Context,
                          principal: Writer, trigger_id: str) -> TriggerWritten:
     """Replace the trigger's definition or enable/disable it (no event if nothing changes)."""
-    row = await _trigger(ctx, principal, trigger_id)
-    trigger, definition = triggering.accepted(body.definition)
-    path = trigger.path if isinstance(trigger, WebhookTrigger) else None
-    written = TriggerWritten(trigger_id=trigger_id, workflow_id=row["workflow_id"],
-                             type=trigger.type, enabled=body.enabled, changed=False,
-                             webhook_url=_hook_url(request, path) if path else None)
-    if definition == row["definition"] and body.enabled == row["enabled"]:
-        return written
-    event = trigger_events.updated(row, definition, body.enabled, ctx.settings.tenant, principal,
-                               _now())
-    async with _path_claimed(ctx, trigger, trigger_id):
-        moved = path is not None and path != row["webhook_path"]
-        position = await _send(ctx, response, event, wait=moved)
-    return written.model_copy(update={"changed": True, "position": position})
+    written = await service.update_trigger(ctx, principal, trigger_id, body.definition,
+                                           body.enabled)
+    return _written(request, response, written)
 
 
 @router.delete("/triggers/{trigger_id}", response_model=TriggerWritten,
                responses=problem_responses(404))
-async def delete_trigger(response: Response, ctx: Context, principal: Writer,
+async def delete_trigger(request: Request, response: Response, ctx: Context, principal: Writer,
                          trigger_id: str) -> TriggerWritten:
     """Remove the trigger; it fires no more (its firings stay in the log and the audit)."""
-    row = await _trigger(ctx, principal, trigger_id)
-    event = trigger_events.removed(row, ctx.settings.tenant, principal, _now())
-    position = await _send(ctx, response, event, wait=False)
-    return TriggerWritten(trigger_id=trigger_id, workflow_id=row["workflow_id"],
-                          type=row["trigger_type"], enabled=False, changed=True, removed=True,
-                          position=position)
+    return _written(request, response, await service.delete_trigger(ctx, principal, trigger_id))
 
 
 @router.get("/webhooks", response_model=WebhookList)
@@ -203,8 +148,7 @@ async def list_trigger_errors(ctx: Context, principal: Reader, trigger_id: str,
                               limit: Annotated[int, Query(ge=1, le=500)] = 50
                               ) -> TriggerErrorList:
     """The trigger's latest failures (TriggerFailed), newest first."""
-    await _trigger(ctx, principal, trigger_id)
-    rows = await queries.list_errors(ctx.pool, trigger_id, limit)
+    rows = await service.recent_errors(ctx, principal, trigger_id, limit)
     return TriggerErrorList(items=[TriggerErrorView(**r) for r in rows])
 
 
@@ -217,34 +161,15 @@ async def backfill_trigger(body: BackfillRequest, response: Response, ctx: Conte
     Each due time fires once whoever fires it (its key and run id are the scheduler's); one
     fired already is reported as `already_fired` and not sent again.
     """
-    row = await _trigger(ctx, principal, trigger_id)
-    trigger = parse_trigger(row["definition"])
-    if not isinstance(trigger, ScheduleTrigger):
-        raise TriggerTypeMismatch(trigger_id, row["trigger_type"], "schedule", "be backfilled")
-    now = _now()
-    try:
-        due = backfill(trigger.schedule, body.start, body.end, body.max_runs, now=now)
-    except (InvalidTimeRange, BackfillTooLarge) as exc:
-        raise InvalidBackfill(str(exc)) from None
-    version, definition = await triggering.pinned(ctx.pool, row)
-    keys = [dedupe_key(trigger_id, at) for at in due]
-    before = await queries.fired_keys(ctx.pool, trigger_id, keys)
-    runs, batch = [], []
-    for at, key in zip(due, keys, strict=False):
-        fired, start = trigger_events.firing(row, key, version, definition, trigger.input, now,
-                                             at)
-        if key in before:
-            runs.append(BackfilledRun(due_at=at, run_id=before[key] or fired.run_id or "",
-                                      status="already_fired"))
-            continue
-        batch += [fired, start]
-        runs.append(BackfilledRun(due_at=at, run_id=start.run_id or "", status="started"))
-    if batch:
-        positions = await ctx.producer.send_many(batch)
-        response.headers["X-Bend-Position"] = positions[-1].token
-    started = sum(r.status == "started" for r in runs)
-    return BackfillAccepted(trigger_id=trigger_id, started=started,
-                            already_fired=len(runs) - started, runs=runs)
+    done = await service.backfill_trigger(ctx, principal, trigger_id, body.start, body.end,
+                                          body.max_runs)
+    if done.position is not None:
+        response.headers["X-Bend-Position"] = done.position.token
+    return BackfillAccepted(
+        trigger_id=trigger_id, started=done.started,
+        already_fired=len(done.runs) - done.started,
+        runs=[BackfilledRun(due_at=at, run_id=run_id, status=status)
+              for at, run_id, status in done.runs])
 
 
 @router.post("/triggers/{trigger_id}/replay", status_code=202, response_model=ReplayAccepted,
@@ -256,11 +181,13 @@ async def replay_trigger(body: ReplayRequest, response: Response, ctx: Context,
     Records that fired before start nothing unless `force` is set (then each fires once more,
     as a new run, per replay); the others fire as they would have.
     """
-    row = await _trigger(ctx, principal, trigger_id)
+    row = await service.get_trigger(ctx, principal, trigger_id)
     if not isinstance(parse_trigger(row["definition"]), KafkaTrigger):
         raise TriggerTypeMismatch(trigger_id, row["trigger_type"], "kafka", "be replayed")
     event = trigger_events.replay_requested(
         row, str(uuid.uuid4()), partition=body.partition, from_offset=body.from_offset,
         from_time=body.from_time, force=body.force, principal=principal, now=_now())
-    position = await _send(ctx, response, event, wait=False)
-    return ReplayAccepted(trigger_id=trigger_id, replay_id=event.replay_id, position=position)
+    position: Position = await ctx.producer.send(event)
+    response.headers["X-Bend-Position"] = position.token
+    return ReplayAccepted(trigger_id=trigger_id, replay_id=event.replay_id,
+                          position=LogPosition.of(position))

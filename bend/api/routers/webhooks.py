@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Request, Response
 
-from bend.api import triggering
+from bend.services import trigger_checks as triggering
 from bend.api.deps import Context, Sec
 from bend.api.errors import problem_responses
 from bend.api.hooks import check_headers, document, run_input

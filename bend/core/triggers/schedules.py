@@ -27,7 +27,7 @@ from bend.core.triggers.schedule_spec import MissedPolicy, ScheduleSpec, Window
 
 __all__ = [
     "HORIZON", "MissedPolicy", "MissedRuns", "ScheduleSpec", "Window", "backfill", "dedupe_key",
-    "due_times", "missed", "next_due",
+    "due_times", "missed", "next_due", "upcoming",
 ]
 
 # How far next_due looks ahead; eight years holds a leap day (29 February) even across 2100.
@@ -79,6 +79,17 @@ def next_due(spec: ScheduleSpec, last_due: datetime | None, now: datetime) -> da
     except OverflowError:
         until = datetime.max.replace(tzinfo=timezone.utc)
     return next(iter_due(spec, lower, until), None)
+
+
+def upcoming(spec: ScheduleSpec, last_due: datetime | None, now: datetime,
+             count: int) -> list[datetime]:
+    """The next `count` due times as the scheduler fires them (`next_due`, after each in turn)."""
+    times: list[datetime] = []
+    after = last_due
+    while len(times) < count and (at := next_due(spec, after, now)) is not None:
+        times.append(at)
+        after = at
+    return times
 
 
 def missed(spec: ScheduleSpec, last_due: datetime | None, now: datetime) -> MissedRuns:

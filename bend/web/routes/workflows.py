@@ -14,8 +14,7 @@ from fastapi.responses import RedirectResponse
 
 from bend.api.graph import run_graph
 from bend.api.paging import after_cursor, next_cursor
-from bend.core.triggers.schedules import next_due
-from bend.core.triggers import ScheduleTrigger, parse_trigger
+from bend.services import triggers as trigger_service
 from bend.services import workflows as service
 from bend.services.errors import IdempotencyConflict, InvalidInput
 from bend.web.errors import NotFound
@@ -51,12 +50,8 @@ async def workflows(request: Request, session: Ui, q: str | None = None,
 
 def next_fire(row: dict[str, Any], now: datetime) -> datetime | None:
     """When a schedule trigger fires next (None for other triggers or disabled ones)."""
-    if not row["enabled"] or row["trigger_type"] != "schedule":
-        return None
-    trigger = parse_trigger(row["definition"])
-    if not isinstance(trigger, ScheduleTrigger):
-        return None
-    return next_due(trigger.schedule, row["last_due_at"], now)
+    upcoming = trigger_service.next_fire_times(row, now, 1)
+    return upcoming[0] if upcoming else None
 
 
 def definition_graph(definition: Any) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Trigger definitions as the API accepts them, and its trigger errors (the events it records
-for them are built by `bend.triggering.events`)."""
+"""Trigger definitions as Bend accepts them (API and UI alike), and the trigger errors (the
+events recorded for them are built by `bend.triggering.events`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import asyncpg
 
-from bend.api.inputs import nul_locations
-from bend.api.problems import ApiError, UnknownVersion, WorkflowDeleted
 from bend.core.triggers.errors import InvalidTrigger
 from bend.core.triggers import WebhookTrigger, parse_trigger
+from bend.services.errors import ApiError, UnknownVersion, WorkflowDeleted
+from bend.services.inputs import nul_locations
 from projections.queries import workflows as workflow_queries
 
 __all__ = [
