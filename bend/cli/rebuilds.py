@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from bend.core.errors import BendError
+from bend.ops.taskdump import install_task_dump
 from bend.replay.projections import (
     RebuildAbandoned, RebuildInProgress, RebuildRecorder, RebuildRefused, RebuildStatus,
     new_status, rebuild_projections,
@@ -25,6 +26,7 @@ from projections.migrate import migrate
 __all__ = ["projections", "status"]
 
 RUNNING_ELSEWHERE = 2  # exit code: another rebuild holds the read model
+_CLOSE_S = 5.0  # how long closing the pool may take before its connections are cut
 
 
 class _Refused(click.ClickException):
@@ -54,7 +56,10 @@ async def _recorder(settings: Settings, *, migrated: bool) -> AsyncIterator[
                     "SELECT to_regclass('projection_rebuilds') IS NOT NULL")
         yield RebuildRecorder.of(pool, settings) if recorded else None
     finally:
-        await pool.close()
+        try:  # a connection a cancelled query left busy must not hold the exit up
+            await asyncio.wait_for(pool.close(), _CLOSE_S)
+        except TimeoutError:
+            pool.terminate()
 
 
 async def _claim(recorder: RebuildRecorder, status: RebuildStatus) -> None:
@@ -76,6 +81,7 @@ async def _claim(recorder: RebuildRecorder, status: RebuildStatus) -> None:
 async def _rebuild(settings: Settings, status: RebuildStatus, *, accept_differences: bool,
                    drop_retired: bool, settle_s: float) -> dict[str, Any] | None:
     """Claim, run and record the rebuild; the recorded status when it was abandoned."""
+    install_task_dump()  # kill -USR1 shows what it waits on
     async with _recorder(settings, migrated=True) as recorder:
         what = status.only or "every projection"
         started = (f"rebuild {status.rebuild_id} ({status.owner}): {what} of schema "

@@ -6,6 +6,7 @@ and Postgres; the CLI is a real `bend` process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -106,13 +107,16 @@ async def _some_runs(api: RunningApi) -> None:
 
 
 async def _exits(process: asyncio.subprocess.Process, within_s: float) -> None:
-    """Wait for `process` to exit; past `within_s`, have it dump every thread's stack
-    (PYTHONFAULTHANDLER, SIGABRT) and fail with what it printed."""
+    """Wait for `process` to exit; past `within_s`, have it dump its tasks' stacks (SIGUSR1)
+    and its threads' (PYTHONFAULTHANDLER, SIGABRT) and fail with what it printed."""
     done = asyncio.ensure_future(process.communicate())
     try:
         await asyncio.wait_for(asyncio.shield(done), within_s)
     except TimeoutError:
-        process.send_signal(signal.SIGABRT)
+        with contextlib.suppress(ProcessLookupError):  # its tasks' stacks (bend.ops.taskdump)
+            process.send_signal(signal.SIGUSR1)
+            await asyncio.sleep(2)
+            process.send_signal(signal.SIGABRT)
         out, err = await asyncio.wait_for(done, 30)
         pytest.fail(f"the CLI did not exit within {within_s:.0f} s of Ctrl-C; its output:\n"
                     f"{out.decode()[-4000:]}\n{err.decode()[-12000:]}")

@@ -67,7 +67,8 @@ async def rebuild_projections(settings: Settings, status: RebuildStatus | None =
             await asyncio.gather(beat, return_exceptions=True)
         if recorder is not None and not status.lost:
             try:
-                await asyncio.shield(recorder.write(status, finished=True))
+                await asyncio.wait_for(asyncio.shield(recorder.write(status, finished=True)),
+                                       10.0)
             except Exception as exc:
                 log.warning("projections_rebuild_unrecorded", rebuild_id=status.rebuild_id,
                             error=f"{type(exc).__name__}: {exc}")
@@ -128,7 +129,10 @@ async def _run(settings: Settings, status: RebuildStatus, accept_differences: bo
             await schemas.drop_schema(conn, retired)
             status.retired = None
     finally:
-        await conn.close()
+        try:  # a lock wait cut short may leave it busy: do not let closing hold the stop up
+            await asyncio.wait_for(conn.close(), 5.0)
+        except TimeoutError:
+            conn.terminate()
     status.phase = "switched"
 
 
