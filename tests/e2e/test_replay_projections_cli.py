@@ -38,6 +38,13 @@ GREETER: dict[str, Any] = {
 }
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C reaches the CLI as in a terminal, even when the suite itself was started in the
+    background (a non-interactive shell's `cmd &` ignores SIGINT, and children inherit that:
+    the CLI then never saw the test's Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass(frozen=True, slots=True)
 class Cli:
     """The environment a user's `bend` needs for the API's read model and topics."""
@@ -60,7 +67,7 @@ class Cli:
         """Start `bend *args`, its output piped."""
         return await asyncio.create_subprocess_exec(
             BEND, *args, env=self.env, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            stderr=asyncio.subprocess.PIPE, preexec_fn=_as_in_a_terminal)
 
 
 @dataclass(frozen=True, slots=True)
