@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bend.server.testing import RunningApi, api_beside
+from tests.e2e.web_pages import signed_in
 from bend.contracts.codec import encode
 from bend.contracts.topics import topic_name
 from bend.core.commands import StartRun
@@ -225,3 +226,46 @@ async def test_a_fork_of_another_projects_run_starts_nothing_and_a_replay_shows_
     assert r.status_code == 202, r.text
     done = await _until_completed(api, (await api.key("viewer", B)), r.json()["run_id"])
     assert done["output"] == "hello carol"
+
+
+def _ui_pages(app: Any) -> list[tuple[str, list[str]]]:
+    """(path template, its path parameters) of every web UI page read by GET that names an id."""
+    pages = []
+
+    def walk(routes: Any, prefix: str) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)
+            if included is not None:  # an included router: its routes under its prefix
+                walk(included.routes, prefix + route.include_context.prefix)
+                continue
+            path = prefix + getattr(route, "path", "")
+            if path.startswith("/ui/") and "{" in path and "GET" in (
+                    getattr(route, "methods", None) or ()):
+                pages.append((path, re.findall(r"\{(\w+)(?::\w+)?\}", path)))
+
+    walk(app.routes, "")
+    return pages
+
+
+async def test_every_web_ui_page_taking_an_id_refuses_another_projects_ids(
+        api: RunningApi) -> None:
+    b = {**await _project_b(api), "action": "pause"}  # a status change's confirmation page
+    pages = [(t, ps) for t, ps in _ui_pages(api.app) if ps != ["path"]]  # not the 404 page
+    unknown = {p for _, params in pages for p in params} - set(b)
+    assert not unknown, f"walk these path parameters too (ids of project B): {unknown}"
+    assert len(pages) >= 10, pages
+    admin_a = await signed_in(api, await api.key("admin", A))
+    try:
+        for template, params in pages:
+            path = template
+            for param in params:
+                path = re.sub(r"\{" + param + r"(?::\w+)?\}", b[param], path)
+            if template.startswith("/ui/secrets/"):  # a secret's name is A's own namespace
+                r = await admin_a.get(path)
+                assert r.status_code < 500 and "bee's value" not in r.text, (path, r.text)
+                continue
+            r = await admin_a.get(path, params={"follow_s": 0.2, "step_id": b["step_id"]})
+            assert r.status_code in (403, 404), (path, r.status_code, r.text[:300])
+            assert "bob" not in r.text, path  # B's run input never shows
+    finally:
+        await admin_a.aclose()
