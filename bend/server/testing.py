@@ -100,7 +100,11 @@ async def running_api(settings: Settings, *, projector: bool = True) -> AsyncIte
     """Start the app's lifespan (and a projector task), yield a client, stop it all."""
     app = create_app(settings)
     task: asyncio.Task[None] | None = None
-    feeder = Projector(settings, max_batch=500, poll_ms=50) if projector else None
+    # A consumer group of its own: tests that share an engine's topics each start an API, and
+    # a group shared with the previous test's projector rebalanced under the next one.
+    group = f"{settings.kafka.topic_prefix}-projector-{uuid.uuid4().hex[:8]}"
+    feeder = (Projector(settings, max_batch=500, poll_ms=50, group_id=group)
+              if projector else None)
     async with app.router.lifespan_context(app):
         if feeder is not None:
             task = asyncio.create_task(feeder.run(), name="projector")
