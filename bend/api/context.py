@@ -1,4 +1,5 @@
-"""What every request uses, opened once in the app's lifespan: pool, producer, offsets, watcher."""
+"""What every request uses, opened once in the app's lifespan: pool, producer, offsets, watcher,
+the token feed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from bend.api.consistency import ProjectionWatcher
+from bend.api.token_feed import TokenFeed
 from bend.kafka.offsets import OffsetReader
 from bend.kafka.producer import RecordProducer
 from bend.settings import Settings
@@ -31,6 +33,7 @@ class ApiContext:
     offsets: OffsetReader
     watcher: ProjectionWatcher
     projected: tuple[str, ...]  # topics the read models follow
+    tokens: TokenFeed  # the agent-tokens side channel, one consumer shared by its watchers
 
 
 @contextlib.asynccontextmanager
@@ -51,5 +54,7 @@ async def open_context(settings: Settings) -> AsyncIterator[ApiContext]:
         watcher = ProjectionWatcher(pool, schema)
         await watcher.start()
         stack.push_async_callback(watcher.stop)
+        tokens = TokenFeed(settings)
+        stack.push_async_callback(tokens.close)
         yield ApiContext(settings, schema, pool, producer, offsets, watcher,
-                         tuple(projected_topics(settings)))
+                         tuple(projected_topics(settings)), tokens)

@@ -1,8 +1,9 @@
 """Server-sent events of an agent's model text as it streams: the agent-tokens side channel.
 
 Not the run log: the records are best-effort batches of text (streams/executors/tokens.py),
-kept an hour. A stream reads only the partition the run's key lands on, from its end when the
-request comes, and ends once the step (or, without one, the run) has ended, or after `max_s`.
+kept an hour. A stream takes its run's records from the process's one consumer of the topic
+(bend/api/token_feed.py), from when the request comes, and ends once the step (or, without
+one, the run) has ended, or after `max_s`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
-from aiokafka import TopicPartition
 
 from bend.api.context import ApiContext
-from bend.contracts.topics import topic_name
-from bend.explain.observe import partition_of
-from bend.kafka import clients
-from bend.kafka.metadata import topic_partitions
 from projections.queries import runs as queries
 
 __all__ = ["ACTIVE_STEP", "follow_tokens"]
@@ -28,7 +24,7 @@ log = structlog.get_logger(__name__)
 
 ACTIVE_STEP = frozenset({"scheduled", "running", "retrying"})  # may stream more text
 _CHECK_S = 1.0  # how often the read model is asked whether the step has ended
-_DRAIN_MS = 300  # one last read once it has: its last batch went out before it ended
+_DRAIN_S = 0.3  # one last read once it has: its last batch went out before it ended
 _KEEPALIVE_S = 15.0
 
 
@@ -76,24 +72,15 @@ async def follow_tokens(ctx: ApiContext, run_id: str, step_id: str | None, *, ma
     """`tokens` frames of the run's (or step's) streamed text from now on (each batch's text
     through `redact`), then an `end` frame once the step or run has ended, or a `timeout` frame
     after `max_s`."""
-    topic = topic_name("agent_tokens", ctx.settings)
-    consumer = clients.consumer(ctx.settings.kafka, enable_auto_commit=False,
-                                client_id=f"{ctx.settings.kafka.client_id}-tokens")
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(consumer, topic)
-        if not partitions:
+    async with ctx.tokens.watch(run_id) as watch:
+        if watch is None:
             yield _frame("end", {"run_id": run_id, "status": None,
-                                 "reason": f"the topic {topic} does not exist"})
+                                 "reason": f"the topic {ctx.tokens.topic} does not exist"})
             return
-        tp = TopicPartition(topic, partition_of(run_id, len(partitions)))
-        consumer.assign([tp])
-        await consumer.seek_to_end(tp)
         deadline = time.monotonic() + max_s
         checked = last_beat = time.monotonic()
         while True:
-            batches = await consumer.getmany(tp, timeout_ms=250, max_records=500)
-            for piece in _pieces(batches.get(tp, []), run_id, step_id, redact):
+            for piece in _pieces(await watch.next(0.25), run_id, step_id, redact):
                 yield _frame("tokens", piece)
                 last_beat = time.monotonic()
             now = time.monotonic()
@@ -101,8 +88,8 @@ async def follow_tokens(ctx: ApiContext, run_id: str, step_id: str | None, *, ma
                 checked = now
                 status = await _ended(ctx, run_id, step_id)
                 if status is not None:
-                    last = await consumer.getmany(tp, timeout_ms=_DRAIN_MS, max_records=500)
-                    for piece in _pieces(last.get(tp, []), run_id, step_id, redact):
+                    # Its last batch went out before it ended: one more short wait for it.
+                    for piece in _pieces(await watch.next(_DRAIN_S), run_id, step_id, redact):
                         yield _frame("tokens", piece)
                     yield _frame("end", {"run_id": run_id, "step_id": step_id,
                                          "status": status})
@@ -113,5 +100,3 @@ async def follow_tokens(ctx: ApiContext, run_id: str, step_id: str | None, *, ma
             if now - last_beat >= _KEEPALIVE_S:
                 last_beat = now
                 yield ": keep-alive\n\n"
-    finally:
-        await consumer.stop()
