@@ -8,6 +8,7 @@ A missing Chromium FAILS the tests, like a missing Kafka or Postgres.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -19,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 import pytest
 import yaml
+from confluent_kafka import Producer
 from selenium import webdriver
 from selenium.common.exceptions import (
     NoAlertPresentException, NoSuchElementException, StaleElementReferenceException,
@@ -34,8 +37,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from bench.api_latency import served_api
 from bend.cli.demo import EXAMPLE
+from bend.contracts.topics import topic_name
 from bend.devstack.engine import Engine, running_engine
 from bend.settings import Settings
+from projections.db import database_url
 import contextlib
 
 T = TypeVar("T")
@@ -63,6 +68,7 @@ SLEEPY: dict[str, Any] = {
               {"id": "after_nap", "type": "transform", "expression": "'woke'",
                "after": ["nap"]}],
 }
+SCHEDULE = {"type": "schedule", "schedule": {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}}
 BROKEN: dict[str, Any] = {
     "name": "broken",
     "description": "Calls a port nothing listens on, once.",
@@ -183,6 +189,51 @@ def failed_run(stack: Stack) -> dict[str, Any]:
     run = stack.until(run_id, {"completed", "failed", "cancelled"})
     assert run["status"] == "failed", run
     return run
+
+
+@pytest.fixture(scope="package")
+def schedule(stack: Stack) -> dict[str, Any]:
+    """A weekday-morning schedule on the sleepy workflow (no triggers worker fires it here)."""
+    workflow_id = stack.register(SLEEPY)
+    r = stack.client.post(f"/api/workflows/{workflow_id}/triggers", json={"definition": SCHEDULE})
+    assert r.status_code == 201, r.text
+    trigger_id = r.json()["trigger_id"]
+    deadline = time.monotonic() + 20
+    while True:
+        view = stack.client.get(f"/api/triggers/{trigger_id}")
+        if view.status_code == 200 and view.json()["state"]["next_due_at"]:
+            return view.json()
+        assert time.monotonic() < deadline, view.text
+        time.sleep(0.2)
+
+
+async def _dead_letter_id(stack: Stack, topic: str, offset: int) -> str | None:
+    conn = await asyncpg.connect(database_url(stack.settings))
+    try:
+        return await conn.fetchval(
+            f'SELECT event_id FROM "{stack.settings.database.schema_name}".dead_letters '
+            "WHERE source_topic = $1 AND source_offset = $2", topic, offset)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="package")
+def dead_letter(stack: Stack, failed_run: dict[str, Any]) -> str:
+    """The event id of the dead letter of a record no one can decode, once projected; keyed by
+    a run of the operator's project (dead letters are scoped by their run's project)."""
+    topic = topic_name("commands", stack.settings)
+    landed: list[Any] = []
+    producer = Producer({"bootstrap.servers": stack.settings.kafka.bootstrap})
+    producer.produce(topic, b"\xc3\x01not-an-avro-body", key=failed_run["run_id"].encode(),
+                     on_delivery=lambda err, msg: landed.append((err, msg)))
+    assert producer.flush(30) == 0 and landed and landed[0][0] is None, landed
+    offset = landed[0][1].offset()
+    deadline = time.monotonic() + 30
+    while (event_id := asyncio.run(_dead_letter_id(stack, topic, offset))) is None:
+        assert time.monotonic() < deadline, f"no dead letter of {topic}@{offset} projected"
+        time.sleep(0.3)
+    return event_id
+
 
 
 # --- the browser ---------------------------------------------------------------------------
