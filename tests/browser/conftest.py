@@ -31,7 +31,9 @@ from selenium.common.exceptions import (
     TimeoutException,
 )
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -247,6 +249,15 @@ return Array.from(document.querySelectorAll(css))
 """
 
 
+_FOCUS = """
+const e = document.activeElement, s = getComputedStyle(e), css = arguments[0];
+return {id: e.id, tag: e.tagName.toLowerCase(), href: e.getAttribute('href'),
+        matches: !!css && e.matches(css),
+        visible: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0)
+                 || s.boxShadow !== 'none'};
+"""
+
+
 _AXE_RUN = """
 const done = arguments[arguments.length - 1];
 axe.run(document, {resultTypes: ["violations"]})
@@ -338,6 +349,31 @@ class Browser:
     def marked(self) -> bool:
         """True while the document marked by `mark()` is still the one shown."""
         return self.driver.execute_script("return window.__bendMarker === 'kept';")
+
+    def press(self, *keys: str) -> None:
+        """Press `keys` on whatever has the focus, as a keyboard would."""
+        ActionChains(self.driver).send_keys(*keys).perform()
+
+    def chord(self, modifier: str, key: str) -> None:
+        """Press `key` with `modifier` held (Shift+Tab: the focus goes back)."""
+        ActionChains(self.driver).key_down(modifier).send_keys(key).key_up(modifier).perform()
+
+    def focused(self, css: str = "") -> dict[str, Any]:
+        """The focused element: its id, tag, href, whether its focus shows and whether it
+        matches `css`."""
+        found: dict[str, Any] = self.driver.execute_script(_FOCUS, css)
+        return found
+
+    def tab_to(self, css: str, limit: int = 80) -> list[dict[str, Any]]:
+        """Press Tab until the element matching `css` has the focus; the focus stops passed on
+        the way."""
+        seen: list[dict[str, Any]] = []
+        for _ in range(limit):
+            self.press(Keys.TAB)
+            seen.append(self.focused(css))
+            if seen[-1]["matches"]:
+                return seen
+        pytest.fail(f"{limit} Tabs never reached {css}: {[f['id'] or f['tag'] for f in seen]}")
 
     def accept_confirmation(self) -> None:
         """Accept a `confirm()` dialog if the page opened one."""

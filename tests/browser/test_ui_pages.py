@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import pytest
-from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser.conftest import NARROW, SLEEPY, WIDE, Browser, Stack, example_definition
@@ -116,49 +115,29 @@ def test_no_page_scrolls_sideways_on_a_narrow_screen(
         operator.set_width(WIDE)
 
 
-_FOCUS = """
-const e = document.activeElement, s = getComputedStyle(e);
-return {id: e.id, tag: e.tagName.toLowerCase(), href: e.getAttribute('href'),
-        visible: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0)
-                 || s.boxShadow !== 'none'};
-"""
-
-
-def _tab_to(browser: Browser, element_id: str, limit: int = 80) -> list[dict[str, Any]]:
-    """Press Tab until `element_id` has the focus; the focus stops passed on the way."""
-    seen: list[dict[str, Any]] = []
-    for _ in range(limit):
-        ActionChains(browser.driver).send_keys(Keys.TAB).perform()
-        focus = browser.driver.execute_script(_FOCUS)
-        seen.append(focus)
-        if focus["id"] == element_id:
-            return seen
-    pytest.fail(f"{limit} Tabs never reached #{element_id}: {[f['id'] or f['tag'] for f in seen]}")
-
-
 def test_the_keyboard_reaches_the_skip_link_and_the_main_actions(
         operator: Browser, stack: Stack, example_id: str) -> None:
     operator.open(f"/ui/workflows/{example_id}")
     operator.driver.execute_script("document.activeElement && document.activeElement.blur()")
-    first = _tab_to(operator, "skip-to-main", limit=1)[-1]
+    first = operator.tab_to("#skip-to-main", limit=1)[-1]
     assert first["visible"], "the skip link shows no focus"
     assert operator.one("a#skip-to-main").is_displayed(), "the focused skip link is hidden"
-    ActionChains(operator.driver).send_keys(Keys.ENTER).perform()
+    operator.press(Keys.ENTER)
     target = (first["href"] or "#").lstrip("#")
     operator.wait(lambda: operator.driver.execute_script(
         "const m = document.querySelector('main'), a = document.activeElement;"
         "return location.hash === '#' + arguments[0] || m.contains(a) || a === m;", target),
         "the skip link to move to the main content")
-    stops = _tab_to(operator, "start-run")
+    stops = operator.tab_to("#start-run")
     assert any(s["id"] == "in-1" for s in stops), "Tab skips the run's input fields"
     assert all(s["visible"] for s in stops[-1:]), "the start button shows no focus"
 
     run_id = stack.asleep()
     operator.open(f"/ui/runs/{run_id}")
-    stops = _tab_to(operator, "cancel-run")
+    stops = operator.tab_to("#cancel-run")
     assert stops[0]["id"] == "skip-to-main", stops[0]
     assert stops[-1]["visible"], "the cancel button shows no focus"
-    ActionChains(operator.driver).send_keys(Keys.ENTER).perform()  # the keyboard cancels too
+    operator.press(Keys.ENTER)  # the keyboard cancels too
     operator.accept_confirmation()
     operator.wait(lambda: operator.attr("#run-status", "data-status") == "cancelled",
                   "the run cancelled from the keyboard", 30)
