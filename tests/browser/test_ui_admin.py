@@ -273,3 +273,26 @@ def test_a_form_without_the_csrf_token_is_refused(browser: Browser, stack: Stack
         r = hand.post("/ui/secrets", data={"name": f"NOCSRF_{SUFFIX}", "value": "x"})
     assert r.status_code == 403
     assert _secret(stack, f"NOCSRF_{SUFFIX}") is None
+
+
+def test_a_project_admin_asking_for_another_projects_key_is_told_by_the_field(
+        browser: Browser, stack: Stack) -> None:
+    r = stack.client.post("/api/keys", json={"role": "admin", "name": "team admin",
+                                             "project": f"team-{SUFFIX}"})
+    assert r.status_code == 201, r.text
+    browser.sign_in(r.json()["key"])
+    browser.open("/ui/keys")
+    before = browser.read("tr.key-row", "data-key-id")
+    browser.one("#key-name").send_keys("sneaky")
+    Select(browser.one("#key-role")).select_by_value("admin")
+    project = browser.one("#key-project")
+    project.clear()
+    project.send_keys(stack.settings.project)  # the installation's project: not theirs
+    browser.one("#create-key").click()
+    browser.wait(lambda: not browser.absent("#key-project-error"), "the project's error")
+    assert "installation" in (browser.text("#key-project-error") or "")
+    assert browser.attr("#key-name", "value") == "sneaky"
+    assert browser.attr("#key-project", "value") == stack.settings.project
+    assert browser.attr("#key-role option[selected]", "value") == "admin"
+    assert browser.absent("#new-key")
+    assert browser.read("tr.key-row", "data-key-id") == before
