@@ -152,8 +152,17 @@ class Stack:
 
 @pytest.fixture(scope="package")
 def stack(kafka_bootstrap: str, database_url: str) -> Iterator[Stack]:
-    """The engine, the projector and the API processes, an operator and a viewer key."""
-    with running_engine() as engine, served_api(engine.settings) as served, \
+    """The engine, the projector and the API processes, an operator and a viewer key. The
+    executors re-read a project's secrets every second (not 30 s), so a secret set in a test is
+    used by its next run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BEND_SECRETS__CACHE_S", "1")
+        with running_engine() as engine:
+            yield from _served(engine)
+
+
+def _served(engine: Engine) -> Iterator[Stack]:
+    with served_api(engine.settings) as served, \
             httpx.Client(base_url=served.url, headers=served.headers, timeout=30) as client:
         keys = {"admin": served.admin_key}
         for role in ("operator", "viewer"):
