@@ -63,16 +63,19 @@ def cron_form_from(definition: Mapping[str, Any]) -> CronForm:
     return CronForm(values, tuple(window.get("days") or ()) if window else ())
 
 
-def place(problems: tuple[str, ...], default: str) -> dict[str, str]:
-    """Each problem (`location: message`) under the field it is about (else `default`)."""
+def place(problems: tuple[str, ...], default: str,
+          field_of: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each problem (`location: message`) under the field it is about (`field_of` maps a
+    location to its field; the cron and webhook forms' by default), else under `default`."""
+    field_of = _FIELD_OF if field_of is None else field_of
     placed: dict[str, str] = {}
     for problem in problems:
         where, _, message = problem.partition(": ")
-        if not message:
+        if not message or " " in where:  # no location: a problem of the whole definition
             where, message = "", problem
-        spot = max((loc for loc in _FIELD_OF if where == loc or where.startswith(loc + ".")),
+        spot = max((loc for loc in field_of if where == loc or where.startswith(loc + ".")),
                    key=len, default=None)
-        name = _FIELD_OF[spot] if spot else default
+        name = field_of[spot] if spot else default
         placed[name] = f"{placed[name]}; {message}" if name in placed else message
     return placed
 

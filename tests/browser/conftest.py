@@ -8,6 +8,7 @@ A missing Chromium FAILS the tests, like a missing Kafka or Postgres.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -19,23 +20,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 import pytest
 import yaml
+from confluent_kafka import Producer
 from selenium import webdriver
 from selenium.common.exceptions import (
     NoAlertPresentException, NoSuchElementException, StaleElementReferenceException,
     TimeoutException,
 )
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from bench.api_latency import served_api
 from bend.cli.demo import EXAMPLE
+from bend.contracts.topics import topic_name
 from bend.devstack.engine import Engine, running_engine
 from bend.settings import Settings
+from projections.db import database_url
 import contextlib
 
 T = TypeVar("T")
@@ -63,6 +70,7 @@ SLEEPY: dict[str, Any] = {
               {"id": "after_nap", "type": "transform", "expression": "'woke'",
                "after": ["nap"]}],
 }
+SCHEDULE = {"type": "schedule", "schedule": {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}}
 BROKEN: dict[str, Any] = {
     "name": "broken",
     "description": "Calls a port nothing listens on, once.",
@@ -144,8 +152,17 @@ class Stack:
 
 @pytest.fixture(scope="package")
 def stack(kafka_bootstrap: str, database_url: str) -> Iterator[Stack]:
-    """The engine, the projector and the API processes, an operator and a viewer key."""
-    with running_engine() as engine, served_api(engine.settings) as served, \
+    """The engine, the projector and the API processes, an operator and a viewer key. The
+    executors re-read a project's secrets every second (not 30 s), so a secret set in a test is
+    used by its next run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BEND_SECRETS__CACHE_S", "1")
+        with running_engine() as engine:
+            yield from _served(engine)
+
+
+def _served(engine: Engine) -> Iterator[Stack]:
+    with served_api(engine.settings) as served, \
             httpx.Client(base_url=served.url, headers=served.headers, timeout=30) as client:
         keys = {"admin": served.admin_key}
         for role in ("operator", "viewer"):
@@ -185,6 +202,51 @@ def failed_run(stack: Stack) -> dict[str, Any]:
     return run
 
 
+@pytest.fixture(scope="package")
+def schedule(stack: Stack) -> dict[str, Any]:
+    """A weekday-morning schedule on the sleepy workflow (no triggers worker fires it here)."""
+    workflow_id = stack.register(SLEEPY)
+    r = stack.client.post(f"/api/workflows/{workflow_id}/triggers", json={"definition": SCHEDULE})
+    assert r.status_code == 201, r.text
+    trigger_id = r.json()["trigger_id"]
+    deadline = time.monotonic() + 20
+    while True:
+        view = stack.client.get(f"/api/triggers/{trigger_id}")
+        if view.status_code == 200 and view.json()["state"]["next_due_at"]:
+            return view.json()
+        assert time.monotonic() < deadline, view.text
+        time.sleep(0.2)
+
+
+async def _dead_letter_id(stack: Stack, topic: str, offset: int) -> str | None:
+    conn = await asyncpg.connect(database_url(stack.settings))
+    try:
+        return await conn.fetchval(
+            f'SELECT event_id FROM "{stack.settings.database.schema_name}".dead_letters '
+            "WHERE source_topic = $1 AND source_offset = $2", topic, offset)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="package")
+def dead_letter(stack: Stack, failed_run: dict[str, Any]) -> str:
+    """The event id of the dead letter of a record no one can decode, once projected; keyed by
+    a run of the operator's project (dead letters are scoped by their run's project)."""
+    topic = topic_name("commands", stack.settings)
+    landed: list[Any] = []
+    producer = Producer({"bootstrap.servers": stack.settings.kafka.bootstrap})
+    producer.produce(topic, b"\xc3\x01not-an-avro-body", key=failed_run["run_id"].encode(),
+                     on_delivery=lambda err, msg: landed.append((err, msg)))
+    assert producer.flush(30) == 0 and landed and landed[0][0] is None, landed
+    offset = landed[0][1].offset()
+    deadline = time.monotonic() + 30
+    while (event_id := asyncio.run(_dead_letter_id(stack, topic, offset))) is None:
+        assert time.monotonic() < deadline, f"no dead letter of {topic}@{offset} projected"
+        time.sleep(0.3)
+    return event_id
+
+
+
 # --- the browser ---------------------------------------------------------------------------
 
 
@@ -193,6 +255,15 @@ const [css, names, visibleOnly] = arguments;
 return Array.from(document.querySelectorAll(css))
   .filter((e) => !visibleOnly || e.getClientRects().length > 0)
   .map((e) => names.map((n) => n === 'text' ? e.innerText : e.getAttribute(n)));
+"""
+
+
+_FOCUS = """
+const e = document.activeElement, s = getComputedStyle(e), css = arguments[0];
+return {id: e.id, tag: e.tagName.toLowerCase(), href: e.getAttribute('href'),
+        matches: !!css && e.matches(css),
+        visible: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0)
+                 || s.boxShadow !== 'none'};
 """
 
 
@@ -287,6 +358,31 @@ class Browser:
     def marked(self) -> bool:
         """True while the document marked by `mark()` is still the one shown."""
         return self.driver.execute_script("return window.__bendMarker === 'kept';")
+
+    def press(self, *keys: str) -> None:
+        """Press `keys` on whatever has the focus, as a keyboard would."""
+        ActionChains(self.driver).send_keys(*keys).perform()
+
+    def chord(self, modifier: str, key: str) -> None:
+        """Press `key` with `modifier` held (Shift+Tab: the focus goes back)."""
+        ActionChains(self.driver).key_down(modifier).send_keys(key).key_up(modifier).perform()
+
+    def focused(self, css: str = "") -> dict[str, Any]:
+        """The focused element: its id, tag, href, whether its focus shows and whether it
+        matches `css`."""
+        found: dict[str, Any] = self.driver.execute_script(_FOCUS, css)
+        return found
+
+    def tab_to(self, css: str, limit: int = 80) -> list[dict[str, Any]]:
+        """Press Tab until the element matching `css` has the focus; the focus stops passed on
+        the way."""
+        seen: list[dict[str, Any]] = []
+        for _ in range(limit):
+            self.press(Keys.TAB)
+            seen.append(self.focused(css))
+            if seen[-1]["matches"]:
+                return seen
+        pytest.fail(f"{limit} Tabs never reached {css}: {[f['id'] or f['tag'] for f in seen]}")
 
     def accept_confirmation(self) -> None:
         """Accept a `confirm()` dialog if the page opened one."""

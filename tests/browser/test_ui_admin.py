@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.browser.conftest import Browser, Stack
@@ -103,6 +104,45 @@ def test_a_secret_is_set_rotated_and_deleted_in_the_ui_and_its_value_is_never_sh
     assert VALUE not in browser.driver.page_source and ROTATED not in browser.driver.page_source
     browser.open(f"/ui/secrets/{SECRET}")
     assert "Not found" in (browser.text("h1") or "")
+
+
+def test_a_secret_is_set_and_deleted_with_the_keyboard_alone(
+        browser: Browser, stack: Stack) -> None:
+    name, value = f"KEYBOARD_{SUFFIX}", f"k3y-{uuid.uuid4().hex}"
+    browser.sign_in(stack.keys["admin"])
+    browser.open("/ui/secrets")
+    browser.driver.execute_script("document.activeElement && document.activeElement.blur()")
+    stops = browser.tab_to("#secret-name")
+    assert all(s["visible"] for s in stops), f"a focus stop shows no focus: {stops}"
+    browser.press(name, Keys.TAB)
+    assert browser.focused()["id"] == "secret-value"
+    browser.press(Keys.TAB)
+    assert browser.focused()["id"] == "secret-hosts"
+    browser.press("api.example.com", Keys.ENTER)  # no value: refused
+    browser.wait(lambda: not browser.absent("#secret-value-error"), "the value's error")
+    focus = browser.focused()  # the refused form puts the keyboard on the field to fix
+    assert focus["id"] == "secret-value" and focus["visible"], focus
+    assert browser.attr("#secret-hosts", "value") == "api.example.com"
+    browser.press(value, Keys.ENTER)
+    browser.wait(lambda: not browser.absent("#secret-saved"), "the saved notice")
+    assert (_secret(stack, name) or {}).get("allowed_hosts") == ["api.example.com"]
+
+    row = f'tr.secret-row[data-name="{name}"]'
+    browser.tab_to(f"{row} a.action-delete", limit=200)
+    browser.press(Keys.ENTER)
+    browser.wait(lambda: browser.path().endswith("/delete"), "the confirmation")
+    assert browser.focused()["id"] == "confirm-cancel", "the focus starts in the confirmation"
+    browser.press(Keys.ESCAPE)  # closes it, as a dialog: nothing deleted
+    browser.wait(lambda: browser.path() == "/ui/secrets", "Escape back to the secrets")
+    assert _secret(stack, name) is not None
+    browser.tab_to(f"{row} a.action-delete", limit=200)
+    browser.press(Keys.ENTER)
+    browser.wait(lambda: browser.focused()["id"] == "confirm-cancel", "the confirmation")
+    browser.chord(Keys.SHIFT, Keys.TAB)
+    assert browser.focused()["id"] == "confirm-delete"
+    browser.press(Keys.ENTER)
+    browser.wait(lambda: not browser.absent("#secret-deleted"), "the deleted notice")
+    assert _secret(stack, name) is None
 
 
 def test_a_key_created_and_revoked_in_the_ui_is_in_the_audit_log(
@@ -233,3 +273,26 @@ def test_a_form_without_the_csrf_token_is_refused(browser: Browser, stack: Stack
         r = hand.post("/ui/secrets", data={"name": f"NOCSRF_{SUFFIX}", "value": "x"})
     assert r.status_code == 403
     assert _secret(stack, f"NOCSRF_{SUFFIX}") is None
+
+
+def test_a_project_admin_asking_for_another_projects_key_is_told_by_the_field(
+        browser: Browser, stack: Stack) -> None:
+    r = stack.client.post("/api/keys", json={"role": "admin", "name": "team admin",
+                                             "project": f"team-{SUFFIX}"})
+    assert r.status_code == 201, r.text
+    browser.sign_in(r.json()["key"])
+    browser.open("/ui/keys")
+    before = browser.read("tr.key-row", "data-key-id")
+    browser.one("#key-name").send_keys("sneaky")
+    Select(browser.one("#key-role")).select_by_value("admin")
+    project = browser.one("#key-project")
+    project.clear()
+    project.send_keys(stack.settings.project)  # the installation's project: not theirs
+    browser.one("#create-key").click()
+    browser.wait(lambda: not browser.absent("#key-project-error"), "the project's error")
+    assert "installation" in (browser.text("#key-project-error") or "")
+    assert browser.attr("#key-name", "value") == "sneaky"
+    assert browser.attr("#key-project", "value") == stack.settings.project
+    assert browser.attr("#key-role option[selected]", "value") == "admin"
+    assert browser.absent("#new-key")
+    assert browser.read("tr.key-row", "data-key-id") == before

@@ -1,6 +1,7 @@
 """The approvals inbox in real Chromium on the real engine: a run waiting on an approval shows
 with its input; an operator approves it with an answer and a comment, and the run completes with
-that answer as the step's output; a viewer sees it but gets no form."""
+that answer as the step's output (an answer the schema refuses comes back by its field, kept); a
+viewer sees it but gets no form."""
 
 from __future__ import annotations
 
@@ -40,8 +41,18 @@ def test_a_waiting_approval_is_approved_in_the_inbox_and_its_run_completes(
     browser.wait(lambda: not browser.absent(f"{card} form.approval-form"),
                  "the operator gets the form")
     assert browser.text(f"{card} .approval-message") == "Ship 1.2.3?"
-    browser.one(f"{card} textarea[name=answer]").send_keys(json.dumps({"ticket": "REL-7"}))
+    browser.one(f"{card} textarea[name=answer]").send_keys(json.dumps({"ticket": 7}))
     browser.one(f"{card} input[name=comment]").send_keys("green across the board")
+    browser.one(f'{card} button[value="approve"]').click()  # the schema's word by the answer
+    browser.wait(lambda: not browser.absent(f"{card} .field-error"), "the answer's error")
+    assert "answer_schema" in (browser.text(f"{card} .field-error") or "")
+    answer = browser.one(f"{card} textarea[name=answer]")
+    assert answer.get_property("value") == json.dumps({"ticket": 7}), "what was typed is kept"
+    assert answer.get_attribute("aria-invalid") == "true"
+    assert browser.attr(f"{card} input[name=comment]", "value") == "green across the board"
+    browser.assert_accessible("the refused approval")
+    answer.clear()
+    answer.send_keys(json.dumps({"ticket": "REL-7"}))
     browser.one(f'{card} button[value="approve"]').click()
     browser.wait(lambda: not browser.absent("#decision-sent"), "the decision is confirmed")
     browser.screenshot("approvals-decided")

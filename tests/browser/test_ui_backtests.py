@@ -64,3 +64,31 @@ def test_an_operator_backtests_a_prompt_change_and_reads_the_comparison(
     browser.open("/ui/backtests")
     assert browser.absent("#start-backtest"), "a viewer may not start a backtest"
     assert not browser.absent(f'tr.backtest-row[data-backtest-id="{where.rsplit("/", 1)[1]}"]')
+
+
+def test_a_refused_backtest_form_keeps_what_was_typed_with_the_error_by_its_field(
+        browser: Browser, stack: Stack, example_id: str) -> None:
+    browser.sign_in(stack.keys["operator"])
+    browser.open(f"/ui/backtests?workflow_id={example_id}")
+    browser.one("#b-step").send_keys("research")
+    browser.one("#b-changes").send_keys('{"prompt": ')
+    browser.one("#start-backtest-button").click()
+    browser.wait(lambda: not browser.absent("#b-changes-error"), "the change's error")
+    assert "not JSON" in (browser.text("#b-changes-error") or "")
+    assert browser.attr("#b-changes", "aria-describedby") == "b-changes-error"
+    assert browser.one("#b-changes").get_property("value") == '{"prompt": '
+    assert browser.attr("#b-step", "value") == "research"
+    assert browser.attr("#b-workflow option[selected]", "value") == example_id
+
+    step = browser.one("#b-step")
+    step.clear()
+    step.send_keys("no_such_step")
+    changes = browser.one("#b-changes")
+    changes.clear()
+    changes.send_keys(json.dumps({"prompt": "Be brief."}))
+    browser.one("#start-backtest-button").click()  # the engine's word on the step
+    browser.wait(lambda: not browser.absent("#b-step-error"), "the step's error")
+    assert "no_such_step" in (browser.text("#b-step-error") or "")
+    assert browser.one("#b-changes").get_property("value") == json.dumps({"prompt": "Be brief."})
+    assert browser.absent("#b-changes-error")
+    browser.assert_accessible("the refused backtest form")

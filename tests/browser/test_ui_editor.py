@@ -12,7 +12,6 @@ import uuid
 from typing import Any
 
 import pytest
-from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser.conftest import NARROW, WIDE, Browser, Stack
@@ -42,21 +41,12 @@ def editor_key(stack: Stack) -> str:
     return str(r.json()["key"])
 
 
-def _keys(browser: Browser, *keys: str) -> None:
-    ActionChains(browser.driver).send_keys(*keys).perform()
-
-
-def _chord(browser: Browser, key: str, modifier: str = Keys.CONTROL) -> None:
-    """Press `key` with `modifier` held."""
-    ActionChains(browser.driver).key_down(modifier).send_keys(key).key_up(modifier).perform()
-
-
 def _focus_and_enter(browser: Browser, css: str) -> None:
     """Focus `css` and press Enter: the keyboard's way to follow a link or press a button."""
     browser.driver.execute_script("document.querySelector(arguments[0]).focus()", css)
     assert browser.driver.execute_script(
         "return document.activeElement === document.querySelector(arguments[0])", css), css
-    _keys(browser, Keys.ENTER)
+    browser.press(Keys.ENTER)
 
 
 def _problems(browser: Browser) -> list[list[str | None]]:
@@ -92,10 +82,10 @@ def test_a_workflow_is_written_fixed_saved_versioned_compared_run_and_retired_in
 
     # Type a definition with a mistake: the server's problem shows at its line.
     browser.one(".CodeMirror-code").click()
-    _chord(browser, "a")
-    _keys(browser, Keys.DELETE)
+    browser.chord(Keys.CONTROL, "a")
+    browser.press(Keys.DELETE)
     for line in BAD:
-        _keys(browser, line, Keys.ENTER)
+        browser.press(line, Keys.ENTER)
     assert browser.driver.execute_script("return window.bendEditor.getValue()") == \
         "\n".join(BAD) + "\n"
     browser.wait(lambda: [p[0] for p in _problems(browser)] == ["6"],
@@ -107,9 +97,9 @@ def test_a_workflow_is_written_fixed_saved_versioned_compared_run_and_retired_in
     browser.assert_accessible("the editor showing a problem")
 
     # Fix it from the keyboard; the problem goes and the graph is drawn beside.
-    _chord(browser, Keys.END)
-    _keys(browser, Keys.BACKSPACE)  # the last newline
-    _keys(browser, *([Keys.BACKSPACE] * len(WRONG_TAIL)), "}")
+    browser.chord(Keys.CONTROL, Keys.END)
+    browser.press(Keys.BACKSPACE)  # the last newline
+    browser.press(*([Keys.BACKSPACE] * len(WRONG_TAIL)), "}")
     browser.wait(lambda: browser.attr("#problem-summary", "data-count") == "0",
                  "the problem to go once fixed")
     assert _marked_lines(browser) == [] and _problems(browser) == []
@@ -119,7 +109,7 @@ def test_a_workflow_is_written_fixed_saved_versioned_compared_run_and_retired_in
     browser.screenshot("editor")
 
     # Save with the keyboard (focus is still in the editor).
-    _chord(browser, "s")
+    browser.chord(Keys.CONTROL, "s")
     match = browser.wait(lambda: re.fullmatch(r"/ui/workflows/([0-9a-f-]{36})\?saved=created",
                                               browser.path()), "the new workflow's page")
     workflow_id = match.group(1)
@@ -135,17 +125,17 @@ def test_a_workflow_is_written_fixed_saved_versioned_compared_run_and_retired_in
     browser.one(".CodeMirror-code").click()
     line = browser.driver.execute_script("return window.bendEditor.getLine(1)")
     assert line == "description: Greets whoever the form names.", line
-    _chord(browser, Keys.HOME)
-    _keys(browser, Keys.DOWN, Keys.END)
-    _keys(browser, *([Keys.BACKSPACE] * len("names.")), "names, politely.")
+    browser.chord(Keys.CONTROL, Keys.HOME)
+    browser.press(Keys.DOWN, Keys.END)
+    browser.press(*([Keys.BACKSPACE] * len("names.")), "names, politely.")
     browser.wait(lambda: browser.attr("#problem-summary", "data-count") == "0"
                  and browser.driver.execute_script(
                      "return document.getElementById('editor-form').dataset.checked") is not None,
                  "the edited definition checked")
-    _keys(browser, Keys.ESCAPE, Keys.TAB)
+    browser.press(Keys.ESCAPE, Keys.TAB)
     assert browser.driver.execute_script("return document.activeElement.id") == "save", \
         "Esc then Tab does not leave the editor for the save button"
-    _keys(browser, Keys.ENTER)
+    browser.press(Keys.ENTER)
     browser.wait(lambda: browser.path() == f"/ui/workflows/{workflow_id}?version=2&saved=version",
                  "version 2 saved")
     assert _workflow(stack, workflow_id)["latest_version"] == 2

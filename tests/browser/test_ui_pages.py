@@ -3,23 +3,15 @@ dead letters, components; a narrow screen without sideways scrolling; the keyboa
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
-import asyncpg
 import pytest
-from confluent_kafka import Producer
-from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
-from bend.contracts.topics import topic_name
-from projections.db import database_url
 from tests.browser.conftest import NARROW, SLEEPY, WIDE, Browser, Stack, example_definition
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-SCHEDULE = {"type": "schedule", "schedule": {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}}
 
 
 @pytest.fixture(scope="module")
@@ -27,50 +19,6 @@ def operator(browser: Browser, stack: Stack) -> Browser:
     """The module's browser, signed in as an operator."""
     browser.sign_in(stack.keys["operator"])
     return browser
-
-
-@pytest.fixture(scope="module")
-def schedule(stack: Stack) -> dict[str, Any]:
-    """A weekday-morning schedule on the sleepy workflow (no triggers worker fires it here)."""
-    workflow_id = stack.register(SLEEPY)
-    r = stack.client.post(f"/api/workflows/{workflow_id}/triggers", json={"definition": SCHEDULE})
-    assert r.status_code == 201, r.text
-    trigger_id = r.json()["trigger_id"]
-    deadline = time.monotonic() + 20
-    while True:
-        view = stack.client.get(f"/api/triggers/{trigger_id}")
-        if view.status_code == 200 and view.json()["state"]["next_due_at"]:
-            return view.json()
-        assert time.monotonic() < deadline, view.text
-        time.sleep(0.2)
-
-
-async def _dead_letter_id(stack: Stack, topic: str, offset: int) -> str | None:
-    conn = await asyncpg.connect(database_url(stack.settings))
-    try:
-        return await conn.fetchval(
-            f'SELECT event_id FROM "{stack.settings.database.schema_name}".dead_letters '
-            "WHERE source_topic = $1 AND source_offset = $2", topic, offset)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="module")
-def dead_letter(stack: Stack, failed_run: dict[str, Any]) -> str:
-    """The event id of the dead letter of a record no one can decode, once projected; keyed by
-    a run of the operator's project (dead letters are scoped by their run's project)."""
-    topic = topic_name("commands", stack.settings)
-    landed: list[Any] = []
-    producer = Producer({"bootstrap.servers": stack.settings.kafka.bootstrap})
-    producer.produce(topic, b"\xc3\x01not-an-avro-body", key=failed_run["run_id"].encode(),
-                     on_delivery=lambda err, msg: landed.append((err, msg)))
-    assert producer.flush(30) == 0 and landed and landed[0][0] is None, landed
-    offset = landed[0][1].offset()
-    deadline = time.monotonic() + 30
-    while (event_id := asyncio.run(_dead_letter_id(stack, topic, offset))) is None:
-        assert time.monotonic() < deadline, f"no dead letter of {topic}@{offset} projected"
-        time.sleep(0.3)
-    return event_id
 
 
 def _visible_rows(browser: Browser, css: str, attribute: str) -> set[str]:
@@ -167,49 +115,29 @@ def test_no_page_scrolls_sideways_on_a_narrow_screen(
         operator.set_width(WIDE)
 
 
-_FOCUS = """
-const e = document.activeElement, s = getComputedStyle(e);
-return {id: e.id, tag: e.tagName.toLowerCase(), href: e.getAttribute('href'),
-        visible: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0)
-                 || s.boxShadow !== 'none'};
-"""
-
-
-def _tab_to(browser: Browser, element_id: str, limit: int = 80) -> list[dict[str, Any]]:
-    """Press Tab until `element_id` has the focus; the focus stops passed on the way."""
-    seen: list[dict[str, Any]] = []
-    for _ in range(limit):
-        ActionChains(browser.driver).send_keys(Keys.TAB).perform()
-        focus = browser.driver.execute_script(_FOCUS)
-        seen.append(focus)
-        if focus["id"] == element_id:
-            return seen
-    pytest.fail(f"{limit} Tabs never reached #{element_id}: {[f['id'] or f['tag'] for f in seen]}")
-
-
 def test_the_keyboard_reaches_the_skip_link_and_the_main_actions(
         operator: Browser, stack: Stack, example_id: str) -> None:
     operator.open(f"/ui/workflows/{example_id}")
     operator.driver.execute_script("document.activeElement && document.activeElement.blur()")
-    first = _tab_to(operator, "skip-to-main", limit=1)[-1]
+    first = operator.tab_to("#skip-to-main", limit=1)[-1]
     assert first["visible"], "the skip link shows no focus"
     assert operator.one("a#skip-to-main").is_displayed(), "the focused skip link is hidden"
-    ActionChains(operator.driver).send_keys(Keys.ENTER).perform()
+    operator.press(Keys.ENTER)
     target = (first["href"] or "#").lstrip("#")
     operator.wait(lambda: operator.driver.execute_script(
         "const m = document.querySelector('main'), a = document.activeElement;"
         "return location.hash === '#' + arguments[0] || m.contains(a) || a === m;", target),
         "the skip link to move to the main content")
-    stops = _tab_to(operator, "start-run")
+    stops = operator.tab_to("#start-run")
     assert any(s["id"] == "in-1" for s in stops), "Tab skips the run's input fields"
     assert all(s["visible"] for s in stops[-1:]), "the start button shows no focus"
 
     run_id = stack.asleep()
     operator.open(f"/ui/runs/{run_id}")
-    stops = _tab_to(operator, "cancel-run")
+    stops = operator.tab_to("#cancel-run")
     assert stops[0]["id"] == "skip-to-main", stops[0]
     assert stops[-1]["visible"], "the cancel button shows no focus"
-    ActionChains(operator.driver).send_keys(Keys.ENTER).perform()  # the keyboard cancels too
+    operator.press(Keys.ENTER)  # the keyboard cancels too
     operator.accept_confirmation()
     operator.wait(lambda: operator.attr("#run-status", "data-status") == "cancelled",
                   "the run cancelled from the keyboard", 30)

@@ -278,3 +278,93 @@ def test_a_backfill_starts_each_past_due_time_once(browser: Browser, stack: Stac
     browser.wait(lambda: not browser.absent("#backfill-done"), "the second result")
     assert browser.text("#backfill-started") == "0"
     assert browser.text("#backfill-already") == "3"
+
+
+def _definition(stack: Stack, trigger_id: str) -> dict[str, Any]:
+    r = stack.client.get(f"/api/triggers/{trigger_id}")
+    assert r.status_code == 200, r.text
+    return dict(r.json()["definition"])
+
+
+def _refused(browser: Browser, *fields: str) -> None:
+    """Wait for the refused form; each of `fields` (element ids) has its error beside it."""
+    browser.wait(lambda: all(not browser.absent(f"#{f}-error") for f in fields),
+                 f"the errors beside {fields}")
+    for f in fields:
+        assert browser.attr(f"#{f}", "aria-describedby") == f"{f}-error", f
+        assert browser.attr(f"#{f}", "aria-invalid") == "true", f
+
+
+def test_kafka_and_polling_triggers_are_added_and_edited_from_their_fields(
+        browser: Browser, stack: Stack) -> None:
+    workflow_id = stack.register({**TRIGGERED, "name": f"sources-{SUFFIX}"})
+    browser.sign_in(stack.keys["admin"])
+    browser.open(f"/ui/workflows/{workflow_id}/triggers")
+    browser.one("#kafka-topic").send_keys("orders created")
+    browser.one("#kafka-filter").send_keys("kind == 'big' &&")
+    browser.one("#save-kafka").click()  # the core's word by each field, what was typed kept
+    _refused(browser, "kafka-topic", "kafka-filter")
+    assert "topic name" in (browser.text("#kafka-topic-error") or "")
+    assert browser.attr("#kafka-topic", "value") == "orders created"
+    assert browser.attr("#kafka-filter", "value") == "kind == 'big' &&"
+    assert browser.focused()["id"] == "kafka-topic", "the keyboard starts at the first problem"
+    browser.assert_accessible("the refused Kafka form")
+    assert not _row_ids(browser, "kafka")
+    _retype(browser, "#kafka-topic", "orders.created")
+    _retype(browser, "#kafka-filter", "kind == 'big'")
+    browser.one("#kafka-input-mapping").send_keys("order")
+    browser.one("#save-kafka").click()
+    browser.wait(lambda: _row_ids(browser, "kafka"), "the Kafka trigger's row")
+    (kafka_id,) = _row_ids(browser, "kafka")
+    saved = _definition(stack, kafka_id)
+    assert (saved["topic"], saved["filter"], saved["input_mapping"]) == (
+        "orders.created", "kind == 'big'", "order")
+
+    browser.one(f'tr[data-trigger-id="{kafka_id}"] .action-edit').click()
+    browser.wait(lambda: browser.attr("#kafka-topic", "value") == "orders.created",
+                 "the edit form filled in")
+    assert browser.attr("#kafka-filter", "value") == "kind == 'big'"
+    browser.one("#kafka-schema-registry-url").send_keys("http://registry.example:8081")
+    _retype(browser, "#kafka-filter", "kind == 'huge'")
+    browser.one("#save-kafka").click()  # a registry for JSON records: refused by the format
+    _refused(browser, "kafka-format")
+    assert browser.attr("#kafka-filter", "value") == "kind == 'huge'"
+    assert browser.attr("#kafka-schema-registry-url", "value") == "http://registry.example:8081"
+    browser.assert_accessible("the refused Kafka edit form")
+    Select(browser.one("#kafka-format")).select_by_value("avro")
+    browser.one("#save-kafka").click()
+    browser.wait(lambda: not browser.absent("#trigger-done"), "the saved notice")
+    saved = _definition(stack, kafka_id)
+    assert (saved["format"], saved["filter"], saved["schema_registry_url"]) == (
+        "avro", "kind == 'huge'", "http://registry.example:8081")
+
+    browser.one("#polling-url").send_keys("ftp://example.com/items")
+    _retype(browser, "#polling-interval-seconds", "soon")
+    Select(browser.one("#polling-change-detection")).select_by_value("cursor")
+    browser.one("#save-polling").click()
+    _refused(browser, "polling-interval-seconds", "polling-cursor")
+    _retype(browser, "#polling-interval-seconds", "120")
+    browser.one("#polling-cursor").send_keys("items[0].id")
+    browser.one("#save-polling").click()  # the scheme only the core checks
+    _refused(browser, "polling-url")
+    assert browser.attr("#polling-cursor", "value") == "items[0].id"
+    assert browser.attr("#polling-change-detection option[selected]", "value") == "cursor"
+    _retype(browser, "#polling-url", "https://example.com/items")
+    browser.one("#save-polling").click()
+    browser.wait(lambda: _row_ids(browser, "polling"), "the polling trigger's row")
+    (polling_id,) = _row_ids(browser, "polling")
+    saved = _definition(stack, polling_id)
+    assert saved["change_detection"] == {"mode": "cursor", "cursor": "items[0].id"}
+    assert saved["interval_seconds"] == 120
+
+    browser.open(f"/ui/triggers/{polling_id}/edit")
+    assert browser.attr("#polling-cursor", "value") == "items[0].id"
+    _retype(browser, "#polling-interval-seconds", "0")
+    browser.one("#save-polling").click()
+    _refused(browser, "polling-interval-seconds")
+    assert browser.attr("#polling-interval-seconds", "value") == "0"
+    _retype(browser, "#polling-interval-seconds", "300")
+    browser.one("#save-polling").click()
+    browser.wait(lambda: not browser.absent("#trigger-done"), "the saved notice")
+    edited = _definition(stack, polling_id)
+    assert edited["interval_seconds"] == 300 and edited["backoff"] == saved["backoff"]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bend.server.testing import RunningApi, api_beside
-from tests.e2e.web_pages import signed_in
+from tests.e2e.web_pages import signed_in, ui_pages
 from bend.contracts.codec import encode
 from bend.contracts.topics import topic_name
 from bend.core.commands import StartRun
@@ -228,29 +228,10 @@ async def test_a_fork_of_another_projects_run_starts_nothing_and_a_replay_shows_
     assert done["output"] == "hello carol"
 
 
-def _ui_pages(app: Any) -> list[tuple[str, list[str]]]:
-    """(path template, its path parameters) of every web UI page read by GET that names an id."""
-    pages = []
-
-    def walk(routes: Any, prefix: str) -> None:
-        for route in routes:
-            included = getattr(route, "original_router", None)
-            if included is not None:  # an included router: its routes under its prefix
-                walk(included.routes, prefix + route.include_context.prefix)
-                continue
-            path = prefix + getattr(route, "path", "")
-            if path.startswith("/ui/") and "{" in path and "GET" in (
-                    getattr(route, "methods", None) or ()):
-                pages.append((path, re.findall(r"\{(\w+)(?::\w+)?\}", path)))
-
-    walk(app.routes, "")
-    return pages
-
-
 async def test_every_web_ui_page_taking_an_id_refuses_another_projects_ids(
         api: RunningApi) -> None:
     b = {**await _project_b(api), "action": "pause"}  # a status change's confirmation page
-    pages = [(t, ps) for t, ps in _ui_pages(api.app) if ps != ["path"]]  # not the 404 page
+    pages = [(t, ps) for t, ps in ui_pages(api.app) if ps and ps != ["path"]]  # not the 404 page
     unknown = {p for _, params in pages for p in params} - set(b)
     assert not unknown, f"walk these path parameters too (ids of project B): {unknown}"
     assert len(pages) >= 10, pages

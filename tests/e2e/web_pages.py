@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import Any
 
 import httpx
 
@@ -97,3 +98,23 @@ async def signed_in(api: RunningApi, key: str) -> httpx.AsyncClient:
 async def get_page(client: httpx.AsyncClient, path: str) -> Page:
     """The page at `path`."""
     return Page(await client.get(path))
+
+
+def ui_pages(app: Any) -> list[tuple[str, list[str]]]:
+    """(path template, its path parameters) of every web UI page read by GET, walked from the
+    app's routes (included routers under their prefixes)."""
+    pages: list[tuple[str, list[str]]] = []
+
+    def walk(routes: Any, prefix: str) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)
+            if included is not None:  # an included router: its routes under its prefix
+                walk(included.routes, prefix + route.include_context.prefix)
+                continue
+            path = prefix + getattr(route, "path", "")
+            if (path == "/ui" or path.startswith("/ui/")) and "GET" in (
+                    getattr(route, "methods", None) or ()):
+                pages.append((path, re.findall(r"\{(\w+)(?::\w+)?\}", path)))
+
+    walk(app.routes, "")
+    return pages

@@ -16,6 +16,7 @@ from bend.security.roles import Role
 from bend.services import audit as audit_service
 from bend.services import keys as service
 from bend.services.audit import ACTIONS, AuditFilter
+from bend.services.errors import NotInstallationAdmin
 from bend.web.errors import NotFound
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
 from bend.web.render import page
@@ -63,9 +64,13 @@ async def create_key(request: Request, session: Ui) -> Response:
                              "most 64 characters")
     if errors:
         return await _keys_page(request, session, typed=typed, errors=errors, status=422)
-    issued = await service.create_key(
-        context(request), get_security(request), session.principal, Role(typed["role"]),
-        name=typed["name"], project=typed["project"] or None, client_ip=client_ip(request))
+    try:
+        issued = await service.create_key(
+            context(request), get_security(request), session.principal, Role(typed["role"]),
+            name=typed["name"], project=typed["project"] or None, client_ip=client_ip(request))
+    except NotInstallationAdmin as err:  # another project's key: the field says why not
+        return await _keys_page(request, session, typed=typed, errors={"project": err.message},
+                                status=403)
     return page(request, "key_created.html", {"issued": issued}, status=201)
 
 

@@ -10,9 +10,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from bend.services import approvals as service
+from bend.services.errors import InvalidAnswer
 from bend.web.errors import BadForm
 from bend.web.render import page, redactor_for, show
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
+from bend.web.session import Session
 
 __all__ = ["router"]
 
@@ -21,10 +23,10 @@ router = APIRouter(prefix="/ui/approvals", route_class=UiRoute, include_in_schem
 _WAIT_S = 10.0
 
 
-@router.get("")
-async def approvals(request: Request, session: Ui, done: str | None = None) -> Response:
-    """Approvals waiting for a decision, oldest first, each with its run's context."""
-    need(session, "runs:read")
+async def _inbox(request: Request, session: Session, done: str | None = None,
+                 refused: dict[str, str] | None = None, status: int = 200) -> Response:
+    """The inbox; `refused`: a decision the server refused (its run and step, what was typed
+    and why), shown in its card's form."""
     ctx, principal = context(request), session.principal
     redactor = await redactor_for(request, principal.project)
     rows: list[dict[str, Any]] = []
@@ -37,7 +39,15 @@ async def approvals(request: Request, session: Ui, done: str | None = None) -> R
                      if approval["answer_schema"] else None})
     return page(request, "approvals.html", {"rows": rows,
                                             "done": done if done in ("approve", "reject")
-                                            else None})
+                                            else None, "refused": refused or {}},
+                status=status)
+
+
+@router.get("")
+async def approvals(request: Request, session: Ui, done: str | None = None) -> Response:
+    """Approvals waiting for a decision, oldest first, each with its run's context."""
+    need(session, "runs:read")
+    return await _inbox(request, session, done)
 
 
 @router.post("/{run_id}/{step_id}")
@@ -48,15 +58,21 @@ async def decide(request: Request, session: Ui, run_id: str, step_id: str) -> Re
     if decision not in ("approve", "reject"):
         raise BadForm("choose approve or reject")
     answer: Any = None
-    text = str(form.get("answer") or "").strip()
-    if decision == "approve" and text:
+    text, comment = str(form.get("answer") or ""), str(form.get("comment") or "")
+    refused = {"run_id": run_id, "step_id": step_id, "answer": text, "comment": comment}
+    if decision == "approve" and text.strip():
         try:
             answer = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise BadForm(f"the answer is not JSON: {exc.msg} (line {exc.lineno})") from None
-    position = await service.decide_approval(
-        context(request), session.principal, run_id, step_id, approved=decision == "approve",
-        comment=str(form.get("comment") or ""), answer=answer,
-        tool_call_id=str(form.get("tool_call_id") or "") or None)
+            return await _inbox(request, session, status=422, refused={
+                **refused, "error": f"the answer is not JSON: {exc.msg} (line {exc.lineno})"})
+    try:
+        position = await service.decide_approval(
+            context(request), session.principal, run_id, step_id,
+            approved=decision == "approve", comment=comment, answer=answer,
+            tool_call_id=str(form.get("tool_call_id") or "") or None)
+    except InvalidAnswer as err:
+        return await _inbox(request, session, status=422, refused={**refused,
+                                                                   "error": err.message})
     await context(request).watcher.wait_for([position], _WAIT_S)
     return RedirectResponse(f"/ui/approvals?done={decision}", status_code=303)

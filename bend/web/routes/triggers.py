@@ -1,7 +1,7 @@
 """A workflow's triggers: list them with their state, next fire and last errors; add and edit
-cron schedules (the next five fire times previewed as you type), add webhooks (the secret shown
-once) and any trigger from its JSON or YAML definition; pause, resume and delete. Through
-bend.services.triggers, as the API's routes."""
+cron schedules (the next five fire times previewed as you type), Kafka and polling triggers from
+their fields, add webhooks (the secret shown once) and any trigger from its JSON or YAML
+definition; pause, resume and delete. Through bend.services.triggers, as the API's routes."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ from bend.web.errors import BadForm
 from bend.web.render import page
 from bend.web.routes.common import Ui, UiRoute, context, form_of, need
 from bend.web.session import Session
+from bend.web.sourceform import (
+    SOURCE_KINDS, SourceForm, blank, placed, source_definition, source_form_from, source_form_of,
+)
 from bend.web.triggerform import (
     DAYS, MISSED_POLICIES, CronForm, cron_definition, cron_form_from, cron_form_of, place,
     typed_definition, webhook_definition, webhook_secret_name,
@@ -44,8 +47,8 @@ def _now() -> datetime:
 
 async def _page(request: Request, session: Session, workflow_id: str, *,
                 cron: CronForm = _EMPTY, hook: dict[str, Any] | None = None,
-                typed: dict[str, Any] | None = None, done: str | None = None,
-                status: int = 200) -> Response:
+                typed: dict[str, Any] | None = None, source: SourceForm | None = None,
+                done: str | None = None, status: int = 200) -> Response:
     ctx = context(request)
     wf = await workflows.get_workflow(ctx, session.principal, workflow_id)
     rows = await service.list_triggers(ctx, session.principal, workflow_id)
@@ -57,14 +60,21 @@ async def _page(request: Request, session: Session, workflow_id: str, *,
         path = row["webhook_path"]
         upcoming = service.next_fire_times(row, now, 1)
         items.append({**row, "next_fire": upcoming[0] if upcoming else None,
-                      "errors": errors, "editable": bool((row["definition"].get("schedule")
-                                                          or {}).get("cron")),
+                      "errors": errors, "editable": _editable(row),
                       "url": service.webhook_url(str(request.base_url), path) if path else None})
     return page(request, "triggers.html", {
         "wf": wf, "rows": items, "cron": cron, "days": DAYS, "policies": MISSED_POLICIES,
         "hook": hook or {"values": {}, "errors": {}}, "typed": typed or {"text": "", "error": None},
+        "sources": {kind: source if source is not None and source.kind == kind else blank(kind)
+                    for kind in SOURCE_KINDS},
         "done": done, "can_write": session.can("triggers:write") and wf["status"] != "deleted",
     }, status=status)
+
+
+def _editable(row: dict[str, Any]) -> bool:
+    """Whether the trigger has an edit form: cron schedules, Kafka and polling triggers."""
+    return (bool((row["definition"].get("schedule") or {}).get("cron"))
+            or row["trigger_type"] in SOURCE_KINDS)
 
 
 @router.get("/workflows/{workflow_id}/triggers")
@@ -84,12 +94,16 @@ async def add_cron(request: Request, session: Ui, workflow_id: str) -> Response:
     """Add a cron trigger; problems come back next to their fields with what was typed."""
     typed = cron_form_of(await form_of(request, session, "triggers:write"))
     definition, errors = cron_definition(typed)
-    if definition is None:
-        return await _page(request, session, workflow_id,
-                           cron=CronForm(typed.values, typed.days, errors), status=422)
-    await service.create_trigger(context(request), session.principal, workflow_id, definition,
-                                 wait=True)
-    return _back(workflow_id, "added")
+    if definition is not None:
+        try:
+            await service.create_trigger(context(request), session.principal, workflow_id,
+                                         definition, wait=True)
+        except InvalidTrigger as err:  # what only the service checks (a NUL character)
+            errors = place(err.problems, "cron")
+        else:
+            return _back(workflow_id, "added")
+    return await _page(request, session, workflow_id,
+                       cron=CronForm(typed.values, typed.days, errors), status=422)
 
 
 @router.post("/triggers/preview")
@@ -155,46 +169,84 @@ async def add_definition(request: Request, session: Ui, workflow_id: str) -> Res
                        status=422)
 
 
-def _cron_only(row: dict[str, Any]) -> None:
-    if not (row["definition"].get("schedule") or {}).get("cron"):
-        raise BadForm(f"trigger {row['trigger_id']} is a {row['trigger_type']} trigger without "
-                      "a cron expression; only cron triggers are edited here: delete it and "
-                      "add it again (or PUT /api/triggers/{trigger_id})")
+# Last of the adding routes: its {kind} would otherwise take /cron, /webhook and /definition.
+@router.post("/workflows/{workflow_id}/triggers/{kind}")
+async def add_source(request: Request, session: Ui, workflow_id: str, kind: str) -> Response:
+    """Add a Kafka or polling trigger from its fields; problems come back next to them with
+    what was typed."""
+    if kind not in SOURCE_KINDS:
+        raise BadForm(f"no {kind!r} trigger form; add kafka or polling triggers here, others "
+                      "from their definition")
+    typed = source_form_of(kind, await form_of(request, session, "triggers:write"))
+    definition, errors = source_definition(typed)
+    if definition is not None:
+        try:
+            await service.create_trigger(context(request), session.principal, workflow_id,
+                                         definition, wait=True)
+        except InvalidTrigger as err:
+            errors = placed(kind, err.problems)
+        else:
+            return _back(workflow_id, "added")
+    return await _page(request, session, workflow_id, status=422,
+                       source=SourceForm(kind, typed.values, errors))
 
 
-async def _edit_page(request: Request, session: Session, row: dict[str, Any],
-                     cron: CronForm, status: int = 200) -> Response:
+def _edited_kind(row: dict[str, Any]) -> str:
+    """The trigger's edit form: cron, kafka or polling (others have none)."""
+    if (row["definition"].get("schedule") or {}).get("cron"):
+        return "cron"
+    if row["trigger_type"] in SOURCE_KINDS:
+        return str(row["trigger_type"])
+    raise BadForm(f"trigger {row['trigger_id']} is a {row['trigger_type']} trigger without "
+                  "an edit form here (cron, Kafka and polling triggers have one): delete it and "
+                  "add it again (or PUT /api/triggers/{trigger_id})")
+
+
+async def _edit_page(request: Request, row: dict[str, Any], form: CronForm | SourceForm,
+                     status: int = 200) -> Response:
     return page(request, "trigger_edit.html", {
-        "row": row, "cron": cron, "days": DAYS, "policies": MISSED_POLICIES}, status=status)
+        "row": row, "cron": form if isinstance(form, CronForm) else None,
+        "source": form if isinstance(form, SourceForm) else None, "days": DAYS,
+        "policies": MISSED_POLICIES}, status=status)
 
 
 @router.get("/triggers/{trigger_id}/edit")
 async def edit(request: Request, session: Ui, trigger_id: str) -> Response:
-    """A cron trigger's form, filled in from its definition."""
+    """A cron, Kafka or polling trigger's form, filled in from its definition."""
     need(session, "triggers:write")
     row = await service.get_trigger(context(request), session.principal, trigger_id)
-    _cron_only(row)
-    return await _edit_page(request, session, row, cron_form_from(row["definition"]))
+    kind = _edited_kind(row)
+    return await _edit_page(request, row, cron_form_from(row["definition"]) if kind == "cron"
+                            else source_form_from(row["definition"]))
 
 
 @router.post("/triggers/{trigger_id}/edit")
 async def save_edit(request: Request, session: Ui, trigger_id: str) -> Response:
-    """Save the cron trigger's new schedule (its other fields stay)."""
-    typed = cron_form_of(await form_of(request, session, "triggers:write"))
+    """Save the trigger's edited fields (its other fields stay)."""
+    form = await form_of(request, session, "triggers:write")
     ctx = context(request)
     row = await service.get_trigger(ctx, session.principal, trigger_id)
-    _cron_only(row)
-    definition, errors = cron_definition(typed, row["definition"])
-    if definition is None:
-        return await _edit_page(request, session, row, CronForm(typed.values, typed.days, errors),
-                                status=422)
-    try:
-        await service.update_trigger(ctx, session.principal, trigger_id, definition,
-                                     row["enabled"], wait=True)
-    except InvalidTrigger as err:
-        return await _edit_page(request, session, row, CronForm(
-            typed.values, typed.days, place(err.problems, "cron")), status=422)
-    return _back(row["workflow_id"], "saved")
+    kind = _edited_kind(row)
+    typed: CronForm | SourceForm
+    if kind == "cron":
+        typed = cron_form_of(form)
+        definition, errors = cron_definition(typed, row["definition"])
+    else:
+        typed = source_form_of(kind, form)
+        definition, errors = source_definition(typed, row["definition"])
+    if definition is not None:
+        try:
+            await service.update_trigger(ctx, session.principal, trigger_id, definition,
+                                         row["enabled"], wait=True)
+        except InvalidTrigger as err:
+            errors = place(err.problems, "cron") if kind == "cron" else placed(kind,
+                                                                              err.problems)
+        else:
+            return _back(row["workflow_id"], "saved")
+    refused: CronForm | SourceForm = (
+        CronForm(typed.values, typed.days, errors) if isinstance(typed, CronForm)
+        else SourceForm(kind, typed.values, errors))
+    return await _edit_page(request, row, refused, status=422)
 
 
 @router.get("/triggers/{trigger_id}/delete")

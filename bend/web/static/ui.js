@@ -265,7 +265,37 @@ function selectAll() {
   });
 }
 
+// A confirmation (or the backfill form) is a page shown as a dialog: the focus starts inside it
+// (on its least destructive control, or the field marked data-dialog-focus), and Escape leaves
+// it by its cancel link, as closing a dialog would.
+function dialogPage() {
+  const dialog = document.querySelector("[data-dialog]");
+  if (!dialog) return;
+  const cancel = dialog.querySelector("[data-dialog-cancel]");
+  const first = dialog.querySelector("[data-dialog-focus]") || cancel;
+  if (first && !dialog.contains(document.activeElement)) first.focus();
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape" || e.defaultPrevented || !cancel) return;
+    e.preventDefault();
+    window.location.assign(cancel.href);
+  });
+}
+
+// A form the server refused: the focus goes to its first field marked invalid, whose error is
+// read with it (aria-describedby), so the keyboard starts where the fixing is.
+function focusFirstProblem() {
+  if (document.activeElement && document.activeElement !== document.body) return;
+  const bad = document.querySelector('main [aria-invalid="true"]');
+  if (!bad) return;
+  bad.focus();
+  try {  // typing goes on after what was kept, not before it
+    if (typeof bad.value === "string") bad.setSelectionRange(bad.value.length, bad.value.length);
+  } catch (err) { /* fields without a caret (dates, selects) */ }
+}
+
 liveRunsList();
 liveRun();
 filterWorkflows();
 selectAll();
+dialogPage();
+focusFirstProblem();
