@@ -258,6 +258,7 @@ async def test_a_manual_triggers_default_input_fills_a_run_asked_for_without_one
     assert run.json()["input"] == {"who": "default"}
     r = await api.client.post(f"/api/workflows/{workflow_id}/execute",
                               json={"input": {"who": "given"}})
+    assert r.status_code == 202, r.text
     run = await api.client.get(f"/api/executions/{r.json()['run_id']}",
                                params={"wait_for": r.json()["position"]["token"]})
     assert run.json()["input"] == {"who": "given"}  # a given input wins
