@@ -123,15 +123,20 @@ async def running_api(settings: Settings, *, projector: bool = True) -> AsyncIte
 
 
 @contextlib.asynccontextmanager
-async def api_beside(engine_settings: Settings) -> AsyncIterator[RunningApi]:
+async def api_beside(engine_settings: Settings, *,
+                     ready_s: float | None = None) -> AsyncIterator[RunningApi]:
     """An app (and projector) on an engine's topics, with read models of its own, dropped after;
     the topics stay (the engine's workers still use them), and so does the security schema,
-    named by the topic prefix, which the engine's executors read secrets from."""
+    named by the topic prefix, which the engine's executors read secrets from. With `ready_s`,
+    the projector has its partitions (within that many seconds) before the app is yielded."""
     kafka = engine_settings.kafka
     settings = isolated_settings(engine_settings, prefix=kafka.topic_prefix,
                                  partitions=kafka.default_partitions)
     try:
         async with running_api(settings) as running:
+            if ready_s is not None:
+                assert running.projector is not None
+                await asyncio.wait_for(running.projector.ready.wait(), ready_s)
             yield running
     finally:
         await drop_isolated(settings, topics=False)

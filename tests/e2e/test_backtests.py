@@ -8,7 +8,6 @@ nothing."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from bend.devstack.engine import Engine, running_engine
 from bend.devstack.llm_server import ServerHandle, serve_in_background
 from bend.server.testing import RunningApi, api_beside
 from tests.e2e.web_pages import get_page, signed_in
+from tests.e2e.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -77,15 +77,6 @@ async def api(engine: Engine) -> AsyncIterator[RunningApi]:
     async with api_beside(engine.settings) as running:
         yield running
 
-
-async def until(check: Any, timeout_s: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = await check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "never got there"
-        await asyncio.sleep(0.3)
 
 
 async def register(api: RunningApi, definition: dict[str, Any],

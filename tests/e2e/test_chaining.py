@@ -4,9 +4,7 @@ trigger; the run log read again by a second chainer starts nothing twice."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,6 +14,7 @@ from bend.core.chaining import downstream_run_id
 from bend.devstack.engine import Engine, running_engine
 from bend.server.testing import RunningApi, api_beside
 from streams.chaining import Chainer
+from tests.e2e.waiting import running as running_task, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -35,23 +34,9 @@ async def api(engine: Engine) -> AsyncIterator[RunningApi]:
 @contextlib.asynccontextmanager
 async def chainer(api: RunningApi, group: str) -> AsyncIterator[Chainer]:
     running = Chainer(api.settings, group_id=group)
-    task = asyncio.create_task(running.run())
-    try:
+    async with running_task(running):
         yield running
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
-
-async def until(check: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = await check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "never got there"
-        await asyncio.sleep(0.2)
 
 
 async def register(api: RunningApi, definition: dict[str, Any]) -> dict[str, Any]:

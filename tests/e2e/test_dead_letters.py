@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, api_beside
 from bend.contracts.codec import encode
 from bend.contracts.topics import topic_name
 from bend.core.commands import StartRun
@@ -42,16 +42,8 @@ def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture()
 async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    kafka = engine.settings.kafka
-    settings = isolated_settings(engine.settings, prefix=kafka.topic_prefix,
-                                 partitions=kafka.default_partitions)
-    try:
-        async with running_api(settings) as running:
-            assert running.projector is not None
-            await asyncio.wait_for(running.projector.ready.wait(), 30)
-            yield running
-    finally:
-        await drop_isolated(settings, topics=False)
+    async with api_beside(engine.settings, ready_s=30) as running:
+        yield running
 
 
 async def _eventually(probe: Any, what: str, timeout_s: float = 45) -> Any:

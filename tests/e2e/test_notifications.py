@@ -24,6 +24,7 @@ from bend.server.testing import RunningApi, api_beside
 from bend.settings import NotifySettings
 from streams.executors import DictSecrets
 from streams.notifications.notifier import Notifier
+from tests.e2e.waiting import running as running_task, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -120,23 +121,9 @@ async def notifier(api: RunningApi, smtp_port: int, group: str) -> AsyncIterator
     egress = api.settings.egress.model_copy(update={"allowed_networks": ["127.0.0.0/8"]})
     settings = api.settings.model_copy(update={"notify": notify, "egress": egress})
     running = Notifier(settings, group_id=group, secrets=DictSecrets({"hook": SECRET}))
-    task = asyncio.create_task(running.run())
-    try:
+    async with running_task(running):
         yield running
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
-
-async def until(check: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = await check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "never got there"
-        await asyncio.sleep(0.2)
 
 
 async def start(api: RunningApi, definition: dict[str, Any], run_input: Any) -> str:

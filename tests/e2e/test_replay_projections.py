@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
+from bend.server.testing import RunningApi, api_beside
 from bend.devstack.engine import Engine, running_engine
 from bend.replay.projections import RebuildRefused, new_status, rebuild_projections
 from projections.db import database_url
@@ -35,18 +35,8 @@ def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture()
 async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    kafka = engine.settings.kafka
-    settings = isolated_settings(engine.settings, prefix=kafka.topic_prefix,
-                                 partitions=kafka.default_partitions)
-    try:
-        async with running_api(settings) as running:
-            assert running.projector is not None
-            # Joined before the test ends: a projector cancelled mid-join stays in the group
-            # until its session times out, holding partitions from the next test's projector.
-            await asyncio.wait_for(running.projector.ready.wait(), 30)
-            yield running
-    finally:
-        await drop_isolated(settings, topics=False)
+    async with api_beside(engine.settings, ready_s=30) as running:
+        yield running
 
 
 async def _run(api: RunningApi, workflow_id: str, who: str,
