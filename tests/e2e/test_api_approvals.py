@@ -9,7 +9,7 @@ import asyncio
 import html
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 from bend.core.commands import SignalRun
 from bend.devstack.engine import Engine, running_engine
 from bend.kafka.producer import RecordProducer
-from bend.server.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi
 from tests.e2e.web_pages import Page, get_page, signed_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -47,12 +47,6 @@ def waiting(first: dict[str, Any] | None = None) -> dict[str, Any]:
 def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
     with running_engine(executors=0) as engine:
         yield engine
-
-
-@pytest.fixture()
-async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    async with api_beside(engine.settings) as running:
-        yield running
 
 
 async def run_of(api: RunningApi, definition: dict[str, Any], run_input: Any = None) -> str:

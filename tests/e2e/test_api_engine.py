@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from bend.server.testing import RunningApi, api_beside
-from bend.devstack.engine import Engine, running_engine
+from bend.server.testing import RunningApi
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -31,18 +29,6 @@ WAITER: dict[str, Any] = {
               {"id": "after_nap", "type": "transform", "expression": "'woke'",
                "after": ["nap"]}],
 }
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine() as engine:
-        yield engine
-
-
-@pytest.fixture()
-async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    async with api_beside(engine.settings) as running:
-        yield running
 
 
 async def run_of(api: RunningApi, definition: dict[str, Any], run_input: Any) -> str:

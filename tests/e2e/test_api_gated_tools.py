@@ -9,13 +9,13 @@ import asyncio
 import html
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from bend.devstack.engine import Engine, running_engine
-from bend.server.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi
 from tests.e2e.web_pages import get_page, signed_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -36,12 +36,6 @@ def research(base_url: str) -> dict[str, Any]:
 def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
     with running_engine(executors=1) as engine:
         yield engine
-
-
-@pytest.fixture()
-async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    async with api_beside(engine.settings) as running:
-        yield running
 
 
 async def waiting_call(api: RunningApi, run_id: str, tool: str,

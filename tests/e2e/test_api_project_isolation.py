@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
-from bend.server.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi
 from tests.e2e.web_pages import signed_in, ui_pages
 from bend.contracts.codec import encode
 from bend.contracts.topics import topic_name
@@ -67,12 +67,6 @@ NOT_PROJECT_IDS = {"name": "/api/components/", "version": "/api/components/",
 def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
     with running_engine(executors=0) as engine:
         yield engine
-
-
-@pytest.fixture()
-async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    async with api_beside(engine.settings) as running:
-        yield running
 
 
 async def _ok(api: RunningApi, key: str, method: str, path: str, **kw: Any) -> dict[str, Any]:

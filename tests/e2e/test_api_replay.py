@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from bend.server.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi
 from bend.devstack.engine import Engine, running_engine
 from tests.e2e.test_api_engine import run_of, until
 
@@ -29,12 +29,6 @@ GREETER: dict[str, Any] = {
 def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
     with running_engine(executors=0) as engine:
         yield engine
-
-
-@pytest.fixture()
-async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    async with api_beside(engine.settings) as running:
-        yield running
 
 
 async def test_a_run_replays_from_the_log_and_a_fork_reuses_what_came_before_its_step(

@@ -8,7 +8,7 @@ nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 
 from bend.devstack.engine import Engine, running_engine
 from bend.devstack.llm_server import ServerHandle, serve_in_background
-from bend.server.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi
 from tests.e2e.web_pages import get_page, signed_in
 from tests.e2e.waiting import until
 
@@ -70,12 +70,6 @@ def hook() -> Iterator[tuple[Hook, ServerHandle]]:
         yield counting, handle
     finally:
         handle.stop()
-
-
-@pytest.fixture()
-async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    async with api_beside(engine.settings) as running:
-        yield running
 
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from bend.core.chaining import downstream_run_id
 from bend.devstack.engine import Engine, running_engine
-from bend.server.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi
 from streams.chaining import Chainer
 from tests.e2e.waiting import running as running_task, until
 
@@ -23,12 +23,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
     with running_engine(executors=0) as engine:
         yield engine
-
-
-@pytest.fixture()
-async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    async with api_beside(engine.settings) as running:
-        yield running
 
 
 @contextlib.asynccontextmanager

@@ -4,14 +4,14 @@ wait, get, list, follow, cancel, fork, replay, signals and approvals, typed erro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from bend.client import AsyncClient, Conflict, InvalidRequest, NotFound, Run
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from bend.server.testing import RunningApi, api_beside
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -36,12 +36,6 @@ GATED: dict[str, Any] = {
 }
 WAITER: dict[str, Any] = {"name": "client_waiter",
                           "steps": [{"id": "nap", "type": "delay", "duration": "60s"}]}
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine() as engine:
-        yield engine
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from bend.contracts.codec import encode
 from bend.contracts.topics import topic_name
 from bend.core.commands import StartRun
 from bend.core.events import WorkflowRegistered
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from bend.kafka.producer import RecordProducer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -32,12 +32,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 DEFINITION: dict[str, Any] = {
     "name": "late", "steps": [{"id": "say", "type": "transform", "expression": "'late but here'"}],
 }
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine() as engine:
-        yield engine
 
 
 @pytest.fixture()

@@ -5,14 +5,14 @@ echoes it back. Real Kafka, Postgres, orchestrator, executor process, projector 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bend.server.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi
 from bend.devstack.engine import Engine, running_engine
 from bend.devstack.llm_server import ServerHandle, scripted_reply, serve_in_background
 
@@ -79,12 +79,6 @@ def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
         patch.setenv("BEND_SECRETS__CACHE_S", "1")
         with running_engine(executors=1) as engine:
             yield engine
-
-
-@pytest.fixture()
-async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    async with api_beside(engine.settings) as running:
-        yield running
 
 
 async def _run(api: RunningApi, key: str, definition: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ and final state."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import yaml
 
 from bend.client import AsyncClient
 from bend.components.testing import FlakyFailure
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from bend.harness import run_workflow
 from bend.server.testing import api_beside
 
@@ -25,12 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 EXAMPLES = Path(__file__).parents[2] / "examples"
 RETRY_CHAIN = yaml.safe_load((EXAMPLES / "retry_chain.yaml").read_text())
 FAN_OUT = yaml.safe_load((EXAMPLES / "fan_out.yaml").read_text())
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine() as engine:
-        yield engine
 
 
 @pytest.fixture()

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request, Response
 from bend.devstack.engine import Engine, running_engine
 from bend.devstack.llm_server import serve_in_background
 from bend.security.webhooks import MemoryReplayGuard, verify
-from bend.server.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi
 from bend.settings import NotifySettings
 from streams.executors import DictSecrets
 from streams.notifications.notifier import Notifier
@@ -96,12 +96,6 @@ class Smtp(asyncio.Protocol):
 def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
     with running_engine(executors=0) as engine:
         yield engine
-
-
-@pytest.fixture()
-async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    async with api_beside(engine.settings) as running:
-        yield running
 
 
 @contextlib.asynccontextmanager

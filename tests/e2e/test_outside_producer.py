@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from bend.server.testing import RunningApi, api_beside
+from bend.server.testing import RunningApi
 from bend.devstack.engine import Engine, running_engine
 from streams.routing import home_partition
 from tests.e2e.outside_client import Schemas, follow_run, signal_run, start_run
@@ -35,12 +35,6 @@ WORKFLOW: dict[str, Any] = {
 def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
     with running_engine(executors=1) as engine:
         yield engine
-
-
-@pytest.fixture()
-async def api(engine: Engine) -> AsyncIterator[RunningApi]:
-    async with api_beside(engine.settings) as running:
-        yield running
 
 
 async def test_runs_started_with_plain_confluent_kafka_complete_wherever_they_land(

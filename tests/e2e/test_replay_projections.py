@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
 from bend.server.testing import RunningApi, api_beside
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from bend.replay.projections import RebuildRefused, new_status, rebuild_projections
 from projections.db import database_url
 
@@ -25,12 +25,6 @@ GREETER: dict[str, Any] = {
         {"id": "shout", "type": "transform", "mapping": {"text": "steps.greet.output"}},
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine() as engine:
-        yield engine
 
 
 @pytest.fixture()

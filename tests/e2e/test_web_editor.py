@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from bend.server.testing import RunningApi, api_beside
 from tests.e2e.web_pages import Page, get_page, signed_in
 
@@ -30,12 +30,6 @@ steps:
     expression: steps.first.output
 """
 BAD = GOOD.replace("steps.first.output", "steps.missing.output")
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine() as engine:
-        yield engine
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from datetime import datetime, timezone
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import yaml
 
 from bend.server.testing import RunningApi, api_beside
 from bend.core.commands import StartRun
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from bend.kafka.producer import RecordProducer
 from tests.e2e.web_pages import Page, get_page, signed_in
 
@@ -37,12 +37,6 @@ FAILER: dict[str, Any] = {
                "inputs": {"fail_attempts": 9},
                "retry": {"max_attempts": 2, "initial_interval": "200ms", "backoff": 1}}],
 }
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine() as engine:
-        yield engine
 
 
 @pytest.fixture(scope="module")
