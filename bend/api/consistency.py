@@ -69,9 +69,10 @@ class ProjectionWatcher:
 
     async def applied(self, position: Position) -> int | None:
         """The next offset the read models will apply in the position's partition."""
-        return await self.pool.fetchval(
+        next_offset: int | None = await self.pool.fetchval(
             "SELECT next_offset FROM projection_offsets WHERE topic = $1 AND partition = $2",
             position.topic, position.partition)
+        return next_offset
 
     async def wait_for(self, positions: Sequence[Position], timeout_s: float) -> None:
         """Return once every position is applied; ProjectionBehind after `timeout_s`."""

@@ -23,7 +23,8 @@ MAX_WAIT_S = 30.0
 
 def context(request: Request) -> ApiContext:
     """The API context the lifespan opened."""
-    return request.app.state.bend
+    ctx: ApiContext = request.app.state.bend
+    return ctx
 
 
 Context = Annotated[ApiContext, Depends(context)]
