@@ -56,7 +56,7 @@ async def principal(
             raise RevokedApiKey(caller.key_id) from None
         if info.revoked_at is not None:
             raise RevokedApiKey(caller.key_id)
-        if not info.active(datetime.now(timezone.utc)):
+        if not info.works_at(datetime.now(timezone.utc)):
             raise ExpiredApiKey(caller.key_id)
     return caller
 
