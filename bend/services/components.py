@@ -20,6 +20,7 @@ from bend.services.deps import Deps, WatchingDeps
 from bend.services.errors import ApiError
 from bend.services.inputs import nul_locations
 from projections.queries import components as queries
+from projections.queries.turns import take_turn
 
 __all__ = [
     "INSTALLED_ACTOR", "ComponentVersionConflict", "InvalidComponentBody", "Registered",
@@ -138,8 +139,7 @@ async def register(deps: WatchingDeps, principal: Principal, comp: Component) ->
     async with deps.pool.acquire() as conn, conn.transaction():
         # One body per version, even with several API processes: take turns, and hold the
         # turn until the read model shows this version.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                           f"bend.component:{tenant}:{comp.ref}")
+        await take_turn(conn, f"bend.component:{tenant}:{comp.ref}")
         row = await queries.get_version(conn, tenant, comp.name, comp.version)
         if row is not None:
             if not _same(row, comp):

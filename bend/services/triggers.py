@@ -30,6 +30,7 @@ from bend.services.trigger_checks import (
 )
 from bend.triggering import events as trigger_events
 from projections.queries import triggers as queries
+from projections.queries.turns import take_turn
 
 __all__ = [
     "Backfilled", "ReplayRequested", "TriggerWritten", "backfill_trigger", "create_trigger",
@@ -115,8 +116,7 @@ async def _path_claimed(deps: WatchingDeps, trigger: Any, trigger_id: str
     conn: asyncpg.Connection
     async with deps.pool.acquire() as conn, conn.transaction():
         # Paths are global (/webhooks/<path>); API processes take turns to claim one.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                           f"bend.webhook.path:{trigger.path}")
+        await take_turn(conn, f"bend.webhook.path:{trigger.path}")
         holder = await queries.webhook_by_path(conn, trigger.path)
         if holder is not None and holder["trigger_id"] != trigger_id:
             raise WebhookPathTaken(trigger.path)
