@@ -17,8 +17,8 @@ from datetime import datetime
 import asyncpg
 
 __all__ = [
-    "BATCH_LOCK_KEY", "NOTHING_APPLIED", "advance", "lock", "notify", "record_error",
-    "record_times", "stored",
+    "BATCH_LOCK_KEY", "NOTHING_APPLIED", "advance", "lock", "next_offset", "notify",
+    "record_error", "record_times", "stored",
 ]
 
 NOTHING_APPLIED = -1
@@ -101,6 +101,16 @@ async def stored(conn: asyncpg.Connection, topics: Iterable[str]) -> dict[Partit
         "SELECT topic, partition, next_offset FROM projection_offsets "
         "WHERE topic = ANY($1::text[]) AND next_offset >= 0", list(topics))
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def next_offset(db: asyncpg.Connection | asyncpg.Pool, topic: str,
+                      partition: int) -> int | None:
+    """The next offset the read models will apply in one partition (-1: nothing applied yet;
+    None: the partition has no row yet)."""
+    offset: int | None = await db.fetchval(
+        "SELECT next_offset FROM projection_offsets WHERE topic = $1 AND partition = $2",
+        topic, partition)
+    return offset
 
 
 async def record_error(conn: asyncpg.Connection, topic: str, partition: int, offset: int,

@@ -24,6 +24,8 @@ from bend.core.commands import StartRun
 from bend.core.events import Event, RunRequested
 from bend.kafka.producer import RecordProducer
 from bend.settings import Settings
+from projections.queries import runs as run_queries
+from projections.queries import workflows as workflow_queries
 from streams.follow import RUN_ENDS, RunLogFollower, RunMemo, entries_of, serve
 
 __all__ = ["Chainer", "downstream_of", "main"]
@@ -73,8 +75,7 @@ class Chainer(RunLogFollower):
         kept = self._runs.get(run_id)
         if kept is not None:
             return kept
-        row = await self.pool.fetchrow("SELECT definition, input, backtest_id FROM runs "
-                                       "WHERE run_id = $1", run_id)
+        row = await run_queries.started_with(self.pool, run_id)
         if row is None or row["backtest_id"]:
             return (), None
         return downstream_of(row["definition"]), row["input"]
@@ -85,14 +86,9 @@ class Chainer(RunLogFollower):
         if start.error is not None:
             log.warning("downstream_input_failed", error=start.error, **bound)
             return
-        if await self.pool.fetchval("SELECT 1 FROM runs WHERE run_id = $1", start.run_id):
+        if await run_queries.exists(self.pool, start.run_id):
             return  # started already: this end was read again
-        wf = await self.pool.fetchrow(
-            "SELECT w.workflow_id, w.tenant, v.version, v.definition FROM workflows w "
-            "JOIN workflow_versions v ON v.workflow_id = w.workflow_id "
-            "AND v.version = w.latest_version WHERE w.project = $1 "
-            "AND (w.workflow_id = $2 OR w.name = $2) AND w.status = 'active' "
-            "ORDER BY w.created_at DESC LIMIT 1", ended.project, start.workflow)
+        wf = await workflow_queries.active_latest(self.pool, ended.project, start.workflow)
         if wf is None:
             log.warning("downstream_workflow_unknown", reason="no active workflow of the run's "
                         "project has that id or name", **bound)

@@ -11,7 +11,9 @@ waiting for each delivery; a task's offset is released once all its reports are 
 
 An attempt cancelled while out is stopped (streams/withdrawals.py: a second agent reads the
 `StepCancelled` the orchestrator puts beside the task), and a worker that may have been fenced
-out of its group reports nothing until the group says it was not (streams/tenure.py).
+out of its group reports nothing until the group says it was not (streams/tenure.py). Metrics
+and tracing wrap each task as interceptors (bend/ops/interceptors.py), as they wrap the
+orchestrator's decisions.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -32,11 +35,10 @@ from bend.core.commands import Command, CompleteStep, FailStep, ReportStepStarte
 from bend.core.errors import BendError
 from bend.core.circuit import CircuitState, CircuitTransition
 from bend.core.events import CircuitStateChanged, StepCancelled, StepScheduled
-from bend.ops.metrics import (
-    CIRCUIT_TRANSITIONS, EXECUTOR_STEPS, observe_llm_calls, watch_circuits,
-)
+from bend.ops.interceptors import Interceptor, around_task, default_interceptors, settled_by
+from bend.ops.metrics import CIRCUIT_TRANSITIONS, watch_circuits
 from bend.settings import Settings
-from bend.tracing import kafka_headers, note_step_outcome, task_span
+from bend.tracing import kafka_headers
 from streams.app import topic_names
 from streams.dlq import DeadLetters
 from streams.acks import Ack, ack_when_delivered, once
@@ -62,7 +64,8 @@ class Executor:
 
     def __init__(self, app: faust.App, settings: Settings, worker_id: str, *,
                  producer: RecordSender | None = None,
-                 context: ExecutionContext | None = None) -> None:
+                 context: ExecutionContext | None = None,
+                 interceptors: Sequence[Interceptor] | None = None) -> None:
         names = topic_names(settings)
         self.app = app
         self.settings = settings
@@ -76,7 +79,12 @@ class Executor:
         self.report_started_after_s = settings.workers.report_started_after_ms / 1000
         self.executed = 0
         self.in_flight = 0  # tasks being handled now (an idle executor has none)
-        self.prices = settings.ops.prices()
+        # Metrics and tracing wrap each task (bend.ops.interceptors): `_around` is entered
+        # around its run and reports, `_settled` hears how it ended.
+        chain = (default_interceptors(settings.ops.prices()) if interceptors is None
+                 else tuple(interceptors))
+        self._around = around_task(chain)
+        self._settled = settled_by(chain)
         self.withdrawals = Withdrawals()
         w = settings.workers
         # streams.app.create_app gives the group the session timeout as its rebalance timeout
@@ -196,10 +204,10 @@ class Executor:
         PROFILE.since("decode", started)
         sent: list[Delivery[Any]] = []
         with bound_contextvars(run_id=task.run_id, step_id=task.step_id, event_id=task.event_id), \
-                task_span(task, headers):
+                self._around(task, headers):
             if self.withdrawals.cancelled(task):
                 log.info("step_not_begun", reason="cancelled before it began")
-                EXECUTOR_STEPS.labels(task.node_type, "cancelled").inc()
+                self._settled(task, "cancelled", None)
                 return []
             started = time.perf_counter()
             context = await self._context()
@@ -225,23 +233,20 @@ class Executor:
                 sent.append(await reported)
             if outcome is None:
                 log.info("step_stopped", reason="cancelled while it ran")
-                EXECUTOR_STEPS.labels(task.node_type, "cancelled").inc()
+                self._settled(task, "cancelled", None)
                 return sent
             if not await self.tenure.holds(receipt):
                 # Fenced out while the step ran: its partition's new owner runs and reports it.
                 log.warning("report_withheld", reason="the group moved the task's partition "
                             "while the step ran", succeeded=outcome.succeeded)
-                EXECUTOR_STEPS.labels(task.node_type, "withheld").inc()
+                self._settled(task, "withheld", outcome)
                 return sent
             PROFILE.since("execute", started)
-            if outcome.pause is None:
-                note_step_outcome(outcome.succeeded, outcome.error_type, outcome.message)
             duration_ms = int((time.perf_counter() - started) * 1000)
             for record in outcome.records:
                 sent.append(await self._send(record))
-            observe_llm_calls(outcome.records, self.prices)
-            EXECUTOR_STEPS.labels(task.node_type, "paused" if outcome.pause is not None
-                                  else "succeeded" if outcome.succeeded else "failed").inc()
+            self._settled(task, "paused" if outcome.pause is not None
+                          else "succeeded" if outcome.succeeded else "failed", outcome)
             if outcome.pause is not None:  # a gated tool call: the attempt resumes once decided
                 sent.append(await self._send(outcome.pause))
             elif outcome.succeeded:

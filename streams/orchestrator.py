@@ -27,7 +27,7 @@ from bend.core.commands import Command, SignalRun, StartRun
 from bend.core.decide import Accepted, Rejected, decide
 from bend.core.errors import BendError
 from bend.core.events import (
-    Event, StepCancelled, StepFailed, StepScheduled, StepSucceeded, StepTimedOut, TimerSet,
+    Event, StepCancelled, StepEnding, StepScheduled, TimerSet,
 )
 from bend.core.ids import timer_id
 from bend.core.transitions import RUN_ENDINGS, STEP_ENDINGS
@@ -52,7 +52,6 @@ __all__ = ["Orchestrator", "SignalRefused", "UnknownWorkflowId"]
 
 log = structlog.get_logger(__name__)
 
-_StepEnding = StepSucceeded | StepFailed | StepTimedOut | StepCancelled  # STEP_ENDINGS' events
 
 
 class SignalRefused(BendError):
@@ -288,8 +287,8 @@ class Orchestrator:
         for ev in decision.events:
             if ev.event_type in RUN_ENDINGS:
                 self.timers.disarm(run_id, whole_run=True)
-            elif ev.event_type in STEP_ENDINGS and cast("_StepEnding", ev).step_id:
-                ev = cast("_StepEnding", ev)
+            elif ev.event_type in STEP_ENDINGS and cast("StepEnding", ev).step_id:
+                ev = cast("StepEnding", ev)
                 attempt = getattr(ev, "attempt", None)
                 if attempt is None or isinstance(ev, StepCancelled):  # whichever was out
                     self.timers.disarm(run_id, prefix=f"{run_id}:step_timeout:{ev.step_id}:")

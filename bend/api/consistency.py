@@ -16,6 +16,7 @@ import asyncpg
 import structlog
 
 from bend.kafka.position import Position
+from projections import checkpoint
 from projections.checkpoint import CHANNEL
 from projections.errors import ProjectionBehind
 
@@ -69,9 +70,7 @@ class ProjectionWatcher:
 
     async def applied(self, position: Position) -> int | None:
         """The next offset the read models will apply in the position's partition."""
-        return await self.pool.fetchval(
-            "SELECT next_offset FROM projection_offsets WHERE topic = $1 AND partition = $2",
-            position.topic, position.partition)
+        return await checkpoint.next_offset(self.pool, position.topic, position.partition)
 
     async def wait_for(self, positions: Sequence[Position], timeout_s: float) -> None:
         """Return once every position is applied; ProjectionBehind after `timeout_s`."""

@@ -23,7 +23,8 @@ MAX_WAIT_S = 30.0
 
 def context(request: Request) -> ApiContext:
     """The API context the lifespan opened."""
-    return request.app.state.bend
+    ctx: ApiContext = request.app.state.bend
+    return ctx
 
 
 Context = Annotated[ApiContext, Depends(context)]
@@ -55,7 +56,7 @@ async def principal(
             raise RevokedApiKey(caller.key_id) from None
         if info.revoked_at is not None:
             raise RevokedApiKey(caller.key_id)
-        if not info.active(datetime.now(timezone.utc)):
+        if not info.works_at(datetime.now(timezone.utc)):
             raise ExpiredApiKey(caller.key_id)
     return caller
 

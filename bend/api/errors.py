@@ -8,7 +8,7 @@ A body looks like `{"type": "urn:bend:problem:unknown_run", "title": "Unknown ru
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -66,7 +66,7 @@ _TITLES = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "N
 
 def _problem(request: Request, status: int, code: str, detail: str,
              extra: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None) -> JSONResponse:
+             headers: Mapping[str, str] | None = None) -> JSONResponse:
     # The standard members win over an error's own attributes of the same name.
     body = {**(extra or {}), "type": f"urn:bend:problem:{code}",
             "title": code.replace("_", " ").capitalize(), "status": status, "detail": detail,

@@ -22,6 +22,7 @@ from bend.replay.projections import (
 from bend.settings import Settings, get_settings
 from projections.db import create_pool, database_url
 from projections.migrate import migrate
+from projections.queries import schemas
 
 __all__ = ["projections", "status"]
 
@@ -48,12 +49,11 @@ async def _recorder(settings: Settings, *, migrated: bool) -> AsyncIterator[
     pool = await create_pool(database_url(settings), schema, min_size=1, max_size=2)
     try:
         async with pool.acquire() as conn:
-            recorded = bool(await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", schema))
+            recorded = await schemas.schema_exists(conn, schema)
             if recorded and migrated:
                 await migrate(conn, schema)
             elif recorded:
-                recorded = await conn.fetchval(
-                    "SELECT to_regclass('projection_rebuilds') IS NOT NULL")
+                recorded = await schemas.has_table(conn, "projection_rebuilds")
         yield RebuildRecorder.of(pool, settings) if recorded else None
     finally:
         try:  # a connection a cancelled query left busy must not hold the exit up

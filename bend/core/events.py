@@ -21,7 +21,7 @@ __all__ = [
     "ComponentRegistered", "CircuitStateChanged", "AgentLlmCallRecorded", "AgentToolCallRecorded",
     "DeadLetterRedriven",
     "DeadLettered", "ApprovalDecided", "SignalReceived", "SignalDelivered",
-    "ToolApprovalRequested", "StepResumed", "BacktestRequested",
+    "ToolApprovalRequested", "StepResumed", "BacktestRequested", "StepEnding",
 ]
 
 
@@ -553,3 +553,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ToolApprovalRequested, StepResumed, BacktestRequested,
     )
 }
+
+# The events that end a step's attempt: the ones bend.core.transitions.STEP_ENDINGS names.
+StepEnding = StepSucceeded | StepFailed | StepTimedOut | StepCancelled

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from bend.core.kinds import Wait, kind_of
+from bend.core.kinds import Begin, Wait, kind_of
+from bend.core.nodes import StepBase
 from bend.core.events import Event, RunCancelled, RunCompleted
 from bend.core.state import RunState, RunStatus, StepState, StepStatus, Timer
 
@@ -203,8 +204,8 @@ def _step(state: RunState, step: StepState, facts: LiveFacts) -> list[Reason]:
         out.append(_child(step, facts))
     elif waits_on is Wait.WORKER and step.status.attempt_open:
         out.extend(_executor(step, facts))
-    elif waits_on in (Wait.APPROVAL, Wait.SIGNAL) and step.status.attempt_open:
-        out.append(_awaiting(state.run_id, step))
+    elif kind is not None and kind.begins is Begin.AWAIT and step.status.attempt_open:
+        out.append(_awaiting(state.run_id, step, kind.model))
     target = http_target(step)
     circuit = facts.circuits.get(target) if target else None
     if (circuit is not None and circuit.state == "open" and circuit.open_until is not None
@@ -246,19 +247,10 @@ def _timer(state: RunState, t: Timer, facts: LiveFacts) -> Reason:
     return Reason("timer", message + late, t.fire_at, {**details, "overdue": overdue})
 
 
-def _awaiting(run_id: str, step: StepState) -> Reason:
-    spec = step.input if isinstance(step.input, dict) else {}
-    if step.node_type == "wait":
-        return Reason(
-            "signal", f"Step {step.step_id} waits for the signal {spec.get('signal')!r}; send it "
-            f"with `bend runs signal {run_id} {spec.get('signal')}`.",
-            details={"step_id": step.step_id, "signal": spec.get("signal")})
-    approvers = spec.get("approvers") or {}
-    who = ", ".join([*(approvers.get("roles") or ()), *(f"key {k}" for k in
-                                                        approvers.get("keys") or ())])
-    return Reason(
-        "approval", f"Step {step.step_id} waits for an approval by {who or 'its approvers'}; "
-        "see `bend approvals list`.", details={"step_id": step.step_id, "approvers": approvers})
+def _awaiting(run_id: str, step: StepState, model: type[StepBase]) -> Reason:
+    awaited = model.awaited(step.input if isinstance(step.input, dict) else {}, run_id)
+    return Reason(awaited.code, f"Step {step.step_id} waits for {awaited.guide}.",
+                  details={"step_id": step.step_id, **awaited.details})
 
 
 def _child(step: StepState, facts: LiveFacts) -> Reason:

@@ -7,8 +7,9 @@ definitions, the plan (graph, references), the decisions (cascade, decide, outco
 the UI's waiting reasons and the workers read these rows instead of lists of their own.
 
 Adding a kind: a row here, its model in nodes.py (its fields, what it renders for its runner,
-what it evaluates), its Avro schema if it adds events or commands, and its tests. Only a new way
-to begin (a value of `Begin`) needs a branch of its own in the cascade.
+what it evaluates, and for a kind that awaits, what it waits for: `awaited`, which explain and
+the UI tell), its Avro schema if it adds events or commands, and its tests. Only a new way to
+begin (a value of `Begin`) needs a branch of its own in the cascade.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ expressions.py). Retry and timeout apply to executor and subworkflow steps only.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from jsonschema.exceptions import SchemaError, best_match
@@ -24,7 +25,8 @@ if TYPE_CHECKING:  # a subworkflow holds a workflow: resolved in bend/core/workf
     from bend.core.workflow import WorkflowDefinition
 
 __all__ = [
-    "AgentStep", "AgentTool", "ApprovalStep", "Approvers", "Budget", "ConditionStep", "DelayStep",
+    "AgentStep", "AgentTool", "ApprovalStep", "Approvers", "Awaited", "Budget", "ConditionStep",
+    "DelayStep",
     "Duration", "FrozenModel", "HttpStep", "ModelFallback", "Provider",
     "LlmEndpoint", "LoopStep", "ParallelStep", "RetryPolicy", "StepBase", "SubworkflowStep",
     "ToolStep", "TransformStep", "WaitStep", "schema_problem",
@@ -144,6 +146,17 @@ class ModelFallback(FrozenModel):
     llm: LlmEndpoint | None = None  # default: the step's endpoint
 
 
+@dataclass(frozen=True, slots=True)
+class Awaited:
+    """What a begun step that waits for a command from outside waits for, told to people (the
+    UI's waiting reasons, explain)."""
+
+    code: str  # the reason's kind: approval, signal
+    what: str  # short: "an approval"
+    guide: str  # with who may send it and how: "an approval by admin; see `bend approvals list`"
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
 class StepBase(FrozenModel):
     """Fields every step has."""
 
@@ -169,6 +182,12 @@ class StepBase(FrozenModel):
         """The evaluated configuration its runner receives in StepScheduled.input."""
         raise ValueError(f"{getattr(self, 'type', '?')} steps are run by the engine, not "
                          "scheduled with an input")
+
+    @classmethod
+    def awaited(cls, spec: Mapping[str, Any], run_id: str) -> Awaited:
+        """What a begun step of this kind (its `task_input`, `spec`) waits for from outside;
+        only kinds that begin by awaiting (bend.core.kinds.Begin.AWAIT) tell it."""
+        raise ValueError(f"{cls.__name__} steps wait for nothing from outside")
 
 
 class Approvers(FrozenModel):
@@ -570,6 +589,14 @@ class ApprovalStep(StepBase):
                               "keys": list(self.approvers.keys)},
                 "answer_schema": self.answer_schema, "on_timeout": self.on_timeout}
 
+    @classmethod
+    def awaited(cls, spec: Mapping[str, Any], run_id: str) -> Awaited:
+        approvers = spec.get("approvers") or {}
+        who = ", ".join([*(approvers.get("roles") or ()),
+                         *(f"key {k}" for k in approvers.get("keys") or ())])
+        return Awaited("approval", "an approval", f"an approval by {who or 'its approvers'}; "
+                       "see `bend approvals list`", {"approvers": approvers})
+
 
 class WaitStep(StepBase):
     """Waits for the signal named `signal`; its output is the signal's payload.
@@ -584,3 +611,9 @@ class WaitStep(StepBase):
 
     def task_input(self, ctx: dict[str, Any], default_llm: LlmEndpoint | None) -> Any:
         return {"signal": self.signal, "payload_schema": self.payload_schema}
+
+    @classmethod
+    def awaited(cls, spec: Mapping[str, Any], run_id: str) -> Awaited:
+        signal = spec.get("signal")
+        return Awaited("signal", f"the signal {signal!r}", f"the signal {signal!r}; send it "
+                       f"with `bend runs signal {run_id} {signal}`", {"signal": signal})

@@ -13,6 +13,7 @@ from bend.contracts.topics import topic_name
 from bend.core.apply import fold
 from bend.core.errors import BendError
 from bend.core.explain import ExecutorLoad, LiveFacts, explain
+from bend.core.kinds import Runner, kind_of
 from bend.core.state import RunState
 from bend.explain import observe
 from bend.explain.model import Explanation, ReasonView
@@ -74,7 +75,8 @@ async def _open_run_facts(settings: Settings, state: RunState, facts: LiveFacts,
     children = {}
     for step in state.open_steps():
         child = step.input.get("child_run_id") if isinstance(step.input, dict) else None
-        if step.node_type == "subworkflow" and child:
+        if (kind := kind_of(step.node_type)) is not None and kind.runner is Runner.CHILD_RUN \
+                and child:
             found = await run_events_of(settings, child, partition_of(child, partitions))
             if found:
                 folded = fold([r.event for r in found])

@@ -1,35 +1,63 @@
-"""Cross-cutting concerns around the orchestrator's decisions, as wrappers (Temporal's worker
-interceptors are the model): the orchestrator decides through `wrap(decide, interceptors)` and
-reports what it did with commands it did not decide; metrics and tracing are interceptors, not
-lines written into its hot path.
+"""Cross-cutting concerns around the orchestrator's decisions and the executor's tasks, as
+wrappers (Temporal's worker interceptors are the model): the orchestrator decides through
+`wrap(decide, interceptors)` and reports what it did with commands it did not decide; the
+executor runs each task inside `around_task(interceptors)` and reports how it settled. Metrics
+and tracing are interceptors, not lines written into either hot path.
 
 An interceptor wraps `decide` once, when the orchestrator is built (no per-command allocation);
 `handled` hears of commands settled without a decision: dead-lettered before deciding, rejected
 for a finished run, a redelivery whose outbox is sent again, a record forwarded to its run's
-partition.
+partition. `task` is entered around one task's run and reports (a span), and `settled` hears
+how the task ended: succeeded, failed, paused (a gated tool call), cancelled (withdrawn before
+or while it ran) or withheld (the worker was fenced out while it ran).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 
 from bend.core.commands import Command
 from bend.core.draft import Decision, Rejected
+from bend.core.events import StepScheduled
 from bend.core.state import RunState
-from bend.ops.metrics import COMMANDS, observe_decision
-from bend.tracing import record_decision
+from bend.ops.metrics import COMMANDS, EXECUTOR_STEPS, observe_decision, observe_llm_calls
+from bend.settings import LlmPrice
+from bend.tracing import note_step_outcome, record_decision, task_span
+from bend.tracing.propagation import KafkaHeaders
 
 __all__ = [
-    "Decide", "Interceptor", "MetricsInterceptor", "TracingInterceptor", "default_interceptors",
-    "handled_by", "wrap",
+    "AroundTask", "Attempt", "Decide", "Interceptor", "MetricsInterceptor", "Settled",
+    "TracingInterceptor", "around_task", "default_interceptors", "handled_by", "settled_by",
+    "wrap",
 ]
 
 log = structlog.get_logger(__name__)
 
 Decide = Callable[[RunState | None, Command, datetime], Decision]
+Around = contextlib.AbstractContextManager[object]
+AroundTask = Callable[[StepScheduled, KafkaHeaders | None], Around]
+_REPORTED = frozenset({"succeeded", "failed", "paused"})  # settled results whose attempt reports
+
+
+class Attempt(Protocol):
+    """What an executor's attempt produced, as `settled` reads it (streams' StepOutcome)."""
+
+    @property
+    def succeeded(self) -> bool: ...
+    @property
+    def error_type(self) -> str | None: ...
+    @property
+    def message(self) -> str | None: ...
+    @property
+    def records(self) -> tuple[Command, ...]: ...
+
+
+Settled = Callable[[StepScheduled, str, Attempt | None], None]
 
 
 class Interceptor:
@@ -43,10 +71,25 @@ class Interceptor:
         """A command settled without a decision (`outcome`: dead_lettered, rejected,
         redelivered, forwarded)."""
 
+    def task(self, task: StepScheduled, headers: KafkaHeaders | None) -> Around:
+        """Entered around one executor task: its run and its reports."""
+        return _NOTHING
+
+    def settled(self, task: StepScheduled, result: str, attempt: Attempt | None) -> None:
+        """How an executor task ended (`result`: succeeded, failed, paused, cancelled,
+        withheld); `attempt` is what it produced, None if it never ended."""
+
+
+_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
+
 
 class MetricsInterceptor(Interceptor):
     """`bend_commands` by type and result, and what each accepted decision did to runs and
-    steps (bend.ops.metrics)."""
+    steps; `bend_executor_steps` by node type and result, and the LLM calls of each attempt
+    that reports (bend.ops.metrics)."""
+
+    def __init__(self, prices: Mapping[str, LlmPrice] | None = None) -> None:
+        self.prices: Mapping[str, LlmPrice] = prices or {}
 
     def decide(self, next_decide: Decide) -> Decide:
         def decide(before: RunState | None, cmd: Command, now: datetime) -> Decision:
@@ -71,9 +114,16 @@ class MetricsInterceptor(Interceptor):
     def handled(self, command_type: str, outcome: str) -> None:
         COMMANDS.labels(command_type, outcome).inc()
 
+    def settled(self, task: StepScheduled, result: str, attempt: Attempt | None) -> None:
+        if attempt is not None and result in _REPORTED:
+            observe_llm_calls(attempt.records, self.prices)
+        EXECUTOR_STEPS.labels(task.node_type, result).inc()
+
 
 class TracingInterceptor(Interceptor):
-    """The step-attempt and run spans each accepted decision ends (bend.tracing)."""
+    """The step-attempt and run spans each accepted decision ends, and the executor's
+    `execute <node type>` span around each task, failed when its attempt failed
+    (bend.tracing)."""
 
     def decide(self, next_decide: Decide) -> Decide:
         def decide(before: RunState | None, cmd: Command, now: datetime) -> Decision:
@@ -84,10 +134,19 @@ class TracingInterceptor(Interceptor):
 
         return decide
 
+    def task(self, task: StepScheduled, headers: KafkaHeaders | None) -> Around:
+        return task_span(task, headers)
 
-def default_interceptors() -> tuple[Interceptor, ...]:
-    """Metrics, then tracing: what every orchestrator runs with unless told otherwise."""
-    return (MetricsInterceptor(), TracingInterceptor())
+    def settled(self, task: StepScheduled, result: str, attempt: Attempt | None) -> None:
+        if attempt is not None and result in ("succeeded", "failed"):
+            note_step_outcome(attempt.succeeded, attempt.error_type, attempt.message)
+
+
+def default_interceptors(prices: Mapping[str, LlmPrice] | None = None
+                         ) -> tuple[Interceptor, ...]:
+    """Metrics (costing LLM calls at `prices`), then tracing: what every orchestrator and
+    executor runs with unless told otherwise."""
+    return (MetricsInterceptor(prices), TracingInterceptor())
 
 
 def wrap(decide: Decide, interceptors: Sequence[Interceptor]) -> Decide:
@@ -109,3 +168,33 @@ def handled_by(interceptors: Sequence[Interceptor]) -> Callable[[str, str], None
             hook(command_type, outcome)
 
     return handled
+
+
+def around_task(interceptors: Sequence[Interceptor]) -> AroundTask:
+    """One context manager factory entering every interceptor's `task`, the first outermost."""
+    hooks = tuple(i.task for i in interceptors if type(i).task is not Interceptor.task)
+    if len(hooks) == 1:
+        return hooks[0]
+
+    @contextlib.contextmanager
+    def around(task: StepScheduled, headers: KafkaHeaders | None) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for hook in hooks:
+                stack.enter_context(hook(task, headers))
+            yield
+
+    return around
+
+
+def settled_by(interceptors: Sequence[Interceptor]) -> Settled:
+    """One callable telling every interceptor that watches them how executor tasks ended."""
+    hooks = tuple(i.settled for i in interceptors
+                  if type(i).settled is not Interceptor.settled)
+    if len(hooks) == 1:
+        return hooks[0]
+
+    def settled(task: StepScheduled, result: str, attempt: Attempt | None) -> None:
+        for hook in hooks:
+            hook(task, result, attempt)
+
+    return settled

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict
 
 from bend.security.apikeys import ParsedKey, generate_key, hash_secret, parse_key, secret_matches
 from bend.security.errors import ExpiredApiKey, InvalidApiKey, RevokedApiKey, UnknownApiKey
@@ -28,9 +29,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class ApiKeyInfo:
-    """What may be shown about a key: never its secret nor its hash."""
+class ApiKeyInfo(BaseModel):
+    """What may be shown about a key: never its secret nor its hash (the API's key body adds
+    whether it works now)."""
+
+    model_config = ConfigDict(frozen=True)
 
     key_id: str
     project: str
@@ -42,14 +45,14 @@ class ApiKeyInfo:
     revoked_at: datetime | None
     last_used_at: datetime | None
 
-    def active(self, now: datetime) -> bool:
+    def works_at(self, now: datetime) -> bool:
         """Neither revoked nor expired at `now`."""
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
     @classmethod
-    def of(cls, row: asyncpg.Record) -> ApiKeyInfo:
+    def from_row(cls, row: asyncpg.Record) -> ApiKeyInfo:
         """From a `sec_api_keys` row selected with _COLUMNS."""
-        return cls(**{**dict(row), "role": Role(row["role"])})
+        return cls.model_validate({**dict(row), "role": Role(row["role"])})
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ class ApiKeyStore:
             self._clock(), created_by, expires_at,
         )
         row = await (conn or self._pool).fetchrow(sql, *args)
-        return IssuedKey(key=text, info=ApiKeyInfo.of(row))
+        return IssuedKey(key=text, info=ApiKeyInfo.from_row(row))
 
     async def list(self, project: str) -> list[ApiKeyInfo]:
         """Every key of `project`, revoked and expired ones too, oldest first."""
@@ -106,7 +109,7 @@ class ApiKeyStore:
             f"SELECT {_COLUMNS} FROM sec_api_keys WHERE project = $1 ORDER BY created_at, key_id",
             project,
         )
-        return [ApiKeyInfo.of(r) for r in rows]
+        return [ApiKeyInfo.from_row(r) for r in rows]
 
     async def get(self, project: str, key_id: str) -> ApiKeyInfo:
         """The key `key_id` of `project`, or UnknownApiKey (also for another project's key)."""
@@ -116,7 +119,7 @@ class ApiKeyStore:
         )
         if row is None:
             raise UnknownApiKey(key_id)
-        return ApiKeyInfo.of(row)
+        return ApiKeyInfo.from_row(row)
 
     async def revoke(self, project: str, key_id: str) -> ApiKeyInfo:
         """Revoke the key (again is a no-op keeping the first time); UnknownApiKey if absent."""
@@ -127,7 +130,7 @@ class ApiKeyStore:
         )
         if row is None:
             raise UnknownApiKey(key_id)
-        return ApiKeyInfo.of(row)
+        return ApiKeyInfo.from_row(row)
 
     async def verify(self, text: str) -> Principal:
         """The principal of a presented key, or InvalidApiKey, RevokedApiKey, ExpiredApiKey."""

@@ -34,6 +34,7 @@ from bend.services.deps import Deps
 from bend.services.errors import ApiError, UnknownRun
 from bend.services.workflows import get_workflow
 from projections.queries import backtests as queries
+from projections.queries import live as live_queries
 from projections.queries import runs as run_queries
 from projections.queries import workflows as workflow_queries
 
@@ -205,8 +206,7 @@ def _check(row: Mapping[str, Any], workflow_id: str) -> None:
 
 async def _fold(deps: Deps, run_ids: list[str]) -> dict[str, Any]:
     """Each run's recorded events from the log, folded (one read of their partitions)."""
-    partitions = [r["partition"] for r in await deps.pool.fetch(
-        "SELECT DISTINCT partition FROM run_events WHERE run_id = ANY($1::text[])", run_ids)]
+    partitions = await live_queries.event_partitions(deps.pool, run_ids)
     recorded = await read_log(deps.settings, run_ids=run_ids, partitions=partitions or None)
     by_run: dict[str, list[Any]] = {}
     for r in sorted(recorded, key=lambda r: (r.event.seq, r.offset)):

@@ -15,7 +15,7 @@ import asyncpg
 
 from bend.core.commands import Command
 from bend.core.events import Event
-from bend.core.triggers import ScheduleTrigger, WebhookTrigger, parse_trigger
+from bend.core.triggers import KafkaTrigger, ScheduleTrigger, WebhookTrigger, parse_trigger
 from bend.core.triggers.errors import BackfillTooLarge, InvalidTimeRange
 from bend.core.triggers.schedule_spec import ScheduleSpec
 from bend.core.triggers.schedules import backfill, dedupe_key, upcoming
@@ -30,11 +30,12 @@ from bend.services.trigger_checks import (
 )
 from bend.triggering import events as trigger_events
 from projections.queries import triggers as queries
+from projections.queries.turns import take_turn
 
 __all__ = [
-    "Backfilled", "TriggerWritten", "backfill_trigger", "create_trigger", "delete_trigger",
-    "get_trigger", "list_triggers", "next_fire_times", "preview", "recent_errors",
-    "store_webhook_secret", "update_trigger", "webhook_url",
+    "Backfilled", "ReplayRequested", "TriggerWritten", "backfill_trigger", "create_trigger",
+    "delete_trigger", "get_trigger", "list_triggers", "next_fire_times", "preview",
+    "recent_errors", "replay_trigger", "store_webhook_secret", "update_trigger", "webhook_url",
 ]
 
 _WAIT_S = 10.0
@@ -115,8 +116,7 @@ async def _path_claimed(deps: WatchingDeps, trigger: Any, trigger_id: str
     conn: asyncpg.Connection
     async with deps.pool.acquire() as conn, conn.transaction():
         # Paths are global (/webhooks/<path>); API processes take turns to claim one.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                           f"bend.webhook.path:{trigger.path}")
+        await take_turn(conn, f"bend.webhook.path:{trigger.path}")
         holder = await queries.webhook_by_path(conn, trigger.path)
         if holder is not None and holder["trigger_id"] != trigger_id:
             raise WebhookPathTaken(trigger.path)
@@ -247,3 +247,29 @@ async def backfill_trigger(deps: WatchingDeps, principal: Principal, trigger_id:
         runs.append((at, begin.run_id or "", "started"))
     position = (await deps.producer.send_many(batch))[-1] if batch else None
     return Backfilled(trigger_id, tuple(runs), position)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequested:
+    """A Kafka trigger's replay, asked of the triggers worker."""
+
+    trigger_id: str
+    replay_id: str
+    position: Position
+
+
+async def replay_trigger(deps: WatchingDeps, principal: Principal, trigger_id: str, *,
+                         partition: int | None, from_offset: int | None,
+                         from_time: datetime | None, force: bool) -> ReplayRequested:
+    """Ask the triggers worker to re-read a Kafka trigger's topic from an offset or a time
+    (`force`: records that fired before fire once more); TriggerTypeMismatch for another
+    kind of trigger."""
+    require(principal, "triggers:write")
+    row = await get_trigger(deps, principal, trigger_id)
+    if not isinstance(parse_trigger(row["definition"]), KafkaTrigger):
+        raise TriggerTypeMismatch(trigger_id, row["trigger_type"], "kafka", "be replayed")
+    event = trigger_events.replay_requested(
+        row, str(uuid.uuid4()), partition=partition, from_offset=from_offset,
+        from_time=from_time, force=force, principal=principal, now=_now())
+    position = await deps.producer.send(event)
+    return ReplayRequested(trigger_id, event.replay_id, position)

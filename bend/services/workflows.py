@@ -19,6 +19,7 @@ from bend.triggering import records
 from projections.queries import runs as run_queries
 from projections.queries import triggers as trigger_queries
 from projections.queries import workflows as queries
+from projections.queries.turns import take_turn
 
 __all__ = [
     "STATUSES", "Started", "StatusChanged", "Written", "create_workflow", "get_workflow",
@@ -98,8 +99,7 @@ async def version_workflow(deps: WatchingDeps, principal: Principal, workflow_id
     async with deps.pool.acquire() as conn, conn.transaction():
         # One version number per update, even with several API processes: take turns, and
         # hold the turn until the read models show this version.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                           f"bend.workflow.version:{workflow_id}")
+        await take_turn(conn, f"bend.workflow.version:{workflow_id}")
         row = await get_workflow(deps, principal, workflow_id, live=True)
         latest = await queries.get_version(conn, workflow_id, row["latest_version"])
         if latest is not None and latest["definition_hash"] == digest:

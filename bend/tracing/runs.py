@@ -20,8 +20,8 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 
 from bend.core.commands import Command
 from bend.core.events import (
-    Envelope, Event, RunFailed, StepCancelled, StepFailed, StepScheduled, StepSucceeded,
-    StepTimedOut,
+    Envelope, Event, RunFailed, StepEnding, StepFailed, StepScheduled,
+    StepSucceeded, StepTimedOut,
 )
 from bend.core.state import RunState
 from bend.core.transitions import RUN_ENDINGS, STEP_ENDINGS
@@ -29,7 +29,6 @@ from bend.tracing.ids import run_context, run_span_id, run_trace_id, step_contex
 from bend.tracing.propagation import KafkaHeaders, extract_kafka, inject_kafka
 from bend.tracing.provider import Tracing, current, pinned_ids
 
-_StepEnding = StepSucceeded | StepFailed | StepTimedOut | StepCancelled  # STEP_ENDINGS' events
 
 __all__ = ["command_span", "kafka_headers", "record_decision", "record_headers", "run_parent",
            "task_headers"]
@@ -186,7 +185,7 @@ def _record_decision(tracing: Tracing, before: RunState | None, state: RunState,
     done: set[tuple[str, int]] = set()
     for ev in events:
         if ev.event_type in STEP_ENDINGS:
-            ev = cast("_StepEnding", ev)
+            ev = cast("StepEnding", ev)
             step = state.steps.get(ev.step_id)
             earlier = before.steps.get(ev.step_id) if before is not None else None
             attempt = getattr(ev, "attempt", None) or (step.attempt if step else 0)

@@ -66,7 +66,7 @@ async def _checked(security: Security, principal: Principal) -> str:
         raise RevokedApiKey(principal.key_id) from None
     if info.revoked_at is not None:
         raise RevokedApiKey(principal.key_id)
-    if not info.active(datetime.now(timezone.utc)):
+    if not info.works_at(datetime.now(timezone.utc)):
         raise ExpiredApiKey(principal.key_id)
     return info.name or principal.key_id
 

@@ -17,7 +17,7 @@ import asyncpg
 import structlog
 
 from bend.core.errors import BendError
-from bend.core.kinds import Wait, kind_of
+from bend.core.kinds import Begin, Wait, kind_of
 from bend.explain import explain_run
 from bend.settings import Settings
 from projections.queries import live
@@ -98,11 +98,10 @@ def reasons(run: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
             found.append(Reason("queued_step", f"step {sid} waits for a worker"
                                 f"{f' (queued {_ago(now, since)})' if since else ''}{hint}",
                                 sid))
-        elif status == "scheduled" and _waits_on(s) is Wait.APPROVAL:
-            found.append(Reason("approval", f"step {sid} waits for an approval", sid))
-        elif status == "scheduled" and _waits_on(s) is Wait.SIGNAL:
-            signal = (s.get("input") or {}).get("signal")
-            found.append(Reason("signal", f"step {sid} waits for the signal {signal!r}", sid))
+        elif status == "scheduled" and (kind := kind_of(s.get("node_type"))) is not None \
+                and kind.begins is Begin.AWAIT:
+            awaited = kind.model.awaited(s.get("input") or {}, str(run.get("run_id") or ""))
+            found.append(Reason(awaited.code, f"step {sid} waits for {awaited.what}", sid))
         elif status == "running" and _waits_on(s) is not Wait.MEMBERS:
             since = s.get("started_at")
             by = f" on {s['worker_id']}" if s.get("worker_id") else ""

@@ -9,7 +9,8 @@ from typing import Any, TypeAlias
 import asyncpg
 
 __all__ = [
-    "open_children", "pending_timers", "run_rows", "running_steps", "statuses",
+    "event_partitions", "open_children", "pending_timers", "run_rows", "running_steps",
+    "statuses",
 ]
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
@@ -49,6 +50,12 @@ async def run_rows(db: Db, run_id: str) -> tuple[dict[str, Any] | None, list[dic
     partition = await db.fetchval(
         "SELECT partition FROM run_events WHERE run_id = $1 LIMIT 1", run_id)
     return (dict(row) if row else None), [dict(r) for r in steps], partition
+
+
+async def event_partitions(db: Db, run_ids: list[str]) -> list[int]:
+    """The run-events partitions the projector read those runs' events from."""
+    return [r["partition"] for r in await db.fetch(
+        "SELECT DISTINCT partition FROM run_events WHERE run_id = ANY($1::text[])", run_ids)]
 
 
 async def running_steps(db: Db, node_types: list[str]) -> list[Any]:

@@ -8,8 +8,8 @@ from typing import Any, TypeAlias
 import asyncpg
 
 __all__ = [
-    "FINISHED", "attempts", "events", "get_run", "list_runs", "pending_approvals",
-    "pending_tool_calls", "step", "steps", "usage",
+    "FINISHED", "attempts", "events", "exists", "get_run", "list_runs", "pending_approvals",
+    "pending_tool_calls", "started_with", "step", "steps", "usage",
 ]
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
@@ -27,6 +27,19 @@ async def get_run(db: Db, project: str, run_id: str) -> dict[str, Any] | None:
     row = await db.fetchrow("SELECT * FROM runs WHERE run_id = $1 AND project = $2",
                             run_id, project)
     return dict(row) if row else None
+
+
+async def started_with(db: Db, run_id: str) -> dict[str, Any] | None:
+    """The definition, input and backtest of a run of any project (what the workers that follow
+    run ends act on), or None."""
+    row = await db.fetchrow("SELECT definition, input, backtest_id FROM runs WHERE run_id = $1",
+                            run_id)
+    return dict(row) if row else None
+
+
+async def exists(db: Db, run_id: str) -> bool:
+    """Whether the read model holds a run of that id (any project)."""
+    return bool(await db.fetchval("SELECT 1 FROM runs WHERE run_id = $1", run_id))
 
 
 async def list_runs(db: Db, project: str, *, workflow_id: str | None = None,

@@ -1,5 +1,6 @@
-"""Statements on whole read-model schemas, as a rebuild switches one in: whether a schema holds
-the projector's offsets, dropping and renaming schemas, moving a table between them.
+"""Statements on whole read-model schemas, as a rebuild switches one in: whether a schema exists
+or holds the projector's offsets or a table, dropping and renaming schemas, moving a table
+between them.
 
 Schema and table names are checked identifiers (projections.db.check_schema), never user text.
 """
@@ -8,7 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["drop_schema", "has_offsets", "move_table", "rename_schema"]
+__all__ = ["drop_schema", "has_offsets", "has_table", "move_table", "rename_schema",
+           "schema_exists"]
+
+
+async def schema_exists(conn: Any, schema: str) -> bool:
+    """Whether the database has a schema named `schema`."""
+    return bool(await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", schema))
+
+
+async def has_table(conn: Any, table: str) -> bool:
+    """Whether `table` (a name, or schema.name) resolves on the connection's search path."""
+    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table))
 
 
 async def has_offsets(conn: Any, schema: str) -> bool:
@@ -31,6 +43,6 @@ async def rename_schema(conn: Any, schema: str, to: str) -> None:
 async def move_table(conn: Any, table: str, source: str, target: str) -> None:
     """Move `source.table` into `target` (replacing any table of that name there); nothing when
     `source` has no such table."""
-    if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{source}.{table}"):
+    if await has_table(conn, f"{source}.{table}"):
         await conn.execute(f"DROP TABLE IF EXISTS {target}.{table}")
         await conn.execute(f"ALTER TABLE {source}.{table} SET SCHEMA {target}")

@@ -7,7 +7,10 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["get_version", "get_workflow", "latest_definitions", "list_workflows", "versions"]
+__all__ = [
+    "active_latest", "get_version", "get_workflow", "latest_definitions", "list_workflows",
+    "versions",
+]
 
 _COLUMNS = """workflow_id, name, description, status, latest_version, tenant, project,
               created_at, updated_at, deleted_at"""
@@ -77,3 +80,16 @@ async def latest_definitions(db: asyncpg.Pool | asyncpg.Connection, project: str
         "WHERE w.project = $1 AND w.status <> 'deleted' ORDER BY w.name, w.workflow_id",
         project)
     return [dict(r) for r in rows]
+
+
+async def active_latest(db: asyncpg.Pool | asyncpg.Connection, project: str,
+                        workflow: str) -> dict[str, Any] | None:
+    """The active workflow of `project` with that id or name (the newest, if names repeat): its
+    id, tenant, latest version and that version's definition; None if there is none."""
+    row = await db.fetchrow(
+        "SELECT w.workflow_id, w.tenant, v.version, v.definition FROM workflows w "
+        "JOIN workflow_versions v ON v.workflow_id = w.workflow_id "
+        "AND v.version = w.latest_version WHERE w.project = $1 "
+        "AND (w.workflow_id = $2 OR w.name = $2) AND w.status = 'active' "
+        "ORDER BY w.created_at DESC LIMIT 1", project, workflow)
+    return dict(row) if row else None

@@ -23,6 +23,7 @@ from bend.core.events import Event, RunRequested
 from bend.core.notifications import Notification, Planned, kind_of_event, planned
 from bend.settings import Settings
 from projections.queries import notifications as deliveries
+from projections.queries import runs as run_queries
 from streams.executors.egress import EgressPolicy, GuardedTransport
 from streams.executors.secrets import SecretResolver, StoreSecrets
 from streams.follow import RUN_ENDS, RunLogFollower, RunMemo, entries_of
@@ -83,8 +84,7 @@ class Notifier(RunLogFollower):
         kept = self._runs.get(run_id)
         if kept is not None:
             return kept
-        row = await self.pool.fetchrow("SELECT definition, backtest_id FROM runs "
-                                       "WHERE run_id = $1", run_id)
+        row = await run_queries.started_with(self.pool, run_id)
         found = notifications_of(row["definition"]) if row and not row["backtest_id"] else ()
         self._runs.keep(run_id, found)
         return found

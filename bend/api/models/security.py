@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timezone
 from typing import Annotated
 
@@ -57,24 +56,15 @@ class KeyRequest(BaseModel):
         return value
 
 
-class KeyInfo(BaseModel):
+class KeyInfo(ApiKeyInfo):
     """What may be shown about a key: never its secret nor its hash."""
 
-    key_id: str
-    project: str
-    name: str
-    role: Role
-    created_at: datetime
-    created_by: str
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
     active: bool
 
     @classmethod
     def of(cls, info: ApiKeyInfo, now: datetime) -> KeyInfo:
         """The body of a stored key (the store's fields, and whether it works at `now`)."""
-        return cls(**dataclasses.asdict(info), active=info.active(now))
+        return cls(**info.model_dump(), active=info.works_at(now))
 
 
 class KeyCreated(KeyInfo):

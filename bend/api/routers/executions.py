@@ -41,8 +41,9 @@ LastEventId = Annotated[str | None, Header(
 Follow = Annotated[bool, Query(description="Stream as server-sent events until the run ends")]
 FollowFor = Annotated[float, Query(gt=0, le=3600, description="Longest a stream stays open, s")]
 
-_STREAM = {200: {"content": {"application/json": {}, SSE_MEDIA_TYPE: {}},
-                 "description": "JSON, or server-sent events with `?follow=true`"}}
+_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, SSE_MEDIA_TYPE: {}},
+          "description": "JSON, or server-sent events with `?follow=true`"}}
 
 
 async def _run(ctx: Context, principal: Principal, run_id: str) -> dict[str, Any]:

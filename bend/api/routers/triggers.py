@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -16,12 +15,9 @@ from bend.api.models.triggers import (
     TriggerErrorList, TriggerErrorView, TriggerList, TriggerState, TriggerView, TriggerWrite,
     TriggerWritten, WebhookList, WebhookView,
 )
-from bend.core.triggers import KafkaTrigger, parse_trigger
-from bend.kafka.position import Position
+from bend.core.triggers import parse_trigger
 from bend.security.roles import Principal
 from bend.services import triggers as service
-from bend.services.trigger_checks import TriggerTypeMismatch
-from bend.triggering import events as trigger_events
 from projections.queries import triggers as queries
 
 __all__ = ["router"]
@@ -181,13 +177,9 @@ async def replay_trigger(body: ReplayRequest, response: Response, ctx: Context,
     Records that fired before start nothing unless `force` is set (then each fires once more,
     as a new run, per replay); the others fire as they would have.
     """
-    row = await service.get_trigger(ctx, principal, trigger_id)
-    if not isinstance(parse_trigger(row["definition"]), KafkaTrigger):
-        raise TriggerTypeMismatch(trigger_id, row["trigger_type"], "kafka", "be replayed")
-    event = trigger_events.replay_requested(
-        row, str(uuid.uuid4()), partition=body.partition, from_offset=body.from_offset,
-        from_time=body.from_time, force=body.force, principal=principal, now=_now())
-    position: Position = await ctx.producer.send(event)
-    response.headers["X-Bend-Position"] = position.token
-    return ReplayAccepted(trigger_id=trigger_id, replay_id=event.replay_id,
-                          position=LogPosition.of(position))
+    asked = await service.replay_trigger(ctx, principal, trigger_id, partition=body.partition,
+                                         from_offset=body.from_offset,
+                                         from_time=body.from_time, force=body.force)
+    response.headers["X-Bend-Position"] = asked.position.token
+    return ReplayAccepted(trigger_id=trigger_id, replay_id=asked.replay_id,
+                          position=LogPosition.of(asked.position))

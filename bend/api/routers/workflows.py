@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from bend.triggering import records
 from bend.api.bodies import DEFINITION_BODY, read_definition
 from bend.api.deps import Context, consistent, permit
 from bend.api.errors import problem_responses
-from bend.api.inputs import check_inputs
 from bend.api.models.common import LogPosition
 from bend.api.models.workflows import (
     MAX_VERSION, BulkExecuteRequest, BulkExecutionAccepted, ExecuteRequest, ExecutionAccepted,
@@ -21,10 +18,9 @@ from bend.api.models.workflows import (
 )
 from bend.api.paging import after_cursor, next_cursor
 from bend.api.problems import UnknownVersion
-from bend.core.errors import BendError
 from bend.security.roles import Principal
+from bend.services import bulk
 from bend.services import workflows as service
-from projections.queries import triggers as trigger_queries
 from projections.queries import workflows as queries
 
 __all__ = ["router"]
@@ -143,11 +139,6 @@ async def pause_workflow(response: Response, ctx: Context, principal: Writer,
     return await _set_status(ctx, principal, response, workflow_id, "paused")
 
 
-async def _pinned(ctx: Context, principal: Principal, workflow_id: str,
-                  version: int | None) -> tuple[int, dict[str, Any]]:
-    return await service.pinned(ctx, principal, workflow_id, version)
-
-
 @router.post("/{workflow_id}/execute", status_code=202, response_model=ExecutionAccepted,
              responses={**problem_responses(404, 409),
                         200: {"model": ExecutionAccepted,
@@ -169,34 +160,6 @@ async def execute_workflow(body: ExecuteRequest, response: Response, ctx: Contex
                              position=LogPosition.of(started.position))
 
 
-class BulkTooManyRuns(BendError):
-    """A bulk execute asked for more runs than one request may start."""
-
-    status = 413
-
-    def __init__(self, count: int, limit: int) -> None:
-        super().__init__(f"{count} runs asked for in one request, at most {limit} are started "
-                         "at once (BEND_API__BULK_MAX_RUNS); split the inputs into several "
-                         "requests (`bend runs bulk` does)")
-        self.count, self.limit = count, limit
-
-
-class BulkTooLarge(BendError):
-    """A bulk execute would produce more bytes of commands than one request may."""
-
-    status = 413
-
-    def __init__(self, size: int, limit: int, count: int) -> None:
-        super().__init__(f"{count} runs would produce about {size} bytes of commands (each carries "
-                         f"the workflow's definition and its input), over the limit of {limit} "
-                         "(BEND_API__BULK_MAX_BYTES); send fewer runs per request")
-        self.bytes, self.limit, self.count = size, limit, count
-
-
-def _json_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
-
-
 @router.post("/{workflow_id}/execute/bulk", status_code=202, response_model=BulkExecutionAccepted,
              responses=problem_responses(404, 409, 413))
 async def execute_workflow_bulk(body: BulkExecuteRequest, ctx: Context, principal: Executor,
@@ -204,34 +167,10 @@ async def execute_workflow_bulk(body: BulkExecuteRequest, ctx: Context, principa
     """Start one run per input (at most `BEND_API__BULK_MAX_RUNS`, 1000 by default, and
     `BEND_API__BULK_MAX_BYTES` of commands: 413 over either, before anything is sent); run i's
     key is `<idempotency_key>:<i>`."""
-    limits = ctx.settings.api
-    if len(body.inputs) > limits.bulk_max_runs:
-        raise BulkTooManyRuns(len(body.inputs), limits.bulk_max_runs)
-    version, definition = await _pinned(ctx, principal, workflow_id, body.version)
-    # Every command carries the pinned definition whole: a small request can fan out into a
-    # large produce, so its size is bounded, not just the request body's.
-    size = len(body.inputs) * _json_size(definition) + sum(map(_json_size, body.inputs))
-    if size > limits.bulk_max_bytes:
-        raise BulkTooLarge(size, limits.bulk_max_bytes, len(body.inputs))
-    if any(i is None for i in body.inputs):  # a manual trigger's default_input fills them
-        default = await trigger_queries.manual_default_input(ctx.pool, principal.project,
-                                                             workflow_id)
-        body = body.model_copy(update={"inputs": [default if i is None else i
-                                                  for i in body.inputs]})
-    check_inputs(workflow_id, definition, body.inputs,
-                 [f"inputs[{i}]" for i in range(len(body.inputs))])
-    now = _now()
-    commands = []
-    for i, run_input in enumerate(body.inputs):
-        key = None if body.idempotency_key is None else f"{body.idempotency_key}:{i}"
-        commands.append(records.start_run(records.run_id_for(workflow_id, key), workflow_id,
-                                          version, definition, run_input, key,
-                                          ctx.settings.tenant, principal, now))
-    positions = []
-    step = limits.bulk_produce_concurrency  # records in flight at once, in input order
-    for at in range(0, len(commands), step):
-        positions += await ctx.producer.send_many(commands[at:at + step])
-    return BulkExecutionAccepted(count=len(commands), runs=[
-        ExecutionAccepted(run_id=c.run_id or "", workflow_id=workflow_id,
-                          workflow_version=version, position=LogPosition.of(p))
-        for c, p in zip(commands, positions, strict=False)])
+    started = await bulk.start_runs(ctx, principal, workflow_id, body.inputs,
+                                    version=body.version, idempotency_key=body.idempotency_key)
+    return BulkExecutionAccepted(count=len(started.runs), runs=[
+        ExecutionAccepted(run_id=run_id, workflow_id=workflow_id,
+                          workflow_version=started.workflow_version,
+                          position=LogPosition.of(position))
+        for run_id, position in started.runs])

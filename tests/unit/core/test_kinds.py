@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typing
 
+import pytest
+
 from bend.core import definitions
 from bend.core.kinds import (
     EXECUTOR_NODE_TYPES, NODE_KINDS, NODE_TYPES, RETRIED_NODE_TYPES, Begin, Members, Runner,
@@ -42,6 +44,16 @@ def test_who_runs_each_kind_and_what_it_waits_on() -> None:
     for name in EXECUTOR_NODE_TYPES:
         assert NODE_KINDS[name].waits_on is Wait.WORKER
         assert NODE_KINDS[name].begins is Begin.SCHEDULE
+
+
+def test_each_kind_that_awaits_tells_what_it_waits_for_and_no_other_kind_does() -> None:
+    for kind in NODE_KINDS.values():
+        if kind.begins is Begin.AWAIT:
+            awaited = kind.model.awaited({}, "r1")
+            assert awaited.code == kind.waits_on.value and awaited.what in awaited.guide
+        else:
+            with pytest.raises(ValueError, match="wait for nothing from outside"):
+                kind.model.awaited({}, "r1")
 
 
 def test_an_engine_kind_takes_no_retry_and_the_message_names_those_that_do() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import typing
 from dataclasses import MISSING, replace
 from typing import Any
 
@@ -12,12 +13,13 @@ from core_harness import T0
 
 from bend.core.apply import apply
 from bend.core.definitions import definition_json, load_definition
-from bend.core.events import EVENT_TYPES, Event
+from bend.core.events import EVENT_TYPES, Event, StepEnding
 from bend.core.frozen import FrozenMap
 from bend.core.graph import compile_definition
 from bend.core.state import KeptSignal, RunState, RunStatus, StepState, StepStatus, Timer
 from bend.core.transitions import (
-    RUN_RULES, STEP_EVENT_TYPES, STEP_RULES, IllegalTransition, run_target, step_target,
+    RUN_RULES, STEP_ENDINGS, STEP_EVENT_TYPES, STEP_RULES, IllegalTransition, run_target,
+    step_target,
 )
 
 DEFN = definition_json(load_definition(
@@ -225,3 +227,9 @@ def test_state_values_cannot_be_mutated() -> None:
     with pytest.raises(TypeError):
         state.steps["x"] = state.step("s")  # type: ignore[index]
     assert state.steps.set("x", state.step("s")) is not state.steps and "x" not in state.steps
+
+
+def test_the_step_ending_type_holds_exactly_the_events_step_endings_names() -> None:
+    assert {cls.__name__ for cls in typing.get_args(StepEnding)} == set(STEP_ENDINGS)
+    assert set(STEP_ENDINGS.values()) == {StepStatus.SUCCEEDED, StepStatus.FAILED,
+                                          StepStatus.TIMED_OUT, StepStatus.CANCELLED}

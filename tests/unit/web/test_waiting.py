@@ -57,3 +57,13 @@ def test_child_runs_link_to_their_page_and_queued_runs_name_the_orchestrator() -
 def test_a_running_run_with_nothing_open_still_says_something() -> None:
     (r,) = reasons(RUN, [step("a", "succeeded")], [], [], NOW)
     assert r.kind == "orchestrator"
+
+
+def test_approval_and_wait_steps_say_what_they_wait_for_as_their_models_tell_it() -> None:
+    found = reasons(RUN, [step("ok", "scheduled", node_type="approval",
+                               input={"approvers": {"roles": ["admin"], "keys": []}}),
+                          step("w", "scheduled", node_type="wait", input={"signal": "go"})],
+                    [], [], NOW)
+    assert [(r.kind, r.step_id, r.text) for r in found] == [
+        ("approval", "ok", "step ok waits for an approval"),
+        ("signal", "w", "step w waits for the signal 'go'")]
