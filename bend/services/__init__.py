@@ -12,6 +12,8 @@ permission itself, and scopes every read to the caller's project.
 - approvals.py: the approvals waiting in a project, approve or reject one, signal a run
 - triggers.py (with trigger_checks.py): create, change and remove triggers, backfill a
   schedule, replay a Kafka trigger
+- webhooks.py (with webhook_input.py): a signed delivery fires its webhook trigger and starts
+  a run; the delivery as a run input
 - components.py: register a component version, and the installed components at start
 - backtests.py, keys.py, secrets.py, mcp_servers.py, notifications.py, audit.py, system.py:
   the other resources' use cases

@@ -10,7 +10,7 @@ from typing import Any
 import jmespath
 from jmespath import exceptions as jmespath_errors
 
-from bend.api.problems import ApiError
+from bend.services.errors import ApiError
 from bend.core.depth import MAX_DEPTH, deeper_than
 from bend.core.triggers import WebhookTrigger
 from bend.security.errors import MissingHeader, WebhookError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bend.api.hooks import (
+from bend.services.webhook_input import (
     UnmappableDelivery, UnreadableDelivery, WrongHeader, check_headers, document, run_input,
 )
 from bend.core.triggers import parse_trigger
