@@ -75,34 +75,14 @@ def render_node_properties(node: ClusterNode, nodes: list[ClusterNode], *,
                            extra: Mapping[str, str] | None = None) -> str:
     """server.properties of one node that is broker and controller of a static quorum."""
     voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
-    lines = {
-        "process.roles": "broker,controller",
-        "node.id": str(node.node_id),
-        "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:"
-                     f"{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "log.dirs": str(node.data),
-        "num.partitions": "1",
-        "default.replication.factor": str(replication_factor),
-        "min.insync.replicas": str(min_insync_replicas),
-        "offsets.topic.replication.factor": str(replication_factor),
-        "offsets.topic.num.partitions": "3",  # group coordinators spread over the nodes
-        "transaction.state.log.replication.factor": str(replication_factor),
-        "transaction.state.log.min.isr": str(min_insync_replicas),
-        "transaction.state.log.num.partitions": "3",
-        "group.initial.rebalance.delay.ms": "0",
-        "auto.create.topics.enable": "false",
-        "group.min.session.timeout.ms": "1000",
+    lines = kafka.kraft_properties(
+        node_id=node.node_id, port=node.port, controller_port=node.controller_port,
+        voters=voters, data_dir=node.data, replication_factor=replication_factor,
+        min_insync_replicas=min_insync_replicas, internal_partitions=3,
         # A lost replica is never elected leader with records it lacks.
-        "unclean.leader.election.enable": "false",
-        **(extra or {}),
-    }
-    header = "# Written by bend.devstack.cluster on every start of this node.\n"
-    return header + "".join(f"{key}={value}\n" for key, value in lines.items())
+        extra={"unclean.leader.election.enable": "false", **(extra or {})})
+    return kafka.properties_text("Written by bend.devstack.cluster on every start of this node.",
+                                 lines)
 
 
 def _free_ports(count: int) -> list[int]:

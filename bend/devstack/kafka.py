@@ -108,35 +108,52 @@ def bootstrap(settings: Settings) -> str:
     return f"127.0.0.1:{settings.dev.kafka_port}"
 
 
-def render_properties(settings: Settings, data_dir: Path) -> str:
-    """server.properties for one node that is both broker and controller, on 127.0.0.1 only."""
-    port, ctl = settings.dev.kafka_port, settings.dev.kafka_controller_port
-    lines = {
+def kraft_properties(*, node_id: int, port: int, controller_port: int, voters: str,
+                     data_dir: Path, replication_factor: int = 1, min_insync_replicas: int = 1,
+                     internal_partitions: int = 1,
+                     extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """server.properties of a node that is both broker and controller of a static KRaft quorum
+    (`voters`: `id@host:port,...`), listening on 127.0.0.1 only."""
+    return {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{ctl}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctl}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters,
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "log.dirs": str(data_dir),
         "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
-        "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "transaction.state.log.num.partitions": "1",
+        "default.replication.factor": str(replication_factor),
+        "min.insync.replicas": str(min_insync_replicas),
+        "offsets.topic.replication.factor": str(replication_factor),
+        # With several nodes, group coordinators spread over them.
+        "offsets.topic.num.partitions": str(internal_partitions),
+        "transaction.state.log.replication.factor": str(replication_factor),
+        "transaction.state.log.min.isr": str(min_insync_replicas),
+        "transaction.state.log.num.partitions": str(internal_partitions),
         "group.initial.rebalance.delay.ms": "0",
         # Topics are created on purpose (bend.contracts.topics), never by a typo'd producer.
         "auto.create.topics.enable": "false",
         # Lets Faust use short sessions so a restart after kill -9 waits seconds, not a minute.
         "group.min.session.timeout.ms": "1000",
+        **(extra or {}),
     }
-    header = "# Written by `bend dev up` on every start; edit bend/devstack/kafka.py instead.\n"
-    return header + "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def properties_text(header: str, lines: Mapping[str, str]) -> str:
+    """A server.properties file: a comment line, then `key=value` lines."""
+    return f"# {header}\n" + "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def render_properties(settings: Settings, data_dir: Path) -> str:
+    """server.properties for the local stack's one node."""
+    port, ctl = settings.dev.kafka_port, settings.dev.kafka_controller_port
+    lines = kraft_properties(node_id=1, port=port, controller_port=ctl,
+                             voters=f"1@127.0.0.1:{ctl}", data_dir=data_dir)
+    return properties_text("Written by `bend dev up` on every start; edit bend/devstack/kafka.py "
+                           "instead.", lines)
 
 
 def java_path(env: Mapping[str, str]) -> str:
