@@ -24,15 +24,11 @@ import pytest
 from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.settings import Settings, get_settings
 from projections.db import database_url
+from tests.e2e.rebuilt import TERMINAL, some_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 ABANDONED_AFTER_S = 3.0
-TERMINAL = {"switched", "refused", "failed", "abandoned"}
-GREETER: dict[str, Any] = {
-    "name": "greeter",
-    "steps": [{"id": "greet", "type": "transform", "expression": "join(' ', ['hi', input.who])"}],
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,22 +50,12 @@ async def replicas(kafka_bootstrap: str, database_url: str) -> AsyncIterator[Rep
         async with running_api(settings) as a, running_api(settings, projector=False) as b:
             assert a.projector is not None
             await asyncio.wait_for(a.projector.ready.wait(), 30)
-            await _some_runs(a)
+            await some_runs(a)
             yield Replicas(a, b, settings)
     finally:
         await drop_isolated(settings)
 
 
-async def _some_runs(api: RunningApi) -> None:
-    wf = (await api.client.post("/api/workflows", json=GREETER)).json()
-    tokens = [wf["position"]["token"]]
-    for i in range(5):
-        r = await api.client.post(f"/api/workflows/{wf['workflow_id']}/execute",
-                                  json={"input": {"who": str(i)}}, params={"wait_for": tokens[:1]})
-        assert r.status_code == 202, r.text
-        tokens.append(r.json()["position"]["token"])
-    r = await api.client.get("/api/executions", params={"wait_for": tokens})
-    assert len(r.json()["items"]) == 5
 
 
 async def _until_ended(api: RunningApi, rebuild_id: str, timeout_s: float = 90) -> tuple[

@@ -26,16 +26,12 @@ from bend.server.testing import RunningApi, drop_isolated, isolated_settings, ru
 from bend.settings import Settings, get_settings
 from projections import switch
 from projections.db import database_url
+from tests.e2e.rebuilt import TERMINAL, some_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 ABANDONED_AFTER_S = 4.0
-TERMINAL = {"switched", "refused", "failed", "abandoned"}
 BEND = str(Path(sys.executable).parent / "bend")
-GREETER: dict[str, Any] = {
-    "name": "greeter",
-    "steps": [{"id": "greet", "type": "transform", "expression": "join(' ', ['hi', input.who])"}],
-}
 
 
 def _as_in_a_terminal() -> None:
@@ -95,22 +91,12 @@ async def stack(kafka_bootstrap: str, database_url: str) -> AsyncIterator[Stack]
         async with running_api(settings) as running:
             assert running.projector is not None
             await asyncio.wait_for(running.projector.ready.wait(), 30)
-            await _some_runs(running)
+            await some_runs(running)
             yield Stack(running, Cli(env), settings)
     finally:
         await drop_isolated(settings)
 
 
-async def _some_runs(api: RunningApi) -> None:
-    wf = (await api.client.post("/api/workflows", json=GREETER)).json()
-    tokens = [wf["position"]["token"]]
-    for i in range(5):
-        r = await api.client.post(f"/api/workflows/{wf['workflow_id']}/execute",
-                                  json={"input": {"who": str(i)}}, params={"wait_for": tokens[:1]})
-        assert r.status_code == 202, r.text
-        tokens.append(r.json()["position"]["token"])
-    r = await api.client.get("/api/executions", params={"wait_for": tokens})
-    assert len(r.json()["items"]) == 5
 
 
 async def _exits(process: asyncio.subprocess.Process, within_s: float) -> None:
