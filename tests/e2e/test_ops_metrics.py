@@ -13,8 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from bend.devstack.workers import ops_url_from_log
 from bend.kafka.producer import RecordProducer
 from bend.runwatch import RunWatcher
 from projections.project import projected_topics
+from tests.ops_http import http_get
 
 pytestmark = pytest.mark.integration
 
@@ -60,17 +59,9 @@ class Stack:
         return [p for p in self.processes if p.role == role]
 
 
-def _get(url: str, timeout: float = 10.0) -> tuple[int, str]:
-    """GET as curl does: a plain HTTP request, the status and body whatever the status."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - 127.0.0.1
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
 
 def _samples(url: str) -> list[Sample]:
-    status, text = _get(f"{url}/metrics")
+    status, text = http_get(f"{url}/metrics")
     assert status == 200, text
     return [s for family in text_string_to_metric_families(text) for s in family.samples]
 
@@ -139,7 +130,7 @@ def stack(kafka_bootstrap: str, database_url: str) -> Iterator[Stack]:
             def api_answers() -> None:
                 assert api.poll() is None, f"the API exited; see {log_dir}"
                 try:
-                    assert _get(f"http://127.0.0.1:{port}/livez", 2)[0] == 200
+                    assert http_get(f"http://127.0.0.1:{port}/livez", 2)[0] == 200
                 except OSError as err:
                     raise AssertionError(str(err)) from err
 
@@ -242,7 +233,7 @@ async def test_every_process_exposes_the_engines_metrics_with_real_values(stack:
         assert sum(s.value for s in lags) == 0  # caught up with the whole run
 
     def api_requests() -> None:
-        assert _get(f"{api.url}/api/health")[0] == 200
+        assert http_get(f"{api.url}/api/health")[0] == 200
         got = _samples(api.url)
         assert _total(got, "bend_http_requests_total", method="GET", route="/api/health",
                       status="200") >= 1
@@ -256,13 +247,13 @@ async def test_every_process_exposes_the_engines_metrics_with_real_values(stack:
 def test_each_process_is_live_and_ready_and_an_executor_without_a_partition_is_not(
         stack: Stack) -> None:
     for proc in stack.processes:
-        status, body = _get(f"{proc.url}/livez")
+        status, body = http_get(f"{proc.url}/livez")
         assert status == 200, (proc.role, body)
 
     def readiness() -> dict[str, list[tuple[int, dict]]]:
         out: dict[str, list[tuple[int, dict]]] = {}
         for proc in stack.processes:
-            status, body = _get(f"{proc.url}/readyz")
+            status, body = http_get(f"{proc.url}/readyz")
             out.setdefault(proc.role, []).append((status, json.loads(body)))
         return out
 

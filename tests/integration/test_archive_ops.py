@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from bend.archive.status import archive_status
 from bend.kafka.producer import RecordProducer
 from bend.server.testing import drop_isolated, isolated_settings
 from bend.settings import ArchiveSettings, OpsSettings, Settings, get_settings
+from tests.ops_http import http_get
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -42,16 +41,9 @@ async def settings(tmp_path: Path, kafka_bootstrap: str, database_url: str
         await drop_isolated(isolated)
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - 127.0.0.1
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
 
 async def _metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, text = await asyncio.to_thread(_get, f"{url}/metrics")
+    status, text = await asyncio.to_thread(http_get, f"{url}/metrics")
     assert status == 200
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for f in text_string_to_metric_families(text) for s in f.samples}
@@ -81,7 +73,7 @@ async def test_the_archivers_lag_counts_buffered_records_until_their_segments_ar
     url = listening["url"]
     assert url.startswith("http://127.0.0.1:")
     try:
-        status, body = await asyncio.to_thread(_get, f"{url}/readyz")
+        status, body = await asyncio.to_thread(http_get, f"{url}/readyz")
         checks = json.loads(body)["checks"]
         assert checks["kafka"]["ok"] and checks["archive_dir"]["ok"], checks
 
@@ -96,7 +88,7 @@ async def test_the_archivers_lag_counts_buffered_records_until_their_segments_ar
             await asyncio.sleep(0.1)
         assert archiver.archived == 0
 
-        status, body = await asyncio.to_thread(_get, f"{url}/readyz")
+        status, body = await asyncio.to_thread(http_get, f"{url}/readyz")
         assert status == 200, body
 
         deadline = time.monotonic() + 30

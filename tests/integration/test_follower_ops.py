@@ -22,6 +22,7 @@ from bend.kafka.producer import RecordProducer
 from bend.server.testing import drop_isolated, isolated_settings
 from bend.settings import OpsSettings, Settings, get_settings
 from streams.follow import RunLogFollower, run_with_ops
+from tests.ops_http import http_get
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -46,13 +47,6 @@ async def settings(kafka_bootstrap: str, database_url: str) -> AsyncIterator[Set
     finally:
         await drop_isolated(isolated)
 
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - 127.0.0.1
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
 
 
 def _lags(text: str, group: str) -> dict[str, float]:
@@ -83,8 +77,8 @@ async def test_a_follower_is_ready_with_its_partitions_and_reads_every_run_event
     try:
         deadline = time.monotonic() + 60
         while True:
-            status, body = await asyncio.to_thread(_get, f"{url}/readyz")
-            _, text = await asyncio.to_thread(_get, f"{url}/metrics")
+            status, body = await asyncio.to_thread(http_get, f"{url}/readyz")
+            _, text = await asyncio.to_thread(http_get, f"{url}/metrics")
             lags = _lags(text, follower.group_id)
             if (status == 200 and len(follower.events) >= len(runs_topic)
                     and len(lags) == 2 and set(lags.values()) == {0.0}):
@@ -100,4 +94,4 @@ async def test_a_follower_is_ready_with_its_partitions_and_reads_every_run_event
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     with pytest.raises(urllib.error.URLError):  # the ops server stopped with its follower
-        await asyncio.to_thread(_get, f"{url}/livez")
+        await asyncio.to_thread(http_get, f"{url}/livez")

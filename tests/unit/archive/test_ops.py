@@ -19,6 +19,7 @@ from bend.archive.ops import publish_lag, run_with_ops
 from bend.archive.store import ArchiveStore
 from bend.ops.health import run_checks, writable_dir_check
 from bend.settings import KafkaSettings, OpsSettings, Settings
+from tests.ops_http import http_get
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -100,13 +101,6 @@ async def test_the_archive_directory_is_ready_when_a_file_can_be_written_there(
     assert str(blocked / "archive") in report.checks["blocked"].detail
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 - 127.0.0.1
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
 
 async def test_the_archiver_serves_liveness_readiness_and_its_gaps_over_http(
         tmp_path: Path) -> None:
@@ -125,23 +119,23 @@ async def test_the_archiver_serves_liveness_readiness_and_its_gaps_over_http(
     assert listening["role"] == "archiver" and listening["host"] == "127.0.0.1"
     url = listening["url"]
     try:
-        status, body = await asyncio.to_thread(_get, f"{url}/livez")
+        status, body = await asyncio.to_thread(http_get, f"{url}/livez")
         assert status == 200 and json.loads(body)["live"] is True
 
-        status, body = await asyncio.to_thread(_get, f"{url}/readyz")
+        status, body = await asyncio.to_thread(http_get, f"{url}/readyz")
         checks = json.loads(body)["checks"]
         assert status == 503 and set(checks) == {"kafka", "archive_dir", "assignment"}
         assert checks["archive_dir"]["ok"] and not checks["kafka"]["ok"]
         assert "no partition of group t-archiver" in checks["assignment"]["detail"]
 
-        status, text = await asyncio.to_thread(_get, f"{url}/metrics")
+        status, text = await asyncio.to_thread(http_get, f"{url}/metrics")
         assert status == 200
         assert "bend_archive_gaps_total 2.0" in text
         assert "bend_archived_records_total 40.0" in text
         assert 'bend_info{role="archiver"' in text
         archiver.gaps = 3  # read at scrape time
         assert "bend_archive_gaps_total 3.0" in (await asyncio.to_thread(
-            _get, f"{url}/metrics"))[1]
+            http_get, f"{url}/metrics"))[1]
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
