@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from bend.devstack.mcp_server import McpServerHandle, start_mcp_server
 from bend.server.testing import RunningApi, api_beside
 from bend.settings import EgressSettings
@@ -23,12 +23,6 @@ from bend.settings import EgressSettings
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine(executors=1) as engine:
-        yield engine
 
 
 @pytest.fixture(scope="module")

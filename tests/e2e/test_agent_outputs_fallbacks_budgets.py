@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from bend.devstack.llm_server import LlmServer, start_llm_server
 from bend.server.testing import RunningApi, api_beside
 
@@ -22,12 +22,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 SCHEMA = {"type": "object", "required": ["summary", "sources"],
           "properties": {"summary": {"type": "string", "minLength": 10},
                          "sources": {"type": "integer", "minimum": 0}}}
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine(executors=1) as engine:
-        yield engine
 
 
 @pytest.fixture(scope="module")

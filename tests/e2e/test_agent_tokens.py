@@ -8,7 +8,7 @@ import asyncio
 import socket
 import time
 from pathlib import Path
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,18 +16,12 @@ import pytest
 import uvicorn
 
 from bend.client.protocol import SseFrame, SseParser
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from bend.devstack.llm_server import scripted_reply
 from bend.server.testing import RunningApi, api_beside
 from tests.e2e.web_pages import get_page, signed_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine(executors=1) as engine:
-        yield engine
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ import asyncio
 import html
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from bend.server.testing import RunningApi
 from tests.e2e.web_pages import get_page, signed_in
 
@@ -30,12 +29,6 @@ def research(base_url: str) -> dict[str, Any]:
              {"ref": "fetch_page@1", "requires_approval": True,
               "approvers": {"roles": ["operator"]}}]},
         {"id": "report", "type": "transform", "expression": "steps.research.output.answer"}]}
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine(executors=1) as engine:
-        yield engine
 
 
 async def waiting_call(api: RunningApi, run_id: str, tool: str,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from bend.devstack.llm_server import ServerHandle, serve_in_background
 from bend.server.testing import RunningApi
 from tests.e2e.web_pages import get_page, signed_in
@@ -54,12 +54,6 @@ def workflow(llm_url: str, hook_url: str) -> dict[str, Any]:
         {"id": "report", "type": "transform",
          "expression": "{headline: steps.headline.output, published: steps.publish.output.body}"},
     ], "output": "steps.report.output"}
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine(executors=1) as engine:
-        yield engine
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from bend.server.testing import RunningApi
-from bend.devstack.engine import Engine, running_engine
+from bend.devstack.engine import Engine
 from streams.routing import home_partition
 from tests.e2e.outside_client import Schemas, follow_run, signal_run, start_run
 
@@ -29,12 +28,6 @@ WORKFLOW: dict[str, Any] = {
     ],
     "output": "steps.greet.output",
 }
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, database_url: str) -> Iterator[Engine]:
-    with running_engine(executors=1) as engine:
-        yield engine
 
 
 async def test_runs_started_with_plain_confluent_kafka_complete_wherever_they_land(
