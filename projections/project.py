@@ -248,7 +248,7 @@ async def apply_decoded(conn: asyncpg.Connection, records: Sequence[Decoded], sc
         stored = await checkpoint.lock(conn, {(r.consumed.topic, r.consumed.partition)
                                               for r in records})
         next_offsets: dict[tuple[str, int], int] = {}
-        times: dict[tuple[str, int], datetime] = {}
+        stamps: dict[tuple[str, int], int] = {}  # each partition's last Kafka timestamp (ms)
         pending: list[tuple[Consumed, Record]] = []
         for item in records:
             rec = item.consumed
@@ -262,7 +262,7 @@ async def apply_decoded(conn: asyncpg.Connection, records: Sequence[Decoded], sc
                           stored_next_offset=stored[tp], first_offset=rec.offset)
             next_offsets[tp] = rec.offset + 1
             if rec.timestamp_ms is not None and rec.timestamp_ms >= 0:
-                times[tp] = _EPOCH + timedelta(milliseconds=rec.timestamp_ms)
+                stamps[tp] = rec.timestamp_ms
             if item.record is not None:
                 pending.append((rec, item.record))
             else:
@@ -279,6 +279,7 @@ async def apply_decoded(conn: asyncpg.Connection, records: Sequence[Decoded], sc
                     await _skip(conn, one[0], err, on_failed)
                     failed += 1
         if next_offsets:
+            times = {tp: _EPOCH + timedelta(milliseconds=ms) for tp, ms in stamps.items()}
             await checkpoint.advance(conn, next_offsets, times)
             await checkpoint.notify(conn, schema)
     return BatchResult(applied, len(records) - applied - failed, failed)
