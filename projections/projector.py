@@ -24,6 +24,7 @@ from bend.core.events import DeadLettered
 from bend.kafka import clients
 from bend.kafka.headers import headers_json
 from bend.kafka.producer import RecordProducer
+from bend.ops.collector import fewer_collections
 from bend.ops.metrics import DEAD_LETTERS
 from bend.settings import Settings
 from projections import checkpoint
@@ -111,7 +112,8 @@ class Projector:
         log.info("projector_started", schema=self.schema, group_id=self.group_id,
                  topics=self.topics)
         try:
-            await self._consume()
+            with fewer_collections():
+                await self._consume()
         finally:
             await self._consumer.stop()
             await self._dead_letters.stop()

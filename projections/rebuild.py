@@ -18,6 +18,7 @@ from bend.kafka import clients
 from bend.kafka.fromstart import seek_to_start
 from bend.settings import Settings
 from bend.kafka.metadata import partitions_of
+from bend.ops.collector import fewer_collections
 from projections import checkpoint
 from projections.db import check_schema, connect, database_url
 from projections.errors import ProjectionError
@@ -71,6 +72,13 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
     while it fills. Records produced after the rebuild starts are left to the projector that
     later runs on the new schema (it resumes from the offsets the rebuild stored).
     """
+    with fewer_collections():
+        return await _rebuild(settings, schema, topics=topics, max_batch=max_batch,
+                              progress=progress)
+
+
+async def _rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | None,
+                   max_batch: int, progress: Progress | None) -> RebuildReport:
     check_schema(schema)
     topics = list(topics or projected_topics(settings))
     conn = await connect(database_url(settings), schema)
@@ -207,6 +215,12 @@ async def catch_up(settings: Settings, schema: str, targets: Mapping[tuple[str, 
                    max_batch: int = 2000) -> int:
     """Apply to `schema` the records between its stored offsets and `targets` (per partition,
     the next offset to reach); how many records were read. Partitions already there are left."""
+    with fewer_collections():
+        return await _catch_up(settings, schema, targets, max_batch)
+
+
+async def _catch_up(settings: Settings, schema: str, targets: Mapping[tuple[str, int], int],
+                    max_batch: int) -> int:
     check_schema(schema)
     conn = await connect(database_url(settings), schema)
     records = 0
