@@ -3,9 +3,9 @@
 Decoding and folding a batch allocates tens of thousands of container objects (records, datum
 dicts, rows), nearly all freed by reference counting. At CPython's default threshold (700) the
 young generation is still collected every few records, and each collection also ages the
-batch's live objects into older generations that are then walked again: on the projector's
-bench (Kafka aside) that was 15-20% of its Python time per record. A higher threshold keeps the collector for
-the cycles it exists for, at most `gen0` objects later.
+batch's live objects into older generations that are then walked again: applying the
+projector bench's log, that was 15-20% of the Python time per record. A higher threshold keeps
+the collector for the cycles it exists for, at most `gen0` objects later.
 """
 
 from __future__ import annotations
