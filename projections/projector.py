@@ -31,7 +31,7 @@ from projections import checkpoint
 from projections.db import connect, database_url
 from projections.migrate import migrate
 from projections.project import (
-    Consumed, DeadLetterFailed, Decoded, apply_isolating, decode_all, fetch_batch,
+    Consumed, DeadLetterFailed, Decoded, apply_isolating, decode_between, fetch_batch,
     projected_topics,
 )
 
@@ -160,7 +160,7 @@ class Projector:
                         self.ready.set()
                 batch = await self._fetch()
                 continue
-            batch, _ = await asyncio.gather(self._fetch(), self._apply(batch))
+            _, batch = await asyncio.gather(self._apply(batch), self._fetch())
 
     def assignment(self) -> set[tuple[str, int]]:
         """The (topic, partition) pairs this projector holds now (none before it joined)."""
@@ -172,7 +172,8 @@ class Projector:
         assert self._consumer is not None
         began = self._seeks.now
         records = await fetch_batch(self._consumer, self.poll_ms, self.max_batch)
-        return _Batch(began, self._seeks.now, decode_all(records, self._decode))
+        ended = self._seeks.now
+        return _Batch(began, ended, await decode_between(records, self._decode))
 
     async def _apply(self, batch: _Batch) -> None:
         if not batch.records:

@@ -24,7 +24,8 @@ from projections.db import check_schema, connect, database_url
 from projections.errors import ProjectionError
 from projections.migrate import migrate
 from projections.project import (
-    Consumed, Decoded, apply_isolating, decode_all, fetch_batch, projected_topics,
+    Consumed, Decoded, apply_isolating, decode_all, decode_between, fetch_batch,
+    projected_topics,
 )
 
 __all__ = ["REBUILD_BATCH", "Progress", "RebuildReport", "SchemaNotFresh", "catch_up", "rebuild"]
@@ -123,7 +124,7 @@ async def _rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | N
                     return []
                 batch = [r for r in await fetch_batch(consumer, 500, max_batch)
                          if r.offset < ends[TopicPartition(r.topic, r.partition)]]
-                return decode_all(batch, decode)
+                return await decode_between(batch, decode)
 
             async def apply(batch: list[Decoded]) -> None:
                 nonlocal records, applied, failed
@@ -151,7 +152,7 @@ async def _rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | N
             # Fetch and decode the next batch while the database applies this one.
             batch = await fetch()
             while batch or await _behind(consumer, ends):
-                batch, _ = await asyncio.gather(fetch(), apply(batch))
+                _, batch = await asyncio.gather(apply(batch), fetch())  # apply's query first
             await _create_indexes(conn, deferred)
     finally:
         await consumer.stop()
