@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeGuard, cast
 
@@ -42,10 +42,12 @@ class _Table:
     name: str
     key: tuple[str, ...]
     columns: tuple[tuple[str, str], ...]  # (name, Postgres type); jsonb travels as text
+    names: tuple[str, ...] = ()  # the columns' names, filled in once (read per row folded)
+    blank: Row = field(default_factory=dict)  # every column None: a new row's start
 
-    @property
-    def names(self) -> list[str]:
-        return [c for c, _ in self.columns]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(c for c, _ in self.columns))
+        object.__setattr__(self, "blank", dict.fromkeys(self.names))
 
     def select_list(self) -> str:
         return ", ".join(f"{c}::text AS {c}" if t == "jsonb" else c for c, t in self.columns)
@@ -274,7 +276,7 @@ def _fold_run_record(row: Row | None, rec: Any) -> Row | None:
             "requested_at": rec.occurred_at, "backtest_id": rec.backtest_id,
         }
         if row is None:
-            row = {c: None for c in _RUNS.names} | {"last_seq": 0}
+            row = _RUNS.blank | {"last_seq": 0}
             row["status"] = "pending" if requested else "queued"
         elif row["status"] == "queued":
             row["status"] = "pending"
@@ -310,8 +312,8 @@ def _elapsed(row: Row, at: datetime) -> int | None:
     return None if start is None or at is None else elapsed_ms(at, start)
 
 
-_STEP_OUTCOME_CLEARED = ("output", "error_type", "error_message", "reason", "next_retry_at",
-                         "finished_at", "duration_ms")
+_OUTCOME_CLEARED: Row = dict.fromkeys(("output", "error_type", "error_message", "reason",
+                                       "next_retry_at", "finished_at", "duration_ms"))
 
 
 def _fold_step(step: Row | None, tries: dict[int, Row], ev: Any) -> Row | None:
@@ -321,20 +323,21 @@ def _fold_step(step: Row | None, tries: dict[int, Row], ev: Any) -> Row | None:
     at = ev.occurred_at
     match ev:
         case StepScheduled():
+            given = _json(ev.input)  # once: the attempt's row and the step's hold the same
             if ev.attempt not in tries:
-                tries[ev.attempt] = {c: None for c in _ATTEMPTS.names} | {
+                tries[ev.attempt] = _ATTEMPTS.blank | {
                     "run_id": ev.run_id, "step_id": ev.step_id, "attempt": ev.attempt,
-                    "status": "scheduled", "input": _json(ev.input),
+                    "status": "scheduled", "input": given,
                     "idempotency_key": ev.idempotency_key, "scheduled_at": at}
             if step is None:
-                return {c: None for c in _STEPS.names} | {
+                return _STEPS.blank | {
                     "run_id": ev.run_id, "step_id": ev.step_id, "node_type": ev.node_type,
-                    "status": "scheduled", "attempts": ev.attempt, "input": _json(ev.input),
+                    "status": "scheduled", "attempts": ev.attempt, "input": given,
                     "timeout_ms": ev.timeout_ms, "scheduled_at": at}
             attempts = [n for n in (step["attempts"], ev.attempt) if n is not None]
-            return step | {c: None for c in _STEP_OUTCOME_CLEARED} | {
+            return step | _OUTCOME_CLEARED | {
                 "node_type": ev.node_type, "status": "scheduled",
-                "attempts": max(attempts) if attempts else None, "input": _json(ev.input),
+                "attempts": max(attempts) if attempts else None, "input": given,
                 "timeout_ms": ev.timeout_ms}
         case StepStarted():
             _attempt(tries, ev.attempt, status="running", started_at=at, worker_id=ev.worker_id)
@@ -368,7 +371,7 @@ def _fold_step(step: Row | None, tries: dict[int, Row], ev: Any) -> Row | None:
                 if row["status"] in ("scheduled", "running"):
                     row.update(status=status, finished_at=at)
             if step is None:
-                return {c: None for c in _STEPS.names} | {
+                return _STEPS.blank | {
                     "run_id": ev.run_id, "step_id": ev.step_id, "node_type": "", "attempts": 0,
                     "status": status, "reason": ev.reason, "finished_at": at}
             step = step | {"status": status, "reason": ev.reason, "finished_at": at,

@@ -7,6 +7,7 @@ redelivered or re-emitted record changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TypeGuard
 
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,7 +38,8 @@ from projections.writes import Write, execute_in_order, execute_in_waves
 __all__ = [
     "PROJECTED_KINDS", "BatchResult", "Consumed", "DeadLetterFailed", "Decoded", "OnFailed",
     "Unprojectable",
-    "apply_batch", "apply_decoded", "apply_isolating", "decode_all", "fetch_batch",
+    "apply_batch", "apply_decoded", "apply_isolating", "decode_all", "decode_between",
+    "fetch_batch",
     "projected_topics", "writes_for",
 ]
 
@@ -222,6 +224,18 @@ def decode_all(records: Sequence[Consumed], decode: Decode) -> list[Decoded]:
     return out
 
 
+async def decode_between(records: Sequence[Consumed], decode: Decode,
+                         every: int = 250) -> list[Decoded]:
+    """`decode_all`, giving the event loop a turn every `every` records: decoding the next batch
+    fills the waits on the database of the batch being applied instead of delaying them (the
+    loop runs both, so a batch decoded in one go held up every round trip it overlapped)."""
+    out: list[Decoded] = []
+    for start in range(0, len(records), every):
+        out += decode_all(records[start:start + every], decode)
+        await asyncio.sleep(0)
+    return out
+
+
 # Told of each record the read models cannot hold, inside the batch's transaction (before its
 # offset is stored): the live projector dead-letters it.
 OnFailed = Callable[[Consumed, BaseException], Awaitable[None]]
@@ -248,7 +262,7 @@ async def apply_decoded(conn: asyncpg.Connection, records: Sequence[Decoded], sc
         stored = await checkpoint.lock(conn, {(r.consumed.topic, r.consumed.partition)
                                               for r in records})
         next_offsets: dict[tuple[str, int], int] = {}
-        times: dict[tuple[str, int], datetime] = {}
+        stamps: dict[tuple[str, int], int] = {}  # each partition's last Kafka timestamp (ms)
         pending: list[tuple[Consumed, Record]] = []
         for item in records:
             rec = item.consumed
@@ -262,7 +276,7 @@ async def apply_decoded(conn: asyncpg.Connection, records: Sequence[Decoded], sc
                           stored_next_offset=stored[tp], first_offset=rec.offset)
             next_offsets[tp] = rec.offset + 1
             if rec.timestamp_ms is not None and rec.timestamp_ms >= 0:
-                times[tp] = _EPOCH + timedelta(milliseconds=rec.timestamp_ms)
+                stamps[tp] = rec.timestamp_ms
             if item.record is not None:
                 pending.append((rec, item.record))
             else:
@@ -279,6 +293,7 @@ async def apply_decoded(conn: asyncpg.Connection, records: Sequence[Decoded], sc
                     await _skip(conn, one[0], err, on_failed)
                     failed += 1
         if next_offsets:
+            times = {tp: _EPOCH + timedelta(milliseconds=ms) for tp, ms in stamps.items()}
             await checkpoint.advance(conn, next_offsets, times)
             await checkpoint.notify(conn, schema)
     return BatchResult(applied, len(records) - applied - failed, failed)

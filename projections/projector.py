@@ -24,13 +24,14 @@ from bend.core.events import DeadLettered
 from bend.kafka import clients
 from bend.kafka.headers import headers_json
 from bend.kafka.producer import RecordProducer
+from bend.ops.collector import fewer_collections
 from bend.ops.metrics import DEAD_LETTERS
 from bend.settings import Settings
 from projections import checkpoint
 from projections.db import connect, database_url
 from projections.migrate import migrate
 from projections.project import (
-    Consumed, DeadLetterFailed, Decoded, apply_isolating, decode_all, fetch_batch,
+    Consumed, DeadLetterFailed, Decoded, apply_isolating, decode_between, fetch_batch,
     projected_topics,
 )
 
@@ -111,7 +112,8 @@ class Projector:
         log.info("projector_started", schema=self.schema, group_id=self.group_id,
                  topics=self.topics)
         try:
-            await self._consume()
+            with fewer_collections():
+                await self._consume()
         finally:
             await self._consumer.stop()
             await self._dead_letters.stop()
@@ -158,7 +160,7 @@ class Projector:
                         self.ready.set()
                 batch = await self._fetch()
                 continue
-            batch, _ = await asyncio.gather(self._fetch(), self._apply(batch))
+            _, batch = await asyncio.gather(self._apply(batch), self._fetch())
 
     def assignment(self) -> set[tuple[str, int]]:
         """The (topic, partition) pairs this projector holds now (none before it joined)."""
@@ -170,7 +172,8 @@ class Projector:
         assert self._consumer is not None
         began = self._seeks.now
         records = await fetch_batch(self._consumer, self.poll_ms, self.max_batch)
-        return _Batch(began, self._seeks.now, decode_all(records, self._decode))
+        ended = self._seeks.now
+        return _Batch(began, ended, await decode_between(records, self._decode))
 
     async def _apply(self, batch: _Batch) -> None:
         if not batch.records:

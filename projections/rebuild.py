@@ -18,15 +18,17 @@ from bend.kafka import clients
 from bend.kafka.fromstart import seek_to_start
 from bend.settings import Settings
 from bend.kafka.metadata import partitions_of
+from bend.ops.collector import fewer_collections
 from projections import checkpoint
 from projections.db import check_schema, connect, database_url
 from projections.errors import ProjectionError
 from projections.migrate import migrate
 from projections.project import (
-    Consumed, Decoded, apply_isolating, decode_all, fetch_batch, projected_topics,
+    Consumed, Decoded, apply_isolating, decode_all, decode_between, fetch_batch,
+    projected_topics,
 )
 
-__all__ = ["Progress", "RebuildReport", "SchemaNotFresh", "catch_up", "rebuild"]
+__all__ = ["REBUILD_BATCH", "Progress", "RebuildReport", "SchemaNotFresh", "catch_up", "rebuild"]
 
 log = structlog.get_logger(__name__)
 
@@ -62,15 +64,27 @@ class RebuildReport:
 
 Progress = Callable[[int, int], None]  # (records read so far, records to read in all)
 
+# Records per transaction of a rebuild: larger than the projector's, as no reader waits on a
+# fresh schema; fewer statements per record (measured: 4,000 beat 1,000 by ~10-20%).
+REBUILD_BATCH = 5000
+
 
 async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | None = None,
-                  max_batch: int = 2000, progress: Progress | None = None) -> RebuildReport:
+                  max_batch: int = REBUILD_BATCH, progress: Progress | None = None
+                  ) -> RebuildReport:
     """Project every record from the start of the log up to its end now into `schema`.
 
     `schema` must be new or empty; the live schema is not touched, so readers keep working
     while it fills. Records produced after the rebuild starts are left to the projector that
     later runs on the new schema (it resumes from the offsets the rebuild stored).
     """
+    with fewer_collections():
+        return await _rebuild(settings, schema, topics=topics, max_batch=max_batch,
+                              progress=progress)
+
+
+async def _rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | None,
+                   max_batch: int, progress: Progress | None) -> RebuildReport:
     check_schema(schema)
     topics = list(topics or projected_topics(settings))
     conn = await connect(database_url(settings), schema)
@@ -110,7 +124,7 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
                     return []
                 batch = [r for r in await fetch_batch(consumer, 500, max_batch)
                          if r.offset < ends[TopicPartition(r.topic, r.partition)]]
-                return decode_all(batch, decode)
+                return await decode_between(batch, decode)
 
             async def apply(batch: list[Decoded]) -> None:
                 nonlocal records, applied, failed
@@ -138,7 +152,7 @@ async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | No
             # Fetch and decode the next batch while the database applies this one.
             batch = await fetch()
             while batch or await _behind(consumer, ends):
-                batch, _ = await asyncio.gather(fetch(), apply(batch))
+                _, batch = await asyncio.gather(apply(batch), fetch())  # apply's query first
             await _create_indexes(conn, deferred)
     finally:
         await consumer.stop()
@@ -207,6 +221,12 @@ async def catch_up(settings: Settings, schema: str, targets: Mapping[tuple[str, 
                    max_batch: int = 2000) -> int:
     """Apply to `schema` the records between its stored offsets and `targets` (per partition,
     the next offset to reach); how many records were read. Partitions already there are left."""
+    with fewer_collections():
+        return await _catch_up(settings, schema, targets, max_batch)
+
+
+async def _catch_up(settings: Settings, schema: str, targets: Mapping[tuple[str, int], int],
+                    max_batch: int) -> int:
     check_schema(schema)
     conn = await connect(database_url(settings), schema)
     records = 0

@@ -7,6 +7,7 @@ applied twice. Only the events it lets through are projected further.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -127,10 +128,20 @@ async def gate(conn: asyncpg.Connection, items: Sequence[tuple[Event, Placed]]) 
     if not items:
         return set()
     sequenced = [ev for ev, _ in items if ev.seq > 0]
+    keys = ([ev.event_id for ev, _ in items], [ev.run_id for ev in sequenced],
+            [ev.seq for ev in sequenced], list({ev.run_id for ev in sequenced}))
+    seen = asyncio.create_task(conn.fetch(_SEEN, *keys))
+    await asyncio.sleep(0)  # the query goes out; while Postgres looks, the rows are spelled
+    try:
+        spelled = [(ev.event_id, ev.run_id, ev.seq, ev.event_type, getattr(ev, "step_id", None),
+                    ev.occurred_at, RawJson(payload_json(ev)), p.topic, p.partition, p.offset)
+                   for ev, p in items]
+    except BaseException:
+        await asyncio.gather(seen, return_exceptions=True)  # never leave the connection busy
+        raise
+    found = await seen
     ids, logged, applied = set(), set(), {}
-    for r in await conn.fetch(_SEEN, [ev.event_id for ev, _ in items],
-                              [ev.run_id for ev in sequenced], [ev.seq for ev in sequenced],
-                              list({ev.run_id for ev in sequenced})):
+    for r in found:
         if r["event_id"] is not None:
             ids.add(r["event_id"])
         elif r["seq"] > 0:
@@ -138,7 +149,7 @@ async def gate(conn: asyncpg.Connection, items: Sequence[tuple[Event, Placed]]) 
         else:
             applied[r["run_id"]] = -r["seq"]
     rows = []
-    for ev, p in items:
+    for (ev, _), row in zip(items, spelled, strict=True):
         at = (ev.run_id, ev.seq)
         if ev.event_id in ids or (ev.seq > 0 and (at in logged
                                                  or applied.get(ev.run_id, -1) >= ev.seq)):
@@ -146,9 +157,7 @@ async def gate(conn: asyncpg.Connection, items: Sequence[tuple[Event, Placed]]) 
         ids.add(ev.event_id)
         if ev.seq > 0:
             logged.add(at)
-        rows.append((ev.event_id, ev.run_id, ev.seq, ev.event_type,
-                     getattr(ev, "step_id", None), ev.occurred_at,
-                     RawJson(payload_json(ev)), p.topic, p.partition, p.offset))
+        rows.append(row)
     if rows:
         await conn.copy_records_to_table("run_events", records=rows, columns=_COLUMNS)
     return {row[0] for row in rows}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
+from types import MemberDescriptorType
 from typing import IO, Any
 
+import orjson
 from fastavro import schemaless_writer
 from fastavro.validation import ValidationError, validate
 
@@ -15,7 +18,7 @@ from bend.contracts.errors import CorruptPayload, SchemaViolation
 from bend.contracts.schemas import SchemaInfo
 from bend.core.events import ENVELOPE_FIELDS, json_fields
 
-__all__ = ["Shape", "build", "dumps_json", "write"]
+__all__ = ["Shape", "build", "dumps_json", "loads_json", "write"]
 
 _Check = Callable[[Any], str | None]  # None when the value fits, else what is wrong
 _Plan = tuple[str, frozenset[type] | None, _Check | None, _Check | None]
@@ -31,6 +34,21 @@ def dumps_json(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
+# 19 digits in a row may be an integer past 64 bits, which orjson reads as a float.
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def loads_json(text: str) -> Any:
+    """`json.loads(text)`, the same value, ~10x faster: orjson, except for what it reads
+    otherwise (integers past 64 bits) or refuses (NaN, lone surrogates, deep nesting)."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 @dataclass(frozen=True, slots=True)
 class Shape:
     """How one record class maps onto its schema, computed once per class."""
@@ -40,6 +58,10 @@ class Shape:
     # (field, the Python types that fit, a check of the value beyond its type, the full check)
     envelope: tuple[_TypedPlan, ...]
     payload: tuple[_Plan, ...]  # a JSON field's types are None
+    # Each field's slot setter, envelope first, or None if the class has no slots: a decoded
+    # datum fills every slot straight (a frozen dataclass's __init__ costs ~0.5 µs a field).
+    setters: tuple[tuple[str, Callable[[Any, Any], None]], ...] | None = None
+    json_names: tuple[str, ...] = ()  # the payload's JSON fields
 
     @classmethod
     def of(cls, record_cls: type, info: SchemaInfo) -> Shape:
@@ -60,6 +82,8 @@ class Shape:
             record_cls, info,
             tuple(_plan(n, t) for n, t in env.items()),
             tuple((n, None, None, None) if n in as_json else _plan(n, t) for n, t in top.items()),
+            _slot_setters(record_cls, [*env, *top]),
+            tuple(n for n in top if n in as_json),
         )
 
 
@@ -103,14 +127,37 @@ def build(shape: Shape, values: dict[str, Any], size: int) -> Any:
     if written_type != shape.info.name:
         raise CorruptPayload(f"envelope says {written_type!r} but the schema is "
                              f"{shape.info.name}", size)
-    for field, fits, _strict, _check in shape.payload:
-        if fits is None:
-            try:
-                values[field] = json.loads(values[field])
-            except ValueError as err:
-                raise CorruptPayload(f"{shape.info.name}.{field} is not JSON ({err})",
-                                     size) from err
-    return shape.cls(**env, **values)
+    for field in shape.json_names:
+        try:
+            values[field] = loads_json(values[field])
+        except ValueError as err:
+            raise CorruptPayload(f"{shape.info.name}.{field} is not JSON ({err})",
+                                 size) from err
+    setters = shape.setters
+    if setters is None or len(env) + len(values) != len(setters):
+        return shape.cls(**env, **values)  # the class's own checks name what is amiss
+    # The datum holds exactly the class's fields (read with, or resolved to, the schema that
+    # `Shape.of` matched to the class one to one): fill the slots, as __init__ would.
+    record: Any = object.__new__(shape.cls)
+    values.update(env)
+    for name, put in setters:
+        put(record, values[name])
+    return record
+
+
+def _slot_setters(cls: type, names: list[str]
+                  ) -> tuple[tuple[str, Callable[[Any, Any], None]], ...] | None:
+    """Each field's slot descriptor's setter; None if a field is no slot or the class has a
+    __post_init__ (then building calls __init__)."""
+    if hasattr(cls, "__post_init__"):
+        return None
+    setters = []
+    for name in names:
+        slot = getattr(cls, name, None)
+        if not isinstance(slot, MemberDescriptorType):
+            return None
+        setters.append((name, slot.__set__))
+    return tuple(setters)
 
 
 def _violation(shape: Shape, values: dict[str, Any], err: Exception) -> SchemaViolation:

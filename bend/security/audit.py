@@ -6,7 +6,7 @@ Only events a person or a trigger causes are audited; step and timer events are 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -52,9 +52,13 @@ class AuditRow:
 
     def as_row(self) -> dict[str, Any]:
         """Column -> value for `INSERT INTO audit` (`resource` goes into `detail`)."""
-        row = asdict(self)
-        row["detail"] = {**row["detail"], "resource": row.pop("resource")}
+        # Field by field: `asdict` deep-copies, ~6% of a projector batch's Python time.
+        row = {name: getattr(self, name) for name in _ROW_FIELDS}
+        row["detail"] = {**self.detail, "resource": self.resource}
         return row
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(AuditRow) if f.name not in ("resource", "detail"))
 
 
 def _actor(event: Event) -> str:

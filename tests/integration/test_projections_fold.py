@@ -210,3 +210,23 @@ async def test_approvals_and_signals_project_their_steps_and_keep_their_events(
         types = [r["event_type"] for r in await conn.fetch(
             "SELECT event_type FROM run_events WHERE run_id = 'odd-1' ORDER BY seq")]
         assert {"SignalReceived", "ApprovalDecided", "SignalDelivered"} <= set(types)
+
+
+async def test_a_run_event_the_gate_cannot_spell_leaves_the_connection_usable(
+        schemas: Any) -> None:
+    # The gate spells the batch's event rows while Postgres looks for duplicates: a row that
+    # fails to spell waits for that query, so the batch can be tried again record by record.
+    from projections import runs
+    from projections.project import Consumed as Placed
+
+    conn = await schemas()
+    at = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    good = StepSucceeded(event_id="e-1", run_id="r-1", workflow_id="wf", seq=1,
+                         occurred_at=at, step_id="s", output={"ok": 1})
+    bad = replace(good, event_id="e-2", seq=2, output={"not json": {1, 2}})
+    where = Placed("bend.runs", 0, 0, None)
+    async with conn.transaction():
+        with pytest.raises(TypeError):
+            await runs.gate(conn, [(good, where), (bad, where)])
+    assert await runs.gate(conn, [(good, where)]) == {"e-1"}
+    assert await conn.fetchval("SELECT count(*) FROM run_events") == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bend.contracts.codec import RECORD_TYPES
-from bend.core.events import StepSucceeded
+from bend.core.events import StepRetryScheduled, StepSucceeded
 from projections.payload import payload_json, payload_of
 from tests.unit.contracts.test_codec import records
 
@@ -49,3 +49,20 @@ def test_bytes_are_base64() -> None:
 
     assert json.loads(payload_json(_Blob(b"\x00\xffab")))["data"] == \
         base64.b64encode(b"\x00\xffab").decode()
+
+
+@pytest.mark.parametrize("at", [
+    datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc),
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+    datetime(2026, 1, 2, 3, 4, 5, 1),
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(minutes=-90, seconds=-7))),
+], ids=["utc", "utc-whole-second", "naive", "plus-0530", "offset-with-seconds"])
+def test_datetimes_are_spelled_as_isoformat_spells_them_in_every_zone(at: datetime) -> None:
+    record = StepRetryScheduled(
+        event_id="e-1", run_id="r-1", workflow_id="wf", seq=3, occurred_at=at, step_id="s",
+        next_attempt=2, delay_ms=10,
+        retry_at=at.replace(microsecond=5) if at.tzinfo is None else at)
+    spelled = json.loads(payload_json(record))
+    assert spelled["occurred_at"] == at.isoformat()
+    assert spelled["retry_at"] == record.retry_at.isoformat()
