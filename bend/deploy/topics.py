@@ -1,6 +1,6 @@
 """Strimzi `KafkaTopic` resources generated from the topics as code (`topic_specs`).
 
-    bend deploy topics deploy/k8s/overlays/production
+    bend deploy topics deploy/k8s/overlays/production     # or python -m bend.deploy.topics
 
 An overlay's topics follow its settings: `base/bend.env`, then `<overlay>/bend.env` (the same
 files its `bend-config` ConfigMap is generated from), and the Kafka cluster its `kafka.yaml`
@@ -9,6 +9,7 @@ defines; the file written is `<overlay>/kafka-topics.yaml`.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,8 @@ def overlay_topics(overlay: Path) -> str:
     return render_topics(settings_from_env(env), _cluster(overlay),
                          f"deploy/k8s/overlays/{overlay.name}")
 
+
+if __name__ == "__main__":  # python -m bend.deploy.topics OVERLAY [--check]
+    from bend.deploy.cli import topics
+
+    topics(sys.argv[1:], prog_name="python -m bend.deploy.topics")
