@@ -31,12 +31,18 @@ def join_parallel(d: Draft, node: Any, inst: str, indices: tuple[int, ...]) -> b
 
     A branch counts toward `any` and `first_n` when all its steps finished and one succeeded (a
     branch skipped whole did no work); if every branch finishes first, the join is met anyway.
+    In a backtest that reuses recorded outputs, the branch holding the changed step is waited
+    for: recorded branches end at once, and would otherwise win the race and cancel the very
+    step the backtest is about.
     """
     members = [[ids.instance_id(m, indices) for m in branch] for branch in node.branches]
     finished = [all(d.run.step(m).status.finished for m in branch) for branch in members]
     done = [b for b, branch in enumerate(members) if finished[b] and any(
         d.run.step(m).status is StepStatus.SUCCEEDED for m in branch)]
-    if len(done) < node.needed and not all(finished):
+    changing = _changed_step_chain(d)
+    waits = any(not finished[b] and changing.intersection(branch)
+                for b, branch in enumerate(node.branches))
+    if (len(done) < node.needed or waits) and not all(finished):
         return False
     for b, branch in enumerate(members):
         if b not in done:
@@ -47,6 +53,18 @@ def join_parallel(d: Draft, node: Any, inst: str, indices: tuple[int, ...]) -> b
                if b in done else None for b, branch in enumerate(members)]
     d.emit(StepSucceeded, step_id=inst, attempt=1, output={"completed": done, "results": results})
     return True
+
+
+def _changed_step_chain(d: Draft) -> frozenset[str]:
+    """A replaying backtest's changed step and every container around it (none otherwise)."""
+    step = d.run.fork_step_id
+    if d.run.replayed is None or step is None or step not in d.plan.nodes:
+        return frozenset()
+    chain = {step}
+    while step in d.plan.owner:
+        step = d.plan.owner[step]
+        chain.add(step)
+    return frozenset(chain)
 
 
 def begin_loop(d: Draft, node: Any, inst: str, ctx: dict[str, Any]) -> None:

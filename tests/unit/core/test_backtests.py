@@ -81,7 +81,8 @@ def test_a_change_the_kind_does_not_take_is_refused_with_the_reason(changes: dic
 def _complete(run: Run, answers: dict[str, Any]) -> None:
     """Executors answer each open step with `answers[step]` until the run ends."""
     while run.state is not None and not run.state.is_finished:
-        s = next(s for s in run.state.steps.values() if s.status.attempt_open)
+        s = next(s for s in run.state.steps.values()
+                 if s.status.attempt_open and s.step_id in answers)
         run.ok(CompleteStep(**run.envelope(), step_id=s.step_id, attempt=s.attempt,
                             output=answers[s.step_id]))
 
@@ -147,6 +148,45 @@ def test_a_backtest_with_live_downstream_runs_the_http_step_again() -> None:
     _complete(fork, {"classify": {"answer": "ham"}, "post": {"status": 500}})
     assert fork.state is not None and fork.state.status is RunStatus.COMPLETED
     assert _executed(fork) == ["classify", "post"]
+
+
+RACE: dict[str, Any] = {
+    "name": "race",
+    "steps": [
+        {"id": "race", "type": "parallel", "branches": [["ask"], ["look"], ["shape"]],
+         "join": "first_n", "n": 2},
+        {"id": "ask", "type": "tool", "component": "web_search@1", "inputs": {}},
+        {"id": "look", "type": "tool", "component": "web_search@1", "inputs": {}},
+        {"id": "shape", "type": "transform", "mapping": {"v": "steps.look.output"}},
+    ],
+    "output": "steps.race.output",
+}
+
+
+def test_a_backtest_waits_for_the_changed_step_where_recorded_branches_would_win_a_race() -> None:
+    # Found by the property below: `look` (recorded) and `shape` (pure) end at once in the
+    # backtest, met the first_n join and cancelled `ask`, the step the backtest changed.
+    source = Run(definition=RACE, input={})
+    source.ok(StartRun(**source.envelope(), input={}, definition=RACE))
+    _complete(source, {"ask": {"hits": 1}, "look": {"hits": 2}})
+    assert source.state is not None and source.state.status is RunStatus.COMPLETED
+    assert _executed(source) == ["ask", "look"]
+    replayed = replayed_outputs(source.state, "ask")
+    assert replayed == {"look": {"hits": 2}}
+    fork = Run(definition=RACE, input={}, run_id="bt-run", now=source.now)
+    cmd = StartRun(**fork.envelope(), input={}, definition=RACE, forked_from_run_id=source.run_id,
+                   fork_step_id="ask", backtest_id="bt", replayed=replayed)
+    started = start_fork(cmd, fork_seed(source.state, "ask"), fork.now)
+    assert isinstance(started, Accepted), started
+    fork.log.extend(started.events)
+    fork.state = fold(started.events)
+    assert fork.state.step("race").status.open  # `look` and `shape` are done; `ask` runs
+    _complete(fork, {"ask": {"hits": 3}})
+    assert _executed(fork) == ["ask"]
+    assert fork.state.status is RunStatus.COMPLETED
+    assert fork.state.output["completed"] == [0, 1, 2]
+    assert fork.state.output["results"][0] == {"ask": {"hits": 3}}
+    assert fold(fork.log) == fork.state
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
