@@ -40,7 +40,8 @@ class Watch:
         self._batches: asyncio.Queue[list[Any]] = asyncio.Queue(_QUEUE)
         self.dropped = 0
 
-    def _offer(self, records: list[Any]) -> None:
+    def offer(self, records: list[Any]) -> None:
+        """Add a batch of the run's records (by the feed), dropping the oldest if it is full."""
         if self._batches.full():
             self._batches.get_nowait()
             self.dropped += 1
@@ -142,7 +143,7 @@ class TokenFeed:
                         by_key.setdefault(record.key, []).append(record)
             for key, records in by_key.items():
                 for watch in self._watches.get(key, ()):
-                    watch._offer(records)  # noqa: SLF001 - the feed is the watch's producer
+                    watch.offer(records)
             if self._watches:
                 idle_since = None
             elif idle_since is None:

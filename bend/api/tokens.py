@@ -45,13 +45,12 @@ async def _ended(ctx: ApiContext, run_id: str, step_id: str | None) -> str | Non
     return str(step["status"])
 
 
-def _pieces(records: Any, run_id: str, step_id: str | None,
+def _pieces(records: Any, step_id: str | None,
             redact: Callable[[str], str]) -> list[dict[str, Any]]:
-    key = run_id.encode()
+    """The text pieces of one run's records (the feed hands a watch only its run's), of
+    `step_id` if given."""
     out = []
     for record in records:
-        if record.key != key:
-            continue
         try:
             piece = json.loads(record.value)
         except ValueError:
@@ -80,7 +79,7 @@ async def follow_tokens(ctx: ApiContext, run_id: str, step_id: str | None, *, ma
         deadline = time.monotonic() + max_s
         checked = last_beat = time.monotonic()
         while True:
-            for piece in _pieces(await watch.next(0.25), run_id, step_id, redact):
+            for piece in _pieces(await watch.next(0.25), step_id, redact):
                 yield _frame("tokens", piece)
                 last_beat = time.monotonic()
             now = time.monotonic()
@@ -89,7 +88,7 @@ async def follow_tokens(ctx: ApiContext, run_id: str, step_id: str | None, *, ma
                 status = await _ended(ctx, run_id, step_id)
                 if status is not None:
                     # Its last batch went out before it ended: one more short wait for it.
-                    for piece in _pieces(await watch.next(_DRAIN_S), run_id, step_id, redact):
+                    for piece in _pieces(await watch.next(_DRAIN_S), step_id, redact):
                         yield _frame("tokens", piece)
                     yield _frame("end", {"run_id": run_id, "step_id": step_id,
                                          "status": status})

@@ -60,11 +60,7 @@ def _changed_step_chain(d: Draft) -> frozenset[str]:
     step = d.run.fork_step_id
     if d.run.replayed is None or step is None or step not in d.plan.nodes:
         return frozenset()
-    chain = {step}
-    while step in d.plan.owner:
-        step = d.plan.owner[step]
-        chain.add(step)
-    return frozenset(chain)
+    return frozenset(d.plan.enclosing(step))
 
 
 def begin_loop(d: Draft, node: Any, inst: str, ctx: dict[str, Any]) -> None:

@@ -56,6 +56,13 @@ class Plan:
         """How many loops enclose `step_id`."""
         return len(self.chains[step_id])
 
+    def enclosing(self, step_id: str) -> tuple[str, ...]:
+        """`step_id` and every condition, parallel or loop around it, innermost first."""
+        chain = [step_id]
+        while chain[-1] in self.owner:
+            chain.append(self.owner[chain[-1]])
+        return tuple(chain)
+
     def rerun_from(self, step_id: str) -> frozenset[str]:
         """`step_id`, every step that waits on it directly or not, and every member of those
         containers: what runs again when a run is forked from `step_id`."""

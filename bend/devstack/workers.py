@@ -72,11 +72,18 @@ class WorkerProcess:
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `grace_s`."""
-        if not self.alive():
-            return
-        self.process.send_signal(signal.SIGTERM)
+        self.terminate()
+        self.wait_or_kill(grace_s)
+
+    def terminate(self) -> None:
+        """SIGTERM, if it runs: it leaves its group and flushes, then exits."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_or_kill(self, grace_s: float) -> None:
+        """Wait up to `grace_s` for it to exit, then SIGKILL it."""
         try:
-            self.process.wait(timeout=grace_s)
+            self.process.wait(timeout=max(grace_s, 0.01))
         except subprocess.TimeoutExpired:
             self.kill()
 
@@ -149,15 +156,11 @@ class Workers:
         """Stop every process started here: SIGTERM to all at once (each takes about a second
         and a half to leave its group and flush), then SIGKILL to any still running after
         `grace_s`."""
-        running = [p for p in self.processes if p.alive()]
-        for p in running:
-            p.process.send_signal(signal.SIGTERM)
+        for p in self.processes:
+            p.terminate()
         deadline = time.monotonic() + grace_s
-        for p in running:
-            try:
-                p.process.wait(timeout=max(deadline - time.monotonic(), 0.01))
-            except subprocess.TimeoutExpired:
-                p.kill()
+        for p in self.processes:
+            p.wait_or_kill(deadline - time.monotonic())
         self.processes.clear()
 
     def __enter__(self) -> Workers:

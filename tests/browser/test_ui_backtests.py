@@ -9,21 +9,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from bend.devstack.llm_server import ServerHandle, serve_in_background
+from bend.devstack.llm_server import ServerHandle
 from tests.browser.conftest import Browser, Stack
-from tests.e2e.test_backtests import NEW_PROMPT, Hook, workflow
+from tests.e2e.backtesting import NEW_PROMPT, Hook, served_hook, workflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
 @pytest.fixture(scope="module")
 def hook() -> Iterator[tuple[Hook, ServerHandle]]:
-    counting = Hook()
-    handle = serve_in_background(counting.app)
-    try:
-        yield counting, handle
-    finally:
-        handle.stop()
+    with served_hook() as served:
+        yield served
 
 
 def test_an_operator_backtests_a_prompt_change_and_reads_the_comparison(

@@ -12,58 +12,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request
 
 from bend.devstack.engine import Engine
-from bend.devstack.llm_server import ServerHandle, serve_in_background
+from bend.devstack.llm_server import ServerHandle
 from bend.server.testing import RunningApi
+from tests.e2e.backtesting import NEW_PROMPT, Hook, served_hook, workflow
 from tests.e2e.web_pages import get_page, signed_in
 from tests.e2e.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 RUNS = 20
-PROMPT = "topic: ${steps.prep.output}"
-# The scripted model answers on the text after `topic:`: runs whose suffix is empty get the same
-# answer as before, the others a different one.
-NEW_PROMPT = "topic: ${steps.prep.output}${input.suffix}"
-
-
-class Hook:
-    """A local HTTP endpoint counting the requests it gets."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.app = FastAPI()
-
-        @self.app.post("/hook")
-        async def hook(request: Request) -> dict[str, Any]:
-            self.requests += 1
-            body = await request.json()
-            return {"received": body.get("headline"), "n": self.requests}
-
-
-def workflow(llm_url: str, hook_url: str) -> dict[str, Any]:
-    """An agent step, pure steps after it, an http call after those, a pure step last."""
-    return {"name": "headline_desk", "llm": {"base_url": llm_url}, "steps": [
-        {"id": "prep", "type": "transform", "expression": "input.topic"},
-        {"id": "research", "type": "agent", "model": "scripted", "prompt": PROMPT},
-        {"id": "headline", "type": "transform", "expression": "steps.research.output.answer"},
-        {"id": "publish", "type": "http", "method": "POST", "url": hook_url,
-         "body": {"headline": "${steps.headline.output}"}, "retry": {"max_attempts": 1}},
-        {"id": "report", "type": "transform",
-         "expression": "{headline: steps.headline.output, published: steps.publish.output.body}"},
-    ], "output": "steps.report.output"}
-
-
 @pytest.fixture(scope="module")
 def hook() -> Iterator[tuple[Hook, ServerHandle]]:
-    counting = Hook()
-    handle = serve_in_background(counting.app)
-    try:
-        yield counting, handle
-    finally:
-        handle.stop()
+    with served_hook() as served:
+        yield served
 
 
 

@@ -16,8 +16,8 @@ from click.testing import CliRunner, Result
 from bench.api_latency import ServedApi, served_api
 from bend.cli.main import cli
 from bend.devstack.engine import Engine, running_engine
-from bend.devstack.llm_server import ServerHandle, serve_in_background
-from tests.e2e.test_backtests import NEW_PROMPT, Hook, workflow
+from bend.devstack.llm_server import ServerHandle
+from tests.e2e.backtesting import NEW_PROMPT, Hook, served_hook, workflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -30,12 +30,8 @@ def stack(kafka_bootstrap: str, database_url: str) -> Iterator[tuple[Engine, Ser
 
 @pytest.fixture(scope="module")
 def hook() -> Iterator[tuple[Hook, ServerHandle]]:
-    counting = Hook()
-    handle = serve_in_background(counting.app)
-    try:
-        yield counting, handle
-    finally:
-        handle.stop()
+    with served_hook() as served:
+        yield served
 
 
 def bend(served: ServedApi, *args: str) -> Result:
