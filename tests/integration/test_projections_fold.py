@@ -173,7 +173,7 @@ async def test_a_batch_applied_twice_leaves_every_table_as_it_was(schemas: Any) 
     again = await apply_batch(conn, records, decode, "x")
     # The same records at new offsets (a producer that sent its batch twice): the run gate and
     # the rows' own keys keep them out.
-    moved = [replace(r, offset=r.offset + len(records)) for r in records]
+    moved = [r._replace(offset=r.offset + len(records)) for r in records]
     resent = await apply_batch(conn, moved, decode, "x")
     after = await snapshot(conn)
     assert first.applied > 0 and first.failed == 0
