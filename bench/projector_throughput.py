@@ -29,7 +29,7 @@ from projections.db import connect, database_url
 from projections.lag import projection_lag
 from projections.project import projected_topics
 from projections.projector import Projector
-from projections.rebuild import REBUILD_BATCH, rebuild
+from projections.rebuild import REBUILD_BATCH, REBUILD_LANES, rebuild
 
 
 async def _lag(conn: asyncpg.Connection, settings: Settings, offsets: OffsetReader) -> int:
@@ -37,7 +37,8 @@ async def _lag(conn: asyncpg.Connection, settings: Settings, offsets: OffsetRead
 
 
 async def measure(settings: Settings, runs: int, steps: int, max_batch: int,
-                  timeout_s: float, rebuild_batch: int = REBUILD_BATCH) -> dict:
+                  timeout_s: float, rebuild_batch: int = REBUILD_BATCH,
+                  rebuild_lanes: int = REBUILD_LANES) -> dict:
     """Produce, project, rebuild; the rates."""
     history = sample_history(workflows=max(1, runs // 50), runs_per_workflow=min(runs, 50),
                              steps=steps, tag="bench")
@@ -73,11 +74,11 @@ async def measure(settings: Settings, runs: int, steps: int, max_batch: int,
                 await watcher.close()
     cpu = time.process_time()
     report = await rebuild(settings, f"{settings.kafka.topic_prefix}_rebuilt",
-                           max_batch=rebuild_batch)
+                           max_batch=rebuild_batch, lanes=rebuild_lanes)
     rebuild_cpu_s = time.process_time() - cpu
     return {
         "records": len(history), "runs": runs, "steps_per_run": steps, "max_batch": max_batch,
-        "rebuild_batch": rebuild_batch,
+        "rebuild_batch": rebuild_batch, "rebuild_lanes": rebuild_lanes,
         "produce_records_per_s": round(len(history) / produced_s),
         "projector_records_per_s": round(len(history) / projected_s),
         "projector_seconds": round(projected_s, 2),
@@ -92,11 +93,12 @@ async def measure(settings: Settings, runs: int, steps: int, max_batch: int,
 
 
 async def main(runs: int, steps: int, max_batch: int, timeout_s: float,
-               rebuild_batch: int = REBUILD_BATCH) -> dict:
+               rebuild_batch: int = REBUILD_BATCH, rebuild_lanes: int = REBUILD_LANES) -> dict:
     """Measure on topics and schemas of their own, then delete them."""
     settings = isolated_settings(get_settings(), prefix=None)
     try:
-        return await measure(settings, runs, steps, max_batch, timeout_s, rebuild_batch)
+        return await measure(settings, runs, steps, max_batch, timeout_s, rebuild_batch,
+                             rebuild_lanes)
     finally:
         await drop_isolated(settings)
 
@@ -108,7 +110,9 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--max-batch", type=int, default=1000, help="the projector's")
     parser.add_argument("--rebuild-batch", type=int, default=REBUILD_BATCH)
+    parser.add_argument("--rebuild-lanes", type=int, default=REBUILD_LANES,
+                        help="connections the rebuild applies over")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main(args.runs, args.steps, args.max_batch, args.timeout,
-                                      args.rebuild_batch)), indent=2))
+                                      args.rebuild_batch, args.rebuild_lanes)), indent=2))

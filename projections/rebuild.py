@@ -28,7 +28,10 @@ from projections.project import (
     projected_topics,
 )
 
-__all__ = ["REBUILD_BATCH", "Progress", "RebuildReport", "SchemaNotFresh", "catch_up", "rebuild"]
+__all__ = [
+    "REBUILD_BATCH", "REBUILD_LANES", "Progress", "RebuildReport", "SchemaNotFresh", "catch_up",
+    "lane_of", "rebuild",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -67,27 +70,43 @@ Progress = Callable[[int, int], None]  # (records read so far, records to read i
 # Records per transaction of a rebuild: larger than the projector's, as no reader waits on a
 # fresh schema; fewer statements per record (measured: 4,000 beat 1,000 by ~10-20%).
 REBUILD_BATCH = 5000
+# Connections a rebuild applies over (`lane_of`): two keep this 2-core machine's Python and
+# Postgres both busy (measured in bench.projector_throughput, --rebuild-lanes).
+REBUILD_LANES = 2
 
 
 async def rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | None = None,
-                  max_batch: int = REBUILD_BATCH, progress: Progress | None = None
-                  ) -> RebuildReport:
+                  max_batch: int = REBUILD_BATCH, lanes: int = REBUILD_LANES,
+                  progress: Progress | None = None) -> RebuildReport:
     """Project every record from the start of the log up to its end now into `schema`.
 
     `schema` must be new or empty; the live schema is not touched, so readers keep working
     while it fills. Records produced after the rebuild starts are left to the projector that
     later runs on the new schema (it resumes from the offsets the rebuild stored).
+
+    The partitions are shared among `lanes` connections (`lane_of`), each applying its share
+    in its own transactions, as projectors scaled out over a topic's partitions do: one lane's
+    Python work fills the time Postgres spends on another's statements.
     """
+    if lanes < 1:
+        raise ValueError(f"lanes must be at least 1, not {lanes}")
     with fewer_collections():
         return await _rebuild(settings, schema, topics=topics, max_batch=max_batch,
-                              progress=progress)
+                              lanes=lanes, progress=progress)
+
+
+def lane_of(partition: int, lanes: int) -> int:
+    """The lane applying the records of a topic's partition `partition`. By number alone, so a
+    run's commands and its events (both keyed by run id, over as many partitions) share one
+    lane, and every row a record writes is written by one lane only."""
+    return partition % lanes
 
 
 async def _rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | None,
-                   max_batch: int, progress: Progress | None) -> RebuildReport:
+                   max_batch: int, lanes: int, progress: Progress | None) -> RebuildReport:
     check_schema(schema)
     topics = list(topics or projected_topics(settings))
-    conn = await connect(database_url(settings), schema)
+    conns: list[asyncpg.Connection] = []
     consumer = clients.consumer(settings.kafka, group_id=None,
                                 client_id=f"{settings.kafka.client_id}-rebuild",
                                 enable_auto_commit=False, auto_offset_reset="earliest",
@@ -99,9 +118,13 @@ async def _rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | N
     gaps: list[Gap] = []
     store = ArchiveStore(settings.archive_dir())
     try:
+        conns.append(await connect(database_url(settings), schema))
+        conn = conns[0]
         if await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = $1", schema):
             raise SchemaNotFresh(schema)
         await migrate(conn, schema)
+        for _ in range(1, lanes):
+            conns.append(await connect(database_url(settings), schema))
         await consumer.start()
         partitions = await partitions_of(consumer, topics)
         if partitions:
@@ -116,51 +139,65 @@ async def _rebuild(settings: Settings, schema: str, *, topics: Sequence[str] | N
             decode = codec_for(settings).decode
             # The fresh schema has no reader and a crash discards it: commits need not wait for
             # the disk, and the indexes no write reads are built once, after the load.
-            await conn.execute("SET synchronous_commit = off")
+            for each in conns:
+                await each.execute("SET synchronous_commit = off")
             deferred = await _drop_deferrable_indexes(conn, schema)
 
             async def fetch() -> list[Decoded]:
                 if not await _behind(consumer, ends):
                     return []
-                batch = [r for r in await fetch_batch(consumer, 500, max_batch)
+                batch = [r for r in await fetch_batch(consumer, 500, max_batch * lanes)
                          if r.offset < ends[TopicPartition(r.topic, r.partition)]]
                 return await decode_between(batch, decode)
 
-            async def apply(batch: list[Decoded]) -> None:
+            async def apply(lane: int, batch: list[Decoded]) -> None:
                 nonlocal records, applied, failed
                 if not batch:
                     return
-                result = await apply_isolating(conn, batch, schema)
+                result = await apply_isolating(conns[lane], batch, schema)
                 records += len(batch)
                 applied += result.applied
                 failed += result.failed
                 if progress is not None:
                     progress(records, total)
 
-            for tp, end in sorted(archived_to.items()):
-                chunk: list[Consumed] = []
-                for rec in store.read(tp.topic, tp.partition, 0, end):
-                    chunk.append(Consumed(rec.topic, rec.partition, rec.offset, rec.value,
-                                          rec.key, (), rec.timestamp))
-                    if len(chunk) >= max_batch:
-                        await apply(decode_all(chunk, decode))
+            async def unarchive(lane: int, parts: list[tuple[TopicPartition, int]]) -> None:
+                nonlocal archived
+                for tp, end in parts:
+                    chunk: list[Consumed] = []
+                    for rec in store.read(tp.topic, tp.partition, 0, end):
+                        chunk.append(Consumed(rec.topic, rec.partition, rec.offset, rec.value,
+                                              rec.key, (), rec.timestamp))
+                        if len(chunk) >= max_batch:
+                            await apply(lane, await decode_between(chunk, decode))
+                            archived += len(chunk)
+                            chunk = []
+                    if chunk:
+                        await apply(lane, await decode_between(chunk, decode))
                         archived += len(chunk)
-                        chunk = []
-                if chunk:
-                    await apply(decode_all(chunk, decode))
-                    archived += len(chunk)
-            # Fetch and decode the next batch while the database applies this one.
+
+            await asyncio.gather(*(
+                unarchive(lane, [(tp, end) for tp, end in sorted(archived_to.items())
+                                 if lane_of(tp.partition, lanes) == lane])
+                for lane in range(lanes)))
+            # Fetch and decode the next batch while the lanes apply this one.
             batch = await fetch()
             while batch or await _behind(consumer, ends):
-                _, batch = await asyncio.gather(apply(batch), fetch())  # apply's query first
+                shares: list[list[Decoded]] = [[] for _ in range(lanes)]
+                for item in batch:
+                    shares[lane_of(item.consumed.partition, lanes)].append(item)
+                # The lanes' tasks first, so their queries go out before the fetch.
+                applying = asyncio.gather(*(apply(lane, share)
+                                            for lane, share in enumerate(shares)))
+                batch, _ = await asyncio.gather(fetch(), applying)
             await _create_indexes(conn, deferred)
     finally:
         await consumer.stop()
-        await conn.close()
+        await asyncio.gather(*(each.close() for each in conns), return_exceptions=True)
     report = RebuildReport(schema, records, applied, failed, time.perf_counter() - started,
                            archived, tuple(gaps))
     log.info("projections_rebuilt", schema=schema, records=records, applied=applied,
-             failed=failed, archived=archived, gaps=[str(g) for g in gaps],
+             failed=failed, archived=archived, gaps=[str(g) for g in gaps], lanes=lanes,
              seconds=round(report.seconds, 2))
     return report
 
