@@ -14,7 +14,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["BULK_GEN0", "fewer_collections"]
+__all__ = ["BULK_GEN0", "fewer_collections", "freeze_startup"]
 
 BULK_GEN0 = 50_000  # young objects allocated between collections (CPython's default: 700)
 
@@ -40,3 +40,18 @@ def fewer_collections(gen0: int = BULK_GEN0) -> Iterator[None]:
         if _holders == 0:
             gc.set_threshold(*_saved)
             _saved = None
+
+
+def freeze_startup() -> int:
+    """Move every object alive now (modules, the app, its routes and pydantic schemas) out of
+    the collector's generations, for a server about to take requests; how many were moved.
+
+    A full collection walks every tracked object. In the API process, that was the imports'
+    and the app's few hundred thousand, each time the requests' garbage set off the oldest
+    generation: 40-100 ms, the API's slowest answers (p99 of a 200-run list at 1 M runs).
+    Frozen, they are walked no more; what the process makes from here on is collected as
+    before. Call it once, after start-up and before serving: frozen objects are never freed.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

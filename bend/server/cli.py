@@ -7,9 +7,14 @@ import asyncio
 
 import click
 
+import structlog
+
+from bend.ops.collector import freeze_startup
 from bend.settings import get_settings
 
 __all__ = ["api"]
+
+log = structlog.get_logger(__name__)
 
 
 @click.group()
@@ -33,5 +38,8 @@ def serve(host: str | None, port: int | None) -> None:
         click.echo(f"Admin API key of project {settings.project!r} (shown this once; keep it):\n"
                    f"  {key}\n"
                    f"Send it as `Authorization: Bearer <key>`; make more with POST /api/keys.")
-    uvicorn.run(create_app(settings), host=host or settings.api.host,
+    app = create_app(settings)
+    frozen = freeze_startup()
+    log.info("api_startup_frozen", objects=frozen)
+    uvicorn.run(app, host=host or settings.api.host,
                 port=port or settings.api.port, log_config=None, access_log=False)
