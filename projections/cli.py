@@ -29,10 +29,12 @@ def projector() -> None:
 @click.option("--max-batch", default=1000, show_default=True, help="Records per transaction.")
 def run(schema: str | None, max_batch: int) -> None:
     """Consume every projected topic and keep the read models up to date, until stopped."""
+    from bend.ops.collector import freeze_startup
     from projections.ops import run_with_ops
     from projections.projector import Projector
 
     settings = get_settings()
+    freeze_startup()  # a full collection skips the imports' objects (bend.ops.collector)
     try:  # with its ops server: /metrics, /livez, /readyz on BEND_OPS__HOST:PORT
         asyncio.run(run_with_ops(Projector(settings, schema=schema, max_batch=max_batch),
                                  settings))

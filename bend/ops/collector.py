@@ -44,7 +44,8 @@ def fewer_collections(gen0: int = BULK_GEN0) -> Iterator[None]:
 
 def freeze_startup() -> int:
     """Move every object alive now (modules, the app, its routes and pydantic schemas) out of
-    the collector's generations, for a server about to take requests; how many were moved.
+    the collector's generations, for a long-running process (the API, a worker role, the
+    projector) about to start its work; how many were moved.
 
     A full collection walks every tracked object. In the API process, that was the imports'
     and the app's few hundred thousand, each time the requests' garbage set off the oldest
