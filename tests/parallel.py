@@ -1,10 +1,10 @@
-"""How the suite shares out over pytest-xdist workers (`make test`: `-n 2 --dist loadgroup`).
+"""How the suite shares out over pytest-xdist workers (`make test`: `-n 3 --dist loadgroup`).
 
 Each work unit goes whole to one worker. A module of tests/integration or tests/e2e is one unit,
 so its module-scoped engine starts once; tests/browser is one unit (one stack and API for the
 package). The modules that start brokers of their own or load the machine on purpose are one
 unit together, so no two of them overlap; they and the longest waits are handed out first, so
-the quick unit tests fill the other worker's time around them. Without xdist this does nothing.
+the quick unit tests fill the other workers' time around them. Without xdist this does nothing.
 """
 
 from __future__ import annotations
