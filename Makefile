@@ -74,7 +74,7 @@ lint: install
 	$(BIN)/lint-imports
 
 test: up lint browser kustomize
-	$(BIN)/pytest -q -p no:cacheprovider -n 3 --dist loadgroup
+	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: install
 	$(BIN)/pytest -q -m "not integration"

@@ -1,4 +1,4 @@
-"""How the suite shares out over pytest-xdist workers (`make test`: `-n 3 --dist loadgroup`).
+"""How the suite shares out over pytest-xdist workers (`pytest -n 3 --dist loadgroup`).
 
 Each work unit goes whole to one worker. A module of tests/integration or tests/e2e is one unit,
 so its module-scoped engine starts once; tests/browser is one unit (one stack and API for the

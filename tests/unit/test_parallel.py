@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from bend.settings import PROJECT_ROOT
 from tests import parallel
 
@@ -43,8 +41,3 @@ def test_the_scheduler_takes_a_units_scope_from_the_node_id() -> None:
     one = "tests/unit/core/test_budgets.py::test_a_budget_needs_a_limit"
     assert scope(None, one) == one
 
-
-def test_make_test_runs_the_suite_over_the_groups() -> None:
-    line = next(ln for ln in (PROJECT_ROOT / "Makefile").read_text().splitlines()
-                if ln.startswith("\t$(BIN)/pytest") and "not integration" not in ln)
-    assert re.search(r"-n \d+ --dist loadgroup", line), line
