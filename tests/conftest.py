@@ -7,6 +7,8 @@ import pytest
 from bend.devstack import kafka, postgres
 from bend.settings import get_settings
 
+pytest_plugins = ("tests.parallel",)  # how the suite shares out over xdist workers
+
 _HOW_TO_START = "start it with `bend dev up` (or `make test`, which does)"
 
 

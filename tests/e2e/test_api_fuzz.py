@@ -17,6 +17,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
+from bend.api.deps import MAX_WAIT_S
 from bend.server.testing import RunningApi, drop_isolated, isolated_settings, running_api
 from bend.settings import get_settings
 
@@ -81,13 +82,18 @@ async def _seed(api: RunningApi) -> dict[str, str]:
     wf = (await api.client.post("/api/workflows", json={
         "name": "fuzzed", "input_schema": {"type": "object"},
         "steps": [{"id": "a", "type": "transform", "expression": "input"}]})).json()
-    trigger = (await api.client.post(f"/api/workflows/{wf['workflow_id']}/triggers", json={
+    # The longest wait the API allows: the projector's first join can pass the default 10 s
+    # when the suite's other workers load the machine.
+    created = await api.client.post(f"/api/workflows/{wf['workflow_id']}/triggers", json={
         "definition": {"type": "schedule", "schedule": {"cron": "@daily"}}},
-        params={"wait_for": wf["position"]["token"]})).json()
+        params={"wait_for": wf["position"]["token"], "wait_s": MAX_WAIT_S})
+    assert created.status_code == 201, created.text
+    trigger = created.json()
     run = (await api.client.post(f"/api/workflows/{wf['workflow_id']}/execute",
                                  json={"input": {}})).json()
-    await api.client.get("/api/workflows", params={"wait_for": [
-        trigger["position"]["token"], run["position"]["token"]]})
+    seen = await api.client.get("/api/workflows", params={"wait_for": [
+        trigger["position"]["token"], run["position"]["token"]], "wait_s": MAX_WAIT_S})
+    assert seen.status_code == 200, seen.text
     return {"workflow_id": wf["workflow_id"], "trigger_id": trigger["trigger_id"],
             "run_id": run["run_id"], "key_id": api.admin_key.split("_")[1] + "0"}
 
